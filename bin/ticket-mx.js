@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The `ticket-mx` command: runs the compiled CLI (npm start and npm test build it first).
+import { existsSync } from 'node:fs';
+
+const cli = new URL('../dist/src/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  process.stderr.write('ticket-mx: not built yet; run `npm run build` (npm start and npm test do it for you)\n');
+  process.exit(1);
+}
+const { main } = await import(cli.href);
+const code = await main(process.argv.slice(2));
+// serve ends when it has closed everything; other commands end when their answer is printed
+process.exitCode = code;

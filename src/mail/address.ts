@@ -1,0 +1,44 @@
+// What a recipient address means to us, decided from the address alone (no I/O):
+// foreign domain, postmaster/abuse, a ticket tag, or nothing we know.
+
+export type Recipient =
+  | { kind: 'foreign'; domain: string }
+  | { kind: 'postmaster'; localPart: string }
+  | { kind: 'ticket'; ticketId: string; mac: string | null }
+  | { kind: 'bad-tag'; tag: string }
+  | { kind: 'no-tag' }
+  | { kind: 'unknown-mailbox' };
+
+export interface AddressRules {
+  mailDomains: readonly string[];
+  supportLocalPart: string;
+}
+
+const ROLE_ACCOUNTS = new Set(['postmaster', 'abuse']);
+// TKT-<digits>, optionally .<mac> when reply addresses are signed. Clients may lowercase it.
+const TAG_RE = /^tkt-(\d{1,18})(?:\.([a-z0-9_-]{4,64}))?$/i;
+
+export function classifyRecipient(address: string, rules: AddressRules): Recipient {
+  const at = address.lastIndexOf('@');
+  // RFC 5321 4.5.1: <postmaster> without a domain must be accepted.
+  if (at < 0) return ROLE_ACCOUNTS.has(address.toLowerCase()) ? { kind: 'postmaster', localPart: address.toLowerCase() } : { kind: 'unknown-mailbox' };
+  const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  if (!rules.mailDomains.includes(domain)) return { kind: 'foreign', domain };
+
+  const localPart = address.slice(0, at).toLowerCase();
+  if (ROLE_ACCOUNTS.has(localPart)) return { kind: 'postmaster', localPart };
+  const plus = localPart.indexOf('+');
+  const base = plus < 0 ? localPart : localPart.slice(0, plus);
+  if (base !== rules.supportLocalPart) return { kind: 'unknown-mailbox' };
+  if (plus < 0) return { kind: 'no-tag' };
+
+  const tag = address.slice(0, at).slice(plus + 1);
+  const m = TAG_RE.exec(tag);
+  if (!m) return { kind: 'bad-tag', tag };
+  return { kind: 'ticket', ticketId: `TKT-${m[1]}`, mac: m[2] ?? null };
+}
+
+/** The address staff reply to for a ticket. */
+export function replyAddress(ticketId: string, rules: AddressRules): string {
+  return `${rules.supportLocalPart}+${ticketId}@${rules.mailDomains[0]}`;
+}

@@ -1,0 +1,69 @@
+// Parsing with mailparser into the fields we store, and the idempotency key that makes a retry of
+// a committed message recognisable. No policy here.
+import crypto from 'node:crypto';
+import { simpleParser, type AddressObject, type ParsedMail as MailparserResult } from 'mailparser';
+
+export interface Mailbox {
+  address: string;
+  name: string;
+}
+
+export interface ParsedMessage {
+  from: Mailbox[];
+  subject: string | null;
+  text: string;
+  html: string | null;
+  messageId: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  date: Date | null;
+  headers: MailparserResult['headers'];
+}
+
+const MAX_HTML_TO_PARSE = 2 * 1024 * 1024;
+
+export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
+  const mail = await simpleParser(raw, {
+    maxHtmlLengthToParse: MAX_HTML_TO_PARSE,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+    skipImageLinks: true,
+  });
+  return {
+    from: mailboxes(mail.from),
+    subject: mail.subject ?? null,
+    text: mail.text ?? '',
+    html: typeof mail.html === 'string' ? mail.html : null,
+    messageId: mail.messageId ?? null,
+    // mailparser leaves In-Reply-To as one unsplit string and References as a string or an array
+    inReplyTo: mail.inReplyTo ?? null,
+    references: splitIds(mail.references),
+    date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : null,
+    headers: mail.headers,
+  };
+}
+
+function mailboxes(field: AddressObject | AddressObject[] | undefined): Mailbox[] {
+  const objects = Array.isArray(field) ? field : field ? [field] : [];
+  return objects.flatMap((o) => o.value).flatMap((a) => (a.group ? a.group : [a])).filter((a) => a.address).map((a) => ({ address: a.address!.toLowerCase(), name: a.name ?? '' }));
+}
+
+export function splitIds(value: string | string[] | undefined): string[] {
+  const joined = Array.isArray(value) ? value.join(' ') : (value ?? '');
+  return joined.match(/<[^<>\s]+>/g) ?? [];
+}
+
+/**
+ * 'mid:<Message-ID>' when there is one; otherwise a hash of what a retry keeps identical
+ * (From, Date, Subject and the body), not of the whole message, whose Received lines may differ.
+ */
+export function idempotencyKey(raw: Buffer, parsed: ParsedMessage): string {
+  if (parsed.messageId) return `mid:${parsed.messageId}`;
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = crlf < 0 ? raw.indexOf('\n\n') : -1;
+  const body = crlf >= 0 ? raw.subarray(crlf + 4) : lf >= 0 ? raw.subarray(lf + 2) : Buffer.alloc(0);
+  const hash = crypto.createHash('sha256');
+  hash.update(`${parsed.from.map((f) => f.address).join(',')}\n${parsed.date?.toISOString() ?? ''}\n${parsed.subject ?? ''}\n`);
+  hash.update(body);
+  return `sha256:${hash.digest('hex')}`;
+}

@@ -1,0 +1,26 @@
+// Prometheus metrics for /metrics. One registry per server instance (tests run several).
+import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  replies: Counter<'code' | 'reply'>;
+  dataSeconds: Histogram<'outcome'>;
+  connections: Gauge;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ticketmx_' });
+  return {
+    registry,
+    replies: new Counter({ name: 'ticketmx_smtp_decisions_total', help: 'SMTP decisions by log code and reply code', labelNames: ['code', 'reply'], registers: [registry] }),
+    dataSeconds: new Histogram({
+      name: 'ticketmx_data_seconds',
+      help: 'Time from the end of DATA to the reply',
+      labelNames: ['outcome'],
+      buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    connections: new Gauge({ name: 'ticketmx_smtp_connections', help: 'Open SMTP connections', registers: [registry] }),
+  };
+}

@@ -1,0 +1,61 @@
+// Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
+// pool, SMTP and HTTP. Used by `serve`, the tests and the benchmark alike.
+import { effectiveSettings, type Config } from './config.js';
+import { openEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { migrate } from './db/migrate.js';
+import { createPool, type Pool } from './db/pool.js';
+import { startHttpServer, type RunningHttp } from './http.js';
+import type { Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { startSmtpServer, type RunningSmtp } from './smtp/server.js';
+
+export interface Database {
+  url: string;
+  embedded: EmbeddedPostgres | null;
+}
+
+/** DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started or attached to). */
+export async function openDatabase(config: Readonly<Config>, log: Logger): Promise<Database> {
+  if (config.databaseUrl) return { url: config.databaseUrl, embedded: null };
+  const embedded = await openEmbeddedPostgres(config.dataDir, { log });
+  return { url: embedded.url, embedded };
+}
+
+export interface Service {
+  smtp: RunningSmtp;
+  http: RunningHttp;
+  pool: Pool;
+  database: Database;
+  close(): Promise<void>;
+}
+
+export async function startService(config: Readonly<Config>, log: Logger, database?: Database): Promise<Service> {
+  const db = database ?? (await openDatabase(config, log));
+  const applied = await migrate(db.url);
+  if (applied.length) log.info({ code: 'DB_MIGRATED', applied }, 'migrations applied');
+  const pool = createPool({ connectionString: db.url, max: config.databasePoolSize, log });
+  const metrics = createMetrics();
+  const smtp = await startSmtpServer({ config, pool, log, metrics });
+  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
+  if (!config.tlsCertFile) log.warn({ code: 'TLS_NOT_CONFIGURED' }, 'STARTTLS is not offered: set TLS_CERT_FILE and TLS_KEY_FILE so senders can encrypt');
+  log.info(
+    { code: 'SERVICE_STARTED', profile: config.profile, smtp: `${config.smtpHost}:${smtp.port}`, http: `${config.httpHost}:${http.port}`, settings: Object.fromEntries(effectiveSettings(config).map((s) => [s.name, s.value])) },
+    `ticket-mx listening on ${config.smtpHost}:${smtp.port} (${config.profile} profile)`,
+  );
+  let closing: Promise<void> | null = null;
+  return {
+    smtp,
+    http,
+    pool,
+    database: db,
+    close: () =>
+      (closing ??= (async () => {
+        // SMTP first: no new connections, in-flight DATA commits before the pool is ended.
+        await smtp.close();
+        await http.close();
+        await pool.end();
+        if (!database) await db.embedded?.stop();
+        log.info({ code: 'SERVICE_STOPPED' }, 'ticket-mx stopped');
+      })()),
+  };
+}

@@ -1,0 +1,32 @@
+// What the phases share: configuration, pool, logger, metrics, and the per-recipient routes
+// decided at RCPT and used at DATA. Also the one function that logs a decision.
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config.js';
+import type { Pool } from '../db/pool.js';
+import type { Ticket } from '../db/queries.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { SmtpReply } from './reply.js';
+
+export type Route = { kind: 'ticket'; ticket: Ticket; address: string } | { kind: 'postmaster'; address: string };
+
+export interface SmtpContext {
+  config: Readonly<Config>;
+  pool: Pool;
+  log: Logger;
+  metrics: Metrics;
+  /** Keyed by the address object smtp-server keeps in envelope.rcptTo, so a new transaction starts empty. */
+  routes: WeakMap<SMTPServerAddress, Route>;
+}
+
+/** Transaction id for logs: connection id and transaction number on it. */
+export const tnxOf = (session: SMTPServerSession) => `${session.id}.${session.transaction ?? 1}`;
+
+export function logDecision(ctx: SmtpContext, session: SMTPServerSession, reply: SmtpReply, fields: Record<string, unknown> = {}): void {
+  ctx.metrics.replies.inc({ code: reply.logCode, reply: String(reply.code) });
+  const level = fields.err ? 'warn' : 'info';
+  ctx.log[level](
+    { code: reply.logCode, reply: reply.toString(), cid: session.id, tnx: tnxOf(session), ip: session.remoteAddress, ...fields },
+    reply.logCode,
+  );
+}

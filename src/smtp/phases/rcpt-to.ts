@@ -1,0 +1,53 @@
+// RCPT TO: one decision per recipient, before any data is sent (the table in DESIGN.md).
+// Only a ticket lookup touches the database; its trouble is always a 451, never a 5xx.
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import { findTicket } from '../../db/queries.js';
+import { classifyRecipient } from '../../mail/address.js';
+import { logDecision, type SmtpContext } from '../context.js';
+import { failureTag, withDeadline } from '../deadline.js';
+import { reply, type SmtpReply } from '../reply.js';
+
+export function onRcptTo(ctx: SmtpContext) {
+  return (address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
+    const started = performance.now();
+    decide(ctx, address).then(
+      ({ answer, ticket, err }) => {
+        logDecision(ctx, session, answer, { rcpt: address.address, ticket, ms: Math.round(performance.now() - started), ...(err ? { err } : {}) });
+        callback(answer.ok ? null : answer.toError());
+      },
+      (err: unknown) => {
+        // decide() catches its own trouble; this is a bug, and still only a temporary refusal
+        const answer = reply.rcptTempfail('INTERNAL');
+        logDecision(ctx, session, answer, { rcpt: address.address, err: String(err) });
+        callback(answer.toError());
+      },
+    );
+  };
+}
+
+async function decide(ctx: SmtpContext, address: SMTPServerAddress): Promise<{ answer: SmtpReply; ticket?: string; err?: string }> {
+  const recipient = classifyRecipient(address.address, ctx.config);
+  switch (recipient.kind) {
+    case 'foreign':
+      return { answer: reply.relayDenied(recipient.domain) };
+    case 'postmaster':
+      ctx.routes.set(address, { kind: 'postmaster', address: address.address });
+      return { answer: reply.postmaster() };
+    case 'unknown-mailbox':
+    case 'no-tag':
+      return { answer: reply.noSuchMailbox(address.address) };
+    case 'bad-tag':
+      return { answer: reply.badTag(recipient.tag) };
+    case 'ticket': {
+      const ticketId = recipient.ticketId;
+      try {
+        const ticket = await withDeadline(findTicket(ctx.pool, ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
+        if (!ticket) return { answer: reply.noSuchTicket(ticketId), ticket: ticketId };
+        ctx.routes.set(address, { kind: 'ticket', ticket, address: address.address });
+        return { answer: reply.ticketRecipient(ticketId), ticket: ticketId };
+      } catch (err) {
+        return { answer: reply.rcptTempfail(failureTag(err)), ticket: ticketId, err: (err as Error).message };
+      }
+    }
+  }
+}
