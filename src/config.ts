@@ -30,6 +30,7 @@ export interface Config {
   /** Deadline for one SMTP hook (RCPT lookup; DATA after the last byte). */
   hookTimeoutMs: number;
   socketTimeoutMs: number;
+  greetingDelayMs: number;
   proxyProtocol: boolean;
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
@@ -56,6 +57,7 @@ export const VARIABLES = {
   DATABASE_POOL_SIZE: 'PostgreSQL connections per process.',
   HOOK_TIMEOUT_MS: 'Deadline for one SMTP decision (RCPT lookup, DATA after the final dot); past it we answer 451 4.3.0.',
   SMTP_SOCKET_TIMEOUT_MS: 'Idle time before a silent client is disconnected.',
+  SMTP_GREETING_DELAY_MS: 'Pause before the 220 greeting; a client that talks during it gets 421 (early-talker check). 0 disables it.',
   PROXY_PROTOCOL: 'Expect a PROXY protocol header (behind a TCP balancer): true/false.',
   TLS_CERT_FILE: 'PEM certificate for STARTTLS; unset: STARTTLS is not offered.',
   TLS_KEY_FILE: 'PEM private key for STARTTLS.',
@@ -131,6 +133,7 @@ const schema = z.object({
   DATABASE_POOL_SIZE: int(1, 200).optional(),
   HOOK_TIMEOUT_MS: int(100, 600_000).optional(),
   SMTP_SOCKET_TIMEOUT_MS: int(1000, 3_600_000).optional(),
+  SMTP_GREETING_DELAY_MS: int(0, 30_000).optional(),
   PROXY_PROTOCOL: bool.optional(),
   TLS_CERT_FILE: z.string().trim().min(1).optional(),
   TLS_KEY_FILE: z.string().trim().min(1).optional(),
@@ -197,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     databasePoolSize: v.DATABASE_POOL_SIZE ?? 20,
     hookTimeoutMs: v.HOOK_TIMEOUT_MS ?? 30_000,
     socketTimeoutMs: v.SMTP_SOCKET_TIMEOUT_MS ?? 300_000,
+    greetingDelayMs: v.SMTP_GREETING_DELAY_MS ?? 0,
     proxyProtocol: v.PROXY_PROTOCOL ?? false,
     tlsCertFile: v.TLS_CERT_FILE ?? null,
     tlsKeyFile: v.TLS_KEY_FILE ?? null,
@@ -226,6 +230,7 @@ export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = proce
     DATABASE_POOL_SIZE: config.databasePoolSize,
     HOOK_TIMEOUT_MS: config.hookTimeoutMs,
     SMTP_SOCKET_TIMEOUT_MS: config.socketTimeoutMs,
+    SMTP_GREETING_DELAY_MS: config.greetingDelayMs,
     PROXY_PROTOCOL: config.proxyProtocol,
     TLS_CERT_FILE: config.tlsCertFile ?? '(none: STARTTLS off)',
     TLS_KEY_FILE: config.tlsKeyFile ?? '(none)',

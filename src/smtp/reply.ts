@@ -58,9 +58,10 @@ export class SmtpReply {
 }
 
 export const reply = {
-  mailFromAccepted: () => new SmtpReply('MAIL_FROM_ACCEPTED', 'Sender OK'),
-  ticketRecipient: (ticketId: string) => new SmtpReply('RCPT_TICKET', `Recipient OK (${ticketId})`),
-  postmaster: () => new SmtpReply('RCPT_POSTMASTER', 'Recipient OK'),
+  // smtp-server writes the text of a successful MAIL FROM / RCPT TO itself ("Accepted")
+  mailFromAccepted: () => new SmtpReply('MAIL_FROM_ACCEPTED', 'Accepted'),
+  ticketRecipient: () => new SmtpReply('RCPT_TICKET', 'Accepted'),
+  postmaster: () => new SmtpReply('RCPT_POSTMASTER', 'Accepted'),
   relayDenied: (domain: string) => new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
   noSuchMailbox: (address: string) => new SmtpReply('RCPT_NO_SUCH_MAILBOX', `No such mailbox <${address}>; replies go to support+TKT-<number>@`),
   badTag: (tag: string) => new SmtpReply('RCPT_BAD_TAG', `No such mailbox: "${tag}" is not a ticket reference (expected TKT-<number>)`),

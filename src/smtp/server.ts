@@ -3,7 +3,6 @@
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
@@ -12,23 +11,12 @@ import type { SmtpContext } from './context.js';
 import { onData } from './phases/data.js';
 import { onMailFrom } from './phases/mail-from.js';
 import { onRcptTo } from './phases/rcpt-to.js';
+import './patches.js';
 
 export interface RunningSmtp {
   server: SMTPServer;
   port: number;
   close(): Promise<void>;
-}
-
-// smtp-server derives the enhanced status code from the reply code alone (every 550 becomes
-// 5.1.1). Our replies carry their own: when the text starts with one, send it as it is.
-const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
-const connectionProto = SMTPConnection.prototype as unknown as { send(code: number, data: unknown, context?: unknown): void; __ticketMx?: boolean };
-if (!connectionProto.__ticketMx) {
-  const send = connectionProto.send;
-  connectionProto.send = function (code, data, context) {
-    return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
-  };
-  connectionProto.__ticketMx = true;
 }
 
 export interface SmtpDeps {
@@ -46,7 +34,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
     : { disabledCommands: ['AUTH', 'STARTTLS'] };
 
-  const server = new SMTPServer({
+  const options: SMTPServerOptions & { greetingDelayMs: number } = {
     name: config.smtpHostname,
     banner: 'ticket-mx ESMTP',
     size: config.maxMessageBytes,
@@ -54,11 +42,13 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     authOptional: true,
     ...tls,
     maxClients: config.maxClients,
+    greetingDelayMs: config.greetingDelayMs,
     maxRecipients: config.maxRecipients,
     socketTimeout: config.socketTimeoutMs,
     closeTimeout: config.hookTimeoutMs + 5_000,
     useProxy: config.proxyProtocol,
     disableReverseLookup: true,
+    hideENHANCEDSTATUSCODES: false,
     hideDSN: true,
     hideREQUIRETLS: true,
     logger: false,
@@ -72,7 +62,8 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     onClose() {
       deps.metrics.connections.dec();
     },
-  });
+  };
+  const server = new SMTPServer(options);
   server.on('error', (err) => log.error({ code: 'SMTP_SERVER_ERROR', err: err.message }, 'SMTP server error'));
 
   await new Promise<void>((resolve, reject) => {

@@ -44,7 +44,7 @@ async function decide(ctx: SmtpContext, address: SMTPServerAddress): Promise<{ a
         const ticket = await withDeadline(findTicket(ctx.pool, ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
         if (!ticket) return { answer: reply.noSuchTicket(ticketId), ticket: ticketId };
         ctx.routes.set(address, { kind: 'ticket', ticket, address: address.address });
-        return { answer: reply.ticketRecipient(ticketId), ticket: ticketId };
+        return { answer: reply.ticketRecipient(), ticket: ticketId };
       } catch (err) {
         return { answer: reply.rcptTempfail(failureTag(err)), ticket: ticketId, err: (err as Error).message };
       }

@@ -1,0 +1,345 @@
+// Authorization policy: may this author write to this ticket, given the verdicts of
+// `authenticate()`? Pure (no I/O, no clock); the DATA phase turns the decision into an SMTP
+// reply and stores it with the message.
+import { domainOf, isAligned, normalizeDomain, type AuthResults, type CheckName } from './authenticate.js';
+
+export type AuthPolicy = 'enforce' | 'monitor';
+export type AuthorRole = 'staff' | 'requester' | 'stranger';
+
+export interface AuthReply {
+  code: 550 | 451;
+  enhanced: string;
+  text: string;
+}
+
+/** Stable codes for logs and storage: what was found, whatever the policy did with it. */
+export type AuthDecisionCode =
+  | 'AUTH_ACCEPTED'
+  | 'AUTH_NO_AUTHOR'
+  | 'AUTH_MULTIPLE_AUTHORS'
+  | 'AUTH_NOT_ALLOWED'
+  | 'AUTH_UNAUTHENTICATED'
+  | 'AUTH_DNS_TEMPORARY';
+
+export interface AuthDecision {
+  /** What to do now. Under `monitor` always `accept`. */
+  verdict: 'accept' | 'reject' | 'tempfail';
+  code: AuthDecisionCode;
+  policy: AuthPolicy;
+  /** The single From address, lower case; null when there is none or several. */
+  author: string | null;
+  role: AuthorRole;
+  authenticated: boolean;
+  /** The first check that authenticated the author, in the order dmarc, dkim, spf, arc. */
+  authenticatedBy: 'dmarc' | 'dkim' | 'spf' | 'arc' | null;
+  /** A sentence for the log and the ticket history: what was found and what would fix it. */
+  reason: string;
+  /** `enforce` would not have accepted the message (550 or 451). */
+  wouldReject: boolean;
+  /** The reply to send; present exactly when `verdict` is not `accept`. */
+  reply?: AuthReply;
+  /** Under `monitor`: the reply `enforce` would have sent. */
+  wouldReply?: AuthReply;
+}
+
+export interface AuthorizeInput {
+  /** The parsed From: header (groups flattened). */
+  fromAddresses: { address: string; name?: string }[];
+  /** The ticket's requester address. */
+  requester: string;
+  /** STAFF_SENDERS: `a@b.ru` or `@domain.ru`. */
+  staff: string[];
+  auth: AuthResults;
+  /** ARC_TRUSTED_SEALERS: domains whose ARC seal vouches for forwarded mail. */
+  trustedSealers: string[];
+  policy: AuthPolicy;
+}
+
+// The only place authorization reply codes are written. RFC 7372 codes where one fits,
+// RFC 3463 otherwise:
+//   5.7.1  delivery not authorized: the author may not write to this ticket, or has no
+//          single identity to check
+//   5.7.20 no passing DKIM signature (and SPF did not authenticate the author either)
+//   5.7.22 DKIM passes, but for a domain that is not the author's
+//   5.7.23 SPF failed and nothing else authenticated the author
+//   5.7.24 SPF permerror (a broken record) and nothing else authenticated the author
+//   5.7.26 more than one check failed; DMARC fail is this by definition (neither SPF nor DKIM
+//          aligned), as large receivers answer it
+// (5.7.27 is "sender address has null MX", not an SPF code, so it is not used.)
+// Temporary, so that a DNS glitch never bounces a real admin:
+//   4.7.24 SPF temperror (RFC 7372 X.7.24 "SPF validation error", the 4xx form)
+//   4.7.5  a DKIM or ARC key could not be fetched: RFC 3463 X.7.5 "cryptographic failure …
+//          necessary information such as key was not available"; RFC 7372 has no DKIM temp code
+//   4.7.0  the DMARC record could not be fetched, or several of the above
+const replies = {
+  noAuthor: (): AuthReply => ({ code: 550, enhanced: '5.7.1', text: 'Message has no From address; a reply needs a single author' }),
+  multipleAuthors: (count: number): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Message has ${count} From addresses; a reply needs a single author`,
+  }),
+  notAllowed: (author: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `<${author}> is not allowed to write to this ticket`,
+  }),
+  ambiguousFrom: (): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'The From header could not be read unambiguously; authentication is impossible',
+  }),
+  dmarcFailed: (domain: string, policy: string | null): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.26',
+    text: `Message not authenticated: DMARC check failed for ${domain}${policy ? ` (p=${policy})` : ''}`,
+  }),
+  multipleFailed: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.26',
+    text: `Message not authenticated: SPF and DKIM both failed for ${domain}`,
+  }),
+  dkimNotAuthor: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.22',
+    text: `Message not authenticated: no valid DKIM signature of ${domain}`,
+  }),
+  spfFailed: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.23',
+    text: `Message not authenticated: SPF check failed for ${domain}`,
+  }),
+  spfError: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.24',
+    text: `Message not authenticated: SPF record of ${domain} is broken`,
+  }),
+  noDkim: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.20',
+    text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}`,
+  }),
+  dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({
+    code: 451,
+    enhanced,
+    text: 'Temporary DNS failure while authenticating the sender, try again later',
+  }),
+};
+
+const normalizeAddress = (address: string): string => {
+  const trimmed = address.trim();
+  const at = trimmed.lastIndexOf('@');
+  if (at < 0) return trimmed.toLowerCase();
+  return `${trimmed.slice(0, at).toLowerCase()}@${normalizeDomain(trimmed.slice(at + 1))}`;
+};
+
+const roleOf = (author: string, authorDomain: string, staff: string[], requester: string): AuthorRole => {
+  for (const entry of staff) {
+    const trimmed = entry.trim();
+    if (trimmed.startsWith('@') ? normalizeDomain(trimmed.slice(1)) === authorDomain : normalizeAddress(trimmed) === author) {
+      return 'staff';
+    }
+  }
+  return requester && normalizeAddress(requester) === author ? 'requester' : 'stranger';
+};
+
+/** Did the newest sealer record a pass for the author's domain when the message reached it? */
+const sealerVouches = (auth: AuthResults, authorDomain: string): boolean => {
+  const seen = auth.arc.sealerResults;
+  if (!seen) return false;
+  return (
+    (seen.dmarc?.result === 'pass' && (!seen.dmarc.domain || isAligned(authorDomain, seen.dmarc.domain))) ||
+    (seen.spf?.result === 'pass' && isAligned(authorDomain, seen.spf.domain)) ||
+    seen.dkim.some((row) => row.result === 'pass' && isAligned(authorDomain, row.domain))
+  );
+};
+
+const authenticatedBy = (
+  auth: AuthResults,
+  authorDomain: string,
+  trusted: Set<string>,
+): AuthDecision['authenticatedBy'] => {
+  if (auth.dmarc.result === 'pass' && auth.dmarc.domain === authorDomain) return 'dmarc';
+  if (auth.dkim.some((row) => row.result === 'pass' && row.aligned)) return 'dkim';
+  if (auth.spf.result === 'pass' && auth.spf.aligned) return 'spf';
+  const sealer = auth.arc.sealers[auth.arc.sealers.length - 1];
+  if (auth.arc.result === 'pass' && sealer && trusted.has(sealer) && sealerVouches(auth, authorDomain)) return 'arc';
+  return null;
+};
+
+/** Temporary DNS errors that, had the lookup worked, could have authenticated the author. */
+const decisiveTemporaryChecks = (auth: AuthResults, trusted: Set<string>): CheckName[] => {
+  const checks: CheckName[] = [];
+  if (auth.spf.result === 'temperror' && auth.spf.aligned) checks.push('spf');
+  if (auth.dkim.some((row) => row.result === 'temperror' && row.aligned)) checks.push('dkim');
+  // DMARC's own organizational-domain walk may align what the PSL did not
+  if (auth.dmarc.result === 'temperror') checks.push('dmarc');
+  const sealer = auth.arc.sealers[auth.arc.sealers.length - 1];
+  if (auth.arc.result === 'temperror' && sealer && trusted.has(sealer)) checks.push('arc');
+  return checks;
+};
+
+const temporaryCode = (checks: CheckName[]): '4.7.24' | '4.7.5' | '4.7.0' => {
+  if (checks.length === 1 && checks[0] === 'spf') return '4.7.24';
+  if (checks.every((check) => check === 'dkim' || check === 'arc')) return '4.7.5';
+  return '4.7.0';
+};
+
+const describeTemporary = (check: CheckName, auth: AuthResults, domain: string): string => {
+  switch (check) {
+    case 'spf':
+      return `the SPF record of ${auth.spf.domain}`;
+    case 'dkim':
+      return `the DKIM key of ${domain}`;
+    case 'dmarc':
+      return `the DMARC record of ${domain}`;
+    case 'arc':
+      return `the ARC seal key of ${auth.arc.sealers[auth.arc.sealers.length - 1] ?? 'the forwarder'}`;
+  }
+};
+
+const describeDkim = (auth: AuthResults): string =>
+  auth.dkim.length ? auth.dkim.map((row) => `${row.domain}: ${row.result}`).join(', ') : 'no signature';
+
+const arcHint = (auth: AuthResults, trusted: Set<string>): string => {
+  const sealer = auth.arc.sealers[auth.arc.sealers.length - 1];
+  if (!sealer) return '';
+  if (auth.arc.result !== 'pass') return ` The ARC chain sealed by ${sealer} did not validate (${auth.arc.result}).`;
+  if (!trusted.has(sealer)) return ` It was forwarded by ${sealer}, which is not in ARC_TRUSTED_SEALERS.`;
+  return ` ${sealer} is a trusted ARC sealer but did not record a pass for the author's domain.`;
+};
+
+interface Finding {
+  code: AuthDecisionCode;
+  reason: string;
+  reply?: AuthReply;
+}
+
+/** Decides whether the author of a message may write to the ticket. */
+export const authorize = (input: AuthorizeInput): AuthDecision => {
+  const { auth, policy } = input;
+  const trusted = new Set(input.trustedSealers.map(normalizeDomain));
+  const addresses = input.fromAddresses.filter((entry) => entry.address?.trim());
+  const single = addresses.length === 1 ? addresses[0] : undefined;
+  const author = single ? normalizeAddress(single.address) : null;
+  const authorDomain = author ? normalizeDomain(domainOf(author)) : null;
+
+  let role: AuthorRole = 'stranger';
+  let by: AuthDecision['authenticatedBy'] = null;
+  let finding: Finding;
+
+  const multipleFromFields = auth.dmarc.skipReason === 'multiple-from-fields' || auth.dmarc.skipReason === 'multiple-author-domains';
+  if (!author || !authorDomain) {
+    finding =
+      addresses.length > 1 || multipleFromFields
+        ? {
+            code: 'AUTH_MULTIPLE_AUTHORS',
+            reason: `The message has ${addresses.length || 'several'} From addresses; the author must be one address, so it cannot be checked.`,
+            reply: replies.multipleAuthors(addresses.length || 2),
+          }
+        : {
+            code: 'AUTH_NO_AUTHOR',
+            reason: 'The message has no From address, so its author cannot be checked.',
+            reply: replies.noAuthor(),
+          };
+  } else if (multipleFromFields) {
+    // mailparser saw one author but the header has several From fields: mailauth (and
+    // downstream clients) may read another one
+    finding = {
+      code: 'AUTH_MULTIPLE_AUTHORS',
+      reason: `The message has several From header fields (${author} among them); the author must be one address.`,
+      reply: replies.multipleAuthors(2),
+    };
+  } else {
+    role = roleOf(author, authorDomain, input.staff, input.requester);
+    const sameFrom = auth.fromDomain === authorDomain;
+    by = sameFrom ? authenticatedBy(auth, authorDomain, trusted) : null;
+    const who = role === 'stranger' ? `${author} is neither staff nor the ticket's requester` : `${author} is ${role === 'staff' ? 'staff' : "the ticket's requester"}`;
+
+    if (role === 'stranger') {
+      finding = {
+        code: 'AUTH_NOT_ALLOWED',
+        reason: `${who}${by ? ` (authenticated by ${by.toUpperCase()})` : ''}; add the address or its domain to STAFF_SENDERS if it should be allowed to write to tickets.`,
+        reply: replies.notAllowed(author),
+      };
+    } else if (by) {
+      finding = { code: 'AUTH_ACCEPTED', reason: `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}.` };
+    } else if (!sameFrom) {
+      finding = {
+        code: 'AUTH_UNAUTHENTICATED',
+        reason: `${who}, but the From header reads as ${auth.fromDomain ?? 'no single domain'} to the authentication checks, so ${authorDomain} cannot be authenticated.`,
+        reply: replies.ambiguousFrom(),
+      };
+    } else {
+      const temporary = decisiveTemporaryChecks(auth, trusted);
+      if (temporary.length) {
+        const what = temporary.map((check) => describeTemporary(check, auth, authorDomain)).join(' and ');
+        finding = {
+          code: 'AUTH_DNS_TEMPORARY',
+          reason: `${who}, but nothing authenticated it yet and ${what} could not be fetched (temporary DNS error); the sending server should retry.`,
+          reply: replies.dnsTemporary(temporaryCode(temporary)),
+        };
+      } else {
+        finding = unauthenticated(auth, authorDomain, who, trusted);
+      }
+    }
+  }
+
+  const wouldReject = finding.reply !== undefined;
+  const enforce = policy === 'enforce';
+  const reply = enforce ? finding.reply : undefined;
+  return {
+    verdict: !reply ? 'accept' : reply.code === 451 ? 'tempfail' : 'reject',
+    code: finding.code,
+    policy,
+    author,
+    role,
+    authenticated: by !== null,
+    authenticatedBy: by,
+    reason: finding.reason,
+    wouldReject,
+    ...(reply ? { reply } : {}),
+    ...(!enforce && finding.reply ? { wouldReply: finding.reply } : {}),
+  };
+};
+
+/** An allowed author whose message nothing authenticated: say which check to fix. */
+const unauthenticated = (auth: AuthResults, domain: string, who: string, trusted: Set<string>): Finding => {
+  const spf = auth.spf;
+  const spfText = `SPF ${spf.result} for ${spf.domain}${spf.result === 'pass' && !spf.aligned ? ' (not aligned)' : ''}`;
+  const facts = `Found: ${spfText}; DKIM ${describeDkim(auth)}; DMARC ${auth.dmarc.result}.${arcHint(auth, trusted)}`;
+  const fix = `Send through ${domain}'s own mail servers (listed in its SPF record) or sign with DKIM as d=${domain}.`;
+  const reason = (problem: string): string => `${who}, but the message is not authenticated: ${problem}. ${facts} ${fix}`;
+
+  const passing = auth.dkim.filter((row) => row.result === 'pass');
+  const dkimFailed = auth.dkim.length > 0 && passing.length === 0;
+  const dkimNotAuthor = passing.length > 0; // none of them aligned, or we would not be here
+  const spfFailed = spf.result === 'fail' || spf.result === 'softfail' || spf.result === 'permerror';
+
+  if (auth.dmarc.result === 'fail') {
+    return {
+      code: 'AUTH_UNAUTHENTICATED',
+      reason: reason(`${domain} publishes DMARC p=${auth.dmarc.policy ?? 'none'} and neither SPF nor DKIM passed aligned with it`),
+      reply: replies.dmarcFailed(domain, auth.dmarc.policy),
+    };
+  }
+  if (spfFailed && (dkimFailed || dkimNotAuthor)) {
+    return { code: 'AUTH_UNAUTHENTICATED', reason: reason('both SPF and DKIM failed'), reply: replies.multipleFailed(domain) };
+  }
+  if (dkimNotAuthor) {
+    return {
+      code: 'AUTH_UNAUTHENTICATED',
+      reason: reason(`DKIM passes only for ${passing.map((row) => row.domain).join(', ')}, not for the author's domain`),
+      reply: replies.dkimNotAuthor(domain),
+    };
+  }
+  if (dkimFailed) {
+    return { code: 'AUTH_UNAUTHENTICATED', reason: reason('no DKIM signature verified'), reply: replies.noDkim(domain) };
+  }
+  if (spf.result === 'permerror') {
+    return { code: 'AUTH_UNAUTHENTICATED', reason: reason(`the SPF record of ${spf.domain} is broken`), reply: replies.spfError(domain) };
+  }
+  if (spfFailed) {
+    return { code: 'AUTH_UNAUTHENTICATED', reason: reason(`SPF ${spf.result} and no DKIM signature`), reply: replies.spfFailed(domain) };
+  }
+  return { code: 'AUTH_UNAUTHENTICATED', reason: reason('there is no DKIM signature and SPF did not pass aligned'), reply: replies.noDkim(domain) };
+};

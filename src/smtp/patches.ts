@@ -1,0 +1,42 @@
+// Two narrow adjustments to smtp-server's connection class, kept in one place and pinned by tests
+// (test/integration/smtp-flow.test.ts asserts exact enhanced codes and the greeting).
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+interface ConnectionInternals {
+  send(code: number, data: unknown, context?: unknown): void;
+  init(): void;
+  connectionReady(): void;
+  _setListeners(done: () => void): void;
+  _server: { options: { maxClients?: number; greetingDelayMs?: number }; connections: Set<unknown> };
+  name: string;
+  __ticketMx?: boolean;
+}
+
+const proto = SMTPConnection.prototype as unknown as ConnectionInternals;
+
+if (!proto.__ticketMx) {
+  proto.__ticketMx = true;
+
+  // 1. smtp-server derives the enhanced status code from the reply code alone (every 550 becomes
+  //    5.1.1). Our replies carry their own: when the text starts with one, send it as it is.
+  const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+  const send = proto.send;
+  proto.send = function (code, data, context) {
+    return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
+  };
+
+  // 2. smtp-server waits a fixed 100 ms before the greeting to catch clients that talk too soon.
+  //    That caps a sender opening one connection per message (as MTAs do) at 10 messages a second
+  //    per connection slot; the delay is ours to choose (SMTP_GREETING_DELAY_MS). Same logic as
+  //    smtp-server's own init(), with the delay taken from the options.
+  proto.init = function () {
+    this._setListeners(() => {
+      const { maxClients, greetingDelayMs } = this._server.options;
+      if (maxClients && this._server.connections.size > maxClients) {
+        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+      }
+      const timer = setTimeout(() => this.connectionReady(), greetingDelayMs ?? 100);
+      timer.unref();
+    });
+  };
+}

@@ -1,0 +1,55 @@
+// A database of the test file's own, cloned from the migrated template (graphile-worker style).
+import crypto from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { withDatabase } from './global-setup.js';
+
+export interface TestDatabase {
+  url: string;
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('adminUrl');
+  const name = `ticketmx_test_${crypto.randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    // The template must have no other sessions while it is copied; retry if one is closing.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.query(`create database ${name} template ${inject('templateDb')}`);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== '55006' || attempt > 20) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(adminUrl, name);
+  const pool = new pg.Pool({ connectionString: url, max: 3 });
+  return {
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      await admin.query(`drop database if exists ${name} with (force)`).finally(() => admin.end());
+    },
+  };
+}
+
+export async function insertTestTicket(pool: pg.Pool, id: string, requester = 'client@example.ru', subject = `Test ticket ${id}`) {
+  await pool.query('insert into tickets (id, subject, requester) values ($1, $2, $3)', [id, subject, requester]);
+}
+
+export async function counts(pool: pg.Pool) {
+  const { rows } = await pool.query<{ raw: number; tm: number; um: number }>(
+    'select (select count(*)::int from raw_messages) as raw, (select count(*)::int from ticket_messages) as tm, (select count(*)::int from unrouted_messages) as um',
+  );
+  return rows[0]!;
+}

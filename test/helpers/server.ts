@@ -1,0 +1,49 @@
+// A real ticket-mx (SMTP + HTTP + pool) on free ports against a test database, with its log
+// lines captured so tests can assert the stable codes.
+import { Writable } from 'node:stream';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { startService, type Service } from '../../src/service.js';
+
+export interface TestServer {
+  port: number;
+  httpPort: number;
+  config: Readonly<Config>;
+  service: Service;
+  logs: Record<string, unknown>[];
+  logsWithCode(code: string): Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+export async function startTestServer(databaseUrl: string, env: Record<string, string> = {}): Promise<TestServer> {
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    SMTP_HOST: '127.0.0.1',
+    SMTP_PORT: '0',
+    HTTP_PORT: '0',
+    SMTP_HOSTNAME: 'mx.test.flamecrm.ru',
+    MAIL_DOMAINS: 'flamecrm.ru,support.flamecrm.ru',
+    AUTH_POLICY: 'monitor',
+    DATABASE_POOL_SIZE: '5',
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const log = createLogger(config.logLevel, sink);
+  const service = await startService(config, log, { url: databaseUrl, embedded: null });
+  return {
+    port: service.smtp.port,
+    httpPort: service.http.port,
+    config,
+    service,
+    logs,
+    logsWithCode: (code) => logs.filter((l) => l.code === code),
+    close: () => service.close(),
+  };
+}
