@@ -33,7 +33,16 @@ export async function startService(config: Readonly<Config>, log: Logger, databa
   const db = database ?? (await openDatabase(config, log));
   const applied = await migrate(db.url);
   if (applied.length) log.info({ code: 'DB_MIGRATED', applied }, 'migrations applied');
-  const pool = createPool({ connectionString: db.url, max: config.databasePoolSize, log });
+  // Waiting for a connection or a statement must end well inside the hook's deadline, so that the
+  // reply names the real trouble (DB_UNAVAILABLE) rather than the deadline.
+  const pool = createPool({
+    connectionString: db.url,
+    max: config.databasePoolSize,
+    connectTimeoutMs: Math.min(5_000, Math.floor(config.hookTimeoutMs / 2)),
+    // a backstop just past the deadline, so that a statement we gave up on is cancelled server-side
+    statementTimeoutMs: config.hookTimeoutMs + 1_000,
+    log,
+  });
   const metrics = createMetrics();
   const smtp = await startSmtpServer({ config, pool, log, metrics });
   const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });

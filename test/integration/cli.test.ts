@@ -1,0 +1,140 @@
+// The CLI as a newcomer uses it: `serve` on the embedded PostgreSQL, `ticket create` and
+// `ticket show` from a second terminal with no extra configuration, a reply sent with swaks.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/db/embedded.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { cleanEnv, runCli, spawnCli, swaks } from '../helpers/cli.js';
+
+beforeAll(() => {
+  try {
+    execFileSync('swaks', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('swaks is not installed: apt-get install swaks (.ci/run does this)');
+  }
+});
+
+describe('help and usage', () => {
+  it.each([['--help'], ['serve', '--help'], ['migrate', '--help'], ['ticket', '--help'], ['ticket', 'create', '--help'], ['ticket', 'show', '--help'], ['ticket', 'show', '-h']])(
+    'ticket-mx %s prints usage and exits 0',
+    async (...args) => {
+      const r = await runCli(args, cleanEnv());
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Usage: ticket-mx/);
+    },
+  );
+
+  it.each([
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['ticket', 'delete'], /unknown ticket command 'delete'/],
+    [['ticket', 'create', '--subject', 'x'], /--requester/],
+    [['ticket', 'show'], /exactly one ticket id/],
+    [['ticket', 'show', '12345'], /not a ticket id/],
+    [['serve', '--port', '25'], /Unknown option '--port'/],
+  ])('ticket-mx %j is a usage error (exit 2)', async (args, message) => {
+    const r = await runCli(args, cleanEnv());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+});
+
+describe('configuration errors stop the process and name the variable', () => {
+  it.each([
+    [{ SMTP_PORT: '99999' }, /SMTP_PORT: must be at most 65535/],
+    [{ AUTH_POLICY: 'strict' }, /AUTH_POLICY: must be enforce or monitor/],
+    [{ MAX_MESSAGE_BYTES: '10MB' }, /MAX_MESSAGE_BYTES: must be a whole number/],
+    [{ DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db' }, /MAIL_DOMAINS: must be set in the production profile/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    [{ STAFF_SENDERS: 'ivan' }, /STAFF_SENDERS: must list addresses/],
+    [{ TLS_CERT_FILE: '/etc/cert.pem' }, /TLS_KEY_FILE: must be set together with TLS_CERT_FILE/],
+  ])('%j', async (env, message) => {
+    const r = await runCli(['serve'], cleanEnv(env));
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('lists every problem at once', async () => {
+    const r = await runCli(['serve'], cleanEnv({ SMTP_PORT: 'x', HTTP_PORT: '-1', LOG_LEVEL: 'loud' }));
+    expect(r.stderr).toMatch(/SMTP_PORT/);
+    expect(r.stderr).toMatch(/HTTP_PORT/);
+    expect(r.stderr).toMatch(/LOG_LEVEL/);
+  });
+});
+
+describe('against DATABASE_URL', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  it('migrate, ticket create with --id, ticket show of a ticket without replies', async () => {
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'helpdesk.example.ru' });
+    expect((await runCli(['migrate'], env)).stdout).toContain('database is up to date');
+    const created = await runCli(['ticket', 'create', '--subject', 'VPN down', '--requester', 'Boss@Example.ru', '--id', 'tkt-555', '--json'], env);
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ ticket: { id: 'TKT-555', requester: 'boss@example.ru', subject: 'VPN down' }, replyAddress: 'support+TKT-555@helpdesk.example.ru' });
+    const again = await runCli(['ticket', 'create', '--subject', 'dup', '--requester', 'a@b.ru', '--id', 'TKT-555'], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('ticket TKT-555 already exists');
+    const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-555', '--json'], env)).stdout);
+    expect(shown).toEqual({ ticket: expect.objectContaining({ id: 'TKT-555' }), messages: [] });
+    const missing = await runCli(['ticket', 'show', 'TKT-556'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no such ticket TKT-556');
+  });
+});
+
+describe('the README walk-through on the embedded PostgreSQL', () => {
+  let dataDir: string;
+  let serve: ReturnType<typeof spawnCli> | undefined;
+
+  beforeAll(async () => {
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-cli-'));
+  });
+  afterAll(async () => {
+    serve?.kill('SIGKILL');
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('serve, ticket create, swaks, ticket show, graceful stop', async () => {
+    const smtpPort = await freePort();
+    const env = cleanEnv({ DATA_DIR: dataDir, SMTP_PORT: String(smtpPort), HTTP_PORT: String(await freePort()) });
+    serve = spawnCli(['serve'], env);
+    await expect.poll(() => serve!.output(), { timeout: 60_000, interval: 200 }).toContain('"code":"SERVICE_STARTED"');
+    expect(serve.output()).toContain('local profile');
+    expect(serve.output()).toMatch(/AUTH_POLICY\s+monitor\s+\(default\)/);
+
+    // a second terminal: no DATABASE_URL, same DATA_DIR (the default ./data in real life)
+    const created = await runCli(['ticket', 'create', '--subject', 'Printer on fire', '--requester', 'client@example.ru'], cleanEnv({ DATA_DIR: dataDir }));
+    expect(created.code).toBe(0);
+    const [id, addressLine] = created.stdout.trim().split('\n');
+    expect(id).toMatch(/^TKT-\d+$/);
+    const address = addressLine!.replace('reply address: ', '');
+    expect(address).toBe(`support+${id}@flamecrm.ru`);
+
+    const sent = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--to', address, '--from', 'ivan@flamecrm.ru', '--header', `Subject: Re: [${id}] Printer on fire`, '--body', 'Replaced the toner, it prints again.']);
+    expect(sent.code).toBe(0);
+    expect(sent.stdout + sent.stderr).not.toMatch(/\b[45]\d\d /);
+
+    const refused = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--to', 'support+TKT-999999@flamecrm.ru', '--from', 'ivan@flamecrm.ru', '--silent', '0']);
+    expect(refused.code).toBe(24); // swaks: every recipient was refused
+    expect(refused.stdout).toContain('550 5.1.1 No such ticket TKT-999999');
+
+    const shown = JSON.parse((await runCli(['ticket', 'show', id!, '--json'], cleanEnv({ DATA_DIR: dataDir }))).stdout);
+    expect(shown.messages).toHaveLength(1);
+    expect(shown.messages[0]).toMatchObject({ from: 'ivan@flamecrm.ru', subject: `Re: [${id}] Printer on fire`, text: 'Replaced the toner, it prints again.' });
+    const human = await runCli(['ticket', 'show', id!], cleanEnv({ DATA_DIR: dataDir }));
+    expect(human.stdout).toContain('Replaced the toner, it prints again.');
+
+    serve.kill('SIGTERM');
+    const [code] = (await new Promise((resolve) => serve!.once('exit', (...a) => resolve(a)))) as [number | null];
+    expect(code).toBe(0);
+    expect(serve.output()).toContain('"code":"SERVICE_STOPPED"');
+    // the embedded PostgreSQL went down with it
+    await expect(fs.access(path.join(dataDir, 'pg', 'postmaster.pid'))).rejects.toThrow();
+  }, 120_000);
+});

@@ -1,0 +1,128 @@
+// The one promise under trouble: PostgreSQL stopped mid-run, or too slow for our deadline, gives
+// 451 and stores nothing; once it is back, the sender's retry is stored exactly once.
+// This file runs its own embedded PostgreSQL, since it stops and restarts it.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js';
+import { migrate } from '../../src/db/migrate.js';
+import { counts, insertTestTicket } from '../helpers/db.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { buildMessage, SmtpClient } from '../helpers/smtp-client.js';
+
+let dataDir: string;
+let postgres: EmbeddedPostgres;
+let server: TestServer;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-down-'));
+  postgres = await openEmbeddedPostgres(dataDir);
+  await migrate(postgres.url);
+  pool = new pg.Pool({ connectionString: postgres.url, max: 2 });
+  pool.on('error', () => {});
+  await insertTestTicket(pool, 'TKT-7');
+  server = await startTestServer(postgres.url, { HOOK_TIMEOUT_MS: '1500' });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await pool?.end();
+  await postgres?.stop();
+  await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+async function send(message: string, rcpt = 'support+TKT-7@flamecrm.ru') {
+  const client = await SmtpClient.connect(server.port);
+  await client.command('EHLO client.example');
+  await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+  const r = await client.command(`RCPT TO:<${rcpt}>`);
+  if (r.code !== 250) {
+    await client.quit();
+    return r;
+  }
+  const done = await client.data(message);
+  await client.quit();
+  return done;
+}
+
+describe('PostgreSQL stopped mid-run', () => {
+  it('answers 451 at DATA and RCPT while it is down, and stores the retry exactly once when it is back', async () => {
+    expect((await send(buildMessage({ messageId: '<before@x>' }))).short).toBe('250 2.0.0');
+
+    // a transaction already past RCPT when the database goes away
+    const client = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.example');
+    await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+    expect((await client.command('RCPT TO:<support+TKT-7@flamecrm.ru>')).short).toBe('250 2.1.5');
+    await postgres.stop();
+
+    const message = buildMessage({ messageId: '<during@x>', body: 'sent while the database was down' });
+    const during = await client.data(message);
+    expect(during.short).toBe('451 4.3.0');
+    expect(during.text).toMatch(/\[DB_UNAVAILABLE\]$/);
+    await client.quit();
+
+    // a new transaction cannot even look its ticket up
+    const rcpt = await send(message);
+    expect(rcpt.short).toBe('451 4.3.0');
+    expect(server.logsWithCode('RCPT_TEMPFAIL').at(-1)).toMatchObject({ ticket: 'TKT-7', err: expect.any(String) });
+
+    const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
+    expect(health.status).toBe(503);
+
+    postgres = await openEmbeddedPostgres(dataDir, { port: postgres.port });
+    const retry = await send(message);
+    expect(retry.short).toBe('250 2.0.0');
+    expect(retry.text).toMatch(/^Ok: committed as \d+$/);
+    const again = await send(message);
+    expect(again.text).toMatch(/^Ok: already committed as \d+$/);
+
+    const { rows } = await pool.query('select message_id from ticket_messages order by id');
+    expect(rows.map((r) => r.message_id)).toEqual(['<before@x>', '<during@x>']);
+    expect(await counts(pool)).toEqual({ raw: 2, tm: 2, um: 0 });
+    expect((await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('PostgreSQL slower than our deadline', () => {
+  it('answers 451 at RCPT when the ticket lookup hangs', async () => {
+    const locker = await pool.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table tickets in access exclusive mode');
+      const r = await send(buildMessage());
+      expect(r.short).toBe('451 4.3.0');
+      expect(r.text).toMatch(/\[DEADLINE\]$/);
+    } finally {
+      await locker.query('rollback');
+      locker.release();
+    }
+  });
+
+  it('answers 451 at DATA past the deadline; if the write commits later, the retry is not stored twice', async () => {
+    const before = await counts(pool);
+    const message = buildMessage({ messageId: '<slow@x>' });
+    const locker = await pool.connect();
+    let first;
+    try {
+      await locker.query('begin');
+      await locker.query('lock table ticket_messages in access exclusive mode');
+      first = await send(message);
+    } finally {
+      await locker.query('rollback');
+      locker.release();
+    }
+    expect(first.short).toBe('451 4.3.0');
+    expect(first.text).toMatch(/\[DEADLINE\]$/);
+    // the write that was waiting for the lock may now commit, after we said 451
+    const retry = await send(message);
+    expect(retry.short).toBe('250 2.0.0');
+    const after = await counts(pool);
+    expect(after.tm - before.tm).toBe(1);
+    const { rows } = await pool.query("select count(*)::int as n from ticket_messages where message_id = '<slow@x>'");
+    expect(rows[0].n).toBe(1);
+  });
+});
