@@ -75,3 +75,74 @@ create table unrouted_messages (
   unique (recipient, idempotency_key)
 );
 create index unrouted_messages_raw on unrouted_messages (raw_message_id);
+
+-- Everything of one accepted message in one call (one round trip, one transaction): the raw
+-- bytes, a row per ticket and per unrouted recipient, and NOTIFY for the CRM (delivered on
+-- commit). Idempotent: rows whose (ticket, key) or (recipient, key) exist are skipped; when
+-- every row existed, the raw copy is dropped again and the first copy's id is returned.
+create function store_message(p_sha256 bytea, p_bytes bytea, p_ticket_messages jsonb, p_unrouted jsonb)
+returns table (raw_message_id bigint, stored integer, existing_raw_message_id bigint)
+language plpgsql as $$
+declare
+  v_raw bigint;
+  v_tickets integer;
+  v_unrouted integer;
+begin
+  insert into raw_messages (sha256, size, bytes) values (p_sha256, length(p_bytes), p_bytes) returning id into v_raw;
+
+  with rows as (
+    select * from jsonb_to_recordset(p_ticket_messages) as r(
+      ticket_id text, idempotency_key text, author_address text, author_name text, author_role text,
+      subject text, reply_text text, full_text text, removed_text text, html text, message_id text,
+      in_reply_to text, "references" text[], sent_at timestamptz, client_ip inet, client_hostname text,
+      helo text, mail_from text, rcpt_to text[], tls boolean, tls_cipher text, auth_results jsonb,
+      auth_header text, auth_verdict text, auth_reason text)
+  ), inserted as (
+    insert into ticket_messages (
+      ticket_id, raw_message_id, idempotency_key, author_address, author_name, author_role, subject,
+      reply_text, full_text, removed_text, html, message_id, in_reply_to, "references", sent_at, client_ip,
+      client_hostname, helo, mail_from, rcpt_to, tls, tls_cipher, auth_results, auth_header, auth_verdict,
+      auth_reason)
+    select ticket_id, v_raw, idempotency_key, author_address, author_name, author_role, subject,
+      coalesce(reply_text, ''), coalesce(full_text, ''), coalesce(removed_text, ''), html, message_id,
+      in_reply_to, coalesce("references", '{}'), sent_at, client_ip, client_hostname, helo, mail_from,
+      rcpt_to, coalesce(tls, false), tls_cipher, auth_results, auth_header, auth_verdict, auth_reason
+    from rows
+    on conflict (ticket_id, idempotency_key) do nothing
+    returning id, ticket_id
+  )
+  select count(pg_notify('ticket_message', json_build_object('ticket', ticket_id, 'id', id)::text))
+    into v_tickets from inserted;
+
+  with rows as (
+    select * from jsonb_to_recordset(p_unrouted) as r(
+      recipient text, ticket_id text, reason text, idempotency_key text, from_address text, subject text,
+      message_id text, client_ip inet, helo text, mail_from text)
+  ), inserted as (
+    insert into unrouted_messages (raw_message_id, recipient, ticket_id, reason, idempotency_key,
+      from_address, subject, message_id, client_ip, helo, mail_from)
+    select v_raw, recipient, ticket_id, reason, idempotency_key, from_address, subject, message_id,
+      client_ip, helo, mail_from
+    from rows
+    on conflict (recipient, idempotency_key) do nothing
+    returning id
+  )
+  select count(*) into v_unrouted from inserted;
+
+  if v_tickets + v_unrouted = 0 then
+    delete from raw_messages where id = v_raw;
+    return query
+      select null::bigint, 0, coalesce(
+        (select tm.raw_message_id from ticket_messages tm
+           join jsonb_to_recordset(p_ticket_messages) as r(ticket_id text, idempotency_key text)
+             on tm.ticket_id = r.ticket_id and tm.idempotency_key = r.idempotency_key
+          order by tm.id limit 1),
+        (select um.raw_message_id from unrouted_messages um
+           join jsonb_to_recordset(p_unrouted) as r(recipient text, idempotency_key text)
+             on um.recipient = r.recipient and um.idempotency_key = r.idempotency_key
+          order by um.id limit 1));
+    return;
+  end if;
+  return query select v_raw, v_tickets + v_unrouted, null::bigint;
+end;
+$$;

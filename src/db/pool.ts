@@ -1,5 +1,5 @@
 // The PostgreSQL pool with the timeouts pg leaves unset (connect waits forever by default,
-// query_timeout does not cancel server-side), and withTransaction: the one way to write.
+// query_timeout does not cancel server-side). Writes are single statements (store_message).
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
@@ -32,32 +32,4 @@ export function createPool(options: PoolOptions): Pool {
   // An idle client whose server went away emits here; without a listener the process dies.
   pool.on('error', (err) => options.log?.warn({ code: 'DB_IDLE_CLIENT_ERROR', err: err.message }, 'idle PostgreSQL connection failed'));
   return pool;
-}
-
-export async function withTransaction<T>(pool: Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  // A checked-out client has no error listener of its own; a server crash mid-query would be fatal.
-  const onError = () => {};
-  client.on('error', onError);
-  let broken: Error | undefined;
-  try {
-    await client.query('begin');
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    broken = err as Error;
-    await client.query('rollback').catch(() => {});
-    throw err;
-  } finally {
-    client.off('error', onError);
-    // A client that failed is not trusted again: pass the error so the pool destroys it.
-    client.release(broken && !isQueryError(broken) ? broken : undefined);
-  }
-}
-
-/** An error PostgreSQL answered (constraint, syntax) leaves the connection usable; anything else does not. */
-function isQueryError(err: Error): boolean {
-  const code = (err as Error & { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
 }

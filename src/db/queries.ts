@@ -22,7 +22,6 @@ export interface Envelope {
 
 export interface TicketMessageRow {
   ticketId: string;
-  rawMessageId: string;
   idempotencyKey: string;
   authorAddress: string | null;
   authorName: string | null;
@@ -44,7 +43,6 @@ export interface TicketMessageRow {
 }
 
 export interface UnroutedMessageRow {
-  rawMessageId: string;
   recipient: string;
   ticketId: string | null;
   reason: string;
@@ -81,66 +79,46 @@ export async function insertTicket(db: Db, ticket: { id?: string; subject: strin
   return rows[0] ?? insertTicket(db, ticket);
 }
 
-export async function insertRawMessage(db: Db, raw: { bytes: Buffer; sha256: Buffer }): Promise<string> {
-  const { rows } = await db.query<{ id: string }>({
-    name: 'insert_raw_message',
-    text: 'insert into raw_messages (sha256, size, bytes) values ($1, $2, $3) returning id',
-    values: [raw.sha256, raw.bytes.length, raw.bytes],
-  });
-  return rows[0]!.id;
+export interface StoreResult {
+  /** The new raw message's id; null when every row already existed (a retry). */
+  rawMessageId: string | null;
+  stored: number;
+  /** For a retry: the raw message id the first copy was stored under. */
+  existingRawMessageId: string | null;
 }
 
-/** Null when this (ticket, idempotency key) is already stored: a retry of a committed message. */
-export async function insertTicketMessage(db: Db, m: TicketMessageRow): Promise<string | null> {
+/**
+ * Everything of one message in one round trip and one transaction (the store_message function of
+ * migration 0001): raw bytes, ticket messages, unrouted rows, NOTIFY on commit. Idempotent.
+ */
+export async function storeMessage(db: Db, m: { bytes: Buffer; sha256: Buffer; ticketMessages: TicketMessageRow[]; unrouted: UnroutedMessageRow[] }): Promise<StoreResult> {
+  const { rows } = await db.query<{ raw_message_id: string | null; stored: number; existing_raw_message_id: string | null }>({
+    name: 'store_message',
+    text: 'select raw_message_id, stored, existing_raw_message_id from store_message($1, $2, $3, $4)',
+    values: [m.sha256, m.bytes, JSON.stringify(m.ticketMessages.map(ticketMessageJson)), JSON.stringify(m.unrouted.map(unroutedJson))],
+  });
+  const r = rows[0]!;
+  return { rawMessageId: r.raw_message_id, stored: r.stored, existingRawMessageId: r.existing_raw_message_id };
+}
+
+function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;
-  const { rows } = await db.query<{ id: string }>({
-    name: 'insert_ticket_message',
-    text: `insert into ticket_messages (
-        ticket_id, raw_message_id, idempotency_key, author_address, author_name, author_role,
-        subject, reply_text, full_text, removed_text, html, message_id, in_reply_to, "references", sent_at,
-        client_ip, client_hostname, helo, mail_from, rcpt_to, tls, tls_cipher,
-        auth_results, auth_header, auth_verdict, auth_reason)
-      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
-      on conflict (ticket_id, idempotency_key) do nothing
-      returning id`,
-    values: [
-      m.ticketId, m.rawMessageId, m.idempotencyKey, m.authorAddress, m.authorName, m.authorRole,
-      m.subject, m.replyText, m.fullText, m.removedText, m.html, m.messageId, m.inReplyTo, m.references, m.sentAt,
-      e.clientIp, e.clientHostname, e.helo, e.mailFrom, e.rcptTo, e.tls, e.tlsCipher,
-      m.authResults === undefined ? null : JSON.stringify(m.authResults), m.authHeader, m.authVerdict, m.authReason,
-    ],
-  });
-  return rows[0]?.id ?? null;
+  return {
+    ticket_id: m.ticketId, idempotency_key: m.idempotencyKey, author_address: m.authorAddress, author_name: m.authorName,
+    author_role: m.authorRole, subject: m.subject, reply_text: m.replyText, full_text: m.fullText, removed_text: m.removedText,
+    html: m.html, message_id: m.messageId, in_reply_to: m.inReplyTo, references: m.references, sent_at: m.sentAt,
+    client_ip: e.clientIp, client_hostname: e.clientHostname, helo: e.helo, mail_from: e.mailFrom, rcpt_to: e.rcptTo,
+    tls: e.tls, tls_cipher: e.tlsCipher, auth_results: m.authResults ?? null, auth_header: m.authHeader,
+    auth_verdict: m.authVerdict, auth_reason: m.authReason,
+  };
 }
 
-/** The raw message id a duplicate was first stored under, for the 250 reply. */
-export async function findTicketMessageByKey(db: Db, ticketId: string, idempotencyKey: string): Promise<{ id: string; rawMessageId: string } | null> {
-  const { rows } = await db.query<{ id: string; rawMessageId: string }>({
-    name: 'find_ticket_message_by_key',
-    text: 'select id, raw_message_id as "rawMessageId" from ticket_messages where ticket_id = $1 and idempotency_key = $2',
-    values: [ticketId, idempotencyKey],
-  });
-  return rows[0] ?? null;
-}
-
-export async function insertUnroutedMessage(db: Db, m: UnroutedMessageRow): Promise<string | null> {
+function unroutedJson(m: UnroutedMessageRow) {
   const e = m.envelope;
-  const { rows } = await db.query<{ id: string }>({
-    name: 'insert_unrouted_message',
-    text: `insert into unrouted_messages (raw_message_id, recipient, ticket_id, reason, idempotency_key,
-        from_address, subject, message_id, client_ip, helo, mail_from)
-      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-      on conflict (recipient, idempotency_key) do nothing
-      returning id`,
-    values: [m.rawMessageId, m.recipient, m.ticketId, m.reason, m.idempotencyKey, m.fromAddress, m.subject, m.messageId, e.clientIp, e.helo, e.mailFrom],
-  });
-  return rows[0]?.id ?? null;
-}
-
-/** Delivered to LISTENers when the transaction commits, never before. */
-export async function notifyTicketMessage(db: Db, ticketId: string, ticketMessageId: string): Promise<void> {
-  await db.query({ name: 'notify_ticket_message', text: `select pg_notify('ticket_message', $1)`, values: [JSON.stringify({ ticket: ticketId, id: ticketMessageId })] });
+  return {
+    recipient: m.recipient, ticket_id: m.ticketId, reason: m.reason, idempotency_key: m.idempotencyKey,
+    from_address: m.fromAddress, subject: m.subject, message_id: m.messageId, client_ip: e.clientIp, helo: e.helo, mail_from: e.mailFrom,
+  };
 }
 
 export interface StoredTicketMessage {

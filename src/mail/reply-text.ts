@@ -18,7 +18,7 @@ export function extractReply(input: ReplyInput): ReplyText {
   const text = input.text ?? '';
   const html = input.html ?? '';
   const fromText = text.trim() ? splitReply(textLines(text)) : null;
-  if (html.trim()) {
+  if (html.trim() && !nestedDeeperThan(html, MAX_HTML_NESTING)) {
     const fromHtml = splitReply(htmlLines(html));
     // The HTML markers are the better evidence, unless they found no answer at all, or found no
     // quote where the text part did (a client whose HTML quoting we do not know).
@@ -126,9 +126,12 @@ function splitReply(source: Line[]): { reply: string; removed: string } {
     return sent && to;
   };
 
+  // Once an attribution has shown that this client quotes with a bare <blockquote>, the later
+  // ones are quotes too: answering inline splits one quote into several.
+  let bareBlockquoteQuotes = false;
   for (let i = 0; i < n; i++) {
     if (blank(i)) continue;
-    if (quoted(i)) {
+    if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe')) {
       removed[i] = true;
       continue;
     }
@@ -154,13 +157,13 @@ function splitReply(source: Line[]): { reply: string; removed: string } {
       break;
     }
     for (let j = i; j < i + span; j++) removed[j] = true;
-    let j = i + span;
-    for (; j < n && (blank(j) || quoted(j) || at(j).origin === 'maybe'); j++) if (!blank(j)) removed[j] = true;
-    i = j - 1;
+    if (next >= 0 && at(next).origin === 'maybe') bareBlockquoteQuotes = true;
+    i += span - 1;
   }
 
-  // Signature and footer sit at the end of what is left, in either order, possibly both.
-  for (;;) {
+  // Signature and footer sit at the end of what is left, in either order, possibly both; a few
+  // rounds are enough for real mail and keep a message of a thousand footers linear.
+  for (let round = 0; round < 4; round++) {
     let last = -1;
     for (let i = n - 1; i >= 0; i--) {
       if (!removed[i] && !blank(i)) {
@@ -181,7 +184,7 @@ function splitReply(source: Line[]): { reply: string; removed: string } {
       }
     }
     if (delimiter < 0) break;
-    const tail = [];
+    const tail: number[] = [];
     for (let i = delimiter; i <= last; i++) if (!removed[i] && !blank(i)) tail.push(i);
     if (tail.length > MAX_SIGNATURE_LINES + 1) break;
     for (const i of tail) removed[i] = true;
@@ -252,6 +255,27 @@ interface Element {
 }
 type Node = Element | string;
 
+/** Deeper markup is flattened into its ancestor, so that hostile nesting cannot exhaust the stack. */
+const MAX_DEPTH = 200;
+
+/**
+ * htmlparser2 (under sanitize-html) takes time quadratic in nesting depth: 100,000 nested <div>s
+ * (1 MB) cost seconds. Real mail stays far below this; deeper HTML is left to the text part.
+ */
+const MAX_HTML_NESTING = 2000;
+// Tags that are void or whose end tag is often omitted: counting them would only add noise.
+const UNCOUNTED_TAGS = new Set(['area', 'base', 'br', 'col', 'dd', 'dt', 'embed', 'hr', 'img', 'input', 'li', 'link', 'meta', 'o:p', 'option', 'p', 'source', 'td', 'th', 'tr', 'wbr']);
+
+function nestedDeeperThan(html: string, limit: number): boolean {
+  let depth = 0;
+  for (const m of html.matchAll(/<(\/?)([a-zA-Z][\w:-]*)[^>]*>/g)) {
+    if (UNCOUNTED_TAGS.has(m[2]!.toLowerCase()) || m[0].endsWith('/>')) continue;
+    depth = m[1] ? Math.max(0, depth - 1) : depth + 1;
+    if (depth > limit) return true;
+  }
+  return false;
+}
+
 function parseHtml(html: string): Element {
   const clean = sanitizeHtml(html, SANITIZE_OPTIONS);
   const root: Element = { tag: '#root', attrs: new Map(), children: [] };
@@ -273,7 +297,7 @@ function parseHtml(html: string): Element {
     for (const a of m[3]!.matchAll(/([^\s=/]+)(?:="([^"]*)")?/g)) attrs.set(a[1]!.toLowerCase(), decodeEntities(a[2] ?? ''));
     const element: Element = { tag, attrs, children: [] };
     parent.children.push(element);
-    if (!VOID_TAGS.has(tag) && !m[3]!.endsWith('/')) stack.push(element);
+    if (!VOID_TAGS.has(tag) && !m[3]!.endsWith('/') && stack.length < MAX_DEPTH) stack.push(element);
   }
   return root;
 }
@@ -317,7 +341,7 @@ function classify(el: Element): 'quote' | 'maybe' | 'cut' | null {
     // Gmail, Apple Mail and Thunderbird also indent with a bare blockquote.
     return 'maybe';
   }
-  if (el.tag === 'div' && /border-top\s*:\s*solid/i.test(style) && OUTLOOK_HEADER.test(textContent(el).trim())) return 'cut';
+  if (el.tag === 'div' && /border-top\s*:\s*solid/i.test(style) && OUTLOOK_HEADER.test(leadingText(el, 12))) return 'cut';
   return null;
 }
 
@@ -328,13 +352,23 @@ function answersBetweenQuotes(container: Element): boolean {
       seenQuote = true;
       continue;
     }
-    if (seenQuote && textContent(child).trim() !== '') return true;
+    if (seenQuote && leadingText(child, 1) !== '') return true;
   }
   return false;
 }
 
-function textContent(node: Node): string {
-  return typeof node === 'string' ? node : node.children.map(textContent).join('');
+/** The first `limit` characters of a node's text, leading whitespace skipped; stops reading early. */
+function leadingText(node: Node, limit: number): string {
+  let out = '';
+  const visit = (n: Node): boolean => {
+    if (typeof n === 'string') {
+      out += out === '' ? n.trimStart() : n;
+      return out.length >= limit;
+    }
+    return n.children.some(visit);
+  };
+  visit(node);
+  return out.slice(0, limit);
 }
 
 /** Lays text out the way a mail client shows it: blocks on their own lines, <br> breaks a line. */

@@ -131,7 +131,7 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     expect(human.stdout).toContain('Replaced the toner, it prints again.');
 
     serve.kill('SIGTERM');
-    const [code] = (await new Promise((resolve) => serve!.once('exit', (...a) => resolve(a)))) as [number | null];
+    const code = await new Promise<number | null>((resolve) => serve!.once('exit', (c) => resolve(c)));
     expect(code).toBe(0);
     expect(serve.output()).toContain('"code":"SERVICE_STOPPED"');
     // the embedded PostgreSQL went down with it

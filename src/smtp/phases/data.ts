@@ -2,23 +2,13 @@
 // only then answer 250. Any trouble of ours, including our own deadline, answers 451.
 import crypto from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { withTransaction } from '../../db/pool.js';
-import {
-  findTicketMessageByKey,
-  insertRawMessage,
-  insertTicketMessage,
-  insertUnroutedMessage,
-  notifyTicketMessage,
-  type Envelope,
-} from '../../db/queries.js';
+import { storeMessage, type Envelope, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
 import { idempotencyKey, parseMessage, type ParsedMessage } from '../../mail/parse.js';
 import { logDecision, type Route, type SmtpContext } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
 
 type Callback = (err?: Error | null, message?: string) => void;
-
-class AlreadyStored extends Error {}
 
 export function onData(ctx: SmtpContext) {
   return (stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback): void => {
@@ -81,47 +71,17 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   const parsed = await parseMessage(raw);
   const key = idempotencyKey(raw, parsed);
   const envelope = envelopeOf(session);
-  const tickets = routes.flatMap((r) => (r.kind === 'ticket' ? [r.ticket.id] : []));
-  const fields = { tickets, messageId: parsed.messageId, from: parsed.from[0]?.address };
-
-  try {
-    const rawId = await withTransaction(ctx.pool, async (client) => {
-      const rawMessageId = await insertRawMessage(client, { bytes: raw, sha256: crypto.createHash('sha256').update(raw).digest() });
-      let added = 0;
-      for (const route of routes) {
-        if (route.kind === 'ticket') {
-          const id = await insertTicketMessage(client, ticketMessageRow(ctx, route, parsed, rawMessageId, key, envelope));
-          if (id) {
-            added++;
-            await notifyTicketMessage(client, route.ticket.id, id);
-          }
-        } else {
-          const id = await insertUnroutedMessage(client, {
-            rawMessageId,
-            recipient: route.address.toLowerCase(),
-            ticketId: null,
-            reason: 'postmaster',
-            idempotencyKey: key,
-            fromAddress: parsed.from[0]?.address ?? null,
-            subject: parsed.subject,
-            messageId: parsed.messageId,
-            envelope,
-          });
-          if (id) added++;
-        }
-      }
-      // Every recipient already has this message: keep no second raw copy.
-      if (added === 0) throw new AlreadyStored();
-      return rawMessageId;
-    });
-    return { answer: reply.committed(rawId), fields: { ...fields, rawMessageId: rawId } };
-  } catch (err) {
-    if (!(err instanceof AlreadyStored)) throw err;
-    const first = routes.find((r) => r.kind === 'ticket');
-    const existing = first?.kind === 'ticket' ? await findTicketMessageByKey(ctx.pool, first.ticket.id, key) : null;
-    const id = existing?.rawMessageId ?? key;
-    return { answer: reply.duplicate(id), fields: { ...fields, rawMessageId: existing?.rawMessageId } };
+  const ticketMessages: TicketMessageRow[] = [];
+  const unrouted: UnroutedMessageRow[] = [];
+  for (const route of routes) {
+    if (route.kind === 'ticket') ticketMessages.push(ticketMessageRow(ctx, route, parsed, key, envelope));
+    else unrouted.push({ recipient: route.address.toLowerCase(), ticketId: null, reason: 'postmaster', idempotencyKey: key, fromAddress: parsed.from[0]?.address ?? null, subject: parsed.subject, messageId: parsed.messageId, envelope });
   }
+  const fields = { tickets: ticketMessages.map((t) => t.ticketId), messageId: parsed.messageId, from: parsed.from[0]?.address };
+
+  const result = await storeMessage(ctx.pool, { bytes: raw, sha256: crypto.createHash('sha256').update(raw).digest(), ticketMessages, unrouted });
+  if (result.rawMessageId) return { answer: reply.committed(result.rawMessageId), fields: { ...fields, rawMessageId: result.rawMessageId } };
+  return { answer: reply.duplicate(result.existingRawMessageId ?? '?'), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
 }
 
 function envelopeOf(session: SMTPServerSession): Envelope {
@@ -137,11 +97,10 @@ function envelopeOf(session: SMTPServerSession): Envelope {
   };
 }
 
-function ticketMessageRow(ctx: SmtpContext, route: Extract<Route, { kind: 'ticket' }>, parsed: ParsedMessage, rawMessageId: string, key: string, envelope: Envelope) {
+function ticketMessageRow(ctx: SmtpContext, route: Extract<Route, { kind: 'ticket' }>, parsed: ParsedMessage, key: string, envelope: Envelope): TicketMessageRow {
   const author = parsed.from.length === 1 ? parsed.from[0]! : null;
   return {
     ticketId: route.ticket.id,
-    rawMessageId,
     idempotencyKey: key,
     authorAddress: author?.address ?? null,
     authorName: author?.name || null,

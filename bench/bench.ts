@@ -1,0 +1,289 @@
+// `npm run bench`: a load generator against a real ticket-mx (its own process) and PostgreSQL
+// (embedded unless DATABASE_URL is set). Prints messages/second, latency from the end of DATA to
+// the 250, errors, and the server's peak RSS. A benchmark, not a test: it asserts nothing.
+import { spawn, execFileSync } from 'node:child_process';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { openEmbeddedPostgres, freePort } from '../src/db/embedded.js';
+import { migrate } from '../src/db/migrate.js';
+import { PROJECT_ROOT } from '../src/paths.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '5000' },
+    concurrency: { type: 'string', default: '50' },
+    size: { type: 'string', default: '5000' },
+    tickets: { type: 'string', default: '100' },
+    pipelining: { type: 'boolean', default: false },
+    'smtp-source': { type: 'boolean', default: false },
+    env: { type: 'string', multiple: true, default: [] },
+    profile: { type: 'string' },
+    log: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+if (opts.help) {
+  console.log(`Usage: npm run bench -- [options]
+  --messages N       messages to send (5000)
+  --concurrency N    concurrent SMTP sessions, a new connection per message (50)
+  --size BYTES       approximate message size (5000)
+  --tickets N        tickets the messages are spread over (100)
+  --pipelining       send MAIL, RCPT and DATA in one write, as Postfix does
+  --smtp-source      drive Postfix's smtp-source (apt-get install postfix) instead of the built-in client
+  --env NAME=VALUE   extra environment for the server (repeatable), e.g. --env LOG_LEVEL=warn
+  --profile DIR      write a V8 CPU profile of the server into DIR
+  --log FILE         keep the server's log lines (one per SMTP decision) in FILE
+DATABASE_URL set: use that PostgreSQL (its tickets table gets TKT-900001…); unset: an embedded one in a temp dir.`);
+  process.exit(0);
+}
+
+const MESSAGES = Number(opts.messages);
+const CONCURRENCY = Number(opts.concurrency);
+const SIZE = Number(opts.size);
+const TICKETS = Number(opts.tickets);
+const FIRST_TICKET = 900001;
+
+async function main() {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-bench-'));
+  const embedded = process.env.DATABASE_URL ? null : await openEmbeddedPostgres(dataDir);
+  const url = process.env.DATABASE_URL ?? embedded!.url;
+  await migrate(url);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(
+    `insert into tickets (id, subject, requester) select 'TKT-' || n, 'Bench ticket ' || n, 'client' || n || '@example.ru'
+     from generate_series($1::int, $2::int) n on conflict do nothing`,
+    [FIRST_TICKET, FIRST_TICKET + TICKETS - 1],
+  );
+
+  const port = await freePort();
+  const extraEnv = Object.fromEntries((opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
+  const server = spawn(process.execPath, [...nodeArgs, path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
+    env: { ...process.env, DATABASE_URL: url, MAIL_DOMAINS: 'flamecrm.ru', SMTP_HOST: '127.0.0.1', SMTP_PORT: String(port), HTTP_PORT: '0', AUTH_POLICY: 'monitor', ...extraEnv },
+    stdio: ['ignore', opts.log ? openSync(opts.log, 'w') : 'ignore', 'pipe'],
+  });
+  let serverErr = '';
+  server.stderr!.on('data', (d: Buffer) => (serverErr += d));
+  let exited = false;
+  server.once('exit', () => (exited = true));
+  await waitForPort(port, () => (exited ? serverErr || 'exited' : null));
+
+  const before = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
+  const cpuBefore = { server: cpuSeconds([server.pid!]), postgres: cpuSeconds(pidsNamed('postgres')), load: process.cpuUsage() };
+  const started = performance.now();
+  const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port);
+  const seconds = (performance.now() - started) / 1000;
+  const after = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
+  const peakRss = readPeakRss(server.pid!);
+  const load = process.cpuUsage(cpuBefore.load);
+  const cpu = {
+    server: cpuSeconds([server.pid!]) - cpuBefore.server,
+    postgres: cpuSeconds(pidsNamed('postgres')) - cpuBefore.postgres,
+    load: (load.user + load.system) / 1e6,
+  };
+
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  await client.end();
+  await embedded?.stop();
+  await fs.rm(dataDir, { recursive: true, force: true });
+
+  const stored = after.rows[0]!.n - before.rows[0]!.n;
+  const lat = result.latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!.toFixed(1) : 'n/a');
+  const cpus = os.cpus();
+  console.log(`ticket-mx bench: ${MESSAGES} messages of ~${SIZE} B, ${CONCURRENCY} concurrent sessions, a new connection per message${opts.pipelining ? ', pipelining' : ''}${opts['smtp-source'] ? ' (smtp-source)' : ''}`);
+  console.log(`machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'DATABASE_URL'}`);
+  console.log(`throughput: ${(result.ok / seconds).toFixed(0)} msg/s (${result.ok} accepted in ${seconds.toFixed(2)} s; ${stored} rows stored)`);
+  if (lat.length) console.log(`latency end of DATA -> 250: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms, max ${lat.at(-1)!.toFixed(1)} ms`);
+  console.log(`errors: ${result.errors}${result.errorSamples.length ? ` (e.g. ${result.errorSamples.slice(0, 3).join(' | ')})` : ''}`);
+  console.log(`server peak RSS: ${peakRss ? (peakRss / 1024).toFixed(0) + ' MB' : 'n/a'}`);
+  console.log(`CPU seconds: server ${cpu.server.toFixed(2)}, PostgreSQL ${cpu.postgres.toFixed(2)}, load generator ${cpu.load.toFixed(2)} (wall ${seconds.toFixed(2)})`);
+}
+
+interface LoadResult {
+  ok: number;
+  errors: number;
+  errorSamples: string[];
+  latencies: number[];
+}
+
+function buildMessage(i: number): Buffer {
+  const ticket = FIRST_TICKET + (i % TICKETS);
+  const head =
+    `From: Ivan Petrov <ivan@flamecrm.ru>\r\nTo: support+TKT-${ticket}@flamecrm.ru\r\n` +
+    `Subject: Re: [TKT-${ticket}] Printer on fire\r\nDate: ${new Date().toUTCString()}\r\n` +
+    `Message-ID: <bench-${process.pid}-${i}@mail.flamecrm.ru>\r\nIn-Reply-To: <notify-TKT-${ticket}@flamecrm.ru>\r\n` +
+    `MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n` +
+    `Replaced the toner, it prints again.\r\n\r\n`;
+  const line = '> The quick brown fox jumps over the lazy dog; the printer is on fire again.\r\n';
+  let body = '';
+  while (head.length + body.length + line.length < SIZE) body += line;
+  return Buffer.from(`${head}${body}.\r\n`);
+}
+
+/** One SMTP session: greeting, EHLO, MAIL, RCPT, DATA, message, QUIT. Resolves with the latency. */
+function session(port: number, i: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    const ticket = FIRST_TICKET + (i % TICKETS);
+    const message = buildMessage(i);
+    const steps = opts.pipelining
+      ? [null, 'EHLO bench.example\r\n', `MAIL FROM:<ivan@flamecrm.ru>\r\nRCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\nDATA\r\n`]
+      : [null, 'EHLO bench.example\r\n', 'MAIL FROM:<ivan@flamecrm.ru>\r\n', `RCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\n`, 'DATA\r\n'];
+    const expected = opts.pipelining ? [220, 250, 250, 250, 354, 250] : [220, 250, 250, 250, 354, 250];
+    let replyIndex = 0;
+    let buffer = '';
+    let sentAt = 0;
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(new Error(why));
+    };
+    socket.setTimeout(60_000, () => fail('timeout'));
+    socket.on('error', (e) => fail(e.message));
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      let idx;
+      while ((idx = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, idx);
+        buffer = buffer.slice(idx + 2);
+        if (line[3] === '-') continue;
+        const code = Number(line.slice(0, 3));
+        const want = expected[replyIndex];
+        if (code !== want) return fail(line);
+        replyIndex++;
+        if (replyIndex === expected.length) {
+          const latency = performance.now() - sentAt;
+          socket.end('QUIT\r\n');
+          return resolve(latency);
+        }
+        if (code === 354) {
+          sentAt = performance.now();
+          socket.write(message);
+          continue;
+        }
+        // with pipelining the MAIL, RCPT and DATA replies come for one write
+        const next = steps[replyIndex];
+        if (next) socket.write(next);
+      }
+    });
+  });
+}
+
+async function runLoad(port: number): Promise<LoadResult> {
+  const result: LoadResult = { ok: 0, errors: 0, errorSamples: [], latencies: [] };
+  let next = 0;
+  const worker = async () => {
+    while (next < MESSAGES) {
+      const i = next++;
+      try {
+        result.latencies.push(await session(port, i));
+        result.ok++;
+      } catch (err) {
+        result.errors++;
+        if (result.errorSamples.length < 5) result.errorSamples.push((err as Error).message);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return result;
+}
+
+async function runSmtpSource(port: number): Promise<LoadResult> {
+  const bin = ['/usr/sbin/smtp-source', '/usr/bin/smtp-source'].find((p) => {
+    try {
+      execFileSync('test', ['-x', p]);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!bin) throw new Error('smtp-source not found: apt-get install postfix (it ships smtp-source)');
+  // smtp-source sends to one recipient; it measures throughput only (no per-message latency).
+  const args = ['-m', String(MESSAGES), '-s', String(CONCURRENCY), '-l', String(SIZE), '-f', 'ivan@flamecrm.ru', '-t', `support+TKT-${FIRST_TICKET}@flamecrm.ru`, `127.0.0.1:${port}`];
+  const out = await new Promise<{ code: number; stderr: string }>((resolve) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stderr }));
+  });
+  const errors = out.code === 0 ? 0 : 1;
+  // smtp-source sends messages without Message-ID whose bodies are identical: they are one message
+  // to us (idempotency), so "accepted" counts the 250 replies, not rows.
+  return { ok: out.code === 0 ? MESSAGES : 0, errors, errorSamples: out.stderr ? [out.stderr.trim().split('\n')[0]!] : [], latencies: [] };
+}
+
+const CLOCK_TICKS = 100;
+
+/** utime + stime of these processes, in seconds (Linux /proc). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+    } catch {
+      // the process is gone; its time is lost to the count
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+function pidsNamed(name: string): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === name;
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function readPeakRss(pid: number): number | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function waitForPort(port: number, failure: () => string | null) {
+  for (let i = 0; i < 300; i++) {
+    const why = failure();
+    if (why) throw new Error(`the server did not start: ${why}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the server did not start within 30 s');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

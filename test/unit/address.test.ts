@@ -1,0 +1,37 @@
+// Recipient classification: the RCPT table in DESIGN.md, from the address alone.
+import { describe, expect, it } from 'vitest';
+import { classifyRecipient, replyAddress } from '../../src/mail/address.js';
+
+const rules = { mailDomains: ['flamecrm.ru', 'help.flamecrm.ru'], supportLocalPart: 'support' };
+
+describe('classifyRecipient', () => {
+  it.each([
+    ['support+TKT-12345@flamecrm.ru', { kind: 'ticket', ticketId: 'TKT-12345', mac: null }],
+    ['support+tkt-12345@FLAMECRM.RU', { kind: 'ticket', ticketId: 'TKT-12345', mac: null }],
+    ['Support+Tkt-7@help.flamecrm.ru', { kind: 'ticket', ticketId: 'TKT-7', mac: null }],
+    ['support+TKT-7.ab12cd34@flamecrm.ru', { kind: 'ticket', ticketId: 'TKT-7', mac: 'ab12cd34' }],
+    ['support+TKT-7@flamecrm.ru.', { kind: 'ticket', ticketId: 'TKT-7', mac: null }],
+    ['support+TKT-@flamecrm.ru', { kind: 'bad-tag', tag: 'TKT-' }],
+    ['support+TKT-1-2@flamecrm.ru', { kind: 'bad-tag', tag: 'TKT-1-2' }],
+    ['support+12345@flamecrm.ru', { kind: 'bad-tag', tag: '12345' }],
+    ['support+TKT-1234567890123456789@flamecrm.ru', { kind: 'bad-tag', tag: 'TKT-1234567890123456789' }],
+    ['support@flamecrm.ru', { kind: 'no-tag' }],
+    ['info@flamecrm.ru', { kind: 'unknown-mailbox' }],
+    ['supporter+TKT-1@flamecrm.ru', { kind: 'unknown-mailbox' }],
+    ['postmaster@flamecrm.ru', { kind: 'postmaster', localPart: 'postmaster' }],
+    ['ABUSE@help.flamecrm.ru', { kind: 'postmaster', localPart: 'abuse' }],
+    ['Postmaster', { kind: 'postmaster', localPart: 'postmaster' }],
+    ['support', { kind: 'unknown-mailbox' }],
+    ['support+TKT-1@gmail.com', { kind: 'foreign', domain: 'gmail.com' }],
+    ['support+TKT-1@sub.help.flamecrm.ru', { kind: 'foreign', domain: 'sub.help.flamecrm.ru' }],
+    ['postmaster@example.org', { kind: 'foreign', domain: 'example.org' }],
+  ])('%s', (address, expected) => {
+    expect(classifyRecipient(address, rules)).toEqual(expected);
+  });
+});
+
+describe('replyAddress', () => {
+  it('uses the first mail domain', () => {
+    expect(replyAddress('TKT-9', rules)).toBe('support+TKT-9@flamecrm.ru');
+  });
+});
