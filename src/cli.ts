@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, effectiveSettings, loadConfig, type Config } from './config.js';
+import { ConfigError, effectiveSettings, loadConfig, VARIABLES, type Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { findTicket, insertTicket, listTicketMessages, type StoredTicketMessage, type Ticket } from './db/queries.js';
@@ -88,7 +88,11 @@ async function run(argv: string[], io: Out): Promise<number> {
   }
   switch (command) {
     case 'serve':
-      if (wantsHelp(rest)) return help(io, 'serve');
+      if (wantsHelp(rest)) {
+        help(io, 'serve');
+        io.out('\nEnvironment variables:\n' + Object.entries(VARIABLES).map(([name, meaning]) => `  ${name.padEnd(24)}${meaning}`).join('\n'));
+        return 0;
+      }
       parse(rest, {});
       return serve(io);
     case 'migrate':

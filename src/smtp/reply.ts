@@ -9,7 +9,6 @@ export interface CatalogueEntry {
 }
 
 export const CATALOGUE = {
-  CONNECT_ACCEPTED: { code: 220, enhanced: '', when: 'a client connected (greeting sent by smtp-server)' },
   MAIL_FROM_ACCEPTED: { code: 250, enhanced: '2.1.0', when: 'MAIL FROM accepted (null sender <> included)' },
   RCPT_TICKET: { code: 250, enhanced: '2.1.5', when: 'recipient is support+TKT-…@ of a known ticket' },
   RCPT_POSTMASTER: { code: 250, enhanced: '2.1.5', when: 'postmaster@ or abuse@ one of our domains (RFC 5321 4.5.1); stored as unrouted mail' },

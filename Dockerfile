@@ -1,0 +1,28 @@
+# ticket-mx image: production profile (set DATABASE_URL and MAIL_DOMAINS). Node 24 is the current
+# LTS; the project also runs on Node 20.19+, but Node 20 is past its end of life.
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY bench ./bench
+RUN npm run build && npm prune --omit=dev
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production \
+    SMTP_PORT=2525 \
+    HTTP_PORT=8025
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY migrations ./migrations
+USER node
+# Inside the container we listen on 2525 (no root needed); publish it as the host's port 25.
+EXPOSE 2525 8025
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8025)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "bin/ticket-mx.js"]
+CMD ["serve"]

@@ -1,0 +1,58 @@
+// The README is the front door: its tables of variables and replies are kept equal to the code,
+// and every log code the code can write is documented.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { VARIABLES } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
+import { CATALOGUE } from '../../src/smtp/reply.js';
+
+const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+
+function section(title: string): string {
+  const start = readme.indexOf(`## ${title}\n`);
+  expect(start, `README has a "## ${title}" section`).toBeGreaterThanOrEqual(0);
+  const end = readme.indexOf('\n## ', start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
+
+function tableRows(text: string): string[][] {
+  return text
+    .split('\n')
+    .filter((l) => /^\| `/.test(l))
+    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+}
+
+describe('README', () => {
+  it('documents exactly the configuration variables the code reads', () => {
+    const documented = tableRows(section('Configuration')).map((r) => r[0]!.replace(/`/g, ''));
+    expect([...documented].sort()).toEqual(Object.keys(VARIABLES).sort());
+  });
+
+  it('documents exactly the replies of src/smtp/reply.ts', () => {
+    const rows = tableRows(section('What it answers'));
+    const documented = Object.fromEntries(rows.map((r) => [r[0]!.replace(/`/g, ''), r[1]!.replace(/`/g, '')]));
+    const expected = Object.fromEntries(Object.entries(CATALOGUE).map(([code, e]) => [code, e.code ? `${e.code} ${e.enhanced}`.trim() : '(none)']));
+    expect(documented).toEqual(expected);
+  });
+
+  it('mentions every log code the source can write', () => {
+    const codes = new Set<string>();
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (file.endsWith('.ts')) for (const m of fs.readFileSync(file, 'utf8').matchAll(/code: '([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
+      }
+    };
+    walk(path.join(PROJECT_ROOT, 'src'));
+    expect(codes.size).toBeGreaterThan(5);
+    const missing = [...codes].filter((c) => !readme.includes(`\`${c}\``));
+    expect(missing).toEqual([]);
+  });
+
+  it('shows the two commands of the front door', () => {
+    expect(readme).toContain('npm ci && npm start');
+    expect(readme).toContain('npm test');
+  });
+});
