@@ -23,6 +23,13 @@ export interface Config {
   authPolicy: AuthPolicy;
   staffSenders: string[];
   dnsServers: string[];
+  dnsTimeoutMs: number;
+  arcTrustedSealers: string[];
+  replyAddressSecret: string | null;
+  replyAddressSecretPrevious: string | null;
+  replyAddressUnsigned: 'refuse' | 'accept';
+  maxConnectionsPerIp: number;
+  maxMessagesPerIpPerMinute: number;
   httpHost: string;
   httpPort: number;
   logLevel: string;
@@ -51,6 +58,13 @@ export const VARIABLES = {
   AUTH_POLICY: '`enforce` refuses unauthenticated or unauthorised senders with 550; `monitor` accepts and records.',
   STAFF_SENDERS: 'Comma-separated staff addresses and @domains allowed to write to any ticket.',
   DNS_SERVERS: 'Comma-separated DNS servers (ip or ip:port) for SPF/DKIM/DMARC; unset uses the system resolver.',
+  DNS_TIMEOUT_MS: 'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (451 4.7.x).',
+  ARC_TRUSTED_SEALERS: 'Comma-separated domains whose valid ARC seal vouches for forwarded mail (e.g. a mailing list or forwarding service).',
+  REPLY_ADDRESS_SECRET: 'Secret for signed reply addresses support+TKT-1.<mac>@; set, RCPT accepts only a valid MAC.',
+  REPLY_ADDRESS_SECRET_PREVIOUS: 'The previous secret during a key rotation: addresses signed with it keep working.',
+  REPLY_ADDRESS_UNSIGNED: '`refuse` or `accept` unsigned addresses once a secret is set (accept only while migrating).',
+  SMTP_MAX_CONNECTIONS_PER_IP: 'Concurrent connections from one client IP; more get 421 4.7.0. 0 turns the limit off.',
+  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: 'Transactions one client IP may start per minute; more get 450 4.7.1 at MAIL FROM. 0 turns the limit off.',
   HTTP_HOST: 'Address for /healthz and /metrics.',
   HTTP_PORT: 'Port for /healthz and /metrics (0 picks a free port).',
   LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace, silent.',
@@ -118,6 +132,17 @@ const schema = z.object({
     .transform((v) => list(v).map((s) => s.toLowerCase()))
     .pipe(z.array(z.string().regex(/^([^@\s]+)?@[^@\s]+$/, 'must list addresses (a@b.ru) or domains (@b.ru)')))
     .optional(),
+  DNS_TIMEOUT_MS: int(50, 60_000).optional(),
+  ARC_TRUSTED_SEALERS: z
+    .string()
+    .transform((v) => list(v).map((d) => d.toLowerCase()))
+    .pipe(z.array(z.string().regex(domainRe, 'must list domain names such as lists.example.org')))
+    .optional(),
+  REPLY_ADDRESS_SECRET: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)').optional(),
+  REPLY_ADDRESS_SECRET_PREVIOUS: z.string().min(16, 'must be at least 16 characters').optional(),
+  REPLY_ADDRESS_UNSIGNED: z.enum(['refuse', 'accept'], { message: 'must be refuse or accept' }).optional(),
+  SMTP_MAX_CONNECTIONS_PER_IP: int(0, 100_000).optional(),
+  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: int(0, 10_000_000).optional(),
   DNS_SERVERS: z
     .string()
     .transform(list)
@@ -176,6 +201,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
 
   if (!local && !v.MAIL_DOMAINS) problems.push('MAIL_DOMAINS: must be set in the production profile (DATABASE_URL is set), e.g. MAIL_DOMAINS=flamecrm.ru');
   if (!!v.TLS_CERT_FILE !== !!v.TLS_KEY_FILE) problems.push(`${v.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: must be set together with ${v.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`);
+  if (v.REPLY_ADDRESS_SECRET_PREVIOUS && !v.REPLY_ADDRESS_SECRET) problems.push('REPLY_ADDRESS_SECRET_PREVIOUS: set REPLY_ADDRESS_SECRET too (the new secret); the previous one only keeps old addresses working');
+  if (v.REPLY_ADDRESS_UNSIGNED && !v.REPLY_ADDRESS_SECRET) problems.push('REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set');
   if (problems.length) throw new ConfigError(problems);
 
   const smtpHost = v.SMTP_HOST ?? (local ? '127.0.0.1' : '0.0.0.0');
@@ -194,6 +221,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     authPolicy: v.AUTH_POLICY ?? (local ? 'monitor' : 'enforce'),
     staffSenders: v.STAFF_SENDERS ?? [],
     dnsServers: v.DNS_SERVERS ?? [],
+    dnsTimeoutMs: v.DNS_TIMEOUT_MS ?? 2_000,
+    arcTrustedSealers: v.ARC_TRUSTED_SEALERS ?? [],
+    replyAddressSecret: v.REPLY_ADDRESS_SECRET ?? null,
+    replyAddressSecretPrevious: v.REPLY_ADDRESS_SECRET_PREVIOUS ?? null,
+    replyAddressUnsigned: v.REPLY_ADDRESS_UNSIGNED ?? (v.REPLY_ADDRESS_SECRET ? 'refuse' : 'accept'),
+    maxConnectionsPerIp: v.SMTP_MAX_CONNECTIONS_PER_IP ?? 50,
+    maxMessagesPerIpPerMinute: v.SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE ?? 600,
     httpHost: v.HTTP_HOST ?? smtpHost,
     httpPort: v.HTTP_PORT ?? 8025,
     logLevel: v.LOG_LEVEL ?? 'info',
@@ -224,6 +258,13 @@ export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = proce
     AUTH_POLICY: config.authPolicy,
     STAFF_SENDERS: config.staffSenders.join(',') || '(none)',
     DNS_SERVERS: config.dnsServers.join(',') || '(system resolver)',
+    DNS_TIMEOUT_MS: config.dnsTimeoutMs,
+    ARC_TRUSTED_SEALERS: config.arcTrustedSealers.join(',') || '(none)',
+    REPLY_ADDRESS_SECRET: config.replyAddressSecret ? '(set)' : '(none: unsigned addresses)',
+    REPLY_ADDRESS_SECRET_PREVIOUS: config.replyAddressSecretPrevious ? '(set)' : '(none)',
+    REPLY_ADDRESS_UNSIGNED: config.replyAddressUnsigned,
+    SMTP_MAX_CONNECTIONS_PER_IP: config.maxConnectionsPerIp || '(off)',
+    SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: config.maxMessagesPerIpPerMinute || '(off)',
     HTTP_HOST: config.httpHost,
     HTTP_PORT: config.httpPort,
     LOG_LEVEL: config.logLevel,

@@ -1,5 +1,7 @@
 // What a recipient address means to us, decided from the address alone (no I/O):
-// foreign domain, postmaster/abuse, a ticket tag, or nothing we know.
+// foreign domain, postmaster/abuse, a ticket tag, or nothing we know; and signed reply
+// addresses (support+TKT-1.<mac>@), so that an address cannot be guessed from a ticket number.
+import crypto from 'node:crypto';
 
 export type Recipient =
   | { kind: 'foreign'; domain: string }
@@ -38,7 +40,36 @@ export function classifyRecipient(address: string, rules: AddressRules): Recipie
   return { kind: 'ticket', ticketId: `TKT-${m[1]}`, mac: m[2] ?? null };
 }
 
-/** The address staff reply to for a ticket. */
-export function replyAddress(ticketId: string, rules: AddressRules): string {
-  return `${rules.supportLocalPart}+${ticketId}@${rules.mailDomains[0]}`;
+export interface SigningRules {
+  replyAddressSecret: string | null;
+  replyAddressSecretPrevious: string | null;
+  replyAddressUnsigned: 'refuse' | 'accept';
+}
+
+const MAC_LENGTH = 12; // hex digits: 48 bits, far beyond what can be guessed over SMTP
+
+/** A short HMAC of the ticket id; lower case because mail clients may lowercase addresses. */
+export function macFor(ticketId: string, secret: string): string {
+  return crypto.createHmac('sha256', secret).update(ticketId.toUpperCase()).digest('hex').slice(0, MAC_LENGTH);
+}
+
+export type SignatureCheck = 'valid' | 'not-required' | 'unsigned' | 'bad';
+
+export function checkSignature(ticketId: string, mac: string | null, rules: SigningRules): SignatureCheck {
+  if (!rules.replyAddressSecret) return 'not-required';
+  if (mac === null) return rules.replyAddressUnsigned === 'accept' ? 'not-required' : 'unsigned';
+  const given = Buffer.from(mac.toLowerCase());
+  for (const secret of [rules.replyAddressSecret, rules.replyAddressSecretPrevious]) {
+    if (!secret) continue;
+    const expected = Buffer.from(macFor(ticketId, secret));
+    // constant time, so the MAC cannot be found one character at a time
+    if (given.length === expected.length && crypto.timingSafeEqual(given, expected)) return 'valid';
+  }
+  return 'bad';
+}
+
+/** The address staff reply to for a ticket: signed when a secret is set. */
+export function replyAddress(ticketId: string, rules: AddressRules & Partial<SigningRules>): string {
+  const mac = rules.replyAddressSecret ? `.${macFor(ticketId, rules.replyAddressSecret)}` : '';
+  return `${rules.supportLocalPart}+${ticketId}${mac}@${rules.mailDomains[0]}`;
 }

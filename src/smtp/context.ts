@@ -5,7 +5,9 @@ import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Ticket } from '../db/queries.js';
 import type { Logger } from '../log.js';
+import type { Resolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
+import type { PerIpLimits } from './limits.js';
 import type { SmtpReply } from './reply.js';
 
 export type Route = { kind: 'ticket'; ticket: Ticket; address: string } | { kind: 'postmaster'; address: string };
@@ -15,6 +17,8 @@ export interface SmtpContext {
   pool: Pool;
   log: Logger;
   metrics: Metrics;
+  resolver: Resolver;
+  limits: PerIpLimits;
   /** Keyed by the address object smtp-server keeps in envelope.rcptTo, so a new transaction starts empty. */
   routes: WeakMap<SMTPServerAddress, Route>;
 }

@@ -17,10 +17,16 @@ export const CATALOGUE = {
   RCPT_BAD_TAG: { code: 550, enhanced: '5.1.1', when: 'support+<tag> where the tag is not TKT-<digits>' },
   RCPT_UNKNOWN_TICKET: { code: 550, enhanced: '5.1.1', when: 'the tag names a ticket that does not exist' },
   RCPT_TEMPFAIL: { code: 451, enhanced: '4.3.0', when: 'database trouble or our deadline while deciding a recipient' },
+  RCPT_BAD_SIGNATURE: { code: 550, enhanced: '5.1.1', when: 'signed reply addresses are on and the MAC of support+TKT-1.<mac>@ is wrong' },
+  RCPT_UNSIGNED: { code: 550, enhanced: '5.1.1', when: 'signed reply addresses are on, the address has no MAC and REPLY_ADDRESS_UNSIGNED=refuse' },
+  CONNECT_TOO_MANY: { code: 421, enhanced: '4.7.0', when: 'the client IP already has SMTP_MAX_CONNECTIONS_PER_IP connections open' },
+  MAIL_FROM_RATE_LIMITED: { code: 450, enhanced: '4.7.1', when: 'the client IP started more than SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE transactions this minute' },
   DATA_COMMITTED: { code: 250, enhanced: '2.0.0', when: 'the message is committed in PostgreSQL' },
   DATA_DUPLICATE: { code: 250, enhanced: '2.0.0', when: 'a retry of a message already committed for every recipient; no new row' },
   DATA_TOO_BIG: { code: 552, enhanced: '5.3.4', when: 'the message is larger than MAX_MESSAGE_BYTES (nothing past the cap is buffered)' },
   DATA_TEMPFAIL: { code: 451, enhanced: '4.3.0', when: 'database error, pool timeout or our deadline while storing; nothing stored' },
+  DATA_AUTH_REJECTED: { code: 550, enhanced: '5.7.x', when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address (see below)' },
+  DATA_AUTH_TEMPFAIL: { code: 451, enhanced: '4.7.x', when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated' },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored, no reply possible' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -32,9 +38,11 @@ export class SmtpReply {
   constructor(
     readonly logCode: LogCode,
     readonly text: string,
+    /** Only for catalogue entries whose enhanced code is a family (5.7.x): the exact code. */
+    enhanced?: string,
   ) {
     this.code = CATALOGUE[logCode].code;
-    this.enhanced = CATALOGUE[logCode].enhanced;
+    this.enhanced = enhanced ?? CATALOGUE[logCode].enhanced;
   }
 
   get ok(): boolean {
@@ -68,6 +76,52 @@ export const reply = {
   rcptTempfail: (tag: string) => new SmtpReply('RCPT_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
   committed: (id: string) => new SmtpReply('DATA_COMMITTED', `Ok: committed as ${id}`),
   duplicate: (id: string) => new SmtpReply('DATA_DUPLICATE', `Ok: already committed as ${id}`),
+  badSignature: () => new SmtpReply('RCPT_BAD_SIGNATURE', 'No such mailbox: the reply address signature is not valid'),
+  unsigned: () => new SmtpReply('RCPT_UNSIGNED', 'No such mailbox: this reply address must be signed; reply to the address in the notification'),
+  tooManyConnections: (limit: number) => new SmtpReply('CONNECT_TOO_MANY', `Too many connections from your address (limit ${limit}), try again later`),
+  rateLimited: (limit: number) => new SmtpReply('MAIL_FROM_RATE_LIMITED', `Too many messages from your address (limit ${limit} a minute), slow down and try again later`),
+  authRejected: (r: AuthReply) => new SmtpReply('DATA_AUTH_REJECTED', r.text, r.enhanced),
+  authTempfail: (r: AuthReply) => new SmtpReply('DATA_AUTH_TEMPFAIL', r.text, r.enhanced),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
   dataTempfail: (tag: string) => new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
+};
+
+/** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
+export interface AuthReply {
+  code: 550 | 451;
+  enhanced: string;
+  text: string;
+}
+
+// The authorization replies. RFC 7372 codes where one fits, RFC 3463 otherwise:
+//   5.7.1  delivery not authorized: the author may not write to this ticket, or has no
+//          single identity to check
+//   5.7.20 no passing DKIM signature (and SPF did not authenticate the author either)
+//   5.7.22 DKIM passes, but for a domain that is not the author's
+//   5.7.23 SPF failed and nothing else authenticated the author
+//   5.7.24 SPF permerror (a broken record) and nothing else authenticated the author
+//   5.7.26 more than one check failed; DMARC fail is this by definition (neither SPF nor DKIM
+//          aligned), as large receivers answer it
+// (5.7.27 is "sender address has null MX", not an SPF code, so it is not used.)
+// Temporary, so that a DNS glitch never bounces a real admin:
+//   4.7.24 SPF temperror (RFC 7372 X.7.24 "SPF validation error", the 4xx form)
+//   4.7.5  a DKIM or ARC key could not be fetched: RFC 3463 X.7.5 "cryptographic failure …
+//          necessary information such as key was not available"; RFC 7372 has no DKIM temp code
+//   4.7.0  the DMARC record could not be fetched, or several of the above
+export const authReplies = {
+  noAuthor: (): AuthReply => ({ code: 550, enhanced: '5.7.1', text: 'Message has no From address; a reply needs a single author' }),
+  multipleAuthors: (count: number): AuthReply => ({ code: 550, enhanced: '5.7.1', text: `Message has ${count} From addresses; a reply needs a single author` }),
+  notAllowed: (author: string): AuthReply => ({ code: 550, enhanced: '5.7.1', text: `<${author}> is not allowed to write to this ticket` }),
+  ambiguousFrom: (): AuthReply => ({ code: 550, enhanced: '5.7.1', text: 'The From header could not be read unambiguously; authentication is impossible' }),
+  dmarcFailed: (domain: string, policy: string | null): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.26',
+    text: `Message not authenticated: DMARC check failed for ${domain}${policy ? ` (p=${policy})` : ''}`,
+  }),
+  multipleFailed: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.26', text: `Message not authenticated: SPF and DKIM both failed for ${domain}` }),
+  dkimNotAuthor: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.22', text: `Message not authenticated: no valid DKIM signature of ${domain}` }),
+  spfFailed: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.23', text: `Message not authenticated: SPF check failed for ${domain}` }),
+  spfError: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.24', text: `Message not authenticated: SPF record of ${domain} is broken` }),
+  noDkim: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.20', text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}` }),
+  dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({ code: 451, enhanced, text: 'Temporary DNS failure while authenticating the sender, try again later' }),
 };

@@ -8,6 +8,9 @@ import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SmtpContext } from './context.js';
+import { createResolver } from '../mail/dns.js';
+import { PerIpLimits } from './limits.js';
+import { onConnect } from './phases/connect.js';
 import { onData } from './phases/data.js';
 import { onMailFrom } from './phases/mail-from.js';
 import { onRcptTo } from './phases/rcpt-to.js';
@@ -28,7 +31,13 @@ export interface SmtpDeps {
 
 export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   const { config, log } = deps;
-  const ctx: SmtpContext = { ...deps, routes: new WeakMap() };
+  const ctx: SmtpContext = {
+    ...deps,
+    routes: new WeakMap(),
+    limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
+    resolver: createResolver({ servers: config.dnsServers.length ? config.dnsServers : undefined, timeoutMs: config.dnsTimeoutMs }),
+  };
+  const connection = onConnect(ctx);
   const tls: Partial<SMTPServerOptions> = config.tlsCertFile && config.tlsKeyFile
     ? { key: fs.readFileSync(config.tlsKeyFile), cert: fs.readFileSync(config.tlsCertFile) }
     // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
@@ -44,6 +53,8 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     maxClients: config.maxClients,
     greetingDelayMs: config.greetingDelayMs,
     maxRecipients: config.maxRecipients,
+    // RFC 5321 allows 512 octets; extensions and SMTPUTF8 addresses need more, 2048 as Postfix
+    maxCommandLength: 2048,
     socketTimeout: config.socketTimeoutMs,
     closeTimeout: config.hookTimeoutMs + 5_000,
     useProxy: config.proxyProtocol,
@@ -55,13 +66,8 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     onMailFrom: onMailFrom(ctx),
     onRcptTo: onRcptTo(ctx),
     onData: onData(ctx),
-    onConnect(session, callback) {
-      deps.metrics.connections.inc();
-      callback();
-    },
-    onClose() {
-      deps.metrics.connections.dec();
-    },
+    onConnect: connection.onConnect,
+    onClose: connection.onClose,
   };
   const server = new SMTPServer(options);
   server.on('error', (err) => log.error({ code: 'SMTP_SERVER_ERROR', err: err.message }, 'SMTP server error'));

@@ -4,19 +4,28 @@ import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startService, type Service } from '../../src/service.js';
+import { loadZones, startDnsServer, type TestDnsServer } from './dns-server.js';
+
+export const SMTP_ZONES = new URL('../../fixtures/dns/smtp-zones.json', import.meta.url);
 
 export interface TestServer {
   port: number;
   httpPort: number;
   config: Readonly<Config>;
   service: Service;
+  /** The loopback DNS server DNS_SERVERS points at (fixtures/dns/smtp-zones.json). */
+  dns: TestDnsServer;
   logs: Record<string, unknown>[];
   logsWithCode(code: string): Record<string, unknown>[];
   close(): Promise<void>;
 }
 
-export async function startTestServer(databaseUrl: string, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(databaseUrl: string, env: Record<string, string> = {}, dns?: TestDnsServer): Promise<TestServer> {
+  const ownDns = dns ? null : await startDnsServer(loadZones(SMTP_ZONES));
+  const dnsServer = (dns ?? ownDns)!;
   const config = loadConfig({
+    DNS_SERVERS: dnsServer.address,
+    DNS_TIMEOUT_MS: '300',
     DATABASE_URL: databaseUrl,
     SMTP_HOST: '127.0.0.1',
     SMTP_PORT: '0',
@@ -42,8 +51,12 @@ export async function startTestServer(databaseUrl: string, env: Record<string, s
     httpPort: service.http.port,
     config,
     service,
+    dns: dnsServer,
     logs,
     logsWithCode: (code) => logs.filter((l) => l.code === code),
-    close: () => service.close(),
+    close: async () => {
+      await service.close();
+      await ownDns?.close();
+    },
   };
 }

@@ -29,8 +29,9 @@ export class SmtpClient {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<SmtpClient> {
-    const socket = net.connect(port, host);
+  /** `localAddress` picks the client's source IP in 127.0.0.0/8, e.g. to be another sender's server. */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<SmtpClient> {
+    const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const client = new SmtpClient(socket);
     client.greeting = await client.next();
@@ -129,4 +130,24 @@ export function buildMessage(opts: { from?: string; to?: string; subject?: strin
   if (opts.messageId !== null) lines.push(`Message-ID: ${opts.messageId ?? `<${Math.random().toString(36).slice(2)}@mail.flamecrm.ru>`}`);
   lines.push(...(opts.headers ?? []), 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', opts.body ?? 'The printer works again.');
   return lines.join('\r\n') + '\r\n';
+}
+
+/** One whole transaction on a new connection; returns the reply that decided it (RCPT or DATA). */
+export async function deliver(port: number, opts: { from: string; to: string[]; message: string | Buffer; ip?: string; helo?: string }): Promise<Reply> {
+  const client = await SmtpClient.connect(port, '127.0.0.1', opts.ip);
+  try {
+    await client.command(`EHLO ${opts.helo ?? 'mail.example'}`);
+    const mail = await client.command(`MAIL FROM:<${opts.from}>`);
+    if (mail.code !== 250) return mail;
+    let accepted = 0;
+    let last: Reply | undefined;
+    for (const to of opts.to) {
+      last = await client.command(`RCPT TO:<${to}>`);
+      if (last.code === 250) accepted++;
+    }
+    if (!accepted) return last!;
+    return await client.data(opts.message);
+  } finally {
+    await client.quit();
+  }
 }

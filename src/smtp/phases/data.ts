@@ -1,14 +1,18 @@
-// DATA: read with a byte cap, parse, store everything of one message in one transaction, and
-// only then answer 250. Any trouble of ours, including our own deadline, answers 451.
+// DATA: read with a byte cap, parse and authenticate, authorize the author for every ticket,
+// store everything of one message in one transaction, and only then answer 250. Any trouble of
+// ours, including our own deadline, answers 451.
 import crypto from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { storeMessage, type Envelope, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
+import { authenticate, type AuthResults } from '../../mail/authenticate.js';
+import { authorize, type AuthDecision } from '../../mail/authorize.js';
 import { idempotencyKey, parseMessage, type ParsedMessage } from '../../mail/parse.js';
 import { logDecision, type Route, type SmtpContext } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
 
 type Callback = (err?: Error | null, message?: string) => void;
+type TicketRoute = Extract<Route, { kind: 'ticket' }>;
 
 export function onData(ctx: SmtpContext) {
   return (stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback): void => {
@@ -68,16 +72,41 @@ export function onData(ctx: SmtpContext) {
 
 async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
   const routes = session.envelope.rcptTo.map((a) => ctx.routes.get(a)).filter((r): r is Route => !!r);
-  const parsed = await parseMessage(raw);
-  const key = idempotencyKey(raw, parsed);
+  const ticketRoutes = routes.filter((r): r is TicketRoute => r.kind === 'ticket');
   const envelope = envelopeOf(session);
-  const ticketMessages: TicketMessageRow[] = [];
-  const unrouted: UnroutedMessageRow[] = [];
-  for (const route of routes) {
-    if (route.kind === 'ticket') ticketMessages.push(ticketMessageRow(ctx, route, parsed, key, envelope));
-    else unrouted.push({ recipient: route.address.toLowerCase(), ticketId: null, reason: 'postmaster', idempotencyKey: key, fromAddress: parsed.from[0]?.address ?? null, subject: parsed.subject, messageId: parsed.messageId, envelope });
+  // Authentication needs DNS, parsing does not: both at once. Postmaster mail is not checked.
+  const [parsed, auth] = await Promise.all([
+    parseMessage(raw),
+    ticketRoutes.length
+      ? authenticate({ message: raw, ip: session.remoteAddress, helo: envelope.helo ?? '', mailFrom: envelope.mailFrom ?? '', mta: ctx.config.smtpHostname, resolver: ctx.resolver })
+      : null,
+  ]);
+  const key = idempotencyKey(raw, parsed);
+  const fields: Record<string, unknown> = { tickets: ticketRoutes.map((r) => r.ticket.id), messageId: parsed.messageId, from: parsed.from[0]?.address };
+
+  const decisions = ticketRoutes.map((route) =>
+    authorize({
+      fromAddresses: parsed.from,
+      requester: route.ticket.requester,
+      staff: ctx.config.staffSenders,
+      auth: auth!,
+      trustedSealers: ctx.config.arcTrustedSealers,
+      policy: ctx.config.authPolicy,
+    }),
+  );
+  // One reply for all recipients: a refusal for any ticket refuses the message (nothing is
+  // silently dropped); a permanent refusal outranks a temporary one, which a retry cannot fix.
+  const refusal = decisions.find((d) => d.verdict === 'reject') ?? decisions.find((d) => d.verdict === 'tempfail');
+  if (decisions.length) {
+    const d = refusal ?? decisions[0]!;
+    Object.assign(fields, { auth: d.code, role: d.role, authenticatedBy: d.authenticatedBy, wouldReject: d.wouldReject, reason: d.reason });
   }
-  const fields = { tickets: ticketMessages.map((t) => t.ticketId), messageId: parsed.messageId, from: parsed.from[0]?.address };
+  if (refusal?.reply) return { answer: refusal.verdict === 'reject' ? reply.authRejected(refusal.reply) : reply.authTempfail(refusal.reply), fields };
+
+  const ticketMessages = ticketRoutes.map((route, i) => ticketMessageRow(route, parsed, key, envelope, auth, decisions[i]!));
+  const unrouted: UnroutedMessageRow[] = routes
+    .filter((r) => r.kind === 'postmaster')
+    .map((route) => ({ recipient: route.address.toLowerCase(), ticketId: null, reason: 'postmaster', idempotencyKey: key, fromAddress: parsed.from[0]?.address ?? null, subject: parsed.subject, messageId: parsed.messageId, envelope }));
 
   const result = await storeMessage(ctx.pool, { bytes: raw, sha256: crypto.createHash('sha256').update(raw).digest(), ticketMessages, unrouted });
   if (result.rawMessageId) return { answer: reply.committed(result.rawMessageId), fields: { ...fields, rawMessageId: result.rawMessageId } };
@@ -97,14 +126,14 @@ function envelopeOf(session: SMTPServerSession): Envelope {
   };
 }
 
-function ticketMessageRow(ctx: SmtpContext, route: Extract<Route, { kind: 'ticket' }>, parsed: ParsedMessage, key: string, envelope: Envelope): TicketMessageRow {
+function ticketMessageRow(route: TicketRoute, parsed: ParsedMessage, key: string, envelope: Envelope, auth: AuthResults | null, decision: AuthDecision): TicketMessageRow {
   const author = parsed.from.length === 1 ? parsed.from[0]! : null;
   return {
     ticketId: route.ticket.id,
     idempotencyKey: key,
     authorAddress: author?.address ?? null,
     authorName: author?.name || null,
-    authorRole: author ? roleOf(ctx, author.address, route.ticket.requester) : null,
+    authorRole: decision.role,
     subject: parsed.subject,
     replyText: parsed.text.trim(),
     fullText: parsed.text,
@@ -115,16 +144,16 @@ function ticketMessageRow(ctx: SmtpContext, route: Extract<Route, { kind: 'ticke
     references: parsed.references,
     sentAt: parsed.date,
     envelope,
-    authResults: null,
-    authHeader: null,
-    authVerdict: null,
-    authReason: null,
+    authResults: auth && {
+      spf: auth.spf,
+      dkim: auth.dkim,
+      dmarc: auth.dmarc,
+      arc: auth.arc,
+      temporaryChecks: auth.temporaryChecks,
+      decision: { verdict: decision.verdict, policy: decision.policy, role: decision.role, authenticatedBy: decision.authenticatedBy, wouldReject: decision.wouldReject, wouldReply: decision.wouldReply ?? null },
+    },
+    authHeader: auth?.headers ?? null,
+    authVerdict: decision.code,
+    authReason: decision.reason,
   };
-}
-
-function roleOf(ctx: SmtpContext, address: string, requester: string): string {
-  const domain = address.slice(address.lastIndexOf('@'));
-  if (ctx.config.staffSenders.includes(address) || ctx.config.staffSenders.includes(domain)) return 'staff';
-  if (address === requester.toLowerCase()) return 'requester';
-  return 'stranger';
 }

@@ -2,7 +2,7 @@
 // Only a ticket lookup touches the database; its trouble is always a 451, never a 5xx.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { findTicket } from '../../db/queries.js';
-import { classifyRecipient } from '../../mail/address.js';
+import { checkSignature, classifyRecipient } from '../../mail/address.js';
 import { logDecision, type SmtpContext } from '../context.js';
 import { failureTag, withDeadline } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
@@ -40,6 +40,10 @@ async function decide(ctx: SmtpContext, address: SMTPServerAddress): Promise<{ a
       return { answer: reply.badTag(recipient.tag) };
     case 'ticket': {
       const ticketId = recipient.ticketId;
+      // before the database: a forged address learns nothing, not even whether the ticket exists
+      const signature = checkSignature(ticketId, recipient.mac, ctx.config);
+      if (signature === 'bad') return { answer: reply.badSignature(), ticket: ticketId };
+      if (signature === 'unsigned') return { answer: reply.unsigned(), ticket: ticketId };
       try {
         const ticket = await withDeadline(findTicket(ctx.pool, ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
         if (!ticket) return { answer: reply.noSuchTicket(ticketId), ticket: ticketId };

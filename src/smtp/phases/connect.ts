@@ -1,0 +1,25 @@
+// CONNECT: the per-IP connection limit (smtp-server enforces the global SMTP_MAX_CLIENTS).
+// Behind a balancer with PROXY_PROTOCOL, remoteAddress is already the real client's.
+import type { SMTPServerSession } from 'smtp-server';
+import { logDecision, type SmtpContext } from '../context.js';
+import { reply } from '../reply.js';
+
+export function onConnect(ctx: SmtpContext) {
+  const counted = new WeakSet<SMTPServerSession>();
+  return {
+    onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+      ctx.metrics.connections.inc();
+      if (!ctx.limits.openConnection(session.remoteAddress)) {
+        const answer = reply.tooManyConnections(ctx.config.maxConnectionsPerIp);
+        logDecision(ctx, session, answer);
+        return callback(answer.toError());
+      }
+      counted.add(session);
+      callback();
+    },
+    onClose(session: SMTPServerSession): void {
+      ctx.metrics.connections.dec();
+      if (counted.delete(session)) ctx.limits.closeConnection(session.remoteAddress);
+    },
+  };
+}
