@@ -225,7 +225,11 @@ async function ticketShow(args: string[], io: Out): Promise<number> {
     for (const m of messages) {
       io.out(`\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`);
       io.out(`    subject: ${m.subject ?? ''}`);
-      io.out(`    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? 'yes' : 'no'}${m.authVerdict ? `  auth: ${m.authVerdict} (${m.authReason ?? ''})` : ''}`);
+      io.out(`    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`);
+      if (m.authVerdict) {
+        io.out(`    auth: ${describeChecks(m.authResults)}`);
+        io.out(`    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`);
+      }
       io.out('');
       io.out(indent(values.full ? m.fullText : m.replyText));
     }
@@ -238,6 +242,32 @@ function normaliseTicketId(value: string): string {
   if (!m) throw new UsageError(`'${value}' is not a ticket id (TKT-<number>)`);
   return `TKT-${m[1]}`;
 }
+
+interface StoredAuth {
+  spf?: { result: string; domain: string; aligned: boolean };
+  dkim?: { result: string; domain: string; selector: string; aligned: boolean }[];
+  dmarc?: { result: string; policy: string | null };
+  arc?: { result: string; sealers: string[] };
+  decision?: { policy: string; wouldReject: boolean };
+}
+
+/** One line of verdicts: spf=pass (flamecrm.ru, aligned) dkim=pass (flamecrm.ru s=mail, aligned) … */
+function describeChecks(results: unknown): string {
+  const r = (results ?? {}) as StoredAuth;
+  const aligned = (a: boolean) => (a ? ', aligned' : '');
+  const parts = [
+    r.spf ? `spf=${r.spf.result} (${r.spf.domain}${aligned(r.spf.aligned)})` : 'spf=?',
+    r.dkim?.length ? r.dkim.map((d) => `dkim=${d.result} (${d.domain} s=${d.selector}${aligned(d.aligned)})`).join(' ') : 'dkim=none',
+    r.dmarc ? `dmarc=${r.dmarc.result}${r.dmarc.policy ? ` (p=${r.dmarc.policy})` : ''}` : 'dmarc=?',
+    r.arc ? `arc=${r.arc.result}${r.arc.sealers.length ? ` (${r.arc.sealers.join(' > ')})` : ''}` : 'arc=?',
+  ];
+  return parts.join(' ');
+}
+
+const isMonitoredRefusal = (results: unknown) => {
+  const d = (results as StoredAuth | null)?.decision;
+  return !!d && d.policy === 'monitor' && d.wouldReject;
+};
 
 const indent = (text: string) => text.split('\n').map((l) => `    ${l}`).join('\n');
 

@@ -6,6 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/embedded.js';
+import { macFor } from '../../src/mail/address.js';
+import { loadZones, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { SMTP_ZONES } from '../helpers/server.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { cleanEnv, runCli, spawnCli, swaks } from '../helpers/cli.js';
 
@@ -86,23 +89,32 @@ describe('against DATABASE_URL', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such ticket TKT-556');
   });
+
+  it('prints a signed reply address when REPLY_ADDRESS_SECRET is set', async () => {
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'helpdesk.example.ru', REPLY_ADDRESS_SECRET: 'a-secret-of-32-characters-000000' });
+    const created = await runCli(['ticket', 'create', '--subject', 'Signed', '--requester', 'a@example.ru', '--id', 'TKT-600'], env);
+    expect(created.stdout).toContain(`reply address: support+TKT-600.${macFor('TKT-600', 'a-secret-of-32-characters-000000')}@helpdesk.example.ru`);
+  });
 });
 
 describe('the README walk-through on the embedded PostgreSQL', () => {
   let dataDir: string;
   let serve: ReturnType<typeof spawnCli> | undefined;
+  let dns: TestDnsServer;
 
   beforeAll(async () => {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-cli-'));
+    dns = await startDnsServer(loadZones(SMTP_ZONES));
   });
   afterAll(async () => {
+    await dns?.close();
     serve?.kill('SIGKILL');
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
   it('serve, ticket create, swaks, ticket show, graceful stop', async () => {
     const smtpPort = await freePort();
-    const env = cleanEnv({ DATA_DIR: dataDir, SMTP_PORT: String(smtpPort), HTTP_PORT: String(await freePort()) });
+    const env = cleanEnv({ DATA_DIR: dataDir, SMTP_PORT: String(smtpPort), HTTP_PORT: String(await freePort()), DNS_SERVERS: dns.address });
     serve = spawnCli(['serve'], env);
     await expect.poll(() => serve!.output(), { timeout: 60_000, interval: 200 }).toContain('"code":"SERVICE_STARTED"');
     expect(serve.output()).toContain('local profile');
@@ -129,6 +141,9 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     expect(shown.messages[0]).toMatchObject({ from: 'ivan@flamecrm.ru', subject: `Re: [${id}] Printer on fire`, text: 'Replaced the toner, it prints again.' });
     const human = await runCli(['ticket', 'show', id!], cleanEnv({ DATA_DIR: dataDir }));
     expect(human.stdout).toContain('Replaced the toner, it prints again.');
+    // the local profile monitors: not staff (STAFF_SENDERS is empty), recorded and accepted
+    expect(human.stdout).toContain('auth: spf=pass (flamecrm.ru, aligned) dkim=none dmarc=pass (p=reject) arc=none');
+    expect(human.stdout).toMatch(/decision: AUTH_NOT_ALLOWED \(accepted because AUTH_POLICY=monitor\): ivan@flamecrm.ru is neither staff/);
 
     serve.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => serve!.once('exit', (c) => resolve(c)));
