@@ -1,6 +1,8 @@
 // `npm run bench`: a load generator against a real ticket-mx (its own process) and PostgreSQL
-// (embedded unless DATABASE_URL is set). Prints messages/second, latency from the end of DATA to
-// the 250, errors, and the server's peak RSS. A benchmark, not a test: it asserts nothing.
+// (embedded unless DATABASE_URL is set), with the whole per-message path switched on: SPF, DKIM
+// and DMARC against a loopback DNS server, AUTH_POLICY=enforce, reply-text extraction, storage.
+// Prints messages/second, latency from the end of DATA to the 250, errors, the server's peak RSS
+// and where the CPU went. A benchmark, not a test: it asserts nothing.
 import { spawn, execFileSync } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -8,7 +10,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { dkimSign } from 'mailauth';
 import pg from 'pg';
+import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
 import { openEmbeddedPostgres, freePort } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
 import { PROJECT_ROOT } from '../src/paths.js';
@@ -62,11 +66,37 @@ async function main() {
     [FIRST_TICKET, FIRST_TICKET + TICKETS - 1],
   );
 
+  // The public internet's part: DNS for flamecrm.ru (SPF, DMARC p=reject, a DKIM key).
+  const dns = await startDnsServer({
+    records: {
+      'flamecrm.ru': { TXT: ['v=spf1 ip4:127.0.0.0/8 -all'] },
+      '_dmarc.flamecrm.ru': { TXT: ['v=DMARC1; p=reject'] },
+    },
+  });
+  const dkimKey = publishDkimKey(dns, 'flamecrm.ru', 'mail');
+  process.stderr.write(`signing ${MESSAGES} messages with DKIM (rsa-sha256, 2048 bits)…\n`);
+  const messages: Buffer[] = [];
+  for (let i = 0; i < MESSAGES; i++) messages.push(await signed(buildMessage(i), dkimKey));
+
   const port = await freePort();
   const extraEnv = Object.fromEntries((opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
   const server = spawn(process.execPath, [...nodeArgs, path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
-    env: { ...process.env, DATABASE_URL: url, MAIL_DOMAINS: 'flamecrm.ru', SMTP_HOST: '127.0.0.1', SMTP_PORT: String(port), HTTP_PORT: '0', AUTH_POLICY: 'monitor', ...extraEnv },
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      MAIL_DOMAINS: 'flamecrm.ru',
+      SMTP_HOST: '127.0.0.1',
+      SMTP_PORT: String(port),
+      HTTP_PORT: '0',
+      AUTH_POLICY: 'enforce',
+      STAFF_SENDERS: '@flamecrm.ru',
+      DNS_SERVERS: dns.address,
+      // one client IP sending thousands of messages a second is what the per-IP limits stop
+      SMTP_MAX_CONNECTIONS_PER_IP: '0',
+      SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: '0',
+      ...extraEnv,
+    },
     stdio: ['ignore', opts.log ? openSync(opts.log, 'w') : 'ignore', 'pipe'],
   });
   let serverErr = '';
@@ -78,7 +108,7 @@ async function main() {
   const before = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
   const cpuBefore = { server: cpuSeconds([server.pid!]), postgres: cpuSeconds(pidsNamed('postgres')), load: process.cpuUsage() };
   const started = performance.now();
-  const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port);
+  const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port, messages);
   const seconds = (performance.now() - started) / 1000;
   const after = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
   const peakRss = readPeakRss(server.pid!);
@@ -92,6 +122,7 @@ async function main() {
   server.kill('SIGTERM');
   await new Promise((r) => server.once('exit', r));
   await client.end();
+  await dns.close();
   await embedded?.stop();
   await fs.rm(dataDir, { recursive: true, force: true });
 
@@ -99,7 +130,7 @@ async function main() {
   const lat = result.latencies.sort((a, b) => a - b);
   const pct = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!.toFixed(1) : 'n/a');
   const cpus = os.cpus();
-  console.log(`ticket-mx bench: ${MESSAGES} messages of ~${SIZE} B, ${CONCURRENCY} concurrent sessions, a new connection per message${opts.pipelining ? ', pipelining' : ''}${opts['smtp-source'] ? ' (smtp-source)' : ''}`);
+  console.log(`ticket-mx bench: ${MESSAGES} DKIM-signed messages of ~${SIZE} B (AUTH_POLICY=enforce), ${CONCURRENCY} concurrent sessions, a new connection per message${opts.pipelining ? ', pipelining' : ''}${opts['smtp-source'] ? ' (smtp-source)' : ''}`);
   console.log(`machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'DATABASE_URL'}`);
   console.log(`throughput: ${(result.ok / seconds).toFixed(0)} msg/s (${result.ok} accepted in ${seconds.toFixed(2)} s; ${stored} rows stored)`);
   if (lat.length) console.log(`latency end of DATA -> 250: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms, max ${lat.at(-1)!.toFixed(1)} ms`);
@@ -115,27 +146,54 @@ interface LoadResult {
   latencies: number[];
 }
 
+/** A Gmail-shaped reply: multipart/alternative, the answer on top, the notification quoted. */
 function buildMessage(i: number): Buffer {
   const ticket = FIRST_TICKET + (i % TICKETS);
+  const boundary = `000000000000bench${i}`;
   const head =
-    `From: Ivan Petrov <ivan@flamecrm.ru>\r\nTo: support+TKT-${ticket}@flamecrm.ru\r\n` +
+    `From: =?UTF-8?B?0JjQstCw0L0g0J/QtdGC0YDQvtCy?= <ivan@flamecrm.ru>\r\nTo: support+TKT-${ticket}@flamecrm.ru\r\n` +
     `Subject: Re: [TKT-${ticket}] Printer on fire\r\nDate: ${new Date().toUTCString()}\r\n` +
     `Message-ID: <bench-${process.pid}-${i}@mail.flamecrm.ru>\r\nIn-Reply-To: <notify-TKT-${ticket}@flamecrm.ru>\r\n` +
-    `MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n` +
-    `Replaced the toner, it prints again.\r\n\r\n`;
-  const line = '> The quick brown fox jumps over the lazy dog; the printer is on fire again.\r\n';
-  let body = '';
-  while (head.length + body.length + line.length < SIZE) body += line;
-  return Buffer.from(`${head}${body}.\r\n`);
+    `References: <notify-TKT-${ticket}@flamecrm.ru>\r\nMIME-Version: 1.0\r\n` +
+    `Content-Type: multipart/alternative; boundary="${boundary}"\r\n\r\n`;
+  const quoteLine = 'Новый комментарий в заявке: принтер на третьем этаже снова печатает пустые листы.';
+  const answer = 'Заменили картридж, всё печатает. Проверьте, пожалуйста.';
+  const attribution = `чт, 26 нояб. 2026 г. в 10:00, FlameCRM <support+TKT-${ticket}@flamecrm.ru>:`;
+  let quotedText = '';
+  let quotedHtml = '';
+  // fill to about SIZE bytes, split between the two parts
+  while (Buffer.byteLength(head + quotedText + quotedHtml) < SIZE - 900) {
+    quotedText += `> ${quoteLine}\r\n`;
+    quotedHtml += `${quoteLine}<br>\r\n`;
+  }
+  const text = `${answer}\r\n\r\n${attribution}\r\n\r\n${quotedText}`;
+  const html =
+    `<div dir="ltr">${answer}</div><br><div class="gmail_quote gmail_quote_container"><div dir="ltr" class="gmail_attr">` +
+    `${attribution.replace(/</g, '&lt;').replace(/>/g, '&gt;')}<br></div>\r\n<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex">\r\n${quotedHtml}</blockquote></div>\r\n`;
+  return Buffer.from(
+    `${head}--${boundary}\r\nContent-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n` +
+      `--${boundary}\r\nContent-Type: text/html; charset="UTF-8"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${html}\r\n--${boundary}--\r\n`,
+  );
+}
+
+async function signed(message: Buffer, privateKey: string): Promise<Buffer> {
+  const options = { signatureData: [{ signingDomain: 'flamecrm.ru', selector: 'mail', privateKey }] } as unknown as Parameters<typeof dkimSign>[1];
+  const { signatures } = await dkimSign(message, options);
+  return Buffer.concat([Buffer.from(signatures), message]);
+}
+
+/** Dot-stuffed, with the final dot: what goes on the wire after 354. */
+function onTheWire(message: Buffer): Buffer {
+  return Buffer.from(message.toString('latin1').replace(/^\./gm, '..') + '.\r\n', 'latin1');
 }
 
 /** One SMTP session: greeting, EHLO, MAIL, RCPT, DATA, message, QUIT. Resolves with the latency. */
-function session(port: number, i: number): Promise<number> {
+function session(port: number, i: number, wire: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.setNoDelay(true);
     const ticket = FIRST_TICKET + (i % TICKETS);
-    const message = buildMessage(i);
+    const message = wire;
     const steps = opts.pipelining
       ? [null, 'EHLO bench.example\r\n', `MAIL FROM:<ivan@flamecrm.ru>\r\nRCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\nDATA\r\n`]
       : [null, 'EHLO bench.example\r\n', 'MAIL FROM:<ivan@flamecrm.ru>\r\n', `RCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\n`, 'DATA\r\n'];
@@ -178,14 +236,15 @@ function session(port: number, i: number): Promise<number> {
   });
 }
 
-async function runLoad(port: number): Promise<LoadResult> {
+async function runLoad(port: number, messages: Buffer[]): Promise<LoadResult> {
+  const wires = messages.map(onTheWire);
   const result: LoadResult = { ok: 0, errors: 0, errorSamples: [], latencies: [] };
   let next = 0;
   const worker = async () => {
     while (next < MESSAGES) {
       const i = next++;
       try {
-        result.latencies.push(await session(port, i));
+        result.latencies.push(await session(port, i, wires[i]!));
         result.ok++;
       } catch (err) {
         result.errors++;

@@ -24,11 +24,16 @@ export interface Config {
   staffSenders: string[];
   dnsServers: string[];
   dnsTimeoutMs: number;
+  dnsCacheSeconds: number;
   arcTrustedSealers: string[];
   replyAddressSecret: string | null;
   replyAddressSecretPrevious: string | null;
   replyAddressUnsigned: 'refuse' | 'accept';
   maxConnectionsPerIp: number;
+  ticketMaxMessagesPerHour: number;
+  attachmentMaxCount: number;
+  attachmentMaxBytes: number;
+  notificationSenders: string[];
   maxMessagesPerIpPerMinute: number;
   httpHost: string;
   httpPort: number;
@@ -58,11 +63,16 @@ export const VARIABLES = {
   AUTH_POLICY: '`enforce` refuses unauthenticated or unauthorised senders with 550; `monitor` accepts and records.',
   STAFF_SENDERS: 'Comma-separated staff addresses and @domains allowed to write to any ticket.',
   DNS_SERVERS: 'Comma-separated DNS servers (ip or ip:port) for SPF/DKIM/DMARC; unset uses the system resolver.',
+  DNS_CACHE_SECONDS: 'How long DNS answers (and NXDOMAIN) are kept in memory; 0 keeps nothing. Temporary errors are never kept.',
   DNS_TIMEOUT_MS: 'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (451 4.7.x).',
   ARC_TRUSTED_SEALERS: 'Comma-separated domains whose valid ARC seal vouches for forwarded mail (e.g. a mailing list or forwarding service).',
   REPLY_ADDRESS_SECRET: 'Secret for signed reply addresses support+TKT-1.<mac>@; set, RCPT accepts only a valid MAC.',
   REPLY_ADDRESS_SECRET_PREVIOUS: 'The previous secret during a key rotation: addresses signed with it keep working.',
   REPLY_ADDRESS_UNSIGNED: '`refuse` or `accept` unsigned addresses once a secret is set (accept only while migrating).',
+  TICKET_MAX_MESSAGES_PER_HOUR: 'Messages one ticket accepts per hour (a mail-loop breaker); more get 450 4.7.1. 0 turns it off.',
+  ATTACHMENT_MAX_COUNT: 'Attachments per message; more get 552 5.3.4.',
+  ATTACHMENT_MAX_BYTES: 'Total decoded size of the attachments of one message; more get 552 5.3.4.',
+  NOTIFICATION_SENDERS: 'Comma-separated From addresses of our own notifications, so that they are recognised if they come back (support@ and noreply@ our domains always are).',
   SMTP_MAX_CONNECTIONS_PER_IP: 'Concurrent connections from one client IP; more get 421 4.7.0. 0 turns the limit off.',
   SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: 'Transactions one client IP may start per minute; more get 450 4.7.1 at MAIL FROM. 0 turns the limit off.',
   HTTP_HOST: 'Address for /healthz and /metrics.',
@@ -133,6 +143,7 @@ const schema = z.object({
     .pipe(z.array(z.string().regex(/^([^@\s]+)?@[^@\s]+$/, 'must list addresses (a@b.ru) or domains (@b.ru)')))
     .optional(),
   DNS_TIMEOUT_MS: int(50, 60_000).optional(),
+  DNS_CACHE_SECONDS: int(0, 86_400).optional(),
   ARC_TRUSTED_SEALERS: z
     .string()
     .transform((v) => list(v).map((d) => d.toLowerCase()))
@@ -142,6 +153,14 @@ const schema = z.object({
   REPLY_ADDRESS_SECRET_PREVIOUS: z.string().min(16, 'must be at least 16 characters').optional(),
   REPLY_ADDRESS_UNSIGNED: z.enum(['refuse', 'accept'], { message: 'must be refuse or accept' }).optional(),
   SMTP_MAX_CONNECTIONS_PER_IP: int(0, 100_000).optional(),
+  TICKET_MAX_MESSAGES_PER_HOUR: int(0, 1_000_000).optional(),
+  ATTACHMENT_MAX_COUNT: int(0, 10_000).optional(),
+  ATTACHMENT_MAX_BYTES: int(0, 1024 ** 3).optional(),
+  NOTIFICATION_SENDERS: z
+    .string()
+    .transform((v) => list(v).map((s) => s.toLowerCase()))
+    .pipe(z.array(z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must list addresses such as noreply@flamecrm.ru')))
+    .optional(),
   SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: int(0, 10_000_000).optional(),
   DNS_SERVERS: z
     .string()
@@ -222,11 +241,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     staffSenders: v.STAFF_SENDERS ?? [],
     dnsServers: v.DNS_SERVERS ?? [],
     dnsTimeoutMs: v.DNS_TIMEOUT_MS ?? 2_000,
+    dnsCacheSeconds: v.DNS_CACHE_SECONDS ?? 60,
     arcTrustedSealers: v.ARC_TRUSTED_SEALERS ?? [],
     replyAddressSecret: v.REPLY_ADDRESS_SECRET ?? null,
     replyAddressSecretPrevious: v.REPLY_ADDRESS_SECRET_PREVIOUS ?? null,
     replyAddressUnsigned: v.REPLY_ADDRESS_UNSIGNED ?? (v.REPLY_ADDRESS_SECRET ? 'refuse' : 'accept'),
     maxConnectionsPerIp: v.SMTP_MAX_CONNECTIONS_PER_IP ?? 50,
+    ticketMaxMessagesPerHour: v.TICKET_MAX_MESSAGES_PER_HOUR ?? 60,
+    attachmentMaxCount: v.ATTACHMENT_MAX_COUNT ?? 50,
+    attachmentMaxBytes: v.ATTACHMENT_MAX_BYTES ?? 20 * 1024 * 1024,
+    notificationSenders: v.NOTIFICATION_SENDERS ?? [],
     maxMessagesPerIpPerMinute: v.SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE ?? 600,
     httpHost: v.HTTP_HOST ?? smtpHost,
     httpPort: v.HTTP_PORT ?? 8025,
@@ -259,11 +283,16 @@ export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = proce
     STAFF_SENDERS: config.staffSenders.join(',') || '(none)',
     DNS_SERVERS: config.dnsServers.join(',') || '(system resolver)',
     DNS_TIMEOUT_MS: config.dnsTimeoutMs,
+    DNS_CACHE_SECONDS: config.dnsCacheSeconds || '0 (off)',
     ARC_TRUSTED_SEALERS: config.arcTrustedSealers.join(',') || '(none)',
     REPLY_ADDRESS_SECRET: config.replyAddressSecret ? '(set)' : '(none: unsigned addresses)',
     REPLY_ADDRESS_SECRET_PREVIOUS: config.replyAddressSecretPrevious ? '(set)' : '(none)',
     REPLY_ADDRESS_UNSIGNED: config.replyAddressUnsigned,
     SMTP_MAX_CONNECTIONS_PER_IP: config.maxConnectionsPerIp || '(off)',
+    TICKET_MAX_MESSAGES_PER_HOUR: config.ticketMaxMessagesPerHour || '(off)',
+    ATTACHMENT_MAX_COUNT: config.attachmentMaxCount,
+    ATTACHMENT_MAX_BYTES: config.attachmentMaxBytes,
+    NOTIFICATION_SENDERS: config.notificationSenders.join(',') || '(support@ and noreply@ our domains)',
     SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: config.maxMessagesPerIpPerMinute || '(off)',
     HTTP_HOST: config.httpHost,
     HTTP_PORT: config.httpPort,

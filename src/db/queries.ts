@@ -1,5 +1,6 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised.
 // The CRM may own `tickets`: findTicket is the one place the receiver reads it.
+import type { AttachmentRow } from '../mail/attachments.js';
 import type { Db } from './pool.js';
 
 export interface Ticket {
@@ -80,26 +81,81 @@ export async function insertTicket(db: Db, ticket: { id?: string; subject: strin
 }
 
 export interface StoreResult {
-  /** The new raw message's id; null when every row already existed (a retry). */
+  /** The new raw message's id; null when every row already existed (a retry) or a ticket is over its hourly cap. */
   rawMessageId: string | null;
   stored: number;
   /** For a retry: the raw message id the first copy was stored under. */
   existingRawMessageId: string | null;
+  /** Set when nothing was stored because this ticket already has maxPerHour messages from the last hour. */
+  rateLimitedTicket: string | null;
 }
+
+export type { AttachmentRow };
 
 /**
  * Everything of one message in one round trip and one transaction (the store_message function of
  * migration 0001): raw bytes, ticket messages, unrouted rows, NOTIFY on commit. Idempotent.
  */
-export async function storeMessage(db: Db, m: { bytes: Buffer; sha256: Buffer; ticketMessages: TicketMessageRow[]; unrouted: UnroutedMessageRow[] }): Promise<StoreResult> {
-  const { rows } = await db.query<{ raw_message_id: string | null; stored: number; existing_raw_message_id: string | null }>({
+export async function storeMessage(
+  db: Db,
+  m: { bytes: Buffer; sha256: Buffer; ticketMessages: TicketMessageRow[]; unrouted: UnroutedMessageRow[]; attachments: AttachmentRow[]; maxPerHour: number },
+): Promise<StoreResult> {
+  const { rows } = await db.query<{ raw_message_id: string | null; stored: number; existing_raw_message_id: string | null; rate_limited_ticket: string | null }>({
     name: 'store_message',
-    text: 'select raw_message_id, stored, existing_raw_message_id from store_message($1, $2, $3, $4)',
-    values: [m.sha256, m.bytes, JSON.stringify(m.ticketMessages.map(ticketMessageJson)), JSON.stringify(m.unrouted.map(unroutedJson))],
+    text: 'select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket from store_message($1, $2, $3, $4, $5, $6, $7)',
+    values: [
+      m.sha256,
+      m.bytes,
+      JSON.stringify(m.ticketMessages.map(ticketMessageJson), withoutNul),
+      JSON.stringify(m.unrouted.map(unroutedJson), withoutNul),
+      JSON.stringify(m.attachments.map((a) => ({ filename: a.filename, content_type: a.contentType, sha256: a.sha256.toString('hex'), content_id: a.contentId, inline: a.inline }))),
+      m.attachments.map((a) => a.content),
+      m.maxPerHour,
+    ],
   });
   const r = rows[0]!;
-  return { rawMessageId: r.raw_message_id, stored: r.stored, existingRawMessageId: r.existing_raw_message_id };
+  return { rawMessageId: r.raw_message_id, stored: r.stored, existingRawMessageId: r.existing_raw_message_id, rateLimitedTicket: r.rate_limited_ticket };
 }
+
+/** The ticket a notification we sent belongs to, for replies to the bare support@ address. */
+export async function findTicketByNotification(db: Db, messageIds: string[]): Promise<string | null> {
+  if (!messageIds.length) return null;
+  const { rows } = await db.query<{ ticket_id: string }>({
+    name: 'find_ticket_by_notification',
+    // the newest reference is the most specific: References lists the thread oldest first
+    text: 'select n.ticket_id from unnest($1::text[]) with ordinality as r(id, ord) join notification_messages n on n.message_id = r.id order by r.ord desc limit 1',
+    values: [messageIds],
+  });
+  return rows[0]?.ticket_id ?? null;
+}
+
+export async function insertNotificationMessage(db: Db, messageId: string, ticketId: string): Promise<void> {
+  await db.query('insert into notification_messages (message_id, ticket_id) values ($1, $2) on conflict do nothing', [messageId, ticketId]);
+}
+
+export interface StoredAttachment {
+  id: string;
+  filename: string | null;
+  contentType: string;
+  size: number;
+  sha256: string;
+  contentId: string | null;
+  inline: boolean;
+}
+
+export async function listAttachments(db: Db, rawMessageId: string): Promise<StoredAttachment[]> {
+  const { rows } = await db.query<StoredAttachment>(
+    `select id, filename, content_type as "contentType", size, encode(sha256, 'hex') as sha256, content_id as "contentId", inline
+       from attachments where raw_message_id = $1 order by position`,
+    [rawMessageId],
+  );
+  return rows;
+}
+
+// PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
+// into a 451 that the sender retries for days.
+const NUL = /\u0000/g;
+const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replace(NUL, '') : value);
 
 function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;

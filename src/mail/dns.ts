@@ -14,6 +14,11 @@ export interface ResolverOptions {
   timeoutMs: number;
   /** Tries per server before giving up with ETIMEOUT. Default 2. */
   tries?: number;
+  /** Keep answers (and NXDOMAIN/NODATA) this long; 0 keeps nothing. Temporary errors are never kept. */
+  cacheSeconds?: number;
+  /** Most answers kept; the oldest goes first. */
+  cacheEntries?: number;
+  now?: () => number;
 }
 
 /** The answer is final: the name or the record does not exist. */
@@ -28,22 +33,45 @@ export const isTemporaryDnsError = (err: unknown): boolean => {
   return typeof code === 'string' && !DEFINITE_CODES.has(code) && code !== 'EBADNAME';
 };
 
-export const createResolver = ({ servers, timeoutMs, tries = 2 }: ResolverOptions): Resolver => {
+export const createResolver = ({ servers, timeoutMs, tries = 2, cacheSeconds = 0, cacheEntries = 10_000, now = Date.now }: ResolverOptions): Resolver => {
   const resolver = new dnsPromises.Resolver({ timeout: timeoutMs, tries });
   if (servers?.length) {
     resolver.setServers(servers); // throws ERR_INVALID_IP_ADDRESS at start-up for a bad entry
   }
 
   // Concurrent messages from one domain ask the same questions (SPF, DMARC, DKIM key); they
-  // share one lookup in flight instead of sending N identical queries. Nothing is kept once
-  // the answer is in: caching with real TTLs is the job of a local caching resolver.
+  // share one lookup in flight instead of sending N identical queries.
   const inFlight = new Map<string, Promise<any>>();
+  // Answers are then kept for a short, fixed time: Node's resolver does not report TTLs for TXT,
+  // and SPF, DKIM and DMARC records rarely live less than minutes. Definite failures (the name
+  // or record does not exist) are kept too; temporary ones never, so a retry asks again.
+  const cache = new Map<string, { expires: number; answer?: unknown; error?: unknown }>();
+  const keep = (key: string, entry: { answer?: unknown; error?: unknown }) => {
+    if (!cacheSeconds) return;
+    if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
+    cache.set(key, { expires: now() + cacheSeconds * 1000, ...entry });
+  };
 
   return (name, rrtype) => {
     const key = `${rrtype} ${name.toLowerCase()}`;
+    const cached = cache.get(key);
+    if (cached) {
+      if (cached.expires > now()) return 'error' in cached ? Promise.reject(cached.error) : Promise.resolve(cached.answer);
+      cache.delete(key);
+    }
     let pending = inFlight.get(key);
     if (!pending) {
-      pending = resolver.resolve(name, rrtype).finally(() => inFlight.delete(key));
+      pending = resolver.resolve(name, rrtype).then(
+        (answer) => {
+          keep(key, { answer });
+          return answer;
+        },
+        (error: unknown) => {
+          if (!isTemporaryDnsError(error)) keep(key, { error });
+          throw error;
+        },
+      );
+      pending.finally(() => inFlight.delete(key)).catch(() => {});
       inFlight.set(key, pending);
     }
     return pending;

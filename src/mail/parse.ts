@@ -1,7 +1,7 @@
 // Parsing with mailparser into the fields we store, and the idempotency key that makes a retry of
 // a committed message recognisable. No policy here.
 import crypto from 'node:crypto';
-import { simpleParser, type AddressObject, type ParsedMail as MailparserResult } from 'mailparser';
+import { simpleParser, type AddressObject, type Attachment, type ParsedMail as MailparserResult } from 'mailparser';
 
 export interface Mailbox {
   address: string;
@@ -18,6 +18,11 @@ export interface ParsedMessage {
   references: string[];
   date: Date | null;
   headers: MailparserResult['headers'];
+  attachments: Attachment[];
+  /** Top-level Content-Type value, lower case (multipart/report for delivery reports). */
+  contentType: string | null;
+  /** Its report-type parameter, for multipart/report. */
+  reportType: string | null;
 }
 
 const MAX_HTML_TO_PARSE = 2 * 1024 * 1024;
@@ -28,7 +33,10 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     skipTextToHtml: true,
     skipTextLinks: true,
     skipImageLinks: true,
+    // inline images stay cid: links to their attachment rather than base64 data: URIs in the HTML
+    keepCidLinks: true,
   });
+  const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
   return {
     from: mailboxes(mail.from),
     subject: mail.subject ?? null,
@@ -40,6 +48,9 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     references: splitIds(mail.references),
     date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : null,
     headers: mail.headers,
+    attachments: mail.attachments ?? [],
+    contentType: contentType?.value?.toLowerCase() ?? null,
+    reportType: contentType?.params?.['report-type']?.toLowerCase() ?? null,
   };
 }
 

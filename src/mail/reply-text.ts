@@ -45,6 +45,7 @@ function textLines(text: string): Line[] {
 }
 
 const QUOTE_PREFIX = /^[ \t]*>/;
+const MAX_ATTRIBUTION_LENGTH = 1000;
 const TIME = /\b\d{1,2}:\d{2}\b/;
 const WROTE_END = /(?:wrote|writes|написал\(а\)|написала|написал|пишет)\s*:$/i;
 const ADDRESS_END = /(?:<[^<>\s]+@[^<>\s]+>|[^\s<>"]+@[^\s<>"]+\.[^\s<>":]{2,})\s*:$/;
@@ -80,7 +81,7 @@ function isFooter(s: string): boolean {
 // Splitting. Everything that follows is shared by both bodies.
 
 function splitReply(source: Line[]): { reply: string; removed: string } {
-  const lines = source.map((l) => ({ text: l.text.replace(/\s+$/u, ''), origin: l.origin }));
+  const lines = source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin }));
   const n = lines.length;
   const removed = new Array<boolean>(n).fill(false);
   const at = (i: number): Line => lines[i]!;
@@ -103,12 +104,11 @@ function splitReply(source: Line[]): { reply: string; removed: string } {
         // "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line.
         if (isAttribution(at(last).text.trim())) return 0;
       }
-      const joined = lines
-        .slice(i, last + 1)
-        .map((l) => l.text.trim())
-        .join(' ')
-        .replace(/<\s+/g, '<')
-        .replace(/\s+>/g, '>');
+      const parts = lines.slice(i, last + 1).map((l) => l.text.trim());
+      // an attribution is one short sentence; a long line is text, and regexes over it cost
+      if (parts.reduce((sum, p) => sum + p.length, 0) > MAX_ATTRIBUTION_LENGTH) return 0;
+      // (?<!\s) starts a match only at the first blank of a run: linear, not quadratic, in long runs
+      const joined = parts.join(' ').replace(/<\s+/g, '<').replace(/(?<!\s)\s+>/g, '>');
       if (isAttribution(joined)) return k;
     }
     return 0;

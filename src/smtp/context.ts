@@ -10,7 +10,8 @@ import type { Metrics } from '../metrics.js';
 import type { PerIpLimits } from './limits.js';
 import type { SmtpReply } from './reply.js';
 
-export type Route = { kind: 'ticket'; ticket: Ticket; address: string } | { kind: 'postmaster'; address: string };
+/** What RCPT decided for one recipient; `support` (the bare support@) is resolved at DATA. */
+export type Route = { kind: 'ticket'; ticket: Ticket; address: string } | { kind: 'postmaster'; address: string } | { kind: 'support'; address: string };
 
 export interface SmtpContext {
   config: Readonly<Config>;

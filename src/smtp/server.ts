@@ -35,7 +35,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     ...deps,
     routes: new WeakMap(),
     limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
-    resolver: createResolver({ servers: config.dnsServers.length ? config.dnsServers : undefined, timeoutMs: config.dnsTimeoutMs }),
+    resolver: createResolver({ servers: config.dnsServers.length ? config.dnsServers : undefined, timeoutMs: config.dnsTimeoutMs, cacheSeconds: config.dnsCacheSeconds }),
   };
   const connection = onConnect(ctx);
   const tls: Partial<SMTPServerOptions> = config.tlsCertFile && config.tlsKeyFile

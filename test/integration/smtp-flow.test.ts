@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages');
+  await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments');
 });
 
 const transport = () => nodemailer.createTransport({ host: '127.0.0.1', port: server.port, secure: false, ignoreTLS: true, pool: false });
@@ -64,7 +64,7 @@ describe('RCPT TO decides each recipient before any data', () => {
     ['support+TKT-404@flamecrm.ru', '550 5.1.1', 'RCPT_UNKNOWN_TICKET'],
     ['support+hello@flamecrm.ru', '550 5.1.1', 'RCPT_BAD_TAG'],
     ['support+TKT-12x@flamecrm.ru', '550 5.1.1', 'RCPT_BAD_TAG'],
-    ['support@flamecrm.ru', '550 5.1.1', 'RCPT_NO_SUCH_MAILBOX'],
+    ['support@flamecrm.ru', '250 2.1.5', 'RCPT_SUPPORT'],
     ['sales@flamecrm.ru', '550 5.1.1', 'RCPT_NO_SUCH_MAILBOX'],
     ['sales+TKT-1001@flamecrm.ru', '550 5.1.1', 'RCPT_NO_SUCH_MAILBOX'],
     ['postmaster@flamecrm.ru', '250 2.1.5', 'RCPT_POSTMASTER'],

@@ -1,12 +1,18 @@
-// DATA: read with a byte cap, parse and authenticate, authorize the author for every ticket,
-// store everything of one message in one transaction, and only then answer 250. Any trouble of
-// ours, including our own deadline, answers 451.
+// DATA: read with a byte cap; parse and authenticate; find the ticket of mail to the bare
+// support@; set auto-replies and bounces aside; authorize the author for every ticket; extract
+// the reply text; store everything of one message in one transaction, and only then answer 250.
+// Any trouble of ours, including our own deadline, answers 451.
 import crypto from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { storeMessage, type Envelope, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
+import { findTicket, findTicketByNotification, storeMessage, type AttachmentRow, type Envelope, type Ticket, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
+import { attachmentRows, checkAttachmentLimits } from '../../mail/attachments.js';
 import { authenticate, type AuthResults } from '../../mail/authenticate.js';
 import { authorize, type AuthDecision } from '../../mail/authorize.js';
+import { classifyMessage } from '../../mail/classify.js';
 import { idempotencyKey, parseMessage, type ParsedMessage } from '../../mail/parse.js';
+import { extractReply } from '../../mail/reply-text.js';
+import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
+import { ticketReferences } from '../../mail/ticket-ref.js';
 import { logDecision, type Route, type SmtpContext } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
@@ -70,29 +76,69 @@ export function onData(ctx: SmtpContext) {
   };
 }
 
-async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
+interface Outcome {
+  answer: SmtpReply;
+  fields: Record<string, unknown>;
+}
+
+/** From the bytes of one message to the reply for it: every step of DESIGN.md's DATA box. */
+async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer): Promise<Outcome> {
+  const { config } = ctx;
   const routes = session.envelope.rcptTo.map((a) => ctx.routes.get(a)).filter((r): r is Route => !!r);
-  const ticketRoutes = routes.filter((r): r is TicketRoute => r.kind === 'ticket');
   const envelope = envelopeOf(session);
+  const toTickets = routes.some((r) => r.kind !== 'postmaster');
   // Authentication needs DNS, parsing does not: both at once. Postmaster mail is not checked.
   const [parsed, auth] = await Promise.all([
-    parseMessage(raw),
-    ticketRoutes.length
-      ? authenticate({ message: raw, ip: session.remoteAddress, helo: envelope.helo ?? '', mailFrom: envelope.mailFrom ?? '', mta: ctx.config.smtpHostname, resolver: ctx.resolver })
-      : null,
+    // mailparser refuses some input outright (a header block over 1 MB, more than 1000 parts):
+    // that is the message's fault and the same on every retry, so a 550, not our 451
+    parseMessage(raw).catch((err: Error) => err),
+    toTickets ? authenticate({ message: raw, ip: session.remoteAddress, helo: envelope.helo ?? '', mailFrom: envelope.mailFrom ?? '', mta: config.smtpHostname, resolver: ctx.resolver }) : null,
   ]);
+  if (parsed instanceof Error) return { answer: reply.unparseable(), fields: { err: parsed.message } };
+  const fields: Record<string, unknown> = { messageId: parsed.messageId, from: parsed.from[0]?.address };
+  if (!isUsable(parsed)) return { answer: reply.unparseable(), fields };
   const key = idempotencyKey(raw, parsed);
-  const fields: Record<string, unknown> = { tickets: ticketRoutes.map((r) => r.ticket.id), messageId: parsed.messageId, from: parsed.from[0]?.address };
+  const unrouted: UnroutedMessageRow[] = [];
+  const unroutedRow = (address: string, ticketId: string | null, reason: string): UnroutedMessageRow => ({
+    recipient: address.toLowerCase(),
+    ticketId,
+    reason,
+    idempotencyKey: key,
+    fromAddress: parsed.from[0]?.address ?? null,
+    subject: parsed.subject,
+    messageId: parsed.messageId,
+    envelope,
+  });
+
+  // The bare support@ address: find the ticket in the message itself.
+  const ticketRoutes = routes.filter((r): r is TicketRoute => r.kind === 'ticket');
+  for (const route of routes) {
+    if (route.kind === 'postmaster') unrouted.push(unroutedRow(route.address, null, 'postmaster'));
+    if (route.kind !== 'support') continue;
+    const found = await findSupportTicket(ctx, parsed);
+    if (found && !ticketRoutes.some((r) => r.ticket.id === found.ticket.id)) {
+      ticketRoutes.push({ kind: 'ticket', ticket: found.ticket, address: route.address });
+      fields.via = found.via;
+    } else if (!found) {
+      if (routes.length === 1) return { answer: reply.noTicket(), fields };
+      // other recipients take the message; this copy is kept, not lost
+      unrouted.push(unroutedRow(route.address, null, 'no ticket reference'));
+    }
+  }
+  fields.tickets = ticketRoutes.map((r) => r.ticket.id);
+
+  // Auto-replies, bounces, loops and our own notifications never become ticket messages.
+  const notReply = ticketRoutes.length ? classify(ctx, parsed, envelope) : null;
+  if (notReply) {
+    for (const route of ticketRoutes) unrouted.push(unroutedRow(route.address, route.ticket.id, `${notReply.kind}: ${notReply.reason}`));
+    Object.assign(fields, { notReply: notReply.kind, reason: notReply.reason });
+    const result = await save(ctx, raw, [], unrouted, []);
+    if (result.rawMessageId) return { answer: reply.notAReply(result.rawMessageId, notReply.kind), fields: { ...fields, rawMessageId: result.rawMessageId } };
+    return { answer: reply.duplicate(result.existingRawMessageId ?? '?'), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+  }
 
   const decisions = ticketRoutes.map((route) =>
-    authorize({
-      fromAddresses: parsed.from,
-      requester: route.ticket.requester,
-      staff: ctx.config.staffSenders,
-      auth: auth!,
-      trustedSealers: ctx.config.arcTrustedSealers,
-      policy: ctx.config.authPolicy,
-    }),
+    authorize({ fromAddresses: parsed.from, requester: route.ticket.requester, staff: config.staffSenders, auth: auth!, trustedSealers: config.arcTrustedSealers, policy: config.authPolicy }),
   );
   // One reply for all recipients: a refusal for any ticket refuses the message (nothing is
   // silently dropped); a permanent refusal outranks a temporary one, which a retry cannot fix.
@@ -103,14 +149,88 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   }
   if (refusal?.reply) return { answer: refusal.verdict === 'reject' ? reply.authRejected(refusal.reply) : reply.authTempfail(refusal.reply), fields };
 
-  const ticketMessages = ticketRoutes.map((route, i) => ticketMessageRow(route, parsed, key, envelope, auth, decisions[i]!));
-  const unrouted: UnroutedMessageRow[] = routes
-    .filter((r) => r.kind === 'postmaster')
-    .map((route) => ({ recipient: route.address.toLowerCase(), ticketId: null, reason: 'postmaster', idempotencyKey: key, fromAddress: parsed.from[0]?.address ?? null, subject: parsed.subject, messageId: parsed.messageId, envelope }));
+  const attachments = attachmentRows(parsed.attachments, parsed.html);
+  const limits = checkAttachmentLimits(attachments, { maxCount: config.attachmentMaxCount, maxTotalBytes: config.attachmentMaxBytes });
+  if (!limits.ok) return { answer: reply.attachmentsLimit(limits.reason), fields: { ...fields, attachments: attachments.length } };
 
-  const result = await storeMessage(ctx.pool, { bytes: raw, sha256: crypto.createHash('sha256').update(raw).digest(), ticketMessages, unrouted });
-  if (result.rawMessageId) return { answer: reply.committed(result.rawMessageId), fields: { ...fields, rawMessageId: result.rawMessageId } };
+  const body = bodyOf(parsed);
+  const ticketMessages = ticketRoutes.map((route, i) => ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!));
+  const result = await save(ctx, raw, ticketMessages, unrouted, attachments);
+  if (result.rateLimitedTicket) return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
+  if (result.rawMessageId) return { answer: reply.committed(result.rawMessageId), fields: { ...fields, rawMessageId: result.rawMessageId, attachments: attachments.length } };
   return { answer: reply.duplicate(result.existingRawMessageId ?? '?'), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+}
+
+function save(ctx: SmtpContext, raw: Buffer, ticketMessages: TicketMessageRow[], unrouted: UnroutedMessageRow[], attachments: AttachmentRow[]) {
+  return storeMessage(ctx.pool, {
+    bytes: raw,
+    sha256: crypto.createHash('sha256').update(raw).digest(),
+    ticketMessages,
+    unrouted,
+    attachments,
+    maxPerHour: ctx.config.ticketMaxMessagesPerHour,
+  });
+}
+
+/**
+ * Something a person could read: text, HTML that shows text or an image, or a file. A From line
+ * alone is not a reply (a missing boundary can leave just the headers decodable).
+ */
+function isUsable(parsed: ParsedMessage): boolean {
+  return (
+    /[^\s\u0000]/.test(parsed.text) ||
+    (parsed.html !== null && (/<img\b/i.test(parsed.html) || /[^\s\u0000]/.test(htmlToText(parsed.html)))) ||
+    parsed.attachments.length > 0
+  );
+}
+
+/**
+ * The ticket of a message to the bare support@ address. X-Ticket-ID and [TKT-…] in the subject
+ * can be typed by anyone, so with signed reply addresses only our notifications' Message-IDs count.
+ */
+async function findSupportTicket(ctx: SmtpContext, parsed: ParsedMessage): Promise<{ ticket: Ticket; via: string } | null> {
+  const refs = ticketReferences(parsed);
+  const guessable = !ctx.config.replyAddressSecret;
+  const candidates: [string | null, string][] = guessable ? [[refs.header, 'x-ticket-id'], [refs.subject, 'subject']] : [];
+  for (const [id, via] of candidates) {
+    const ticket = id ? await findTicket(ctx.pool, id) : null;
+    if (ticket) return { ticket, via };
+  }
+  const byNotification = await findTicketByNotification(ctx.pool, refs.messageIds);
+  const ticket = byNotification ? await findTicket(ctx.pool, byNotification) : null;
+  return ticket ? { ticket, via: 'in-reply-to' } : null;
+}
+
+function classify(ctx: SmtpContext, parsed: ParsedMessage, envelope: Envelope) {
+  return classifyMessage({
+    headers: parsed.headers,
+    subject: parsed.subject,
+    mailFrom: envelope.mailFrom,
+    contentType: parsed.contentType,
+    reportType: parsed.reportType,
+    fromAddresses: parsed.from.map((f) => f.address),
+    ownAddresses: { mailDomains: ctx.config.mailDomains, supportLocalPart: ctx.config.supportLocalPart, notificationSenders: ctx.config.notificationSenders },
+  });
+}
+
+interface Body {
+  replyText: string;
+  fullText: string;
+  removedText: string;
+  html: string | null;
+}
+
+/** What the ticket shows (the answer), and everything else kept beside it. */
+function bodyOf(parsed: ParsedMessage): Body {
+  // mailparser derives text from HTML only for a lone text/html part, not inside multipart/related
+  const fullText = parsed.text || (parsed.html ? htmlToText(parsed.html) : '');
+  const extracted = extractReply({ text: fullText, html: parsed.html });
+  return {
+    replyText: extracted.reply,
+    fullText,
+    removedText: extracted.removed,
+    html: parsed.html === null ? null : sanitizeHtml(parsed.html, parsed.text),
+  };
 }
 
 function envelopeOf(session: SMTPServerSession): Envelope {
@@ -126,7 +246,7 @@ function envelopeOf(session: SMTPServerSession): Envelope {
   };
 }
 
-function ticketMessageRow(route: TicketRoute, parsed: ParsedMessage, key: string, envelope: Envelope, auth: AuthResults | null, decision: AuthDecision): TicketMessageRow {
+function ticketMessageRow(route: TicketRoute, parsed: ParsedMessage, body: Body, key: string, envelope: Envelope, auth: AuthResults | null, decision: AuthDecision): TicketMessageRow {
   const author = parsed.from.length === 1 ? parsed.from[0]! : null;
   return {
     ticketId: route.ticket.id,
@@ -135,10 +255,7 @@ function ticketMessageRow(route: TicketRoute, parsed: ParsedMessage, key: string
     authorName: author?.name || null,
     authorRole: decision.role,
     subject: parsed.subject,
-    replyText: parsed.text.trim(),
-    fullText: parsed.text,
-    removedText: '',
-    html: parsed.html,
+    ...body,
     messageId: parsed.messageId,
     inReplyTo: parsed.inReplyTo,
     references: parsed.references,

@@ -34,8 +34,10 @@ async function decide(ctx: SmtpContext, address: SMTPServerAddress): Promise<{ a
       ctx.routes.set(address, { kind: 'postmaster', address: address.address });
       return { answer: reply.postmaster() };
     case 'unknown-mailbox':
-    case 'no-tag':
       return { answer: reply.noSuchMailbox(address.address) };
+    case 'no-tag':
+      ctx.routes.set(address, { kind: 'support', address: address.address });
+      return { answer: reply.support() };
     case 'bad-tag':
       return { answer: reply.badTag(recipient.tag) };
     case 'ticket': {

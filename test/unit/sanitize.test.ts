@@ -1,0 +1,154 @@
+// The stored HTML: what the allow-list keeps and drops, the caps that keep hostile nesting from
+// stalling the parser, and text from HTML for the messages mailparser leaves without any.
+import { simpleParser } from 'mailparser';
+import { describe, expect, it } from 'vitest';
+import { htmlToText, MAX_HTML_LENGTH, MAX_HTML_NESTING, sanitizeHtml } from '../../src/mail/sanitize.js';
+
+describe('sanitizeHtml keeps formatting', () => {
+  const kept: Array<[string, string]> = [
+    ['paragraphs and breaks', '<p>Исправили.<br />Проверьте.</p>'],
+    ['divs and spans', '<div><span>text</span></div>'],
+    ['emphasis', '<b>b</b><i>i</i><u>u</u><strong>s</strong><em>e</em>'],
+    ['lists', '<ul><li>one</li></ul><ol><li>two</li></ol>'],
+    ['quotes and code', '<blockquote><pre>  x = 1</pre><code>y</code></blockquote>'],
+    ['tables', '<table><thead><tr><th>h</th></tr></thead><tbody><tr><td colspan="2">c</td></tr></tbody></table>'],
+    ['headings and rules', '<h1>1</h1><h2>2</h2><h3>3</h3><h4>4</h4><h5>5</h5><h6>6</h6><hr />'],
+    ['inline image linked by cid:', '<img src="cid:image001.png@01DB94A1.2B3C4D50" alt="screenshot" width="640" height="480" />'],
+    ['remote image', '<img src="https://example.ru/logo.png" alt="logo" />'],
+  ];
+  it.each(kept)('%s', (_name, html) => {
+    expect(sanitizeHtml(html)).toBe(html);
+  });
+
+  it('keeps http(s) and mailto links and marks them to open outside the ticket view', () => {
+    expect(sanitizeHtml('<a href="https://example.ru/a?b=1&amp;c=2">site</a> <a href="mailto:ivan@example.ru">mail</a>')).toBe(
+      '<a href="https://example.ru/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" target="_blank">site</a> ' +
+        '<a href="mailto:ivan@example.ru" rel="noopener noreferrer nofollow" target="_blank">mail</a>',
+    );
+  });
+});
+
+describe('sanitizeHtml drops what can act or hide', () => {
+  const dropped: Array<[string, string, string]> = [
+    ['script with its content', '<p>a</p><script>alert(1)</script>', '<p>a</p>'],
+    ['script in svg', '<svg><script>alert(1)</script><circle r="1"/></svg>x', 'x'],
+    ['style element with its content', '<style>p{display:none}</style><p>a</p>', '<p>a</p>'],
+    ['style and class attributes', '<p class="MsoNormal" style="color:red;display:none">a</p>', '<p>a</p>'],
+    ['id attributes', '<div id="divRplyFwdMsg">a</div>', '<div>a</div>'],
+    ['event handlers', '<p onclick="x()" onmouseover="y()">a</p><img src="cid:a" onerror="z()" />', '<p>a</p><img src="cid:a" />'],
+    ['iframe, object, embed with their content', '<iframe src="https://x">i</iframe><object data="x">o</object><embed src="x">a', 'a'],
+    ['forms, keeping their text', '<form action="https://evil"><input name="p" value="v"><button>Send</button></form>', 'Send'],
+    ['font, keeping its text', '<font face="Arial" color="red">a</font>', 'a'],
+    ['head, title and meta', '<html><head><title>T</title><meta http-equiv="refresh" content="0;url=https://x"></head><body>a</body></html>', 'a'],
+    ['Outlook conditional comments and o:p', '<!--[if gte mso 9]><xml><o:OfficeDocumentSettings/></xml><![endif]--><p>a<o:p></o:p></p>', '<p>a</p>'],
+    ['NUL characters', '<p>a\u0000b</p>', '<p>ab</p>'],
+  ];
+  it.each(dropped)('%s', (_name, html, expected) => {
+    expect(sanitizeHtml(html)).toBe(expected);
+  });
+
+  const badHrefs = ['javascript:alert(1)', 'JaVaScRiPt:alert(1)', 'java&#x09;script:alert(1)', '&#106;avascript:alert(1)', ' javascript:alert(1)', 'vbscript:x', 'data:text/html;base64,PHNjcmlwdD4=', '//evil.example/x', 'file:///etc/passwd', '/api/tickets/1001/close', '#top'];
+  it.each(badHrefs)('drops href="%s"', (href) => {
+    expect(sanitizeHtml(`<a href="${href}">x</a>`)).toBe('<a rel="noopener noreferrer nofollow" target="_blank">x</a>');
+  });
+
+  const badSources = ['javascript:alert(1)', 'data:image/png;base64,iVBORw0KGgo=', 'data:image/svg+xml,<svg onload=alert(1)>', '//tracker.example/p.gif', '/api/tickets/1001/close', 'image001.png'];
+  it.each(badSources)('drops an image whose src is "%s"', (src) => {
+    expect(sanitizeHtml(`<p>a<img src="${src}" /></p>`)).toBe('<p>a</p>');
+  });
+
+  it('escapes text, never re-creating markup from entities', () => {
+    expect(sanitizeHtml('<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; 5 &gt; 3</p>')).toBe('<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; 5 &gt; 3</p>');
+  });
+});
+
+describe('sanitizeHtml caps', () => {
+  const nested = (depth: number, tag = 'div') => `${`<${tag}>`.repeat(depth)}deep text${`</${tag}>`.repeat(depth)}`;
+
+  it('parses HTML nested up to the cap', () => {
+    expect(sanitizeHtml(nested(MAX_HTML_NESTING))).toBe(nested(MAX_HTML_NESTING));
+  });
+
+  it.each([['div'], ['span'], ['x-unknown']])('stores deeper <%s> nesting as escaped text, unparsed', (tag) => {
+    expect(sanitizeHtml(nested(MAX_HTML_NESTING + 1, tag))).toBe('<pre>deep text</pre>');
+  });
+
+  it('stores 100,000 nested <div>s (1 MB) as escaped text', () => {
+    expect(sanitizeHtml(nested(100_000))).toBe('<pre>deep text</pre>');
+  });
+
+  it('uses the text part as the fallback when it is given, escaped', () => {
+    expect(sanitizeHtml(nested(100_000), 'Исправили <script>')).toBe('<pre>Исправили &lt;script&gt;</pre>');
+  });
+
+  it('does not count void, implied-end or closed elements as nesting', () => {
+    const flat = `${'<br><img src="cid:a"><p>x<li>y<td>z'.repeat(MAX_HTML_NESTING * 2)}${'<div>a</div>'.repeat(MAX_HTML_NESTING * 2)}`;
+    expect(sanitizeHtml(flat).startsWith('<pre>')).toBe(false);
+  });
+
+  it('stores HTML over the length cap as escaped text, script content dropped', () => {
+    const big = `<style>p{}</style><p>${'слово '.repeat(MAX_HTML_LENGTH / 6 + 10)}</p><script>alert(1)</script><p>конец &amp; всё</p>`;
+    expect(big.length).toBeGreaterThan(MAX_HTML_LENGTH);
+    const out = sanitizeHtml(big);
+    expect(out.startsWith('<pre>слово слово')).toBe(true);
+    expect(out.endsWith(' конец &amp; всё</pre>')).toBe(true);
+    expect(out).not.toContain('alert');
+    expect(out).not.toContain('p{}');
+  });
+
+  it('survives a flood of "<" and unfinished tags', () => {
+    expect(sanitizeHtml('<'.repeat(100_000))).toBe('&lt;'.repeat(100_000));
+    expect(sanitizeHtml(`<div a="${'x'.repeat(100_000)}`)).toBe('');
+  });
+});
+
+describe('htmlToText', () => {
+  const cases: Array<[string, string, string]> = [
+    ['paragraphs apart, breaks as lines', '<p>Исправили.<br>Проверьте.</p><p>Иван</p>', 'Исправили.\nПроверьте.\n\nИван'],
+    ['divs as lines, a trailing <br> adds none', '<div>a<br></div><div>b</div><div><br></div><div>c</div>', 'a\nb\n\nc'],
+    ['whitespace collapses', '<p>  many\n   spaces\tand\nlines </p>', 'many spaces and lines'],
+    ['entities decode', '<p>5 &gt; 3 &amp;&nbsp;&#1055;&#x440;&quot;</p>', '5 > 3 & Пр"'],
+    ['lists', '<ul><li>one</li><li>two</li></ul>', '- one\n- two'],
+    ['pre keeps its layout', '<p>a</p><pre>  x = 1\n    y = 2</pre>', 'a\n\n  x = 1\n    y = 2'],
+    ['table cells share a line', '<table><tr><td>c1</td><td>c2</td></tr><tr><th>d1</th><td>d2</td></tr></table>', 'c1 c2\nd1 d2'],
+    ['script, style and head go', '<head><title>T</title><style>p{}</style></head><p>a</p><script>x()</script>', 'a'],
+    ['quotes stay (the reply extractor decides about them)', '<p>Да.</p><blockquote type="cite">старое</blockquote>', 'Да.\n\nстарое'],
+  ];
+  it.each(cases)('%s', (_name, html, expected) => {
+    expect(htmlToText(html)).toBe(expected);
+  });
+
+  it('strips tags linearly past the nesting cap, dropping script content', () => {
+    expect(htmlToText(`<script>alert(1)</script>${'<div>'.repeat(100_000)}глубоко &amp; далеко`)).toBe('глубоко & далеко');
+  });
+
+  it('covers what mailparser leaves without text: HTML-only inside multipart/related or mixed', async () => {
+    const related = Buffer.from(
+      [
+        'From: ivan@example.ru',
+        'To: support+TKT-1001@flamecrm.ru',
+        'Subject: Re: [TKT-1001]',
+        'Content-Type: multipart/related; boundary="R"',
+        '',
+        '--R',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<p>Исправили, см. <b>скриншот</b>:</p><p><img src="cid:shot@x"></p>',
+        '--R',
+        'Content-Type: image/png',
+        'Content-ID: <shot@x>',
+        'Content-Transfer-Encoding: base64',
+        '',
+        'iVBORw0KGgo=',
+        '--R--',
+        '',
+      ].join('\r\n'),
+    );
+    const single = Buffer.from('From: ivan@example.ru\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Исправили.</p>\r\n');
+    // mailparser converts HTML to text only when the HTML is the whole message.
+    expect((await simpleParser(single)).text).toBe('Исправили.');
+    const parsed = await simpleParser(related, { keepCidLinks: true });
+    expect(parsed.text).toBeUndefined();
+    expect(htmlToText(parsed.html as string)).toBe('Исправили, см. скриншот:');
+  });
+});
