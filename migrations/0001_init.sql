@@ -1,5 +1,6 @@
--- 0001: tickets, the raw bytes of every accepted message, ticket messages, and accepted mail
--- that is not a ticket message. Never edit this file once landed; add 0002_… instead.
+-- 0001: tickets, the raw bytes of every accepted message, ticket messages, accepted mail that is
+-- not a ticket message, attachments, the Message-IDs of our notifications (threading), and
+-- store_message. Never edit this file once landed; add 0002_… instead.
 
 create sequence ticket_number_seq;
 
@@ -57,7 +58,7 @@ create table ticket_messages (
 create index ticket_messages_ticket on ticket_messages (ticket_id, received_at);
 create index ticket_messages_raw on ticket_messages (raw_message_id);
 
--- Accepted but not a ticket message: postmaster/abuse mail now; auto-replies and bounces later.
+-- Accepted but not a ticket message: postmaster/abuse mail, auto-replies, bounces, loops.
 create table unrouted_messages (
   id               bigint generated always as identity primary key,
   raw_message_id   bigint not null references raw_messages (id),
@@ -76,18 +77,58 @@ create table unrouted_messages (
 );
 create index unrouted_messages_raw on unrouted_messages (raw_message_id);
 
+create table notification_messages (
+  message_id  text primary key,            -- as sent, with angle brackets: <notify-…@flamecrm.ru>
+  ticket_id   text not null references tickets (id),
+  sent_at     timestamptz not null default now()
+);
+create index notification_messages_ticket on notification_messages (ticket_id);
+
+create table attachments (
+  id              bigint generated always as identity primary key,
+  raw_message_id  bigint not null references raw_messages (id),
+  position        integer not null,
+  filename        text,
+  content_type    text not null,
+  size            integer not null,
+  sha256          bytea not null,
+  content_id      text,
+  inline          boolean not null default false,
+  bytes           bytea not null,
+  unique (raw_message_id, position)
+);
+
 -- Everything of one accepted message in one call (one round trip, one transaction): the raw
--- bytes, a row per ticket and per unrouted recipient, and NOTIFY for the CRM (delivered on
--- commit). Idempotent: rows whose (ticket, key) or (recipient, key) exist are skipped; when
--- every row existed, the raw copy is dropped again and the first copy's id is returned.
-create function store_message(p_sha256 bytea, p_bytes bytea, p_ticket_messages jsonb, p_unrouted jsonb)
-returns table (raw_message_id bigint, stored integer, existing_raw_message_id bigint)
+-- bytes, a row per ticket and per unrouted recipient, the attachments (metadata in p_attachments,
+-- contents in p_attachment_bytes, same order), and NOTIFY for the CRM (delivered on commit).
+-- Idempotent: rows whose (ticket, key) or (recipient, key) exist are skipped; when every row
+-- existed, the raw copy is dropped again and the first copy's id is returned. p_max_per_hour:
+-- when a ticket would get a new row although it already has that many from the last hour,
+-- nothing is stored and rate_limited_ticket names it (a loop breaker).
+create function store_message(
+  p_sha256 bytea, p_bytes bytea, p_ticket_messages jsonb, p_unrouted jsonb,
+  p_attachments jsonb, p_attachment_bytes bytea[], p_max_per_hour integer)
+returns table (raw_message_id bigint, stored integer, existing_raw_message_id bigint, rate_limited_ticket text)
 language plpgsql as $$
 declare
   v_raw bigint;
   v_tickets integer;
   v_unrouted integer;
+  v_limited text;
 begin
+  if p_max_per_hour > 0 then
+    select r.ticket_id into v_limited
+      from jsonb_to_recordset(p_ticket_messages) as r(ticket_id text, idempotency_key text)
+     where not exists (select 1 from ticket_messages tm where tm.ticket_id = r.ticket_id and tm.idempotency_key = r.idempotency_key)
+       and (select count(*) from ticket_messages tm
+             where tm.ticket_id = r.ticket_id and tm.received_at > now() - interval '1 hour') >= p_max_per_hour
+     limit 1;
+    if v_limited is not null then
+      return query select null::bigint, 0, null::bigint, v_limited;
+      return;
+    end if;
+  end if;
+
   insert into raw_messages (sha256, size, bytes) values (p_sha256, length(p_bytes), p_bytes) returning id into v_raw;
 
   with rows as (
@@ -140,9 +181,16 @@ begin
         (select um.raw_message_id from unrouted_messages um
            join jsonb_to_recordset(p_unrouted) as r(recipient text, idempotency_key text)
              on um.recipient = r.recipient and um.idempotency_key = r.idempotency_key
-          order by um.id limit 1));
+          order by um.id limit 1)), null::text;
     return;
   end if;
-  return query select v_raw, v_tickets + v_unrouted, null::bigint;
+
+  insert into attachments (raw_message_id, position, filename, content_type, size, sha256, content_id, inline, bytes)
+  select v_raw, a.ord::integer, a.filename, a.content_type, length(p_attachment_bytes[a.ord]),
+         decode(a.sha256, 'hex'), a.content_id, coalesce(a.inline, false), p_attachment_bytes[a.ord]
+    from rows from (jsonb_to_recordset(p_attachments) as (filename text, content_type text, sha256 text, content_id text, inline boolean))
+         with ordinality as a(filename, content_type, sha256, content_id, inline, ord);
+
+  return query select v_raw, v_tickets + v_unrouted, null::bigint, null::text;
 end;
 $$;

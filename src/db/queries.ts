@@ -177,35 +177,14 @@ function unroutedJson(m: UnroutedMessageRow) {
   };
 }
 
-export interface StoredTicketMessage {
-  id: string;
-  ticketId: string;
-  rawMessageId: string;
-  authorAddress: string | null;
-  authorName: string | null;
-  authorRole: string | null;
-  subject: string | null;
-  replyText: string;
-  fullText: string;
-  removedText: string;
-  html: string | null;
-  messageId: string | null;
-  inReplyTo: string | null;
-  references: string[];
-  sentAt: Date | null;
-  clientIp: string | null;
-  clientHostname: string | null;
-  helo: string | null;
-  mailFrom: string | null;
-  rcptTo: string[];
-  tls: boolean;
-  tlsCipher: string | null;
-  authResults: unknown;
-  authHeader: string | null;
-  authVerdict: string | null;
-  authReason: string | null;
-  receivedAt: Date;
-}
+/** A ticket message as read back: the row as written, the envelope flattened, plus ids and time. */
+export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempotencyKey'> &
+  Omit<Envelope, 'clientIp'> & {
+    id: string;
+    rawMessageId: string;
+    clientIp: string | null;
+    receivedAt: Date;
+  };
 
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>(
