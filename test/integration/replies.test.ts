@@ -279,6 +279,14 @@ describe('malformed MIME', () => {
     expect(health.status).toBe(200);
   }, 120_000);
 
+  it('stores a message with NUL bytes, without them (PostgreSQL text cannot hold NUL)', async () => {
+    const messageId = uniqueId();
+    const r = await send(buildMessage({ to: 'support+TKT-1009@flamecrm.ru', messageId, subject: 'nul\u0000here', body: 'the answer\u0000 with a NUL' }), ['support+TKT-1009@flamecrm.ru']);
+    expect(r.short).toBe('250 2.0.0');
+    const { rows } = await db.pool.query('select subject, reply_text from ticket_messages where message_id = $1', [messageId]);
+    expect(rows).toEqual([{ subject: 'nulhere', reply_text: 'the answer with a NUL' }]);
+  });
+
   it('refuses with 550 5.6.0 what has nothing usable in it', async () => {
     const r = await send('\r\n\r\n', ['support+TKT-1009@flamecrm.ru']);
     expect(r.short).toBe('550 5.6.0');
