@@ -1,10 +1,11 @@
 // The resolver and authenticate() against a real DNS server on loopback (the DNS_SERVERS path):
 // answers and DNS error codes, and the verdicts for signed, sealed, unsigned and DNS-starved mail.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dkimSign, sealMessage, authenticate as mailauthAuthenticate } from 'mailauth';
+import { sealMessage, authenticate as mailauthAuthenticate } from 'mailauth';
 import { authenticate, type AuthResults } from '../../src/mail/authenticate.js';
 import { createResolver, isTemporaryDnsError, type Resolver } from '../../src/mail/dns.js';
 import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { dkimSigned } from '../helpers/mail-auth.js';
 
 const MTA = 'mx.ticket-mx.test';
 
@@ -121,13 +122,7 @@ const compose = (fromLines: string[], body = 'Добрый день! Пробл�
     ].join('\r\n'),
   );
 
-const sign = async (message: Buffer, selector: string, privateKey: string): Promise<Buffer> => {
-  // mailauth signs only what is in signatureData; its typings wrongly demand the fields at the top
-  const options = { signatureData: [{ signingDomain: 'flamecrm.ru', selector, privateKey }] } as unknown as Parameters<typeof dkimSign>[1];
-  const { signatures } = await dkimSign(message, options);
-  expect(signatures).toMatch(/^DKIM-Signature: /);
-  return Buffer.concat([Buffer.from(signatures), message]);
-};
+const sign = (message: Buffer, selector: string, privateKey: string): Promise<Buffer> => dkimSigned(message, 'flamecrm.ru', selector, privateKey);
 
 const staff = { ip: '127.0.0.1', helo: 'mx.flamecrm.ru', mailFrom: 'admin@flamecrm.ru', mta: MTA };
 

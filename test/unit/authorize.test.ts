@@ -2,12 +2,13 @@
 // by authenticate() against the loopback DNS server (the DNS_SERVERS path), then authorize()
 // under enforce and monitor. Plus the staff/requester matching rules on their own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authenticate as mailauthAuthenticate, dkimSign, sealMessage } from 'mailauth';
+import { authenticate as mailauthAuthenticate, sealMessage } from 'mailauth';
 import { simpleParser } from 'mailparser';
 import { authenticate, type AuthResults } from '../../src/mail/authenticate.js';
 import { authorize, type AuthDecision, type AuthPolicy } from '../../src/mail/authorize.js';
 import { createResolver, type Resolver } from '../../src/mail/dns.js';
 import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { dkimSigned } from '../helpers/mail-auth.js';
 
 const MTA = 'mx.ticket-mx.test';
 const TICKET_ADDRESS = 'support+TKT-1042@flamecrm.ru';
@@ -60,15 +61,10 @@ const compose = (from: string | string[] | null, body = 'Спасибо, при�
     ].join('\r\n'),
   );
 
-const sign = async (message: Buffer, domain: string, selector: string): Promise<Buffer> => {
+const sign = (message: Buffer, domain: string, selector: string): Promise<Buffer> => {
   const privateKey = keys[`${selector}._domainkey.${domain}`];
   if (!privateKey) throw new Error(`no test key for ${selector}._domainkey.${domain}`);
-  // mailauth signs only what is in signatureData; its typings wrongly demand the fields at the top
-  const options = { signatureData: [{ signingDomain: domain, selector, privateKey }] } as unknown as Parameters<typeof dkimSign>[1];
-  const { signatures, errors } = await dkimSign(message, options);
-  expect(errors).toEqual([]);
-  expect(signatures).toMatch(/^DKIM-Signature: /);
-  return Buffer.concat([Buffer.from(signatures), message]);
+  return dkimSigned(message, domain, selector, privateKey);
 };
 
 interface Envelope {
