@@ -220,18 +220,20 @@ async function ticketShow(args: string[], io: Out): Promise<number> {
       io.out(JSON.stringify({ ticket: ticketJson(ticket), messages: messages.map((m) => messageJson(m, !!values.full)) }, null, 2));
       return 0;
     }
-    io.out(`${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`);
-    io.out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
+    // what senders wrote goes to a terminal: no escape sequences or other control characters
+    const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
+    out(`${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`);
+    out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
     for (const m of messages) {
-      io.out(`\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`);
-      io.out(`    subject: ${m.subject ?? ''}`);
-      io.out(`    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`);
+      out(`\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`);
+      out(`    subject: ${m.subject ?? ''}`);
+      out(`    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`);
       if (m.authVerdict) {
-        io.out(`    auth: ${describeChecks(m.authResults)}`);
-        io.out(`    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`);
+        out(`    auth: ${describeChecks(m.authResults)}`);
+        out(`    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`);
       }
-      io.out('');
-      io.out(indent(values.full ? m.fullText : m.replyText));
+      out('');
+      out(indent(values.full ? m.fullText : m.replyText));
     }
     return 0;
   });
@@ -268,6 +270,8 @@ const isMonitoredRefusal = (results: unknown) => {
   const d = (results as StoredAuth | null)?.decision;
   return !!d && d.policy === 'monitor' && d.wouldReject;
 };
+
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 const indent = (text: string) => text.split('\n').map((l) => `    ${l}`).join('\n');
 

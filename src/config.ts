@@ -43,6 +43,8 @@ export interface Config {
   hookTimeoutMs: number;
   socketTimeoutMs: number;
   greetingDelayMs: number;
+  maxSessionMs: number;
+  maxBufferedBytes: number;
   proxyProtocol: boolean;
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
@@ -75,12 +77,14 @@ export const VARIABLES = {
   NOTIFICATION_SENDERS: 'Comma-separated From addresses of our own notifications, so that they are recognised if they come back (support@ and noreply@ our domains always are).',
   SMTP_MAX_CONNECTIONS_PER_IP: 'Concurrent connections from one client IP; more get 421 4.7.0. 0 turns the limit off.',
   SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: 'Transactions one client IP may start per minute; more get 450 4.7.1 at MAIL FROM. 0 turns the limit off.',
-  HTTP_HOST: 'Address for /healthz and /metrics.',
+  HTTP_HOST: 'Address for /healthz and /metrics (set 0.0.0.0 for a Prometheus on another host).',
   HTTP_PORT: 'Port for /healthz and /metrics (0 picks a free port).',
   LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace, silent.',
   DATABASE_POOL_SIZE: 'PostgreSQL connections per process.',
   HOOK_TIMEOUT_MS: 'Deadline for one SMTP decision (RCPT lookup, DATA after the final dot); past it we answer 451 4.3.0.',
   SMTP_SOCKET_TIMEOUT_MS: 'Idle time before a silent client is disconnected.',
+  SMTP_MAX_SESSION_MS: 'Longest an SMTP connection may stay open, however busy; then 421 4.4.2 and the connection is closed.',
+  SMTP_MAX_BUFFERED_BYTES: 'Message bytes all connections together may hold in memory; a message that would pass it gets 451 4.3.1.',
   SMTP_GREETING_DELAY_MS: 'Pause before the 220 greeting; a client that talks during it gets 421 (early-talker check). 0 disables it.',
   PROXY_PROTOCOL: 'Expect a PROXY protocol header (behind a TCP balancer): true/false.',
   TLS_CERT_FILE: 'PEM certificate for STARTTLS; unset: STARTTLS is not offered.',
@@ -178,6 +182,8 @@ const schema = z.object({
   HOOK_TIMEOUT_MS: int(100, 600_000).optional(),
   SMTP_SOCKET_TIMEOUT_MS: int(1000, 3_600_000).optional(),
   SMTP_GREETING_DELAY_MS: int(0, 30_000).optional(),
+  SMTP_MAX_SESSION_MS: int(1000, 86_400_000).optional(),
+  SMTP_MAX_BUFFERED_BYTES: int(1024 * 1024, 64 * 1024 ** 3).optional(),
   PROXY_PROTOCOL: bool.optional(),
   TLS_CERT_FILE: z.string().trim().min(1).optional(),
   TLS_KEY_FILE: z.string().trim().min(1).optional(),
@@ -222,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   if (!!v.TLS_CERT_FILE !== !!v.TLS_KEY_FILE) problems.push(`${v.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: must be set together with ${v.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`);
   if (v.REPLY_ADDRESS_SECRET_PREVIOUS && !v.REPLY_ADDRESS_SECRET) problems.push('REPLY_ADDRESS_SECRET_PREVIOUS: set REPLY_ADDRESS_SECRET too (the new secret); the previous one only keeps old addresses working');
   if (v.REPLY_ADDRESS_UNSIGNED && !v.REPLY_ADDRESS_SECRET) problems.push('REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set');
+  if (v.SMTP_MAX_BUFFERED_BYTES !== undefined && v.SMTP_MAX_BUFFERED_BYTES < (v.MAX_MESSAGE_BYTES ?? 25 * 1024 * 1024)) problems.push('SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, or no message of the largest size could ever be taken');
   if (problems.length) throw new ConfigError(problems);
 
   const smtpHost = v.SMTP_HOST ?? (local ? '127.0.0.1' : '0.0.0.0');
@@ -245,20 +252,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     arcTrustedSealers: v.ARC_TRUSTED_SEALERS ?? [],
     replyAddressSecret: v.REPLY_ADDRESS_SECRET ?? null,
     replyAddressSecretPrevious: v.REPLY_ADDRESS_SECRET_PREVIOUS ?? null,
-    replyAddressUnsigned: v.REPLY_ADDRESS_UNSIGNED ?? (v.REPLY_ADDRESS_SECRET ? 'refuse' : 'accept'),
+    replyAddressUnsigned: v.REPLY_ADDRESS_UNSIGNED ?? 'refuse',
     maxConnectionsPerIp: v.SMTP_MAX_CONNECTIONS_PER_IP ?? 50,
     ticketMaxMessagesPerHour: v.TICKET_MAX_MESSAGES_PER_HOUR ?? 60,
     attachmentMaxCount: v.ATTACHMENT_MAX_COUNT ?? 50,
     attachmentMaxBytes: v.ATTACHMENT_MAX_BYTES ?? 20 * 1024 * 1024,
     notificationSenders: v.NOTIFICATION_SENDERS ?? [],
     maxMessagesPerIpPerMinute: v.SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE ?? 600,
-    httpHost: v.HTTP_HOST ?? smtpHost,
+    // metrics and health are for the operator: loopback unless asked otherwise
+    httpHost: v.HTTP_HOST ?? '127.0.0.1',
     httpPort: v.HTTP_PORT ?? 8025,
     logLevel: v.LOG_LEVEL ?? 'info',
     databasePoolSize: v.DATABASE_POOL_SIZE ?? 20,
     hookTimeoutMs: v.HOOK_TIMEOUT_MS ?? 30_000,
     socketTimeoutMs: v.SMTP_SOCKET_TIMEOUT_MS ?? 300_000,
     greetingDelayMs: v.SMTP_GREETING_DELAY_MS ?? 0,
+    maxSessionMs: v.SMTP_MAX_SESSION_MS ?? 600_000,
+    maxBufferedBytes: v.SMTP_MAX_BUFFERED_BYTES ?? 512 * 1024 * 1024,
     proxyProtocol: v.PROXY_PROTOCOL ?? false,
     tlsCertFile: v.TLS_CERT_FILE ?? null,
     tlsKeyFile: v.TLS_KEY_FILE ?? null,
@@ -301,6 +311,8 @@ export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = proce
     HOOK_TIMEOUT_MS: config.hookTimeoutMs,
     SMTP_SOCKET_TIMEOUT_MS: config.socketTimeoutMs,
     SMTP_GREETING_DELAY_MS: config.greetingDelayMs,
+    SMTP_MAX_SESSION_MS: config.maxSessionMs,
+    SMTP_MAX_BUFFERED_BYTES: config.maxBufferedBytes,
     PROXY_PROTOCOL: config.proxyProtocol,
     TLS_CERT_FILE: config.tlsCertFile ?? '(none: STARTTLS off)',
     TLS_KEY_FILE: config.tlsKeyFile ?? '(none)',

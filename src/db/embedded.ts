@@ -188,7 +188,9 @@ async function startPostgres(pgdata: string, dataDir: string, port: number, owne
   const bin = await binaries(owner);
   const args = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'lc_messages=C', '-c', 'max_connections=300'];
   const logFile = fs.createWriteStream(path.join(dataDir, 'postgres.log'), { flags: 'a' });
-  const child = spawn(bin.postgres, args, { ...(owner ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: Ctrl-C in the terminal reaches only us, and we stop PostgreSQL after
+  // the messages in flight are finished, not in the middle of their transactions.
+  const child = spawn(bin.postgres, args, { ...(owner ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   child.stderr!.pipe(logFile);
   let seen = '';
   await new Promise<void>((resolve, reject) => {

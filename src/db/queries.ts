@@ -118,15 +118,19 @@ export async function storeMessage(
 }
 
 /** The ticket a notification we sent belongs to, for replies to the bare support@ address. */
-export async function findTicketByNotification(db: Db, messageIds: string[]): Promise<string | null> {
+export async function findTicketByNotification(db: Db, messageIds: string[]): Promise<Ticket | null> {
   if (!messageIds.length) return null;
-  const { rows } = await db.query<{ ticket_id: string }>({
+  const { rows } = await db.query<Ticket>({
     name: 'find_ticket_by_notification',
     // the newest reference is the most specific: References lists the thread oldest first
-    text: 'select n.ticket_id from unnest($1::text[]) with ordinality as r(id, ord) join notification_messages n on n.message_id = r.id order by r.ord desc limit 1',
+    text: `select t.id, t.subject, t.requester, t.status, t.created_at as "createdAt"
+             from unnest($1::text[]) with ordinality as r(id, ord)
+             join notification_messages n on n.message_id = r.id
+             join tickets t on t.id = n.ticket_id
+            order by r.ord desc limit 1`,
     values: [messageIds],
   });
-  return rows[0]?.ticket_id ?? null;
+  return rows[0] ?? null;
 }
 
 export async function insertNotificationMessage(db: Db, messageId: string, ticketId: string): Promise<void> {

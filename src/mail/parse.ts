@@ -26,6 +26,12 @@ export interface ParsedMessage {
 }
 
 const MAX_HTML_TO_PARSE = 2 * 1024 * 1024;
+const MAX_READABLE_KEY = 200;
+
+/** mailparser refused the bytes: the same on every retry, so the message's fault, not ours. */
+export class UnparseableMessage extends Error {
+  override name = 'UnparseableMessage';
+}
 
 export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
   const mail = await simpleParser(raw, {
@@ -35,6 +41,9 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     skipImageLinks: true,
     // inline images stay cid: links to their attachment rather than base64 data: URIs in the HTML
     keepCidLinks: true,
+  }).catch((err: Error) => {
+    // e.g. a header block over 1 MB, more than 1000 MIME parts
+    throw new UnparseableMessage(err.message, { cause: err });
   });
   const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
   return {
@@ -69,7 +78,10 @@ export function splitIds(value: string | string[] | undefined): string[] {
  * (From, Date, Subject and the body), not of the whole message, whose Received lines may differ.
  */
 export function idempotencyKey(raw: Buffer, parsed: ParsedMessage): string {
-  if (parsed.messageId) return `mid:${parsed.messageId}`;
+  if (parsed.messageId) {
+    // readable when it fits a btree key comfortably; a hostile 8 KB Message-ID would not
+    return parsed.messageId.length <= MAX_READABLE_KEY ? `mid:${parsed.messageId}` : `mid-sha256:${crypto.createHash('sha256').update(parsed.messageId).digest('hex')}`;
+  }
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = crlf < 0 ? raw.indexOf('\n\n') : -1;
   const body = crlf >= 0 ? raw.subarray(crlf + 4) : lf >= 0 ? raw.subarray(lf + 2) : Buffer.alloc(0);

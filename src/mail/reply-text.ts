@@ -1,6 +1,8 @@
 // The answer a person typed, cut out of a reply: quoted notification, attribution line, signature
 // and mobile footer go to `removed`. Decoding MIME is parse.ts's job; nothing here does I/O.
 import sanitizeHtml from 'sanitize-html';
+import { decodeEntities, tooComplexHtml } from './html.js';
+import { htmlToText } from './sanitize.js';
 
 export interface ReplyInput {
   text?: string | null;
@@ -15,10 +17,11 @@ export interface ReplyText {
 }
 
 export function extractReply(input: ReplyInput): ReplyText {
-  const text = input.text ?? '';
   const html = input.html ?? '';
+  // HTML too big or deep to parse still has text: a linear strip of its tags
+  const text = input.text || (html && tooComplexHtml(html) ? htmlToText(html) : '');
   const fromText = text.trim() ? splitReply(textLines(text)) : null;
-  if (html.trim() && !nestedDeeperThan(html, MAX_HTML_NESTING)) {
+  if (html.trim() && !tooComplexHtml(html)) {
     const fromHtml = splitReply(htmlLines(html));
     // The HTML markers are the better evidence, unless they found no answer at all, or found no
     // quote where the text part did (a client whose HTML quoting we do not know).
@@ -48,7 +51,8 @@ const QUOTE_PREFIX = /^[ \t]*>/;
 const MAX_ATTRIBUTION_LENGTH = 1000;
 const TIME = /\b\d{1,2}:\d{2}\b/;
 const WROTE_END = /(?:wrote|writes|написал\(а\)|написала|написал|пишет)\s*:$/i;
-const ADDRESS_END = /(?:<[^<>\s]+@[^<>\s]+>|[^\s<>"]+@[^\s<>"]+\.[^\s<>":]{2,})\s*:$/;
+// One address, <a@b> or a@b.tld; '@' is outside every class so the match cannot backtrack.
+const ADDRESS_TOKEN = /^(?:<[^<>\s@]{1,64}@[^<>\s@]{1,255}>|[^\s<>"@]{1,64}@[^\s<>"@:]{1,255}\.[^\s<>":@.]{2,63})$/;
 // A wrapped attribution starts like one: "On …", a date, a weekday ("пт,", "Friday,") or Gmail's old "пользователь".
 const ATTRIBUTION_START = /^(?:On\s|\d|пользователь|[A-Za-zА-Яа-яЁё]{2,12}\.?,\s)/i;
 const FROM_LINE = /^\*?(?:From|От|Von|De|Från|Od)\s*:\*?\s*\S/i;
@@ -68,7 +72,14 @@ const FOOTER_GET_APP = /^(?:Get|Получить|Скачайте|Загрузи
 function isAttribution(s: string): boolean {
   if (s.length < 8 || s.length > 300) return false;
   if (WROTE_END.test(s)) return /^On\s/i.test(s) || TIME.test(s) || s.includes('@') || /пользователь/i.test(s);
-  return TIME.test(s) && ADDRESS_END.test(s);
+  return TIME.test(s) && endsWithAddress(s);
+}
+
+/** "… <a@b>:" — the last word before the closing colon is an address. */
+function endsWithAddress(s: string): boolean {
+  if (!s.endsWith(':')) return false;
+  const words = s.slice(0, -1).trimEnd().split(/\s/);
+  return ADDRESS_TOKEN.test(words[words.length - 1]!);
 }
 
 function isFooter(s: string): boolean {
@@ -258,24 +269,6 @@ type Node = Element | string;
 /** Deeper markup is flattened into its ancestor, so that hostile nesting cannot exhaust the stack. */
 const MAX_DEPTH = 200;
 
-/**
- * htmlparser2 (under sanitize-html) takes time quadratic in nesting depth: 100,000 nested <div>s
- * (1 MB) cost seconds. Real mail stays far below this; deeper HTML is left to the text part.
- */
-const MAX_HTML_NESTING = 2000;
-// Tags that are void or whose end tag is often omitted: counting them would only add noise.
-const UNCOUNTED_TAGS = new Set(['area', 'base', 'br', 'col', 'dd', 'dt', 'embed', 'hr', 'img', 'input', 'li', 'link', 'meta', 'o:p', 'option', 'p', 'source', 'td', 'th', 'tr', 'wbr']);
-
-function nestedDeeperThan(html: string, limit: number): boolean {
-  let depth = 0;
-  for (const m of html.matchAll(/<(\/?)([a-zA-Z][\w:-]*)[^>]*>/g)) {
-    if (UNCOUNTED_TAGS.has(m[2]!.toLowerCase()) || m[0].endsWith('/>')) continue;
-    depth = m[1] ? Math.max(0, depth - 1) : depth + 1;
-    if (depth > limit) return true;
-  }
-  return false;
-}
-
 function parseHtml(html: string): Element {
   const clean = sanitizeHtml(html, SANITIZE_OPTIONS);
   const root: Element = { tag: '#root', attrs: new Map(), children: [] };
@@ -302,15 +295,13 @@ function parseHtml(html: string): Element {
   return root;
 }
 
-const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
-
-function decodeEntities(s: string): string {
-  return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, name: string) => {
-    if (name[0] === '#') {
-      const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-    }
-    return NAMED_ENTITIES[name.toLowerCase()] ?? whole;
+/** A `border-left: … solid …` declaration; split first, so that no regex runs over the whole attribute. */
+function hasLeftBorder(style: string): boolean {
+  return style.split(';').some((d) => {
+    const colon = d.indexOf(':');
+    if (colon < 0 || d.slice(0, colon).trim().toLowerCase() !== 'border-left') return false;
+    const value = d.slice(colon + 1).toLowerCase();
+    return !/^\s*none\b/.test(value) && /\bsolid\b/.test(value);
   });
 }
 
@@ -337,7 +328,7 @@ function classify(el: Element): 'quote' | 'maybe' | 'cut' | null {
   const style = el.attrs.get('style') ?? '';
   if (el.tag === 'blockquote') {
     if (el.attrs.get('type')?.toLowerCase() === 'cite') return 'quote';
-    if (classes.some((c) => /quote/i.test(c)) || /border-left\s*:\s*(?!none)[^;]*\bsolid\b/i.test(style)) return 'quote';
+    if (classes.some((c) => /quote/i.test(c)) || hasLeftBorder(style)) return 'quote';
     // Gmail, Apple Mail and Thunderbird also indent with a bare blockquote.
     return 'maybe';
   }

@@ -1,19 +1,9 @@
 // The HTML we store and a ticket view may show: sanitize-html with a fixed allow-list, and plain
 // text for a message whose HTML mailparser did not convert. Pure; decoding MIME is parse.ts's.
 import sanitize from 'sanitize-html';
+import { decodeEntities, isTagNameChar, MAX_HTML_LENGTH, MAX_HTML_NESTING, tooComplexHtml } from './html.js';
 
-/**
- * htmlparser2 (under sanitize-html) is quadratic in nesting depth: 100,000 nested <div>s (1.1 MB)
- * take about 4 s, 50,000 take 0.4 s, 20,000 take 50 ms. mailparser refuses to convert HTML nested
- * deeper than 1000 levels for the same reason; real mail stays far below it. Deeper HTML is not
- * parsed at all and is stored as its text, escaped.
- */
-export const MAX_HTML_NESTING = 1000;
-/**
- * Flat HTML costs about 120 ms per MB. parse.ts gives mailparser the same bound
- * (maxHtmlLengthToParse), so HTML over it has no text from mailparser either.
- */
-export const MAX_HTML_LENGTH = 2 * 1024 * 1024;
+export { MAX_HTML_LENGTH, MAX_HTML_NESTING };
 
 // sanitize-html lets relative URLs through; in mail they have no base but the ticket view's own
 // origin, where <img src="/api/…"> would be a request with the viewer's cookies.
@@ -61,7 +51,7 @@ const OPTIONS: sanitize.IOptions = {
 };
 
 export function sanitizeHtml(html: string, fallbackText?: string | null): string {
-  if (html.length > MAX_HTML_LENGTH || nestedDeeperThan(html, MAX_HTML_NESTING)) {
+  if (tooComplexHtml(html)) {
     return `<pre>${escapeHtml(fallbackText ?? stripTags(html).trim())}</pre>`;
   }
   // PostgreSQL text cannot hold NUL; it has no meaning in HTML either.
@@ -96,15 +86,13 @@ const TEXT_OPTIONS: sanitize.IOptions = {
 };
 const TOKEN = /<(\/?)([a-z0-9]+)[^>]*>|([^<]+)/gi;
 const COLLAPSIBLE = /[ \t\n\r\f\u00a0]+/g;
-const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
-const ENTITY = /&(#x[0-9a-f]{1,6}|#\d{1,7}|[a-z]{2,8});/gi;
 
 /**
  * Plain text laid out the way a reader sees the HTML: blocks on their own lines, paragraphs apart,
  * list items marked, <pre> kept as written. Over the caps above, a linear tag strip instead.
  */
 export function htmlToText(html: string): string {
-  if (html.length > MAX_HTML_LENGTH || nestedDeeperThan(html, MAX_HTML_NESTING)) return tidy(stripTags(html));
+  if (tooComplexHtml(html)) return tidy(stripTags(html));
   const out: string[] = [];
   let newlines = 0; // line breaks written since the last text
   let started = false;
@@ -164,75 +152,8 @@ function tidy(text: string): string {
     .trim();
 }
 
-function decodeEntities(s: string): string {
-  return s.replace(ENTITY, (whole, name: string) => {
-    if (name[0] === '#') {
-      const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-    }
-    return NAMED_ENTITIES[name.toLowerCase()] ?? whole;
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Linear scans of raw HTML, for input too big or too deep to hand to a parser.
-
-// Void elements and elements whose end tag is implied by the next sibling do not deepen nesting.
-const UNCOUNTED_TAGS = new Set([
-  'area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'param', 'source', 'track', 'wbr',
-  'p', 'li', 'dt', 'dd', 'option', 'optgroup', 'tr', 'td', 'th', 'thead', 'tbody', 'tfoot', 'rt', 'rp',
-]);
-
-/**
- * Follows what htmlparser2 builds closely enough to bound its work: a start tag opens an element,
- * an end tag closes down to the nearest open element of its name and is ignored otherwise.
- * One pass, and it stops as soon as the limit is crossed.
- */
-function nestedDeeperThan(html: string, limit: number): boolean {
-  const stack: string[] = [];
-  const open = new Map<string, number>();
-  let i = html.indexOf('<');
-  while (i >= 0) {
-    if (html.startsWith('!--', i + 1)) {
-      const end = html.indexOf('-->', i + 4);
-      i = end < 0 ? -1 : html.indexOf('<', end + 3);
-      continue;
-    }
-    let pos = i + 1;
-    const closing = html.charCodeAt(pos) === 0x2f;
-    if (closing) pos++;
-    const nameStart = pos;
-    while (pos < html.length && isTagNameChar(html.charCodeAt(pos))) pos++;
-    if (pos === nameStart) {
-      i = html.indexOf('<', pos);
-      continue;
-    }
-    const name = html.slice(nameStart, pos).toLowerCase();
-    const end = html.indexOf('>', pos);
-    if (end < 0) return false;
-    if (!UNCOUNTED_TAGS.has(name)) {
-      if (closing) {
-        if (open.get(name)) {
-          let top: string | undefined;
-          do {
-            top = stack.pop()!;
-            open.set(top, open.get(top)! - 1);
-          } while (top !== name);
-        }
-      } else {
-        stack.push(name);
-        open.set(name, (open.get(name) ?? 0) + 1);
-        if (stack.length > limit) return true;
-      }
-    }
-    i = html.indexOf('<', end + 1);
-  }
-  return false;
-}
-
-function isTagNameChar(code: number): boolean {
-  return (code >= 0x61 && code <= 0x7a) || (code >= 0x41 && code <= 0x5a) || (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x3a || code === 0x5f;
-}
 
 const SKIPPED_CONTENT = ['script', 'style', 'head', 'title'].map((tag) => ({ tag, end: new RegExp(`</${tag}`, 'gi') }));
 

@@ -20,6 +20,8 @@ export interface SmtpContext {
   metrics: Metrics;
   resolver: Resolver;
   limits: PerIpLimits;
+  /** Message bytes held in memory by all connections (SMTP_MAX_BUFFERED_BYTES). */
+  buffered: { bytes: number };
   /** Keyed by the address object smtp-server keeps in envelope.rcptTo, so a new transaction starts empty. */
   routes: WeakMap<SMTPServerAddress, Route>;
 }

@@ -1,5 +1,6 @@
 // Two narrow adjustments to smtp-server's connection class, kept in one place and pinned by tests
-// (test/integration/smtp-flow.test.ts asserts exact enhanced codes and the greeting).
+// (test/integration/smtp-flow.test.ts asserts exact enhanced codes, the greeting and the log line
+// of a refusal smtp-server decides itself).
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 interface ConnectionInternals {
@@ -7,7 +8,9 @@ interface ConnectionInternals {
   init(): void;
   connectionReady(): void;
   _setListeners(done: () => void): void;
-  _server: { options: { maxClients?: number; greetingDelayMs?: number }; connections: Set<unknown> };
+  _getEnhancedStatusCode(code: number, context?: unknown): string;
+  _server: { options: { maxClients?: number; greetingDelayMs?: number; onProtocolRefusal?: (session: unknown, reply: string) => void }; connections: Set<unknown> };
+  session: unknown;
   name: string;
   __ticketMx?: boolean;
 }
@@ -19,10 +22,18 @@ if (!proto.__ticketMx) {
 
   // 1. smtp-server derives the enhanced status code from the reply code alone (every 550 becomes
   //    5.1.1). Our replies carry their own: when the text starts with one, send it as it is.
+  //    Refusals that smtp-server decides itself (452 too many recipients, 421 command too long,
+  //    500 unknown command, …) carry no code of ours: they are reported to onProtocolRefusal, so
+  //    that every refusal has its log line.
   const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
   const send = proto.send;
   proto.send = function (code, data, context) {
-    return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
+    const ours = typeof data === 'string' && ENHANCED.test(data);
+    if (!ours && code >= 400 && this._server.options.onProtocolRefusal) {
+      const enhanced = this._getEnhancedStatusCode(code, context);
+      this._server.options.onProtocolRefusal(this.session, `${code}${enhanced ? ` ${enhanced}` : ''} ${String(data ?? '')}`.trim());
+    }
+    return send.call(this, code, data, ours ? false : context);
   };
 
   // 2. smtp-server waits a fixed 100 ms before the greeting to catch clients that talk too soon.

@@ -1,7 +1,7 @@
 // Builds the SMTPServer as an MX (no AUTH, SIZE from MAX_MESSAGE_BYTES, limits and timeouts),
 // wires one hook per phase, and closes gracefully: in-flight DATA finishes before the pool goes.
 import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
@@ -35,6 +35,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     ...deps,
     routes: new WeakMap(),
     limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
+    buffered: { bytes: 0 },
     resolver: createResolver({ servers: config.dnsServers.length ? config.dnsServers : undefined, timeoutMs: config.dnsTimeoutMs, cacheSeconds: config.dnsCacheSeconds }),
   };
   const connection = onConnect(ctx);
@@ -43,7 +44,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
     : { disabledCommands: ['AUTH', 'STARTTLS'] };
 
-  const options: SMTPServerOptions & { greetingDelayMs: number } = {
+  const options: SMTPServerOptions & { greetingDelayMs: number; onProtocolRefusal: (session: unknown, reply: string) => void } = {
     name: config.smtpHostname,
     banner: 'ticket-mx ESMTP',
     size: config.maxMessageBytes,
@@ -66,11 +67,27 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     onMailFrom: onMailFrom(ctx),
     onRcptTo: onRcptTo(ctx),
     onData: onData(ctx),
+    onProtocolRefusal(session, answer) {
+      const s = session as { id?: string; remoteAddress?: string };
+      deps.metrics.replies.inc({ code: 'SMTP_PROTOCOL_REFUSED', reply: answer.slice(0, 3) });
+      log.info({ code: 'SMTP_PROTOCOL_REFUSED', reply: answer, cid: s.id, ip: s.remoteAddress }, 'SMTP_PROTOCOL_REFUSED');
+    },
     onConnect: connection.onConnect,
     onClose: connection.onClose,
   };
   const server = new SMTPServer(options);
   server.on('error', (err) => log.error({ code: 'SMTP_SERVER_ERROR', err: err.message }, 'SMTP server error'));
+  // A client that trickles a byte now and then is never idle long enough for the socket timeout:
+  // a hard cap on the whole session keeps it from holding a connection slot forever.
+  server.server.on('connection', (socket: Socket) => {
+    const timer = setTimeout(() => {
+      log.info({ code: 'SMTP_SESSION_TOO_LONG', ip: socket.remoteAddress, limitMs: config.maxSessionMs }, 'SMTP_SESSION_TOO_LONG');
+      socket.end(`421 4.4.2 ${config.smtpHostname} Session time limit exceeded, closing connection\r\n`);
+      socket.destroySoon();
+    }, config.maxSessionMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);

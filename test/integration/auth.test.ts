@@ -3,7 +3,8 @@
 // clients bound to different loopback addresses to be different senders' servers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { macFor } from '../../src/mail/address.js';
-import { counts, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
+import { cleanEnv, runCli } from '../helpers/cli.js';
+import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { arcForwarded, dkimSigned } from '../helpers/mail-auth.js';
 import { SMTP_ZONES, startTestServer, type TestServer } from '../helpers/server.js';
@@ -197,9 +198,15 @@ describe('AUTH_POLICY=monitor', () => {
     expect(stored[0].auth_reason).toEqual(expect.any(String));
   });
 
-  it('shows the verdicts in ticket show --json', async () => {
-    const { rows } = await db.pool.query("select count(*)::int as n from ticket_messages where auth_verdict = 'AUTH_NOT_ALLOWED'");
-    expect(rows[0].n).toBeGreaterThan(0);
+  it('shows the verdicts in ticket show, and as data in --json', async () => {
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
+    const json = JSON.parse((await runCli(['ticket', 'show', 'TKT-1001', '--json'], env)).stdout);
+    const stranger = json.messages.find((m: { from: string }) => m.from === 'someone@stranger.org');
+    expect(stranger.auth).toMatchObject({ verdict: 'AUTH_NOT_ALLOWED', results: { spf: { result: 'pass', domain: 'stranger.org' }, decision: { policy: 'monitor', wouldReject: true } } });
+    expect(stranger.auth.header).toMatch(/^Received-SPF: pass|Authentication-Results:/m);
+    const human = (await runCli(['ticket', 'show', 'TKT-1001'], env)).stdout;
+    expect(human).toContain('auth: spf=pass (stranger.org, aligned) dkim=none dmarc=none arc=none');
+    expect(human).toContain('decision: AUTH_NOT_ALLOWED (accepted because AUTH_POLICY=monitor): someone@stranger.org is neither staff');
   });
 });
 
@@ -313,9 +320,4 @@ describe('the SMTP surface', () => {
     await ok.quit();
   });
 
-  it('stored nothing for any refused message', async () => {
-    const { rows } = await db.pool.query("select count(*)::int as n from ticket_messages where auth_verdict <> 'AUTH_ACCEPTED' and auth_results->'decision'->>'policy' = 'enforce'");
-    expect(rows[0].n).toBe(0);
-    expect((await counts(db.pool)).raw).toBeGreaterThan(0);
-  });
 });

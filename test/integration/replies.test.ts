@@ -73,6 +73,13 @@ describe('the client fixtures, through SMTP', () => {
     expect(plain.stdout).not.toContain('Новый комментарий в заявке TKT-1001');
     expect(full.stdout).toContain('Новый комментарий в заявке TKT-1001');
   });
+
+  it('ticket show prints no terminal escape sequences a sender put in a message', async () => {
+    await send(buildMessage({ to: 'support+TKT-1010@flamecrm.ru', subject: 'Re: \u001b]0;pwned\u0007\u001b[2J', body: 'text \u001b[31mred\u001b[0m', messageId: uniqueId() }), ['support+TKT-1010@flamecrm.ru']);
+    const shown = await runCli(['ticket', 'show', 'TKT-1010'], cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' }));
+    expect(shown.stdout).toContain('text [31mred[0m');
+    expect(shown.stdout).not.toMatch(/[\u001b\u0007]/);
+  });
 });
 
 describe('mail to the bare support@ address', () => {
@@ -99,6 +106,11 @@ describe('mail to the bare support@ address', () => {
     const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Hello', messageId: uniqueId(), headers: ['In-Reply-To: <unknown@x>'] }), ['support@flamecrm.ru']);
     expect(r.short).toBe('550 5.1.1');
     expect(await counts(db.pool)).toEqual(before);
+  });
+
+  it('refuses mail to support@ on two of our domains when neither finds a ticket', async () => {
+    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Hello', messageId: uniqueId() }), ['support@flamecrm.ru', 'support@support.flamecrm.ru']);
+    expect(r.short).toBe('550 5.1.1');
   });
 
   it('ignores guessable references when reply addresses are signed', async () => {

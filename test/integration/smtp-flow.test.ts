@@ -98,6 +98,8 @@ describe('RCPT TO decides each recipient before any data', () => {
     // five distinct recipients are allowed (SMTP_MAX_RECIPIENTS=5), the sixth is not
     const distinct = ['1001', '1002', '1003'].map((n) => `RCPT TO:<support+TKT-${n}@flamecrm.ru>`).concat(['postmaster@flamecrm.ru', 'abuse@flamecrm.ru', 'postmaster'].map((a) => `RCPT TO:<${a}>`));
     expect(await dialogue(['MAIL FROM:<a@b.ru>', ...distinct])).toEqual(['250 2.1.0', '250 2.1.5', '250 2.1.5', '250 2.1.5', '250 2.1.5', '250 2.1.5', '452 4.5.3']);
+    // a refusal smtp-server decides itself still gets its log line
+    await expect.poll(() => server.logsWithCode('SMTP_PROTOCOL_REFUSED').map((l) => l.reply)).toContainEqual(expect.stringMatching(/^452 4\.5\.3 /));
   });
 });
 
@@ -321,6 +323,71 @@ describe('DATA commits before 250', () => {
     await client.quit();
     expect(r.text).toMatch(/^Ok: committed as/);
     expect(await counts(db.pool)).toEqual({ raw: 2, tm: 2, um: 0 });
+  });
+
+  it('stores a message with an 8 KB Message-ID once, and recognises its retry', async () => {
+    const messageId = `<${'x'.repeat(8000)}@mail.flamecrm.ru>`;
+    const send = async () => {
+      const client = await SmtpClient.connect(server.port);
+      await client.command('EHLO x');
+      await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+      await client.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
+      const r = await client.data(buildMessage({ messageId }));
+      await client.quit();
+      return r.text;
+    };
+    expect(await send()).toMatch(/^Ok: committed as/);
+    expect(await send()).toMatch(/^Ok: already committed as/);
+    const { rows } = await db.pool.query('select idempotency_key, length(message_id) as n from ticket_messages');
+    expect(rows).toEqual([{ idempotency_key: expect.stringMatching(/^mid-sha256:[0-9a-f]{64}$/), n: messageId.length }]);
+  });
+
+  it('answers 451 4.3.1 when all connections together would hold more than SMTP_MAX_BUFFERED_BYTES', async () => {
+    const tight = await startTestServer(db.url, { MAX_MESSAGE_BYTES: '1048576', SMTP_MAX_BUFFERED_BYTES: '1048576' }, server.dns);
+    try {
+      const open = async () => {
+        const c = await SmtpClient.connect(tight.port);
+        await c.command('EHLO x');
+        await c.command('MAIL FROM:<ivan@flamecrm.ru>');
+        await c.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
+        return c;
+      };
+      const body = ('y'.repeat(98) + '\r\n').repeat(6000); // 600 KB
+      const first = await open();
+      expect((await first.command('DATA')).code).toBe(354);
+      first.write(`${buildMessage({ messageId: '<held@x>', body: '' })}${body}`); // held open: no final dot yet
+      await expect.poll(() => (tight.service.smtp.server as unknown as { connections: Set<unknown> }).connections.size).toBe(1);
+      await new Promise((r) => setTimeout(r, 200));
+      const second = await open();
+      const refused = await second.data(`${buildMessage({ messageId: '<second@x>', body: '' })}${body}`);
+      expect(refused.short).toBe('451 4.3.1');
+      await second.quit();
+      first.write('.\r\n');
+      expect((await first.next()).short).toBe('250 2.0.0');
+      await first.quit();
+      expect(tight.logsWithCode('DATA_BUSY')).toHaveLength(1);
+    } finally {
+      await tight.close();
+    }
+  });
+
+  it('closes a session that outlives SMTP_MAX_SESSION_MS with 421 4.4.2, however busy it keeps', async () => {
+    const short = await startTestServer(db.url, { SMTP_MAX_SESSION_MS: '1000' }, server.dns);
+    try {
+      const client = await SmtpClient.connect(short.port);
+      await client.command('EHLO x');
+      const replies: string[] = [];
+      for (let i = 0; i < 20 && !client.isClosed; i++) {
+        replies.push((await client.command('NOOP')).short);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(client.isClosed).toBe(true);
+      replies.push((await client.next()).short); // the 421 may have come between two NOOPs
+      expect(replies).toContain('421 4.4.2');
+      expect(short.logsWithCode('SMTP_SESSION_TOO_LONG')).toHaveLength(1);
+    } finally {
+      await short.close();
+    }
   });
 
   it('stores nothing when the client goes away in the middle of DATA, and keeps serving', async () => {

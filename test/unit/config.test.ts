@@ -43,6 +43,9 @@ describe('bad values', () => {
     [{ PROXY_PROTOCOL: 'maybe' }, 'PROXY_PROTOCOL'],
     [{ HOOK_TIMEOUT_MS: '5' }, 'HOOK_TIMEOUT_MS'],
     [{ DATABASE_URL: 'postgres://x/y' }, 'MAIL_DOMAINS'],
+    [{ SMTP_MAX_BUFFERED_BYTES: '2000000' }, 'SMTP_MAX_BUFFERED_BYTES'],
+    [{ REPLY_ADDRESS_SECRET: 'short' }, 'REPLY_ADDRESS_SECRET'],
+    [{ REPLY_ADDRESS_SECRET_PREVIOUS: 'a-previous-secret-0123' }, 'REPLY_ADDRESS_SECRET_PREVIOUS'],
   ])('%j names %s', (env, name) => {
     let error: unknown;
     try {

@@ -134,6 +134,20 @@ describe('extractReply from HTML', () => {
   });
 });
 
+// Shapes that once took seconds to hours, synchronously, with the whole server stalled. Each is
+// large enough that the old behaviour would blow the test timeout; now each takes milliseconds.
+describe('extractReply on hostile input', () => {
+  it.each([
+    ['attribution-like lines full of "@."', { text: Array.from({ length: 60 }, () => `12:00 ${'@.'.repeat(147)}:`).join('\n'), html: null }],
+    ['a megabyte of unclosed tags', { text: null, html: '<a'.repeat(500_000) }],
+    ['a megabyte of style attribute', { text: null, html: `<blockquote style="${'border-left:x '.repeat(80_000)}">quoted</blockquote>` }],
+    ['a long run of blanks inside a line', { text: `answer${' '.repeat(400_000)}x\n> quoted`, html: null }],
+  ])('%s', (_name, input) => {
+    const r = extractReply(input);
+    expect(typeof r.reply).toBe('string');
+  });
+});
+
 describe('extractReply on real-client fixtures', () => {
   const root = fileURLToPath(new URL('../../fixtures', import.meta.url));
   const names = readdirSync(join(root, 'eml'))

@@ -5,10 +5,12 @@ import { logDecision, type SmtpContext } from '../context.js';
 import { reply } from '../reply.js';
 
 export function onConnect(ctx: SmtpContext) {
+  const seen = new WeakSet<SMTPServerSession>();
   const counted = new WeakSet<SMTPServerSession>();
   return {
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
       ctx.metrics.connections.inc();
+      seen.add(session);
       if (!ctx.limits.openConnection(session.remoteAddress)) {
         const answer = reply.tooManyConnections(ctx.config.maxConnectionsPerIp);
         logDecision(ctx, session, answer);
@@ -17,8 +19,10 @@ export function onConnect(ctx: SmtpContext) {
       counted.add(session);
       callback();
     },
+    // smtp-server closes sessions it refused before onConnect (too many clients, early talkers)
+    // too: only what was counted is counted down
     onClose(session: SMTPServerSession): void {
-      ctx.metrics.connections.dec();
+      if (seen.delete(session)) ctx.metrics.connections.dec();
       if (counted.delete(session)) ctx.limits.closeConnection(session.remoteAddress);
     },
   };

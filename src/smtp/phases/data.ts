@@ -4,12 +4,12 @@
 // Any trouble of ours, including our own deadline, answers 451.
 import crypto from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { findTicket, findTicketByNotification, storeMessage, type AttachmentRow, type Envelope, type Ticket, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
+import { findTicket, findTicketByNotification, storeMessage, type AttachmentRow, type StoreResult, type Envelope, type Ticket, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
 import { attachmentRows, checkAttachmentLimits } from '../../mail/attachments.js';
 import { authenticate, type AuthResults } from '../../mail/authenticate.js';
 import { authorize, type AuthDecision } from '../../mail/authorize.js';
 import { classifyMessage } from '../../mail/classify.js';
-import { idempotencyKey, parseMessage, type ParsedMessage } from '../../mail/parse.js';
+import { idempotencyKey, parseMessage, UnparseableMessage, type ParsedMessage } from '../../mail/parse.js';
 import { extractReply } from '../../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
 import { ticketReferences } from '../../mail/ticket-ref.js';
@@ -26,18 +26,35 @@ export function onData(ctx: SmtpContext) {
     let chunks: Buffer[] = [];
     let bytes = 0;
     let tooBig = false;
+    let busy = false;
+    // What this message holds of the budget all connections share; given back exactly once.
+    let held = 0;
+    const release = () => {
+      ctx.buffered.bytes -= held;
+      held = 0;
+    };
+    const drop = () => {
+      chunks = []; // nothing more is kept, and what was kept is let go
+      release();
+    };
 
     stream.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
-      if (tooBig) return;
+      if (tooBig || busy) return;
       if (bytes > cap) {
         tooBig = true;
-        chunks = []; // nothing past the cap is kept, and what was kept is let go
-        return;
+        return drop();
       }
+      if (ctx.buffered.bytes + chunk.length > ctx.config.maxBufferedBytes) {
+        busy = true;
+        return drop();
+      }
+      ctx.buffered.bytes += chunk.length;
+      held += chunk.length;
       chunks.push(chunk);
     });
     stream.once('error', (err) => {
+      drop();
       ctx.metrics.replies.inc({ code: 'DATA_ABORTED', reply: '0' });
       ctx.log.info({ code: 'DATA_ABORTED', cid: session.id, ip: session.remoteAddress, bytes, err: err.message }, 'DATA_ABORTED');
       callback(err);
@@ -52,6 +69,7 @@ export function onData(ctx: SmtpContext) {
         else callback(r.toError());
       };
       if (tooBig) return answer(reply.tooBig(cap), { limit: cap });
+      if (busy) return answer(reply.busy(), { buffered: ctx.buffered.bytes, limit: ctx.config.maxBufferedBytes });
 
       const raw = Buffer.concat(chunks, bytes);
       chunks = [];
@@ -62,16 +80,18 @@ export function onData(ctx: SmtpContext) {
         settled = true;
         answer(reply.dataTempfail('DEADLINE'), { err: new DeadlineExceeded('DATA', ctx.config.hookTimeoutMs).message });
       }, ctx.config.hookTimeoutMs);
-      store(ctx, session, raw).then(
-        ({ answer: r, fields }) => {
-          clearTimeout(timer);
-          if (!settled) answer(r, fields);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          if (!settled) answer(reply.dataTempfail(failureTag(err)), { err: (err as Error)?.message ?? String(err) });
-        },
-      );
+      store(ctx, session, raw)
+        .then(
+          ({ answer: r, fields }) => {
+            clearTimeout(timer);
+            if (!settled) answer(r, fields);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            if (!settled) answer(reply.dataTempfail(failureTag(err)), { err: (err as Error)?.message ?? String(err) });
+          },
+        )
+        .finally(release);
     });
   };
 }
@@ -91,10 +111,13 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   const [parsed, auth] = await Promise.all([
     // mailparser refuses some input outright (a header block over 1 MB, more than 1000 parts):
     // that is the message's fault and the same on every retry, so a 550, not our 451
-    parseMessage(raw).catch((err: Error) => err),
+    parseMessage(raw).catch((err: unknown) => {
+      if (err instanceof UnparseableMessage) return err;
+      throw err;
+    }),
     toTickets ? authenticate({ message: raw, ip: session.remoteAddress, helo: envelope.helo ?? '', mailFrom: envelope.mailFrom ?? '', mta: config.smtpHostname, resolver: ctx.resolver }) : null,
   ]);
-  if (parsed instanceof Error) return { answer: reply.unparseable(), fields: { err: parsed.message } };
+  if (parsed instanceof UnparseableMessage) return { answer: reply.unparseable(), fields: { err: parsed.message } };
   const fields: Record<string, unknown> = { messageId: parsed.messageId, from: parsed.from[0]?.address };
   if (!isUsable(parsed)) return { answer: reply.unparseable(), fields };
   const key = idempotencyKey(raw, parsed);
@@ -112,19 +135,20 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
 
   // The bare support@ address: find the ticket in the message itself.
   const ticketRoutes = routes.filter((r): r is TicketRoute => r.kind === 'ticket');
+  const found = routes.some((r) => r.kind === 'support') ? await findSupportTicket(ctx, parsed) : null;
   for (const route of routes) {
     if (route.kind === 'postmaster') unrouted.push(unroutedRow(route.address, null, 'postmaster'));
     if (route.kind !== 'support') continue;
-    const found = await findSupportTicket(ctx, parsed);
     if (found && !ticketRoutes.some((r) => r.ticket.id === found.ticket.id)) {
       ticketRoutes.push({ kind: 'ticket', ticket: found.ticket, address: route.address });
       fields.via = found.via;
     } else if (!found) {
-      if (routes.length === 1) return { answer: reply.noTicket(), fields };
       // other recipients take the message; this copy is kept, not lost
       unrouted.push(unroutedRow(route.address, null, 'no ticket reference'));
     }
   }
+  // Only support@ addresses, and none of them found a ticket: nobody takes the message.
+  if (!ticketRoutes.length && routes.every((r) => r.kind === 'support')) return { answer: reply.noTicket(), fields };
   fields.tickets = ticketRoutes.map((r) => r.ticket.id);
 
   // Auto-replies, bounces, loops and our own notifications never become ticket messages.
@@ -134,7 +158,7 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
     Object.assign(fields, { notReply: notReply.kind, reason: notReply.reason });
     const result = await save(ctx, raw, [], unrouted, []);
     if (result.rawMessageId) return { answer: reply.notAReply(result.rawMessageId, notReply.kind), fields: { ...fields, rawMessageId: result.rawMessageId } };
-    return { answer: reply.duplicate(result.existingRawMessageId ?? '?'), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+    return { answer: reply.duplicate(existingId(result)), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
   }
 
   const decisions = ticketRoutes.map((route) =>
@@ -158,7 +182,13 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   const result = await save(ctx, raw, ticketMessages, unrouted, attachments);
   if (result.rateLimitedTicket) return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
   if (result.rawMessageId) return { answer: reply.committed(result.rawMessageId), fields: { ...fields, rawMessageId: result.rawMessageId, attachments: attachments.length } };
-  return { answer: reply.duplicate(result.existingRawMessageId ?? '?'), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+  return { answer: reply.duplicate(existingId(result)), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+}
+
+/** A retry is only acknowledged when the first copy is really there; anything else is our bug: 451. */
+function existingId(result: StoreResult): string {
+  if (!result.existingRawMessageId) throw new Error('store_message stored nothing and found no earlier copy');
+  return result.existingRawMessageId;
 }
 
 function save(ctx: SmtpContext, raw: Buffer, ticketMessages: TicketMessageRow[], unrouted: UnroutedMessageRow[], attachments: AttachmentRow[]) {
@@ -196,8 +226,7 @@ async function findSupportTicket(ctx: SmtpContext, parsed: ParsedMessage): Promi
     const ticket = id ? await findTicket(ctx.pool, id) : null;
     if (ticket) return { ticket, via };
   }
-  const byNotification = await findTicketByNotification(ctx.pool, refs.messageIds);
-  const ticket = byNotification ? await findTicket(ctx.pool, byNotification) : null;
+  const ticket = await findTicketByNotification(ctx.pool, refs.messageIds);
   return ticket ? { ticket, via: 'in-reply-to' } : null;
 }
 
