@@ -1,6 +1,6 @@
 // Whether a parsed message is a person's reply or something a machine sent: an auto-reply, a
 // bounce, a loop, or one of our own notifications coming back. Pure; what to do with it is data.ts's.
-import type { ParsedMail } from 'mailparser';
+import type { ParsedMessage } from './parse.js';
 
 export type NotAReply = { kind: 'auto-reply' | 'bounce' | 'loop' | 'own-notification'; reason: string };
 
@@ -121,25 +121,21 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
   return null;
 }
 
-/** What classifyMessage needs, read off mailparser's result and the SMTP envelope. */
+/** What classifyMessage needs, read off the parsed message (parse.ts) and the SMTP envelope. */
 export function classifyInput(
-  parsed: Pick<ParsedMail, 'headers' | 'subject' | 'from' | 'messageId'>,
+  parsed: Pick<ParsedMessage, 'headers' | 'subject' | 'from' | 'messageId' | 'contentType' | 'reportType'>,
   mailFrom: string | null,
   ownAddresses: OwnAddresses,
 ): ClassifyInput {
-  const headers = parsed.headers as Map<string, unknown>;
   const messageId = parsed.messageId ?? '';
   const at = messageId.lastIndexOf('@');
   return {
-    headers,
-    subject: parsed.subject ?? null,
+    headers: parsed.headers as Map<string, unknown>,
+    subject: parsed.subject,
     mailFrom,
-    contentType: headerString(headers, 'content-type'),
-    reportType: structuredParam(headers, 'content-type', 'report-type'),
-    fromAddresses: (parsed.from?.value ?? [])
-      .flatMap((a) => (a.group ? a.group : [a]))
-      .map((a) => a.address?.toLowerCase() ?? '')
-      .filter((a) => a !== ''),
+    contentType: parsed.contentType,
+    reportType: parsed.reportType,
+    fromAddresses: parsed.from.map((a) => a.address),
     ownAddresses,
     messageIdDomain: at < 0 ? null : messageId.slice(at + 1).replace(/>.*$/s, '').trim().toLowerCase() || null,
   };

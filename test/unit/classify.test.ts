@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
+import { parseMessage } from '../../src/mail/parse.js';
 import { classifyInput, classifyMessage, headerString, headerStrings, type NotAReply, type OwnAddresses } from '../../src/mail/classify.js';
 
 const OWN: OwnAddresses = { mailDomains: ['flamecrm.ru', 'Help.Example.com'], supportLocalPart: 'support', notificationSenders: ['notify@crm-mailer.example.net'] };
@@ -26,7 +27,7 @@ function raw(headers: string[], body = 'Исправили, проверьте.'
 }
 
 async function classify(message: Buffer, mailFrom: string | null = SENDER, own: OwnAddresses = OWN): Promise<NotAReply | null> {
-  return classifyMessage(classifyInput(await simpleParser(message), mailFrom, own));
+  return classifyMessage(classifyInput(await parseMessage(message), mailFrom, own));
 }
 
 type Case = [name: string, headers: string[], expected: NotAReply['kind'] | null, reason?: string];
@@ -231,8 +232,8 @@ describe('classifyMessage: real client replies', () => {
   it('has fixtures to check', () => expect(files.length).toBeGreaterThan(20));
   it.each(files)('%s is a reply', async (file) => {
     const message = readFileSync(join(dir, file));
-    const parsed = await simpleParser(message);
-    expect(classifyMessage(classifyInput(parsed, parsed.from?.value[0]?.address ?? SENDER, OWN))).toBeNull();
+    const parsed = await parseMessage(message);
+    expect(classifyMessage(classifyInput(parsed, parsed.from[0]?.address ?? SENDER, OWN))).toBeNull();
   });
 });
 
@@ -252,7 +253,7 @@ describe('headerString / headerStrings', () => {
   });
 
   it('classifyInput reads From, report-type and the Message-ID domain', async () => {
-    const parsed = await simpleParser(raw(['From: A <A@Example.RU>, Group: b@example.ru, c@example.ru;', 'Message-ID: <x1@Mail.Example.RU>']));
+    const parsed = await parseMessage(raw(['From: A <A@Example.RU>, Group: b@example.ru, c@example.ru;', 'Message-ID: <x1@Mail.Example.RU>']));
     const input = classifyInput(parsed, '', OWN);
     expect(input.fromAddresses).toEqual(['a@example.ru', 'b@example.ru', 'c@example.ru']);
     expect(input.messageIdDomain).toBe('mail.example.ru');

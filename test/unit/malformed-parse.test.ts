@@ -3,6 +3,7 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attachmentRows, checkAttachmentLimits } from '../../src/mail/attachments.js';
+import { parseMessage } from '../../src/mail/parse.js';
 import { classifyInput, classifyMessage } from '../../src/mail/classify.js';
 import { extractReply } from '../../src/mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../src/mail/sanitize.js';
@@ -123,7 +124,7 @@ describe('malformed messages', () => {
 
     const html = typeof parsed.html === 'string' ? parsed.html : null;
     const text = parsed.text ?? '';
-    const verdict = await guarded(name, 'classify', () => classifyMessage(classifyInput(parsed, 'sender@example.ru', OWN)), ms);
+    const verdict = await guarded(name, 'classify', async () => classifyMessage(classifyInput(await parseMessage(bytes), 'sender@example.ru', OWN)), ms);
     expect(verdict === null || ['auto-reply', 'bounce', 'loop', 'own-notification'].includes(verdict.kind), name).toBe(true);
 
     const clean = await guarded(name, 'sanitize', () => (html === null ? '' : sanitizeHtml(html, text || null)), ms);

@@ -8,7 +8,7 @@ import { findTicket, findTicketByNotification, storeMessage, type AttachmentRow,
 import { attachmentRows, checkAttachmentLimits } from '../../mail/attachments.js';
 import { authenticate, type AuthResults } from '../../mail/authenticate.js';
 import { authorize, type AuthDecision } from '../../mail/authorize.js';
-import { classifyMessage } from '../../mail/classify.js';
+import { classifyInput, classifyMessage } from '../../mail/classify.js';
 import { idempotencyKey, parseMessage, UnparseableMessage, type ParsedMessage } from '../../mail/parse.js';
 import { extractReply } from '../../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
@@ -231,15 +231,8 @@ async function findSupportTicket(ctx: SmtpContext, parsed: ParsedMessage): Promi
 }
 
 function classify(ctx: SmtpContext, parsed: ParsedMessage, envelope: Envelope) {
-  return classifyMessage({
-    headers: parsed.headers,
-    subject: parsed.subject,
-    mailFrom: envelope.mailFrom,
-    contentType: parsed.contentType,
-    reportType: parsed.reportType,
-    fromAddresses: parsed.from.map((f) => f.address),
-    ownAddresses: { mailDomains: ctx.config.mailDomains, supportLocalPart: ctx.config.supportLocalPart, notificationSenders: ctx.config.notificationSenders },
-  });
+  const own = { mailDomains: ctx.config.mailDomains, supportLocalPart: ctx.config.supportLocalPart, notificationSenders: ctx.config.notificationSenders };
+  return classifyMessage(classifyInput(parsed, envelope.mailFrom, own));
 }
 
 interface Body {
