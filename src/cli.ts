@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, effectiveSettings, loadConfig, VARIABLES, type Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
-import { findTicket, insertTicket, listTicketMessages, type StoredTicketMessage, type Ticket } from './db/queries.js';
+import { findTicket, insertTicket, listAttachments, listTicketMessages, type StoredAttachment, type StoredTicketMessage, type Ticket } from './db/queries.js';
 import { createLogger, type Logger } from './log.js';
 import { replyAddress } from './mail/address.js';
 import { PROJECT_ROOT } from './paths.js';
@@ -53,7 +53,7 @@ Creates a ticket and prints its id and the reply address staff answer to.
 
 Shows a ticket and its messages: the reply text by default.
   --full              show each message's full text (with the quoted history) too
-  --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text", "receivedAt", ... } ] }`,
+  --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text", "receivedAt", "attachments", ... } ] }`,
 };
 
 type Out = { out: (s: string) => void; err: (s: string) => void };
@@ -216,8 +216,10 @@ async function ticketShow(args: string[], io: Out): Promise<number> {
       return 1;
     }
     const messages = await listTicketMessages(pool, id);
+    const attachments = await listAttachments(pool, messages.map((m) => m.rawMessageId));
+    const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
     if (values.json) {
-      io.out(JSON.stringify({ ticket: ticketJson(ticket), messages: messages.map((m) => messageJson(m, !!values.full)) }, null, 2));
+      io.out(JSON.stringify({ ticket: ticketJson(ticket), messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })) }, null, 2));
       return 0;
     }
     // what senders wrote goes to a terminal: no escape sequences or other control characters
@@ -232,6 +234,7 @@ async function ticketShow(args: string[], io: Out): Promise<number> {
         out(`    auth: ${describeChecks(m.authResults)}`);
         out(`    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`);
       }
+      for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
       out('');
       out(indent(values.full ? m.fullText : m.replyText));
     }
@@ -270,6 +273,8 @@ const isMonitoredRefusal = (results: unknown) => {
   const d = (results as StoredAuth | null)?.decision;
   return !!d && d.policy === 'monitor' && d.wouldReject;
 };
+
+const describeAttachment = (a: StoredAttachment) => `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
 
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 

@@ -133,10 +133,6 @@ export async function findTicketByNotification(db: Db, messageIds: string[]): Pr
   return rows[0] ?? null;
 }
 
-export async function insertNotificationMessage(db: Db, messageId: string, ticketId: string): Promise<void> {
-  await db.query('insert into notification_messages (message_id, ticket_id) values ($1, $2) on conflict do nothing', [messageId, ticketId]);
-}
-
 export interface StoredAttachment {
   id: string;
   filename: string | null;
@@ -147,13 +143,17 @@ export interface StoredAttachment {
   inline: boolean;
 }
 
-export async function listAttachments(db: Db, rawMessageId: string): Promise<StoredAttachment[]> {
-  const { rows } = await db.query<StoredAttachment>(
-    `select id, filename, content_type as "contentType", size, encode(sha256, 'hex') as sha256, content_id as "contentId", inline
-       from attachments where raw_message_id = $1 order by position`,
-    [rawMessageId],
+/** The attachments of these raw messages, by raw message id. */
+export async function listAttachments(db: Db, rawMessageIds: string[]): Promise<Map<string, StoredAttachment[]>> {
+  const { rows } = await db.query<StoredAttachment & { rawMessageId: string }>(
+    `select id, raw_message_id as "rawMessageId", filename, content_type as "contentType", size,
+            encode(sha256, 'hex') as sha256, content_id as "contentId", inline
+       from attachments where raw_message_id = any($1::bigint[]) order by raw_message_id, position`,
+    [rawMessageIds],
   );
-  return rows;
+  const byMessage = new Map<string, StoredAttachment[]>();
+  for (const { rawMessageId, ...a } of rows) byMessage.set(rawMessageId, [...(byMessage.get(rawMessageId) ?? []), a]);
+  return byMessage;
 }
 
 // PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
@@ -208,14 +208,6 @@ export async function listTicketMessages(db: Db, ticketId: string): Promise<Stor
     [ticketId],
   );
   return rows;
-}
-
-export async function countRows(db: Db): Promise<{ rawMessages: number; ticketMessages: number; unroutedMessages: number }> {
-  const { rows } = await db.query<{ raw: string; tm: string; um: string }>(
-    'select (select count(*) from raw_messages) as raw, (select count(*) from ticket_messages) as tm, (select count(*) from unrouted_messages) as um',
-  );
-  const r = rows[0]!;
-  return { rawMessages: Number(r.raw), ticketMessages: Number(r.tm), unroutedMessages: Number(r.um) };
 }
 
 export async function ping(db: Db): Promise<void> {

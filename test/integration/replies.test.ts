@@ -172,6 +172,14 @@ describe('attachments and HTML', () => {
     expect(tm[0].html).not.toMatch(/script|javascript:|onclick/);
     // no text part: the text comes from the HTML
     expect(tm[0].reply_text).toContain('See the screenshot');
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
+    const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-1006', '--json'], env)).stdout);
+    expect(shown.messages.at(-1).attachments.map((a: { filename: string; inline: boolean }) => [a.filename, a.inline])).toEqual([
+      ['shot.png', true],
+      ['отчёт.pdf', false],
+      ['лог.txt', false],
+    ]);
+    expect((await runCli(['ticket', 'show', 'TKT-1006'], env)).stdout).toMatch(/attachment: отчёт\.pdf \(application\/pdf, 20 bytes\)/);
   });
 
   it.each([
