@@ -6,12 +6,24 @@ export interface Metrics {
   replies: Counter<'code' | 'reply'>;
   dataSeconds: Histogram<'outcome'>;
   connections: Gauge;
+  /** Message bytes held in memory by all connections; read by the gauge when scraped. */
+  buffered: { bytes: number };
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'ticketmx_' });
+  const buffered = { bytes: 0 };
+  new Gauge({
+    name: 'ticketmx_smtp_buffered_bytes',
+    help: 'Message bytes held in memory by all connections (bounded by SMTP_MAX_BUFFERED_BYTES)',
+    registers: [registry],
+    collect() {
+      this.set(buffered.bytes);
+    },
+  });
   return {
+    buffered,
     registry,
     replies: new Counter({ name: 'ticketmx_smtp_decisions_total', help: 'SMTP decisions by log code and reply code', labelNames: ['code', 'reply'], registers: [registry] }),
     dataSeconds: new Histogram({

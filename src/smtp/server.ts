@@ -35,7 +35,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     ...deps,
     routes: new WeakMap(),
     limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
-    buffered: { bytes: 0 },
+    buffered: deps.metrics.buffered,
     resolver: createResolver({ servers: config.dnsServers.length ? config.dnsServers : undefined, timeoutMs: config.dnsTimeoutMs, cacheSeconds: config.dnsCacheSeconds }),
   };
   const connection = onConnect(ctx);

@@ -181,6 +181,22 @@ describe('DATA commits before 250', () => {
     expect(server.logsWithCode('DATA_TOO_BIG').at(-1)).toMatchObject({ limit: 20000 });
   });
 
+  it('keeps nothing of a message past the cap while it is still arriving', async () => {
+    const buffered = async () => Number(/^ticketmx_smtp_buffered_bytes (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text())![1]);
+    const client = await SmtpClient.connect(server.port);
+    await client.command('EHLO x');
+    await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+    await client.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
+    expect((await client.command('DATA')).code).toBe(354);
+    client.write(buildMessage({ body: ('z'.repeat(98) + '\r\n').repeat(100) })); // 10 KB: under the cap, held
+    await expect.poll(buffered).toBeGreaterThan(5_000);
+    client.write(('z'.repeat(98) + '\r\n').repeat(10_000)); // 1 MB more: past the cap, let go
+    await expect.poll(buffered).toBe(0);
+    client.write('.\r\n');
+    expect((await client.next()).short).toBe('552 5.3.4');
+    await client.quit();
+  });
+
   it('refuses a client that talks before the greeting when SMTP_GREETING_DELAY_MS is set', async () => {
     const slow = await startTestServer(db.url, { SMTP_GREETING_DELAY_MS: '300' });
     try {
