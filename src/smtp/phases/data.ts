@@ -119,7 +119,9 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   ]);
   if (parsed instanceof UnparseableMessage) return { answer: reply.unparseable(), fields: { err: parsed.message } };
   const fields: Record<string, unknown> = { messageId: parsed.messageId, from: parsed.from[0]?.address };
-  if (!isUsable(parsed)) return { answer: reply.unparseable(), fields };
+  // mailparser derives text from HTML only for a lone text/html part, not inside multipart/related
+  const text = parsed.text || (parsed.html ? htmlToText(parsed.html) : '');
+  if (!isUsable(parsed, text)) return { answer: reply.unparseable(), fields };
   const key = idempotencyKey(raw, parsed);
   const unrouted: UnroutedMessageRow[] = [];
   const unroutedRow = (address: string, ticketId: string | null, reason: string): UnroutedMessageRow => ({
@@ -177,7 +179,7 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   const limits = checkAttachmentLimits(attachments, { maxCount: config.attachmentMaxCount, maxTotalBytes: config.attachmentMaxBytes });
   if (!limits.ok) return { answer: reply.attachmentsLimit(limits.reason), fields: { ...fields, attachments: attachments.length } };
 
-  const body = bodyOf(parsed);
+  const body = bodyOf(parsed, text);
   const ticketMessages = ticketRoutes.map((route, i) => ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!));
   const result = await save(ctx, raw, ticketMessages, unrouted, attachments);
   if (result.rateLimitedTicket) return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
@@ -206,12 +208,8 @@ function save(ctx: SmtpContext, raw: Buffer, ticketMessages: TicketMessageRow[],
  * Something a person could read: text, HTML that shows text or an image, or a file. A From line
  * alone is not a reply (a missing boundary can leave just the headers decodable).
  */
-function isUsable(parsed: ParsedMessage): boolean {
-  return (
-    /[^\s\u0000]/.test(parsed.text) ||
-    (parsed.html !== null && (/<img\b/i.test(parsed.html) || /[^\s\u0000]/.test(htmlToText(parsed.html)))) ||
-    parsed.attachments.length > 0
-  );
+function isUsable(parsed: ParsedMessage, text: string): boolean {
+  return /[^\s\u0000]/.test(text) || (parsed.html !== null && /<img\b/i.test(parsed.html)) || parsed.attachments.length > 0;
 }
 
 /**
@@ -243,9 +241,7 @@ interface Body {
 }
 
 /** What the ticket shows (the answer), and everything else kept beside it. */
-function bodyOf(parsed: ParsedMessage): Body {
-  // mailparser derives text from HTML only for a lone text/html part, not inside multipart/related
-  const fullText = parsed.text || (parsed.html ? htmlToText(parsed.html) : '');
+function bodyOf(parsed: ParsedMessage, fullText: string): Body {
   const extracted = extractReply({ text: fullText, html: parsed.html });
   return {
     replyText: extracted.reply,
