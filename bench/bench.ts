@@ -3,7 +3,7 @@
 // and DMARC against a loopback DNS server, AUTH_POLICY=enforce, reply-text extraction, storage.
 // Prints messages/second, latency from the end of DATA to the 250, errors, the server's peak RSS
 // and where the CPU went. A benchmark, not a test: it asserts nothing.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -12,10 +12,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { dkimSign } from 'mailauth';
 import pg from 'pg';
-import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
-import { openEmbeddedPostgres, freePort } from '../src/db/embedded.js';
+import { freePort, openEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
 import { PROJECT_ROOT } from '../src/paths.js';
+import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -81,7 +81,9 @@ async function main() {
   }
 
   const port = await freePort();
-  const extraEnv = Object.fromEntries((opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const extraEnv = Object.fromEntries(
+    (opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
   const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
   const server = spawn(process.execPath, [...nodeArgs, path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
     env: {
@@ -110,7 +112,11 @@ async function main() {
   await waitForPort(port, () => (exited ? serverErr || 'exited' : null));
 
   const before = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
-  const cpuBefore = { server: cpuSeconds([server.pid!]), postgres: cpuSeconds(pidsNamed('postgres')), load: process.cpuUsage() };
+  const cpuBefore = {
+    server: cpuSeconds([server.pid!]),
+    postgres: cpuSeconds(pidsNamed('postgres')),
+    load: process.cpuUsage(),
+  };
   const started = performance.now();
   const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port, messages);
   const seconds = (performance.now() - started) / 1000;
@@ -132,17 +138,33 @@ async function main() {
 
   const stored = after.rows[0]!.n - before.rows[0]!.n;
   const lat = result.latencies.sort((a, b) => a - b);
-  const pct = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!.toFixed(1) : 'n/a');
+  const pct = (p: number) =>
+    lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!.toFixed(1) : 'n/a';
   const cpus = os.cpus();
-  const what = opts['smtp-source'] ? `smtp-source's plain messages of ~${SIZE} B (SPF and DMARC, no DKIM)` : `DKIM-signed messages of ~${SIZE} B`;
-  console.log(`ticket-mx bench: ${MESSAGES} ${what}, AUTH_POLICY=enforce, ${CONCURRENCY} concurrent sessions, a new connection per message${opts.pipelining ? ', pipelining' : ''}`);
-  console.log(`machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'DATABASE_URL'}`);
-  console.log(`throughput: ${(result.ok / seconds).toFixed(0)} msg/s (${result.ok} accepted in ${seconds.toFixed(2)} s; ${stored} rows stored)`);
-  if (lat.length) console.log(`latency end of DATA -> 250: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms, max ${lat.at(-1)!.toFixed(1)} ms`);
-  console.log(`errors: ${result.errors}${result.errorSamples.length ? ` (e.g. ${result.errorSamples.slice(0, 3).join(' | ')})` : ''}`);
-  console.log(`server peak RSS: ${peakRss ? (peakRss / 1024).toFixed(0) + ' MB' : 'n/a'}`);
+  const what = opts['smtp-source']
+    ? `smtp-source's plain messages of ~${SIZE} B (SPF and DMARC, no DKIM)`
+    : `DKIM-signed messages of ~${SIZE} B`;
+  console.log(
+    `ticket-mx bench: ${MESSAGES} ${what}, AUTH_POLICY=enforce, ${CONCURRENCY} concurrent sessions, a new connection per message${opts.pipelining ? ', pipelining' : ''}`,
+  );
+  console.log(
+    `machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'DATABASE_URL'}`,
+  );
+  console.log(
+    `throughput: ${(result.ok / seconds).toFixed(0)} msg/s (${result.ok} accepted in ${seconds.toFixed(2)} s; ${stored} rows stored)`,
+  );
+  if (lat.length)
+    console.log(
+      `latency end of DATA -> 250: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms, max ${lat.at(-1)!.toFixed(1)} ms`,
+    );
+  console.log(
+    `errors: ${result.errors}${result.errorSamples.length ? ` (e.g. ${result.errorSamples.slice(0, 3).join(' | ')})` : ''}`,
+  );
+  console.log(`server peak RSS: ${peakRss ? `${(peakRss / 1024).toFixed(0)} MB` : 'n/a'}`);
   const loadCpu = opts['smtp-source'] ? 'n/a (smtp-source)' : cpu.load.toFixed(2);
-  console.log(`CPU seconds: server ${cpu.server.toFixed(2)}, PostgreSQL ${cpu.postgres.toFixed(2)}, load generator ${loadCpu} (wall ${seconds.toFixed(2)})`);
+  console.log(
+    `CPU seconds: server ${cpu.server.toFixed(2)}, PostgreSQL ${cpu.postgres.toFixed(2)}, load generator ${loadCpu} (wall ${seconds.toFixed(2)})`,
+  );
 }
 
 interface LoadResult {
@@ -183,14 +205,16 @@ function buildMessage(i: number): Buffer {
 }
 
 async function signed(message: Buffer, privateKey: string): Promise<Buffer> {
-  const options = { signatureData: [{ signingDomain: 'flamecrm.ru', selector: 'mail', privateKey }] } as unknown as Parameters<typeof dkimSign>[1];
+  const options = {
+    signatureData: [{ signingDomain: 'flamecrm.ru', selector: 'mail', privateKey }],
+  } as unknown as Parameters<typeof dkimSign>[1];
   const { signatures } = await dkimSign(message, options);
   return Buffer.concat([Buffer.from(signatures), message]);
 }
 
 /** Dot-stuffed, with the final dot: what goes on the wire after 354. */
 function onTheWire(message: Buffer): Buffer {
-  return Buffer.from(message.toString('latin1').replace(/^\./gm, '..') + '.\r\n', 'latin1');
+  return Buffer.from(`${message.toString('latin1').replace(/^\./gm, '..')}.\r\n`, 'latin1');
 }
 
 /** One SMTP session: greeting, EHLO, MAIL, RCPT, DATA, message, QUIT. Resolves with the latency. */
@@ -201,8 +225,18 @@ function session(port: number, i: number, wire: Buffer): Promise<number> {
     const ticket = FIRST_TICKET + (i % TICKETS);
     const message = wire;
     const steps = opts.pipelining
-      ? [null, 'EHLO bench.example\r\n', `MAIL FROM:<ivan@flamecrm.ru>\r\nRCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\nDATA\r\n`]
-      : [null, 'EHLO bench.example\r\n', 'MAIL FROM:<ivan@flamecrm.ru>\r\n', `RCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\n`, 'DATA\r\n'];
+      ? [
+          null,
+          'EHLO bench.example\r\n',
+          `MAIL FROM:<ivan@flamecrm.ru>\r\nRCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\nDATA\r\n`,
+        ]
+      : [
+          null,
+          'EHLO bench.example\r\n',
+          'MAIL FROM:<ivan@flamecrm.ru>\r\n',
+          `RCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\n`,
+          'DATA\r\n',
+        ];
     const expected = opts.pipelining ? [220, 250, 250, 250, 354, 250] : [220, 250, 250, 250, 354, 250];
     let replyIndex = 0;
     let buffer = '';
@@ -215,8 +249,7 @@ function session(port: number, i: number, wire: Buffer): Promise<number> {
     socket.on('error', (e) => fail(e.message));
     socket.on('data', (chunk) => {
       buffer += chunk.toString('latin1');
-      let idx;
-      while ((idx = buffer.indexOf('\r\n')) >= 0) {
+      for (let idx = buffer.indexOf('\r\n'); idx >= 0; idx = buffer.indexOf('\r\n')) {
         const line = buffer.slice(0, idx);
         buffer = buffer.slice(idx + 2);
         if (line[3] === '-') continue;
@@ -273,7 +306,19 @@ async function runSmtpSource(port: number): Promise<LoadResult> {
   });
   if (!bin) throw new Error('smtp-source not found: apt-get install postfix (it ships smtp-source)');
   // smtp-source sends to one recipient; it measures throughput only (no per-message latency).
-  const args = ['-m', String(MESSAGES), '-s', String(CONCURRENCY), '-l', String(SIZE), '-f', 'ivan@flamecrm.ru', '-t', `support+TKT-${FIRST_TICKET}@flamecrm.ru`, `127.0.0.1:${port}`];
+  const args = [
+    '-m',
+    String(MESSAGES),
+    '-s',
+    String(CONCURRENCY),
+    '-l',
+    String(SIZE),
+    '-f',
+    'ivan@flamecrm.ru',
+    '-t',
+    `support+TKT-${FIRST_TICKET}@flamecrm.ru`,
+    `127.0.0.1:${port}`,
+  ];
   const out = await new Promise<{ code: number; stderr: string }>((resolve) => {
     const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -283,7 +328,12 @@ async function runSmtpSource(port: number): Promise<LoadResult> {
   const errors = out.code === 0 ? 0 : 1;
   // smtp-source sends messages without Message-ID whose bodies are identical: they are one message
   // to us (idempotency), so "accepted" counts the 250 replies, not rows.
-  return { ok: out.code === 0 ? MESSAGES : 0, errors, errorSamples: out.stderr ? [out.stderr.trim().split('\n')[0]!] : [], latencies: [] };
+  return {
+    ok: out.code === 0 ? MESSAGES : 0,
+    errors,
+    errorSamples: out.stderr ? [out.stderr.trim().split('\n')[0]!] : [],
+    latencies: [],
+  };
 }
 
 const CLOCK_TICKS = 100;

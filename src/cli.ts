@@ -2,11 +2,19 @@
 // same database as a running `npm start` (DATABASE_URL, or the embedded one under DATA_DIR).
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, effectiveSettings, loadConfig, VARIABLES, type Config } from './config.js';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type Config, ConfigError, effectiveSettings, loadConfig, VARIABLES } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
-import { findTicket, insertTicket, listAttachments, listTicketMessages, type StoredAttachment, type StoredTicketMessage, type Ticket } from './db/queries.js';
+import {
+  findTicket,
+  insertTicket,
+  listAttachments,
+  listTicketMessages,
+  type StoredAttachment,
+  type StoredTicketMessage,
+  type Ticket,
+} from './db/queries.js';
 import { createLogger, type Logger } from './log.js';
 import { replyAddress } from './mail/address.js';
 import { PROJECT_ROOT } from './paths.js';
@@ -57,7 +65,7 @@ Shows a ticket and its messages: the reply text by default.
 };
 
 type Out = { out: (s: string) => void; err: (s: string) => void };
-const stdio: Out = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+const stdio: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
 
 export async function main(argv: string[], io: Out = stdio): Promise<number> {
   try {
@@ -83,14 +91,21 @@ async function run(argv: string[], io: Out): Promise<number> {
     return command ? 0 : 2;
   }
   if (command === '--version' || command === '-v') {
-    io.out((JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+    io.out(
+      (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    );
     return 0;
   }
   switch (command) {
     case 'serve':
       if (wantsHelp(rest)) {
         help(io, 'serve');
-        io.out('\nEnvironment variables:\n' + Object.entries(VARIABLES).map(([name, meaning]) => `  ${name.padEnd(24)}${meaning}`).join('\n'));
+        io.out(
+          '\nEnvironment variables:\n' +
+            Object.entries(VARIABLES)
+              .map(([name, meaning]) => `  ${name.padEnd(24)}${meaning}`)
+              .join('\n'),
+        );
         return 0;
       }
       parse(rest, {});
@@ -118,7 +133,11 @@ function help(io: Out, topic: string, asError = false): number {
   return asError ? 2 : 0;
 }
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, allowPositionals = false) {
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(
+  args: string[],
+  options: T,
+  allowPositionals = false,
+) {
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (err) {
@@ -136,11 +155,17 @@ async function serve(io: Out): Promise<number> {
   const log = createLogger(config.logLevel);
   io.err(
     [`ticket-mx starting, ${config.profile} profile${config.profile === 'local' ? ' (DATABASE_URL unset)' : ''}`]
-      .concat(effectiveSettings(config).map((s) => `  ${s.name.padEnd(22)} ${s.value}${s.source === 'default' ? '  (default)' : ''}`))
+      .concat(
+        effectiveSettings(config).map(
+          (s) => `  ${s.name.padEnd(22)} ${s.value}${s.source === 'default' ? '  (default)' : ''}`,
+        ),
+      )
       .join('\n'),
   );
   const service = await startService(config, log);
-  io.err(`ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, health on http://${config.httpHost}:${service.http.port}/healthz`);
+  io.err(
+    `ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, health on http://${config.httpHost}:${service.http.port}/healthz`,
+  );
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -191,13 +216,23 @@ async function withDatabase<T>(fn: (pool: ReturnType<typeof createPool>, config:
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
 
 async function ticketCreate(args: string[], io: Out): Promise<number> {
-  const { values } = parse(args, { subject: { type: 'string' }, requester: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = parse(args, {
+    subject: { type: 'string' },
+    requester: { type: 'string' },
+    id: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (!values.subject?.trim()) throw new UsageError('ticket create needs --subject');
-  if (!values.requester || !EMAIL_RE.test(values.requester)) throw new UsageError('ticket create needs --requester with an email address');
+  if (!values.requester || !EMAIL_RE.test(values.requester))
+    throw new UsageError('ticket create needs --requester with an email address');
   const id = values.id === undefined ? undefined : normaliseTicketId(values.id);
   return withDatabase(async (pool, config) => {
     if (id && (await findTicket(pool, id))) throw new Error(`ticket ${id} already exists`);
-    const ticket = await insertTicket(pool, { id, subject: values.subject!.trim(), requester: values.requester!.toLowerCase() });
+    const ticket = await insertTicket(pool, {
+      id,
+      subject: values.subject!.trim(),
+      requester: values.requester!.toLowerCase(),
+    });
     const address = replyAddress(ticket.id, config);
     if (values.json) io.out(JSON.stringify({ ticket: ticketJson(ticket), replyAddress: address }, null, 2));
     else io.out(`${ticket.id}\nreply address: ${address}`);
@@ -216,23 +251,43 @@ async function ticketShow(args: string[], io: Out): Promise<number> {
       return 1;
     }
     const messages = await listTicketMessages(pool, id);
-    const attachments = await listAttachments(pool, messages.map((m) => m.rawMessageId));
+    const attachments = await listAttachments(
+      pool,
+      messages.map((m) => m.rawMessageId),
+    );
     const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
     if (values.json) {
-      io.out(JSON.stringify({ ticket: ticketJson(ticket), messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })) }, null, 2));
+      io.out(
+        JSON.stringify(
+          {
+            ticket: ticketJson(ticket),
+            messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
+          },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     // what senders wrote goes to a terminal: no escape sequences or other control characters
     const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
-    out(`${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`);
+    out(
+      `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
+    );
     out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
     for (const m of messages) {
-      out(`\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`);
+      out(
+        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
+      );
       out(`    subject: ${m.subject ?? ''}`);
-      out(`    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`);
+      out(
+        `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+      );
       if (m.authVerdict) {
         out(`    auth: ${describeChecks(m.authResults)}`);
-        out(`    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`);
+        out(
+          `    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`,
+        );
       }
       for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
       out('');
@@ -262,7 +317,9 @@ function describeChecks(results: unknown): string {
   const aligned = (a: boolean) => (a ? ', aligned' : '');
   const parts = [
     r.spf ? `spf=${r.spf.result} (${r.spf.domain}${aligned(r.spf.aligned)})` : 'spf=?',
-    r.dkim?.length ? r.dkim.map((d) => `dkim=${d.result} (${d.domain} s=${d.selector}${aligned(d.aligned)})`).join(' ') : 'dkim=none',
+    r.dkim?.length
+      ? r.dkim.map((d) => `dkim=${d.result} (${d.domain} s=${d.selector}${aligned(d.aligned)})`).join(' ')
+      : 'dkim=none',
     r.dmarc ? `dmarc=${r.dmarc.result}${r.dmarc.policy ? ` (p=${r.dmarc.policy})` : ''}` : 'dmarc=?',
     r.arc ? `arc=${r.arc.result}${r.arc.sealers.length ? ` (${r.arc.sealers.join(' > ')})` : ''}` : 'arc=?',
   ];
@@ -274,13 +331,24 @@ const isMonitoredRefusal = (results: unknown) => {
   return !!d && d.policy === 'monitor' && d.wouldReject;
 };
 
-const describeAttachment = (a: StoredAttachment) => `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
+const describeAttachment = (a: StoredAttachment) =>
+  `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
 
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
-const indent = (text: string) => text.split('\n').map((l) => `    ${l}`).join('\n');
+const indent = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 
-const ticketJson = (t: Ticket) => ({ id: t.id, subject: t.subject, requester: t.requester, status: t.status, createdAt: t.createdAt.toISOString() });
+const ticketJson = (t: Ticket) => ({
+  id: t.id,
+  subject: t.subject,
+  requester: t.requester,
+  status: t.status,
+  createdAt: t.createdAt.toISOString(),
+});
 
 function messageJson(m: StoredTicketMessage, full: boolean) {
   return {
@@ -296,7 +364,14 @@ function messageJson(m: StoredTicketMessage, full: boolean) {
     messageId: m.messageId,
     inReplyTo: m.inReplyTo,
     references: m.references,
-    envelope: { clientIp: m.clientIp, helo: m.helo, mailFrom: m.mailFrom, rcptTo: m.rcptTo, tls: m.tls, tlsCipher: m.tlsCipher },
+    envelope: {
+      clientIp: m.clientIp,
+      helo: m.helo,
+      mailFrom: m.mailFrom,
+      rcptTo: m.rcptTo,
+      tls: m.tls,
+      tlsCipher: m.tlsCipher,
+    },
     auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
     rawMessageId: m.rawMessageId,
   };

@@ -1,8 +1,9 @@
 // The only reader of process.env: one zod schema, two profiles, a frozen Config.
 // A bad value stops the process with every problem listed, each naming its variable.
+
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export type Profile = 'local' | 'production';
@@ -65,27 +66,37 @@ export const VARIABLES = {
   AUTH_POLICY: '`enforce` refuses unauthenticated or unauthorised senders with 550; `monitor` accepts and records.',
   STAFF_SENDERS: 'Comma-separated staff addresses and @domains allowed to write to any ticket.',
   DNS_SERVERS: 'Comma-separated DNS servers (ip or ip:port) for SPF/DKIM/DMARC; unset uses the system resolver.',
-  DNS_CACHE_SECONDS: 'How long DNS answers (and NXDOMAIN) are kept in memory; 0 keeps nothing. Temporary errors are never kept.',
-  DNS_TIMEOUT_MS: 'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (451 4.7.x).',
-  ARC_TRUSTED_SEALERS: 'Comma-separated domains whose valid ARC seal vouches for forwarded mail (e.g. a mailing list or forwarding service).',
+  DNS_CACHE_SECONDS:
+    'How long DNS answers (and NXDOMAIN) are kept in memory; 0 keeps nothing. Temporary errors are never kept.',
+  DNS_TIMEOUT_MS:
+    'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (451 4.7.x).',
+  ARC_TRUSTED_SEALERS:
+    'Comma-separated domains whose valid ARC seal vouches for forwarded mail (e.g. a mailing list or forwarding service).',
   REPLY_ADDRESS_SECRET: 'Secret for signed reply addresses support+TKT-1.<mac>@; set, RCPT accepts only a valid MAC.',
   REPLY_ADDRESS_SECRET_PREVIOUS: 'The previous secret during a key rotation: addresses signed with it keep working.',
   REPLY_ADDRESS_UNSIGNED: '`refuse` or `accept` unsigned addresses once a secret is set (accept only while migrating).',
-  TICKET_MAX_MESSAGES_PER_HOUR: 'Messages one ticket accepts per hour (a mail-loop breaker); more get 450 4.7.1. 0 turns it off.',
+  TICKET_MAX_MESSAGES_PER_HOUR:
+    'Messages one ticket accepts per hour (a mail-loop breaker); more get 450 4.7.1. 0 turns it off.',
   ATTACHMENT_MAX_COUNT: 'Attachments per message; more get 552 5.3.4.',
   ATTACHMENT_MAX_BYTES: 'Total decoded size of the attachments of one message; more get 552 5.3.4.',
-  NOTIFICATION_SENDERS: 'Comma-separated From addresses of our own notifications, so that they are recognised if they come back (support@ and noreply@ our domains always are).',
+  NOTIFICATION_SENDERS:
+    'Comma-separated From addresses of our own notifications, so that they are recognised if they come back (support@ and noreply@ our domains always are).',
   SMTP_MAX_CONNECTIONS_PER_IP: 'Concurrent connections from one client IP; more get 421 4.7.0. 0 turns the limit off.',
-  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: 'Transactions one client IP may start per minute; more get 450 4.7.1 at MAIL FROM. 0 turns the limit off.',
+  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE:
+    'Transactions one client IP may start per minute; more get 450 4.7.1 at MAIL FROM. 0 turns the limit off.',
   HTTP_HOST: 'Address for /healthz and /metrics (set 0.0.0.0 for a Prometheus on another host).',
   HTTP_PORT: 'Port for /healthz and /metrics (0 picks a free port).',
   LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace, silent.',
   DATABASE_POOL_SIZE: 'PostgreSQL connections per process.',
-  HOOK_TIMEOUT_MS: 'Deadline for one SMTP decision (RCPT lookup, DATA after the final dot); past it we answer 451 4.3.0.',
+  HOOK_TIMEOUT_MS:
+    'Deadline for one SMTP decision (RCPT lookup, DATA after the final dot); past it we answer 451 4.3.0.',
   SMTP_SOCKET_TIMEOUT_MS: 'Idle time before a silent client is disconnected.',
-  SMTP_MAX_SESSION_MS: 'Longest an SMTP connection may stay open, however busy; then 421 4.4.2 and the connection is closed.',
-  SMTP_MAX_BUFFERED_BYTES: 'Message bytes all connections together may hold in memory; a message that would pass it gets 451 4.3.1.',
-  SMTP_GREETING_DELAY_MS: 'Pause before the 220 greeting; a client that talks during it gets 421 (early-talker check). 0 disables it.',
+  SMTP_MAX_SESSION_MS:
+    'Longest an SMTP connection may stay open, however busy; then 421 4.4.2 and the connection is closed.',
+  SMTP_MAX_BUFFERED_BYTES:
+    'Message bytes all connections together may hold in memory; a message that would pass it gets 451 4.3.1.',
+  SMTP_GREETING_DELAY_MS:
+    'Pause before the 220 greeting; a client that talks during it gets 421 (early-talker check). 0 disables it.',
   PROXY_PROTOCOL: 'Expect a PROXY protocol header (behind a TCP balancer): true/false.',
   TLS_CERT_FILE: 'PEM certificate for STARTTLS; unset: STARTTLS is not offered.',
   TLS_KEY_FILE: 'PEM private key for STARTTLS.',
@@ -134,9 +145,19 @@ const schema = z.object({
   MAIL_DOMAINS: z
     .string()
     .transform((v) => list(v).map((d) => d.toLowerCase()))
-    .pipe(z.array(z.string().regex(domainRe, 'must list domain names such as flamecrm.ru')).min(1, 'must name at least one domain'))
+    .pipe(
+      z
+        .array(z.string().regex(domainRe, 'must list domain names such as flamecrm.ru'))
+        .min(1, 'must name at least one domain'),
+    )
     .optional(),
-  SUPPORT_LOCAL_PART: z.string().trim().toLowerCase().regex(localPartRe, 'must be a plain local part such as support').refine((v) => !v.includes('+'), 'must not contain +').optional(),
+  SUPPORT_LOCAL_PART: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(localPartRe, 'must be a plain local part such as support')
+    .refine((v) => !v.includes('+'), 'must not contain +')
+    .optional(),
   MAX_MESSAGE_BYTES: int(1024, 1024 ** 3).optional(),
   SMTP_MAX_RECIPIENTS: int(1, 1000).optional(),
   SMTP_MAX_CLIENTS: int(1, 100_000).optional(),
@@ -177,7 +198,11 @@ const schema = z.object({
     .refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address')
     .optional(),
   HTTP_PORT: int(0, 65535).optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be one of fatal, error, warn, info, debug, trace, silent' }).optional(),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .optional(),
   DATABASE_POOL_SIZE: int(1, 200).optional(),
   HOOK_TIMEOUT_MS: int(100, 600_000).optional(),
   SMTP_SOCKET_TIMEOUT_MS: int(1000, 3_600_000).optional(),
@@ -224,11 +249,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const profile: Profile = v.DATABASE_URL ? 'production' : 'local';
   const local = profile === 'local';
 
-  if (!local && !v.MAIL_DOMAINS) problems.push('MAIL_DOMAINS: must be set in the production profile (DATABASE_URL is set), e.g. MAIL_DOMAINS=flamecrm.ru');
-  if (!!v.TLS_CERT_FILE !== !!v.TLS_KEY_FILE) problems.push(`${v.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: must be set together with ${v.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`);
-  if (v.REPLY_ADDRESS_SECRET_PREVIOUS && !v.REPLY_ADDRESS_SECRET) problems.push('REPLY_ADDRESS_SECRET_PREVIOUS: set REPLY_ADDRESS_SECRET too (the new secret); the previous one only keeps old addresses working');
-  if (v.REPLY_ADDRESS_UNSIGNED && !v.REPLY_ADDRESS_SECRET) problems.push('REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set');
-  if (v.SMTP_MAX_BUFFERED_BYTES !== undefined && v.SMTP_MAX_BUFFERED_BYTES < (v.MAX_MESSAGE_BYTES ?? 25 * 1024 * 1024)) problems.push('SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, or no message of the largest size could ever be taken');
+  if (!local && !v.MAIL_DOMAINS)
+    problems.push(
+      'MAIL_DOMAINS: must be set in the production profile (DATABASE_URL is set), e.g. MAIL_DOMAINS=flamecrm.ru',
+    );
+  if (!!v.TLS_CERT_FILE !== !!v.TLS_KEY_FILE)
+    problems.push(
+      `${v.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: must be set together with ${v.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`,
+    );
+  if (v.REPLY_ADDRESS_SECRET_PREVIOUS && !v.REPLY_ADDRESS_SECRET)
+    problems.push(
+      'REPLY_ADDRESS_SECRET_PREVIOUS: set REPLY_ADDRESS_SECRET too (the new secret); the previous one only keeps old addresses working',
+    );
+  if (v.REPLY_ADDRESS_UNSIGNED && !v.REPLY_ADDRESS_SECRET)
+    problems.push('REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set');
+  if (v.SMTP_MAX_BUFFERED_BYTES !== undefined && v.SMTP_MAX_BUFFERED_BYTES < (v.MAX_MESSAGE_BYTES ?? 25 * 1024 * 1024))
+    problems.push(
+      'SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, or no message of the largest size could ever be taken',
+    );
   if (problems.length) throw new ConfigError(problems);
 
   const smtpHost = v.SMTP_HOST ?? (local ? '127.0.0.1' : '0.0.0.0');
@@ -277,9 +315,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
 }
 
 /** Each variable's effective value and whether it came from the environment or the profile's default. */
-export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = process.env): { name: VariableName; value: string; source: 'env' | 'default' }[] {
+export function effectiveSettings(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+): { name: VariableName; value: string; source: 'env' | 'default' }[] {
   const values: Record<VariableName, unknown> = {
-    DATABASE_URL: config.databaseUrl ? maskUrl(config.databaseUrl) : `(embedded PostgreSQL in ${path.join(config.dataDir, 'pg')})`,
+    DATABASE_URL: config.databaseUrl
+      ? maskUrl(config.databaseUrl)
+      : `(embedded PostgreSQL in ${path.join(config.dataDir, 'pg')})`,
     DATA_DIR: config.dataDir,
     SMTP_HOST: config.smtpHost,
     SMTP_PORT: config.smtpPort,

@@ -12,7 +12,13 @@ export interface RunningHttp {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(opts: { host: string; port: number; pool: Pool; metrics: Metrics; log: Logger }): Promise<RunningHttp> {
+export async function startHttpServer(opts: {
+  host: string;
+  port: number;
+  pool: Pool;
+  metrics: Metrics;
+  log: Logger;
+}): Promise<RunningHttp> {
   const server = http.createServer((req, res) => {
     const send = (status: number, type: string, body: string) => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
@@ -22,8 +28,9 @@ export async function startHttpServer(opts: { host: string; port: number; pool: 
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     if (url === '/healthz') {
       withDeadline(ping(opts.pool), 2_000, 'health check').then(
-        () => send(200, 'application/json', JSON.stringify({ status: 'ok', database: 'ok' }) + '\n'),
-        (err: Error) => send(503, 'application/json', JSON.stringify({ status: 'unavailable', database: err.message }) + '\n'),
+        () => send(200, 'application/json', `${JSON.stringify({ status: 'ok', database: 'ok' })}\n`),
+        (err: Error) =>
+          send(503, 'application/json', `${JSON.stringify({ status: 'unavailable', database: err.message })}\n`),
       );
       return;
     }

@@ -1,6 +1,6 @@
 // The pino root logger. Phases take children ({ cid } per connection, { tnx } per transaction);
 // every SMTP decision is one line with a stable `code` (see src/smtp/codes.ts).
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
 

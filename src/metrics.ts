@@ -1,5 +1,5 @@
 // Prometheus metrics for /metrics. One registry per server instance (tests run several).
-import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
@@ -25,7 +25,12 @@ export function createMetrics(): Metrics {
   return {
     buffered,
     registry,
-    replies: new Counter({ name: 'ticketmx_smtp_decisions_total', help: 'SMTP decisions by log code and reply code', labelNames: ['code', 'reply'], registers: [registry] }),
+    replies: new Counter({
+      name: 'ticketmx_smtp_decisions_total',
+      help: 'SMTP decisions by log code and reply code',
+      labelNames: ['code', 'reply'],
+      registers: [registry],
+    }),
     dataSeconds: new Histogram({
       name: 'ticketmx_data_seconds',
       help: 'Time from the end of DATA to the reply',

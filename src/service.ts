@@ -1,13 +1,13 @@
 // Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
 // pool, SMTP and HTTP. Used by `serve`, the tests and the benchmark alike.
-import { effectiveSettings, type Config } from './config.js';
-import { openEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { type Config, effectiveSettings } from './config.js';
+import { type EmbeddedPostgres, openEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool, type Pool } from './db/pool.js';
-import { startHttpServer, type RunningHttp } from './http.js';
+import { type RunningHttp, startHttpServer } from './http.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
-import { startSmtpServer, type RunningSmtp } from './smtp/server.js';
+import { type RunningSmtp, startSmtpServer } from './smtp/server.js';
 
 export interface Database {
   url: string;
@@ -46,9 +46,19 @@ export async function startService(config: Readonly<Config>, log: Logger, databa
   const metrics = createMetrics();
   const smtp = await startSmtpServer({ config, pool, log, metrics });
   const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
-  if (!config.tlsCertFile) log.warn({ code: 'TLS_NOT_CONFIGURED' }, 'STARTTLS is not offered: set TLS_CERT_FILE and TLS_KEY_FILE so senders can encrypt');
+  if (!config.tlsCertFile)
+    log.warn(
+      { code: 'TLS_NOT_CONFIGURED' },
+      'STARTTLS is not offered: set TLS_CERT_FILE and TLS_KEY_FILE so senders can encrypt',
+    );
   log.info(
-    { code: 'SERVICE_STARTED', profile: config.profile, smtp: `${config.smtpHost}:${smtp.port}`, http: `${config.httpHost}:${http.port}`, settings: Object.fromEntries(effectiveSettings(config).map((s) => [s.name, s.value])) },
+    {
+      code: 'SERVICE_STARTED',
+      profile: config.profile,
+      smtp: `${config.smtpHost}:${smtp.port}`,
+      http: `${config.httpHost}:${http.port}`,
+      settings: Object.fromEntries(effectiveSettings(config).map((s) => [s.name, s.value])),
+    },
     `ticket-mx listening on ${config.smtpHost}:${smtp.port} (${config.profile} profile)`,
   );
   let closing: Promise<void> | null = null;

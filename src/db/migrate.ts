@@ -17,10 +17,15 @@ export interface Migration {
 export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const files = (await fs.readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
   const migrations = await Promise.all(
-    files.map(async (name) => ({ id: Number(name.slice(0, 4)), name, sql: await fs.readFile(path.join(dir, name), 'utf8') })),
+    files.map(async (name) => ({
+      id: Number(name.slice(0, 4)),
+      name,
+      sql: await fs.readFile(path.join(dir, name), 'utf8'),
+    })),
   );
   migrations.forEach((m, i) => {
-    if (m.id !== i + 1) throw new Error(`migrations must be numbered 0001, 0002, … without gaps; found ${m.name} at position ${i + 1}`);
+    if (m.id !== i + 1)
+      throw new Error(`migrations must be numbered 0001, 0002, … without gaps; found ${m.name} at position ${i + 1}`);
   });
   return migrations;
 }
@@ -35,13 +40,18 @@ export async function migrate(connectionString: string, dir?: string): Promise<s
     await client.query('select pg_advisory_xact_lock($1)', [LOCK_KEY]);
     await client.query(`create table if not exists schema_migrations (
       id integer primary key, name text not null, applied_at timestamptz not null default now())`);
-    const { rows } = await client.query<{ id: number; name: string }>('select id, name from schema_migrations order by id');
+    const { rows } = await client.query<{ id: number; name: string }>(
+      'select id, name from schema_migrations order by id',
+    );
     const applied = new Map(rows.map((r) => [r.id, r.name]));
     const done: string[] = [];
     for (const m of migrations) {
       const existing = applied.get(m.id);
       if (existing !== undefined) {
-        if (existing !== m.name) throw new Error(`migration ${m.id} was applied as ${existing} but is now ${m.name}: migrations are never renamed`);
+        if (existing !== m.name)
+          throw new Error(
+            `migration ${m.id} was applied as ${existing} but is now ${m.name}: migrations are never renamed`,
+          );
         continue;
       }
       await client.query(m.sql);
@@ -50,7 +60,10 @@ export async function migrate(connectionString: string, dir?: string): Promise<s
     }
     const latest = migrations.at(-1)?.id ?? 0;
     const newer = rows.filter((r) => r.id > latest);
-    if (newer.length) throw new Error(`the database has migrations this version does not know (${newer.map((r) => r.name).join(', ')}): run a newer ticket-mx`);
+    if (newer.length)
+      throw new Error(
+        `the database has migrations this version does not know (${newer.map((r) => r.name).join(', ')}): run a newer ticket-mx`,
+      );
     await client.query('commit');
     return done;
   } catch (err) {

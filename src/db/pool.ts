@@ -30,6 +30,8 @@ export function createPool(options: PoolOptions): Pool {
     keepAlive: true,
   });
   // An idle client whose server went away emits here; without a listener the process dies.
-  pool.on('error', (err) => options.log?.warn({ code: 'DB_IDLE_CLIENT_ERROR', err: err.message }, 'idle PostgreSQL connection failed'));
+  pool.on('error', (err) =>
+    options.log?.warn({ code: 'DB_IDLE_CLIENT_ERROR', err: err.message }, 'idle PostgreSQL connection failed'),
+  );
   return pool;
 }

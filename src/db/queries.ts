@@ -57,13 +57,23 @@ export interface UnroutedMessageRow {
 const TICKET_COLUMNS = 'id, subject, requester, status, created_at as "createdAt"';
 
 export async function findTicket(db: Db, id: string): Promise<Ticket | null> {
-  const { rows } = await db.query<Ticket>({ name: 'find_ticket', text: `select ${TICKET_COLUMNS} from tickets where id = $1`, values: [id] });
+  const { rows } = await db.query<Ticket>({
+    name: 'find_ticket',
+    text: `select ${TICKET_COLUMNS} from tickets where id = $1`,
+    values: [id],
+  });
   return rows[0] ?? null;
 }
 
-export async function insertTicket(db: Db, ticket: { id?: string; subject: string; requester: string }): Promise<Ticket> {
+export async function insertTicket(
+  db: Db,
+  ticket: { id?: string; subject: string; requester: string },
+): Promise<Ticket> {
   if (ticket.id) {
-    const { rows } = await db.query<Ticket>(`insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`, [ticket.id, ticket.subject, ticket.requester]);
+    const { rows } = await db.query<Ticket>(
+      `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
+      [ticket.id, ticket.subject, ticket.requester],
+    );
     return rows[0]!;
   }
   // The CRM may have created ids of its own: skip numbers already taken.
@@ -98,9 +108,21 @@ export type { AttachmentRow };
  */
 export async function storeMessage(
   db: Db,
-  m: { bytes: Buffer; sha256: Buffer; ticketMessages: TicketMessageRow[]; unrouted: UnroutedMessageRow[]; attachments: AttachmentRow[]; maxPerHour: number },
+  m: {
+    bytes: Buffer;
+    sha256: Buffer;
+    ticketMessages: TicketMessageRow[];
+    unrouted: UnroutedMessageRow[];
+    attachments: AttachmentRow[];
+    maxPerHour: number;
+  },
 ): Promise<StoreResult> {
-  const { rows } = await db.query<{ raw_message_id: string | null; stored: number; existing_raw_message_id: string | null; rate_limited_ticket: string | null }>({
+  const { rows } = await db.query<{
+    raw_message_id: string | null;
+    stored: number;
+    existing_raw_message_id: string | null;
+    rate_limited_ticket: string | null;
+  }>({
     name: 'store_message',
     text: 'select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket from store_message($1, $2, $3, $4, $5, $6, $7)',
     values: [
@@ -108,13 +130,26 @@ export async function storeMessage(
       m.bytes,
       json(m.ticketMessages.map(ticketMessageJson)),
       json(m.unrouted.map(unroutedJson)),
-      JSON.stringify(m.attachments.map((a) => ({ filename: a.filename, content_type: a.contentType, sha256: a.sha256.toString('hex'), content_id: a.contentId, inline: a.inline }))),
+      JSON.stringify(
+        m.attachments.map((a) => ({
+          filename: a.filename,
+          content_type: a.contentType,
+          sha256: a.sha256.toString('hex'),
+          content_id: a.contentId,
+          inline: a.inline,
+        })),
+      ),
       m.attachments.map((a) => a.content),
       m.maxPerHour,
     ],
   });
   const r = rows[0]!;
-  return { rawMessageId: r.raw_message_id, stored: r.stored, existingRawMessageId: r.existing_raw_message_id, rateLimitedTicket: r.rate_limited_ticket };
+  return {
+    rawMessageId: r.raw_message_id,
+    stored: r.stored,
+    existingRawMessageId: r.existing_raw_message_id,
+    rateLimitedTicket: r.rate_limited_ticket,
+  };
 }
 
 /** The ticket a notification we sent belongs to, for replies to the bare support@ address. */
@@ -159,7 +194,8 @@ export async function listAttachments(db: Db, rawMessageIds: string[]): Promise<
 // PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
 // into a 451 that the sender retries for days.
 const NUL = /\u0000/g;
-const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replace(NUL, '') : value);
+const withoutNul = (_key: string, value: unknown) =>
+  typeof value === 'string' && value.includes('\u0000') ? value.replace(NUL, '') : value;
 /** JSON for a jsonb parameter; the (slow) replacer only runs when there is a NUL to drop. */
 const json = (value: unknown): string => {
   const text = JSON.stringify(value);
@@ -169,20 +205,47 @@ const json = (value: unknown): string => {
 function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;
   return {
-    ticket_id: m.ticketId, idempotency_key: m.idempotencyKey, author_address: m.authorAddress, author_name: m.authorName,
-    author_role: m.authorRole, subject: m.subject, reply_text: m.replyText, full_text: m.fullText, removed_text: m.removedText,
-    html: m.html, message_id: m.messageId, in_reply_to: m.inReplyTo, references: m.references, sent_at: m.sentAt,
-    client_ip: e.clientIp, client_hostname: e.clientHostname, helo: e.helo, mail_from: e.mailFrom, rcpt_to: e.rcptTo,
-    tls: e.tls, tls_cipher: e.tlsCipher, auth_results: m.authResults ?? null, auth_header: m.authHeader,
-    auth_verdict: m.authVerdict, auth_reason: m.authReason,
+    ticket_id: m.ticketId,
+    idempotency_key: m.idempotencyKey,
+    author_address: m.authorAddress,
+    author_name: m.authorName,
+    author_role: m.authorRole,
+    subject: m.subject,
+    reply_text: m.replyText,
+    full_text: m.fullText,
+    removed_text: m.removedText,
+    html: m.html,
+    message_id: m.messageId,
+    in_reply_to: m.inReplyTo,
+    references: m.references,
+    sent_at: m.sentAt,
+    client_ip: e.clientIp,
+    client_hostname: e.clientHostname,
+    helo: e.helo,
+    mail_from: e.mailFrom,
+    rcpt_to: e.rcptTo,
+    tls: e.tls,
+    tls_cipher: e.tlsCipher,
+    auth_results: m.authResults ?? null,
+    auth_header: m.authHeader,
+    auth_verdict: m.authVerdict,
+    auth_reason: m.authReason,
   };
 }
 
 function unroutedJson(m: UnroutedMessageRow) {
   const e = m.envelope;
   return {
-    recipient: m.recipient, ticket_id: m.ticketId, reason: m.reason, idempotency_key: m.idempotencyKey,
-    from_address: m.fromAddress, subject: m.subject, message_id: m.messageId, client_ip: e.clientIp, helo: e.helo, mail_from: e.mailFrom,
+    recipient: m.recipient,
+    ticket_id: m.ticketId,
+    reason: m.reason,
+    idempotency_key: m.idempotencyKey,
+    from_address: m.fromAddress,
+    subject: m.subject,
+    message_id: m.messageId,
+    client_ip: e.clientIp,
+    helo: e.helo,
+    mail_from: e.mailFrom,
   };
 }
 

@@ -23,8 +23,14 @@ const TAG_RE = /^tkt-(\d{1,18})(?:\.([a-z0-9_-]{4,64}))?$/i;
 export function classifyRecipient(address: string, rules: AddressRules): Recipient {
   const at = address.lastIndexOf('@');
   // RFC 5321 4.5.1: <postmaster> without a domain must be accepted.
-  if (at < 0) return ROLE_ACCOUNTS.has(address.toLowerCase()) ? { kind: 'postmaster', localPart: address.toLowerCase() } : { kind: 'unknown-mailbox' };
-  const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  if (at < 0)
+    return ROLE_ACCOUNTS.has(address.toLowerCase())
+      ? { kind: 'postmaster', localPart: address.toLowerCase() }
+      : { kind: 'unknown-mailbox' };
+  const domain = address
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
   if (!rules.mailDomains.includes(domain)) return { kind: 'foreign', domain };
 
   const localPart = address.slice(0, at).toLowerCase();

@@ -45,10 +45,18 @@ export function attachmentRows(attachments: Attachment[], html?: string | null):
   });
 }
 
-export function checkAttachmentLimits(rows: AttachmentRow[], limits: { maxCount: number; maxTotalBytes: number }): { ok: true } | { ok: false; reason: string } {
-  if (rows.length > limits.maxCount) return { ok: false, reason: `${rows.length} attachments, more than the limit of ${limits.maxCount}` };
+export function checkAttachmentLimits(
+  rows: AttachmentRow[],
+  limits: { maxCount: number; maxTotalBytes: number },
+): { ok: true } | { ok: false; reason: string } {
+  if (rows.length > limits.maxCount)
+    return { ok: false, reason: `${rows.length} attachments, more than the limit of ${limits.maxCount}` };
   const total = rows.reduce((sum, r) => sum + r.size, 0);
-  if (total > limits.maxTotalBytes) return { ok: false, reason: `attachments of ${total} bytes in total, more than the limit of ${limits.maxTotalBytes} bytes` };
+  if (total > limits.maxTotalBytes)
+    return {
+      ok: false,
+      reason: `attachments of ${total} bytes in total, more than the limit of ${limits.maxTotalBytes} bytes`,
+    };
   return { ok: true };
 }
 

@@ -2,7 +2,7 @@
 // the DATA phase already holds, turned into plain verdicts. Deciding what the verdicts allow is
 // `authorize()`'s job; nothing here rejects, and DNS trouble is reported, never thrown.
 import { createRequire } from 'node:module';
-import { authenticate as mailauthAuthenticate, type AuthenticateOptions, type ARCChainEntry } from 'mailauth';
+import { type ARCChainEntry, type AuthenticateOptions, authenticate as mailauthAuthenticate } from 'mailauth';
 import { isTemporaryDnsError, type Resolver } from './dns.js';
 
 // mailauth's own alignment helpers (not in its typings), so that "aligned" here means what it
@@ -136,6 +136,7 @@ const keyName = (selector: string, domain: string): string => `${selector}._doma
 
 type MailauthResult = Awaited<ReturnType<typeof mailauthAuthenticate>>;
 
+// biome-ignore lint/suspicious/noExplicitAny: mailauth's parsed ARC results are untyped JSON
 const toSealerResults = (parsed: Record<string, any> | undefined): ArcSealerResults | null => {
   if (!parsed) return null;
   const str = (value: unknown): string | null => (typeof value === 'string' && value ? value : null);
@@ -143,9 +144,12 @@ const toSealerResults = (parsed: Record<string, any> | undefined): ArcSealerResu
     mta: str(parsed.mta),
     dmarc: parsed.dmarc ? { result: String(parsed.dmarc.result), domain: str(parsed.dmarc.header?.from) } : null,
     spf: parsed.spf
-      ? { result: String(parsed.spf.result), domain: str(parsed.spf.smtp?.mailfrom) && domainOf(parsed.spf.smtp.mailfrom) }
+      ? {
+          result: String(parsed.spf.result),
+          domain: str(parsed.spf.smtp?.mailfrom) && domainOf(parsed.spf.smtp.mailfrom),
+        }
       : null,
-    dkim: (Array.isArray(parsed.dkim) ? parsed.dkim : []).map((entry: any) => ({
+    dkim: (Array.isArray(parsed.dkim) ? parsed.dkim : []).map((entry: (typeof parsed.dkim)[number]) => ({
       result: String(entry.result),
       // header.d only in strict mode; header.i is `@domain` or an address in that domain
       domain: str(entry.header?.d) ?? (str(entry.header?.i) && domainOf(entry.header.i)),
@@ -208,17 +212,20 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
     domain: spfDomain,
     identity: input.mailFrom ? 'mailfrom' : 'helo',
     aligned: isAligned(fromDomain, spfDomain),
+    // biome-ignore lint/complexity/useOptionalChain: spfResult may be false, not only undefined
     ...(spfResult && spfResult.status.comment ? { comment: spfResult.status.comment } : {}),
   };
 
   // an unsigned message gets one placeholder row ("dkim=none (message not signed)"): skip it
-  const dkim: DkimVerdict[] = result.dkim.results.filter((row) => row.signingDomain).map((row) => ({
-    result: row.status.result,
-    domain: (row.signingDomain ?? '').toLowerCase(),
-    selector: row.selector ?? '',
-    aligned: isAligned(fromDomain, row.signingDomain),
-    ...(row.status.comment ? { comment: row.status.comment } : {}),
-  }));
+  const dkim: DkimVerdict[] = result.dkim.results
+    .filter((row) => row.signingDomain)
+    .map((row) => ({
+      result: row.status.result,
+      domain: (row.signingDomain ?? '').toLowerCase(),
+      selector: row.selector ?? '',
+      aligned: isAligned(fromDomain, row.signingDomain),
+      ...(row.status.comment ? { comment: row.status.comment } : {}),
+    }));
 
   const dmarcResult = result.dmarc;
   const dmarc: DmarcVerdict = dmarcResult

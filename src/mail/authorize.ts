@@ -1,8 +1,8 @@
 // Authorization policy: may this author write to this ticket, given the verdicts of
 // `authenticate()`? Pure (no I/O, no clock); the DATA phase turns the decision into an SMTP
 // reply and stores it with the message.
-import { authReplies as replies, type AuthReply } from '../smtp/reply.js';
-import { domainOf, isAligned, normalizeDomain, type AuthResults, type CheckName } from './authenticate.js';
+import { type AuthReply, authReplies as replies } from '../smtp/reply.js';
+import { type AuthResults, type CheckName, domainOf, isAligned, normalizeDomain } from './authenticate.js';
 
 export type { AuthReply };
 
@@ -62,7 +62,11 @@ const normalizeAddress = (address: string): string => {
 const roleOf = (author: string, authorDomain: string, staff: string[], requester: string): AuthorRole => {
   for (const entry of staff) {
     const trimmed = entry.trim();
-    if (trimmed.startsWith('@') ? normalizeDomain(trimmed.slice(1)) === authorDomain : normalizeAddress(trimmed) === author) {
+    if (
+      trimmed.startsWith('@')
+        ? normalizeDomain(trimmed.slice(1)) === authorDomain
+        : normalizeAddress(trimmed) === author
+    ) {
       return 'staff';
     }
   }
@@ -154,7 +158,8 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
   let by: AuthDecision['authenticatedBy'] = null;
   let finding: Finding;
 
-  const multipleFromFields = auth.dmarc.skipReason === 'multiple-from-fields' || auth.dmarc.skipReason === 'multiple-author-domains';
+  const multipleFromFields =
+    auth.dmarc.skipReason === 'multiple-from-fields' || auth.dmarc.skipReason === 'multiple-author-domains';
   if (!author || !authorDomain) {
     finding =
       addresses.length > 1 || multipleFromFields
@@ -180,7 +185,10 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
     role = roleOf(author, authorDomain, input.staff, input.requester);
     const sameFrom = auth.fromDomain === authorDomain;
     by = sameFrom ? authenticatedBy(auth, authorDomain, trusted) : null;
-    const who = role === 'stranger' ? `${author} is neither staff nor the ticket's requester` : `${author} is ${role === 'staff' ? 'staff' : "the ticket's requester"}`;
+    const who =
+      role === 'stranger'
+        ? `${author} is neither staff nor the ticket's requester`
+        : `${author} is ${role === 'staff' ? 'staff' : "the ticket's requester"}`;
 
     if (role === 'stranger') {
       finding = {
@@ -235,7 +243,8 @@ const unauthenticated = (auth: AuthResults, domain: string, who: string, trusted
   const spfText = `SPF ${spf.result} for ${spf.domain}${spf.result === 'pass' && !spf.aligned ? ' (not aligned)' : ''}`;
   const facts = `Found: ${spfText}; DKIM ${describeDkim(auth)}; DMARC ${auth.dmarc.result}.${arcHint(auth, trusted)}`;
   const fix = `Send through ${domain}'s own mail servers (listed in its SPF record) or sign with DKIM as d=${domain}.`;
-  const reason = (problem: string): string => `${who}, but the message is not authenticated: ${problem}. ${facts} ${fix}`;
+  const reason = (problem: string): string =>
+    `${who}, but the message is not authenticated: ${problem}. ${facts} ${fix}`;
 
   const passing = auth.dkim.filter((row) => row.result === 'pass');
   const dkimFailed = auth.dkim.length > 0 && passing.length === 0;
@@ -245,28 +254,52 @@ const unauthenticated = (auth: AuthResults, domain: string, who: string, trusted
   if (auth.dmarc.result === 'fail') {
     return {
       code: 'AUTH_UNAUTHENTICATED',
-      reason: reason(`${domain} publishes DMARC p=${auth.dmarc.policy ?? 'none'} and neither SPF nor DKIM passed aligned with it`),
+      reason: reason(
+        `${domain} publishes DMARC p=${auth.dmarc.policy ?? 'none'} and neither SPF nor DKIM passed aligned with it`,
+      ),
       reply: replies.dmarcFailed(domain, auth.dmarc.policy),
     };
   }
   if (spfFailed && (dkimFailed || dkimNotAuthor)) {
-    return { code: 'AUTH_UNAUTHENTICATED', reason: reason('both SPF and DKIM failed'), reply: replies.multipleFailed(domain) };
+    return {
+      code: 'AUTH_UNAUTHENTICATED',
+      reason: reason('both SPF and DKIM failed'),
+      reply: replies.multipleFailed(domain),
+    };
   }
   if (dkimNotAuthor) {
     return {
       code: 'AUTH_UNAUTHENTICATED',
-      reason: reason(`DKIM passes only for ${passing.map((row) => row.domain).join(', ')}, not for the author's domain`),
+      reason: reason(
+        `DKIM passes only for ${passing.map((row) => row.domain).join(', ')}, not for the author's domain`,
+      ),
       reply: replies.dkimNotAuthor(domain),
     };
   }
   if (dkimFailed) {
-    return { code: 'AUTH_UNAUTHENTICATED', reason: reason('no DKIM signature verified'), reply: replies.noDkim(domain) };
+    return {
+      code: 'AUTH_UNAUTHENTICATED',
+      reason: reason('no DKIM signature verified'),
+      reply: replies.noDkim(domain),
+    };
   }
   if (spf.result === 'permerror') {
-    return { code: 'AUTH_UNAUTHENTICATED', reason: reason(`the SPF record of ${spf.domain} is broken`), reply: replies.spfError(domain) };
+    return {
+      code: 'AUTH_UNAUTHENTICATED',
+      reason: reason(`the SPF record of ${spf.domain} is broken`),
+      reply: replies.spfError(domain),
+    };
   }
   if (spfFailed) {
-    return { code: 'AUTH_UNAUTHENTICATED', reason: reason(`SPF ${spf.result} and no DKIM signature`), reply: replies.spfFailed(domain) };
+    return {
+      code: 'AUTH_UNAUTHENTICATED',
+      reason: reason(`SPF ${spf.result} and no DKIM signature`),
+      reply: replies.spfFailed(domain),
+    };
   }
-  return { code: 'AUTH_UNAUTHENTICATED', reason: reason('there is no DKIM signature and SPF did not pass aligned'), reply: replies.noDkim(domain) };
+  return {
+    code: 'AUTH_UNAUTHENTICATED',
+    reason: reason('there is no DKIM signature and SPF did not pass aligned'),
+    reply: replies.noDkim(domain),
+  };
 };

@@ -75,14 +75,19 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
 
   // Loops first: whatever else the message says, answering it would go round again.
   const rulesLoop = headerString(headers, 'x-ms-exchange-inbox-rules-loop');
-  if (rulesLoop !== null) return { kind: 'loop', reason: `X-MS-Exchange-Inbox-Rules-Loop: ${shown(rulesLoop)} (an Exchange inbox rule answered it)` };
+  if (rulesLoop !== null)
+    return {
+      kind: 'loop',
+      reason: `X-MS-Exchange-Inbox-Rules-Loop: ${shown(rulesLoop)} (an Exchange inbox rule answered it)`,
+    };
   for (const value of headerStrings(headers, 'x-loop')) {
     const address = addressesIn(value).find(ours.isOurs);
     if (address) return { kind: 'loop', reason: `X-Loop: ${shown(address)} names our own address` };
   }
 
   const ownSender = input.fromAddresses.map((a) => a.toLowerCase()).find(ours.isOurs);
-  if (ownSender) return { kind: 'own-notification', reason: `From: ${shown(ownSender)} is our own notification sender` };
+  if (ownSender)
+    return { kind: 'own-notification', reason: `From: ${shown(ownSender)} is our own notification sender` };
   const midDomain = input.messageIdDomain?.toLowerCase() ?? null;
   if (midDomain && ours.messageIdDomains.has(midDomain)) {
     return { kind: 'own-notification', reason: `Message-ID at ${shown(midDomain)}, the domain of our notifications` };
@@ -90,10 +95,16 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
 
   const contentType = (input.contentType ?? headerString(headers, 'content-type') ?? '').trim().toLowerCase();
   if (contentType === 'multipart/report') {
-    const reportType = (input.reportType ?? structuredParam(headers, 'content-type', 'report-type') ?? '').trim().toLowerCase();
-    if (READ_RECEIPTS.has(reportType)) return { kind: 'auto-reply', reason: `multipart/report; report-type=${reportType} (a read receipt)` };
+    const reportType = (input.reportType ?? structuredParam(headers, 'content-type', 'report-type') ?? '')
+      .trim()
+      .toLowerCase();
+    if (READ_RECEIPTS.has(reportType))
+      return { kind: 'auto-reply', reason: `multipart/report; report-type=${reportType} (a read receipt)` };
     if (reportType === '' || DELIVERY_REPORTS.has(reportType)) {
-      return { kind: 'bounce', reason: `multipart/report; report-type=${reportType || '(none)'} (a delivery status notification)` };
+      return {
+        kind: 'bounce',
+        reason: `multipart/report; report-type=${reportType || '(none)'} (a delivery status notification)`,
+      };
     }
     return { kind: 'auto-reply', reason: `multipart/report; report-type=${shown(reportType)} (an automated report)` };
   }
@@ -104,11 +115,13 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
   const autoSubmitted = headerString(headers, 'auto-submitted');
   if (autoSubmitted !== null) {
     const token = firstToken(autoSubmitted);
-    if (token !== '' && token !== 'no') return { kind: 'auto-reply', reason: `Auto-Submitted: ${shown(token)} (RFC 3834)` };
+    if (token !== '' && token !== 'no')
+      return { kind: 'auto-reply', reason: `Auto-Submitted: ${shown(token)} (RFC 3834)` };
   }
   for (const [key, name] of AUTOREPLY_HEADERS) {
     const value = headerString(headers, key);
-    if (value !== null && !NEGATIVE.has(firstToken(value))) return { kind: 'auto-reply', reason: `${name}: ${shown(value) || '(empty)'}` };
+    if (value !== null && !NEGATIVE.has(firstToken(value)))
+      return { kind: 'auto-reply', reason: `${name}: ${shown(value) || '(empty)'}` };
   }
   const precedence = headerString(headers, 'precedence');
   if (precedence !== null && BULK_PRECEDENCE.has(firstToken(precedence))) {
@@ -117,7 +130,8 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
   const subjectMatch = input.subject ? AUTO_SUBJECT.exec(input.subject.slice(0, SUBJECT_SCAN_LIMIT)) : null;
   if (subjectMatch) return { kind: 'auto-reply', reason: `Subject starts with "${subjectMatch[1]}"` };
 
-  if (input.mailFrom === null || input.mailFrom === '') return { kind: 'bounce', reason: 'null sender: MAIL FROM:<> (a bounce or other automatic message)' };
+  if (input.mailFrom === null || input.mailFrom === '')
+    return { kind: 'bounce', reason: 'null sender: MAIL FROM:<> (a bounce or other automatic message)' };
   return null;
 }
 
@@ -137,7 +151,14 @@ export function classifyInput(
     reportType: parsed.reportType,
     fromAddresses: parsed.from.map((a) => a.address),
     ownAddresses,
-    messageIdDomain: at < 0 ? null : messageId.slice(at + 1).replace(/>.*$/s, '').trim().toLowerCase() || null,
+    messageIdDomain:
+      at < 0
+        ? null
+        : messageId
+            .slice(at + 1)
+            .replace(/>.*$/s, '')
+            .trim()
+            .toLowerCase() || null,
   };
 }
 
@@ -172,7 +193,8 @@ function asString(value: unknown): string | null {
 function structuredParam(headers: Map<string, unknown>, name: string, param: string): string | null {
   const value = headers.get(name);
   const first = Array.isArray(value) ? value[0] : value;
-  const params = first && typeof first === 'object' ? (first as { params?: Record<string, unknown> }).params : undefined;
+  const params =
+    first && typeof first === 'object' ? (first as { params?: Record<string, unknown> }).params : undefined;
   const p = params?.[param];
   return typeof p === 'string' ? p.slice(0, HEADER_SCAN_LIMIT) : null;
 }

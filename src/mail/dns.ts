@@ -5,6 +5,7 @@
 import { promises as dnsPromises } from 'node:dns';
 
 /** `(name, rrtype) => answer`, like `dns.promises.resolve`. Rejects with the DNS error code. */
+// biome-ignore lint/suspicious/noExplicitAny: answers differ by record type, as for dns.promises.resolve
 export type Resolver = (name: string, rrtype: string) => Promise<any>;
 
 export interface ResolverOptions {
@@ -33,7 +34,14 @@ export const isTemporaryDnsError = (err: unknown): boolean => {
   return typeof code === 'string' && !DEFINITE_CODES.has(code) && code !== 'EBADNAME';
 };
 
-export const createResolver = ({ servers, timeoutMs, tries = 2, cacheSeconds = 0, cacheEntries = 10_000, now = Date.now }: ResolverOptions): Resolver => {
+export const createResolver = ({
+  servers,
+  timeoutMs,
+  tries = 2,
+  cacheSeconds = 0,
+  cacheEntries = 10_000,
+  now = Date.now,
+}: ResolverOptions): Resolver => {
   const resolver = new dnsPromises.Resolver({ timeout: timeoutMs, tries });
   if (servers?.length) {
     resolver.setServers(servers); // throws ERR_INVALID_IP_ADDRESS at start-up for a bad entry
@@ -41,7 +49,7 @@ export const createResolver = ({ servers, timeoutMs, tries = 2, cacheSeconds = 0
 
   // Concurrent messages from one domain ask the same questions (SPF, DMARC, DKIM key); they
   // share one lookup in flight instead of sending N identical queries.
-  const inFlight = new Map<string, Promise<any>>();
+  const inFlight = new Map<string, ReturnType<Resolver>>();
   // Answers are then kept for a short, fixed time: Node's resolver does not report TTLs for TXT,
   // and SPF, DKIM and DMARC records rarely live less than minutes. Definite failures (the name
   // or record does not exist) are kept too; temporary ones never, so a retry asks again.
@@ -56,7 +64,8 @@ export const createResolver = ({ servers, timeoutMs, tries = 2, cacheSeconds = 0
     const key = `${rrtype} ${name.toLowerCase()}`;
     const cached = cache.get(key);
     if (cached) {
-      if (cached.expires > now()) return 'error' in cached ? Promise.reject(cached.error) : Promise.resolve(cached.answer);
+      if (cached.expires > now())
+        return 'error' in cached ? Promise.reject(cached.error) : Promise.resolve(cached.answer);
       cache.delete(key);
     }
     let pending = inFlight.get(key);

@@ -1,7 +1,7 @@
 // Parsing with mailparser into the fields we store, and the idempotency key that makes a retry of
 // a committed message recognisable. No policy here.
 import crypto from 'node:crypto';
-import { simpleParser, type AddressObject, type Attachment, type ParsedMail as MailparserResult } from 'mailparser';
+import { type AddressObject, type Attachment, type ParsedMail as MailparserResult, simpleParser } from 'mailparser';
 
 export interface Mailbox {
   address: string;
@@ -45,7 +45,9 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     // e.g. a header block over 1 MB, more than 1000 MIME parts
     throw new UnparseableMessage(err.message, { cause: err });
   });
-  const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
+  const contentType = mail.headers.get('content-type') as
+    | { value?: string; params?: Record<string, string> }
+    | undefined;
   return {
     from: mailboxes(mail.from),
     subject: mail.subject ?? null,
@@ -65,7 +67,11 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
 
 function mailboxes(field: AddressObject | AddressObject[] | undefined): Mailbox[] {
   const objects = Array.isArray(field) ? field : field ? [field] : [];
-  return objects.flatMap((o) => o.value).flatMap((a) => (a.group ? a.group : [a])).filter((a) => a.address).map((a) => ({ address: a.address!.toLowerCase(), name: a.name ?? '' }));
+  return objects
+    .flatMap((o) => o.value)
+    .flatMap((a) => (a.group ? a.group : [a]))
+    .filter((a) => a.address)
+    .map((a) => ({ address: a.address!.toLowerCase(), name: a.name ?? '' }));
 }
 
 export function splitIds(value: string | string[] | undefined): string[] {
@@ -80,13 +86,17 @@ export function splitIds(value: string | string[] | undefined): string[] {
 export function idempotencyKey(raw: Buffer, parsed: ParsedMessage): string {
   if (parsed.messageId) {
     // readable when it fits a btree key comfortably; a hostile 8 KB Message-ID would not
-    return parsed.messageId.length <= MAX_READABLE_KEY ? `mid:${parsed.messageId}` : `mid-sha256:${crypto.createHash('sha256').update(parsed.messageId).digest('hex')}`;
+    return parsed.messageId.length <= MAX_READABLE_KEY
+      ? `mid:${parsed.messageId}`
+      : `mid-sha256:${crypto.createHash('sha256').update(parsed.messageId).digest('hex')}`;
   }
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = crlf < 0 ? raw.indexOf('\n\n') : -1;
   const body = crlf >= 0 ? raw.subarray(crlf + 4) : lf >= 0 ? raw.subarray(lf + 2) : Buffer.alloc(0);
   const hash = crypto.createHash('sha256');
-  hash.update(`${parsed.from.map((f) => f.address).join(',')}\n${parsed.date?.toISOString() ?? ''}\n${parsed.subject ?? ''}\n`);
+  hash.update(
+    `${parsed.from.map((f) => f.address).join(',')}\n${parsed.date?.toISOString() ?? ''}\n${parsed.subject ?? ''}\n`,
+  );
   hash.update(body);
   return `sha256:${hash.digest('hex')}`;
 }

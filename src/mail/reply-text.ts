@@ -64,7 +64,8 @@ const RULE = /^(?:_{10,}|-{10,})$/;
 const SIGNATURE_DELIMITER = /^--\s*$/;
 /** A signature is short; a longer tail after "--" is more likely text the person meant to send. */
 const MAX_SIGNATURE_LINES = 12;
-const FOOTER_SENT = /^(?:Sent|Отправлено|Послано|Gesendet|Envoyé|Enviado)\s+(?:from|with|via|using|on|с|со|из|через|von|de|desde)\s/i;
+const FOOTER_SENT =
+  /^(?:Sent|Отправлено|Послано|Gesendet|Envoyé|Enviado)\s+(?:from|with|via|using|on|с|со|из|через|von|de|desde)\s/i;
 const FOOTER_APP =
   /iPhone|iPad|iPod|Android|BlackBerry|Samsung|Galaxy|Huawei|Honor|Xiaomi|Redmi|Pixel|mobile|мобильн|смартфон|телефон|планшет|Mail\.ru|Яндекс|Yandex|Outlook|Почт|Mail for|Gmail|Yahoo|Proton|Spark|BlueMail|Aqua Mail|myMail/i;
 const FOOTER_GET_APP = /^(?:Get|Получить|Скачайте|Загрузите)\s+Outlook\s+(?:for|для)\s/i;
@@ -119,7 +120,10 @@ function splitReply(source: Line[]): { reply: string; removed: string } {
       // an attribution is one short sentence; a long line is text, and regexes over it cost
       if (parts.reduce((sum, p) => sum + p.length, 0) > MAX_ATTRIBUTION_LENGTH) return 0;
       // (?<!\s) starts a match only at the first blank of a run: linear, not quadratic, in long runs
-      const joined = parts.join(' ').replace(/<\s+/g, '<').replace(/(?<!\s)\s+>/g, '>');
+      const joined = parts
+        .join(' ')
+        .replace(/<\s+/g, '<')
+        .replace(/(?<!\s)\s+>/g, '>');
       if (isAttribution(joined)) return k;
     }
     return 0;
@@ -241,13 +245,80 @@ function render(lines: Line[], chosen: (i: number) => boolean): string {
 // comment- and script-free markup; the small tree below is built from that and walked once.
 
 const BLOCK_TAGS = new Set([
-  'address', 'article', 'aside', 'blockquote', 'caption', 'center', 'dd', 'details', 'dir', 'div', 'dl', 'dt',
-  'fieldset', 'figcaption', 'figure', 'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li',
-  'main', 'menu', 'nav', 'ol', 'p', 'pre', 'section', 'summary', 'table', 'tbody', 'tfoot', 'thead', 'tr', 'ul',
+  'address',
+  'article',
+  'aside',
+  'blockquote',
+  'caption',
+  'center',
+  'dd',
+  'details',
+  'dir',
+  'div',
+  'dl',
+  'dt',
+  'fieldset',
+  'figcaption',
+  'figure',
+  'footer',
+  'form',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'header',
+  'hr',
+  'li',
+  'main',
+  'menu',
+  'nav',
+  'ol',
+  'p',
+  'pre',
+  'section',
+  'summary',
+  'table',
+  'tbody',
+  'tfoot',
+  'thead',
+  'tr',
+  'ul',
 ]);
 const INLINE_TAGS = [
-  'a', 'abbr', 'b', 'bdi', 'bdo', 'big', 'br', 'cite', 'code', 'del', 'dfn', 'em', 'font', 'i', 'ins', 'kbd',
-  'mark', 'q', 's', 'samp', 'small', 'span', 'strike', 'strong', 'sub', 'sup', 'td', 'th', 'time', 'tt', 'u', 'var',
+  'a',
+  'abbr',
+  'b',
+  'bdi',
+  'bdo',
+  'big',
+  'br',
+  'cite',
+  'code',
+  'del',
+  'dfn',
+  'em',
+  'font',
+  'i',
+  'ins',
+  'kbd',
+  'mark',
+  'q',
+  's',
+  'samp',
+  'small',
+  'span',
+  'strike',
+  'strong',
+  'sub',
+  'sup',
+  'td',
+  'th',
+  'time',
+  'tt',
+  'u',
+  'var',
 ];
 const VOID_TAGS = new Set(['br', 'hr']);
 const PARAGRAPH_TAGS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'table']);
@@ -287,7 +358,8 @@ function parseHtml(html: string): Element {
       continue;
     }
     const attrs = new Map<string, string>();
-    for (const a of m[3]!.matchAll(/([^\s=/]+)(?:="([^"]*)")?/g)) attrs.set(a[1]!.toLowerCase(), decodeEntities(a[2] ?? ''));
+    for (const a of m[3]!.matchAll(/([^\s=/]+)(?:="([^"]*)")?/g))
+      attrs.set(a[1]!.toLowerCase(), decodeEntities(a[2] ?? ''));
     const element: Element = { tag, attrs, children: [] };
     parent.children.push(element);
     if (!VOID_TAGS.has(tag) && !m[3]!.endsWith('/') && stack.length < MAX_DEPTH) stack.push(element);
@@ -308,8 +380,15 @@ function hasLeftBorder(style: string): boolean {
 const CUT_ID = /(?:^|_)(?:divRplyFwdMsg|appendonsend|mail-editor-reference-message-container)$/;
 const SIGNATURE_ID = /(?:^|_)(?:ms-outlook-mobile-signature|Signature)$/;
 const QUOTE_CLASSES = new Set([
-  'gmail_attr', 'gmail_signature', 'gmail_signature_prefix', 'moz-cite-prefix', 'moz-signature',
-  'moz-forward-container', 'mail-quote-collapse', 'js-readmsg-msg', 'yahoo_quoted',
+  'gmail_attr',
+  'gmail_signature',
+  'gmail_signature_prefix',
+  'moz-cite-prefix',
+  'moz-signature',
+  'moz-forward-container',
+  'mail-quote-collapse',
+  'js-readmsg-msg',
+  'yahoo_quoted',
 ]);
 const GMAIL_QUOTE_CLASSES = new Set(['gmail_quote', 'gmail_quote_container']);
 const OUTLOOK_HEADER = /^(?:From|От|Von|De|Från|Od)\s*:/i;
@@ -332,7 +411,8 @@ function classify(el: Element): 'quote' | 'maybe' | 'cut' | null {
     // Gmail, Apple Mail and Thunderbird also indent with a bare blockquote.
     return 'maybe';
   }
-  if (el.tag === 'div' && /border-top\s*:\s*solid/i.test(style) && OUTLOOK_HEADER.test(leadingText(el, 12))) return 'cut';
+  if (el.tag === 'div' && /border-top\s*:\s*solid/i.test(style) && OUTLOOK_HEADER.test(leadingText(el, 12)))
+    return 'cut';
   return null;
 }
 

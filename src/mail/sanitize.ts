@@ -25,10 +25,42 @@ function withAbsoluteUrl(attribs: sanitize.Attributes, name: string, allowed: Re
 // cid: links (skipImageLinks or keepCidLinks), so inline images never become base64 in the HTML.
 const OPTIONS: sanitize.IOptions = {
   allowedTags: [
-    'p', 'br', 'div', 'span', 'b', 'i', 'u', 's', 'strong', 'em', 'small', 'sub', 'sup',
-    'ul', 'ol', 'li', 'blockquote', 'pre', 'code', 'a', 'img', 'hr',
-    'table', 'caption', 'thead', 'tbody', 'tfoot', 'tr', 'td', 'th',
-    'h1', 'h2', 'h3', 'h4', 'h5', 'h6',
+    'p',
+    'br',
+    'div',
+    'span',
+    'b',
+    'i',
+    'u',
+    's',
+    'strong',
+    'em',
+    'small',
+    'sub',
+    'sup',
+    'ul',
+    'ol',
+    'li',
+    'blockquote',
+    'pre',
+    'code',
+    'a',
+    'img',
+    'hr',
+    'table',
+    'caption',
+    'thead',
+    'tbody',
+    'tfoot',
+    'tr',
+    'td',
+    'th',
+    'h1',
+    'h2',
+    'h3',
+    'h4',
+    'h5',
+    'h6',
   ],
   allowedAttributes: {
     a: ['href', 'rel', 'target'],
@@ -40,10 +72,29 @@ const OPTIONS: sanitize.IOptions = {
   allowedSchemesByTag: { img: ['http', 'https', 'cid'] },
   allowProtocolRelative: false,
   // Text of these is not content: dropped with the element, not left behind as stray text.
-  nonTextTags: ['script', 'style', 'textarea', 'option', 'noscript', 'title', 'head', 'template', 'xml', 'iframe', 'object', 'embed', 'noembed', 'noframes', 'select'],
+  nonTextTags: [
+    'script',
+    'style',
+    'textarea',
+    'option',
+    'noscript',
+    'title',
+    'head',
+    'template',
+    'xml',
+    'iframe',
+    'object',
+    'embed',
+    'noembed',
+    'noframes',
+    'select',
+  ],
   parseStyleAttributes: false,
   transformTags: {
-    a: (tagName, attribs) => ({ tagName, attribs: { ...withAbsoluteUrl(attribs, 'href', LINK_URL), rel: 'noopener noreferrer nofollow', target: '_blank' } }),
+    a: (tagName, attribs) => ({
+      tagName,
+      attribs: { ...withAbsoluteUrl(attribs, 'href', LINK_URL), rel: 'noopener noreferrer nofollow', target: '_blank' },
+    }),
     img: (tagName, attribs) => ({ tagName, attribs: withAbsoluteUrl(attribs, 'src', IMAGE_URL) }),
   },
   // An image whose source was not allowed (data:, javascript:) would only be an empty box.
@@ -73,9 +124,41 @@ function escapeHtml(text: string): string {
 // unset: htmlToText covers that case, and HTML mailparser refused (textConversionError).
 
 const BLOCK_TAGS = new Set([
-  'address', 'article', 'aside', 'blockquote', 'caption', 'center', 'dd', 'div', 'dl', 'dt', 'figcaption', 'figure',
-  'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li', 'main', 'nav', 'ol', 'p', 'pre',
-  'section', 'table', 'tbody', 'tfoot', 'thead', 'tr', 'ul',
+  'address',
+  'article',
+  'aside',
+  'blockquote',
+  'caption',
+  'center',
+  'dd',
+  'div',
+  'dl',
+  'dt',
+  'figcaption',
+  'figure',
+  'footer',
+  'form',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'header',
+  'hr',
+  'li',
+  'main',
+  'nav',
+  'ol',
+  'p',
+  'pre',
+  'section',
+  'table',
+  'tbody',
+  'tfoot',
+  'thead',
+  'tr',
+  'ul',
 ]);
 const PARAGRAPH_TAGS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'table', 'blockquote', 'pre']);
 const TEXT_OPTIONS: sanitize.IOptions = {
@@ -172,7 +255,9 @@ function stripTags(html: string): string {
     if (gt < 0) break; // an unfinished tag to the end is not text
     from = gt + 1;
     const skipped = SKIPPED_CONTENT.find(
-      ({ tag }) => html.slice(lt + 1, lt + 1 + tag.length).toLowerCase() === tag && !isTagNameChar(html.charCodeAt(lt + 1 + tag.length)),
+      ({ tag }) =>
+        html.slice(lt + 1, lt + 1 + tag.length).toLowerCase() === tag &&
+        !isTagNameChar(html.charCodeAt(lt + 1 + tag.length)),
     );
     if (skipped) {
       skipped.end.lastIndex = from;
@@ -182,5 +267,7 @@ function stripTags(html: string): string {
       from = closeEnd < 0 ? html.length : closeEnd + 1;
     }
   }
-  return decodeEntities(parts.join('')).replace(/[ \t\f\r\u00a0]+/g, ' ').replace(/ ?\n ?/g, '\n');
+  return decodeEntities(parts.join(''))
+    .replace(/[ \t\f\r\u00a0]+/g, ' ')
+    .replace(/ ?\n ?/g, '\n');
 }

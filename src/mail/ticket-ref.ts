@@ -14,7 +14,9 @@ export interface TicketReferences {
 const ID_RE = /^\s*tkt-(\d{1,18})\s*$/i;
 const SUBJECT_RE = /\[\s*tkt-(\d{1,18})\s*\]/i;
 
-export function ticketReferences(parsed: Pick<ParsedMessage, 'headers' | 'subject' | 'inReplyTo' | 'references'>): TicketReferences {
+export function ticketReferences(
+  parsed: Pick<ParsedMessage, 'headers' | 'subject' | 'inReplyTo' | 'references'>,
+): TicketReferences {
   const raw = parsed.headers.get('x-ticket-id');
   const headerValue = typeof raw === 'string' ? raw : Array.isArray(raw) && typeof raw[0] === 'string' ? raw[0] : null;
   const header = headerValue && ID_RE.exec(headerValue);

@@ -11,7 +11,10 @@ import type { PerIpLimits } from './limits.js';
 import type { SmtpReply } from './reply.js';
 
 /** What RCPT decided for one recipient; `support` (the bare support@) is resolved at DATA. */
-export type Route = { kind: 'ticket'; ticket: Ticket; address: string } | { kind: 'postmaster'; address: string } | { kind: 'support'; address: string };
+export type Route =
+  | { kind: 'ticket'; ticket: Ticket; address: string }
+  | { kind: 'postmaster'; address: string }
+  | { kind: 'support'; address: string };
 
 export interface SmtpContext {
   config: Readonly<Config>;
@@ -29,11 +32,23 @@ export interface SmtpContext {
 /** Transaction id for logs: connection id and transaction number on it. */
 export const tnxOf = (session: SMTPServerSession) => `${session.id}.${session.transaction ?? 1}`;
 
-export function logDecision(ctx: SmtpContext, session: SMTPServerSession, reply: SmtpReply, fields: Record<string, unknown> = {}): void {
+export function logDecision(
+  ctx: SmtpContext,
+  session: SMTPServerSession,
+  reply: SmtpReply,
+  fields: Record<string, unknown> = {},
+): void {
   ctx.metrics.replies.inc({ code: reply.logCode, reply: String(reply.code) });
   const level = fields.err ? 'warn' : 'info';
   ctx.log[level](
-    { code: reply.logCode, reply: reply.toString(), cid: session.id, tnx: tnxOf(session), ip: session.remoteAddress, ...fields },
+    {
+      code: reply.logCode,
+      reply: reply.toString(),
+      cid: session.id,
+      tnx: tnxOf(session),
+      ip: session.remoteAddress,
+      ...fields,
+    },
     reply.logCode,
   );
 }

@@ -2,7 +2,10 @@
 // connection hangs forever, so work that may stall (PostgreSQL, DNS) races a timer.
 
 export class DeadlineExceeded extends Error {
-  constructor(readonly what: string, readonly ms: number) {
+  constructor(
+    readonly what: string,
+    readonly ms: number,
+  ) {
     super(`${what} took longer than ${ms} ms`);
     this.name = 'DeadlineExceeded';
   }
@@ -20,9 +23,16 @@ export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Pro
 export function failureTag(err: unknown): string {
   if (err instanceof DeadlineExceeded) return 'DEADLINE';
   const e = err as { code?: string; message?: string };
-  if (e?.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN)$/.test(e.code)) return 'DB_UNAVAILABLE';
+  if (e?.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN)$/.test(e.code))
+    return 'DB_UNAVAILABLE';
   if (e?.code && /^(08|53|57|58)/.test(e.code)) return 'DB_UNAVAILABLE'; // connection, resources, operator intervention, system
-  if (e?.message && /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(e.message)) return 'DB_UNAVAILABLE';
+  if (
+    e?.message &&
+    /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(
+      e.message,
+    )
+  )
+    return 'DB_UNAVAILABLE';
   if (e?.code && /^[0-9A-Z]{5}$/.test(e.code)) return 'DB_ERROR';
   return 'INTERNAL';
 }

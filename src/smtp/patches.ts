@@ -9,7 +9,14 @@ interface ConnectionInternals {
   connectionReady(): void;
   _setListeners(done: () => void): void;
   _getEnhancedStatusCode(code: number, context?: unknown): string;
-  _server: { options: { maxClients?: number; greetingDelayMs?: number; onProtocolRefusal?: (session: unknown, reply: string) => void }; connections: Set<unknown> };
+  _server: {
+    options: {
+      maxClients?: number;
+      greetingDelayMs?: number;
+      onProtocolRefusal?: (session: unknown, reply: string) => void;
+    };
+    connections: Set<unknown>;
+  };
   session: unknown;
   name: string;
   __ticketMx?: boolean;
@@ -31,7 +38,10 @@ if (!proto.__ticketMx) {
     const ours = typeof data === 'string' && ENHANCED.test(data);
     if (!ours && code >= 400 && this._server.options.onProtocolRefusal) {
       const enhanced = this._getEnhancedStatusCode(code, context);
-      this._server.options.onProtocolRefusal(this.session, `${code}${enhanced ? ` ${enhanced}` : ''} ${String(data ?? '')}`.trim());
+      this._server.options.onProtocolRefusal(
+        this.session,
+        `${code}${enhanced ? ` ${enhanced}` : ''} ${String(data ?? '')}`.trim(),
+      );
     }
     return send.call(this, code, data, ours ? false : context);
   };
@@ -44,7 +54,7 @@ if (!proto.__ticketMx) {
     this._setListeners(() => {
       const { maxClients, greetingDelayMs } = this._server.options;
       if (maxClients && this._server.connections.size > maxClients) {
-        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+        return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
       }
       const timer = setTimeout(() => this.connectionReady(), greetingDelayMs ?? 100);
       timer.unref();

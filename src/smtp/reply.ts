@@ -11,29 +11,101 @@ export interface CatalogueEntry {
 export const CATALOGUE = {
   MAIL_FROM_ACCEPTED: { code: 250, enhanced: '2.1.0', when: 'MAIL FROM accepted (null sender <> included)' },
   RCPT_TICKET: { code: 250, enhanced: '2.1.5', when: 'recipient is support+TKT-…@ of a known ticket' },
-  RCPT_SUPPORT: { code: 250, enhanced: '2.1.5', when: 'the bare support@ address: the ticket is found at DATA (see What lands in the ticket)' },
-  RCPT_POSTMASTER: { code: 250, enhanced: '2.1.5', when: 'postmaster@ or abuse@ one of our domains (RFC 5321 4.5.1); stored as unrouted mail' },
+  RCPT_SUPPORT: {
+    code: 250,
+    enhanced: '2.1.5',
+    when: 'the bare support@ address: the ticket is found at DATA (see What lands in the ticket)',
+  },
+  RCPT_POSTMASTER: {
+    code: 250,
+    enhanced: '2.1.5',
+    when: 'postmaster@ or abuse@ one of our domains (RFC 5321 4.5.1); stored as unrouted mail',
+  },
   RCPT_RELAY_DENIED: { code: 550, enhanced: '5.7.1', when: 'recipient domain is not in MAIL_DOMAINS' },
-  RCPT_NO_SUCH_MAILBOX: { code: 550, enhanced: '5.1.1', when: 'local part is not support, support+<tag>, postmaster or abuse' },
+  RCPT_NO_SUCH_MAILBOX: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'local part is not support, support+<tag>, postmaster or abuse',
+  },
   RCPT_BAD_TAG: { code: 550, enhanced: '5.1.1', when: 'support+<tag> where the tag is not TKT-<digits>' },
   RCPT_UNKNOWN_TICKET: { code: 550, enhanced: '5.1.1', when: 'the tag names a ticket that does not exist' },
   RCPT_TEMPFAIL: { code: 451, enhanced: '4.3.0', when: 'database trouble or our deadline while deciding a recipient' },
-  RCPT_BAD_SIGNATURE: { code: 550, enhanced: '5.1.1', when: 'signed reply addresses are on and the MAC of support+TKT-1.<mac>@ is wrong' },
-  RCPT_UNSIGNED: { code: 550, enhanced: '5.1.1', when: 'signed reply addresses are on, the address has no MAC and REPLY_ADDRESS_UNSIGNED=refuse' },
-  CONNECT_TOO_MANY: { code: 421, enhanced: '4.7.0', when: 'the client IP already has SMTP_MAX_CONNECTIONS_PER_IP connections open' },
-  MAIL_FROM_RATE_LIMITED: { code: 450, enhanced: '4.7.1', when: 'the client IP started more than SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE transactions this minute' },
+  RCPT_BAD_SIGNATURE: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'signed reply addresses are on and the MAC of support+TKT-1.<mac>@ is wrong',
+  },
+  RCPT_UNSIGNED: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'signed reply addresses are on, the address has no MAC and REPLY_ADDRESS_UNSIGNED=refuse',
+  },
+  CONNECT_TOO_MANY: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the client IP already has SMTP_MAX_CONNECTIONS_PER_IP connections open',
+  },
+  MAIL_FROM_RATE_LIMITED: {
+    code: 450,
+    enhanced: '4.7.1',
+    when: 'the client IP started more than SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE transactions this minute',
+  },
   DATA_COMMITTED: { code: 250, enhanced: '2.0.0', when: 'the message is committed in PostgreSQL' },
-  DATA_NOT_A_REPLY: { code: 250, enhanced: '2.0.0', when: 'an auto-reply, bounce, loop or our own notification: recorded as unrouted mail with the reason, never posted to the ticket' },
-  DATA_NO_TICKET: { code: 550, enhanced: '5.1.1', when: 'mail to the bare support@ address with no ticket reference we know' },
-  DATA_UNPARSEABLE: { code: 550, enhanced: '5.6.0', when: 'nothing usable could be decoded: no text, no HTML that shows anything, no attachment' },
-  DATA_ATTACHMENTS_LIMIT: { code: 552, enhanced: '5.3.4', when: 'more than ATTACHMENT_MAX_COUNT attachments, or more than ATTACHMENT_MAX_BYTES of them' },
-  DATA_TICKET_RATE_LIMITED: { code: 450, enhanced: '4.7.1', when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)' },
-  DATA_DUPLICATE: { code: 250, enhanced: '2.0.0', when: 'a retry of a message already committed for every recipient; no new row' },
-  DATA_TOO_BIG: { code: 552, enhanced: '5.3.4', when: 'the message is larger than MAX_MESSAGE_BYTES (nothing past the cap is buffered)' },
-  DATA_BUSY: { code: 451, enhanced: '4.3.1', when: 'taking the message would pass SMTP_MAX_BUFFERED_BYTES held by all connections together; nothing stored' },
-  DATA_TEMPFAIL: { code: 451, enhanced: '4.3.0', when: 'database error, pool timeout or our deadline while storing; nothing stored' },
-  DATA_AUTH_REJECTED: { code: 550, enhanced: '5.7.x', when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address (see Who may write to a ticket)' },
-  DATA_AUTH_TEMPFAIL: { code: 451, enhanced: '4.7.x', when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated' },
+  DATA_NOT_A_REPLY: {
+    code: 250,
+    enhanced: '2.0.0',
+    when: 'an auto-reply, bounce, loop or our own notification: recorded as unrouted mail with the reason, never posted to the ticket',
+  },
+  DATA_NO_TICKET: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'mail to the bare support@ address with no ticket reference we know',
+  },
+  DATA_UNPARSEABLE: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'nothing usable could be decoded: no text, no HTML that shows anything, no attachment',
+  },
+  DATA_ATTACHMENTS_LIMIT: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'more than ATTACHMENT_MAX_COUNT attachments, or more than ATTACHMENT_MAX_BYTES of them',
+  },
+  DATA_TICKET_RATE_LIMITED: {
+    code: 450,
+    enhanced: '4.7.1',
+    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)',
+  },
+  DATA_DUPLICATE: {
+    code: 250,
+    enhanced: '2.0.0',
+    when: 'a retry of a message already committed for every recipient; no new row',
+  },
+  DATA_TOO_BIG: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'the message is larger than MAX_MESSAGE_BYTES (nothing past the cap is buffered)',
+  },
+  DATA_BUSY: {
+    code: 451,
+    enhanced: '4.3.1',
+    when: 'taking the message would pass SMTP_MAX_BUFFERED_BYTES held by all connections together; nothing stored',
+  },
+  DATA_TEMPFAIL: {
+    code: 451,
+    enhanced: '4.3.0',
+    when: 'database error, pool timeout or our deadline while storing; nothing stored',
+  },
+  DATA_AUTH_REJECTED: {
+    code: 550,
+    enhanced: '5.7.x',
+    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address (see Who may write to a ticket)',
+  },
+  DATA_AUTH_TEMPFAIL: {
+    code: 451,
+    enhanced: '4.7.x',
+    when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated',
+  },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -77,27 +149,51 @@ export const reply = {
   ticketRecipient: () => new SmtpReply('RCPT_TICKET', 'Accepted'),
   postmaster: () => new SmtpReply('RCPT_POSTMASTER', 'Accepted'),
   support: () => new SmtpReply('RCPT_SUPPORT', 'Accepted'),
-  notAReply: (id: string, kind: string) => new SmtpReply('DATA_NOT_A_REPLY', `Ok: ${kind} recorded as ${id}, not posted to the ticket`),
-  noTicket: () => new SmtpReply('DATA_NO_TICKET', 'No ticket reference found: reply to the notification, or write to support+TKT-<number>@'),
-  unparseable: () => new SmtpReply('DATA_UNPARSEABLE', 'Message could not be decoded: no text, HTML or attachment found'),
+  notAReply: (id: string, kind: string) =>
+    new SmtpReply('DATA_NOT_A_REPLY', `Ok: ${kind} recorded as ${id}, not posted to the ticket`),
+  noTicket: () =>
+    new SmtpReply(
+      'DATA_NO_TICKET',
+      'No ticket reference found: reply to the notification, or write to support+TKT-<number>@',
+    ),
+  unparseable: () =>
+    new SmtpReply('DATA_UNPARSEABLE', 'Message could not be decoded: no text, HTML or attachment found'),
   attachmentsLimit: (why: string) => new SmtpReply('DATA_ATTACHMENTS_LIMIT', why),
-  ticketRateLimited: (ticketId: string, limit: number) => new SmtpReply('DATA_TICKET_RATE_LIMITED', `Ticket ${ticketId} already received ${limit} messages in the last hour, try again later`),
-  relayDenied: (domain: string) => new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
-  noSuchMailbox: (address: string) => new SmtpReply('RCPT_NO_SUCH_MAILBOX', `No such mailbox <${address}>; replies go to support+TKT-<number>@`),
-  badTag: (tag: string) => new SmtpReply('RCPT_BAD_TAG', `No such mailbox: "${tag}" is not a ticket reference (expected TKT-<number>)`),
+  ticketRateLimited: (ticketId: string, limit: number) =>
+    new SmtpReply(
+      'DATA_TICKET_RATE_LIMITED',
+      `Ticket ${ticketId} already received ${limit} messages in the last hour, try again later`,
+    ),
+  relayDenied: (domain: string) =>
+    new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
+  noSuchMailbox: (address: string) =>
+    new SmtpReply('RCPT_NO_SUCH_MAILBOX', `No such mailbox <${address}>; replies go to support+TKT-<number>@`),
+  badTag: (tag: string) =>
+    new SmtpReply('RCPT_BAD_TAG', `No such mailbox: "${tag}" is not a ticket reference (expected TKT-<number>)`),
   noSuchTicket: (ticketId: string) => new SmtpReply('RCPT_UNKNOWN_TICKET', `No such ticket ${ticketId}`),
-  rcptTempfail: (tag: string) => new SmtpReply('RCPT_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
+  rcptTempfail: (tag: string) =>
+    new SmtpReply('RCPT_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
   committed: (id: string) => new SmtpReply('DATA_COMMITTED', `Ok: committed as ${id}`),
   duplicate: (id: string) => new SmtpReply('DATA_DUPLICATE', `Ok: already committed as ${id}`),
   badSignature: () => new SmtpReply('RCPT_BAD_SIGNATURE', 'No such mailbox: the reply address signature is not valid'),
-  unsigned: () => new SmtpReply('RCPT_UNSIGNED', 'No such mailbox: this reply address must be signed; reply to the address in the notification'),
-  tooManyConnections: (limit: number) => new SmtpReply('CONNECT_TOO_MANY', `Too many connections from your address (limit ${limit}), try again later`),
-  rateLimited: (limit: number) => new SmtpReply('MAIL_FROM_RATE_LIMITED', `Too many messages from your address (limit ${limit} a minute), slow down and try again later`),
+  unsigned: () =>
+    new SmtpReply(
+      'RCPT_UNSIGNED',
+      'No such mailbox: this reply address must be signed; reply to the address in the notification',
+    ),
+  tooManyConnections: (limit: number) =>
+    new SmtpReply('CONNECT_TOO_MANY', `Too many connections from your address (limit ${limit}), try again later`),
+  rateLimited: (limit: number) =>
+    new SmtpReply(
+      'MAIL_FROM_RATE_LIMITED',
+      `Too many messages from your address (limit ${limit} a minute), slow down and try again later`,
+    ),
   authRejected: (r: AuthReply) => new SmtpReply('DATA_AUTH_REJECTED', r.text, r.enhanced),
   authTempfail: (r: AuthReply) => new SmtpReply('DATA_AUTH_TEMPFAIL', r.text, r.enhanced),
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
-  dataTempfail: (tag: string) => new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
+  dataTempfail: (tag: string) =>
+    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
 };
 
 /** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
@@ -123,19 +219,59 @@ export interface AuthReply {
 //          necessary information such as key was not available"; RFC 7372 has no DKIM temp code
 //   4.7.0  the DMARC record could not be fetched, or several of the above
 export const authReplies = {
-  noAuthor: (): AuthReply => ({ code: 550, enhanced: '5.7.1', text: 'Message has no From address; a reply needs a single author' }),
-  multipleAuthors: (count: number): AuthReply => ({ code: 550, enhanced: '5.7.1', text: `Message has ${count} From addresses; a reply needs a single author` }),
-  notAllowed: (author: string): AuthReply => ({ code: 550, enhanced: '5.7.1', text: `<${author}> is not allowed to write to this ticket` }),
-  ambiguousFrom: (): AuthReply => ({ code: 550, enhanced: '5.7.1', text: 'The From header could not be read unambiguously; authentication is impossible' }),
+  noAuthor: (): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'Message has no From address; a reply needs a single author',
+  }),
+  multipleAuthors: (count: number): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Message has ${count} From addresses; a reply needs a single author`,
+  }),
+  notAllowed: (author: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `<${author}> is not allowed to write to this ticket`,
+  }),
+  ambiguousFrom: (): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'The From header could not be read unambiguously; authentication is impossible',
+  }),
   dmarcFailed: (domain: string, policy: string | null): AuthReply => ({
     code: 550,
     enhanced: '5.7.26',
     text: `Message not authenticated: DMARC check failed for ${domain}${policy ? ` (p=${policy})` : ''}`,
   }),
-  multipleFailed: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.26', text: `Message not authenticated: SPF and DKIM both failed for ${domain}` }),
-  dkimNotAuthor: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.22', text: `Message not authenticated: no valid DKIM signature of ${domain}` }),
-  spfFailed: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.23', text: `Message not authenticated: SPF check failed for ${domain}` }),
-  spfError: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.24', text: `Message not authenticated: SPF record of ${domain} is broken` }),
-  noDkim: (domain: string): AuthReply => ({ code: 550, enhanced: '5.7.20', text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}` }),
-  dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({ code: 451, enhanced, text: 'Temporary DNS failure while authenticating the sender, try again later' }),
+  multipleFailed: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.26',
+    text: `Message not authenticated: SPF and DKIM both failed for ${domain}`,
+  }),
+  dkimNotAuthor: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.22',
+    text: `Message not authenticated: no valid DKIM signature of ${domain}`,
+  }),
+  spfFailed: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.23',
+    text: `Message not authenticated: SPF check failed for ${domain}`,
+  }),
+  spfError: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.24',
+    text: `Message not authenticated: SPF record of ${domain} is broken`,
+  }),
+  noDkim: (domain: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.20',
+    text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}`,
+  }),
+  dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({
+    code: 451,
+    enhanced,
+    text: 'Temporary DNS failure while authenticating the sender, try again later',
+  }),
 };

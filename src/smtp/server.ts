@@ -6,9 +6,9 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
+import { createResolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
 import type { SmtpContext } from './context.js';
-import { createResolver } from '../mail/dns.js';
 import { PerIpLimits } from './limits.js';
 import { onConnect } from './phases/connect.js';
 import { onData } from './phases/data.js';
@@ -36,15 +36,23 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     routes: new WeakMap(),
     limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
     buffered: deps.metrics.buffered,
-    resolver: createResolver({ servers: config.dnsServers.length ? config.dnsServers : undefined, timeoutMs: config.dnsTimeoutMs, cacheSeconds: config.dnsCacheSeconds }),
+    resolver: createResolver({
+      servers: config.dnsServers.length ? config.dnsServers : undefined,
+      timeoutMs: config.dnsTimeoutMs,
+      cacheSeconds: config.dnsCacheSeconds,
+    }),
   };
   const connection = onConnect(ctx);
-  const tls: Partial<SMTPServerOptions> = config.tlsCertFile && config.tlsKeyFile
-    ? { key: fs.readFileSync(config.tlsKeyFile), cert: fs.readFileSync(config.tlsCertFile) }
-    // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
-    : { disabledCommands: ['AUTH', 'STARTTLS'] };
+  const tls: Partial<SMTPServerOptions> =
+    config.tlsCertFile && config.tlsKeyFile
+      ? { key: fs.readFileSync(config.tlsKeyFile), cert: fs.readFileSync(config.tlsCertFile) }
+      : // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
+        { disabledCommands: ['AUTH', 'STARTTLS'] };
 
-  const options: SMTPServerOptions & { greetingDelayMs: number; onProtocolRefusal: (session: unknown, reply: string) => void } = {
+  const options: SMTPServerOptions & {
+    greetingDelayMs: number;
+    onProtocolRefusal: (session: unknown, reply: string) => void;
+  } = {
     name: config.smtpHostname,
     banner: 'ticket-mx ESMTP',
     size: config.maxMessageBytes,
@@ -70,7 +78,10 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     onProtocolRefusal(session, answer) {
       const s = session as { id?: string; remoteAddress?: string };
       deps.metrics.replies.inc({ code: 'SMTP_PROTOCOL_REFUSED', reply: answer.slice(0, 3) });
-      log.info({ code: 'SMTP_PROTOCOL_REFUSED', reply: answer, cid: s.id, ip: s.remoteAddress }, 'SMTP_PROTOCOL_REFUSED');
+      log.info(
+        { code: 'SMTP_PROTOCOL_REFUSED', reply: answer, cid: s.id, ip: s.remoteAddress },
+        'SMTP_PROTOCOL_REFUSED',
+      );
     },
     onConnect: connection.onConnect,
     onClose: connection.onClose,
@@ -81,7 +92,10 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   // a hard cap on the whole session keeps it from holding a connection slot forever.
   server.server.on('connection', (socket: Socket) => {
     const timer = setTimeout(() => {
-      log.info({ code: 'SMTP_SESSION_TOO_LONG', ip: socket.remoteAddress, limitMs: config.maxSessionMs }, 'SMTP_SESSION_TOO_LONG');
+      log.info(
+        { code: 'SMTP_SESSION_TOO_LONG', ip: socket.remoteAddress, limitMs: config.maxSessionMs },
+        'SMTP_SESSION_TOO_LONG',
+      );
       socket.end(`421 4.4.2 ${config.smtpHostname} Session time limit exceeded, closing connection\r\n`);
       socket.destroySoon();
     }, config.maxSessionMs);

@@ -1,5 +1,5 @@
 // Runs the built `ticket-mx` command and swaks as child processes, the way a person would.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/paths.js';
 
@@ -24,7 +24,11 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
 export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Run> {
   return new Promise((resolve) => {
     execFile(cmd, args, { env, cwd: PROJECT_ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : 1
+        : 0;
       resolve({ code, stdout, stderr });
     });
   });

@@ -43,7 +43,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-export async function insertTestTicket(pool: pg.Pool, id: string, requester = 'client@example.ru', subject = `Test ticket ${id}`) {
+export async function insertTestTicket(
+  pool: pg.Pool,
+  id: string,
+  requester = 'client@example.ru',
+  subject = `Test ticket ${id}`,
+) {
   await pool.query('insert into tickets (id, subject, requester) values ($1, $2, $3)', [id, subject, requester]);
 }
 

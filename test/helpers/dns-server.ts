@@ -39,7 +39,12 @@ type Resource = Packet['answers'][number];
  * `<selector>._domainkey.<domain>`. Returns the private key (PEM) for dkimSign / sealMessage;
  * no private key is ever committed.
  */
-export const publishDkimKey = (server: TestDnsServer, domain: string, selector: string, modulusLength = 2048): string => {
+export const publishDkimKey = (
+  server: TestDnsServer,
+  domain: string,
+  selector: string,
+  modulusLength = 2048,
+): string => {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength });
   const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
   server.setRecords(`${selector}._domainkey.${domain}`, 'TXT', [`v=DKIM1; k=rsa; p=${p}`]);
@@ -143,7 +148,10 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
     };
     const delay = delayFor(name);
     if (delay === Infinity) return; // silence: the client times out
-    if (delay <= 0) return respond();
+    if (delay <= 0) {
+      respond();
+      return;
+    }
     const timer = setTimeout(() => {
       timers.delete(timer);
       respond();

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { openEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js';
+import { type EmbeddedPostgres, openEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
 
 export const TEMPLATE_DB = 'ticketmx_test_template';

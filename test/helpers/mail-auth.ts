@@ -1,13 +1,20 @@
 // Signing and sealing test mail the way real senders do: DKIM with mailauth's signer and keys
 // published in the loopback DNS server, ARC seals added by a simulated forwarder.
-import { authenticate as mailauthAuthenticate, dkimSign, sealMessage } from 'mailauth';
+import { dkimSign, authenticate as mailauthAuthenticate, sealMessage } from 'mailauth';
 import { createResolver } from '../../src/mail/dns.js';
 import type { TestDnsServer } from './dns-server.js';
 
-export async function dkimSigned(message: Buffer | string, signingDomain: string, selector: string, privateKey: string): Promise<Buffer> {
+export async function dkimSigned(
+  message: Buffer | string,
+  signingDomain: string,
+  selector: string,
+  privateKey: string,
+): Promise<Buffer> {
   const bytes = Buffer.isBuffer(message) ? message : Buffer.from(message);
   // mailauth's typings want the fields at the top; it signs what is in signatureData
-  const options = { signatureData: [{ signingDomain, selector, privateKey }] } as unknown as Parameters<typeof dkimSign>[1];
+  const options = { signatureData: [{ signingDomain, selector, privateKey }] } as unknown as Parameters<
+    typeof dkimSign
+  >[1];
   const { signatures } = await dkimSign(bytes, options);
   if (!/^DKIM-Signature: /.test(signatures)) throw new Error(`dkimSign did not sign: ${signatures}`);
   return Buffer.concat([Buffer.from(signatures), bytes]);
@@ -25,7 +32,13 @@ export async function arcForwarded(
   dns: TestDnsServer,
 ): Promise<Buffer> {
   const resolver = createResolver({ servers: [dns.address], timeoutMs: 500 });
-  const seen = await mailauthAuthenticate(message, { ...original, sender: original.mailFrom, mta: `mx.${sealer.domain}`, resolver, disableBimi: true });
+  const seen = await mailauthAuthenticate(message, {
+    ...original,
+    sender: original.mailFrom,
+    mta: `mx.${sealer.domain}`,
+    resolver,
+    disableBimi: true,
+  });
   const modified = Buffer.concat([message, Buffer.from('\r\n-- \r\nYou are subscribed to the helpdesk list\r\n')]);
   const seal = await sealMessage(modified, {
     signingDomain: sealer.domain,

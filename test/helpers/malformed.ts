@@ -67,9 +67,25 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-const WORDS = ['Исправили', 'проверьте', 'письма', 'заявка', 'сервер', 'fixed', 'please', 'check', 'mail', 'ticket', 'спасибо', 'thanks'];
+const WORDS = [
+  'Исправили',
+  'проверьте',
+  'письма',
+  'заявка',
+  'сервер',
+  'fixed',
+  'please',
+  'check',
+  'mail',
+  'ticket',
+  'спасибо',
+  'thanks',
+];
 const CP1251: Record<string, number> = Object.fromEntries(
-  Array.from('абвгдежзийклмнопрстуфхцчшщъыьэюяАБВГДЕЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ', (c, i) => [c, 0xe0 + (i % 32) - (i >= 32 ? 0x20 : 0)]),
+  Array.from('абвгдежзийклмнопрстуфхцчшщъыьэюяАБВГДЕЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ', (c, i) => [
+    c,
+    0xe0 + (i % 32) - (i >= 32 ? 0x20 : 0),
+  ]),
 );
 
 class Variation {
@@ -117,49 +133,107 @@ function build(kind: MalformedKind, v: Variation): Buffer {
   const text = v.words(v.int(3, 12));
   switch (kind) {
     case 'missing-boundary':
-      return message(v, head(v, ['Content-Type: multipart/mixed']), v.lines(`--${b}`, 'Content-Type: text/plain; charset=utf-8', '', text, `--${b}--`));
+      return message(
+        v,
+        head(v, ['Content-Type: multipart/mixed']),
+        v.lines(`--${b}`, 'Content-Type: text/plain; charset=utf-8', '', text, `--${b}--`),
+      );
     case 'boundary-never-closed':
       return message(
         v,
         head(v, [`Content-Type: multipart/mixed; boundary="${b}"`]),
-        v.lines(`--${b}`, 'Content-Type: text/plain; charset=utf-8', '', text, `--${b}`, 'Content-Type: application/pdf; name="a.pdf"', 'Content-Transfer-Encoding: base64', '', 'JVBERi0xLjQK'),
+        v.lines(
+          `--${b}`,
+          'Content-Type: text/plain; charset=utf-8',
+          '',
+          text,
+          `--${b}`,
+          'Content-Type: application/pdf; name="a.pdf"',
+          'Content-Transfer-Encoding: base64',
+          '',
+          'JVBERi0xLjQK',
+        ),
       );
     case 'boundary-mismatch':
-      return message(v, head(v, [`Content-Type: multipart/alternative; boundary="${b}"`]), v.lines('--other', 'Content-Type: text/plain', '', text, '--other--'));
+      return message(
+        v,
+        head(v, [`Content-Type: multipart/alternative; boundary="${b}"`]),
+        v.lines('--other', 'Content-Type: text/plain', '', text, '--other--'),
+      );
     case 'invalid-base64':
       return message(
         v,
         head(v, ['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64']),
-        v.lines(Buffer.from(text).toString('base64').slice(0, -3) + '!!*@#$%', '====', '%%%%not base64 at all%%%%', 'QUJD'),
+        v.lines(
+          `${Buffer.from(text).toString('base64').slice(0, -3)}!!*@#$%`,
+          '====',
+          '%%%%not base64 at all%%%%',
+          'QUJD',
+        ),
       );
     case 'broken-quoted-printable':
       return message(
         v,
-        head(v, ['Content-Type: text/plain; charset=utf-8', `Content-Transfer-Encoding: ${v.pick(['quoted-printable', 'Quoted-Printable'])}`]),
+        head(v, [
+          'Content-Type: text/plain; charset=utf-8',
+          `Content-Transfer-Encoding: ${v.pick(['quoted-printable', 'Quoted-Printable'])}`,
+        ]),
         v.lines(`${text} =ZZ =D0=9F=D1=80=D0=B8 =D0`, '=XY=', 'trailing soft break =', '=', '=='.repeat(v.int(1, 50))),
       );
     case 'unknown-charset':
-      return message(v, head(v, [`Content-Type: text/plain; charset=${v.pick(['x-unknown-charset', 'klingon-8', 'utf-9'])}`]), text);
+      return message(
+        v,
+        head(v, [`Content-Type: text/plain; charset=${v.pick(['x-unknown-charset', 'klingon-8', 'utf-9'])}`]),
+        text,
+      );
     case 'invalid-charset':
-      return message(v, head(v, ['Content-Type: text/plain; charset="utf-8\\"; ;; =', `Subject: =?${v.pick(['bogus', '', 'utf-8*'])}?Q?=D0=9F?=`]), text);
+      return message(
+        v,
+        head(v, [
+          'Content-Type: text/plain; charset="utf-8\\"; ;; =',
+          `Subject: =?${v.pick(['bogus', '', 'utf-8*'])}?Q?=D0=9F?=`,
+        ]),
+        text,
+      );
     case 'huge-header-line': {
       // One unfolded header line of about 200 KB, in a header the classifier or parser reads.
       const name = v.pick(['Subject', 'X-Loop', 'Auto-Submitted', 'References', 'X-Mailer', 'Content-Type']);
-      const value = name === 'Content-Type' ? `text/plain; charset=utf-8; x=${'a'.repeat(200 * 1024)}` : name === 'References' ? `<${'r'.repeat(64)}@x> `.repeat(2900) : 'x'.repeat(v.int(195, 205) * 1024);
-      return message(v, head(v, [`${name}: ${value}`, ...(name === 'Content-Type' ? [] : ['Content-Type: text/plain; charset=utf-8'])]), text);
+      const value =
+        name === 'Content-Type'
+          ? `text/plain; charset=utf-8; x=${'a'.repeat(200 * 1024)}`
+          : name === 'References'
+            ? `<${'r'.repeat(64)}@x> `.repeat(2900)
+            : 'x'.repeat(v.int(195, 205) * 1024);
+      return message(
+        v,
+        head(v, [`${name}: ${value}`, ...(name === 'Content-Type' ? [] : ['Content-Type: text/plain; charset=utf-8'])]),
+        text,
+      );
     }
     case 'many-header-lines':
       return message(
         v,
-        head(v, [...Array.from({ length: 10_000 + v.int(0, 100) }, (_, i) => `X-Header-${i}: ${v.words(2)}`), 'Content-Type: text/plain; charset=utf-8']),
+        head(v, [
+          ...Array.from({ length: 10_000 + v.int(0, 100) }, (_, i) => `X-Header-${i}: ${v.words(2)}`),
+          'Content-Type: text/plain; charset=utf-8',
+        ]),
         text,
       );
     case 'oversized-header-block':
       // Past mailparser's maxHeadSize (1 MB per MIME node): simpleParser rejects the message.
-      return message(v, head(v, Array.from({ length: 11 }, (_, i) => `X-Filler-${i}: ${'y'.repeat(100 * 1024)}`)), text);
+      return message(
+        v,
+        head(
+          v,
+          Array.from({ length: 11 }, (_, i) => `X-Filler-${i}: ${'y'.repeat(100 * 1024)}`),
+        ),
+        text,
+      );
     case 'too-many-parts': {
       // Past mailparser's maxChildNodes (1000): simpleParser rejects the message.
-      const parts = Array.from({ length: 1000 + v.int(1, 100) }, (_, i) => v.lines(`--${b}`, 'Content-Type: text/plain', '', `part ${i}`));
+      const parts = Array.from({ length: 1000 + v.int(1, 100) }, (_, i) =>
+        v.lines(`--${b}`, 'Content-Type: text/plain', '', `part ${i}`),
+      );
       return message(v, head(v, [`Content-Type: multipart/mixed; boundary="${b}"`]), v.lines(...parts, `--${b}--`));
     }
     case 'deep-multipart': {
@@ -170,7 +244,19 @@ function build(kind: MalformedKind, v: Variation): Buffer {
         open.push(`--${b}-${d}`, `Content-Type: multipart/mixed; boundary="${b}-${d + 1}"`, '');
         close.unshift(`--${b}-${d}--`);
       }
-      return message(v, head(v, [`Content-Type: multipart/mixed; boundary="${b}-0"`]), v.lines(...open, `--${b}-${depth}`, 'Content-Type: text/plain; charset=utf-8', '', text, `--${b}-${depth}--`, ...close));
+      return message(
+        v,
+        head(v, [`Content-Type: multipart/mixed; boundary="${b}-0"`]),
+        v.lines(
+          ...open,
+          `--${b}-${depth}`,
+          'Content-Type: text/plain; charset=utf-8',
+          '',
+          text,
+          `--${b}-${depth}--`,
+          ...close,
+        ),
+      );
     }
     case 'deep-html': {
       const depth = v.int(200_000, 240_000); // without a cap, htmlparser2 needs well over 10 s
@@ -179,7 +265,16 @@ function build(kind: MalformedKind, v: Variation): Buffer {
       return message(v, head(v, ['Content-Type: text/html; charset=utf-8']), html);
     }
     case 'raw-utf8-headers':
-      return Buffer.from(v.lines(`From: Иван Петров <иван@пример.рф>`, 'To: support+TKT-1001@flamecrm.ru', `Subject: Re: [TKT-1001] ${v.words(4)}`, 'Content-Type: text/plain', '', text));
+      return Buffer.from(
+        v.lines(
+          `From: Иван Петров <иван@пример.рф>`,
+          'To: support+TKT-1001@flamecrm.ru',
+          `Subject: Re: [TKT-1001] ${v.words(4)}`,
+          'Content-Type: text/plain',
+          '',
+          text,
+        ),
+      );
     case 'raw-cp1251-headers':
       return Buffer.concat([
         Buffer.from('From: '),
@@ -192,16 +287,33 @@ function build(kind: MalformedKind, v: Variation): Buffer {
     case 'nul-bytes':
       return message(
         v,
-        head(v, [`X-Nul: a\u0000b`, v.pick(['Content-Type: text/plain; charset=utf-8', 'Content-Type: text/html; charset=utf-8'])]),
+        head(v, [
+          `X-Nul: a\u0000b`,
+          v.pick(['Content-Type: text/plain; charset=utf-8', 'Content-Type: text/html; charset=utf-8']),
+        ]),
         `${text}\u0000\u0000 <b>bold\u0000</b>\u0000${'\u0000'.repeat(v.int(1, 1000))}`,
       );
     case 'absurd-line':
-      return message(v, head(v, [v.pick(['Content-Type: text/plain; charset=utf-8', 'Content-Type: text/html; charset=utf-8'])]), `${text} ${'a'.repeat(v.int(4_900_000, 5_000_000))}`);
+      return message(
+        v,
+        head(v, [v.pick(['Content-Type: text/plain; charset=utf-8', 'Content-Type: text/html; charset=utf-8'])]),
+        `${text} ${'a'.repeat(v.int(4_900_000, 5_000_000))}`,
+      );
     case 'long-whitespace-line':
       // One line that is a long run of spaces ending in text: quadratic for regex trims like /\s+$/.
-      return message(v, head(v, ['Content-Type: text/plain; charset=utf-8']), `${text}${v.eol}${' '.repeat(v.int(1_000_000, 2_000_000))}x`);
+      return message(
+        v,
+        head(v, ['Content-Type: text/plain; charset=utf-8']),
+        `${text}${v.eol}${' '.repeat(v.int(1_000_000, 2_000_000))}x`,
+      );
     case 'no-separator':
-      return Buffer.from(v.lines(...head(v, ['Content-Type: text/plain; charset=utf-8']), text, 'more body text without a blank line before it'));
+      return Buffer.from(
+        v.lines(
+          ...head(v, ['Content-Type: text/plain; charset=utf-8']),
+          text,
+          'more body text without a blank line before it',
+        ),
+      );
     case 'only-headers':
       return Buffer.from(v.lines(...head(v, ['Content-Type: text/plain; charset=utf-8'])) + (v.int(0, 1) ? v.eol : ''));
     case 'empty':
@@ -210,7 +322,12 @@ function build(kind: MalformedKind, v: Variation): Buffer {
       return Buffer.from(v.lines('', text, 'second line'));
     case 'mixed-line-endings':
       return Buffer.from(
-        ['From: Ivan <ivan@example.ru>', 'To: support+TKT-1001@flamecrm.ru', 'Subject: Re: mixed', 'Content-Type: text/plain; charset=utf-8'].join(v.pick(['\r', '\n\r', '\r\r\n'])) +
+        [
+          'From: Ivan <ivan@example.ru>',
+          'To: support+TKT-1001@flamecrm.ru',
+          'Subject: Re: mixed',
+          'Content-Type: text/plain; charset=utf-8',
+        ].join(v.pick(['\r', '\n\r', '\r\r\n'])) +
           '\r\n\r\n' +
           [text, 'line two', 'line three'].join(v.pick(['\r', '\n\r', '\r\r\n', '\r\n\n'])),
       );
@@ -219,7 +336,18 @@ function build(kind: MalformedKind, v: Variation): Buffer {
       return message(
         v,
         head(v, [`Content-Type: multipart/mixed; boundary="${b}"`]),
-        v.lines(`--${b}`, 'Content-Type: text/plain; charset=utf-8', '', text, `--${b}`, 'Content-Type: application/pdf', 'Content-Disposition: attachment; filename="report.pdf"', 'Content-Transfer-Encoding: base64', '', pdf.slice(0, Math.floor(pdf.length / 2) + v.int(1, 3))),
+        v.lines(
+          `--${b}`,
+          'Content-Type: text/plain; charset=utf-8',
+          '',
+          text,
+          `--${b}`,
+          'Content-Type: application/pdf',
+          'Content-Disposition: attachment; filename="report.pdf"',
+          'Content-Transfer-Encoding: base64',
+          '',
+          pdf.slice(0, Math.floor(pdf.length / 2) + v.int(1, 3)),
+        ),
       );
     }
     case 'binary-garbage':

@@ -1,9 +1,9 @@
 // A real ticket-mx (SMTP + HTTP + pool) on free ports against a test database, with its log
 // lines captured so tests can assert the stable codes.
 import { Writable } from 'node:stream';
-import { loadConfig, type Config } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { startService, type Service } from '../../src/service.js';
+import { type Service, startService } from '../../src/service.js';
 import { loadZones, startDnsServer, type TestDnsServer } from './dns-server.js';
 
 export const SMTP_ZONES = new URL('../../fixtures/dns/smtp-zones.json', import.meta.url);
@@ -20,7 +20,11 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(databaseUrl: string, env: Record<string, string> = {}, dns?: TestDnsServer): Promise<TestServer> {
+export async function startTestServer(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  dns?: TestDnsServer,
+): Promise<TestServer> {
   const ownDns = dns ? null : await startDnsServer(loadZones(SMTP_ZONES));
   const dnsServer = (dns ?? ownDns)!;
   const config = loadConfig({
@@ -40,7 +44,8 @@ export async function startTestServer(databaseUrl: string, env: Record<string, s
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });

@@ -45,8 +45,7 @@ export class SmtpClient {
   private onData(data: string) {
     this.buffer += data;
     let lines: string[] = [];
-    let idx: number;
-    while ((idx = this.buffer.indexOf('\r\n')) >= 0) {
+    for (let idx = this.buffer.indexOf('\r\n'); idx >= 0; idx = this.buffer.indexOf('\r\n')) {
       const line = this.buffer.slice(0, idx);
       this.buffer = this.buffer.slice(idx + 2);
       lines.push(line);
@@ -58,7 +57,7 @@ export class SmtpClient {
         else this.replies.push(reply);
       }
     }
-    if (lines.length) this.buffer = lines.map((l) => l + '\r\n').join('') + this.buffer;
+    if (lines.length) this.buffer = lines.map((l) => `${l}\r\n`).join('') + this.buffer;
   }
 
   next(): Promise<Reply> {
@@ -73,13 +72,13 @@ export class SmtpClient {
   }
 
   async command(line: string): Promise<Reply> {
-    this.socket.write(line + '\r\n');
+    this.socket.write(`${line}\r\n`);
     return this.next();
   }
 
   /** Sends every line in one write (PIPELINING) and collects one reply per line. */
   async pipeline(lines: string[]): Promise<Reply[]> {
-    this.socket.write(lines.map((l) => l + '\r\n').join(''));
+    this.socket.write(lines.map((l) => `${l}\r\n`).join(''));
     const out: Reply[] = [];
     for (let i = 0; i < lines.length; i++) out.push(await this.next());
     return out;
@@ -107,7 +106,7 @@ export function dotStuff(message: string | Buffer): Buffer {
   let text = Buffer.isBuffer(message) ? message.toString('latin1') : Buffer.from(message, 'utf8').toString('latin1');
   text = text.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
   if (!text.endsWith('\r\n')) text += '\r\n';
-  return Buffer.from(text + '.\r\n', 'latin1');
+  return Buffer.from(`${text}.\r\n`, 'latin1');
 }
 
 function parseReply(lines: string[]): Reply {
@@ -120,20 +119,41 @@ function parseReply(lines: string[]): Reply {
 }
 
 /** A small RFC 5322 message for tests. */
-export function buildMessage(opts: { from?: string; to?: string; subject?: string; body?: string; messageId?: string | null; date?: string; headers?: string[] } = {}): string {
+export function buildMessage(
+  opts: {
+    from?: string;
+    to?: string;
+    subject?: string;
+    body?: string;
+    messageId?: string | null;
+    date?: string;
+    headers?: string[];
+  } = {},
+): string {
   const lines = [
     `From: ${opts.from ?? 'Ivan Petrov <ivan@flamecrm.ru>'}`,
     `To: ${opts.to ?? 'support+TKT-1001@flamecrm.ru'}`,
     `Subject: ${opts.subject ?? 'Re: [TKT-1001] Printer on fire'}`,
     `Date: ${opts.date ?? 'Thu, 26 Nov 2026 10:00:00 +0300'}`,
   ];
-  if (opts.messageId !== null) lines.push(`Message-ID: ${opts.messageId ?? `<${Math.random().toString(36).slice(2)}@mail.flamecrm.ru>`}`);
-  lines.push(...(opts.headers ?? []), 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', opts.body ?? 'The printer works again.');
-  return lines.join('\r\n') + '\r\n';
+  if (opts.messageId !== null)
+    lines.push(`Message-ID: ${opts.messageId ?? `<${Math.random().toString(36).slice(2)}@mail.flamecrm.ru>`}`);
+  lines.push(
+    ...(opts.headers ?? []),
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    opts.body ?? 'The printer works again.',
+  );
+  return `${lines.join('\r\n')}\r\n`;
 }
 
 /** One whole transaction on a new connection; returns the reply that decided it (RCPT or DATA). */
-export async function deliver(port: number, opts: { from: string; to: string[]; message: string | Buffer; ip?: string; helo?: string }): Promise<Reply> {
+export async function deliver(
+  port: number,
+  opts: { from: string; to: string[]; message: string | Buffer; ip?: string; helo?: string },
+): Promise<Reply> {
   const client = await SmtpClient.connect(port, '127.0.0.1', opts.ip);
   try {
     await client.command(`EHLO ${opts.helo ?? 'mail.example'}`);

@@ -16,7 +16,11 @@ let enforce: TestServer;
 let monitor: TestServer;
 const keys: Record<string, string> = {};
 
-const AUTH_ENV = { STAFF_SENDERS: '@flamecrm.ru,boss@dns-timeout.ru', ARC_TRUSTED_SEALERS: 'forwarder.test', DNS_TIMEOUT_MS: '200' };
+const AUTH_ENV = {
+  STAFF_SENDERS: '@flamecrm.ru,boss@dns-timeout.ru',
+  ARC_TRUSTED_SEALERS: 'forwarder.test',
+  DNS_TIMEOUT_MS: '200',
+};
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -50,7 +54,10 @@ interface Case {
 }
 
 let n = 0;
-const mail = (from: string, body = 'Готово, проверьте.') => Buffer.from(buildMessage({ from, to: 'support+TKT-1001@flamecrm.ru', messageId: `<auth-${++n}-${Date.now()}@test>`, body }));
+const mail = (from: string, body = 'Готово, проверьте.') =>
+  Buffer.from(
+    buildMessage({ from, to: 'support+TKT-1001@flamecrm.ru', messageId: `<auth-${++n}-${Date.now()}@test>`, body }),
+  );
 
 const cases: Case[] = [
   {
@@ -114,7 +121,12 @@ const cases: Case[] = [
     ip: '127.0.0.4',
     mailFrom: 'bounces@forwarder.test',
     message: async () =>
-      arcForwarded(await dkimSigned(mail('client@example.ru'), 'example.ru', 'mail', keys.example!), { ip: '127.0.0.2', helo: 'mail.example.ru', mailFrom: 'client@example.ru' }, { domain: 'forwarder.test', selector: 'arc', privateKey: keys.forwarder! }, dns),
+      arcForwarded(
+        await dkimSigned(mail('client@example.ru'), 'example.ru', 'mail', keys.example!),
+        { ip: '127.0.0.2', helo: 'mail.example.ru', mailFrom: 'client@example.ru' },
+        { domain: 'forwarder.test', selector: 'arc', privateKey: keys.forwarder! },
+        dns,
+      ),
     enforce: '250 2.0.0',
     verdict: 'AUTH_ACCEPTED',
     authenticatedBy: 'arc',
@@ -125,7 +137,12 @@ const cases: Case[] = [
     ip: '127.0.0.5',
     mailFrom: 'bounces@untrusted-forwarder.test',
     message: async () =>
-      arcForwarded(await dkimSigned(mail('client@example.ru'), 'example.ru', 'mail', keys.example!), { ip: '127.0.0.2', helo: 'mail.example.ru', mailFrom: 'client@example.ru' }, { domain: 'untrusted-forwarder.test', selector: 'arc', privateKey: keys.untrusted! }, dns),
+      arcForwarded(
+        await dkimSigned(mail('client@example.ru'), 'example.ru', 'mail', keys.example!),
+        { ip: '127.0.0.2', helo: 'mail.example.ru', mailFrom: 'client@example.ru' },
+        { domain: 'untrusted-forwarder.test', selector: 'arc', privateKey: keys.untrusted! },
+        dns,
+      ),
     enforce: '550 5.7.26',
     verdict: 'AUTH_UNAUTHENTICATED',
     role: 'requester',
@@ -142,7 +159,10 @@ const cases: Case[] = [
 ];
 
 async function storedFor(messageId: string) {
-  const { rows } = await db.pool.query('select author_role, auth_verdict, auth_reason, auth_results, auth_header from ticket_messages where message_id = $1', [messageId]);
+  const { rows } = await db.pool.query(
+    'select author_role, auth_verdict, auth_reason, auth_results, auth_header from ticket_messages where message_id = $1',
+    [messageId],
+  );
   return rows;
 }
 
@@ -151,7 +171,12 @@ const messageIdOf = (message: Buffer) => /^Message-ID: (<[^>]+>)/im.exec(message
 describe('AUTH_POLICY=enforce', () => {
   it.each(cases)('$name → $enforce', async (c) => {
     const message = await c.message();
-    const r = await deliver(enforce.port, { ip: c.ip, from: c.mailFrom, to: ['support+TKT-1001@flamecrm.ru'], message });
+    const r = await deliver(enforce.port, {
+      ip: c.ip,
+      from: c.mailFrom,
+      to: ['support+TKT-1001@flamecrm.ru'],
+      message,
+    });
     expect(r.short).toBe(c.enforce);
     const logged = enforce.logs.filter((l) => l.messageId === messageIdOf(message)).at(-1);
     expect(logged).toMatchObject({ auth: c.verdict, role: c.role, ip: c.ip });
@@ -168,9 +193,19 @@ describe('AUTH_POLICY=enforce', () => {
   });
 
   it('explains a refusal in words', async () => {
-    const r = await deliver(enforce.port, { ip: '127.0.0.3', from: 'someone@stranger.org', to: ['support+TKT-1001@flamecrm.ru'], message: mail('someone@stranger.org') });
+    const r = await deliver(enforce.port, {
+      ip: '127.0.0.3',
+      from: 'someone@stranger.org',
+      to: ['support+TKT-1001@flamecrm.ru'],
+      message: mail('someone@stranger.org'),
+    });
     expect(r.text).toBe('<someone@stranger.org> is not allowed to write to this ticket');
-    const forged = await deliver(enforce.port, { ip: '127.0.0.9', from: 'ivan@flamecrm.ru', to: ['support+TKT-1001@flamecrm.ru'], message: mail('ivan@flamecrm.ru') });
+    const forged = await deliver(enforce.port, {
+      ip: '127.0.0.9',
+      from: 'ivan@flamecrm.ru',
+      to: ['support+TKT-1001@flamecrm.ru'],
+      message: mail('ivan@flamecrm.ru'),
+    });
     expect(forged.text).toBe('Message not authenticated: DMARC check failed for flamecrm.ru (p=reject)');
   });
 
@@ -180,7 +215,12 @@ describe('AUTH_POLICY=enforce', () => {
   ])('refuses a message with %s', async (_name, from, expected) => {
     let message = buildMessage({ from: from ?? 'x@y', messageId: `<from-${++n}@test>` });
     if (from === null) message = message.replace(/^From: .*\r\n/m, '');
-    const r = await deliver(enforce.port, { ip: '127.0.0.1', from: 'ivan@flamecrm.ru', to: ['support+TKT-1001@flamecrm.ru'], message });
+    const r = await deliver(enforce.port, {
+      ip: '127.0.0.1',
+      from: 'ivan@flamecrm.ru',
+      to: ['support+TKT-1001@flamecrm.ru'],
+      message,
+    });
     expect(r.short).toBe(expected);
   });
 });
@@ -188,12 +228,21 @@ describe('AUTH_POLICY=enforce', () => {
 describe('AUTH_POLICY=monitor', () => {
   it.each(cases)('$name → accepted, verdict $verdict recorded', async (c) => {
     const message = await c.message();
-    const r = await deliver(monitor.port, { ip: c.ip, from: c.mailFrom, to: ['support+TKT-1001@flamecrm.ru'], message });
+    const r = await deliver(monitor.port, {
+      ip: c.ip,
+      from: c.mailFrom,
+      to: ['support+TKT-1001@flamecrm.ru'],
+      message,
+    });
     expect(r.short).toBe('250 2.0.0');
     const stored = await storedFor(messageIdOf(message));
     expect(stored).toHaveLength(1);
     expect(stored[0]).toMatchObject({ author_role: c.role, auth_verdict: c.verdict });
-    expect(stored[0].auth_results.decision).toMatchObject({ policy: 'monitor', verdict: 'accept', wouldReject: !c.enforce.startsWith('250') });
+    expect(stored[0].auth_results.decision).toMatchObject({
+      policy: 'monitor',
+      verdict: 'accept',
+      wouldReject: !c.enforce.startsWith('250'),
+    });
     expect(stored[0].auth_results.spf).toMatchObject({ result: expect.any(String), domain: expect.any(String) });
     expect(stored[0].auth_reason).toEqual(expect.any(String));
   });
@@ -202,11 +251,16 @@ describe('AUTH_POLICY=monitor', () => {
     const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
     const json = JSON.parse((await runCli(['ticket', 'show', 'TKT-1001', '--json'], env)).stdout);
     const stranger = json.messages.find((m: { from: string }) => m.from === 'someone@stranger.org');
-    expect(stranger.auth).toMatchObject({ verdict: 'AUTH_NOT_ALLOWED', results: { spf: { result: 'pass', domain: 'stranger.org' }, decision: { policy: 'monitor', wouldReject: true } } });
+    expect(stranger.auth).toMatchObject({
+      verdict: 'AUTH_NOT_ALLOWED',
+      results: { spf: { result: 'pass', domain: 'stranger.org' }, decision: { policy: 'monitor', wouldReject: true } },
+    });
     expect(stranger.auth.header).toMatch(/^Received-SPF: pass|Authentication-Results:/m);
     const human = (await runCli(['ticket', 'show', 'TKT-1001'], env)).stdout;
     expect(human).toContain('auth: spf=pass (stranger.org, aligned) dkim=none dmarc=none arc=none');
-    expect(human).toContain('decision: AUTH_NOT_ALLOWED (accepted because AUTH_POLICY=monitor): someone@stranger.org is neither staff');
+    expect(human).toContain(
+      'decision: AUTH_NOT_ALLOWED (accepted because AUTH_POLICY=monitor): someone@stranger.org is neither staff',
+    );
   });
 });
 
@@ -216,8 +270,16 @@ describe('signed reply addresses', () => {
   let migrating: TestServer;
   beforeAll(async () => {
     signed = await startTestServer(db.url, { REPLY_ADDRESS_SECRET: 'new-secret-0123456789' }, dns);
-    rotated = await startTestServer(db.url, { REPLY_ADDRESS_SECRET: 'newer-secret-0123456789', REPLY_ADDRESS_SECRET_PREVIOUS: 'new-secret-0123456789' }, dns);
-    migrating = await startTestServer(db.url, { REPLY_ADDRESS_SECRET: 'new-secret-0123456789', REPLY_ADDRESS_UNSIGNED: 'accept' }, dns);
+    rotated = await startTestServer(
+      db.url,
+      { REPLY_ADDRESS_SECRET: 'newer-secret-0123456789', REPLY_ADDRESS_SECRET_PREVIOUS: 'new-secret-0123456789' },
+      dns,
+    );
+    migrating = await startTestServer(
+      db.url,
+      { REPLY_ADDRESS_SECRET: 'new-secret-0123456789', REPLY_ADDRESS_UNSIGNED: 'accept' },
+      dns,
+    );
   });
   afterAll(async () => {
     await signed?.close();
@@ -238,7 +300,12 @@ describe('signed reply addresses', () => {
 
   it.each([
     ['signed', `support+TKT-1001.${mac}@flamecrm.ru`, '250 2.1.5', 'RCPT_TICKET'],
-    ['signed, lowercased by the client', `support+tkt-1001.${mac.toLowerCase()}@flamecrm.ru`, '250 2.1.5', 'RCPT_TICKET'],
+    [
+      'signed, lowercased by the client',
+      `support+tkt-1001.${mac.toLowerCase()}@flamecrm.ru`,
+      '250 2.1.5',
+      'RCPT_TICKET',
+    ],
     ['tampered MAC', `support+TKT-1001.${tampered}@flamecrm.ru`, '550 5.1.1', 'RCPT_BAD_SIGNATURE'],
     ["another ticket's MAC", `support+TKT-1002.${mac}@flamecrm.ru`, '550 5.1.1', 'RCPT_BAD_SIGNATURE'],
     ['unsigned', 'support+TKT-1001@flamecrm.ru', '550 5.1.1', 'RCPT_UNSIGNED'],
@@ -255,8 +322,12 @@ describe('signed reply addresses', () => {
 
   it('keeps addresses signed with the previous secret working after a rotation', async () => {
     expect((await rcpt(rotated, `support+TKT-1001.${mac}@flamecrm.ru`)).short).toBe('250 2.1.5');
-    expect((await rcpt(rotated, `support+TKT-1001.${macFor('TKT-1001', 'newer-secret-0123456789')}@flamecrm.ru`)).short).toBe('250 2.1.5');
-    expect((await rcpt(rotated, `support+TKT-1001.${macFor('TKT-1001', 'some-other-secret-0123')}@flamecrm.ru`)).short).toBe('550 5.1.1');
+    expect(
+      (await rcpt(rotated, `support+TKT-1001.${macFor('TKT-1001', 'newer-secret-0123456789')}@flamecrm.ru`)).short,
+    ).toBe('250 2.1.5');
+    expect(
+      (await rcpt(rotated, `support+TKT-1001.${macFor('TKT-1001', 'some-other-secret-0123')}@flamecrm.ru`)).short,
+    ).toBe('550 5.1.1');
   });
 
   it('accepts unsigned addresses only while migrating (REPLY_ADDRESS_UNSIGNED=accept)', async () => {
@@ -268,7 +339,11 @@ describe('signed reply addresses', () => {
 describe('per-IP limits', () => {
   let limited: TestServer;
   beforeAll(async () => {
-    limited = await startTestServer(db.url, { SMTP_MAX_CONNECTIONS_PER_IP: '2', SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: '3' }, dns);
+    limited = await startTestServer(
+      db.url,
+      { SMTP_MAX_CONNECTIONS_PER_IP: '2', SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: '3' },
+      dns,
+    );
   });
   afterAll(async () => limited?.close());
 
@@ -283,12 +358,14 @@ describe('per-IP limits', () => {
     expect((await other.command('EHLO x')).code).toBe(250);
     await a.quit();
     // a slot freed by QUIT can be used again
-    await expect.poll(async () => {
-      const d = await SmtpClient.connect(limited.port, '127.0.0.1', '127.0.0.6');
-      const code = d.greeting.code;
-      await d.quit();
-      return code;
-    }).toBe(220);
+    await expect
+      .poll(async () => {
+        const d = await SmtpClient.connect(limited.port, '127.0.0.1', '127.0.0.6');
+        const code = d.greeting.code;
+        await d.quit();
+        return code;
+      })
+      .toBe(220);
     await Promise.all([b.quit(), c.quit(), other.quit()]);
     expect(limited.logsWithCode('CONNECT_TOO_MANY').length).toBeGreaterThan(0);
   });
@@ -303,7 +380,12 @@ describe('per-IP limits', () => {
     }
     await client.quit();
     expect(replies).toEqual(['250 2.1.0', '250 2.1.0', '250 2.1.0', '450 4.7.1']);
-    const r = await deliver(limited.port, { ip: '127.0.0.1', from: 'ivan@flamecrm.ru', to: ['support+TKT-1001@flamecrm.ru'], message: mail('ivan@flamecrm.ru') });
+    const r = await deliver(limited.port, {
+      ip: '127.0.0.1',
+      from: 'ivan@flamecrm.ru',
+      to: ['support+TKT-1001@flamecrm.ru'],
+      message: mail('ivan@flamecrm.ru'),
+    });
     expect(r.short).toBe('250 2.0.0');
   });
 });
@@ -319,5 +401,4 @@ describe('the SMTP surface', () => {
     expect(ok.greeting.code).toBe(220);
     await ok.quit();
   });
-
 });

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/embedded.js';
 import { macFor } from '../../src/mail/address.js';
+import { cleanEnv, runCli, spawnCli, swaks } from '../helpers/cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { loadZones, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { SMTP_ZONES } from '../helpers/server.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanEnv, runCli, spawnCli, swaks } from '../helpers/cli.js';
 
 beforeAll(() => {
   try {
@@ -21,14 +21,19 @@ beforeAll(() => {
 });
 
 describe('help and usage', () => {
-  it.each([['--help'], ['serve', '--help'], ['migrate', '--help'], ['ticket', '--help'], ['ticket', 'create', '--help'], ['ticket', 'show', '--help'], ['ticket', 'show', '-h']])(
-    'ticket-mx %s prints usage and exits 0',
-    async (...args) => {
-      const r = await runCli(args, cleanEnv());
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/Usage: ticket-mx/);
-    },
-  );
+  it.each([
+    ['--help'],
+    ['serve', '--help'],
+    ['migrate', '--help'],
+    ['ticket', '--help'],
+    ['ticket', 'create', '--help'],
+    ['ticket', 'show', '--help'],
+    ['ticket', 'show', '-h'],
+  ])('ticket-mx %s prints usage and exits 0', async (...args) => {
+    const r = await runCli(args, cleanEnv());
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage: ticket-mx/);
+  });
 
   it.each([
     [['frobnicate'], /unknown command 'frobnicate'/],
@@ -77,10 +82,19 @@ describe('against DATABASE_URL', () => {
   it('migrate, ticket create with --id, ticket show of a ticket without replies', async () => {
     const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'helpdesk.example.ru' });
     expect((await runCli(['migrate'], env)).stdout).toContain('database is up to date');
-    const created = await runCli(['ticket', 'create', '--subject', 'VPN down', '--requester', 'Boss@Example.ru', '--id', 'tkt-555', '--json'], env);
+    const created = await runCli(
+      ['ticket', 'create', '--subject', 'VPN down', '--requester', 'Boss@Example.ru', '--id', 'tkt-555', '--json'],
+      env,
+    );
     expect(created.code).toBe(0);
-    expect(JSON.parse(created.stdout)).toMatchObject({ ticket: { id: 'TKT-555', requester: 'boss@example.ru', subject: 'VPN down' }, replyAddress: 'support+TKT-555@helpdesk.example.ru' });
-    const again = await runCli(['ticket', 'create', '--subject', 'dup', '--requester', 'a@b.ru', '--id', 'TKT-555'], env);
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      ticket: { id: 'TKT-555', requester: 'boss@example.ru', subject: 'VPN down' },
+      replyAddress: 'support+TKT-555@helpdesk.example.ru',
+    });
+    const again = await runCli(
+      ['ticket', 'create', '--subject', 'dup', '--requester', 'a@b.ru', '--id', 'TKT-555'],
+      env,
+    );
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('ticket TKT-555 already exists');
     const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-555', '--json'], env)).stdout);
@@ -91,9 +105,18 @@ describe('against DATABASE_URL', () => {
   });
 
   it('prints a signed reply address when REPLY_ADDRESS_SECRET is set', async () => {
-    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'helpdesk.example.ru', REPLY_ADDRESS_SECRET: 'a-secret-of-32-characters-000000' });
-    const created = await runCli(['ticket', 'create', '--subject', 'Signed', '--requester', 'a@example.ru', '--id', 'TKT-600'], env);
-    expect(created.stdout).toContain(`reply address: support+TKT-600.${macFor('TKT-600', 'a-secret-of-32-characters-000000')}@helpdesk.example.ru`);
+    const env = cleanEnv({
+      DATABASE_URL: db.url,
+      MAIL_DOMAINS: 'helpdesk.example.ru',
+      REPLY_ADDRESS_SECRET: 'a-secret-of-32-characters-000000',
+    });
+    const created = await runCli(
+      ['ticket', 'create', '--subject', 'Signed', '--requester', 'a@example.ru', '--id', 'TKT-600'],
+      env,
+    );
+    expect(created.stdout).toContain(
+      `reply address: support+TKT-600.${macFor('TKT-600', 'a-secret-of-32-characters-000000')}@helpdesk.example.ru`,
+    );
   });
 });
 
@@ -114,36 +137,70 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
 
   it('serve, ticket create, swaks, ticket show, graceful stop', async () => {
     const smtpPort = await freePort();
-    const env = cleanEnv({ DATA_DIR: dataDir, SMTP_PORT: String(smtpPort), HTTP_PORT: String(await freePort()), DNS_SERVERS: dns.address });
+    const env = cleanEnv({
+      DATA_DIR: dataDir,
+      SMTP_PORT: String(smtpPort),
+      HTTP_PORT: String(await freePort()),
+      DNS_SERVERS: dns.address,
+    });
     serve = spawnCli(['serve'], env);
     await expect.poll(() => serve!.output(), { timeout: 60_000, interval: 200 }).toContain('"code":"SERVICE_STARTED"');
     expect(serve.output()).toContain('local profile');
     expect(serve.output()).toMatch(/AUTH_POLICY\s+monitor\s+\(default\)/);
 
     // a second terminal: no DATABASE_URL, same DATA_DIR (the default ./data in real life)
-    const created = await runCli(['ticket', 'create', '--subject', 'Printer on fire', '--requester', 'client@example.ru'], cleanEnv({ DATA_DIR: dataDir }));
+    const created = await runCli(
+      ['ticket', 'create', '--subject', 'Printer on fire', '--requester', 'client@example.ru'],
+      cleanEnv({ DATA_DIR: dataDir }),
+    );
     expect(created.code).toBe(0);
     const [id, addressLine] = created.stdout.trim().split('\n');
     expect(id).toMatch(/^TKT-\d+$/);
     const address = addressLine!.replace('reply address: ', '');
     expect(address).toBe(`support+${id}@flamecrm.ru`);
 
-    const sent = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--to', address, '--from', 'ivan@flamecrm.ru', '--header', `Subject: Re: [${id}] Printer on fire`, '--body', 'Replaced the toner, it prints again.']);
+    const sent = await swaks([
+      '--server',
+      `127.0.0.1:${smtpPort}`,
+      '--to',
+      address,
+      '--from',
+      'ivan@flamecrm.ru',
+      '--header',
+      `Subject: Re: [${id}] Printer on fire`,
+      '--body',
+      'Replaced the toner, it prints again.',
+    ]);
     expect(sent.code).toBe(0);
     expect(sent.stdout + sent.stderr).not.toMatch(/\b[45]\d\d /);
 
-    const refused = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--to', 'support+TKT-999999@flamecrm.ru', '--from', 'ivan@flamecrm.ru', '--silent', '0']);
+    const refused = await swaks([
+      '--server',
+      `127.0.0.1:${smtpPort}`,
+      '--to',
+      'support+TKT-999999@flamecrm.ru',
+      '--from',
+      'ivan@flamecrm.ru',
+      '--silent',
+      '0',
+    ]);
     expect(refused.code).toBe(24); // swaks: every recipient was refused
     expect(refused.stdout).toContain('550 5.1.1 No such ticket TKT-999999');
 
     const shown = JSON.parse((await runCli(['ticket', 'show', id!, '--json'], cleanEnv({ DATA_DIR: dataDir }))).stdout);
     expect(shown.messages).toHaveLength(1);
-    expect(shown.messages[0]).toMatchObject({ from: 'ivan@flamecrm.ru', subject: `Re: [${id}] Printer on fire`, text: 'Replaced the toner, it prints again.' });
+    expect(shown.messages[0]).toMatchObject({
+      from: 'ivan@flamecrm.ru',
+      subject: `Re: [${id}] Printer on fire`,
+      text: 'Replaced the toner, it prints again.',
+    });
     const human = await runCli(['ticket', 'show', id!], cleanEnv({ DATA_DIR: dataDir }));
     expect(human.stdout).toContain('Replaced the toner, it prints again.');
     // the local profile monitors: not staff (STAFF_SENDERS is empty), recorded and accepted
     expect(human.stdout).toContain('auth: spf=pass (flamecrm.ru, aligned) dkim=none dmarc=pass (p=reject) arc=none');
-    expect(human.stdout).toMatch(/decision: AUTH_NOT_ALLOWED \(accepted because AUTH_POLICY=monitor\): ivan@flamecrm.ru is neither staff/);
+    expect(human.stdout).toMatch(
+      /decision: AUTH_NOT_ALLOWED \(accepted because AUTH_POLICY=monitor\): ivan@flamecrm.ru is neither staff/,
+    );
 
     serve.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => serve!.once('exit', (c) => resolve(c)));

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js';
+import { type EmbeddedPostgres, openEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
 import { counts, insertTestTicket } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -106,7 +106,7 @@ describe('PostgreSQL slower than our deadline', () => {
     const before = await counts(pool);
     const message = buildMessage({ messageId: '<slow@x>' });
     const locker = await pool.connect();
-    let first;
+    let first: Awaited<ReturnType<typeof send>>;
     try {
       await locker.query('begin');
       await locker.query('lock table ticket_messages in access exclusive mode');

@@ -1,9 +1,8 @@
 // Migrations: applied once under the advisory lock even when instances start together.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrate, readMigrations } from '../../src/db/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { inject } from 'vitest';
 import { withDatabase } from '../helpers/global-setup.js';
 
 describe('migrate', () => {

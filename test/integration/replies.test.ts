@@ -27,18 +27,26 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const send = (message: string | Buffer, to = ['support+TKT-1001@flamecrm.ru'], from = 'ivan@flamecrm.ru', port = server.port) =>
-  deliver(port, { ip: '127.0.0.1', from, to, message });
+const send = (
+  message: string | Buffer,
+  to = ['support+TKT-1001@flamecrm.ru'],
+  from = 'ivan@flamecrm.ru',
+  port = server.port,
+) => deliver(port, { ip: '127.0.0.1', from, to, message });
 
 let seq = 0;
 const uniqueId = () => `<r${++seq}.${process.pid}@test>`;
 
 describe('the client fixtures, through SMTP', () => {
-  const files = fs.readdirSync(path.join(FIXTURES, 'eml')).filter((f) => f.endsWith('.eml')).sort();
+  const files = fs
+    .readdirSync(path.join(FIXTURES, 'eml'))
+    .filter((f) => f.endsWith('.eml'))
+    .sort();
 
   it('has at least 30 fixtures, each with an expected reply', () => {
     expect(files.length).toBeGreaterThanOrEqual(30);
-    for (const f of files) expect(fs.existsSync(path.join(FIXTURES, 'expected', f.replace(/\.eml$/, '.txt'))), f).toBe(true);
+    for (const f of files)
+      expect(fs.existsSync(path.join(FIXTURES, 'expected', f.replace(/\.eml$/, '.txt'))), f).toBe(true);
   });
 
   it('stores exactly the expected reply text for every fixture (100%)', async () => {
@@ -49,10 +57,14 @@ describe('the client fixtures, through SMTP', () => {
       const messageId = /^Message-ID: *(<[^>]+>)/im.exec(bytes.toString('latin1'))![1]!;
       const r = await send(bytes, [to], 'sender@example.ru');
       expect(r.short, `${file}: ${r.text}`).toBe('250 2.0.0');
-      const { rows } = await db.pool.query('select reply_text, full_text, removed_text from ticket_messages where message_id = $1', [messageId]);
+      const { rows } = await db.pool.query(
+        'select reply_text, full_text, removed_text from ticket_messages where message_id = $1',
+        [messageId],
+      );
       expect(rows, file).toHaveLength(1);
       const expected = fs.readFileSync(path.join(FIXTURES, 'expected', file.replace(/\.eml$/, '.txt')), 'utf8').trim();
-      if (rows[0].reply_text.trim() !== expected) misses.push(`${file}\n--- expected\n${expected}\n--- got\n${rows[0].reply_text}`);
+      if (rows[0].reply_text.trim() !== expected)
+        misses.push(`${file}\n--- expected\n${expected}\n--- got\n${rows[0].reply_text}`);
       // nothing of the original is lost: the full text keeps what the reply text dropped
       expect(rows[0].full_text.length).toBeGreaterThanOrEqual(rows[0].reply_text.length);
     }
@@ -61,7 +73,9 @@ describe('the client fixtures, through SMTP', () => {
   });
 
   it('keeps the quote as the removed part', async () => {
-    const { rows } = await db.pool.query("select removed_text from ticket_messages where message_id = '<CALD3HI0UINxp3ad-WGGMK--mfln33BjMl902sYF8uLzOHiJ@mail.gmail.com>'");
+    const { rows } = await db.pool.query(
+      "select removed_text from ticket_messages where message_id = '<CALD3HI0UINxp3ad-WGGMK--mfln33BjMl902sYF8uLzOHiJ@mail.gmail.com>'",
+    );
     expect(rows[0].removed_text).toContain('Новый комментарий в заявке TKT-1001');
   });
 
@@ -75,8 +89,19 @@ describe('the client fixtures, through SMTP', () => {
   });
 
   it('ticket show prints no terminal escape sequences a sender put in a message', async () => {
-    await send(buildMessage({ to: 'support+TKT-1010@flamecrm.ru', subject: 'Re: \u001b]0;pwned\u0007\u001b[2J', body: 'text \u001b[31mred\u001b[0m', messageId: uniqueId() }), ['support+TKT-1010@flamecrm.ru']);
-    const shown = await runCli(['ticket', 'show', 'TKT-1010'], cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' }));
+    await send(
+      buildMessage({
+        to: 'support+TKT-1010@flamecrm.ru',
+        subject: 'Re: \u001b]0;pwned\u0007\u001b[2J',
+        body: 'text \u001b[31mred\u001b[0m',
+        messageId: uniqueId(),
+      }),
+      ['support+TKT-1010@flamecrm.ru'],
+    );
+    const shown = await runCli(
+      ['ticket', 'show', 'TKT-1010'],
+      cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' }),
+    );
     expect(shown.stdout).toContain('text [31mred[0m');
     expect(shown.stdout).not.toMatch(/[\u001b\u0007]/);
   });
@@ -84,17 +109,31 @@ describe('the client fixtures, through SMTP', () => {
 
 describe('mail to the bare support@ address', () => {
   beforeAll(async () => {
-    await db.pool.query("insert into notification_messages (message_id, ticket_id) values ('<notify-TKT-1005-1@flamecrm.ru>', 'TKT-1005')");
+    await db.pool.query(
+      "insert into notification_messages (message_id, ticket_id) values ('<notify-TKT-1005-1@flamecrm.ru>', 'TKT-1005')",
+    );
   });
 
   it.each([
     ['X-Ticket-ID', { headers: ['X-Ticket-ID: TKT-1003'] }, 'TKT-1003', 'x-ticket-id'],
     ['[TKT-…] in the subject', { subject: 'Re: [tkt-1004] VPN' }, 'TKT-1004', 'subject'],
-    ['In-Reply-To of our notification', { subject: 'Re: VPN', headers: ['In-Reply-To: <notify-TKT-1005-1@flamecrm.ru>'] }, 'TKT-1005', 'in-reply-to'],
-    ['References of our notification', { subject: 'Re: VPN', headers: ['References: <other@x> <notify-TKT-1005-1@flamecrm.ru>'] }, 'TKT-1005', 'in-reply-to'],
+    [
+      'In-Reply-To of our notification',
+      { subject: 'Re: VPN', headers: ['In-Reply-To: <notify-TKT-1005-1@flamecrm.ru>'] },
+      'TKT-1005',
+      'in-reply-to',
+    ],
+    [
+      'References of our notification',
+      { subject: 'Re: VPN', headers: ['References: <other@x> <notify-TKT-1005-1@flamecrm.ru>'] },
+      'TKT-1005',
+      'in-reply-to',
+    ],
   ])('finds the ticket by %s', async (_name, opts, ticket, via) => {
     const messageId = uniqueId();
-    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Re: something', ...opts, messageId }), ['support@flamecrm.ru']);
+    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Re: something', ...opts, messageId }), [
+      'support@flamecrm.ru',
+    ]);
     expect(r.short).toBe('250 2.0.0');
     const { rows } = await db.pool.query('select ticket_id from ticket_messages where message_id = $1', [messageId]);
     expect(rows).toEqual([{ ticket_id: ticket }]);
@@ -103,22 +142,52 @@ describe('mail to the bare support@ address', () => {
 
   it('refuses with 550 5.1.1 when nothing names a ticket, and stores nothing', async () => {
     const before = await counts(db.pool);
-    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Hello', messageId: uniqueId(), headers: ['In-Reply-To: <unknown@x>'] }), ['support@flamecrm.ru']);
+    const r = await send(
+      buildMessage({
+        to: 'support@flamecrm.ru',
+        subject: 'Hello',
+        messageId: uniqueId(),
+        headers: ['In-Reply-To: <unknown@x>'],
+      }),
+      ['support@flamecrm.ru'],
+    );
     expect(r.short).toBe('550 5.1.1');
     expect(await counts(db.pool)).toEqual(before);
   });
 
   it('refuses mail to support@ on two of our domains when neither finds a ticket', async () => {
-    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Hello', messageId: uniqueId() }), ['support@flamecrm.ru', 'support@support.flamecrm.ru']);
+    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Hello', messageId: uniqueId() }), [
+      'support@flamecrm.ru',
+      'support@support.flamecrm.ru',
+    ]);
     expect(r.short).toBe('550 5.1.1');
   });
 
   it('ignores guessable references when reply addresses are signed', async () => {
-    const signed = await startTestServer(db.url, { REPLY_ADDRESS_SECRET: 'a-secret-of-32-characters-000000' }, server.dns);
+    const signed = await startTestServer(
+      db.url,
+      { REPLY_ADDRESS_SECRET: 'a-secret-of-32-characters-000000' },
+      server.dns,
+    );
     try {
-      const bySubject = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Re: [TKT-1004] VPN', messageId: uniqueId() }), ['support@flamecrm.ru'], 'ivan@flamecrm.ru', signed.port);
+      const bySubject = await send(
+        buildMessage({ to: 'support@flamecrm.ru', subject: 'Re: [TKT-1004] VPN', messageId: uniqueId() }),
+        ['support@flamecrm.ru'],
+        'ivan@flamecrm.ru',
+        signed.port,
+      );
       expect(bySubject.short).toBe('550 5.1.1');
-      const byNotification = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Re: VPN', messageId: uniqueId(), headers: ['In-Reply-To: <notify-TKT-1005-1@flamecrm.ru>'] }), ['support@flamecrm.ru'], 'ivan@flamecrm.ru', signed.port);
+      const byNotification = await send(
+        buildMessage({
+          to: 'support@flamecrm.ru',
+          subject: 'Re: VPN',
+          messageId: uniqueId(),
+          headers: ['In-Reply-To: <notify-TKT-1005-1@flamecrm.ru>'],
+        }),
+        ['support@flamecrm.ru'],
+        'ivan@flamecrm.ru',
+        signed.port,
+      );
       expect(byNotification.short).toBe('250 2.0.0');
     } finally {
       await signed.close();
@@ -127,20 +196,18 @@ describe('mail to the bare support@ address', () => {
 });
 
 function multipart(parts: string[], boundary = 'b0undary'): string {
-  return (
-    [
-      'From: Ivan <ivan@flamecrm.ru>',
-      'To: support+TKT-1006@flamecrm.ru',
-      'Subject: Re: [TKT-1006] screenshots',
-      `Message-ID: ${uniqueId()}`,
-      'MIME-Version: 1.0',
-      `Content-Type: multipart/related; boundary="${boundary}"`,
-      '',
-      ...parts.map((p) => `--${boundary}\r\n${p}`),
-      `--${boundary}--`,
-      '',
-    ].join('\r\n')
-  );
+  return [
+    'From: Ivan <ivan@flamecrm.ru>',
+    'To: support+TKT-1006@flamecrm.ru',
+    'Subject: Re: [TKT-1006] screenshots',
+    `Message-ID: ${uniqueId()}`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/related; boundary="${boundary}"`,
+    '',
+    ...parts.map((p) => `--${boundary}\r\n${p}`),
+    `--${boundary}--`,
+    '',
+  ].join('\r\n');
 }
 
 const pdf = Buffer.from('%PDF-1.4 test report').toString('base64');
@@ -157,7 +224,10 @@ describe('attachments and HTML', () => {
     const r = await send(message, ['support+TKT-1006@flamecrm.ru']);
     expect(r.short).toBe('250 2.0.0');
     const rawId = /committed as (\d+)/.exec(r.text)![1];
-    const { rows } = await db.pool.query("select filename, content_type, size, encode(sha256, 'hex') as sha256, content_id, inline, bytes from attachments where raw_message_id = $1 order by position", [rawId]);
+    const { rows } = await db.pool.query(
+      "select filename, content_type, size, encode(sha256, 'hex') as sha256, content_id, inline, bytes from attachments where raw_message_id = $1 order by position",
+      [rawId],
+    );
     expect(rows.map((a) => [a.filename, a.content_type, a.content_id, a.inline])).toEqual([
       ['shot.png', 'image/png', 'shot1@flamecrm.ru', true],
       ['отчёт.pdf', 'application/pdf', null, false],
@@ -166,7 +236,9 @@ describe('attachments and HTML', () => {
     expect(rows[1].bytes.toString()).toBe('%PDF-1.4 test report');
     expect(rows[1].size).toBe(rows[1].bytes.length);
     expect(rows[1].sha256).toBe((await import('node:crypto')).createHash('sha256').update(rows[1].bytes).digest('hex'));
-    const { rows: tm } = await db.pool.query('select html, reply_text from ticket_messages where raw_message_id = $1', [rawId]);
+    const { rows: tm } = await db.pool.query('select html, reply_text from ticket_messages where raw_message_id = $1', [
+      rawId,
+    ]);
     expect(tm[0].html).toContain('src="cid:shot1@flamecrm.ru"');
     expect(tm[0].html).toContain('<b>the</b>');
     expect(tm[0].html).not.toMatch(/script|javascript:|onclick/);
@@ -174,12 +246,16 @@ describe('attachments and HTML', () => {
     expect(tm[0].reply_text).toContain('See the screenshot');
     const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
     const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-1006', '--json'], env)).stdout);
-    expect(shown.messages.at(-1).attachments.map((a: { filename: string; inline: boolean }) => [a.filename, a.inline])).toEqual([
+    expect(
+      shown.messages.at(-1).attachments.map((a: { filename: string; inline: boolean }) => [a.filename, a.inline]),
+    ).toEqual([
       ['shot.png', true],
       ['отчёт.pdf', false],
       ['лог.txt', false],
     ]);
-    expect((await runCli(['ticket', 'show', 'TKT-1006'], env)).stdout).toMatch(/attachment: отчёт\.pdf \(application\/pdf, 20 bytes\)/);
+    expect((await runCli(['ticket', 'show', 'TKT-1006'], env)).stdout).toMatch(
+      /attachment: отчёт\.pdf \(application\/pdf, 20 bytes\)/,
+    );
   });
 
   it.each([
@@ -191,7 +267,10 @@ describe('attachments and HTML', () => {
       const before = await counts(db.pool);
       const message = multipart([
         'Content-Type: text/plain\r\n\r\nthree files',
-        ...[1, 2, 3].map((i) => `Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="f${i}.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${pdf}`),
+        ...[1, 2, 3].map(
+          (i) =>
+            `Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="f${i}.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${pdf}`,
+        ),
       ]);
       const r = await send(message, ['support+TKT-1006@flamecrm.ru'], 'ivan@flamecrm.ru', limited.port);
       expect(r.short).toBe('552 5.3.4');
@@ -213,18 +292,31 @@ describe('auto-replies, bounces and loops', () => {
     ['our own notification coming back', { from: 'FlameCRM <support@flamecrm.ru>' }, 'own-notification'],
   ])('records %s as unrouted, answers 250, never posts to the ticket', async (_name, opts, kind) => {
     const messageId = uniqueId();
-    const r = await send(buildMessage({ to: 'support+TKT-1007@flamecrm.ru', messageId, ...opts }), ['support+TKT-1007@flamecrm.ru']);
+    const r = await send(buildMessage({ to: 'support+TKT-1007@flamecrm.ru', messageId, ...opts }), [
+      'support+TKT-1007@flamecrm.ru',
+    ]);
     expect(r.short).toBe('250 2.0.0');
     expect(r.text).toMatch(new RegExp(`^Ok: ${kind} recorded as \\d+, not posted to the ticket$`));
     const { rows: tm } = await db.pool.query('select 1 from ticket_messages where message_id = $1', [messageId]);
     expect(tm).toHaveLength(0);
-    const { rows } = await db.pool.query('select ticket_id, reason from unrouted_messages where message_id = $1', [messageId]);
+    const { rows } = await db.pool.query('select ticket_id, reason from unrouted_messages where message_id = $1', [
+      messageId,
+    ]);
     expect(rows).toEqual([{ ticket_id: 'TKT-1007', reason: expect.stringMatching(new RegExp(`^${kind}: `)) }]);
   });
 
   it('records a bounce from the null sender, and a multipart/report delivery report', async () => {
     const bounceId = uniqueId();
-    const bounce = await deliver(server.port, { ip: '127.0.0.1', from: '', to: ['support+TKT-1007@flamecrm.ru'], message: buildMessage({ from: 'Mail Delivery Subsystem <mailer-daemon@example.ru>', subject: 'Undelivered Mail Returned to Sender', messageId: bounceId }) });
+    const bounce = await deliver(server.port, {
+      ip: '127.0.0.1',
+      from: '',
+      to: ['support+TKT-1007@flamecrm.ru'],
+      message: buildMessage({
+        from: 'Mail Delivery Subsystem <mailer-daemon@example.ru>',
+        subject: 'Undelivered Mail Returned to Sender',
+        messageId: bounceId,
+      }),
+    });
     expect(bounce.text).toMatch(/^Ok: bounce recorded/);
     const reportId = uniqueId();
     const report = [
@@ -250,12 +342,21 @@ describe('auto-replies, bounces and loops', () => {
       '--r--',
       '',
     ].join('\r\n');
-    expect((await send(report, ['support+TKT-1007@flamecrm.ru'], 'postmaster@example.ru')).text).toMatch(/^Ok: bounce recorded/);
+    expect((await send(report, ['support+TKT-1007@flamecrm.ru'], 'postmaster@example.ru')).text).toMatch(
+      /^Ok: bounce recorded/,
+    );
   });
 
   it('posts an ordinary Outlook reply that carries X-Auto-Response-Suppress', async () => {
     const messageId = uniqueId();
-    const r = await send(buildMessage({ to: 'support+TKT-1007@flamecrm.ru', messageId, headers: ['X-Auto-Response-Suppress: All', 'Thread-Topic: VPN'] }), ['support+TKT-1007@flamecrm.ru']);
+    const r = await send(
+      buildMessage({
+        to: 'support+TKT-1007@flamecrm.ru',
+        messageId,
+        headers: ['X-Auto-Response-Suppress: All', 'Thread-Topic: VPN'],
+      }),
+      ['support+TKT-1007@flamecrm.ru'],
+    );
     expect(r.text).toMatch(/^Ok: committed as/);
   });
 
@@ -265,11 +366,28 @@ describe('auto-replies, bounces and loops', () => {
     try {
       const ids = [uniqueId(), uniqueId(), uniqueId(), uniqueId()];
       const replies = [];
-      for (const messageId of ids) replies.push((await send(buildMessage({ to: 'support+TKT-2000@flamecrm.ru', messageId, body: `loop ${messageId}` }), ['support+TKT-2000@flamecrm.ru'], 'ivan@flamecrm.ru', capped.port)).short);
+      for (const messageId of ids)
+        replies.push(
+          (
+            await send(
+              buildMessage({ to: 'support+TKT-2000@flamecrm.ru', messageId, body: `loop ${messageId}` }),
+              ['support+TKT-2000@flamecrm.ru'],
+              'ivan@flamecrm.ru',
+              capped.port,
+            )
+          ).short,
+        );
       expect(replies).toEqual(['250 2.0.0', '250 2.0.0', '250 2.0.0', '450 4.7.1']);
-      const retry = await send(buildMessage({ to: 'support+TKT-2000@flamecrm.ru', messageId: ids[0], body: `loop ${ids[0]}` }), ['support+TKT-2000@flamecrm.ru'], 'ivan@flamecrm.ru', capped.port);
+      const retry = await send(
+        buildMessage({ to: 'support+TKT-2000@flamecrm.ru', messageId: ids[0], body: `loop ${ids[0]}` }),
+        ['support+TKT-2000@flamecrm.ru'],
+        'ivan@flamecrm.ru',
+        capped.port,
+      );
       expect(retry.text).toMatch(/^Ok: already committed as/);
-      const { rows } = await db.pool.query("select count(*)::int as n from ticket_messages where ticket_id = 'TKT-2000'");
+      const { rows } = await db.pool.query(
+        "select count(*)::int as n from ticket_messages where ticket_id = 'TKT-2000'",
+      );
       expect(rows[0].n).toBe(3);
       expect(capped.logsWithCode('DATA_TICKET_RATE_LIMITED').at(-1)).toMatchObject({ tickets: ['TKT-2000'] });
     } finally {
@@ -293,7 +411,9 @@ describe('malformed MIME', () => {
       outcomes.set(name, r.short);
     }
     console.log('malformed outcomes:', Object.fromEntries(outcomes));
-    const after = await send(buildMessage({ messageId: uniqueId(), to: 'support+TKT-1009@flamecrm.ru' }), ['support+TKT-1009@flamecrm.ru']);
+    const after = await send(buildMessage({ messageId: uniqueId(), to: 'support+TKT-1009@flamecrm.ru' }), [
+      'support+TKT-1009@flamecrm.ru',
+    ]);
     expect(after.short).toBe('250 2.0.0');
     const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
     expect(health.status).toBe(200);
@@ -301,9 +421,19 @@ describe('malformed MIME', () => {
 
   it('stores a message with NUL bytes, without them (PostgreSQL text cannot hold NUL)', async () => {
     const messageId = uniqueId();
-    const r = await send(buildMessage({ to: 'support+TKT-1009@flamecrm.ru', messageId, subject: 'nul\u0000here', body: 'the answer\u0000 with a NUL' }), ['support+TKT-1009@flamecrm.ru']);
+    const r = await send(
+      buildMessage({
+        to: 'support+TKT-1009@flamecrm.ru',
+        messageId,
+        subject: 'nul\u0000here',
+        body: 'the answer\u0000 with a NUL',
+      }),
+      ['support+TKT-1009@flamecrm.ru'],
+    );
     expect(r.short).toBe('250 2.0.0');
-    const { rows } = await db.pool.query('select subject, reply_text from ticket_messages where message_id = $1', [messageId]);
+    const { rows } = await db.pool.query('select subject, reply_text from ticket_messages where message_id = $1', [
+      messageId,
+    ]);
     expect(rows).toEqual([{ subject: 'nulhere', reply_text: 'the answer with a NUL' }]);
   });
 

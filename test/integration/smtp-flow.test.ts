@@ -12,7 +12,11 @@ let server: TestServer;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  server = await startTestServer(db.url, { MAX_MESSAGE_BYTES: '20000', SMTP_MAX_RECIPIENTS: '5', STAFF_SENDERS: '@flamecrm.ru' });
+  server = await startTestServer(db.url, {
+    MAX_MESSAGE_BYTES: '20000',
+    SMTP_MAX_RECIPIENTS: '5',
+    STAFF_SENDERS: '@flamecrm.ru',
+  });
   await insertTestTicket(db.pool, 'TKT-1001', 'client@example.ru', 'Printer on fire');
   await insertTestTicket(db.pool, 'TKT-1002');
   await insertTestTicket(db.pool, 'TKT-1003');
@@ -27,7 +31,8 @@ beforeEach(async () => {
   await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments');
 });
 
-const transport = () => nodemailer.createTransport({ host: '127.0.0.1', port: server.port, secure: false, ignoreTLS: true, pool: false });
+const transport = () =>
+  nodemailer.createTransport({ host: '127.0.0.1', port: server.port, secure: false, ignoreTLS: true, pool: false });
 
 async function dialogue(lines: string[]) {
   const client = await SmtpClient.connect(server.port);
@@ -46,13 +51,18 @@ describe('EHLO', () => {
     const ehlo = await client.command('EHLO client.example.ru');
     await client.quit();
     const keywords = ehlo.lines.slice(1).map((l) => l.slice(4));
-    expect(keywords).toEqual(expect.arrayContaining(['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'SIZE 20000']));
+    expect(keywords).toEqual(
+      expect.arrayContaining(['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'SIZE 20000']),
+    );
     expect(keywords.some((k) => k.startsWith('AUTH'))).toBe(false);
     expect(keywords).not.toContain('STARTTLS');
   });
 
   it('does not let AUTH stand in the way of MAIL FROM', async () => {
-    expect(await dialogue(['AUTH PLAIN AGFiYwBkZWY=', 'MAIL FROM:<ivan@flamecrm.ru>'])).toEqual(['500 5.5.2', '250 2.1.0']);
+    expect(await dialogue(['AUTH PLAIN AGFiYwBkZWY=', 'MAIL FROM:<ivan@flamecrm.ru>'])).toEqual([
+      '500 5.5.2',
+      '250 2.1.0',
+    ]);
   });
 });
 
@@ -78,7 +88,11 @@ describe('RCPT TO decides each recipient before any data', () => {
     expect(await dialogue(['MAIL FROM:<ivan@flamecrm.ru>', `RCPT TO:<${rcpt}>`])).toEqual(['250 2.1.0', expected]);
     const logged = server.logsWithCode(code);
     expect(logged.length).toBe(before + 1);
-    expect(logged.at(-1)).toMatchObject({ rcpt, ip: '127.0.0.1', reply: expect.stringMatching(new RegExp(`^${expected}`)) });
+    expect(logged.at(-1)).toMatchObject({
+      rcpt,
+      ip: '127.0.0.1',
+      reply: expect.stringMatching(new RegExp(`^${expected}`)),
+    });
   });
 
   it('names the unknown ticket in the reply', async () => {
@@ -91,15 +105,30 @@ describe('RCPT TO decides each recipient before any data', () => {
   });
 
   it('accepts the null sender <>', async () => {
-    expect(await dialogue(['MAIL FROM:<>', 'RCPT TO:<support+TKT-1001@flamecrm.ru>'])).toEqual(['250 2.1.0', '250 2.1.5']);
+    expect(await dialogue(['MAIL FROM:<>', 'RCPT TO:<support+TKT-1001@flamecrm.ru>'])).toEqual([
+      '250 2.1.0',
+      '250 2.1.5',
+    ]);
   });
 
   it('limits recipients per transaction', async () => {
     // five distinct recipients are allowed (SMTP_MAX_RECIPIENTS=5), the sixth is not
-    const distinct = ['1001', '1002', '1003'].map((n) => `RCPT TO:<support+TKT-${n}@flamecrm.ru>`).concat(['postmaster@flamecrm.ru', 'abuse@flamecrm.ru', 'postmaster'].map((a) => `RCPT TO:<${a}>`));
-    expect(await dialogue(['MAIL FROM:<a@b.ru>', ...distinct])).toEqual(['250 2.1.0', '250 2.1.5', '250 2.1.5', '250 2.1.5', '250 2.1.5', '250 2.1.5', '452 4.5.3']);
+    const distinct = ['1001', '1002', '1003']
+      .map((n) => `RCPT TO:<support+TKT-${n}@flamecrm.ru>`)
+      .concat(['postmaster@flamecrm.ru', 'abuse@flamecrm.ru', 'postmaster'].map((a) => `RCPT TO:<${a}>`));
+    expect(await dialogue(['MAIL FROM:<a@b.ru>', ...distinct])).toEqual([
+      '250 2.1.0',
+      '250 2.1.5',
+      '250 2.1.5',
+      '250 2.1.5',
+      '250 2.1.5',
+      '250 2.1.5',
+      '452 4.5.3',
+    ]);
     // a refusal smtp-server decides itself still gets its log line
-    await expect.poll(() => server.logsWithCode('SMTP_PROTOCOL_REFUSED').map((l) => l.reply)).toContainEqual(expect.stringMatching(/^452 4\.5\.3 /));
+    await expect
+      .poll(() => server.logsWithCode('SMTP_PROTOCOL_REFUSED').map((l) => l.reply))
+      .toContainEqual(expect.stringMatching(/^452 4\.5\.3 /));
   });
 });
 
@@ -119,7 +148,9 @@ describe('DATA commits before 250', () => {
     expect(info.response).toMatch(/^250 2\.0\.0 Ok: committed as \d+$/);
     const rawId = /committed as (\d+)/.exec(info.response)![1];
 
-    const { rows } = await db.pool.query('select tm.*, host(client_ip) as ip, rm.bytes, rm.sha256, rm.size from ticket_messages tm join raw_messages rm on rm.id = tm.raw_message_id');
+    const { rows } = await db.pool.query(
+      'select tm.*, host(client_ip) as ip, rm.bytes, rm.sha256, rm.size from ticket_messages tm join raw_messages rm on rm.id = tm.raw_message_id',
+    );
     expect(rows).toHaveLength(1);
     const row = rows[0];
     expect(row).toMatchObject({
@@ -147,12 +178,19 @@ describe('DATA commits before 250', () => {
     expect(row.bytes.toString()).toContain('Message-ID: <reply-1@mail.flamecrm.ru>');
 
     const committed = server.logsWithCode('DATA_COMMITTED').at(-1);
-    expect(committed).toMatchObject({ tickets: ['TKT-1001'], messageId: '<reply-1@mail.flamecrm.ru>', ip: '127.0.0.1', rawMessageId: rawId });
+    expect(committed).toMatchObject({
+      tickets: ['TKT-1001'],
+      messageId: '<reply-1@mail.flamecrm.ru>',
+      ip: '127.0.0.1',
+      rawMessageId: rawId,
+    });
     expect(typeof committed?.ms).toBe('number');
   });
 
   it('refuses an unknown ticket at RCPT and stores nothing', async () => {
-    await expect(transport().sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-404@flamecrm.ru', subject: 'x', text: 'y' })).rejects.toMatchObject({
+    await expect(
+      transport().sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-404@flamecrm.ru', subject: 'x', text: 'y' }),
+    ).rejects.toMatchObject({
       responseCode: 550,
       response: expect.stringContaining('5.1.1 No such ticket TKT-404'),
     });
@@ -160,7 +198,9 @@ describe('DATA commits before 250', () => {
   });
 
   it('refuses relaying and stores nothing', async () => {
-    await expect(transport().sendMail({ from: 'spammer@example.com', to: 'victim@gmail.com', subject: 'x', text: 'y' })).rejects.toMatchObject({
+    await expect(
+      transport().sendMail({ from: 'spammer@example.com', to: 'victim@gmail.com', subject: 'x', text: 'y' }),
+    ).rejects.toMatchObject({
       responseCode: 550,
       response: expect.stringContaining('5.7.1 Relaying denied'),
     });
@@ -172,7 +212,9 @@ describe('DATA commits before 250', () => {
     await client.command('EHLO x');
     await client.command('MAIL FROM:<ivan@flamecrm.ru>');
     await client.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
-    const r = await client.data(buildMessage({ body: 'x'.repeat(76) + '\r\n'.concat('y'.repeat(76) + '\r\n').repeat(400) }));
+    const r = await client.data(
+      buildMessage({ body: 'x'.repeat(76) + '\r\n'.concat(`${'y'.repeat(76)}\r\n`).repeat(400) }),
+    );
     expect(r.short).toBe('552 5.3.4');
     // the connection stays usable for the next transaction
     expect((await client.command('RSET')).code).toBe(250);
@@ -182,15 +224,20 @@ describe('DATA commits before 250', () => {
   });
 
   it('keeps nothing of a message past the cap while it is still arriving', async () => {
-    const buffered = async () => Number(/^ticketmx_smtp_buffered_bytes (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text())![1]);
+    const buffered = async () =>
+      Number(
+        /^ticketmx_smtp_buffered_bytes (\d+)/m.exec(
+          await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text(),
+        )![1],
+      );
     const client = await SmtpClient.connect(server.port);
     await client.command('EHLO x');
     await client.command('MAIL FROM:<ivan@flamecrm.ru>');
     await client.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
     expect((await client.command('DATA')).code).toBe(354);
-    client.write(buildMessage({ body: ('z'.repeat(98) + '\r\n').repeat(100) })); // 10 KB: under the cap, held
+    client.write(buildMessage({ body: `${'z'.repeat(98)}\r\n`.repeat(100) })); // 10 KB: under the cap, held
     await expect.poll(buffered).toBeGreaterThan(5_000);
-    client.write(('z'.repeat(98) + '\r\n').repeat(10_000)); // 1 MB more: past the cap, let go
+    client.write(`${'z'.repeat(98)}\r\n`.repeat(10_000)); // 1 MB more: past the cap, let go
     await expect.poll(buffered).toBe(0);
     client.write('.\r\n');
     expect((await client.next()).short).toBe('552 5.3.4');
@@ -231,8 +278,16 @@ describe('DATA commits before 250', () => {
       'RCPT TO:<support+nonsense@flamecrm.ru>',
       'DATA',
     ]);
-    expect(replies.map((r) => r.short)).toEqual(['250 2.1.0', '250 2.1.5', '550 5.1.1', '550 5.7.1', '250 2.1.5', '550 5.1.1', '354']);
-    client.write(Buffer.from(buildMessage({ messageId: '<pipelined@x>' }).replace(/\r?\n/g, '\r\n') + '.\r\n'));
+    expect(replies.map((r) => r.short)).toEqual([
+      '250 2.1.0',
+      '250 2.1.5',
+      '550 5.1.1',
+      '550 5.7.1',
+      '250 2.1.5',
+      '550 5.1.1',
+      '354',
+    ]);
+    client.write(Buffer.from(`${buildMessage({ messageId: '<pipelined@x>' }).replace(/\r?\n/g, '\r\n')}.\r\n`));
     const done = await client.next();
     await client.quit();
     expect(done.short).toBe('250 2.0.0');
@@ -260,23 +315,45 @@ describe('DATA commits before 250', () => {
       { ticket_id: 'TKT-1001', message_id: '<first@x>', reply_text: 'first' },
       { ticket_id: 'TKT-1002', message_id: '<second@x>', reply_text: 'second' },
     ]);
-    const tnx = server.logsWithCode('DATA_COMMITTED').slice(-2).map((l) => l.tnx as string);
+    const tnx = server
+      .logsWithCode('DATA_COMMITTED')
+      .slice(-2)
+      .map((l) => l.tnx as string);
     expect(tnx[0]!.split('.')[0]).toBe(tnx[1]!.split('.')[0]);
     expect(tnx[0]).not.toBe(tnx[1]);
   });
 
   it('stores one row per ticket, all in one transaction, for a message to several tickets', async () => {
-    const info = await transport().sendMail({ from: 'ivan@flamecrm.ru', to: ['support+TKT-1001@flamecrm.ru', 'support+TKT-1002@flamecrm.ru', 'postmaster@flamecrm.ru'], subject: 'both', text: 'one answer for both' });
+    const info = await transport().sendMail({
+      from: 'ivan@flamecrm.ru',
+      to: ['support+TKT-1001@flamecrm.ru', 'support+TKT-1002@flamecrm.ru', 'postmaster@flamecrm.ru'],
+      subject: 'both',
+      text: 'one answer for both',
+    });
     expect(info.accepted).toHaveLength(3);
-    const { rows } = await db.pool.query('select distinct raw_message_id from ticket_messages union select raw_message_id from unrouted_messages');
+    const { rows } = await db.pool.query(
+      'select distinct raw_message_id from ticket_messages union select raw_message_id from unrouted_messages',
+    );
     expect(rows).toHaveLength(1);
     expect(await counts(db.pool)).toEqual({ raw: 1, tm: 2, um: 1 });
   });
 
   it('stores postmaster mail as unrouted mail', async () => {
-    await transport().sendMail({ from: 'admin@example.org', to: 'postmaster@flamecrm.ru', subject: 'your MX', text: 'hello postmaster' });
+    await transport().sendMail({
+      from: 'admin@example.org',
+      to: 'postmaster@flamecrm.ru',
+      subject: 'your MX',
+      text: 'hello postmaster',
+    });
     const { rows } = await db.pool.query('select recipient, reason, from_address, subject from unrouted_messages');
-    expect(rows).toEqual([{ recipient: 'postmaster@flamecrm.ru', reason: 'postmaster', from_address: 'admin@example.org', subject: 'your MX' }]);
+    expect(rows).toEqual([
+      {
+        recipient: 'postmaster@flamecrm.ru',
+        reason: 'postmaster',
+        from_address: 'admin@example.org',
+        subject: 'your MX',
+      },
+    ]);
     expect((await counts(db.pool)).tm).toBe(0);
   });
 
@@ -355,11 +432,17 @@ describe('DATA commits before 250', () => {
     expect(await send()).toMatch(/^Ok: committed as/);
     expect(await send()).toMatch(/^Ok: already committed as/);
     const { rows } = await db.pool.query('select idempotency_key, length(message_id) as n from ticket_messages');
-    expect(rows).toEqual([{ idempotency_key: expect.stringMatching(/^mid-sha256:[0-9a-f]{64}$/), n: messageId.length }]);
+    expect(rows).toEqual([
+      { idempotency_key: expect.stringMatching(/^mid-sha256:[0-9a-f]{64}$/), n: messageId.length },
+    ]);
   });
 
   it('answers 451 4.3.1 when all connections together would hold more than SMTP_MAX_BUFFERED_BYTES', async () => {
-    const tight = await startTestServer(db.url, { MAX_MESSAGE_BYTES: '1048576', SMTP_MAX_BUFFERED_BYTES: '1048576' }, server.dns);
+    const tight = await startTestServer(
+      db.url,
+      { MAX_MESSAGE_BYTES: '1048576', SMTP_MAX_BUFFERED_BYTES: '1048576' },
+      server.dns,
+    );
     try {
       const open = async () => {
         const c = await SmtpClient.connect(tight.port);
@@ -368,11 +451,13 @@ describe('DATA commits before 250', () => {
         await c.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
         return c;
       };
-      const body = ('y'.repeat(98) + '\r\n').repeat(6000); // 600 KB
+      const body = `${'y'.repeat(98)}\r\n`.repeat(6000); // 600 KB
       const first = await open();
       expect((await first.command('DATA')).code).toBe(354);
       first.write(`${buildMessage({ messageId: '<held@x>', body: '' })}${body}`); // held open: no final dot yet
-      await expect.poll(() => (tight.service.smtp.server as unknown as { connections: Set<unknown> }).connections.size).toBe(1);
+      await expect
+        .poll(() => (tight.service.smtp.server as unknown as { connections: Set<unknown> }).connections.size)
+        .toBe(1);
       await new Promise((r) => setTimeout(r, 200));
       const second = await open();
       const refused = await second.data(`${buildMessage({ messageId: '<second@x>', body: '' })}${body}`);
@@ -416,16 +501,35 @@ describe('DATA commits before 250', () => {
     client.destroy();
     await expect.poll(() => server.logsWithCode('DATA_ABORTED').length).toBeGreaterThan(0);
     expect(await counts(db.pool)).toEqual({ raw: 0, tm: 0, um: 0 });
-    const info = await transport().sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-1001@flamecrm.ru', subject: 'after', text: 'still here' });
+    const info = await transport().sendMail({
+      from: 'ivan@flamecrm.ru',
+      to: 'support+TKT-1001@flamecrm.ru',
+      subject: 'after',
+      text: 'still here',
+    });
     expect(info.response).toMatch(/^250 2\.0\.0/);
   });
 
   it('logs each decision once with a stable code, the reply and the duration', async () => {
     const before = server.logs.length;
-    await transport().sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-1003@flamecrm.ru', subject: 'log me', text: 'x', messageId: '<log@x>' });
-    const lines = server.logs.slice(before).filter((l) => typeof l.code === 'string' && /^(MAIL|RCPT|DATA)_/.test(l.code as string));
+    await transport().sendMail({
+      from: 'ivan@flamecrm.ru',
+      to: 'support+TKT-1003@flamecrm.ru',
+      subject: 'log me',
+      text: 'x',
+      messageId: '<log@x>',
+    });
+    const lines = server.logs
+      .slice(before)
+      .filter((l) => typeof l.code === 'string' && /^(MAIL|RCPT|DATA)_/.test(l.code as string));
     expect(lines.map((l) => l.code)).toEqual(['MAIL_FROM_ACCEPTED', 'RCPT_TICKET', 'DATA_COMMITTED']);
-    for (const l of lines) expect(l).toMatchObject({ ip: '127.0.0.1', reply: expect.stringMatching(/^250 2\./), cid: expect.any(String), tnx: expect.any(String) });
+    for (const l of lines)
+      expect(l).toMatchObject({
+        ip: '127.0.0.1',
+        reply: expect.stringMatching(/^250 2\./),
+        cid: expect.any(String),
+        tnx: expect.any(String),
+      });
     expect(lines[2]).toMatchObject({ messageId: '<log@x>', tickets: ['TKT-1003'], ms: expect.any(Number) });
   });
 });
@@ -435,7 +539,9 @@ describe('HTTP', () => {
     const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', database: 'ok' });
-    await transport().sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-404@flamecrm.ru', subject: 'x', text: 'y' }).catch(() => undefined);
+    await transport()
+      .sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-404@flamecrm.ru', subject: 'x', text: 'y' })
+      .catch(() => undefined);
     const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
     expect(metrics).toMatch(/ticketmx_smtp_decisions_total\{code="RCPT_UNKNOWN_TICKET",reply="550"\} [1-9]/);
     expect(metrics).toContain('ticketmx_data_seconds_bucket');

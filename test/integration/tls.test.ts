@@ -1,8 +1,8 @@
 // STARTTLS with our own certificate (TLS_CERT_FILE/TLS_KEY_FILE), and the warning without one.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import nodemailer from 'nodemailer';
@@ -20,8 +20,29 @@ beforeAll(async () => {
   await insertTestTicket(db.pool, 'TKT-5');
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-tls-'));
   // a certificate made for this test run; no key is committed
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mx.test.flamecrm.ru', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-  server = await startTestServer(db.url, { TLS_CERT_FILE: path.join(dir, 'cert.pem'), TLS_KEY_FILE: path.join(dir, 'key.pem') });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=mx.test.flamecrm.ru',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  server = await startTestServer(db.url, {
+    TLS_CERT_FILE: path.join(dir, 'cert.pem'),
+    TLS_KEY_FILE: path.join(dir, 'key.pem'),
+  });
 });
 
 afterAll(async () => {
@@ -37,8 +58,20 @@ describe('STARTTLS', () => {
     await client.quit();
     expect(ehlo.lines.map((l) => l.slice(4))).toContain('STARTTLS');
 
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: server.port, secure: false, requireTLS: true, tls: { rejectUnauthorized: false } });
-    const info = await transport.sendMail({ from: 'ivan@flamecrm.ru', to: 'support+TKT-5@flamecrm.ru', subject: 'over TLS', text: 'encrypted', messageId: '<tls@x>' });
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: server.port,
+      secure: false,
+      requireTLS: true,
+      tls: { rejectUnauthorized: false },
+    });
+    const info = await transport.sendMail({
+      from: 'ivan@flamecrm.ru',
+      to: 'support+TKT-5@flamecrm.ru',
+      subject: 'over TLS',
+      text: 'encrypted',
+      messageId: '<tls@x>',
+    });
     expect(info.response).toMatch(/^250 2\.0\.0/);
     const { rows } = await db.pool.query("select tls, tls_cipher from ticket_messages where message_id = '<tls@x>'");
     expect(rows).toEqual([{ tls: true, tls_cipher: expect.stringMatching(/^TLS_|AES|CHACHA/) }]);

@@ -1,8 +1,9 @@
 // The resolver and authenticate() against a real DNS server on loopback (the DNS_SERVERS path):
 // answers and DNS error codes, and the verdicts for signed, sealed, unsigned and DNS-starved mail.
+
+import { authenticate as mailauthAuthenticate, sealMessage } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sealMessage, authenticate as mailauthAuthenticate } from 'mailauth';
-import { authenticate, type AuthResults } from '../../src/mail/authenticate.js';
+import { type AuthResults, authenticate } from '../../src/mail/authenticate.js';
 import { createResolver, isTemporaryDnsError, type Resolver } from '../../src/mail/dns.js';
 import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { dkimSigned } from '../helpers/mail-auth.js';
@@ -63,7 +64,9 @@ describe('createResolver', () => {
   it('reports a server that is not there as temporary', async () => {
     const gone = await startDnsServer({ records: {} });
     await gone.close();
-    const err = await createResolver({ servers: [gone.address], timeoutMs: 150, tries: 1 })('flamecrm.ru', 'TXT').catch((e: unknown) => e);
+    const err = await createResolver({ servers: [gone.address], timeoutMs: 150, tries: 1 })('flamecrm.ru', 'TXT').catch(
+      (e: unknown) => e,
+    );
     expect(isTemporaryDnsError(err)).toBe(true);
   });
 
@@ -122,13 +125,20 @@ const compose = (fromLines: string[], body = 'Добрый день! Пробл�
     ].join('\r\n'),
   );
 
-const sign = (message: Buffer, selector: string, privateKey: string): Promise<Buffer> => dkimSigned(message, 'flamecrm.ru', selector, privateKey);
+const sign = (message: Buffer, selector: string, privateKey: string): Promise<Buffer> =>
+  dkimSigned(message, 'flamecrm.ru', selector, privateKey);
 
 const staff = { ip: '127.0.0.1', helo: 'mx.flamecrm.ru', mailFrom: 'admin@flamecrm.ru', mta: MTA };
 
 /** A forwarding mailbox: checks the original, appends a footer, seals with ARC, resends. */
 const forward = async (message: Buffer, selector: string, privateKey: string): Promise<Buffer> => {
-  const seen = await mailauthAuthenticate(message, { ...staff, sender: staff.mailFrom, mta: 'mx.forwarder.test', resolver, disableBimi: true });
+  const seen = await mailauthAuthenticate(message, {
+    ...staff,
+    sender: staff.mailFrom,
+    mta: 'mx.forwarder.test',
+    resolver,
+    disableBimi: true,
+  });
   const modified = Buffer.concat([message, Buffer.from('-- \r\nforwarded\r\n')]);
   const seal = await sealMessage(modified, {
     signingDomain: 'forwarder.test',
@@ -139,7 +149,12 @@ const forward = async (message: Buffer, selector: string, privateKey: string): P
   });
   return Buffer.concat([seal, modified]);
 };
-const fromForwarder = { ip: '192.0.2.25', helo: 'out.forwarder.test', mailFrom: 'SRS0=x=y=flamecrm.ru=admin@forwarder.test', mta: MTA };
+const fromForwarder = {
+  ip: '192.0.2.25',
+  helo: 'out.forwarder.test',
+  mailFrom: 'SRS0=x=y=flamecrm.ru=admin@forwarder.test',
+  mta: MTA,
+};
 
 describe('authenticate', () => {
   it('gives plain verdicts for staff mail that passes everything', async () => {
@@ -149,7 +164,12 @@ describe('authenticate', () => {
       fromDomain: 'flamecrm.ru',
       spf: { result: 'pass', domain: 'flamecrm.ru', identity: 'mailfrom', aligned: true },
       dkim: [{ result: 'pass', domain: 'flamecrm.ru', selector: 'mail', aligned: true }],
-      dmarc: { result: 'pass', policy: 'reject', domain: 'flamecrm.ru', alignment: { spf: 'flamecrm.ru', dkim: 'flamecrm.ru' } },
+      dmarc: {
+        result: 'pass',
+        policy: 'reject',
+        domain: 'flamecrm.ru',
+        alignment: { spf: 'flamecrm.ru', dkim: 'flamecrm.ru' },
+      },
       arc: { result: 'none', i: 0, sealers: [], sealerResults: null },
       temporary: false,
       temporaryChecks: [],
@@ -163,13 +183,23 @@ describe('authenticate', () => {
   });
 
   it('checks the HELO identity for the null sender', async () => {
-    const result = await authenticate({ message: compose(['mailer-daemon@flamecrm.ru']), ...staff, mailFrom: '', resolver });
+    const result = await authenticate({
+      message: compose(['mailer-daemon@flamecrm.ru']),
+      ...staff,
+      mailFrom: '',
+      resolver,
+    });
     expect(result.spf).toMatchObject({ identity: 'helo', domain: 'mx.flamecrm.ru', result: 'none', aligned: true });
     expect(result.dkim).toEqual([]);
   });
 
   it('reports a failing SPF and DMARC for a forged From', async () => {
-    const result = await authenticate({ message: compose(['admin@flamecrm.ru']), ...staff, ip: '203.0.113.66', resolver });
+    const result = await authenticate({
+      message: compose(['admin@flamecrm.ru']),
+      ...staff,
+      ip: '203.0.113.66',
+      resolver,
+    });
     expect(result).toMatchObject({
       spf: { result: 'fail', domain: 'flamecrm.ru', aligned: true },
       dkim: [],
@@ -204,14 +234,20 @@ describe('authenticate', () => {
   it('reports an unreachable DKIM key as temperror instead of throwing', async () => {
     const message = await sign(compose(['admin@flamecrm.ru']), 'slow', slowKey);
     const result = await authenticate({ message, ...staff, ip: '203.0.113.9', resolver });
-    expect(result.dkim).toMatchObject([{ result: 'temperror', domain: 'flamecrm.ru', selector: 'slow', aligned: true }]);
+    expect(result.dkim).toMatchObject([
+      { result: 'temperror', domain: 'flamecrm.ru', selector: 'slow', aligned: true },
+    ]);
     expect(result.temporaryChecks).toEqual(['dkim']);
     expect(result.temporary).toBe(true);
     expect(result.headers).toContain('dkim=temperror');
   });
 
   it('reports an unreachable ARC seal key as temperror (mailauth says fail)', async () => {
-    const message = await forward(await sign(compose(['admin@flamecrm.ru']), 'mail', flamecrmKey), 'slowarc', slowArcKey);
+    const message = await forward(
+      await sign(compose(['admin@flamecrm.ru']), 'mail', flamecrmKey),
+      'slowarc',
+      slowArcKey,
+    );
     dns.setDelay('slowarc._domainkey.forwarder.test', Infinity);
     const result = await authenticate({ message, ...fromForwarder, resolver });
     expect(result.arc).toMatchObject({ result: 'temperror', sealers: ['forwarder.test'], sealerResults: null });
@@ -247,7 +283,11 @@ describe('authenticate', () => {
       mta: MTA,
       resolver,
     });
-    expect(result).toMatchObject({ spf: { result: 'none' }, dmarc: { result: 'none', policy: null }, temporary: false });
+    expect(result).toMatchObject({
+      spf: { result: 'none' },
+      dmarc: { result: 'none', policy: null },
+      temporary: false,
+    });
   });
 
   it.each([

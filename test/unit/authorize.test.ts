@@ -1,11 +1,12 @@
 // The sender-authorization policy end to end: messages DKIM-signed and ARC-sealed here, checked
 // by authenticate() against the loopback DNS server (the DNS_SERVERS path), then authorize()
 // under enforce and monitor. Plus the staff/requester matching rules on their own.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { authenticate as mailauthAuthenticate, sealMessage } from 'mailauth';
 import { simpleParser } from 'mailparser';
-import { authenticate, type AuthResults } from '../../src/mail/authenticate.js';
-import { authorize, type AuthDecision, type AuthPolicy } from '../../src/mail/authorize.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AuthResults, authenticate } from '../../src/mail/authenticate.js';
+import { type AuthDecision, type AuthPolicy, authorize } from '../../src/mail/authorize.js';
 import { createResolver, type Resolver } from '../../src/mail/dns.js';
 import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { dkimSigned } from '../helpers/mail-auth.js';
@@ -97,12 +98,27 @@ const forward = async (original: Envelope, sealer: string, selector = 'arc'): Pr
   });
   expect(seal.length).toBeGreaterThan(0);
   const out = sealer === 'forwarder.test' ? '192.0.2.25' : '192.0.2.200';
-  return { message: Buffer.concat([seal, modified]), ip: out, helo: `out.${sealer}`, mailFrom: `SRS0=hh=tt=flamecrm.ru=admin@${sealer}` };
+  return {
+    message: Buffer.concat([seal, modified]),
+    ip: out,
+    helo: `out.${sealer}`,
+    mailFrom: `SRS0=hh=tt=flamecrm.ru=admin@${sealer}`,
+  };
 };
 
-const staffDirect = (message: Buffer): Envelope => ({ message, ip: '127.0.0.2', helo: 'mx.flamecrm.ru', mailFrom: 'admin@flamecrm.ru' });
+const staffDirect = (message: Buffer): Envelope => ({
+  message,
+  ip: '127.0.0.2',
+  helo: 'mx.flamecrm.ru',
+  mailFrom: 'admin@flamecrm.ru',
+});
 /** A message sent through a mailing service whose envelope and IP are its own. */
-const viaEsp = (message: Buffer): Envelope => ({ message, ip: '203.0.113.9', helo: 'out.unrelated.test', mailFrom: 'bounces+42@unrelated.test' });
+const viaEsp = (message: Buffer): Envelope => ({
+  message,
+  ip: '203.0.113.9',
+  helo: 'out.unrelated.test',
+  mailFrom: 'bounces+42@unrelated.test',
+});
 
 interface Case {
   name: string;
@@ -123,115 +139,222 @@ const cases: Case[] = [
   {
     name: 'staff, DKIM aligned, sent through a mailing service',
     build: async () => viaEsp(await sign(compose(ADMIN), 'flamecrm.ru', 'mail')),
-    verdict: 'accept', code: 'AUTH_ACCEPTED', role: 'staff', authenticatedBy: 'dmarc',
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
   },
   {
     name: 'staff, SPF only (no DKIM), aligned',
     build: async () => staffDirect(compose(ADMIN)),
-    verdict: 'accept', code: 'AUTH_ACCEPTED', role: 'staff', authenticatedBy: 'dmarc',
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
   },
   {
     name: 'requester, SPF only, aligned, domain without DMARC',
-    build: async () => ({ message: compose('Клиент <client@example.ru>'), ip: '198.51.100.7', helo: 'mail.example.ru', mailFrom: 'client@example.ru' }),
-    verdict: 'accept', code: 'AUTH_ACCEPTED', role: 'requester', authenticatedBy: 'spf',
+    build: async () => ({
+      message: compose('Клиент <client@example.ru>'),
+      ip: '198.51.100.7',
+      helo: 'mail.example.ru',
+      mailFrom: 'client@example.ru',
+    }),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'requester',
+    authenticatedBy: 'spf',
   },
   {
     name: 'requester, DKIM aligned, domain without DMARC',
     build: async () => viaEsp(await sign(compose('client@example.ru'), 'example.ru', 's1')),
-    verdict: 'accept', code: 'AUTH_ACCEPTED', role: 'requester', authenticatedBy: 'dkim',
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'requester',
+    authenticatedBy: 'dkim',
   },
   {
     name: 'requester, DKIM of an unrelated domain only',
     build: async () => viaEsp(await sign(compose('client@example.ru'), 'unrelated.test', 'k1')),
-    verdict: 'reject', code: 'AUTH_UNAUTHENTICATED', role: 'requester', authenticatedBy: null, enhanced: '5.7.22',
+    verdict: 'reject',
+    code: 'AUTH_UNAUTHENTICATED',
+    role: 'requester',
+    authenticatedBy: null,
+    enhanced: '5.7.22',
     reasonMentions: ['unrelated.test', 'd=example.ru'],
   },
   {
     name: 'staff From, DKIM of an unrelated domain only (DMARC p=reject)',
     build: async () => viaEsp(await sign(compose(ADMIN), 'unrelated.test', 'k1')),
-    verdict: 'reject', code: 'AUTH_UNAUTHENTICATED', role: 'staff', authenticatedBy: null, enhanced: '5.7.26',
+    verdict: 'reject',
+    code: 'AUTH_UNAUTHENTICATED',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.26',
     reasonMentions: ['p=reject'],
   },
   {
     name: 'forged staff From against p=reject from a foreign IP',
-    build: async () => ({ message: compose(ADMIN), ip: '203.0.113.66', helo: 'evil.test', mailFrom: 'admin@flamecrm.ru' }),
-    verdict: 'reject', code: 'AUTH_UNAUTHENTICATED', role: 'staff', authenticatedBy: null, enhanced: '5.7.26',
+    build: async () => ({
+      message: compose(ADMIN),
+      ip: '203.0.113.66',
+      helo: 'evil.test',
+      mailFrom: 'admin@flamecrm.ru',
+    }),
+    verdict: 'reject',
+    code: 'AUTH_UNAUTHENTICATED',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.26',
     reasonMentions: ['SPF fail', 'DMARC fail'],
   },
   {
     name: 'forwarded with an ARC seal by a trusted sealer',
     build: async () => forward(staffDirect(await sign(compose(ADMIN), 'flamecrm.ru', 'mail')), 'forwarder.test'),
-    verdict: 'accept', code: 'AUTH_ACCEPTED', role: 'staff', authenticatedBy: 'arc',
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'arc',
   },
   {
     name: 'forwarded with an ARC seal by an untrusted sealer',
-    build: async () => forward(staffDirect(await sign(compose(ADMIN), 'flamecrm.ru', 'mail')), 'untrusted-forwarder.test'),
-    verdict: 'reject', code: 'AUTH_UNAUTHENTICATED', role: 'staff', authenticatedBy: null, enhanced: '5.7.26',
+    build: async () =>
+      forward(staffDirect(await sign(compose(ADMIN), 'flamecrm.ru', 'mail')), 'untrusted-forwarder.test'),
+    verdict: 'reject',
+    code: 'AUTH_UNAUTHENTICATED',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.26',
     reasonMentions: ['untrusted-forwarder.test', 'ARC_TRUSTED_SEALERS'],
   },
   {
     name: 'a forgery forwarded by a trusted sealer (the sealer saw it fail)',
-    build: async () => forward({ message: compose(ADMIN), ip: '203.0.113.66', helo: 'evil.test', mailFrom: 'admin@flamecrm.ru' }, 'forwarder.test'),
-    verdict: 'reject', code: 'AUTH_UNAUTHENTICATED', role: 'staff', authenticatedBy: null, enhanced: '5.7.26',
+    build: async () =>
+      forward(
+        { message: compose(ADMIN), ip: '203.0.113.66', helo: 'evil.test', mailFrom: 'admin@flamecrm.ru' },
+        'forwarder.test',
+      ),
+    verdict: 'reject',
+    code: 'AUTH_UNAUTHENTICATED',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.26',
   },
   {
     name: 'an authenticated stranger',
     build: async () => ({
       message: await sign(compose('Someone <someone@stranger.org>'), 'stranger.org', 'sel'),
-      ip: '203.0.113.50', helo: 'mail.stranger.org', mailFrom: 'someone@stranger.org',
+      ip: '203.0.113.50',
+      helo: 'mail.stranger.org',
+      mailFrom: 'someone@stranger.org',
     }),
-    verdict: 'reject', code: 'AUTH_NOT_ALLOWED', role: 'stranger', authenticatedBy: 'dmarc', enhanced: '5.7.1',
+    verdict: 'reject',
+    code: 'AUTH_NOT_ALLOWED',
+    role: 'stranger',
+    authenticatedBy: 'dmarc',
+    enhanced: '5.7.1',
     reasonMentions: ['someone@stranger.org', 'STAFF_SENDERS'],
   },
   {
     name: 'a stranger during a DNS outage is still refused (DNS cannot make them allowed)',
-    build: async () => ({ message: compose('x@dns-timeout.ru'), ip: '198.51.100.7', helo: 'mail.dns-timeout.ru', mailFrom: 'x@dns-timeout.ru' }),
-    verdict: 'reject', code: 'AUTH_NOT_ALLOWED', role: 'stranger', authenticatedBy: null, enhanced: '5.7.1',
+    build: async () => ({
+      message: compose('x@dns-timeout.ru'),
+      ip: '198.51.100.7',
+      helo: 'mail.dns-timeout.ru',
+      mailFrom: 'x@dns-timeout.ru',
+    }),
+    verdict: 'reject',
+    code: 'AUTH_NOT_ALLOWED',
+    role: 'stranger',
+    authenticatedBy: null,
+    enhanced: '5.7.1',
   },
   {
     name: 'requester whose domain does not answer DNS (SPF and DMARC time out)',
     requester: 'client@dns-timeout.ru',
-    build: async () => ({ message: compose('client@dns-timeout.ru'), ip: '198.51.100.7', helo: 'mail.dns-timeout.ru', mailFrom: 'client@dns-timeout.ru' }),
-    verdict: 'tempfail', code: 'AUTH_DNS_TEMPORARY', role: 'requester', authenticatedBy: null, enhanced: '4.7.0',
+    build: async () => ({
+      message: compose('client@dns-timeout.ru'),
+      ip: '198.51.100.7',
+      helo: 'mail.dns-timeout.ru',
+      mailFrom: 'client@dns-timeout.ru',
+    }),
+    verdict: 'tempfail',
+    code: 'AUTH_DNS_TEMPORARY',
+    role: 'requester',
+    authenticatedBy: null,
+    enhanced: '4.7.0',
     reasonMentions: ['SPF record of dns-timeout.ru', 'DMARC record of dns-timeout.ru', 'retry'],
   },
   {
     name: 'requester whose SPF include times out',
     requester: 'client@spf-timeout.ru',
-    build: async () => ({ message: compose('client@spf-timeout.ru'), ip: '198.51.100.7', helo: 'mail.spf-timeout.ru', mailFrom: 'client@spf-timeout.ru' }),
-    verdict: 'tempfail', code: 'AUTH_DNS_TEMPORARY', role: 'requester', authenticatedBy: null, enhanced: '4.7.24',
+    build: async () => ({
+      message: compose('client@spf-timeout.ru'),
+      ip: '198.51.100.7',
+      helo: 'mail.spf-timeout.ru',
+      mailFrom: 'client@spf-timeout.ru',
+    }),
+    verdict: 'tempfail',
+    code: 'AUTH_DNS_TEMPORARY',
+    role: 'requester',
+    authenticatedBy: null,
+    enhanced: '4.7.24',
     reasonMentions: ['SPF record of spf-timeout.ru'],
   },
   {
     name: 'staff whose DKIM key lookup times out (SPF does not cover the sending IP)',
     build: async () => viaEsp(await sign(compose(ADMIN), 'flamecrm.ru', 'slow')),
-    verdict: 'tempfail', code: 'AUTH_DNS_TEMPORARY', role: 'staff', authenticatedBy: null, enhanced: '4.7.5',
+    verdict: 'tempfail',
+    code: 'AUTH_DNS_TEMPORARY',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '4.7.5',
     reasonMentions: ['DKIM key of flamecrm.ru'],
   },
   {
     name: "trusted sealer's ARC key lookup times out",
     build: async () => {
-      const sealed = await forward(staffDirect(await sign(compose(ADMIN), 'flamecrm.ru', 'mail')), 'forwarder.test', 'slowarc');
+      const sealed = await forward(
+        staffDirect(await sign(compose(ADMIN), 'flamecrm.ru', 'mail')),
+        'forwarder.test',
+        'slowarc',
+      );
       dns.setDelay('slowarc._domainkey.forwarder.test', Infinity);
       return sealed;
     },
-    verdict: 'tempfail', code: 'AUTH_DNS_TEMPORARY', role: 'staff', authenticatedBy: null, enhanced: '4.7.5',
+    verdict: 'tempfail',
+    code: 'AUTH_DNS_TEMPORARY',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '4.7.5',
     reasonMentions: ['ARC seal key of forwarder.test'],
   },
   {
     name: 'several From addresses',
     build: async () => staffDirect(await sign(compose('admin@flamecrm.ru, boss@flamecrm.ru'), 'flamecrm.ru', 'mail')),
-    verdict: 'reject', code: 'AUTH_MULTIPLE_AUTHORS', role: 'stranger', authenticatedBy: null, enhanced: '5.7.1',
+    verdict: 'reject',
+    code: 'AUTH_MULTIPLE_AUTHORS',
+    role: 'stranger',
+    authenticatedBy: null,
+    enhanced: '5.7.1',
   },
   {
     name: 'two From header fields',
     build: async () => staffDirect(compose(['admin@flamecrm.ru', 'boss@flamecrm.ru'])),
-    verdict: 'reject', code: 'AUTH_MULTIPLE_AUTHORS', role: 'stranger', authenticatedBy: null, enhanced: '5.7.1',
+    verdict: 'reject',
+    code: 'AUTH_MULTIPLE_AUTHORS',
+    role: 'stranger',
+    authenticatedBy: null,
+    enhanced: '5.7.1',
   },
   {
     name: 'no From',
     build: async () => staffDirect(compose(null)),
-    verdict: 'reject', code: 'AUTH_NO_AUTHOR', role: 'stranger', authenticatedBy: null, enhanced: '5.7.1',
+    verdict: 'reject',
+    code: 'AUTH_NO_AUTHOR',
+    role: 'stranger',
+    authenticatedBy: null,
+    enhanced: '5.7.1',
   },
 ];
 
@@ -259,7 +382,14 @@ beforeAll(async () => {
 
 const decide = async (c: Case, policy: AuthPolicy): Promise<AuthDecision> => {
   const { auth, fromAddresses } = await check(c);
-  return authorize({ fromAddresses, requester: c.requester ?? REQUESTER, staff: STAFF, auth, trustedSealers: TRUSTED_SEALERS, policy });
+  return authorize({
+    fromAddresses,
+    requester: c.requester ?? REQUESTER,
+    staff: STAFF,
+    auth,
+    trustedSealers: TRUSTED_SEALERS,
+    policy,
+  });
 };
 
 describe('authorize, enforce', () => {
@@ -352,6 +482,11 @@ describe('authorize, who counts as staff or requester', () => {
       trustedSealers: [],
       policy: 'enforce',
     });
-    expect(decision).toMatchObject({ verdict: 'reject', role: 'staff', authenticated: false, reply: { code: 550, enhanced: '5.7.1' } });
+    expect(decision).toMatchObject({
+      verdict: 'reject',
+      role: 'staff',
+      authenticated: false,
+      reply: { code: 550, enhanced: '5.7.1' },
+    });
   });
 });

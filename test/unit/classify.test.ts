@@ -5,10 +5,21 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
+import {
+  classifyInput,
+  classifyMessage,
+  headerString,
+  headerStrings,
+  type NotAReply,
+  type OwnAddresses,
+} from '../../src/mail/classify.js';
 import { parseMessage } from '../../src/mail/parse.js';
-import { classifyInput, classifyMessage, headerString, headerStrings, type NotAReply, type OwnAddresses } from '../../src/mail/classify.js';
 
-const OWN: OwnAddresses = { mailDomains: ['flamecrm.ru', 'Help.Example.com'], supportLocalPart: 'support', notificationSenders: ['notify@crm-mailer.example.net'] };
+const OWN: OwnAddresses = {
+  mailDomains: ['flamecrm.ru', 'Help.Example.com'],
+  supportLocalPart: 'support',
+  notificationSenders: ['notify@crm-mailer.example.net'],
+};
 const SENDER = 'ivan.petrov@example.ru';
 
 function raw(headers: string[], body = 'Исправили, проверьте.'): Buffer {
@@ -26,7 +37,11 @@ function raw(headers: string[], body = 'Исправили, проверьте.'
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body.replace(/\r?\n/g, '\r\n')}\r\n`);
 }
 
-async function classify(message: Buffer, mailFrom: string | null = SENDER, own: OwnAddresses = OWN): Promise<NotAReply | null> {
+async function classify(
+  message: Buffer,
+  mailFrom: string | null = SENDER,
+  own: OwnAddresses = OWN,
+): Promise<NotAReply | null> {
   return classifyMessage(classifyInput(await parseMessage(message), mailFrom, own));
 }
 
@@ -34,10 +49,25 @@ type Case = [name: string, headers: string[], expected: NotAReply['kind'] | null
 
 describe('classifyMessage: headers', () => {
   const cases: Case[] = [
-    ['Auto-Submitted: auto-replied', ['Auto-Submitted: auto-replied'], 'auto-reply', 'Auto-Submitted: auto-replied (RFC 3834)'],
-    ['Auto-Submitted: auto-generated', ['Auto-Submitted: auto-generated'], 'auto-reply', 'Auto-Submitted: auto-generated (RFC 3834)'],
+    [
+      'Auto-Submitted: auto-replied',
+      ['Auto-Submitted: auto-replied'],
+      'auto-reply',
+      'Auto-Submitted: auto-replied (RFC 3834)',
+    ],
+    [
+      'Auto-Submitted: auto-generated',
+      ['Auto-Submitted: auto-generated'],
+      'auto-reply',
+      'Auto-Submitted: auto-generated (RFC 3834)',
+    ],
     ['Auto-Submitted: auto-notified', ['Auto-Submitted: auto-notified'], 'auto-reply', 'Auto-Submitted: auto-notified'],
-    ['Auto-Submitted with a parameter', ['Auto-Submitted: Auto-Replied; owner-email="boss@example.ru"'], 'auto-reply', 'Auto-Submitted: auto-replied (RFC 3834)'],
+    [
+      'Auto-Submitted with a parameter',
+      ['Auto-Submitted: Auto-Replied; owner-email="boss@example.ru"'],
+      'auto-reply',
+      'Auto-Submitted: auto-replied (RFC 3834)',
+    ],
     ['Auto-Submitted: no', ['Auto-Submitted: no'], null],
     ['Auto-Submitted: No (case)', ['Auto-Submitted: No'], null],
     ['Precedence: bulk', ['Precedence: bulk'], 'auto-reply', 'Precedence: bulk'],
@@ -53,12 +83,41 @@ describe('classifyMessage: headers', () => {
     ['X-Mail-Autoreply', ['X-Mail-Autoreply: 1'], 'auto-reply', 'X-Mail-Autoreply'],
     ['X-Autoreply: no', ['X-Autoreply: no'], null],
     ['X-Auto-Response-Suppress alone is ordinary Exchange mail', ['X-Auto-Response-Suppress: All'], null],
-    ['X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply', ['X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply'], null],
-    ['Exchange inbox-rule loop', ['X-MS-Exchange-Inbox-Rules-Loop: ivan.petrov@example.ru'], 'loop', 'X-MS-Exchange-Inbox-Rules-Loop: ivan.petrov@example.ru'],
-    ['X-Loop naming support@', ['X-Loop: support@flamecrm.ru'], 'loop', 'X-Loop: support@flamecrm.ru names our own address'],
-    ['X-Loop naming a tagged address in brackets', ['X-Loop: <SUPPORT+TKT-1001@FLAMECRM.RU>'], 'loop', 'support+tkt-1001@flamecrm.ru'],
-    ['X-Loop naming a notification sender', ['X-Loop: notify@crm-mailer.example.net'], 'loop', 'notify@crm-mailer.example.net'],
-    ['X-Loop repeated, ours second', ['X-Loop: procmail@example.ru', 'X-Loop: support@help.example.com'], 'loop', 'support@help.example.com'],
+    [
+      'X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply',
+      ['X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply'],
+      null,
+    ],
+    [
+      'Exchange inbox-rule loop',
+      ['X-MS-Exchange-Inbox-Rules-Loop: ivan.petrov@example.ru'],
+      'loop',
+      'X-MS-Exchange-Inbox-Rules-Loop: ivan.petrov@example.ru',
+    ],
+    [
+      'X-Loop naming support@',
+      ['X-Loop: support@flamecrm.ru'],
+      'loop',
+      'X-Loop: support@flamecrm.ru names our own address',
+    ],
+    [
+      'X-Loop naming a tagged address in brackets',
+      ['X-Loop: <SUPPORT+TKT-1001@FLAMECRM.RU>'],
+      'loop',
+      'support+tkt-1001@flamecrm.ru',
+    ],
+    [
+      'X-Loop naming a notification sender',
+      ['X-Loop: notify@crm-mailer.example.net'],
+      'loop',
+      'notify@crm-mailer.example.net',
+    ],
+    [
+      'X-Loop repeated, ours second',
+      ['X-Loop: procmail@example.ru', 'X-Loop: support@help.example.com'],
+      'loop',
+      'support@help.example.com',
+    ],
     ['X-Loop naming someone else', ['X-Loop: ivan.petrov@example.ru'], null],
     ['X-Loop naming a staff address at our domain', ['X-Loop: ivan@flamecrm.ru'], null],
     ['a loop outranks an auto-reply header', ['Auto-Submitted: auto-replied', 'X-Loop: support@flamecrm.ru'], 'loop'],
@@ -108,7 +167,10 @@ describe('classifyMessage: subjects', () => {
     ['  re:  RE : автоответ', 'автоответ'],
   ];
   it.each(autoReplies)('"%s" is an auto-reply', async (subject, phrase) => {
-    expect(await classify(raw([`Subject: ${subject}`]))).toEqual({ kind: 'auto-reply', reason: `Subject starts with "${phrase}"` });
+    expect(await classify(raw([`Subject: ${subject}`]))).toEqual({
+      kind: 'auto-reply',
+      reason: `Subject starts with "${phrase}"`,
+    });
   });
 
   it('decodes an encoded-word subject before matching', async () => {
@@ -136,7 +198,10 @@ describe('classifyMessage: subjects', () => {
 
 describe('classifyMessage: null sender, reports and mail systems', () => {
   it.each([[''], [null]])('MAIL FROM:<> (%j) is a bounce', async (mailFrom) => {
-    expect(await classify(raw([]), mailFrom)).toEqual({ kind: 'bounce', reason: 'null sender: MAIL FROM:<> (a bounce or other automatic message)' });
+    expect(await classify(raw([]), mailFrom)).toEqual({
+      kind: 'bounce',
+      reason: 'null sender: MAIL FROM:<> (a bounce or other automatic message)',
+    });
   });
 
   it('a null sender that says it is an auto-reply is an auto-reply', async () => {
@@ -181,8 +246,22 @@ describe('classifyMessage: null sender, reports and mail systems', () => {
 
   it('a read receipt (disposition-notification) is an auto-reply', async () => {
     const receipt = raw(
-      ['Subject: Прочитано: [TKT-1001] Не приходят письма', 'Content-Type: multipart/report; report-type=disposition-notification; boundary="MDN"'],
-      ['--MDN', 'Content-Type: text/plain', '', 'Ваше сообщение прочитано.', '--MDN', 'Content-Type: message/disposition-notification', '', 'Final-Recipient: rfc822; ivan.petrov@example.ru', 'Disposition: manual-action/MDN-sent-manually; displayed', '--MDN--'].join('\n'),
+      [
+        'Subject: Прочитано: [TKT-1001] Не приходят письма',
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="MDN"',
+      ],
+      [
+        '--MDN',
+        'Content-Type: text/plain',
+        '',
+        'Ваше сообщение прочитано.',
+        '--MDN',
+        'Content-Type: message/disposition-notification',
+        '',
+        'Final-Recipient: rfc822; ivan.petrov@example.ru',
+        'Disposition: manual-action/MDN-sent-manually; displayed',
+        '--MDN--',
+      ].join('\n'),
     );
     const result = await classify(receipt);
     expect(result?.kind).toBe('auto-reply');
@@ -190,15 +269,24 @@ describe('classifyMessage: null sender, reports and mail systems', () => {
   });
 
   it('any other report type is an automated report', async () => {
-    const arf = raw(['Content-Type: multipart/report; report-type=feedback-report; boundary="ARF"'], '--ARF\nContent-Type: text/plain\n\nabuse report\n--ARF--');
-    expect(await classify(arf)).toEqual({ kind: 'auto-reply', reason: 'multipart/report; report-type=feedback-report (an automated report)' });
+    const arf = raw(
+      ['Content-Type: multipart/report; report-type=feedback-report; boundary="ARF"'],
+      '--ARF\nContent-Type: text/plain\n\nabuse report\n--ARF--',
+    );
+    expect(await classify(arf)).toEqual({
+      kind: 'auto-reply',
+      reason: 'multipart/report; report-type=feedback-report (an automated report)',
+    });
   });
 
-  it.each([['MAILER-DAEMON@mx.example.ru'], ['postmaster@example.ru'], ['Postmaster@Example.RU']])('From: %s is a bounce', async (from) => {
-    const result = await classify(raw([`From: ${from}`, 'Subject: Delivery failure']), 'bounces@example.ru');
-    expect(result?.kind).toBe('bounce');
-    expect(result?.reason).toContain(from.toLowerCase());
-  });
+  it.each([['MAILER-DAEMON@mx.example.ru'], ['postmaster@example.ru'], ['Postmaster@Example.RU']])(
+    'From: %s is a bounce',
+    async (from) => {
+      const result = await classify(raw([`From: ${from}`, 'Subject: Delivery failure']), 'bounces@example.ru');
+      expect(result?.kind).toBe('bounce');
+      expect(result?.reason).toContain(from.toLowerCase());
+    },
+  );
 });
 
 describe('classifyMessage: our own notifications coming back', () => {
@@ -210,8 +298,8 @@ describe('classifyMessage: our own notifications coming back', () => {
     ['no-reply@', 'From: No-Reply@flamecrm.ru', 'own-notification'],
     ['a configured notification sender', 'From: FlameCRM <notify@crm-mailer.example.net>', 'own-notification'],
     ['staff at our domain', 'From: Иван <ivan@flamecrm.ru>', null],
-    ['support@ someone else\'s domain', 'From: support@example.ru', null],
-    ['noreply@ someone else\'s domain', 'From: noreply@example.ru', null],
+    ["support@ someone else's domain", 'From: support@example.ru', null],
+    ["noreply@ someone else's domain", 'From: noreply@example.ru', null],
   ];
   it.each(cases)('%s', async (_name, from, kind) => {
     const result = await classify(raw([from]));
@@ -221,7 +309,9 @@ describe('classifyMessage: our own notifications coming back', () => {
 
   it('a Message-ID at a notification-only domain is ours; at a mail domain it is not (staff Exchange)', async () => {
     const withMidDomain: OwnAddresses = { ...OWN, notificationMessageIdDomains: ['notify.flamecrm.ru'] };
-    expect((await classify(raw(['Message-ID: <n-1001-7@notify.flamecrm.ru>']), SENDER, withMidDomain))?.kind).toBe('own-notification');
+    expect((await classify(raw(['Message-ID: <n-1001-7@notify.flamecrm.ru>']), SENDER, withMidDomain))?.kind).toBe(
+      'own-notification',
+    );
     expect(await classify(raw(['Message-ID: <AB12@flamecrm.ru>']), SENDER, withMidDomain)).toBeNull();
   });
 });
@@ -240,7 +330,10 @@ describe('classifyMessage: real client replies', () => {
 describe('headerString / headerStrings', () => {
   it('reads every shape mailparser produces', async () => {
     const parsed = await simpleParser(
-      raw(['X-Loop: a@x', 'X-Loop: b@x', 'Content-Type: multipart/report; report-type=delivery-status; boundary=Z'], '--Z\nContent-Type: text/plain\n\nx\n--Z--'),
+      raw(
+        ['X-Loop: a@x', 'X-Loop: b@x', 'Content-Type: multipart/report; report-type=delivery-status; boundary=Z'],
+        '--Z\nContent-Type: text/plain\n\nx\n--Z--',
+      ),
     );
     const headers = parsed.headers as Map<string, unknown>;
     expect(headerString(headers, 'content-type')).toBe('multipart/report'); // structured
@@ -253,7 +346,9 @@ describe('headerString / headerStrings', () => {
   });
 
   it('classifyInput reads From, report-type and the Message-ID domain', async () => {
-    const parsed = await parseMessage(raw(['From: A <A@Example.RU>, Group: b@example.ru, c@example.ru;', 'Message-ID: <x1@Mail.Example.RU>']));
+    const parsed = await parseMessage(
+      raw(['From: A <A@Example.RU>, Group: b@example.ru, c@example.ru;', 'Message-ID: <x1@Mail.Example.RU>']),
+    );
     const input = classifyInput(parsed, '', OWN);
     expect(input.fromAddresses).toEqual(['a@example.ru', 'b@example.ru', 'c@example.ru']);
     expect(input.messageIdDomain).toBe('mail.example.ru');

@@ -5,19 +5,47 @@ import { ConfigError, effectiveSettings, loadConfig, VARIABLES } from '../../src
 describe('profiles', () => {
   it('local when DATABASE_URL is unset: embedded, 127.0.0.1:2525, monitor', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ profile: 'local', databaseUrl: null, smtpHost: '127.0.0.1', smtpPort: 2525, authPolicy: 'monitor', mailDomains: ['flamecrm.ru'], supportLocalPart: 'support' });
+    expect(c).toMatchObject({
+      profile: 'local',
+      databaseUrl: null,
+      smtpHost: '127.0.0.1',
+      smtpPort: 2525,
+      authPolicy: 'monitor',
+      mailDomains: ['flamecrm.ru'],
+      supportLocalPart: 'support',
+    });
     expect(c.dataDir).toMatch(/\/data$/);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
   it('production when DATABASE_URL is set: 0.0.0.0:25, enforce', () => {
     const c = loadConfig({ DATABASE_URL: 'postgres://u:p@db/tmx', MAIL_DOMAINS: 'Helpdesk.Example.RU, example.ru' });
-    expect(c).toMatchObject({ profile: 'production', smtpHost: '0.0.0.0', smtpPort: 25, authPolicy: 'enforce', mailDomains: ['helpdesk.example.ru', 'example.ru'] });
+    expect(c).toMatchObject({
+      profile: 'production',
+      smtpHost: '0.0.0.0',
+      smtpPort: 25,
+      authPolicy: 'enforce',
+      mailDomains: ['helpdesk.example.ru', 'example.ru'],
+    });
   });
 
   it('explicit variables win over either profile', () => {
-    const c = loadConfig({ DATABASE_URL: 'postgresql://db/tmx', MAIL_DOMAINS: 'x.ru', SMTP_PORT: '2526', SMTP_HOST: '::', AUTH_POLICY: 'monitor', STAFF_SENDERS: 'Boss@X.ru,@staff.x.ru', DNS_SERVERS: '127.0.0.1:5353, [::1]:53, 8.8.8.8' });
-    expect(c).toMatchObject({ smtpPort: 2526, smtpHost: '::', authPolicy: 'monitor', staffSenders: ['boss@x.ru', '@staff.x.ru'], dnsServers: ['127.0.0.1:5353', '[::1]:53', '8.8.8.8'] });
+    const c = loadConfig({
+      DATABASE_URL: 'postgresql://db/tmx',
+      MAIL_DOMAINS: 'x.ru',
+      SMTP_PORT: '2526',
+      SMTP_HOST: '::',
+      AUTH_POLICY: 'monitor',
+      STAFF_SENDERS: 'Boss@X.ru,@staff.x.ru',
+      DNS_SERVERS: '127.0.0.1:5353, [::1]:53, 8.8.8.8',
+    });
+    expect(c).toMatchObject({
+      smtpPort: 2526,
+      smtpHost: '::',
+      authPolicy: 'monitor',
+      staffSenders: ['boss@x.ru', '@staff.x.ru'],
+      dnsServers: ['127.0.0.1:5353', '[::1]:53', '8.8.8.8'],
+    });
   });
 
   it('treats empty values as unset', () => {
@@ -25,9 +53,16 @@ describe('profiles', () => {
   });
 
   it('reports which values came from the environment and masks the database password', () => {
-    const settings = effectiveSettings(loadConfig({ DATABASE_URL: 'postgres://tmx:secret@db/tmx', MAIL_DOMAINS: 'x.ru' }), { DATABASE_URL: 'postgres://tmx:secret@db/tmx', MAIL_DOMAINS: 'x.ru' });
+    const settings = effectiveSettings(
+      loadConfig({ DATABASE_URL: 'postgres://tmx:secret@db/tmx', MAIL_DOMAINS: 'x.ru' }),
+      { DATABASE_URL: 'postgres://tmx:secret@db/tmx', MAIL_DOMAINS: 'x.ru' },
+    );
     expect(settings.map((s) => s.name)).toEqual(Object.keys(VARIABLES));
-    expect(settings.find((s) => s.name === 'DATABASE_URL')).toEqual({ name: 'DATABASE_URL', value: 'postgres://tmx:***@db/tmx', source: 'env' });
+    expect(settings.find((s) => s.name === 'DATABASE_URL')).toEqual({
+      name: 'DATABASE_URL',
+      value: 'postgres://tmx:***@db/tmx',
+      source: 'env',
+    });
     expect(settings.find((s) => s.name === 'SMTP_PORT')).toEqual({ name: 'SMTP_PORT', value: '25', source: 'default' });
   });
 });

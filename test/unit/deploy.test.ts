@@ -10,12 +10,17 @@ const read = (f: string) => fs.readFileSync(path.join(PROJECT_ROOT, f), 'utf8');
 const known = new Set(Object.keys(VARIABLES));
 
 describe('deploy files', () => {
-  it.each(['deploy/ticket-mx.env.example', 'deploy/compose.yaml', 'Dockerfile'])('%s sets only known variables', (file) => {
-    const text = read(file);
-    const names = [...text.matchAll(/^\s*#?\s*([A-Z][A-Z0-9_]+)[=:]/gm)].map((m) => m[1]!).filter((n) => !n.startsWith('POSTGRES_') && n !== 'NODE_ENV' && n !== 'ENV');
-    expect(names.length).toBeGreaterThan(1);
-    expect(names.filter((n) => !known.has(n))).toEqual([]);
-  });
+  it.each(['deploy/ticket-mx.env.example', 'deploy/compose.yaml', 'Dockerfile'])(
+    '%s sets only known variables',
+    (file) => {
+      const text = read(file);
+      const names = [...text.matchAll(/^\s*#?\s*([A-Z][A-Z0-9_]+)[=:]/gm)]
+        .map((m) => m[1]!)
+        .filter((n) => !n.startsWith('POSTGRES_') && n !== 'NODE_ENV' && n !== 'ENV');
+      expect(names.length).toBeGreaterThan(1);
+      expect(names.filter((n) => !known.has(n))).toEqual([]);
+    },
+  );
 
   it('Dockerfile runs bin/ticket-mx.js serve from an LTS image and copies the migrations', () => {
     const text = read('Dockerfile');
@@ -23,7 +28,8 @@ describe('deploy files', () => {
     expect(text).toContain('ENTRYPOINT ["node", "bin/ticket-mx.js"]');
     expect(text).toContain('CMD ["serve"]');
     expect(text).toContain('COPY migrations ./migrations');
-    for (const f of ['bin/ticket-mx.js', 'migrations', 'tsconfig.build.json']) expect(fs.existsSync(path.join(PROJECT_ROOT, f))).toBe(true);
+    for (const f of ['bin/ticket-mx.js', 'migrations', 'tsconfig.build.json'])
+      expect(fs.existsSync(path.join(PROJECT_ROOT, f))).toBe(true);
   });
 
   it('the systemd unit can bind port 25 without root and stops gracefully', () => {

@@ -20,7 +20,12 @@ function tableRows(text: string): string[][] {
   return text
     .split('\n')
     .filter((l) => /^\| `/.test(l))
-    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+    .map((l) =>
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
 }
 
 describe('README', () => {
@@ -34,7 +39,12 @@ describe('README', () => {
     // markdown aside (backticks, links), the README says what the catalogue says
     const plain = (cell: string) => cell.replace(/`/g, '').replace(/\[([^\]]+)\]\([^)]+\)/g, '$1');
     const documented = Object.fromEntries(rows.map((r) => [plain(r[0]!), `${plain(r[1]!)} | ${plain(r[2]!)}`]));
-    const expected = Object.fromEntries(Object.entries(CATALOGUE).map(([code, e]) => [code, `${e.code ? `${e.code} ${e.enhanced}`.trim() : '(none)'} | ${e.when}`]));
+    const expected = Object.fromEntries(
+      Object.entries(CATALOGUE).map(([code, e]) => [
+        code,
+        `${e.code ? `${e.code} ${e.enhanced}`.trim() : '(none)'} | ${e.when}`,
+      ]),
+    );
     expect(documented).toEqual(expected);
   });
 
@@ -44,7 +54,8 @@ describe('README', () => {
       for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
         const file = path.join(dir, entry.name);
         if (entry.isDirectory()) walk(file);
-        else if (file.endsWith('.ts')) for (const m of fs.readFileSync(file, 'utf8').matchAll(/code: '([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
+        else if (file.endsWith('.ts'))
+          for (const m of fs.readFileSync(file, 'utf8').matchAll(/code: '([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
       }
     };
     walk(path.join(PROJECT_ROOT, 'src'));

@@ -1,16 +1,22 @@
 // Malformed messages through mailparser and every pure step the DATA phase runs on a message:
 // each finishes inside the hang guard, none throws, and what could be decoded is as recorded below.
-import { simpleParser, type ParsedMail } from 'mailparser';
+import { type ParsedMail, simpleParser } from 'mailparser';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attachmentRows, checkAttachmentLimits } from '../../src/mail/attachments.js';
-import { parseMessage } from '../../src/mail/parse.js';
 import { classifyInput, classifyMessage } from '../../src/mail/classify.js';
+import { parseMessage } from '../../src/mail/parse.js';
 import { extractReply } from '../../src/mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../src/mail/sanitize.js';
-import { HEADERLESS_KINDS, MALFORMED_KINDS, malformedMessages, type MalformedKind } from '../helpers/malformed.js';
+import { HEADERLESS_KINDS, MALFORMED_KINDS, type MalformedKind, malformedMessages } from '../helpers/malformed.js';
 
 // The options src/mail/parse.ts passes to simpleParser; keep the two in step.
-const PARSER_OPTIONS = { maxHtmlLengthToParse: 2 * 1024 * 1024, skipTextToHtml: true, skipTextLinks: true, skipImageLinks: true, keepCidLinks: true };
+const PARSER_OPTIONS = {
+  maxHtmlLengthToParse: 2 * 1024 * 1024,
+  skipTextToHtml: true,
+  skipTextLinks: true,
+  skipImageLinks: true,
+  keepCidLinks: true,
+};
 const OWN = { mailDomains: ['flamecrm.ru'], supportLocalPart: 'support' };
 const HANG_GUARD_MS = 10_000;
 const SLOW_MS = 500;
@@ -67,14 +73,22 @@ const observations: Observation[] = [];
  * Runs one step against the hang guard. The race ends a step that waits; a step that keeps the
  * event loop busy cannot be interrupted, so its duration is checked once it returns.
  */
-async function guarded<T>(name: string, step: string, work: () => T | Promise<T>, ms: Record<string, number>): Promise<T> {
+async function guarded<T>(
+  name: string,
+  step: string,
+  work: () => T | Promise<T>,
+  ms: Record<string, number>,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const started = performance.now();
   try {
     return await Promise.race([
       Promise.resolve().then(work),
       new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name}: ${step} still running after ${HANG_GUARD_MS} ms`)), HANG_GUARD_MS);
+        timer = setTimeout(
+          () => reject(new Error(`${name}: ${step} still running after ${HANG_GUARD_MS} ms`)),
+          HANG_GUARD_MS,
+        );
       }),
     ]);
   } finally {
@@ -108,46 +122,65 @@ describe('malformed messages', () => {
     expect(other.some((m, i) => !m.bytes.equals(messages[i]!.bytes))).toBe(true);
   });
 
-  it.each(messages.map((m) => [m.name, m.bytes] as const))('%s: parses or is refused, and every step finishes', async (name, bytes) => {
-    const kind = kindOf(name);
-    const ms: Record<string, number> = {};
-    let parsed: ParsedMail | null = null;
-    try {
-      parsed = await guarded(name, 'parse', () => simpleParser(bytes, PARSER_OPTIONS), ms);
-    } catch (err) {
-      if ((err as Error).message.includes('still running')) throw err;
-      expect(err, name).toBeInstanceOf(Error);
-      expect(EXPECTED[kind], `${name} was rejected: ${(err as Error).message}`).toBe('rejected');
-      observations.push({ kind, outcome: 'rejected', from: false, nul: false, textConversionError: false, ms });
-      return;
-    }
+  it.each(messages.map((m) => [m.name, m.bytes] as const))(
+    '%s: parses or is refused, and every step finishes',
+    async (name, bytes) => {
+      const kind = kindOf(name);
+      const ms: Record<string, number> = {};
+      let parsed: ParsedMail | null = null;
+      try {
+        parsed = await guarded(name, 'parse', () => simpleParser(bytes, PARSER_OPTIONS), ms);
+      } catch (err) {
+        if ((err as Error).message.includes('still running')) throw err;
+        expect(err, name).toBeInstanceOf(Error);
+        expect(EXPECTED[kind], `${name} was rejected: ${(err as Error).message}`).toBe('rejected');
+        observations.push({ kind, outcome: 'rejected', from: false, nul: false, textConversionError: false, ms });
+        return;
+      }
 
-    const html = typeof parsed.html === 'string' ? parsed.html : null;
-    const text = parsed.text ?? '';
-    const verdict = await guarded(name, 'classify', async () => classifyMessage(classifyInput(await parseMessage(bytes), 'sender@example.ru', OWN)), ms);
-    expect(verdict === null || ['auto-reply', 'bounce', 'loop', 'own-notification'].includes(verdict.kind), name).toBe(true);
+      const html = typeof parsed.html === 'string' ? parsed.html : null;
+      const text = parsed.text ?? '';
+      const verdict = await guarded(
+        name,
+        'classify',
+        async () => classifyMessage(classifyInput(await parseMessage(bytes), 'sender@example.ru', OWN)),
+        ms,
+      );
+      expect(
+        verdict === null || ['auto-reply', 'bounce', 'loop', 'own-notification'].includes(verdict.kind),
+        name,
+      ).toBe(true);
 
-    const clean = await guarded(name, 'sanitize', () => (html === null ? '' : sanitizeHtml(html, text || null)), ms);
-    expect(clean, name).not.toMatch(/<script|\u0000/i);
-    const htmlText = await guarded(name, 'htmlToText', () => (html === null ? '' : htmlToText(html)), ms);
-    expect(htmlText, name).not.toContain('\u0000');
+      const clean = await guarded(name, 'sanitize', () => (html === null ? '' : sanitizeHtml(html, text || null)), ms);
+      expect(clean, name).not.toMatch(/<script|\u0000/i);
+      const htmlText = await guarded(name, 'htmlToText', () => (html === null ? '' : htmlToText(html)), ms);
+      expect(htmlText, name).not.toContain('\u0000');
 
-    const rows = await guarded(name, 'attachments', () => attachmentRows(parsed.attachments, html), ms);
-    for (const row of rows) {
-      expect(row.size, name).toBe(row.content.length);
-      expect(row.filename ?? '', name).not.toMatch(/[\u0000-\u001f/\\]/);
-    }
-    checkAttachmentLimits(rows, { maxCount: 100, maxTotalBytes: 25 * 1024 * 1024 });
+      const rows = await guarded(name, 'attachments', () => attachmentRows(parsed.attachments, html), ms);
+      for (const row of rows) {
+        expect(row.size, name).toBe(row.content.length);
+        expect(row.filename ?? '', name).not.toMatch(/[\u0000-\u001f/\\]/);
+      }
+      checkAttachmentLimits(rows, { maxCount: 100, maxTotalBytes: 25 * 1024 * 1024 });
 
-    const reply = await guarded(name, 'extractReply', () => extractReply({ text, html }), ms);
-    expect(typeof reply.reply, name).toBe('string');
+      const reply = await guarded(name, 'extractReply', () => extractReply({ text, html }), ms);
+      expect(typeof reply.reply, name).toBe('string');
 
-    const usable = NON_BLANK.test(text) || NON_BLANK.test(htmlText) || (html !== null && /<img/i.test(html)) || rows.length > 0;
-    const outcome = usable ? 'usable' : 'nothing';
-    const nul = text.includes('\u0000') || (parsed.subject ?? '').includes('\u0000');
-    observations.push({ kind, outcome, from: !!parsed.from?.value.some((a) => a.address), nul, textConversionError: !!parsed.textConversionError, ms });
-    expect(outcome, name).toBe(EXPECTED[kind]);
-  });
+      const usable =
+        NON_BLANK.test(text) || NON_BLANK.test(htmlText) || (html !== null && /<img/i.test(html)) || rows.length > 0;
+      const outcome = usable ? 'usable' : 'nothing';
+      const nul = text.includes('\u0000') || (parsed.subject ?? '').includes('\u0000');
+      observations.push({
+        kind,
+        outcome,
+        from: !!parsed.from?.value.some((a) => a.address),
+        nul,
+        textConversionError: !!parsed.textConversionError,
+        ms,
+      });
+      expect(outcome, name).toBe(EXPECTED[kind]);
+    },
+  );
 
   // A run of blanks inside a line once made the line trim quadratic (50,000 spaces: 2 s; 1 MB:
   // hours, with the whole server blocked). 400,000 would take over a minute if it came back.
@@ -163,10 +196,17 @@ describe('malformed messages', () => {
     const lines = MALFORMED_KINDS.map((kind) => {
       const seen = observations.filter((o) => o.kind === kind);
       const slowest: Record<string, number> = {};
-      for (const o of seen) for (const [step, t] of Object.entries(o.ms)) slowest[step] = Math.max(slowest[step] ?? 0, t);
-      const slow = Object.entries(slowest).filter(([, t]) => t >= SLOW_MS).map(([step, t]) => `${step} ${t} ms`);
+      for (const o of seen)
+        for (const [step, t] of Object.entries(o.ms)) slowest[step] = Math.max(slowest[step] ?? 0, t);
+      const slow = Object.entries(slowest)
+        .filter(([, t]) => t >= SLOW_MS)
+        .map(([step, t]) => `${step} ${t} ms`);
       const from = seen.every((o) => o.from) ? 'From' : seen.some((o) => o.from) ? 'From?' : 'no From';
-      const notes = [seen.some((o) => o.nul) && 'NUL in text', seen.some((o) => o.textConversionError) && 'textConversionError', slow.length && `SLOW: ${slow.join(', ')}`].filter(Boolean);
+      const notes = [
+        seen.some((o) => o.nul) && 'NUL in text',
+        seen.some((o) => o.textConversionError) && 'textConversionError',
+        slow.length && `SLOW: ${slow.join(', ')}`,
+      ].filter(Boolean);
       return `${kind.padEnd(28)} ${[...new Set(seen.map((o) => o.outcome))].join('/').padEnd(9)} ${from.padEnd(8)} ${notes.join('; ')}`;
     });
     console.log(`malformed kinds (${VARIATIONS} variations each):\n${lines.join('\n')}`);

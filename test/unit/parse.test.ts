@@ -20,8 +20,14 @@ describe('parseMessage', () => {
   });
 
   it('decodes windows-1251 and koi8-r bodies', async () => {
-    const cp1251 = Buffer.concat([Buffer.from('From: a@b.ru\r\nContent-Type: text/plain; charset=windows-1251\r\n\r\n'), Buffer.from([0xcf, 0xf0, 0xe8, 0xe2, 0xe5, 0xf2])]);
-    const koi8 = Buffer.concat([Buffer.from('From: a@b.ru\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n'), Buffer.from([0xf0, 0xd2, 0xc9, 0xd7, 0xc5, 0xd4])]);
+    const cp1251 = Buffer.concat([
+      Buffer.from('From: a@b.ru\r\nContent-Type: text/plain; charset=windows-1251\r\n\r\n'),
+      Buffer.from([0xcf, 0xf0, 0xe8, 0xe2, 0xe5, 0xf2]),
+    ]);
+    const koi8 = Buffer.concat([
+      Buffer.from('From: a@b.ru\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n'),
+      Buffer.from([0xf0, 0xd2, 0xc9, 0xd7, 0xc5, 0xd4]),
+    ]);
     expect((await parseMessage(cp1251)).text.trim()).toBe('Привет');
     expect((await parseMessage(koi8)).text.trim()).toBe('Привет');
   });
@@ -49,7 +55,10 @@ describe('splitIds', () => {
     [undefined, []],
     ['<a@x>', ['<a@x>']],
     ['<a@x> <b@x>', ['<a@x>', '<b@x>']],
-    [['<a@x>', '<b@x>'], ['<a@x>', '<b@x>']],
+    [
+      ['<a@x>', '<b@x>'],
+      ['<a@x>', '<b@x>'],
+    ],
     ['garbage', []],
   ])('%j', (value, expected) => {
     expect(splitIds(value as string | string[] | undefined)).toEqual(expected);

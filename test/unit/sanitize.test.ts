@@ -13,7 +13,10 @@ describe('sanitizeHtml keeps formatting', () => {
     ['quotes and code', '<blockquote><pre>  x = 1</pre><code>y</code></blockquote>'],
     ['tables', '<table><thead><tr><th>h</th></tr></thead><tbody><tr><td colspan="2">c</td></tr></tbody></table>'],
     ['headings and rules', '<h1>1</h1><h2>2</h2><h3>3</h3><h4>4</h4><h5>5</h5><h6>6</h6><hr />'],
-    ['inline image linked by cid:', '<img src="cid:image001.png@01DB94A1.2B3C4D50" alt="screenshot" width="640" height="480" />'],
+    [
+      'inline image linked by cid:',
+      '<img src="cid:image001.png@01DB94A1.2B3C4D50" alt="screenshot" width="640" height="480" />',
+    ],
     ['remote image', '<img src="https://example.ru/logo.png" alt="logo" />'],
   ];
   it.each(kept)('%s', (_name, html) => {
@@ -21,7 +24,9 @@ describe('sanitizeHtml keeps formatting', () => {
   });
 
   it('keeps http(s) and mailto links and marks them to open outside the ticket view', () => {
-    expect(sanitizeHtml('<a href="https://example.ru/a?b=1&amp;c=2">site</a> <a href="mailto:ivan@example.ru">mail</a>')).toBe(
+    expect(
+      sanitizeHtml('<a href="https://example.ru/a?b=1&amp;c=2">site</a> <a href="mailto:ivan@example.ru">mail</a>'),
+    ).toBe(
       '<a href="https://example.ru/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" target="_blank">site</a> ' +
         '<a href="mailto:ivan@example.ru" rel="noopener noreferrer nofollow" target="_blank">mail</a>',
     );
@@ -35,30 +40,71 @@ describe('sanitizeHtml drops what can act or hide', () => {
     ['style element with its content', '<style>p{display:none}</style><p>a</p>', '<p>a</p>'],
     ['style and class attributes', '<p class="MsoNormal" style="color:red;display:none">a</p>', '<p>a</p>'],
     ['id attributes', '<div id="divRplyFwdMsg">a</div>', '<div>a</div>'],
-    ['event handlers', '<p onclick="x()" onmouseover="y()">a</p><img src="cid:a" onerror="z()" />', '<p>a</p><img src="cid:a" />'],
-    ['iframe, object, embed with their content', '<iframe src="https://x">i</iframe><object data="x">o</object><embed src="x">a', 'a'],
-    ['forms, keeping their text', '<form action="https://evil"><input name="p" value="v"><button>Send</button></form>', 'Send'],
+    [
+      'event handlers',
+      '<p onclick="x()" onmouseover="y()">a</p><img src="cid:a" onerror="z()" />',
+      '<p>a</p><img src="cid:a" />',
+    ],
+    [
+      'iframe, object, embed with their content',
+      '<iframe src="https://x">i</iframe><object data="x">o</object><embed src="x">a',
+      'a',
+    ],
+    [
+      'forms, keeping their text',
+      '<form action="https://evil"><input name="p" value="v"><button>Send</button></form>',
+      'Send',
+    ],
     ['font, keeping its text', '<font face="Arial" color="red">a</font>', 'a'],
-    ['head, title and meta', '<html><head><title>T</title><meta http-equiv="refresh" content="0;url=https://x"></head><body>a</body></html>', 'a'],
-    ['Outlook conditional comments and o:p', '<!--[if gte mso 9]><xml><o:OfficeDocumentSettings/></xml><![endif]--><p>a<o:p></o:p></p>', '<p>a</p>'],
+    [
+      'head, title and meta',
+      '<html><head><title>T</title><meta http-equiv="refresh" content="0;url=https://x"></head><body>a</body></html>',
+      'a',
+    ],
+    [
+      'Outlook conditional comments and o:p',
+      '<!--[if gte mso 9]><xml><o:OfficeDocumentSettings/></xml><![endif]--><p>a<o:p></o:p></p>',
+      '<p>a</p>',
+    ],
     ['NUL characters', '<p>a\u0000b</p>', '<p>ab</p>'],
   ];
   it.each(dropped)('%s', (_name, html, expected) => {
     expect(sanitizeHtml(html)).toBe(expected);
   });
 
-  const badHrefs = ['javascript:alert(1)', 'JaVaScRiPt:alert(1)', 'java&#x09;script:alert(1)', '&#106;avascript:alert(1)', ' javascript:alert(1)', 'vbscript:x', 'data:text/html;base64,PHNjcmlwdD4=', '//evil.example/x', 'file:///etc/passwd', '/api/tickets/1001/close', '#top'];
+  const badHrefs = [
+    'javascript:alert(1)',
+    'JaVaScRiPt:alert(1)',
+    'java&#x09;script:alert(1)',
+    '&#106;avascript:alert(1)',
+    ' javascript:alert(1)',
+    'vbscript:x',
+    'data:text/html;base64,PHNjcmlwdD4=',
+    '//evil.example/x',
+    'file:///etc/passwd',
+    '/api/tickets/1001/close',
+    '#top',
+  ];
   it.each(badHrefs)('drops href="%s"', (href) => {
     expect(sanitizeHtml(`<a href="${href}">x</a>`)).toBe('<a rel="noopener noreferrer nofollow" target="_blank">x</a>');
   });
 
-  const badSources = ['javascript:alert(1)', 'data:image/png;base64,iVBORw0KGgo=', 'data:image/svg+xml,<svg onload=alert(1)>', '//tracker.example/p.gif', '/api/tickets/1001/close', 'image001.png'];
+  const badSources = [
+    'javascript:alert(1)',
+    'data:image/png;base64,iVBORw0KGgo=',
+    'data:image/svg+xml,<svg onload=alert(1)>',
+    '//tracker.example/p.gif',
+    '/api/tickets/1001/close',
+    'image001.png',
+  ];
   it.each(badSources)('drops an image whose src is "%s"', (src) => {
     expect(sanitizeHtml(`<p>a<img src="${src}" /></p>`)).toBe('<p>a</p>');
   });
 
   it('escapes text, never re-creating markup from entities', () => {
-    expect(sanitizeHtml('<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; 5 &gt; 3</p>')).toBe('<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; 5 &gt; 3</p>');
+    expect(sanitizeHtml('<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; 5 &gt; 3</p>')).toBe(
+      '<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; 5 &gt; 3</p>',
+    );
   });
 });
 
@@ -104,22 +150,40 @@ describe('sanitizeHtml caps', () => {
 
 describe('htmlToText', () => {
   const cases: Array<[string, string, string]> = [
-    ['paragraphs apart, breaks as lines', '<p>Исправили.<br>Проверьте.</p><p>Иван</p>', 'Исправили.\nПроверьте.\n\nИван'],
-    ['divs as lines, a trailing <br> adds none', '<div>a<br></div><div>b</div><div><br></div><div>c</div>', 'a\nb\n\nc'],
+    [
+      'paragraphs apart, breaks as lines',
+      '<p>Исправили.<br>Проверьте.</p><p>Иван</p>',
+      'Исправили.\nПроверьте.\n\nИван',
+    ],
+    [
+      'divs as lines, a trailing <br> adds none',
+      '<div>a<br></div><div>b</div><div><br></div><div>c</div>',
+      'a\nb\n\nc',
+    ],
     ['whitespace collapses', '<p>  many\n   spaces\tand\nlines </p>', 'many spaces and lines'],
     ['entities decode', '<p>5 &gt; 3 &amp;&nbsp;&#1055;&#x440;&quot;</p>', '5 > 3 & Пр"'],
     ['lists', '<ul><li>one</li><li>two</li></ul>', '- one\n- two'],
     ['pre keeps its layout', '<p>a</p><pre>  x = 1\n    y = 2</pre>', 'a\n\n  x = 1\n    y = 2'],
-    ['table cells share a line', '<table><tr><td>c1</td><td>c2</td></tr><tr><th>d1</th><td>d2</td></tr></table>', 'c1 c2\nd1 d2'],
+    [
+      'table cells share a line',
+      '<table><tr><td>c1</td><td>c2</td></tr><tr><th>d1</th><td>d2</td></tr></table>',
+      'c1 c2\nd1 d2',
+    ],
     ['script, style and head go', '<head><title>T</title><style>p{}</style></head><p>a</p><script>x()</script>', 'a'],
-    ['quotes stay (the reply extractor decides about them)', '<p>Да.</p><blockquote type="cite">старое</blockquote>', 'Да.\n\nстарое'],
+    [
+      'quotes stay (the reply extractor decides about them)',
+      '<p>Да.</p><blockquote type="cite">старое</blockquote>',
+      'Да.\n\nстарое',
+    ],
   ];
   it.each(cases)('%s', (_name, html, expected) => {
     expect(htmlToText(html)).toBe(expected);
   });
 
   it('strips tags linearly past the nesting cap, dropping script content', () => {
-    expect(htmlToText(`<script>alert(1)</script>${'<div>'.repeat(100_000)}глубоко &amp; далеко`)).toBe('глубоко & далеко');
+    expect(htmlToText(`<script>alert(1)</script>${'<div>'.repeat(100_000)}глубоко &amp; далеко`)).toBe(
+      'глубоко & далеко',
+    );
   });
 
   it('covers what mailparser leaves without text: HTML-only inside multipart/related or mixed', async () => {
@@ -144,7 +208,9 @@ describe('htmlToText', () => {
         '',
       ].join('\r\n'),
     );
-    const single = Buffer.from('From: ivan@example.ru\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Исправили.</p>\r\n');
+    const single = Buffer.from(
+      'From: ivan@example.ru\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Исправили.</p>\r\n',
+    );
     // mailparser converts HTML to text only when the HTML is the whole message.
     expect((await simpleParser(single)).text).toBe('Исправили.');
     const parsed = await simpleParser(related, { keepCidLinks: true });

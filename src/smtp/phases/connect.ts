@@ -14,7 +14,8 @@ export function onConnect(ctx: SmtpContext) {
       if (!ctx.limits.openConnection(session.remoteAddress)) {
         const answer = reply.tooManyConnections(ctx.config.maxConnectionsPerIp);
         logDecision(ctx, session, answer);
-        return callback(answer.toError());
+        callback(answer.toError());
+        return;
       }
       counted.add(session);
       callback();

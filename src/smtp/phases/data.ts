@@ -4,12 +4,22 @@
 // Any trouble of ours, including our own deadline, answers 451.
 import crypto from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { findTicket, findTicketByNotification, storeMessage, type AttachmentRow, type StoreResult, type Envelope, type Ticket, type TicketMessageRow, type UnroutedMessageRow } from '../../db/queries.js';
+import {
+  type AttachmentRow,
+  type Envelope,
+  findTicket,
+  findTicketByNotification,
+  type StoreResult,
+  storeMessage,
+  type Ticket,
+  type TicketMessageRow,
+  type UnroutedMessageRow,
+} from '../../db/queries.js';
 import { attachmentRows, checkAttachmentLimits } from '../../mail/attachments.js';
-import { authenticate, type AuthResults } from '../../mail/authenticate.js';
-import { authorize, type AuthDecision } from '../../mail/authorize.js';
+import { type AuthResults, authenticate } from '../../mail/authenticate.js';
+import { type AuthDecision, authorize } from '../../mail/authorize.js';
 import { classifyInput, classifyMessage } from '../../mail/classify.js';
-import { idempotencyKey, parseMessage, UnparseableMessage, type ParsedMessage } from '../../mail/parse.js';
+import { idempotencyKey, type ParsedMessage, parseMessage, UnparseableMessage } from '../../mail/parse.js';
 import { extractReply } from '../../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
 import { ticketReferences } from '../../mail/ticket-ref.js';
@@ -56,7 +66,10 @@ export function onData(ctx: SmtpContext) {
     stream.once('error', (err) => {
       drop();
       ctx.metrics.replies.inc({ code: 'DATA_ABORTED', reply: '0' });
-      ctx.log.info({ code: 'DATA_ABORTED', cid: session.id, ip: session.remoteAddress, bytes, err: err.message }, 'DATA_ABORTED');
+      ctx.log.info(
+        { code: 'DATA_ABORTED', cid: session.id, ip: session.remoteAddress, bytes, err: err.message },
+        'DATA_ABORTED',
+      );
       callback(err);
     });
     stream.once('end', () => {
@@ -115,7 +128,16 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
       if (err instanceof UnparseableMessage) return err;
       throw err;
     }),
-    toTickets ? authenticate({ message: raw, ip: session.remoteAddress, helo: envelope.helo ?? '', mailFrom: envelope.mailFrom ?? '', mta: config.smtpHostname, resolver: ctx.resolver }) : null,
+    toTickets
+      ? authenticate({
+          message: raw,
+          ip: session.remoteAddress,
+          helo: envelope.helo ?? '',
+          mailFrom: envelope.mailFrom ?? '',
+          mta: config.smtpHostname,
+          resolver: ctx.resolver,
+        })
+      : null,
   ]);
   if (parsed instanceof UnparseableMessage) return { answer: reply.unparseable(), fields: { err: parsed.message } };
   const fields: Record<string, unknown> = { messageId: parsed.messageId, from: parsed.from[0]?.address };
@@ -156,35 +178,74 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   // Auto-replies, bounces, loops and our own notifications never become ticket messages.
   const notReply = ticketRoutes.length ? classify(ctx, parsed, envelope) : null;
   if (notReply) {
-    for (const route of ticketRoutes) unrouted.push(unroutedRow(route.address, route.ticket.id, `${notReply.kind}: ${notReply.reason}`));
+    for (const route of ticketRoutes)
+      unrouted.push(unroutedRow(route.address, route.ticket.id, `${notReply.kind}: ${notReply.reason}`));
     Object.assign(fields, { notReply: notReply.kind, reason: notReply.reason });
     const result = await save(ctx, raw, [], unrouted, []);
-    if (result.rawMessageId) return { answer: reply.notAReply(result.rawMessageId, notReply.kind), fields: { ...fields, rawMessageId: result.rawMessageId } };
-    return { answer: reply.duplicate(existingId(result)), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+    if (result.rawMessageId)
+      return {
+        answer: reply.notAReply(result.rawMessageId, notReply.kind),
+        fields: { ...fields, rawMessageId: result.rawMessageId },
+      };
+    return {
+      answer: reply.duplicate(existingId(result)),
+      fields: { ...fields, rawMessageId: result.existingRawMessageId },
+    };
   }
 
   const decisions = ticketRoutes.map((route) =>
-    authorize({ fromAddresses: parsed.from, requester: route.ticket.requester, staff: config.staffSenders, auth: auth!, trustedSealers: config.arcTrustedSealers, policy: config.authPolicy }),
+    authorize({
+      fromAddresses: parsed.from,
+      requester: route.ticket.requester,
+      staff: config.staffSenders,
+      auth: auth!,
+      trustedSealers: config.arcTrustedSealers,
+      policy: config.authPolicy,
+    }),
   );
   // One reply for all recipients: a refusal for any ticket refuses the message (nothing is
   // silently dropped); a permanent refusal outranks a temporary one, which a retry cannot fix.
   const refusal = decisions.find((d) => d.verdict === 'reject') ?? decisions.find((d) => d.verdict === 'tempfail');
   if (decisions.length) {
     const d = refusal ?? decisions[0]!;
-    Object.assign(fields, { auth: d.code, role: d.role, authenticatedBy: d.authenticatedBy, wouldReject: d.wouldReject, reason: d.reason });
+    Object.assign(fields, {
+      auth: d.code,
+      role: d.role,
+      authenticatedBy: d.authenticatedBy,
+      wouldReject: d.wouldReject,
+      reason: d.reason,
+    });
   }
-  if (refusal?.reply) return { answer: refusal.verdict === 'reject' ? reply.authRejected(refusal.reply) : reply.authTempfail(refusal.reply), fields };
+  if (refusal?.reply)
+    return {
+      answer: refusal.verdict === 'reject' ? reply.authRejected(refusal.reply) : reply.authTempfail(refusal.reply),
+      fields,
+    };
 
   const attachments = attachmentRows(parsed.attachments, parsed.html);
-  const limits = checkAttachmentLimits(attachments, { maxCount: config.attachmentMaxCount, maxTotalBytes: config.attachmentMaxBytes });
-  if (!limits.ok) return { answer: reply.attachmentsLimit(limits.reason), fields: { ...fields, attachments: attachments.length } };
+  const limits = checkAttachmentLimits(attachments, {
+    maxCount: config.attachmentMaxCount,
+    maxTotalBytes: config.attachmentMaxBytes,
+  });
+  if (!limits.ok)
+    return { answer: reply.attachmentsLimit(limits.reason), fields: { ...fields, attachments: attachments.length } };
 
   const body = bodyOf(parsed, text);
-  const ticketMessages = ticketRoutes.map((route, i) => ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!));
+  const ticketMessages = ticketRoutes.map((route, i) =>
+    ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!),
+  );
   const result = await save(ctx, raw, ticketMessages, unrouted, attachments);
-  if (result.rateLimitedTicket) return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
-  if (result.rawMessageId) return { answer: reply.committed(result.rawMessageId), fields: { ...fields, rawMessageId: result.rawMessageId, attachments: attachments.length } };
-  return { answer: reply.duplicate(existingId(result)), fields: { ...fields, rawMessageId: result.existingRawMessageId } };
+  if (result.rateLimitedTicket)
+    return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
+  if (result.rawMessageId)
+    return {
+      answer: reply.committed(result.rawMessageId),
+      fields: { ...fields, rawMessageId: result.rawMessageId, attachments: attachments.length },
+    };
+  return {
+    answer: reply.duplicate(existingId(result)),
+    fields: { ...fields, rawMessageId: result.existingRawMessageId },
+  };
 }
 
 /** A retry is only acknowledged when the first copy is really there; anything else is our bug: 451. */
@@ -193,7 +254,13 @@ function existingId(result: StoreResult): string {
   return result.existingRawMessageId;
 }
 
-function save(ctx: SmtpContext, raw: Buffer, ticketMessages: TicketMessageRow[], unrouted: UnroutedMessageRow[], attachments: AttachmentRow[]) {
+function save(
+  ctx: SmtpContext,
+  raw: Buffer,
+  ticketMessages: TicketMessageRow[],
+  unrouted: UnroutedMessageRow[],
+  attachments: AttachmentRow[],
+) {
   return storeMessage(ctx.pool, {
     bytes: raw,
     sha256: crypto.createHash('sha256').update(raw).digest(),
@@ -209,17 +276,27 @@ function save(ctx: SmtpContext, raw: Buffer, ticketMessages: TicketMessageRow[],
  * alone is not a reply (a missing boundary can leave just the headers decodable).
  */
 function isUsable(parsed: ParsedMessage, text: string): boolean {
-  return /[^\s\u0000]/.test(text) || (parsed.html !== null && /<img\b/i.test(parsed.html)) || parsed.attachments.length > 0;
+  return (
+    /[^\s\u0000]/.test(text) || (parsed.html !== null && /<img\b/i.test(parsed.html)) || parsed.attachments.length > 0
+  );
 }
 
 /**
  * The ticket of a message to the bare support@ address. X-Ticket-ID and [TKT-…] in the subject
  * can be typed by anyone, so with signed reply addresses only our notifications' Message-IDs count.
  */
-async function findSupportTicket(ctx: SmtpContext, parsed: ParsedMessage): Promise<{ ticket: Ticket; via: string } | null> {
+async function findSupportTicket(
+  ctx: SmtpContext,
+  parsed: ParsedMessage,
+): Promise<{ ticket: Ticket; via: string } | null> {
   const refs = ticketReferences(parsed);
   const guessable = !ctx.config.replyAddressSecret;
-  const candidates: [string | null, string][] = guessable ? [[refs.header, 'x-ticket-id'], [refs.subject, 'subject']] : [];
+  const candidates: [string | null, string][] = guessable
+    ? [
+        [refs.header, 'x-ticket-id'],
+        [refs.subject, 'subject'],
+      ]
+    : [];
   for (const [id, via] of candidates) {
     const ticket = id ? await findTicket(ctx.pool, id) : null;
     if (ticket) return { ticket, via };
@@ -229,7 +306,11 @@ async function findSupportTicket(ctx: SmtpContext, parsed: ParsedMessage): Promi
 }
 
 function classify(ctx: SmtpContext, parsed: ParsedMessage, envelope: Envelope) {
-  const own = { mailDomains: ctx.config.mailDomains, supportLocalPart: ctx.config.supportLocalPart, notificationSenders: ctx.config.notificationSenders };
+  const own = {
+    mailDomains: ctx.config.mailDomains,
+    supportLocalPart: ctx.config.supportLocalPart,
+    notificationSenders: ctx.config.notificationSenders,
+  };
   return classifyMessage(classifyInput(parsed, envelope.mailFrom, own));
 }
 
@@ -264,7 +345,15 @@ function envelopeOf(session: SMTPServerSession): Envelope {
   };
 }
 
-function ticketMessageRow(route: TicketRoute, parsed: ParsedMessage, body: Body, key: string, envelope: Envelope, auth: AuthResults | null, decision: AuthDecision): TicketMessageRow {
+function ticketMessageRow(
+  route: TicketRoute,
+  parsed: ParsedMessage,
+  body: Body,
+  key: string,
+  envelope: Envelope,
+  auth: AuthResults | null,
+  decision: AuthDecision,
+): TicketMessageRow {
   const author = parsed.from.length === 1 ? parsed.from[0]! : null;
   return {
     ticketId: route.ticket.id,
@@ -285,7 +374,14 @@ function ticketMessageRow(route: TicketRoute, parsed: ParsedMessage, body: Body,
       dmarc: auth.dmarc,
       arc: auth.arc,
       temporaryChecks: auth.temporaryChecks,
-      decision: { verdict: decision.verdict, policy: decision.policy, role: decision.role, authenticatedBy: decision.authenticatedBy, wouldReject: decision.wouldReject, wouldReply: decision.wouldReply ?? null },
+      decision: {
+        verdict: decision.verdict,
+        policy: decision.policy,
+        role: decision.role,
+        authenticatedBy: decision.authenticatedBy,
+        wouldReject: decision.wouldReject,
+        wouldReply: decision.wouldReply ?? null,
+      },
     },
     authHeader: auth?.headers ?? null,
     authVerdict: decision.code,

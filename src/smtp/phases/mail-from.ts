@@ -11,7 +11,8 @@ export function onMailFrom(ctx: SmtpContext) {
     if (!ctx.limits.startTransaction(session.remoteAddress)) {
       const answer = reply.rateLimited(ctx.config.maxMessagesPerIpPerMinute);
       logDecision(ctx, session, answer, fields);
-      return callback(answer.toError());
+      callback(answer.toError());
+      return;
     }
     logDecision(ctx, session, reply.mailFromAccepted(), fields);
     callback();

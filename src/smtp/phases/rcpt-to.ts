@@ -12,7 +12,12 @@ export function onRcptTo(ctx: SmtpContext) {
     const started = performance.now();
     decide(ctx, address).then(
       ({ answer, ticket, err }) => {
-        logDecision(ctx, session, answer, { rcpt: address.address, ticket, ms: Math.round(performance.now() - started), ...(err ? { err } : {}) });
+        logDecision(ctx, session, answer, {
+          rcpt: address.address,
+          ticket,
+          ms: Math.round(performance.now() - started),
+          ...(err ? { err } : {}),
+        });
         callback(answer.ok ? null : answer.toError());
       },
       (err: unknown) => {
@@ -25,7 +30,10 @@ export function onRcptTo(ctx: SmtpContext) {
   };
 }
 
-async function decide(ctx: SmtpContext, address: SMTPServerAddress): Promise<{ answer: SmtpReply; ticket?: string; err?: string }> {
+async function decide(
+  ctx: SmtpContext,
+  address: SMTPServerAddress,
+): Promise<{ answer: SmtpReply; ticket?: string; err?: string }> {
   const recipient = classifyRecipient(address.address, ctx.config);
   switch (recipient.kind) {
     case 'foreign':
