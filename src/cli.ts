@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { type Config, ConfigError, effectiveSettings, loadConfig, VARIABLES } from './config.js';
+import { type Config, ConfigError, effectiveSettings, loadConfig, settingsHelp } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import {
@@ -100,12 +100,7 @@ async function run(argv: string[], io: Out): Promise<number> {
     case 'serve':
       if (wantsHelp(rest)) {
         help(io, 'serve');
-        io.out(
-          '\nEnvironment variables:\n' +
-            Object.entries(VARIABLES)
-              .map(([name, meaning]) => `  ${name.padEnd(24)}${meaning}`)
-              .join('\n'),
-        );
+        io.out(`\nEnvironment variables [default]:\n${settingsHelp()}`);
         return 0;
       }
       parse(rest, {});
@@ -153,15 +148,7 @@ function commandLogger(config: Config): Logger {
 async function serve(io: Out): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  io.err(
-    [`ticket-mx starting, ${config.profile} profile${config.profile === 'local' ? ' (DATABASE_URL unset)' : ''}`]
-      .concat(
-        effectiveSettings(config).map(
-          (s) => `  ${s.name.padEnd(22)} ${s.value}${s.source === 'default' ? '  (default)' : ''}`,
-        ),
-      )
-      .join('\n'),
-  );
+  io.err(banner(config));
   const service = await startService(config, log);
   io.err(
     `ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, health on http://${config.httpHost}:${service.http.port}/healthz`,
@@ -185,6 +172,16 @@ async function serve(io: Out): Promise<number> {
   });
   log.flush();
   return 0;
+}
+
+/** Every effective setting, a column wide enough for the longest name, defaults marked. */
+function banner(config: Config): string {
+  const settings = effectiveSettings(config);
+  const width = Math.max(...settings.map((s) => s.name.length)) + 2;
+  const profile = `${config.profile} profile${config.profile === 'local' ? ' (DATABASE_URL unset)' : ''}`;
+  return [`ticket-mx starting, ${profile}`]
+    .concat(settings.map((s) => `  ${s.name.padEnd(width)}${s.value}${s.source === 'default' ? '  (default)' : ''}`))
+    .join('\n');
 }
 
 async function runMigrate(io: Out): Promise<number> {

@@ -1,6 +1,7 @@
-// The only reader of process.env: one zod schema, two profiles, a frozen Config.
-// A bad value stops the process with every problem listed, each naming its variable.
-
+// The only reader of process.env. Every setting is declared once below (variable, schema, the
+// default of each profile, description); the Config type, validation, the banner, `serve --help`
+// and the README table are all derived from that one list. A bad value stops the process with
+// every problem listed in one round, each naming its variable, never echoing a secret.
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,103 +10,66 @@ import { z } from 'zod';
 export type Profile = 'local' | 'production';
 export type AuthPolicy = 'enforce' | 'monitor';
 
-export interface Config {
-  profile: Profile;
-  databaseUrl: string | null;
-  dataDir: string;
-  smtpHost: string;
-  smtpPort: number;
-  smtpHostname: string;
-  mailDomains: string[];
-  supportLocalPart: string;
-  maxMessageBytes: number;
-  maxRecipients: number;
-  maxClients: number;
-  authPolicy: AuthPolicy;
-  staffSenders: string[];
-  dnsServers: string[];
-  dnsTimeoutMs: number;
-  dnsCacheSeconds: number;
-  arcTrustedSealers: string[];
-  replyAddressSecret: string | null;
-  replyAddressSecretPrevious: string | null;
-  replyAddressUnsigned: 'refuse' | 'accept';
-  maxConnectionsPerIp: number;
-  ticketMaxMessagesPerHour: number;
-  attachmentMaxCount: number;
-  attachmentMaxBytes: number;
-  notificationSenders: string[];
-  maxMessagesPerIpPerMinute: number;
-  httpHost: string;
-  httpPort: number;
-  logLevel: string;
-  databasePoolSize: number;
-  /** Deadline for one SMTP hook (RCPT lookup; DATA after the last byte). */
-  hookTimeoutMs: number;
-  socketTimeoutMs: number;
-  greetingDelayMs: number;
-  maxSessionMs: number;
-  maxBufferedBytes: number;
-  proxyProtocol: boolean;
-  tlsCertFile: string | null;
-  tlsKeyFile: string | null;
+/** A default that depends on nothing but the machine: computed when the configuration is read. */
+type Computed<T> = { compute: () => T; text: string };
+/** The production profile has no sensible default: the variable must be set. */
+const REQUIRED = { required: true } as const;
+type Default<T> = T | Computed<T> | typeof REQUIRED;
+
+export interface Setting<T> {
+  /** The property of Config that holds the value. */
+  key: string;
+  /** The section of the README table and of `serve --help`. */
+  group: Group;
+  describe: string;
+  /** From the variable's text to the value; its messages say what is wrong, not what was given. */
+  parse: z.ZodType<T, string>;
+  local: Default<T>;
+  production: Default<T>;
+  /** How a value reads in the banner and the start-up log line; default: String(value). */
+  show?: (value: T) => string;
+  /** Never echoed: not in error messages, not in the banner. */
+  secret?: boolean;
 }
 
-/** What every variable means, its default per profile: the README table is kept equal to this by a test. */
-export const VARIABLES = {
-  DATABASE_URL: 'PostgreSQL URL. Unset: the local profile with an embedded PostgreSQL under DATA_DIR.',
-  DATA_DIR: 'Directory for the embedded PostgreSQL and its credentials (local profile).',
-  SMTP_HOST: 'Address the SMTP server listens on.',
-  SMTP_PORT: 'SMTP port (0 picks a free port).',
-  SMTP_HOSTNAME: 'Name in the 220 greeting and EHLO reply.',
-  MAIL_DOMAINS: 'Comma-separated domains we are the MX for; anything else is relaying and refused.',
-  SUPPORT_LOCAL_PART: 'Local part of reply addresses (support+TKT-1@…).',
-  MAX_MESSAGE_BYTES: 'Largest message accepted, advertised as SIZE; larger gets 552 5.3.4.',
-  SMTP_MAX_RECIPIENTS: 'Recipients per transaction; more get 452 4.5.3.',
-  SMTP_MAX_CLIENTS: 'Concurrent SMTP connections; more get 421.',
-  AUTH_POLICY: '`enforce` refuses unauthenticated or unauthorised senders with 550; `monitor` accepts and records.',
-  STAFF_SENDERS: 'Comma-separated staff addresses and @domains allowed to write to any ticket.',
-  DNS_SERVERS: 'Comma-separated DNS servers (ip or ip:port) for SPF/DKIM/DMARC; unset uses the system resolver.',
-  DNS_CACHE_SECONDS:
-    'How long DNS answers (and NXDOMAIN) are kept in memory; 0 keeps nothing. Temporary errors are never kept.',
-  DNS_TIMEOUT_MS:
-    'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (451 4.7.x).',
-  ARC_TRUSTED_SEALERS:
-    'Comma-separated domains whose valid ARC seal vouches for forwarded mail (e.g. a mailing list or forwarding service).',
-  REPLY_ADDRESS_SECRET: 'Secret for signed reply addresses support+TKT-1.<mac>@; set, RCPT accepts only a valid MAC.',
-  REPLY_ADDRESS_SECRET_PREVIOUS: 'The previous secret during a key rotation: addresses signed with it keep working.',
-  REPLY_ADDRESS_UNSIGNED: '`refuse` or `accept` unsigned addresses once a secret is set (accept only while migrating).',
-  TICKET_MAX_MESSAGES_PER_HOUR:
-    'Messages one ticket accepts per hour (a mail-loop breaker); more get 450 4.7.1. 0 turns it off.',
-  ATTACHMENT_MAX_COUNT: 'Attachments per message; more get 552 5.3.4.',
-  ATTACHMENT_MAX_BYTES: 'Total decoded size of the attachments of one message; more get 552 5.3.4.',
-  NOTIFICATION_SENDERS:
-    'Comma-separated From addresses of our own notifications, so that they are recognised if they come back (support@ and noreply@ our domains always are).',
-  SMTP_MAX_CONNECTIONS_PER_IP: 'Concurrent connections from one client IP; more get 421 4.7.0. 0 turns the limit off.',
-  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE:
-    'Transactions one client IP may start per minute; more get 450 4.7.1 at MAIL FROM. 0 turns the limit off.',
-  HTTP_HOST: 'Address for /healthz and /metrics (set 0.0.0.0 for a Prometheus on another host).',
-  HTTP_PORT: 'Port for /healthz and /metrics (0 picks a free port).',
-  LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace, silent.',
-  DATABASE_POOL_SIZE: 'PostgreSQL connections per process.',
-  HOOK_TIMEOUT_MS:
-    'Deadline for one SMTP decision (RCPT lookup, DATA after the final dot); past it we answer 451 4.3.0.',
-  SMTP_SOCKET_TIMEOUT_MS: 'Idle time before a silent client is disconnected.',
-  SMTP_MAX_SESSION_MS:
-    'Longest an SMTP connection may stay open, however busy; then 421 4.4.2 and the connection is closed.',
-  SMTP_MAX_BUFFERED_BYTES:
-    'Message bytes all connections together may hold in memory; a message that would pass it gets 451 4.3.1.',
-  SMTP_GREETING_DELAY_MS:
-    'Pause before the 220 greeting; a client that talks during it gets 421 (early-talker check). 0 disables it.',
-  PROXY_PROTOCOL: 'Expect a PROXY protocol header (behind a TCP balancer): true/false.',
-  TLS_CERT_FILE: 'PEM certificate for STARTTLS; unset: STARTTLS is not offered.',
-  TLS_KEY_FILE: 'PEM private key for STARTTLS.',
-} as const;
+export const GROUPS = [
+  'Database and files',
+  'SMTP listener',
+  'Connections and limits',
+  'Sender authentication',
+  'Reply addresses',
+  'Tickets and attachments',
+  'Health, metrics and logs',
+] as const;
+export type Group = (typeof GROUPS)[number];
 
-export type VariableName = keyof typeof VARIABLES;
+function setting<P, const K extends string>(
+  s: Omit<Setting<P>, 'key' | 'local' | 'production'> & {
+    key: K;
+    local: Default<NoInfer<P>>;
+    production: Default<NoInfer<P>>;
+  },
+): Setting<P> & { key: K } {
+  return s;
+}
 
-const list = (value: string | undefined): string[] =>
-  (value ?? '')
+/** A setting that may stay unset in both profiles: its value is then null; `unset` says what that means. */
+function optional<P, const K extends string>(
+  s: Omit<Setting<P | null>, 'key' | 'local' | 'production' | 'parse'> & {
+    key: K;
+    parse: z.ZodType<P, string>;
+    unset?: string;
+  },
+): Setting<P | null> & { key: K } {
+  const { unset, ...rest } = s;
+  const d = unset ? { compute: () => null, text: unset } : null;
+  return { ...rest, local: d, production: d };
+}
+
+// ---- value schemas -------------------------------------------------------------------------
+
+const list = (value: string): string[] =>
+  value
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -125,94 +89,24 @@ const bool = z
   .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }))
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+const text = z.string().trim().min(1);
+const ip = z
+  .string()
+  .trim()
+  .refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address');
+const oneOf = <const T extends string>(values: readonly [T, ...T[]]) =>
+  z
+    .string()
+    .trim()
+    .pipe(z.enum(values, { message: `must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}` }));
+
 const domainRe = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const localPartRe = /^[a-z0-9!#$%&'*/=?^_`{|}~.-]{1,64}$/;
-
-const schema = z.object({
-  DATABASE_URL: z
-    .string()
-    .trim()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
-    .optional(),
-  DATA_DIR: z.string().trim().min(1).optional(),
-  SMTP_HOST: z
-    .string()
-    .trim()
-    .refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address')
-    .optional(),
-  SMTP_PORT: int(0, 65535).optional(),
-  SMTP_HOSTNAME: z.string().trim().regex(domainRe, 'must be a host name').optional(),
-  MAIL_DOMAINS: z
-    .string()
-    .transform((v) => list(v).map((d) => d.toLowerCase()))
-    .pipe(
-      z
-        .array(z.string().regex(domainRe, 'must list domain names such as flamecrm.ru'))
-        .min(1, 'must name at least one domain'),
-    )
-    .optional(),
-  SUPPORT_LOCAL_PART: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .regex(localPartRe, 'must be a plain local part such as support')
-    .refine((v) => !v.includes('+'), 'must not contain +')
-    .optional(),
-  MAX_MESSAGE_BYTES: int(1024, 1024 ** 3).optional(),
-  SMTP_MAX_RECIPIENTS: int(1, 1000).optional(),
-  SMTP_MAX_CLIENTS: int(1, 100_000).optional(),
-  AUTH_POLICY: z.enum(['enforce', 'monitor'], { message: 'must be enforce or monitor' }).optional(),
-  STAFF_SENDERS: z
+const lowerList = (item: z.ZodType<string, string>) =>
+  z
     .string()
     .transform((v) => list(v).map((s) => s.toLowerCase()))
-    .pipe(z.array(z.string().regex(/^([^@\s]+)?@[^@\s]+$/, 'must list addresses (a@b.ru) or domains (@b.ru)')))
-    .optional(),
-  DNS_TIMEOUT_MS: int(50, 60_000).optional(),
-  DNS_CACHE_SECONDS: int(0, 86_400).optional(),
-  ARC_TRUSTED_SEALERS: z
-    .string()
-    .transform((v) => list(v).map((d) => d.toLowerCase()))
-    .pipe(z.array(z.string().regex(domainRe, 'must list domain names such as lists.example.org')))
-    .optional(),
-  REPLY_ADDRESS_SECRET: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)').optional(),
-  REPLY_ADDRESS_SECRET_PREVIOUS: z.string().min(16, 'must be at least 16 characters').optional(),
-  REPLY_ADDRESS_UNSIGNED: z.enum(['refuse', 'accept'], { message: 'must be refuse or accept' }).optional(),
-  SMTP_MAX_CONNECTIONS_PER_IP: int(0, 100_000).optional(),
-  TICKET_MAX_MESSAGES_PER_HOUR: int(0, 1_000_000).optional(),
-  ATTACHMENT_MAX_COUNT: int(0, 10_000).optional(),
-  ATTACHMENT_MAX_BYTES: int(0, 1024 ** 3).optional(),
-  NOTIFICATION_SENDERS: z
-    .string()
-    .transform((v) => list(v).map((s) => s.toLowerCase()))
-    .pipe(z.array(z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must list addresses such as noreply@flamecrm.ru')))
-    .optional(),
-  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: int(0, 10_000_000).optional(),
-  DNS_SERVERS: z
-    .string()
-    .transform(list)
-    .pipe(z.array(z.string().refine(isDnsServer, 'must list IP addresses, optionally with :port ([::1]:53 for IPv6)')))
-    .optional(),
-  HTTP_HOST: z
-    .string()
-    .trim()
-    .refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address')
-    .optional(),
-  HTTP_PORT: int(0, 65535).optional(),
-  LOG_LEVEL: z
-    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-      message: 'must be one of fatal, error, warn, info, debug, trace, silent',
-    })
-    .optional(),
-  DATABASE_POOL_SIZE: int(1, 200).optional(),
-  HOOK_TIMEOUT_MS: int(100, 600_000).optional(),
-  SMTP_SOCKET_TIMEOUT_MS: int(1000, 3_600_000).optional(),
-  SMTP_GREETING_DELAY_MS: int(0, 30_000).optional(),
-  SMTP_MAX_SESSION_MS: int(1000, 86_400_000).optional(),
-  SMTP_MAX_BUFFERED_BYTES: int(1024 * 1024, 64 * 1024 ** 3).optional(),
-  PROXY_PROTOCOL: bool.optional(),
-  TLS_CERT_FILE: z.string().trim().min(1).optional(),
-  TLS_KEY_FILE: z.string().trim().min(1).optional(),
-});
+    .pipe(z.array(item));
 
 function isDnsServer(value: string): boolean {
   const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(value);
@@ -222,6 +116,402 @@ function isDnsServer(value: string): boolean {
   return !!v4 && isIP(v4[1] ?? '') === 4 && Number(v4[2]) <= 65535;
 }
 
+const MiB = 1024 * 1024;
+const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
+const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
+const orOff = (v: number) => (v ? String(v) : '0 (off)');
+
+// ---- the settings --------------------------------------------------------------------------
+
+export const SETTINGS = {
+  DATABASE_URL: optional({
+    key: 'databaseUrl',
+    group: 'Database and files',
+    describe: 'PostgreSQL URL. Unset: the local profile with an embedded PostgreSQL under `DATA_DIR`.',
+    unset: '(embedded)',
+    parse: z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
+    secret: true,
+  }),
+  DATA_DIR: setting({
+    key: 'dataDir',
+    group: 'Database and files',
+    describe: 'Directory for the embedded PostgreSQL (`pg/`, its log and credentials).',
+    parse: text.transform((v) => path.resolve(v)),
+    local: { compute: () => path.resolve('data'), text: './data' },
+    production: { compute: () => path.resolve('data'), text: './data' },
+  }),
+  DATABASE_POOL_SIZE: setting({
+    key: 'databasePoolSize',
+    group: 'Database and files',
+    describe: 'PostgreSQL connections per process.',
+    parse: int(1, 200),
+    local: 20,
+    production: 20,
+  }),
+  SMTP_HOST: setting({
+    key: 'smtpHost',
+    group: 'SMTP listener',
+    describe: 'Address the SMTP server listens on.',
+    parse: ip,
+    local: '127.0.0.1',
+    production: '0.0.0.0',
+  }),
+  SMTP_PORT: setting({
+    key: 'smtpPort',
+    group: 'SMTP listener',
+    describe: 'SMTP port (`0` picks a free port). Port 25 needs root or `CAP_NET_BIND_SERVICE`.',
+    parse: int(0, 65535),
+    local: 2525,
+    production: 25,
+  }),
+  SMTP_HOSTNAME: setting({
+    key: 'smtpHostname',
+    group: 'SMTP listener',
+    describe: 'Name in the 220 greeting and the EHLO reply.',
+    parse: z.string().trim().toLowerCase().regex(domainRe, 'must be a host name'),
+    local: { compute: () => os.hostname(), text: 'the host name' },
+    production: { compute: () => os.hostname(), text: 'the host name' },
+  }),
+  MAIL_DOMAINS: setting({
+    key: 'mailDomains',
+    group: 'SMTP listener',
+    describe: 'Comma-separated domains we are the MX for; anything else is relaying and refused.',
+    parse: lowerList(z.string().regex(domainRe, 'must list domain names such as flamecrm.ru')).pipe(
+      z.array(z.string()).min(1, 'must name at least one domain'),
+    ),
+    local: ['flamecrm.ru'],
+    production: REQUIRED,
+    show: joined(''),
+  }),
+  SUPPORT_LOCAL_PART: setting({
+    key: 'supportLocalPart',
+    group: 'SMTP listener',
+    describe: 'Local part of reply addresses (`support+TKT-1@…`).',
+    parse: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .regex(localPartRe, 'must be a plain local part such as support')
+      .refine((v) => !v.includes('+'), 'must not contain +'),
+    local: 'support',
+    production: 'support',
+  }),
+  TLS_CERT_FILE: optional({
+    key: 'tlsCertFile',
+    group: 'SMTP listener',
+    describe: 'PEM certificate for STARTTLS. Unset: STARTTLS is not offered (never a built-in key), with a warning.',
+    parse: text,
+    show: none('STARTTLS off'),
+  }),
+  TLS_KEY_FILE: optional({
+    key: 'tlsKeyFile',
+    group: 'SMTP listener',
+    describe: 'PEM private key for STARTTLS; set together with `TLS_CERT_FILE`.',
+    parse: text,
+    show: none('STARTTLS off'),
+  }),
+  PROXY_PROTOCOL: setting({
+    key: 'proxyProtocol',
+    group: 'SMTP listener',
+    describe: 'Expect a PROXY protocol header (behind a TCP balancer): `true` or `false`.',
+    parse: bool,
+    local: false,
+    production: false,
+  }),
+  SMTP_GREETING_DELAY_MS: setting({
+    key: 'greetingDelayMs',
+    group: 'SMTP listener',
+    describe: 'Pause before the 220 greeting; a client that talks during it gets `421` (early-talker check).',
+    parse: int(0, 30_000),
+    local: 0,
+    production: 0,
+  }),
+  MAX_MESSAGE_BYTES: setting({
+    key: 'maxMessageBytes',
+    group: 'Connections and limits',
+    describe: 'Largest message accepted, advertised as `SIZE`; larger gets `552 5.3.4`.',
+    parse: int(1024, 1024 ** 3),
+    local: 25 * MiB,
+    production: 25 * MiB,
+  }),
+  SMTP_MAX_RECIPIENTS: setting({
+    key: 'maxRecipients',
+    group: 'Connections and limits',
+    describe: 'Recipients per transaction; more get `452 4.5.3`.',
+    parse: int(1, 1000),
+    local: 50,
+    production: 50,
+  }),
+  SMTP_MAX_CLIENTS: setting({
+    key: 'maxClients',
+    group: 'Connections and limits',
+    describe: 'Concurrent SMTP connections; more get `421`.',
+    parse: int(1, 100_000),
+    local: 1000,
+    production: 1000,
+  }),
+  SMTP_MAX_CONNECTIONS_PER_IP: setting({
+    key: 'maxConnectionsPerIp',
+    group: 'Connections and limits',
+    describe: 'Concurrent connections from one client IP; more get `421 4.7.0`. `0` turns the limit off.',
+    parse: int(0, 100_000),
+    local: 50,
+    production: 50,
+    show: orOff,
+  }),
+  SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: setting({
+    key: 'maxMessagesPerIpPerMinute',
+    group: 'Connections and limits',
+    describe: 'Transactions one client IP may start per minute; more get `450 4.7.1` at MAIL FROM. `0` turns it off.',
+    parse: int(0, 10_000_000),
+    local: 600,
+    production: 600,
+    show: orOff,
+  }),
+  HOOK_TIMEOUT_MS: setting({
+    key: 'hookTimeoutMs',
+    group: 'Connections and limits',
+    describe: 'Deadline for one SMTP decision (RCPT lookup, DATA after the final dot); past it we answer `451 4.3.0`.',
+    parse: int(100, 600_000),
+    local: 30_000,
+    production: 30_000,
+  }),
+  SMTP_SOCKET_TIMEOUT_MS: setting({
+    key: 'socketTimeoutMs',
+    group: 'Connections and limits',
+    describe: 'Idle time before a silent client is disconnected.',
+    parse: int(1000, 3_600_000),
+    local: 300_000,
+    production: 300_000,
+  }),
+  SMTP_MAX_SESSION_MS: setting({
+    key: 'maxSessionMs',
+    group: 'Connections and limits',
+    describe: 'Longest an SMTP connection may stay open, however busy; then `421 4.4.2` and the connection is closed.',
+    parse: int(1000, 86_400_000),
+    local: 600_000,
+    production: 600_000,
+  }),
+  SMTP_MAX_BUFFERED_BYTES: setting({
+    key: 'maxBufferedBytes',
+    group: 'Connections and limits',
+    describe:
+      'Message bytes all connections together may hold in memory; a message that would pass it gets `451 4.3.1`. ' +
+      'At least `MAX_MESSAGE_BYTES`.',
+    parse: int(MiB, 64 * 1024 ** 3),
+    local: 512 * MiB,
+    production: 512 * MiB,
+  }),
+  AUTH_POLICY: setting({
+    key: 'authPolicy',
+    group: 'Sender authentication',
+    describe: '`enforce` refuses unauthenticated or unauthorised senders with 550; `monitor` accepts and records.',
+    parse: oneOf<AuthPolicy>(['enforce', 'monitor']),
+    local: 'monitor',
+    production: 'enforce',
+  }),
+  STAFF_SENDERS: setting({
+    key: 'staffSenders',
+    group: 'Sender authentication',
+    describe: 'Comma-separated staff addresses and `@domains` allowed to write to any ticket.',
+    parse: lowerList(z.string().regex(/^([^@\s]+)?@[^@\s]+$/, 'must list addresses (a@b.ru) or domains (@b.ru)')),
+    local: [],
+    production: [],
+    show: joined('(none)'),
+  }),
+  DNS_SERVERS: setting({
+    key: 'dnsServers',
+    group: 'Sender authentication',
+    describe: 'Comma-separated DNS servers (`ip` or `ip:port`, `[::1]:53`) for SPF/DKIM/DMARC.',
+    parse: z
+      .string()
+      .transform(list)
+      .pipe(
+        z.array(z.string().refine(isDnsServer, 'must list IP addresses, optionally with :port ([::1]:53 for IPv6)')),
+      ),
+    local: { compute: () => [], text: '(system)' },
+    production: { compute: () => [], text: '(system)' },
+    show: joined('(system resolver)'),
+  }),
+  DNS_TIMEOUT_MS: setting({
+    key: 'dnsTimeoutMs',
+    group: 'Sender authentication',
+    describe:
+      'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (`451 4.7.x`).',
+    parse: int(50, 60_000),
+    local: 2_000,
+    production: 2_000,
+  }),
+  DNS_CACHE_SECONDS: setting({
+    key: 'dnsCacheSeconds',
+    group: 'Sender authentication',
+    describe:
+      'How long DNS answers (and NXDOMAIN/NODATA) are kept in memory; `0` keeps nothing. Temporary errors are never kept.',
+    parse: int(0, 86_400),
+    local: 60,
+    production: 60,
+    show: orOff,
+  }),
+  ARC_TRUSTED_SEALERS: setting({
+    key: 'arcTrustedSealers',
+    group: 'Sender authentication',
+    describe:
+      'Comma-separated domains whose valid ARC seal vouches for forwarded mail (a mailing list or forwarding service).',
+    parse: lowerList(z.string().regex(domainRe, 'must list domain names such as lists.example.org')),
+    local: [],
+    production: [],
+    show: joined('(none)'),
+  }),
+  REPLY_ADDRESS_SECRET: optional({
+    key: 'replyAddressSecret',
+    group: 'Reply addresses',
+    describe: 'Secret (16+ characters, e.g. `openssl rand -hex 32`) for signed reply addresses `support+TKT-1.<mac>@`.',
+    parse: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)'),
+    secret: true,
+  }),
+  REPLY_ADDRESS_SECRET_PREVIOUS: optional({
+    key: 'replyAddressSecretPrevious',
+    group: 'Reply addresses',
+    describe: 'The previous secret during a key rotation: addresses signed with it keep working.',
+    parse: z.string().min(16, 'must be at least 16 characters'),
+    secret: true,
+  }),
+  REPLY_ADDRESS_UNSIGNED: setting({
+    key: 'replyAddressUnsigned',
+    group: 'Reply addresses',
+    describe:
+      'With a secret set: `refuse` or `accept` unsigned addresses (`accept` only while migrating). ' +
+      'Without a secret nothing is signed and it does not apply.',
+    parse: oneOf(['refuse', 'accept']),
+    local: 'refuse',
+    production: 'refuse',
+  }),
+  TICKET_MAX_MESSAGES_PER_HOUR: setting({
+    key: 'ticketMaxMessagesPerHour',
+    group: 'Tickets and attachments',
+    describe: 'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. `0` turns it off.',
+    parse: int(0, 1_000_000),
+    local: 60,
+    production: 60,
+    show: orOff,
+  }),
+  ATTACHMENT_MAX_COUNT: setting({
+    key: 'attachmentMaxCount',
+    group: 'Tickets and attachments',
+    describe: 'Attachments per message; more get `552 5.3.4`.',
+    parse: int(0, 10_000),
+    local: 50,
+    production: 50,
+  }),
+  ATTACHMENT_MAX_BYTES: setting({
+    key: 'attachmentMaxBytes',
+    group: 'Tickets and attachments',
+    describe: "Total decoded size of one message's attachments; more get `552 5.3.4`.",
+    parse: int(0, 1024 ** 3),
+    local: 20 * MiB,
+    production: 20 * MiB,
+  }),
+  NOTIFICATION_SENDERS: setting({
+    key: 'notificationSenders',
+    group: 'Tickets and attachments',
+    describe:
+      'Comma-separated From addresses of our own notifications, recognised if they come back ' +
+      '(`support@` and `noreply@` our domains always are).',
+    parse: lowerList(z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must list addresses such as noreply@flamecrm.ru')),
+    local: [],
+    production: [],
+    show: joined('(support@ and noreply@ our domains)'),
+  }),
+  HTTP_HOST: setting({
+    key: 'httpHost',
+    group: 'Health, metrics and logs',
+    describe: 'Address for `/healthz` and `/metrics` (set `0.0.0.0` for a Prometheus on another host).',
+    parse: ip,
+    // metrics and health are for the operator: loopback unless asked otherwise
+    local: '127.0.0.1',
+    production: '127.0.0.1',
+  }),
+  HTTP_PORT: setting({
+    key: 'httpPort',
+    group: 'Health, metrics and logs',
+    describe: 'Port for `/healthz` and `/metrics` (`0` picks a free port).',
+    parse: int(0, 65535),
+    local: 8025,
+    production: 8025,
+  }),
+  LOG_LEVEL: setting({
+    key: 'logLevel',
+    group: 'Health, metrics and logs',
+    describe: 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`.',
+    parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    local: 'info',
+    production: 'info',
+  }),
+} as const;
+
+type Settings = typeof SETTINGS;
+/** The name of a variable the code reads. */
+export type VariableName = keyof Settings;
+type KeyOf<S> = S extends { key: infer K extends string } ? K : never;
+type ValueOf<S> = S extends Setting<infer T> ? T : never;
+/** The settings by their camelCase key, as the code uses them. */
+export type Config = { readonly profile: Profile } & {
+  readonly [N in VariableName as KeyOf<Settings[N]>]: ValueOf<Settings[N]>;
+};
+export type SettingKey = Exclude<keyof Config, 'profile'>;
+
+/** Every variable the code reads, in the order of the list above. */
+export const VARIABLE_NAMES = Object.keys(SETTINGS) as VariableName[];
+
+// ---- rules between settings ----------------------------------------------------------------
+
+/** A rule over several settings: checked in the same round as the values, on those that parsed. */
+interface Rule {
+  uses: VariableName[];
+  /** The problem, or null. */
+  check(c: Config, given: (name: VariableName) => boolean): string | null;
+}
+
+const RULES: Rule[] = [
+  {
+    uses: ['TLS_CERT_FILE', 'TLS_KEY_FILE'],
+    check: (c) =>
+      !!c.tlsCertFile === !!c.tlsKeyFile
+        ? null
+        : c.tlsCertFile
+          ? 'TLS_KEY_FILE: must be set together with TLS_CERT_FILE'
+          : 'TLS_CERT_FILE: must be set together with TLS_KEY_FILE',
+  },
+  {
+    uses: ['REPLY_ADDRESS_SECRET_PREVIOUS', 'REPLY_ADDRESS_SECRET'],
+    check: (c) =>
+      c.replyAddressSecretPrevious && !c.replyAddressSecret
+        ? 'REPLY_ADDRESS_SECRET_PREVIOUS: set REPLY_ADDRESS_SECRET too (the new secret); ' +
+          'the previous one only keeps old addresses working'
+        : null,
+  },
+  {
+    uses: ['REPLY_ADDRESS_UNSIGNED', 'REPLY_ADDRESS_SECRET'],
+    check: (c, given) =>
+      given('REPLY_ADDRESS_UNSIGNED') && !c.replyAddressSecret
+        ? 'REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set'
+        : null,
+  },
+  {
+    uses: ['SMTP_MAX_BUFFERED_BYTES', 'MAX_MESSAGE_BYTES'],
+    check: (c) =>
+      c.maxBufferedBytes < c.maxMessageBytes
+        ? 'SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, ' +
+          'or no message of the largest size could ever be taken'
+        : null,
+  },
+];
+
+// ---- reading -------------------------------------------------------------------------------
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -229,144 +519,149 @@ export class ConfigError extends Error {
   }
 }
 
+export interface LoadOptions {
+  /**
+   * Variables this command does not use: a missing required value is not a problem for it
+   * (`ticket show` needs no MAIL_DOMAINS). Bad values are still refused.
+   */
+  unused?: VariableName[];
+}
+
+const isComputed = <T>(d: Default<T>): d is Computed<T> => typeof d === 'object' && d !== null && 'compute' in d;
+const isRequired = <T>(d: Default<T>): d is typeof REQUIRED => typeof d === 'object' && d !== null && 'required' in d;
+const setIn = (env: NodeJS.ProcessEnv, name: string) => (env[name] ?? '').trim() !== '';
+
 /** Reads the environment once. Empty strings count as unset, as in most shells' `FOO= cmd`. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
-  const input: Record<string, string> = {};
-  for (const name of Object.keys(VARIABLES)) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== '') input[name] = value;
-  }
-  const parsed = schema.safeParse(input);
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Readonly<Config> {
+  const given = (name: VariableName) => setIn(env, name);
+  const profile: Profile = given('DATABASE_URL') ? 'production' : 'local';
   const problems: string[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const name = String(issue.path[0] ?? '?');
-      problems.push(`${name}: ${issue.message} (got ${JSON.stringify(input[name] ?? '')})`);
+  const failed = new Set<VariableName>();
+  const values: Record<string, unknown> = { profile };
+
+  for (const name of VARIABLE_NAMES) {
+    const s = SETTINGS[name] as Setting<unknown>;
+    if (given(name)) {
+      const raw = env[name]!;
+      const parsed = s.parse.safeParse(raw);
+      if (parsed.success) values[s.key] = parsed.data;
+      else {
+        failed.add(name);
+        const message = parsed.error.issues[0]?.message ?? 'is not valid';
+        problems.push(`${name}: ${message}${s.secret ? '' : ` (got ${JSON.stringify(raw)})`}`);
+      }
+      continue;
     }
-    throw new ConfigError(problems);
+    const d = profile === 'local' ? s.local : s.production;
+    if (isRequired(d)) {
+      failed.add(name);
+      if (!options.unused?.includes(name))
+        problems.push(`${name}: must be set in the production profile (DATABASE_URL is set)${example(name)}`);
+    } else values[s.key] = isComputed(d) ? d.compute() : d;
   }
-  const v = parsed.data;
-  const profile: Profile = v.DATABASE_URL ? 'production' : 'local';
-  const local = profile === 'local';
-
-  if (!local && !v.MAIL_DOMAINS)
-    problems.push(
-      'MAIL_DOMAINS: must be set in the production profile (DATABASE_URL is set), e.g. MAIL_DOMAINS=flamecrm.ru',
-    );
-  if (!!v.TLS_CERT_FILE !== !!v.TLS_KEY_FILE)
-    problems.push(
-      `${v.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: must be set together with ${v.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`,
-    );
-  if (v.REPLY_ADDRESS_SECRET_PREVIOUS && !v.REPLY_ADDRESS_SECRET)
-    problems.push(
-      'REPLY_ADDRESS_SECRET_PREVIOUS: set REPLY_ADDRESS_SECRET too (the new secret); the previous one only keeps old addresses working',
-    );
-  if (v.REPLY_ADDRESS_UNSIGNED && !v.REPLY_ADDRESS_SECRET)
-    problems.push('REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set');
-  if (v.SMTP_MAX_BUFFERED_BYTES !== undefined && v.SMTP_MAX_BUFFERED_BYTES < (v.MAX_MESSAGE_BYTES ?? 25 * 1024 * 1024))
-    problems.push(
-      'SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, or no message of the largest size could ever be taken',
-    );
+  const config = values as Config;
+  for (const rule of RULES) {
+    if (rule.uses.some((n) => failed.has(n))) continue;
+    const problem = rule.check(config, given);
+    if (problem) problems.push(problem);
+  }
   if (problems.length) throw new ConfigError(problems);
-
-  const smtpHost = v.SMTP_HOST ?? (local ? '127.0.0.1' : '0.0.0.0');
-  const config: Config = {
-    profile,
-    databaseUrl: v.DATABASE_URL ?? null,
-    dataDir: path.resolve(v.DATA_DIR ?? 'data'),
-    smtpHost,
-    smtpPort: v.SMTP_PORT ?? (local ? 2525 : 25),
-    smtpHostname: v.SMTP_HOSTNAME ?? os.hostname(),
-    mailDomains: v.MAIL_DOMAINS ?? ['flamecrm.ru'],
-    supportLocalPart: v.SUPPORT_LOCAL_PART ?? 'support',
-    maxMessageBytes: v.MAX_MESSAGE_BYTES ?? 25 * 1024 * 1024,
-    maxRecipients: v.SMTP_MAX_RECIPIENTS ?? 50,
-    maxClients: v.SMTP_MAX_CLIENTS ?? 1000,
-    authPolicy: v.AUTH_POLICY ?? (local ? 'monitor' : 'enforce'),
-    staffSenders: v.STAFF_SENDERS ?? [],
-    dnsServers: v.DNS_SERVERS ?? [],
-    dnsTimeoutMs: v.DNS_TIMEOUT_MS ?? 2_000,
-    dnsCacheSeconds: v.DNS_CACHE_SECONDS ?? 60,
-    arcTrustedSealers: v.ARC_TRUSTED_SEALERS ?? [],
-    replyAddressSecret: v.REPLY_ADDRESS_SECRET ?? null,
-    replyAddressSecretPrevious: v.REPLY_ADDRESS_SECRET_PREVIOUS ?? null,
-    replyAddressUnsigned: v.REPLY_ADDRESS_UNSIGNED ?? 'refuse',
-    maxConnectionsPerIp: v.SMTP_MAX_CONNECTIONS_PER_IP ?? 50,
-    ticketMaxMessagesPerHour: v.TICKET_MAX_MESSAGES_PER_HOUR ?? 60,
-    attachmentMaxCount: v.ATTACHMENT_MAX_COUNT ?? 50,
-    attachmentMaxBytes: v.ATTACHMENT_MAX_BYTES ?? 20 * 1024 * 1024,
-    notificationSenders: v.NOTIFICATION_SENDERS ?? [],
-    maxMessagesPerIpPerMinute: v.SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE ?? 600,
-    // metrics and health are for the operator: loopback unless asked otherwise
-    httpHost: v.HTTP_HOST ?? '127.0.0.1',
-    httpPort: v.HTTP_PORT ?? 8025,
-    logLevel: v.LOG_LEVEL ?? 'info',
-    databasePoolSize: v.DATABASE_POOL_SIZE ?? 20,
-    hookTimeoutMs: v.HOOK_TIMEOUT_MS ?? 30_000,
-    socketTimeoutMs: v.SMTP_SOCKET_TIMEOUT_MS ?? 300_000,
-    greetingDelayMs: v.SMTP_GREETING_DELAY_MS ?? 0,
-    maxSessionMs: v.SMTP_MAX_SESSION_MS ?? 600_000,
-    maxBufferedBytes: v.SMTP_MAX_BUFFERED_BYTES ?? 512 * 1024 * 1024,
-    proxyProtocol: v.PROXY_PROTOCOL ?? false,
-    tlsCertFile: v.TLS_CERT_FILE ?? null,
-    tlsKeyFile: v.TLS_KEY_FILE ?? null,
-  };
   return Object.freeze(config);
 }
 
-/** Each variable's effective value and whether it came from the environment or the profile's default. */
-export function effectiveSettings(
-  config: Config,
-  env: NodeJS.ProcessEnv = process.env,
-): { name: VariableName; value: string; source: 'env' | 'default' }[] {
-  const values: Record<VariableName, unknown> = {
-    DATABASE_URL: config.databaseUrl
-      ? maskUrl(config.databaseUrl)
-      : `(embedded PostgreSQL in ${path.join(config.dataDir, 'pg')})`,
-    DATA_DIR: config.dataDir,
-    SMTP_HOST: config.smtpHost,
-    SMTP_PORT: config.smtpPort,
-    SMTP_HOSTNAME: config.smtpHostname,
-    MAIL_DOMAINS: config.mailDomains.join(','),
-    SUPPORT_LOCAL_PART: config.supportLocalPart,
-    MAX_MESSAGE_BYTES: config.maxMessageBytes,
-    SMTP_MAX_RECIPIENTS: config.maxRecipients,
-    SMTP_MAX_CLIENTS: config.maxClients,
-    AUTH_POLICY: config.authPolicy,
-    STAFF_SENDERS: config.staffSenders.join(',') || '(none)',
-    DNS_SERVERS: config.dnsServers.join(',') || '(system resolver)',
-    DNS_TIMEOUT_MS: config.dnsTimeoutMs,
-    DNS_CACHE_SECONDS: config.dnsCacheSeconds || '0 (off)',
-    ARC_TRUSTED_SEALERS: config.arcTrustedSealers.join(',') || '(none)',
-    REPLY_ADDRESS_SECRET: config.replyAddressSecret ? '(set)' : '(none: unsigned addresses)',
-    REPLY_ADDRESS_SECRET_PREVIOUS: config.replyAddressSecretPrevious ? '(set)' : '(none)',
-    REPLY_ADDRESS_UNSIGNED: config.replyAddressUnsigned,
-    SMTP_MAX_CONNECTIONS_PER_IP: config.maxConnectionsPerIp || '(off)',
-    TICKET_MAX_MESSAGES_PER_HOUR: config.ticketMaxMessagesPerHour || '(off)',
-    ATTACHMENT_MAX_COUNT: config.attachmentMaxCount,
-    ATTACHMENT_MAX_BYTES: config.attachmentMaxBytes,
-    NOTIFICATION_SENDERS: config.notificationSenders.join(',') || '(support@ and noreply@ our domains)',
-    SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: config.maxMessagesPerIpPerMinute || '(off)',
-    HTTP_HOST: config.httpHost,
-    HTTP_PORT: config.httpPort,
-    LOG_LEVEL: config.logLevel,
-    DATABASE_POOL_SIZE: config.databasePoolSize,
-    HOOK_TIMEOUT_MS: config.hookTimeoutMs,
-    SMTP_SOCKET_TIMEOUT_MS: config.socketTimeoutMs,
-    SMTP_GREETING_DELAY_MS: config.greetingDelayMs,
-    SMTP_MAX_SESSION_MS: config.maxSessionMs,
-    SMTP_MAX_BUFFERED_BYTES: config.maxBufferedBytes,
-    PROXY_PROTOCOL: config.proxyProtocol,
-    TLS_CERT_FILE: config.tlsCertFile ?? '(none: STARTTLS off)',
-    TLS_KEY_FILE: config.tlsKeyFile ?? '(none)',
-  };
-  return (Object.keys(VARIABLES) as VariableName[]).map((name) => ({
-    name,
-    value: String(values[name]),
-    source: env[name] !== undefined && env[name]!.trim() !== '' ? 'env' : 'default',
-  }));
+const EXAMPLES: Partial<Record<VariableName, string>> = { MAIL_DOMAINS: 'flamecrm.ru' };
+const example = (name: VariableName) => (EXAMPLES[name] ? `, e.g. ${name}=${EXAMPLES[name]}` : '');
+
+// ---- describing ----------------------------------------------------------------------------
+
+export interface EffectiveSetting {
+  name: VariableName;
+  group: Group;
+  value: string;
+  source: 'env' | 'default';
+}
+
+/** Each variable's effective value (secrets masked) and whether it came from the environment. */
+export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = process.env): EffectiveSetting[] {
+  return VARIABLE_NAMES.map((name) => {
+    const s = SETTINGS[name] as Setting<unknown>;
+    return {
+      name,
+      group: s.group,
+      value: showValue(name, s, (config as unknown as Record<string, unknown>)[s.key], config),
+      source: setIn(env, name) ? 'env' : 'default',
+    };
+  });
+}
+
+function showValue(name: VariableName, s: Setting<unknown>, value: unknown, config: Config): string {
+  if (name === 'DATABASE_URL')
+    return value ? maskUrl(String(value)) : `(embedded PostgreSQL in ${path.join(config.dataDir, 'pg')})`;
+  if (s.secret) return value ? '(set)' : '(none)';
+  if (s.show) return s.show(value);
+  if (value === null) return '(none)';
+  return Array.isArray(value) ? value.join(',') : String(value);
 }
 
 function maskUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
+/** A default as the README and the help show it. */
+function defaultText(d: Default<unknown>): string {
+  if (isRequired(d)) return 'required';
+  if (isComputed(d)) return d.text;
+  if (d === null) return '(none)';
+  if (Array.isArray(d)) return d.length ? d.join(',') : '(none)';
+  return String(d);
+}
+
+const inCode = (s: string) => (/^\(|^required$|^the /.test(s) ? s : `\`${s}\``);
+const namesIn = (group: Group) => VARIABLE_NAMES.filter((n) => SETTINGS[n].group === group);
+
+/** The README's configuration tables, one per group (test/unit/docs.test.ts keeps them equal). */
+export function settingsMarkdown(): string {
+  const out: string[] = [];
+  for (const group of GROUPS) {
+    if (!namesIn(group).length) continue;
+    out.push(`### ${group}`, '', '| variable | local | production | meaning |', '| --- | --- | --- | --- |');
+    for (const name of namesIn(group)) {
+      const s = SETTINGS[name] as Setting<unknown>;
+      out.push(
+        `| \`${name}\` | ${inCode(defaultText(s.local))} | ${inCode(defaultText(s.production))} | ${s.describe} |`,
+      );
+    }
+    out.push('');
+  }
+  return out.join('\n').trimEnd();
+}
+
+/** `serve --help`: every variable with its defaults, the description wrapped under the name. */
+export function settingsHelp(width = 100): string {
+  const out: string[] = [];
+  for (const group of GROUPS) {
+    if (!namesIn(group).length) continue;
+    out.push(`\n${group}:`);
+    for (const name of namesIn(group)) {
+      const s = SETTINGS[name] as Setting<unknown>;
+      const local = defaultText(s.local);
+      const production = defaultText(s.production);
+      out.push(`  ${name}  [${local === production ? local : `local ${local}, production ${production}`}]`);
+      out.push(...wrap(s.describe.replace(/`/g, ''), width - 6).map((l) => `      ${l}`));
+    }
+  }
+  return out.join('\n');
+}
+
+export function wrap(words: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of words.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
 }

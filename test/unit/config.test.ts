@@ -1,6 +1,13 @@
 // Configuration: the two profiles, explicit variables winning, and errors that name the variable.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, effectiveSettings, loadConfig, VARIABLES } from '../../src/config.js';
+import {
+  ConfigError,
+  effectiveSettings,
+  loadConfig,
+  SETTINGS,
+  settingsHelp,
+  VARIABLE_NAMES,
+} from '../../src/config.js';
 
 describe('profiles', () => {
   it('local when DATABASE_URL is unset: embedded, 127.0.0.1:2525, monitor', () => {
@@ -57,13 +64,12 @@ describe('profiles', () => {
       loadConfig({ DATABASE_URL: 'postgres://tmx:secret@db/tmx', MAIL_DOMAINS: 'x.ru' }),
       { DATABASE_URL: 'postgres://tmx:secret@db/tmx', MAIL_DOMAINS: 'x.ru' },
     );
-    expect(settings.map((s) => s.name)).toEqual(Object.keys(VARIABLES));
-    expect(settings.find((s) => s.name === 'DATABASE_URL')).toEqual({
-      name: 'DATABASE_URL',
+    expect(settings.map((s) => s.name)).toEqual(VARIABLE_NAMES);
+    expect(settings.find((s) => s.name === 'DATABASE_URL')).toMatchObject({
       value: 'postgres://tmx:***@db/tmx',
       source: 'env',
     });
-    expect(settings.find((s) => s.name === 'SMTP_PORT')).toEqual({ name: 'SMTP_PORT', value: '25', source: 'default' });
+    expect(settings.find((s) => s.name === 'SMTP_PORT')).toMatchObject({ value: '25', source: 'default' });
   });
 });
 
@@ -90,5 +96,65 @@ describe('bad values', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems.join('\n')).toMatch(new RegExp(`^${name}: `, 'm'));
+  });
+});
+
+const problemsOf = (env: Record<string, string>, options?: Parameters<typeof loadConfig>[1]): string[] => {
+  try {
+    loadConfig(env, options);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+describe('one list of settings', () => {
+  it('lists every problem in one round, values and rules between them alike', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'postgres://x/y',
+      SMTP_PORT: 'abc',
+      TLS_CERT_FILE: '/etc/cert.pem',
+      REPLY_ADDRESS_UNSIGNED: 'accept',
+    });
+    expect(problems.map((p) => p.split(':')[0])).toEqual([
+      'SMTP_PORT',
+      'MAIL_DOMAINS',
+      'TLS_KEY_FILE',
+      'REPLY_ADDRESS_UNSIGNED',
+    ]);
+  });
+
+  it('never echoes a secret, in errors or in the banner', () => {
+    const secret = 'short-secret';
+    const problems = problemsOf({ REPLY_ADDRESS_SECRET: secret, DATABASE_URL: 'mysql://root:hunter2@db/x' });
+    expect(problems.join('\n')).not.toMatch(/short-secret|hunter2/);
+    expect(problems.join('\n')).toMatch(/^REPLY_ADDRESS_SECRET: must be at least 16 characters/m);
+    const env = { REPLY_ADDRESS_SECRET: 'a-long-enough-secret-value' };
+    const shown = effectiveSettings(loadConfig(env), env);
+    expect(JSON.stringify(shown)).not.toContain('a-long-enough-secret-value');
+    expect(shown.find((s) => s.name === 'REPLY_ADDRESS_SECRET')?.value).toBe('(set)');
+  });
+
+  it('lets a command that does not use a required setting go without it, but still refuses bad values', () => {
+    expect(problemsOf({ DATABASE_URL: 'postgres://x/y' }, { unused: ['MAIL_DOMAINS'] })).toEqual([]);
+    expect(
+      problemsOf({ DATABASE_URL: 'postgres://x/y', MAIL_DOMAINS: 'not a domain' }, { unused: ['MAIL_DOMAINS'] }),
+    ).toHaveLength(1);
+  });
+
+  it('gives every setting a description and a default for both profiles, and a config key of its own', () => {
+    const keys = VARIABLE_NAMES.map((n) => SETTINGS[n].key);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const name of VARIABLE_NAMES) expect(SETTINGS[name].describe.length, name).toBeGreaterThan(10);
+    const local = loadConfig({});
+    for (const key of keys) expect(key in local, key).toBe(true);
+  });
+
+  it('help keeps names and descriptions apart, however long the name', () => {
+    const help = settingsHelp(80);
+    for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    expect(help).toMatch(/^ {2}SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE {2}\[600\]$/m);
+    expect(help).toMatch(/^ {2}SMTP_HOST {2}\[local 127\.0\.0\.1, production 0\.0\.0\.0\]$/m);
   });
 });

@@ -3,11 +3,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { VARIABLES } from '../../src/config.js';
+import { VARIABLE_NAMES } from '../../src/config.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 
 const read = (f: string) => fs.readFileSync(path.join(PROJECT_ROOT, f), 'utf8');
-const known = new Set(Object.keys(VARIABLES));
+const known = new Set<string>(VARIABLE_NAMES);
 
 describe('deploy files', () => {
   it.each(['deploy/ticket-mx.env.example', 'deploy/compose.yaml', 'Dockerfile'])(
