@@ -1,5 +1,6 @@
 // Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
-// pool, SMTP and HTTP. Used by `serve`, the tests and the benchmark alike.
+// pool, SMTP and HTTP. Used by `serve`, the tests and the benchmark alike. What is opened is
+// closed in reverse order: on stop, and when a later step of the start fails.
 import { type Config, effectiveSettings } from './config.js';
 import { type EmbeddedPostgres, openEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
@@ -29,52 +30,79 @@ export interface Service {
   close(): Promise<void>;
 }
 
+/** Parts of the service in the order they were opened; closed last-opened first. */
+class Stack {
+  private parts: { name: string; close: () => Promise<void> }[] = [];
+
+  push(name: string, close: () => Promise<void>): void {
+    this.parts.push({ name, close });
+  }
+
+  /** Closes every part even when one fails; the first failure is thrown after all are closed. */
+  async close(log: Logger): Promise<void> {
+    let first: unknown = null;
+    for (const part of this.parts.splice(0).reverse()) {
+      try {
+        await part.close();
+      } catch (err) {
+        log.error({ code: 'SERVICE_STOP_FAILED', part: part.name, err: (err as Error).message }, 'could not close');
+        first ??= err;
+      }
+    }
+    if (first) throw first;
+  }
+}
+
 export async function startService(config: Readonly<Config>, log: Logger, database?: Database): Promise<Service> {
-  const db = database ?? (await openDatabase(config, log));
-  const applied = await migrate(db.url);
-  if (applied.length) log.info({ code: 'DB_MIGRATED', applied }, 'migrations applied');
-  // Waiting for a connection or a statement must end well inside the hook's deadline, so that the
-  // reply names the real trouble (DB_UNAVAILABLE) rather than the deadline.
-  const pool = createPool({
-    connectionString: db.url,
-    max: config.databasePoolSize,
-    connectTimeoutMs: Math.min(5_000, Math.floor(config.hookTimeoutMs / 2)),
-    // a backstop just past the deadline, so that a statement we gave up on is cancelled server-side
-    statementTimeoutMs: config.hookTimeoutMs + 1_000,
-    log,
-  });
-  const metrics = createMetrics();
-  const smtp = await startSmtpServer({ config, pool, log, metrics });
-  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
-  if (!config.tlsCertFile)
-    log.warn(
-      { code: 'TLS_NOT_CONFIGURED' },
-      'STARTTLS is not offered: set TLS_CERT_FILE and TLS_KEY_FILE so senders can encrypt',
+  const stack = new Stack();
+  try {
+    const db = database ?? (await openDatabase(config, log));
+    if (!database && db.embedded) stack.push('embedded PostgreSQL', () => db.embedded!.stop());
+    const applied = await migrate(db.url);
+    if (applied.length) log.info({ code: 'DB_MIGRATED', applied }, 'migrations applied');
+    // Waiting for a connection or a statement must end well inside the hook's deadline, so that the
+    // reply names the real trouble (DB_UNAVAILABLE) rather than the deadline.
+    const pool = createPool({
+      connectionString: db.url,
+      max: config.databasePoolSize,
+      connectTimeoutMs: Math.min(5_000, Math.floor(config.hookTimeoutMs / 2)),
+      // a backstop just past the deadline, so that a statement we gave up on is cancelled server-side
+      statementTimeoutMs: config.hookTimeoutMs + 1_000,
+      log,
+    });
+    stack.push('pool', () => pool.end());
+    const metrics = createMetrics();
+    const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
+    stack.push('HTTP', () => http.close());
+    // SMTP last, so that it closes first: no new connections, in-flight DATA commits before the pool ends.
+    const smtp = await startSmtpServer({ config, pool, log, metrics });
+    stack.push('SMTP', () => smtp.close());
+    if (!config.tlsCertFile)
+      log.warn(
+        { code: 'TLS_NOT_CONFIGURED' },
+        'STARTTLS is not offered: set TLS_CERT_FILE and TLS_KEY_FILE so senders can encrypt',
+      );
+    log.info(
+      {
+        code: 'SERVICE_STARTED',
+        profile: config.profile,
+        smtp: `${config.smtpHost}:${smtp.port}`,
+        http: `${config.httpHost}:${http.port}`,
+        settings: Object.fromEntries(effectiveSettings(config).map((s) => [s.name, s.value])),
+      },
+      `ticket-mx listening on ${config.smtpHost}:${smtp.port} (${config.profile} profile)`,
     );
-  log.info(
-    {
-      code: 'SERVICE_STARTED',
-      profile: config.profile,
-      smtp: `${config.smtpHost}:${smtp.port}`,
-      http: `${config.httpHost}:${http.port}`,
-      settings: Object.fromEntries(effectiveSettings(config).map((s) => [s.name, s.value])),
-    },
-    `ticket-mx listening on ${config.smtpHost}:${smtp.port} (${config.profile} profile)`,
-  );
-  let closing: Promise<void> | null = null;
-  return {
-    smtp,
-    http,
-    pool,
-    database: db,
-    close: () =>
-      (closing ??= (async () => {
-        // SMTP first: no new connections, in-flight DATA commits before the pool is ended.
-        await smtp.close();
-        await http.close();
-        await pool.end();
-        if (!database) await db.embedded?.stop();
-        log.info({ code: 'SERVICE_STOPPED' }, 'ticket-mx stopped');
-      })()),
-  };
+    let closing: Promise<void> | null = null;
+    return {
+      smtp,
+      http,
+      pool,
+      database: db,
+      close: () =>
+        (closing ??= stack.close(log).then(() => log.info({ code: 'SERVICE_STOPPED' }, 'ticket-mx stopped'))),
+    };
+  } catch (err) {
+    await stack.close(log).catch(() => {});
+    throw err;
+  }
 }
