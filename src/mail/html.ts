@@ -15,46 +15,100 @@ export function tooComplexHtml(html: string): boolean {
   return html.length > MAX_HTML_LENGTH || nestedDeeperThan(html, MAX_HTML_NESTING);
 }
 
-// Void elements and elements whose end tag is implied by the next sibling do not deepen nesting.
-const UNCOUNTED_TAGS = new Set([
+// Elements that never hold content: a start tag opens no level (htmlparser2's list).
+const VOID_TAGS = new Set([
   'area',
   'base',
+  'basefont',
   'br',
   'col',
+  'command',
   'embed',
+  'frame',
   'hr',
   'img',
   'input',
+  'isindex',
+  'keygen',
   'link',
   'meta',
   'param',
   'source',
   'track',
   'wbr',
-  'p',
-  'li',
-  'dt',
-  'dd',
-  'option',
-  'optgroup',
-  'tr',
-  'td',
-  'th',
-  'thead',
-  'tbody',
-  'tfoot',
-  'rt',
-  'rp',
 ]);
 
+// htmlparser2 (10.x, `openImpliesClose`) closes an open element implicitly only when the element
+// on top of its stack is one of these for the tag that opens: `<p>` after `<p>`, `<li>` after
+// `<li>`, `<td>` after `<td>` — never `<p>` after `<li>`. So `<p><li>` repeated nests without limit,
+// and every open element counts. Closing less than the parser does would only over-count.
+const P = ['p'];
+const FORM = ['input', 'option', 'optgroup', 'select', 'button', 'datalist', 'textarea'];
+const IMPLIED_CLOSE = new Map<string, ReadonlySet<string>>(
+  Object.entries({
+    tr: ['tr', 'th', 'td'],
+    th: ['th'],
+    td: ['thead', 'th', 'td'],
+    body: ['head', 'link', 'script'],
+    li: ['li'],
+    option: ['option'],
+    optgroup: ['optgroup', 'option'],
+    dd: ['dt', 'dd'],
+    dt: ['dt', 'dd'],
+    rt: ['rt', 'rp'],
+    rp: ['rt', 'rp'],
+    tbody: ['thead', 'tbody'],
+    tfoot: ['thead', 'tbody'],
+    ...Object.fromEntries(['select', 'input', 'output', 'button', 'datalist', 'textarea'].map((t) => [t, FORM])),
+    ...Object.fromEntries(
+      [
+        'p',
+        'h1',
+        'h2',
+        'h3',
+        'h4',
+        'h5',
+        'h6',
+        'address',
+        'article',
+        'aside',
+        'blockquote',
+        'details',
+        'div',
+        'dl',
+        'fieldset',
+        'figcaption',
+        'figure',
+        'footer',
+        'form',
+        'header',
+        'hr',
+        'main',
+        'nav',
+        'ol',
+        'pre',
+        'section',
+        'table',
+        'ul',
+      ].map((t) => [t, P]),
+    ),
+  }).map(([tag, closes]) => [tag, new Set(closes)]),
+);
+
 /**
- * Follows what htmlparser2 builds closely enough to bound its work: a start tag opens an element,
- * an end tag closes down to the nearest open element of its name and is ignored otherwise.
- * One pass, and it stops as soon as the limit is crossed.
+ * Follows what htmlparser2 builds closely enough to bound its work: a start tag first closes the
+ * elements on top that it implies closed, then opens an element (void elements excepted); an end
+ * tag closes down to the nearest open element of its name and is ignored otherwise. Every open
+ * element counts. One pass, and it stops as soon as the limit is crossed.
  */
 export function nestedDeeperThan(html: string, limit: number): boolean {
   const stack: string[] = [];
   const open = new Map<string, number>();
+  const pop = () => {
+    const top = stack.pop()!;
+    open.set(top, open.get(top)! - 1);
+    return top;
+  };
   let i = html.indexOf('<');
   while (i >= 0) {
     if (html.startsWith('!--', i + 1)) {
@@ -74,16 +128,12 @@ export function nestedDeeperThan(html: string, limit: number): boolean {
     const name = html.slice(nameStart, pos).toLowerCase();
     const end = html.indexOf('>', pos);
     if (end < 0) return false;
-    if (!UNCOUNTED_TAGS.has(name)) {
-      if (closing) {
-        if (open.get(name)) {
-          let top: string | undefined;
-          do {
-            top = stack.pop()!;
-            open.set(top, open.get(top)! - 1);
-          } while (top !== name);
-        }
-      } else {
+    if (closing) {
+      if (open.get(name)) while (pop() !== name);
+    } else {
+      const implied = IMPLIED_CLOSE.get(name);
+      if (implied) while (stack.length && implied.has(stack[stack.length - 1]!)) pop();
+      if (!VOID_TAGS.has(name)) {
         stack.push(name);
         open.set(name, (open.get(name) ?? 0) + 1);
         if (stack.length > limit) return true;
