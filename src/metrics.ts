@@ -6,6 +6,8 @@ export interface Metrics {
   replies: Counter<'code' | 'reply'>;
   dataSeconds: Histogram<'outcome'>;
   connections: Gauge;
+  /** Sessions that reached the soft or the hard error limit. */
+  errorLimits: Counter<'limit'>;
   /** Message bytes held in memory by all connections; read by the gauge when scraped. */
   buffered: { bytes: number };
 }
@@ -39,5 +41,11 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     connections: new Gauge({ name: 'ticketmx_smtp_connections', help: 'Open SMTP connections', registers: [registry] }),
+    errorLimits: new Counter({
+      name: 'ticketmx_smtp_error_limit_total',
+      help: 'Sessions that reached SMTP_SOFT_ERROR_LIMIT (soft: delayed) or SMTP_HARD_ERROR_LIMIT (hard: closed)',
+      labelNames: ['limit'],
+      registers: [registry],
+    }),
   };
 }

@@ -35,3 +35,19 @@ export function createPool(options: PoolOptions): Pool {
   );
   return pool;
 }
+
+/** Runs `work` in one transaction on one client: committed when it resolves, rolled back when it throws. */
+export async function withTransaction<T>(pool: Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await work(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -130,7 +130,7 @@ export async function storeMessage(
       m.bytes,
       json(m.ticketMessages.map(ticketMessageJson)),
       json(m.unrouted.map(unroutedJson)),
-      JSON.stringify(
+      json(
         m.attachments.map((a) => ({
           filename: a.filename,
           content_type: a.contentType,
@@ -163,9 +163,38 @@ export async function findTicketByNotification(db: Db, messageIds: string[]): Pr
              join notification_messages n on n.message_id = r.id
              join tickets t on t.id = n.ticket_id
             order by r.ord desc limit 1`,
-    values: [messageIds],
+    values: [texts(messageIds)],
   });
   return rows[0] ?? null;
+}
+
+/**
+ * Adds a stored unrouted message's bytes to its network's count for today and returns the new
+ * total; days before yesterday are let go on the way. Called inside the message's transaction.
+ */
+export async function chargeUnroutedBytes(db: Db, network: string, bytes: number): Promise<number> {
+  await db.query({
+    name: 'prune_unrouted_budget',
+    text: 'delete from unrouted_budget where day < current_date - 1',
+  });
+  const { rows } = await db.query<{ bytes: string }>({
+    name: 'charge_unrouted_budget',
+    text: `insert into unrouted_budget (network, bytes) values ($1, $2)
+           on conflict (network, day) do update set bytes = unrouted_budget.bytes + excluded.bytes
+           returning bytes`,
+    values: [network, bytes],
+  });
+  return Number(rows[0]!.bytes);
+}
+
+/** Bytes of unrouted mail stored today for this network (0 when none). */
+export async function unroutedBytesToday(db: Db, network: string): Promise<number> {
+  const { rows } = await db.query<{ bytes: string }>({
+    name: 'unrouted_bytes_today',
+    text: 'select bytes from unrouted_budget where network = $1 and day = current_date',
+    values: [network],
+  });
+  return Number(rows[0]?.bytes ?? 0);
 }
 
 export interface StoredAttachment {
@@ -191,16 +220,22 @@ export async function listAttachments(db: Db, rawMessageIds: string[]): Promise<
   return byMessage;
 }
 
-// PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
-// into a 451 that the sender retries for days.
+// PostgreSQL text and jsonb refuse NUL and lone UTF-16 surrogates, and mail can carry both (a NUL
+// in a Content-Type, `=?utf-16be?B?2AA=?=` in a Subject): a value that always fails would be a
+// 451 on every retry. Every string bound for the database passes through `wellFormed` here, in
+// the JSON of the jsonb parameters and in the text parameters alike.
 const NUL = /\u0000/g;
-const withoutNul = (_key: string, value: unknown) =>
-  typeof value === 'string' && value.includes('\u0000') ? value.replace(NUL, '') : value;
-/** JSON for a jsonb parameter; the (slow) replacer only runs when there is a NUL to drop. */
-const json = (value: unknown): string => {
+/** NUL removed, lone surrogates replaced by U+FFFD: what PostgreSQL text can hold. */
+export const wellFormed = (s: string): string => (s.includes('\u0000') ? s.replace(NUL, '') : s).toWellFormed();
+const wellFormedValue = (_key: string, value: unknown) => (typeof value === 'string' ? wellFormed(value) : value);
+// JSON.stringify writes NUL as \u0000 and a lone surrogate as \udXXX (a pair stays raw UTF-16).
+const ILL_FORMED_JSON = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
+/** JSON for a jsonb parameter; the (slow) replacer only runs when the text shows something to fix. */
+export const json = (value: unknown): string => {
   const text = JSON.stringify(value);
-  return text.includes('\\u0000') ? JSON.stringify(value, withoutNul) : text;
+  return ILL_FORMED_JSON.test(text) ? JSON.stringify(value, wellFormedValue) : text;
 };
+const texts = (values: string[]): string[] => values.map(wellFormed);
 
 function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;

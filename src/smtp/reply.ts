@@ -45,6 +45,21 @@ export const CATALOGUE = {
     enhanced: '4.7.0',
     when: 'the client IP already has SMTP_MAX_CONNECTIONS_PER_IP connections open',
   },
+  CONNECT_NETWORK_TOO_MANY: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the client network (IPv4 /24, IPv6 /48) already has SMTP_MAX_CONNECTIONS_PER_NETWORK connections open',
+  },
+  CONNECT_RESERVED: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the server is nearly full (SMTP_RESERVED_CLIENTS left) and the client network already has a connection',
+  },
+  SMTP_TOO_MANY_ERRORS: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the session reached SMTP_HARD_ERROR_LIMIT refused commands; the connection is closed',
+  },
   MAIL_FROM_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
@@ -106,6 +121,41 @@ export const CATALOGUE = {
     enhanced: '4.7.x',
     when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated',
   },
+  DATA_BARE_NEWLINE: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'a line of the message ends in a bare LF or a bare CR, not CRLF (refused, not normalised)',
+  },
+  DATA_HEADER_LIMIT: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'the header block is over MAX_HEADER_BYTES or MAX_HEADER_LINES; checked before any parser',
+  },
+  DATA_DUPLICATE_HEADER: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'a field RFC 5322 allows once (From, Subject, Message-ID, Content-Type, X-Ticket-ID, …) appears twice',
+  },
+  DATA_TOO_COMPLEX: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'processing the message took more than PIPELINE_CPU_LIMIT_MS of CPU, or more than its worker’s memory; nothing stored',
+  },
+  DATA_OVERLOADED: {
+    code: 451,
+    enhanced: '4.3.1',
+    when: 'the message waited PIPELINE_QUEUE_TIMEOUT_MS for its turn to be processed (our load); nothing stored',
+  },
+  DATA_UNROUTED_TOO_BIG: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'mail that no ticket takes (postmaster@, auto-replies, bounces) is larger than UNROUTED_MAX_MESSAGE_BYTES',
+  },
+  DATA_UNROUTED_QUOTA: {
+    code: 450,
+    enhanced: '4.7.1',
+    when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
+  },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -142,6 +192,8 @@ export class SmtpReply {
     return Object.assign(new Error(this.message), { responseCode: this.code });
   }
 }
+
+import type { AuthReply } from '../mail/auth-replies.js';
 
 export const reply = {
   // smtp-server writes the text of a successful MAIL FROM / RCPT TO itself ("Accepted")
@@ -183,6 +235,17 @@ export const reply = {
     ),
   tooManyConnections: (limit: number) =>
     new SmtpReply('CONNECT_TOO_MANY', `Too many connections from your address (limit ${limit}), try again later`),
+  tooManyFromNetwork: (limit: number) =>
+    new SmtpReply(
+      'CONNECT_NETWORK_TOO_MANY',
+      `Too many connections from your network (limit ${limit}), try again later`,
+    ),
+  reservedForOthers: () =>
+    new SmtpReply(
+      'CONNECT_RESERVED',
+      'The server is nearly full and keeps the rest for other networks, try again later',
+    ),
+  tooManyErrors: () => new SmtpReply('SMTP_TOO_MANY_ERRORS', 'Too many errors in this session, closing connection'),
   rateLimited: (limit: number) =>
     new SmtpReply(
       'MAIL_FROM_RATE_LIMITED',
@@ -192,86 +255,44 @@ export const reply = {
   authTempfail: (r: AuthReply) => new SmtpReply('DATA_AUTH_TEMPFAIL', r.text, r.enhanced),
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
+  bareNewline: (which: 'LF' | 'CR') =>
+    new SmtpReply(
+      'DATA_BARE_NEWLINE',
+      `Message has a bare ${which} line ending; every line must end in CRLF (RFC 5321 2.3.8)`,
+    ),
+  headerLimit: (what: 'bytes' | 'lines', limit: number) =>
+    new SmtpReply('DATA_HEADER_LIMIT', `Message header block is over ${limit} ${what}`),
+  duplicateHeader: (field: string, count: number) =>
+    new SmtpReply(
+      'DATA_DUPLICATE_HEADER',
+      `Message has ${count} ${displayName(field)} header fields; RFC 5322 3.6 allows one`,
+    ),
+  tooComplex: () =>
+    new SmtpReply('DATA_TOO_COMPLEX', 'Message too complex to process within its budget; it will not fit on a retry'),
+  overloaded: () =>
+    new SmtpReply('DATA_OVERLOADED', 'Too many messages in progress right now, message not stored, try again later'),
+  unroutedTooBig: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_TOO_BIG',
+      `Message exceeds the maximum size of ${limit} bytes for mail that is not a ticket reply`,
+    ),
+  unroutedQuota: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_QUOTA',
+      `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
 };
 
-/** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
-export interface AuthReply {
-  code: 550 | 451;
-  enhanced: string;
-  text: string;
+/** `message-id` → `Message-ID`, as the field is usually written. */
+function displayName(field: string): string {
+  if (field === 'message-id') return 'Message-ID';
+  if (field === 'mime-version') return 'MIME-Version';
+  if (field === 'x-ticket-id') return 'X-Ticket-ID';
+  return field.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
-// The authorization replies. RFC 7372 codes where one fits, RFC 3463 otherwise:
-//   5.7.1  delivery not authorized: the author may not write to this ticket, or has no
-//          single identity to check
-//   5.7.20 no passing DKIM signature (and SPF did not authenticate the author either)
-//   5.7.22 DKIM passes, but for a domain that is not the author's
-//   5.7.23 SPF failed and nothing else authenticated the author
-//   5.7.24 SPF permerror (a broken record) and nothing else authenticated the author
-//   5.7.26 more than one check failed; DMARC fail is this by definition (neither SPF nor DKIM
-//          aligned), as large receivers answer it
-// (5.7.27 is "sender address has null MX", not an SPF code, so it is not used.)
-// Temporary, so that a DNS glitch never bounces a real admin:
-//   4.7.24 SPF temperror (RFC 7372 X.7.24 "SPF validation error", the 4xx form)
-//   4.7.5  a DKIM or ARC key could not be fetched: RFC 3463 X.7.5 "cryptographic failure …
-//          necessary information such as key was not available"; RFC 7372 has no DKIM temp code
-//   4.7.0  the DMARC record could not be fetched, or several of the above
-export const authReplies = {
-  noAuthor: (): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: 'Message has no From address; a reply needs a single author',
-  }),
-  multipleAuthors: (count: number): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: `Message has ${count} From addresses; a reply needs a single author`,
-  }),
-  notAllowed: (author: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: `<${author}> is not allowed to write to this ticket`,
-  }),
-  ambiguousFrom: (): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: 'The From header could not be read unambiguously; authentication is impossible',
-  }),
-  dmarcFailed: (domain: string, policy: string | null): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.26',
-    text: `Message not authenticated: DMARC check failed for ${domain}${policy ? ` (p=${policy})` : ''}`,
-  }),
-  multipleFailed: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.26',
-    text: `Message not authenticated: SPF and DKIM both failed for ${domain}`,
-  }),
-  dkimNotAuthor: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.22',
-    text: `Message not authenticated: no valid DKIM signature of ${domain}`,
-  }),
-  spfFailed: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.23',
-    text: `Message not authenticated: SPF check failed for ${domain}`,
-  }),
-  spfError: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.24',
-    text: `Message not authenticated: SPF record of ${domain} is broken`,
-  }),
-  noDkim: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.20',
-    text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}`,
-  }),
-  dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({
-    code: 451,
-    enhanced,
-    text: 'Temporary DNS failure while authenticating the sender, try again later',
-  }),
-};
+// The authorization replies live below both layers (mail/authorize decides them, the DATA phase
+// sends them): their codes are listed in src/mail/auth-replies.ts.
+export { type AuthReply, authReplies } from '../mail/auth-replies.js';

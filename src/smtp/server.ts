@@ -1,20 +1,26 @@
-// Builds the SMTPServer as an MX (no AUTH, SIZE from MAX_MESSAGE_BYTES, limits and timeouts),
-// wires one hook per phase, and closes gracefully: in-flight DATA finishes before the pool goes.
+// Builds the SMTPServer as an MX (no AUTH, SIZE from MAX_MESSAGE_BYTES, limits and timeouts), the
+// pipeline's worker pool and budget, wires one hook per phase, shortens idle timeouts while nearly
+// full, and closes gracefully: in-flight DATA finishes before the workers and the pool go.
 import fs from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { createResolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
-import type { SmtpContext } from './context.js';
+import { COST_PER_BYTE, WorkBudget } from '../pipeline/budget.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import { PipelinePool } from '../pipeline/pool.js';
+import { type SmtpContext, tnxOf } from './context.js';
 import { PerIpLimits } from './limits.js';
 import { onConnect } from './phases/connect.js';
 import { onData } from './phases/data.js';
 import { onMailFrom } from './phases/mail-from.js';
 import { onRcptTo } from './phases/rcpt-to.js';
 import './patches.js';
+import type { PatchOptions } from './patches.js';
+import { reply } from './reply.js';
 
 export interface RunningSmtp {
   server: SMTPServer;
@@ -31,33 +37,66 @@ export interface SmtpDeps {
 
 export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   const { config, log } = deps;
+  const resolver = createResolver({
+    servers: config.dnsServers.length ? config.dnsServers : undefined,
+    timeoutMs: config.dnsTimeoutMs,
+    cacheSeconds: config.dnsCacheSeconds,
+  });
+  const workers = new PipelinePool({
+    settings: config,
+    threads: config.pipelineWorkers,
+    cpuLimitMs: config.pipelineCpuLimitMs,
+    // twice the measured peak of the largest message, so that only a pathological one reaches it
+    maxHeapMb: Math.max(256, Math.ceil((2 * COST_PER_BYTE * config.maxMessageBytes) / 2 ** 20)),
+    resolver,
+    db: deps.pool,
+  });
   const ctx: SmtpContext = {
     ...deps,
     routes: new WeakMap(),
-    limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
-    buffered: deps.metrics.buffered,
-    resolver: createResolver({
-      servers: config.dnsServers.length ? config.dnsServers : undefined,
-      timeoutMs: config.dnsTimeoutMs,
-      cacheSeconds: config.dnsCacheSeconds,
+    limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute, Date.now, {
+      maxPerNetwork: config.maxConnectionsPerNetwork,
+      maxClients: config.maxClients,
+      reserved: config.reservedClients,
     }),
+    buffered: deps.metrics.buffered,
+    resolver,
+    pipeline: new Pipeline(workers, deps.pool, config),
+    budget: new WorkBudget(config.pipelineMaxMessages, config.pipelineMaxMemoryBytes),
   };
-  const connection = onConnect(ctx);
+  // Nearly full (as Postfix's stress mode): every idle client, new or already connected, gets the
+  // shorter SMTP_STRESS_SOCKET_TIMEOUT_MS, so slots held by silent or trickling clients come free.
+  let stressed = false;
+  const onLoad = () => {
+    if (ctx.limits.nearlyFull === stressed) return;
+    stressed = !stressed;
+    options.socketTimeout = stressed ? config.stressSocketTimeoutMs : config.socketTimeoutMs;
+    for (const c of (server as unknown as { connections: Set<{ _armTimeout(): void }> }).connections) c._armTimeout();
+    log.warn(
+      {
+        code: stressed ? 'SMTP_STRESS_ON' : 'SMTP_STRESS_OFF',
+        connections: ctx.limits.total,
+        timeoutMs: options.socketTimeout,
+      },
+      stressed ? 'nearly full: idle clients get the short timeout' : 'no longer nearly full',
+    );
+  };
+  const connection = onConnect(ctx, onLoad);
+  // sendmail's joke commands (WIZ, SHELL, KILL) have handlers in smtp-server: an MX answers none
+  const disabled = ['AUTH', 'WIZ', 'SHELL', 'KILL'];
   const tls: Partial<SMTPServerOptions> =
     config.tlsCertFile && config.tlsKeyFile
       ? { key: fs.readFileSync(config.tlsKeyFile), cert: fs.readFileSync(config.tlsCertFile) }
       : // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
-        { disabledCommands: ['AUTH', 'STARTTLS'] };
+        { disabledCommands: [...disabled, 'STARTTLS'] };
 
-  const options: SMTPServerOptions & {
-    greetingDelayMs: number;
-    onProtocolRefusal: (session: unknown, reply: string) => void;
-  } = {
+  const options: SMTPServerOptions & PatchOptions = {
     name: config.smtpHostname,
-    banner: 'ticket-mx ESMTP',
+    // smtp-server writes "<name> ESMTP" itself; the banner follows it
+    banner: 'ticket-mx',
     size: config.maxMessageBytes,
-    disabledCommands: ['AUTH'],
     authOptional: true,
+    disabledCommands: disabled,
     ...tls,
     maxClients: config.maxClients,
     greetingDelayMs: config.greetingDelayMs,
@@ -83,10 +122,32 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
         'SMTP_PROTOCOL_REFUSED',
       );
     },
+    softErrorLimit: config.softErrorLimit,
+    hardErrorLimit: config.hardErrorLimit,
+    errorDelayMs: config.errorDelayMs,
+    tooManyErrors: reply.tooManyErrors().message,
+    onErrorLimit(session, limit, errors) {
+      const s = session as SMTPServerSession;
+      deps.metrics.errorLimits.inc({ limit });
+      if (limit === 'hard') deps.metrics.replies.inc({ code: 'SMTP_TOO_MANY_ERRORS', reply: '421' });
+      log.info(
+        {
+          code: limit === 'hard' ? 'SMTP_TOO_MANY_ERRORS' : 'SMTP_ERRORS_DELAYED',
+          cid: s.id,
+          tnx: tnxOf(s),
+          ip: s.remoteAddress,
+          errors,
+          ...(limit === 'soft' ? { delayMs: config.errorDelayMs } : { reply: reply.tooManyErrors().toString() }),
+        },
+        limit === 'hard' ? 'SMTP_TOO_MANY_ERRORS' : 'SMTP_ERRORS_DELAYED',
+      );
+    },
     onConnect: connection.onConnect,
     onClose: connection.onClose,
   };
   const server = new SMTPServer(options);
+  if (!((server as unknown as { connections?: unknown }).connections instanceof Set))
+    throw new Error("smtp-server's SMTPServer has no connections set: see src/smtp/patches.ts");
   server.on('error', (err) => log.error({ code: 'SMTP_SERVER_ERROR', err: err.message }, 'SMTP server error'));
   // A client that trickles a byte now and then is never idle long enough for the socket timeout:
   // a hard cap on the whole session keeps it from holding a connection slot forever.
@@ -114,6 +175,9 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   return {
     server,
     port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await ctx.pipeline.close();
+    },
   };
 }

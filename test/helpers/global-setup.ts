@@ -1,5 +1,8 @@
 // Starts one PostgreSQL for the whole run (embedded, or the server at DATABASE_URL) and builds a
 // migrated template database; each test file clones its own database from it (test/helpers/db.ts).
+// The pipeline's worker threads run compiled code (dist/): it is rebuilt first when src/ is newer.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +10,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { type EmbeddedPostgres, openEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
 
 export const TEMPLATE_DB = 'ticketmx_test_template';
 
@@ -20,7 +24,34 @@ declare module 'vitest' {
 let embedded: EmbeddedPostgres | null = null;
 let dataDir: string | null = null;
 
+/** `npm test` builds first; a single `npx vitest run file` may follow an edit of src/: build then too. */
+function buildIfStale() {
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs,
+      ),
+    );
+  let built = 0;
+  try {
+    built = newest(path.join(PROJECT_ROOT, 'dist', 'src'));
+  } catch {
+    // never built
+  }
+  if (built >= newest(path.join(PROJECT_ROOT, 'src'))) return;
+  execFileSync(
+    process.execPath,
+    [path.join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: PROJECT_ROOT,
+      stdio: 'inherit',
+    },
+  );
+}
+
 export async function setup(project: TestProject) {
+  buildIfStale();
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-test-'));
