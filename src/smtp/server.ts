@@ -25,6 +25,8 @@ import { reply } from './reply.js';
 export interface RunningSmtp {
   server: SMTPServer;
   port: number;
+  /** Messages in process and waiting (for /metrics and tests). */
+  budget: WorkBudget;
   close(): Promise<void>;
 }
 
@@ -175,6 +177,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   return {
     server,
     port,
+    budget: ctx.budget,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await ctx.pipeline.close();
