@@ -121,8 +121,11 @@ const MiB = 1024 * 1024;
 const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
 const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
 const orOff = (v: number) => (v ? String(v) : '0 (off)');
-/** One worker per core (measured against PostgreSQL sharing the cores: README, Benchmark). */
-const defaultWorkers = () => Math.max(1, os.availableParallelism());
+/**
+ * One worker per core but one, which the main thread (SMTP, the commits) and PostgreSQL share:
+ * on the 2-core machine one worker took 131 msg/s and two 102 (README, Benchmark).
+ */
+const defaultWorkers = () => Math.max(1, os.availableParallelism() - 1);
 
 // ---- the settings --------------------------------------------------------------------------
 
@@ -389,8 +392,8 @@ export const SETTINGS = {
     group: 'Message processing',
     describe: 'Worker threads for the CPU-bound steps (MIME parsing, DKIM/ARC, HTML, reply text).',
     parse: int(1, 256),
-    local: { compute: () => defaultWorkers(), text: 'the number of cores' },
-    production: { compute: () => defaultWorkers(), text: 'the number of cores' },
+    local: { compute: () => defaultWorkers(), text: 'the number of cores − 1 (at least 1)' },
+    production: { compute: () => defaultWorkers(), text: 'the number of cores − 1 (at least 1)' },
   }),
   PIPELINE_MAX_MESSAGES: setting({
     key: 'pipelineMaxMessages',

@@ -1,7 +1,8 @@
 // The worker threads that run the pipeline's CPU-bound steps (piscina), and the main thread's side
-// of each task: it answers the worker's DNS and ticket lookups (the resolver cache and the database
-// pool stay here), and a watchdog reads the worker thread's own CPU time, so that a message over
-// its CPU budget is cut off (the thread is terminated and replaced) and refused as too complex.
+// of each task: it answers the worker's ticket lookups (the database pool stays here), and a
+// watchdog reads the worker thread's own CPU time, so that a message over its CPU budget is cut off
+// (the thread is terminated and replaced) and refused as too complex. Per message, two messages
+// cross threads (the task, the result): each hand-off costs CPU on a loaded machine.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,20 +10,18 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Pool } from '../db/pool.js';
 import { findTicket, findTicketByNotification, unroutedBytesToday } from '../db/queries.js';
-import type { Resolver } from '../mail/dns.js';
 import { PROJECT_ROOT } from '../paths.js';
 import type { PipelineInput, PipelineSettings, SupportTickets } from './steps.js';
 import type { Analysis } from './types.js';
-import { type Answer, cpuTicksOf, type Request, type Started, type Task, type TaskResult } from './worker.js';
+import { type Answer, cpuTicksOf, type Request, type Task, type TaskResult, type WorkerData } from './worker.js';
 
 export interface PoolOptions {
-  settings: PipelineSettings;
+  settings: WorkerData['settings'];
   threads: number;
   /** CPU a message may use in its worker, in milliseconds. */
   cpuLimitMs: number;
   /** Heap of one worker (V8 old generation); past it the worker dies and the message is refused. */
   maxHeapMb: number;
-  resolver: Resolver;
   db: Pool;
 }
 
@@ -37,9 +36,12 @@ export interface Analysed {
 const TICK_MS = 10;
 const WATCH_EVERY_MS = 50;
 
+/** Tasks submitted at once at most (admitted by budget.ts, queued or running in piscina). */
+const SLOTS = 4096;
+
 interface Running {
-  tid: number | null;
-  startTicks: number;
+  slot: number;
+  /** When the watchdog first saw the task started (its thread wrote its clock). */
   startedAt: number;
   abort: AbortController;
   exceeded: boolean;
@@ -49,6 +51,8 @@ export class PipelinePool {
   private readonly piscina: Piscina;
   private readonly running = new Set<Running>();
   private watchdog: NodeJS.Timeout | null = null;
+  private readonly board = new Int32Array(new SharedArrayBuffer(SLOTS * 2 * 4));
+  private readonly freeSlots = Array.from({ length: SLOTS }, (_, i) => SLOTS - 1 - i);
 
   constructor(private readonly options: PoolOptions) {
     this.piscina = new Piscina({
@@ -60,7 +64,7 @@ export class PipelinePool {
       // the worker awaits the main thread's answers during a task: no blocking waits in it
       atomics: 'async',
       resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb },
-      workerData: { settings: options.settings },
+      workerData: { settings: options.settings, clocks: this.board.buffer } satisfies WorkerData,
     });
     // a worker that dies (terminated by the watchdog, out of memory) is replaced by piscina
     this.piscina.on('error', () => {});
@@ -70,30 +74,40 @@ export class PipelinePool {
     return this.options.threads;
   }
 
+  /** Has every thread load the pipeline's modules (a second or so each), before the first message needs them. */
+  async warmUp(): Promise<void> {
+    await Promise.all(Array.from({ length: this.options.threads }, () => this.piscina.run({ warmUp: true })));
+  }
+
   /** Runs the steps of one message in a worker. The raw bytes are moved there (`input.raw` is detached). */
   async analyse(input: PipelineInput, signal?: AbortSignal): Promise<Analysed> {
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) throw new Error('more pipeline tasks at once than the clock board holds');
+    Atomics.store(this.board, slot * 2, 0);
     const { port1, port2 } = new MessageChannel();
-    const task: Running = { tid: null, startTicks: 0, startedAt: 0, abort: new AbortController(), exceeded: false };
+    const task: Running = { slot, startedAt: 0, abort: new AbortController(), exceeded: false };
     const onAbort = () => task.abort.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    port1.on('message', (m: Started | Request) => {
-      if ('op' in m && m.op === 'started') {
-        Object.assign(task, { tid: m.tid, startTicks: m.cpuTicks ?? 0, startedAt: performance.now() });
-        this.watch(task);
-        return;
-      }
-      this.answer(m as Request).then((answer) => port1.postMessage(answer));
+    port1.on('message', (m: Request) => {
+      this.answer(m).then((answer) => port1.postMessage(answer));
     });
     const raw = movable(input.raw);
-    const payload: Task = { raw, envelope: input.envelope, routes: input.routes, network: input.network, port: port2 };
+    const payload: Task = {
+      raw,
+      envelope: input.envelope,
+      routes: input.routes,
+      network: input.network,
+      port: port2,
+      slot,
+    };
+    this.watch(task);
     try {
       const result = (await this.piscina.run(payload, {
         transferList: [raw.buffer as ArrayBuffer, port2],
         signal: task.abort.signal,
       })) as TaskResult;
-      const facts = result.analysis.facts;
       const cpuMs = this.cpuMsOf(task);
-      if (cpuMs !== null) facts.cpuMs = cpuMs;
+      if (cpuMs !== null) result.analysis.facts.cpuMs = cpuMs;
       return { analysis: revive(result.analysis), raw: asBuffer(result.raw), sha256: asBuffer(result.sha256) };
     } catch (err) {
       const budget = this.options.cpuLimitMs;
@@ -103,6 +117,7 @@ export class PipelinePool {
       throw err;
     } finally {
       this.running.delete(task);
+      this.freeSlots.push(slot);
       signal?.removeEventListener('abort', onAbort);
       port1.close();
     }
@@ -122,8 +137,6 @@ export class PipelinePool {
   private async answer(request: Request): Promise<Answer> {
     try {
       switch (request.op) {
-        case 'dns':
-          return { id: request.id, value: await this.options.resolver(request.name, request.rrtype) };
         case 'tickets':
           return { id: request.id, value: await this.supportTickets(request.refs, request.guessable) };
         case 'unrouted':
@@ -171,14 +184,16 @@ export class PipelinePool {
   /**
    * CPU the task's thread used since the task started: its own user + system time on Linux, so
    * that waiting for DNS or a busy machine does not count against the message; elsewhere the
-   * wall time since it started.
+   * wall time since the watchdog saw it start. null before it started.
    */
   private cpuMsOf(task: Running): number | null {
-    if (!task.startedAt) return null;
-    if (task.tid === null) return Math.round(performance.now() - task.startedAt);
+    const tid = Atomics.load(this.board, task.slot * 2);
+    if (tid === 0) return null;
+    if (!task.startedAt) task.startedAt = performance.now();
+    if (tid < 0) return Math.round(performance.now() - task.startedAt);
     try {
-      const ticks = cpuTicksOf(fs.readFileSync(`/proc/${process.pid}/task/${task.tid}/stat`, 'utf8'));
-      return (ticks - task.startTicks) * TICK_MS;
+      const ticks = cpuTicksOf(fs.readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8'));
+      return (ticks - Atomics.load(this.board, task.slot * 2 + 1)) * TICK_MS;
     } catch {
       return null; // the thread is gone (terminated): what it used was counted before
     }

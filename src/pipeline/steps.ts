@@ -27,6 +27,12 @@ import type { Analysis, Facts, MessageRows, Route } from './types.js';
 
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
 
+/**
+ * Up to this size a message is parsed whole at once (one parse is cheaper than two, and its body
+ * costs little); above it the header is parsed alone first, so that a refusal costs no body parse.
+ */
+const WHOLE_PARSE_BYTES = 256 * 1024;
+
 /** The settings the steps read: the worker gets exactly these. */
 export type PipelineSettings = Pick<
   Config,
@@ -78,8 +84,10 @@ export async function analyse(
   const { raw, envelope, routes } = input;
   const facts: Facts = { network: input.network };
 
-  // 1. The header block alone (bounded before it got here).
-  const header = await parseHeader(raw, bodyOffset(raw)).catch(unparseable);
+  // 1. The header (its block was bounded before it got here). A large message has it parsed alone,
+  //    its body only once the steps below let it through; a small one is parsed once, whole.
+  const whole = raw.length <= WHOLE_PARSE_BYTES ? await parseMessage(raw).catch(unparseable) : null;
+  const header = whole ?? (await parseHeader(raw, bodyOffset(raw)).catch(unparseable));
   if (!header) return { kind: 'unparseable', facts };
   facts.messageId = header.messageId;
   facts.from = header.from[0]?.address;
@@ -165,7 +173,7 @@ export async function analyse(
   if (refusal?.reply) return { kind: 'auth', decision: refusal, facts };
 
   // 7. The body: MIME parse, text, attachments, reply text and sanitized HTML.
-  const parsed = await parseMessage(raw).catch(unparseable);
+  const parsed = whole ?? (await parseMessage(raw).catch(unparseable));
   if (!parsed) return { kind: 'unparseable', facts };
   // mailparser's own conversion is off (parse.ts): a message with only HTML gets its text here
   const text = parsed.text || (parsed.html ? htmlToText(parsed.html) : '');

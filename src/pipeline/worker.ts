@@ -1,11 +1,14 @@
-// A worker thread of the pipeline pool (pool.ts): runs the steps of one message per task. DNS and
-// the ticket lookups are asked of the main thread over the task's port, which keeps the resolver's
-// cache and the database pool; the raw bytes arrive and leave transferred, not copied.
+// A worker thread of the pipeline pool (pool.ts): runs the steps of one message per task. Each
+// thread has its own DNS resolver and cache (lookups are I/O, and asking the main thread for each
+// cost two thread hand-offs); the ticket lookups of mail to the bare support@ and the unrouted
+// budget are asked of the main thread, which keeps the database pool, over the task's port. The
+// raw bytes arrive and leave transferred, not copied. Which OS thread runs a task, and its CPU clock
+// at the start, go into a shared slot that the main thread's watchdog reads.
 import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Envelope } from '../db/queries.js';
-import type { Resolver } from '../mail/dns.js';
+import { createResolver, type Resolver } from '../mail/dns.js';
 import { analyse, type PipelineSettings, type PipelineWorld, type SupportTickets, sha256Of } from './steps.js';
 import type { Analysis, Route } from './types.js';
 
@@ -15,6 +18,8 @@ export interface Task {
   routes: Route[];
   network: string;
   port: MessagePort;
+  /** This task's slot in the clock board (pool.ts). */
+  slot: number;
 }
 
 export interface TaskResult {
@@ -23,22 +28,38 @@ export interface TaskResult {
   sha256: Uint8Array;
 }
 
+export interface WorkerData {
+  settings: PipelineSettings & Pick<Config, 'dnsServers' | 'dnsTimeoutMs' | 'dnsCacheSeconds'>;
+  /** Int32 pairs per slot: the OS thread id (−1 without /proc, 0 before the start) and its CPU ticks then. */
+  clocks: SharedArrayBuffer;
+}
+
+type Config = import('../config.js').Config;
+
 /** What the worker asks the main thread (answered by pool.ts). */
 export type Request =
-  | { id: number; op: 'dns'; name: string; rrtype: string }
   | { id: number; op: 'tickets'; refs: Parameters<PipelineWorld['findSupportTickets']>[0]; guessable: boolean }
   | { id: number; op: 'unrouted'; network: string };
 export type Answer = { id: number; value?: unknown; error?: { message: string; code?: string } };
-/** The first message of every task: which OS thread runs it and its CPU clock, for the watchdog. */
-export interface Started {
-  op: 'started';
-  tid: number | null;
-  cpuTicks: number | null;
-}
 
-export default async function run(task: Task): Promise<unknown> {
+let resolver: Resolver | null = null;
+
+export default async function run(task: Task | { warmUp: true }): Promise<unknown> {
+  const data = workerData as WorkerData;
+  const { settings } = data;
+  resolver ??= createResolver({
+    servers: settings.dnsServers.length ? settings.dnsServers : undefined,
+    timeoutMs: settings.dnsTimeoutMs,
+    cacheSeconds: settings.dnsCacheSeconds,
+  });
+  // the first task of each thread loads this module and everything it imports: done at start
+  if ('warmUp' in task) return true;
+  const clock = threadClock();
+  const board = new Int32Array(data.clocks);
+  Atomics.store(board, task.slot * 2 + 1, clock.cpuTicks);
+  Atomics.store(board, task.slot * 2, clock.tid);
+
   const port = task.port;
-  port.postMessage({ op: 'started', ...threadClock() } satisfies Started);
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   let next = 0;
   port.on('message', (answer: Answer) => {
@@ -48,21 +69,20 @@ export default async function run(task: Task): Promise<unknown> {
     if (answer.error) waiter.reject(Object.assign(new Error(answer.error.message), { code: answer.error.code }));
     else waiter.resolve(answer.value);
   });
-  // biome-ignore lint/suspicious/noExplicitAny: a request's shape depends on its op
-  const ask = <T>(request: any): Promise<T> =>
+  type Ask = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
+  const ask = <T>(request: Ask): Promise<T> =>
     new Promise((resolve, reject) => {
       const id = ++next;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       port.postMessage({ ...request, id });
     });
   const world: PipelineWorld = {
-    resolver: ((name, rrtype) => ask({ op: 'dns', name, rrtype })) as Resolver,
+    resolver,
     findSupportTickets: (refs, guessable) => ask<SupportTickets>({ op: 'tickets', refs, guessable }),
     unroutedBytesToday: (network) => ask<number>({ op: 'unrouted', network }),
   };
   const raw = Buffer.from(task.raw.buffer, task.raw.byteOffset, task.raw.byteLength);
   try {
-    const settings = (workerData as { settings: PipelineSettings }).settings;
     const input = { raw, envelope: task.envelope, routes: task.routes, network: task.network };
     const analysis = await analyse(input, world, settings);
     const result: TaskResult = { analysis, raw, sha256: sha256Of(raw) };
@@ -86,13 +106,13 @@ function ownBuffer(b: Uint8Array): ArrayBuffer {
   return new ArrayBuffer(0);
 }
 
-/** This thread's id and CPU time (user + system, in clock ticks) on Linux; null elsewhere. */
-function threadClock(): Omit<Started, 'op'> {
+/** This thread's id and CPU time (user + system, in clock ticks) on Linux; tid −1 elsewhere. */
+function threadClock(): { tid: number; cpuTicks: number } {
   try {
     const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
     return { tid, cpuTicks: cpuTicksOf(fs.readFileSync('/proc/thread-self/stat', 'utf8')) };
   } catch {
-    return { tid: null, cpuTicks: null };
+    return { tid: -1, cpuTicks: 0 };
   }
 }
 

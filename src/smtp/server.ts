@@ -50,7 +50,6 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     cpuLimitMs: config.pipelineCpuLimitMs,
     // twice the measured peak of the largest message, so that only a pathological one reaches it
     maxHeapMb: Math.max(256, Math.ceil((2 * COST_PER_BYTE * config.maxMessageBytes) / 2 ** 20)),
-    resolver,
     db: deps.pool,
   });
   const ctx: SmtpContext = {
@@ -166,6 +165,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     socket.once('close', () => clearTimeout(timer));
   });
 
+  await workers.warmUp();
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
     server.listen(config.smtpPort, config.smtpHost, () => {
