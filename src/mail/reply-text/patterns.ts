@@ -1,0 +1,211 @@
+// The language table compiled once into the tests the text rules ask of a line: is it an
+// attribution, a header-block field, a separator, a device footer. No language appears here by
+// name: every word comes from languages.ts. All tests are linear: lines are bounded in length
+// before any pattern runs, and no pattern nests quantifiers over the same characters.
+import { LANGUAGES } from './languages.js';
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const unique = (words: Iterable<string>) => [...new Set(words)].sort((a, b) => b.length - a.length);
+const collect = (pick: (l: (typeof LANGUAGES)[number]) => string[] | undefined) =>
+  unique(LANGUAGES.flatMap((l) => pick(l) ?? []));
+/** Words of cased scripts must stand alone; CJK, Arabic and other words may touch their neighbours. */
+const word = (w: string) => {
+  const e = escape(w).replace(/ /g, '\\s+');
+  const before = /^[\p{Lu}\p{Ll}]/u.test(w) ? '(?<![\\p{Lu}\\p{Ll}])' : '';
+  const after = /[\p{Lu}\p{Ll}]$/u.test(w) ? '(?![\\p{Lu}\\p{Ll}])' : '';
+  return `${before}${e}${after}`;
+};
+const alternation = (words: string[]) => words.map(word).join('|');
+
+/** The longest line any test looks at: an attribution or a header line is short. */
+export const MAX_MARKER_LENGTH = 400;
+
+// ---------------------------------------------------------------------------------------------
+// Evidence that a line is about a message: a date, a time, an address.
+
+// Two-letter weekdays ("Mo", "ma", "to") are ordinary words too: only longer names, or CJK ones, count.
+const DATE_WORDS = new RegExp(
+  `(?:${alternation(collect((l) => l.dateWords).filter((w) => w.length >= 3 || !/[\p{Lu}\p{Ll}]/u.test(w)))})`,
+  'iu',
+);
+const NUMERIC_DATE = /\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{4}年|\d{1,2}月/u;
+const TIME = /(?<!\d)\d{1,2}[:.]\d{2}(?!\d)/;
+// One address token; '@' is outside every class so the match cannot backtrack far.
+const ADDRESS = /[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255}\.[^\s<>()[\]"'@:;,.]{2,63}/;
+
+export function hasDate(s: string): boolean {
+  return NUMERIC_DATE.test(s) || DATE_WORDS.test(s);
+}
+export function hasTime(s: string): boolean {
+  return TIME.test(s);
+}
+export function hasAddress(s: string): boolean {
+  return ADDRESS.test(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribution lines: "On Fri, 14 Mar 2025 at 10:10, Ann <a@b> wrote:" in every language.
+
+const WROTE = new RegExp(`(?:${alternation(collect((l) => l.wrote))})`, 'giu');
+const OPENS_SOURCE = `(?:${alternation(collect((l) => l.opens))})(?=[\\s,])`;
+// Case matters: "Am 27.10.2021 um 09:31 schrieb" opens, "10:10 AM" does not.
+const OPENS = new RegExp(`^${OPENS_SOURCE}`, 'u');
+const OPENS_AT = new RegExp(OPENS_SOURCE, 'uy');
+const COLON_END = /[:：]\s*$/;
+/** Dashes, underscores, equals signs around a line: "---- John wrote ----". */
+const DECORATION = /^[-–—_=~*\s]{2,}|[-–—_=~*\s]{2,}$/g;
+/** "… <a@b>:", "… a@b:", "… (a@b):", "… [mailto:a@b]:" — an address right before the closing colon. */
+const ADDRESS_BEFORE_COLON =
+  /(?:<[^<>\s]{1,255}>|\([^()\s]{1,255}\)|\[[^[\]\s]{1,255}\]|[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255})\s*[:：]\s*$/u;
+/** Gmail's old attribution: "2011/4/7 Ann <a@b>", a date first, an address last, nothing else. */
+const DATE_THEN_ADDRESS = /^\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{1,200}(?:<[^<>\s]{1,255}>|@[^\s<>]{1,255})$/u;
+/** How much may follow the verb: "schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:", "kirjoitti 28/10/2021 12.46:". */
+const MAX_AFTER_VERB = 90;
+
+export type AttributionStrength = 'strong' | 'weak';
+
+/**
+ * Whether a line (a wrapped one joined) is an attribution. 'strong': it says who wrote when, and
+ * whatever follows it is the original. 'weak': only evidence when quoted text follows it.
+ */
+export function attribution(line: string): AttributionStrength | null {
+  let s = line.trim();
+  if (s.length < 6 || s.length > MAX_MARKER_LENGTH) return null;
+  const stripped = s.replace(DECORATION, '');
+  const decorated = stripped.length < s.length && /^[-–—_=~*]{2,}|[-–—_=~*]{2,}$/.test(s);
+  s = stripped.trim();
+  if (s.length < 6) return null;
+  const colon = COLON_END.test(s);
+  const evidence = hasDate(s) || hasTime(s) || hasAddress(s);
+  const opens = OPENS.test(s);
+
+  let verbEnd = -1;
+  for (const m of s.matchAll(WROTE)) verbEnd = m.index + m[0].length;
+  if (verbEnd >= 0) {
+    const after = s.slice(verbEnd).replace(/^\s*\([^()]{0,8}\)/, '');
+    const atEnd = /^\s*[:：]?\s*$/.test(after);
+    if (atEnd && colon && (evidence || opens || decorated)) return 'strong';
+    if (atEnd && !colon && (decorated || (opens && evidence))) return 'strong';
+    // the date after the verb: German, Finnish, Hungarian, Arabic clients
+    if (!atEnd && colon && after.length <= MAX_AFTER_VERB && (hasDate(after) || hasTime(after) || hasAddress(after)))
+      return 'strong';
+  }
+  // Yandex, Mail.ru, Gmail in Russian and Japanese: a date and an address, no verb.
+  if (colon && (hasTime(s) || hasDate(s)) && ADDRESS_BEFORE_COLON.test(s)) return 'strong';
+  if (!colon && DATE_THEN_ADDRESS.test(s)) return 'weak';
+  return null;
+}
+
+/**
+ * Where an attribution starts inside a line that holds the person's text before it ("reply On
+ * Wed, … wrote:"): the first opening word whose tail is an attribution, when what comes before
+ * it is a sentence or holds no date (then it is not the attribution's own beginning).
+ */
+export function attributionTail(line: string): number {
+  const s = line.trimEnd();
+  if (s.length > MAX_MARKER_LENGTH || !COLON_END.test(s)) return -1;
+  for (let i = 1; i < s.length - 6; i++) {
+    const before = s[i - 1]!;
+    if (before !== ' ' && before !== '-' && before !== '\t') continue;
+    OPENS_AT.lastIndex = i;
+    if (!OPENS_AT.test(s) || attribution(s.slice(i)) !== 'strong') continue;
+    const head = s.slice(0, i).replace(/[-–—\s]+$/, '');
+    if (/[.!?…)]$/.test(head) || !(hasDate(head) || hasTime(head))) return i;
+  }
+  return -1;
+}
+
+/** Where an attribution may start when wrapped over several lines: it opens, or it starts with a date or a name. */
+export function mayOpenAttribution(line: string): boolean {
+  const s = line.trim().replace(/^[-–—_=~*\s]+/, '');
+  return s.length > 0 && s.length <= MAX_MARKER_LENGTH && !/[.!?]$/.test(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header blocks: From:/Sent:/To:/Subject: and their translations.
+
+export type Field = 'from' | 'date' | 'to' | 'cc' | 'subject';
+const FIELDS: Field[] = ['from', 'date', 'to', 'cc', 'subject'];
+const FIELD_NAMES = new Map<string, Field>();
+for (const field of FIELDS)
+  for (const name of collect((l) => l[field])) if (!FIELD_NAMES.has(name.toLowerCase())) FIELD_NAMES.set(name.toLowerCase(), field);
+const FIELD_LINE = new RegExp(
+  `^\\s*[*_]{0,2}(${unique(FIELD_NAMES.keys()).map(word).join('|')})[*_]{0,2}\\s*[:：][*_]{0,2}(.*)$`,
+  'iu',
+);
+
+/** 'from', 'date'… when the line is "Name: value" with a field name of some language. */
+export function headerField(line: string): { field: Field; value: string } | null {
+  if (line.length > MAX_MARKER_LENGTH * 4) return null;
+  const m = FIELD_LINE.exec(line);
+  if (!m) return null;
+  const field = FIELD_NAMES.get(m[1]!.toLowerCase().replace(/\s+/g, ' '));
+  return field ? { field, value: m[2]!.trim() } : null;
+}
+
+/** Yahoo's one-line form: "From: Ann <a@b>To: Bob <c@d>Sent: …Subject: …" split back into fields. */
+const INLINE_FIELD = new RegExp(`(${unique(FIELD_NAMES.keys()).map(escape).join('|')})\\s*[:：]`, 'giu');
+export function inlineFields(text: string): Array<{ field: Field; value: string }> {
+  const found: Array<{ field: Field; at: number; end: number }> = [];
+  for (const m of text.slice(0, MAX_MARKER_LENGTH * 4).matchAll(INLINE_FIELD)) {
+    const field = FIELD_NAMES.get(m[1]!.toLowerCase());
+    // a field name is glued to the previous value, or starts the text, or follows a blank
+    if (field && (m.index === 0 || !/[\p{Lu}\p{Ll}]/u.test(text[m.index - 1]!) || /[>\d]/.test(text[m.index - 1]!)))
+      found.push({ field, at: m.index, end: m.index + m[0].length });
+  }
+  return found.map((f, k) => ({ field: f.field, value: text.slice(f.end, found[k + 1]?.at ?? text.length).trim() }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Separators: "-----Original Message-----", "---------- Forwarded message ---------".
+
+const ORIGINAL = alternation(collect((l) => l.original));
+const FORWARDED = alternation(collect((l) => l.forwarded));
+const SEPARATOR = new RegExp(`^[\\s>]*([-–—_=*~]{2,})?\\s*(?:(${FORWARDED})|(${ORIGINAL}))\\s*([-–—_=*~]{2,})?\\s*([:：])?(.*)$`, 'iu');
+
+/** A separator line: which kind, and what follows it on the same line (Yahoo puts the fields there). */
+export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string } | null {
+  if (line.length > MAX_MARKER_LENGTH * 4) return null;
+  const m = SEPARATOR.exec(line);
+  if (!m) return null;
+  const decorated = !!(m[1] || m[4]);
+  const rest = m[6]!.trim();
+  // "Forwarded message" in a sentence is text: a separator is decorated, or ends with a colon
+  if (!decorated && !(m[5] && rest === '')) return null;
+  if (rest && !inlineFields(rest).length) return null;
+  return { kind: m[2] ? 'forwarded' : 'original', rest };
+}
+
+/** A rule Outlook or a web client draws above the original: underscores, dashes, equals signs. */
+export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
+
+// ---------------------------------------------------------------------------------------------
+// Device and app footers.
+
+const FOOTER_WORDS = "[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}";
+const FOOTERS = new RegExp(
+  `^(?:${collect((l) => l.footers)
+    .map((f) => {
+      const parts = f.split('…').map((p) => escape(p).replace(/ /g, '\\s+'));
+      return parts.length > 1 ? parts.join(FOOTER_WORDS) : `${parts[0]}(?:\\s+[^\\s,;:!?]{1,40}){0,6}`;
+    })
+    .join('|')})[.!]?$`,
+  'iu',
+);
+/** Links a client appends to its footer: "<https://aka.ms/…>", "(http://…)", "[text](url)". */
+const FOOTER_LINK = /\s*(?:<https?:[^<>\s]{0,300}>|\(https?:[^()\s]{0,300}\)|\[([^[\]]{0,80})\]\(https?:[^()\s]{0,300}\))/giu;
+
+/** The whole line is a device or app footer ("Sent from my iPhone", "Отправлено из Почты Mail.ru"). */
+export function isFooter(line: string): boolean {
+  if (line.length > 400) return false;
+  const s = line
+    .replace(FOOTER_LINK, (_all, text: string | undefined) => (text ? ` ${text}` : ''))
+    .trim()
+    .replace(/^[-–—_*\s(<[]+|[-–—_*\s)>\]]+$/g, '')
+    .trim();
+  if (s.length < 4 || s.length > 120) return false;
+  return FOOTERS.test(s);
+}
+
+/** A mailing-list footer: "riak-users mailing list", a listinfo or unsubscribe link. */
+export const LIST_FOOTER = /mailing list|\/listinfo\/|\/mailman\/|list-unsubscribe/i;
