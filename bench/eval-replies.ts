@@ -28,10 +28,7 @@ const EXTRACTORS: Array<[string, Extractor]> = [
     },
   ],
   // Both libraries read text only (planer's HTML mode needs a browser DOM): they get the HTML's text.
-  [
-    'email-reply-parser 2.3.9',
-    (c) => only(new EmailReplyParser().parseReply(c.html ? htmlToText(c.input) : c.input)),
-  ],
+  ['email-reply-parser 2.3.9', (c) => only(new EmailReplyParser().parseReply(c.html ? htmlToText(c.input) : c.input))],
   ['planer 1.2.0', (c) => only(planer.extractFrom(c.html ? htmlToText(c.input) : c.input, 'text/plain'))],
 ];
 
@@ -63,14 +60,18 @@ type Verdict = 'exact' | 'leftover' | 'overcut';
 
 /**
  * The person's own words in an expected answer: not the lines it quotes with ">" (some corpora
- * keep a quote, none wrote it), and not a trailing "-- " signature or device footer, which the
+ * keep a quote, none wrote it), not a forwarded message (kept as data), and not a trailing "-- " signature or device footer, which the
  * corpora disagree about (see their README). Losing any other word is an over-cut.
  */
 function ownWords(expected: string): string {
-  const lines = expected.split('\n').filter((l) => !/^\s*>/.test(l));
+  const all = expected.split('\n');
+  // a forwarded message is kept as data, not as the answer: its text is what must not be lost
+  const forward = all.findIndex((l) => /^[-\s]*(?:forwarded message|begin forwarded message)/i.test(l));
+  const lines = (forward >= 0 ? all.slice(0, forward) : all).filter((l) => !/^\s*>/.test(l));
   const delimiter = lines.findIndex((l) => /^--\s*$/.test(l));
   const body = delimiter >= 0 && lines.length - delimiter <= 6 ? lines.slice(0, delimiter) : lines;
-  while (body.length && /^(?:Sent (?:from|with|via)|Envoyé de|Enviado desde|Von meinem)\b/i.test(body.at(-1)!)) body.pop();
+  while (body.length && /^(?:Sent (?:from|with|via)|Envoyé de|Enviado desde|Von meinem)\b/i.test(body.at(-1)!))
+    body.pop();
   return body.join('\n');
 }
 
@@ -124,7 +125,10 @@ const corpora = dirs.flatMap((d) => {
   return fs
     .readdirSync(d)
     .sort()
-    .map((sub) => ({ name: sub, cases: fs.statSync(path.join(d, sub)).isDirectory() ? readCorpus(path.join(d, sub)) : [] }))
+    .map((sub) => ({
+      name: sub,
+      cases: fs.statSync(path.join(d, sub)).isDirectory() ? readCorpus(path.join(d, sub)) : [],
+    }))
     .filter((c) => c.cases.length);
 });
 
@@ -132,7 +136,10 @@ const totals = new Map<string, { sets: Record<string, { exact: number; overcut: 
 const rows: string[] = [];
 console.log(`| corpus | cases | ${EXTRACTORS.map(([n]) => `${n} exact (over-cut)`).join(' | ')} |`);
 console.log(`| --- | ---: | ${EXTRACTORS.map(() => '---:').join(' | ')} |`);
-const summary = { reply: new Map<string, [number, number, number]>(), forward: new Map<string, [number, number, number]>() };
+const summary = {
+  reply: new Map<string, [number, number, number]>(),
+  forward: new Map<string, [number, number, number]>(),
+};
 for (const corpus of corpora) {
   const cells: string[] = [];
   const kind = /forward/i.test(corpus.name) ? 'forward' : 'reply';

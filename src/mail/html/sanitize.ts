@@ -2,8 +2,9 @@
 // (tags.ts says what is kept). Nothing that can act survives: no script, style, forms, frames or
 // objects, no event handler (no attribute is kept that the table does not list), no URL that is
 // not absolute http(s)/mailto (links) or http(s)/cid (images).
-import { type ChildNode, isTag, isText, parseHtml, stripTags } from './tree.js';
+
 import { tagRole } from './tags.js';
+import { type ChildNode, isTag, isText, parseHtml, stripTags } from './tree.js';
 
 // Relative URLs have no base in mail but the ticket view's own origin, where <img src="/api/…">
 // would be a request with the viewer's cookies; javascript:, data: and protocol-relative go too.

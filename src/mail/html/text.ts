@@ -1,8 +1,9 @@
 // HTML laid out as text the way a mail client shows it: blocks on their own lines, paragraphs
 // apart, <br> breaks a line, list items marked, <pre> kept as written. One walk over the shared
 // tree serves htmlToText and the reply rules (which mark, per element, what is quoted).
-import { type ChildNode, type Document, type Element, isTag, isText, parseHtml, stripTags } from './tree.js';
+
 import { tagRole } from './tags.js';
+import { type ChildNode, type Document, type Element, isTag, isText, parseHtml, stripTags } from './tree.js';
 
 /** 'maybe': inside a plain <blockquote>, a quote only if an attribution line introduces it. */
 export type Origin = 'own' | 'quote' | 'maybe';

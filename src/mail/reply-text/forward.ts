@@ -56,7 +56,8 @@ export function readForwarded(block: Line[]): Forwarded {
     // a continuation only when another field follows it
     if (!headerField(lines[j + 1] ?? '')) break;
     const previous = headerField(lines[j - 1]!);
-    if (previous && fields[previous.field] === previous.value) fields[previous.field] = `${previous.value} ${line.trim()}`;
+    if (previous && fields[previous.field] === previous.value)
+      fields[previous.field] = `${previous.value} ${line.trim()}`;
   }
   i = last;
   const body = lines.slice(i);
@@ -76,8 +77,9 @@ const clean = (value: string | undefined) => {
 
 /** "On …, Ann <a@b> wrote:" → "Ann <a@b>" where it can be told, else the address. */
 function addressOf(line: string): string | null {
-  const m = /([^,]{0,80}?)\s*[<(\[]((?:mailto:)?[^<>()[\]\s]{1,255}@[^<>()[\]\s]{1,255})[>)\]]/.exec(line);
-  if (m) return `${m[1]!.replace(/^.*\d{1,2}[:.]\d{2}\s*(?:[AP]M)?,?\s*/i, '').trim()} <${m[2]!.replace(/^mailto:/, '')}>`.trim();
+  const m = /([^,]{0,80}?)\s*[<([]((?:mailto:)?[^<>()[\]\s]{1,255}@[^<>()[\]\s]{1,255})[>)\]]/.exec(line);
+  if (m)
+    return `${m[1]!.replace(/^.*\d{1,2}[:.]\d{2}\s*(?:[AP]M)?,?\s*/i, '').trim()} <${m[2]!.replace(/^mailto:/, '')}>`.trim();
   return hasAddress(line) ? (/\S+@\S+/.exec(line)?.[0] ?? null) : line.replace(/[:：]\s*$/, '').trim();
 }
 

@@ -1,8 +1,9 @@
 // The HTML rules: which elements clients use to hold the quoted original, the attribution, the
 // signature (Gmail, Outlook desktop and web, Apple Mail, Thunderbird, Yahoo, Yandex, Mail.ru).
 // The tree and its layout as lines are html/'s; what to cut is decided by the text rules.
-import { type Document, type Element, isTag, leadingText } from '../html/tree.js';
+
 import { type Line, layoutLines, type Role } from '../html/text.js';
+import { type Document, type Element, isTag, leadingText } from '../html/tree.js';
 
 export function htmlLines(doc: Document): Line[] {
   return layoutLines(doc, classify);
@@ -22,7 +23,8 @@ const QUOTE_CLASSES = new Set([
   'yahoo_quoted',
 ]);
 const GMAIL_QUOTE_CLASSES = new Set(['gmail_quote', 'gmail_quote_container']);
-const OUTLOOK_HEADER = /^(?:From|От|Von|De|Från|Od|Van|Da|Fra|Kimden|Feladó|Lähettäjä|Від|发件人|差出人|보낸 사람)\s*[:：]/i;
+const OUTLOOK_HEADER =
+  /^(?:From|От|Von|De|Från|Od|Van|Da|Fra|Kimden|Feladó|Lähettäjä|Від|发件人|差出人|보낸 사람)\s*[:：]/i;
 
 function classify(el: Element): Role {
   const id = el.attribs.id ?? '';

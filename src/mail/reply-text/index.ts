@@ -35,8 +35,7 @@ export function extractReply(input: ReplyInput): ReplyText {
     // quote where the text part did (a client whose HTML quoting we do not know).
     const empty = fromHtml.reply === '' && !fromHtml.forwarded;
     const textKnowsBetter = fromText && (empty || (fromHtml.removed === '' && fromText.removed !== ''));
-    if (!textKnowsBetter && (fromHtml.reply !== '' || fromHtml.forwarded || !fromText))
-      return result(fromHtml, 'html');
+    if (!textKnowsBetter && (fromHtml.reply !== '' || fromHtml.forwarded || !fromText)) return result(fromHtml, 'html');
   }
   if (fromText) return result(fromText, 'text');
   return { reply: '', removed: '', method: 'none' };

@@ -274,7 +274,13 @@ export const LANGUAGES: Language[] = [
     subject: ['Betreff'],
     original: ['Ursprüngliche Nachricht', 'Originalnachricht', 'Ursprüngliche Mitteilung', 'Antwort Nachricht'],
     forwarded: ['Weitergeleitete Nachricht', 'Weitergeleitete Mitteilung', 'Anfang der weitergeleiteten Nachricht'],
-    footers: ['Von meinem … gesendet', 'Gesendet von meinem …', 'Gesendet von …', 'Gesendet mit …', 'Outlook für … beziehen'],
+    footers: [
+      'Von meinem … gesendet',
+      'Gesendet von meinem …',
+      'Gesendet von …',
+      'Gesendet mit …',
+      'Outlook für … beziehen',
+    ],
   },
   {
     code: 'fr',
@@ -321,7 +327,7 @@ export const LANGUAGES: Language[] = [
     to: ['À', 'A', 'Destinataire'],
     cc: ['Cc', 'Copie à', 'Copie'],
     subject: ['Objet', 'Sujet'],
-    original: ["Message d'origine", 'Message original', "Message d’origine"],
+    original: ["Message d'origine", 'Message original', 'Message d’origine'],
     forwarded: ['Message transféré', 'Début du message transféré', 'Message réexpédié'],
     footers: [
       'Envoyé de mon …',

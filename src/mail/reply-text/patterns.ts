@@ -110,9 +110,15 @@ export function attributionTail(line: string): number {
     OPENS_AT.lastIndex = i;
     if (!OPENS_AT.test(s) || attribution(s.slice(i)) !== 'strong') continue;
     const head = s.slice(0, i).replace(/[-–—\s]+$/, '');
-    if (/[.!?…)]$/.test(head) || !(hasDate(head) || hasTime(head))) return i;
+    if (!(hasDate(head) || hasTime(head)) || endsSentence(head)) return i;
   }
   return -1;
+}
+
+/** "… the fix." ends a sentence; "… 2014 г." and "Fr., 28." end a date. */
+function endsSentence(s: string): boolean {
+  const m = /([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
+  return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.test(m[1]!);
 }
 
 /** Where an attribution may start when wrapped over several lines: it opens, or it starts with a date or a name. */
@@ -128,7 +134,8 @@ export type Field = 'from' | 'date' | 'to' | 'cc' | 'subject';
 const FIELDS: Field[] = ['from', 'date', 'to', 'cc', 'subject'];
 const FIELD_NAMES = new Map<string, Field>();
 for (const field of FIELDS)
-  for (const name of collect((l) => l[field])) if (!FIELD_NAMES.has(name.toLowerCase())) FIELD_NAMES.set(name.toLowerCase(), field);
+  for (const name of collect((l) => l[field]))
+    if (!FIELD_NAMES.has(name.toLowerCase())) FIELD_NAMES.set(name.toLowerCase(), field);
 const FIELD_LINE = new RegExp(
   `^\\s*[*_]{0,2}(${unique(FIELD_NAMES.keys()).map(word).join('|')})[*_]{0,2}\\s*[:：][*_]{0,2}(.*)$`,
   'iu',
@@ -161,7 +168,10 @@ export function inlineFields(text: string): Array<{ field: Field; value: string 
 
 const ORIGINAL = alternation(collect((l) => l.original));
 const FORWARDED = alternation(collect((l) => l.forwarded));
-const SEPARATOR = new RegExp(`^[\\s>]*([-–—_=*~]{2,})?\\s*(?:(${FORWARDED})|(${ORIGINAL}))\\s*([-–—_=*~]{2,})?\\s*([:：])?(.*)$`, 'iu');
+const SEPARATOR = new RegExp(
+  `^[\\s>]*([-–—_=*~]{2,})?\\s*(?:(${FORWARDED})|(${ORIGINAL}))\\s*([-–—_=*~]{2,})?\\s*([:：])?(.*)$`,
+  'iu',
+);
 
 /** A separator line: which kind, and what follows it on the same line (Yahoo puts the fields there). */
 export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string } | null {
@@ -182,7 +192,7 @@ export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
 // ---------------------------------------------------------------------------------------------
 // Device and app footers.
 
-const FOOTER_WORDS = "[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}";
+const FOOTER_WORDS = '[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}';
 const FOOTERS = new RegExp(
   `^(?:${collect((l) => l.footers)
     .map((f) => {
@@ -193,7 +203,8 @@ const FOOTERS = new RegExp(
   'iu',
 );
 /** Links a client appends to its footer: "<https://aka.ms/…>", "(http://…)", "[text](url)". */
-const FOOTER_LINK = /\s*(?:<https?:[^<>\s]{0,300}>|\(https?:[^()\s]{0,300}\)|\[([^[\]]{0,80})\]\(https?:[^()\s]{0,300}\))/giu;
+const FOOTER_LINK =
+  /\s*(?:<https?:[^<>\s]{0,300}>|\(https?:[^()\s]{0,300}\)|\[([^[\]]{0,80})\]\(https?:[^()\s]{0,300}\))/giu;
 
 /** The whole line is a device or app footer ("Sent from my iPhone", "Отправлено из Почты Mail.ru"). */
 export function isFooter(line: string): boolean {

@@ -5,9 +5,9 @@
 import type { Line } from '../html/text.js';
 import { type Forwarded, readForwarded } from './forward.js';
 import {
+  type AttributionStrength,
   attribution,
   attributionTail,
-  type AttributionStrength,
   headerField,
   isFooter,
   LIST_FOOTER,
@@ -23,6 +23,16 @@ export interface Split {
   forwarded: Forwarded | null;
 }
 
+/**
+ * Whether a line can be where an attribution begins: the second half of a wrapped one starts
+ * inside the address ("<a@b> kirjoitti:", "a@b> wrote:", "mailto:…", ">:"), never with a name.
+ */
+const startsAttribution = (line: string) => !/^(?:[<>([]|mailto:|[^\s<>()[\]"'@]{1,64}@)/i.test(line.trim());
+const unclosedAddress = (joined: string) => joined.lastIndexOf('<') > joined.lastIndexOf('>');
+
+/** "Ann <" / "a@b> wrote:" and "<" / "mailto:Ann <a@b>" / ">" are one address once joined. */
+const unwrap = (joined: string) => joined.replace(/<\s+/g, '<').replace(/(?<!\s)\s+>/g, '>');
+
 export function textLines(text: string): Line[] {
   return text
     .replace(/^\ufeff/, '')
@@ -32,7 +42,7 @@ export function textLines(text: string): Line[] {
 
 const QUOTE_PREFIX = /^[ \t]*>/;
 /** ">>> >>> http://example.com <<<" is decoration around a link, not a quote. */
-const ARROWS = /^[ \t]*>+[^<>]*<+\s*$|^[ \t]*>+\s*>+.*<<+\s*$/;
+const ARROWS = /^[ \t]*>[>\s]*[^<>\s][^<>]*<{2,}\s*$/;
 /** A line of a quote in the style of old web mail and Discourse: "| text". */
 const BAR_PREFIX = /^[ \t]*\|/;
 const SIGNATURE_DELIMITER = /^--\s*$/;
@@ -42,7 +52,7 @@ const MAX_SIGNATURE_LINES = 12;
 const MAX_ATTRIBUTION_LINES = 5;
 const MAX_LIST_FOOTER_LINES = 6;
 
-type Cut = 'forwarded' | 'original' | 'header' | 'attribution';
+type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
 export function splitReply(source: Line[]): Split {
   const lines = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
@@ -57,7 +67,10 @@ export function splitReply(source: Line[]): Split {
     return -1;
   };
   let ownAbove = false;
-  let evidence = false;
+  let quoteIntroduced = false;
+  /** A quote line its client wrapped without a new ">": lower case, between two quote lines. */
+  const wrappedQuoteLine = (i: number): boolean =>
+    i > 0 && i + 1 < n && quoted(i - 1) && quoted(i + 1) && at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text);
 
   const attributionSpan = (i: number): { span: number; strength: AttributionStrength } | null => {
     let joined = '';
@@ -65,17 +78,25 @@ export function splitReply(source: Line[]): Split {
       const last = i + k - 1;
       const t = at(last).text.trim();
       if (k > 1) {
-        if (blank(last) || quoted(last) || at(last).origin !== at(i).origin) return null;
+        if (blank(last) || at(last).origin !== at(i).origin) return null;
+        // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
+        if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
         if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
         // "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line.
-        if (attribution(t)) return null;
+        if (startsAttribution(t) && attribution(t)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
       // an attribution is one short sentence; a long line is text, and patterns over it cost
       if (joined.length > MAX_MARKER_LENGTH) return null;
-      // "Ann <" / "a@b> wrote:" and "<" / "mailto:Ann <a@b>" / ">" are one address
-      const strength = attribution(joined.replace(/<\s+/g, '<').replace(/(?<!\s)\s+>/g, '>'));
-      if (strength) return { span: k, strength };
+      const strength = attribution(unwrap(joined));
+      if (!strength) continue;
+      // it starts where the shortest attribution ending on this line starts: the lines above
+      // that one are the person's ("I will let you know.\nOp 16 aug. … het\nvolgende geschreven:")
+      for (let later = i + 1; later <= last; later++) {
+        const rest = lines.slice(later, last + 1).map((l) => l.text.trim());
+        if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
+      }
+      return { span: k, strength };
     }
     return null;
   };
@@ -102,16 +123,27 @@ export function splitReply(source: Line[]): Split {
   for (let i = 0; i < n && !cut; i++) {
     if (blank(i)) continue;
     const t = at(i).text.trim();
-    if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe')) {
+    if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe') || wrappedQuoteLine(i)) {
+      const inner = t.replace(/^[>\s]+/, '');
       // Apple Mail quotes a forwarded message whole, separator included
-      if (separator(t.replace(/^[>\s]+/, ''))?.kind === 'forwarded') cut = { at: i, why: 'forwarded' };
-      else {
-        removed[i] = true;
-        evidence = true;
+      if (separator(inner)?.kind === 'forwarded') {
+        cut = { at: i, why: 'forwarded' };
+        break;
       }
+      // a quote that says what it quotes is evidence; a bare one alone is not (see below)
+      if (i === 0 || blank(i - 1) || !quoted(i - 1)) quoteIntroduced ||= !!(attribution(inner) || separator(inner));
+      removed[i] = true;
       continue;
     }
     if (at(i).origin === 'maybe') continue;
+    if (isFooter(t) && ownAbove) {
+      // A device footer is where the answer ends: below it, clients put the original, unquoted.
+      const next = nextNonBlank(i + 1);
+      if (next > i + 1 && !quoted(next) && at(next).origin === 'own') {
+        cut = { at: i, why: 'footer' };
+        break;
+      }
+    }
     const sep = separator(t);
     if (sep) {
       cut = { at: i, why: sep.kind };
@@ -145,7 +177,7 @@ export function splitReply(source: Line[]): Split {
       break;
     }
     for (let j = i; j < i + found.span; j++) removed[j] = true;
-    evidence = true;
+    quoteIntroduced = true;
     if (next >= 0 && at(next).origin === 'maybe') bareBlockquoteQuotes = true;
     i += found.span - 1;
   }
@@ -153,7 +185,6 @@ export function splitReply(source: Line[]): Split {
   let forwarded: Forwarded | null = null;
   if (cut) {
     for (let j = cut.at; j < n; j++) if (!blank(j)) removed[j] = true;
-    evidence = true;
     // A forward, or an original with nothing written above it: the message is what was
     // forwarded, and it is kept as such rather than thrown away with the quote.
     if (cut.why === 'forwarded' || !ownAbove) {
@@ -169,20 +200,14 @@ export function splitReply(source: Line[]): Split {
   const anyReply = () => removed.some((r, i) => !r && !blank(i));
   if (!anyReply() && !forwarded) {
     for (const i of tail) removed[i] = false;
-    if (!anyReply() && !cut && !hasAttributionRemoved(lines, removed, quoted)) removed.fill(false);
+    if (!anyReply() && !cut && !quoteIntroduced) removed.fill(false);
   }
-  void evidence;
 
   return {
     reply: render(lines, (i) => !removed[i]),
     removed: render(lines, (i) => removed[i]!),
     forwarded,
   };
-}
-
-/** Whether among the removed lines some were removed for being an attribution, not a quote. */
-function hasAttributionRemoved(lines: Line[], removed: boolean[], quoted: (i: number) => boolean): boolean {
-  return lines.some((l, i) => removed[i] && !quoted(i) && l.text.trim() !== '');
 }
 
 /**
@@ -209,7 +234,8 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
       continue;
     }
     const kept: number[] = [];
-    for (let i = last; i >= 0 && kept.length <= MAX_SIGNATURE_LINES + 1; i--) if (!removed[i] && !blank(i)) kept.push(i);
+    for (let i = last; i >= 0 && kept.length <= MAX_SIGNATURE_LINES + 1; i--)
+      if (!removed[i] && !blank(i)) kept.push(i);
     // "-- " and what follows it
     const delimiter = kept.find((i) => SIGNATURE_DELIMITER.test(lines[i]!.text));
     if (delimiter !== undefined) {
@@ -217,7 +243,9 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
       continue;
     }
     // "____\nlist-name mailing list\nlist@host\nhttp://host/mailman/listinfo/…"
-    const rule = kept.slice(0, MAX_LIST_FOOTER_LINES + 1).find((i) => RULE.test(lines[i]!.text) || /^_{2,}\s*$/.test(lines[i]!.text));
+    const rule = kept
+      .slice(0, MAX_LIST_FOOTER_LINES + 1)
+      .find((i) => RULE.test(lines[i]!.text) || /^_{2,}\s*$/.test(lines[i]!.text));
     if (rule !== undefined && kept.some((i) => i > rule && LIST_FOOTER.test(lines[i]!.text))) {
       for (const i of kept) if (i >= rule) (removed[i] = true), taken.push(i);
       continue;
