@@ -7,6 +7,7 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import {
   type AttachmentRow,
   type Envelope,
+  type ForwardedMessage,
   findTicket,
   findTicketByNotification,
   type StoreResult,
@@ -318,6 +319,7 @@ interface Body {
   replyText: string;
   fullText: string;
   removedText: string;
+  forwarded: ForwardedMessage | null;
   html: string | null;
 }
 
@@ -328,6 +330,7 @@ function bodyOf(parsed: ParsedMessage, fullText: string): Body {
     replyText: extracted.reply,
     fullText,
     removedText: extracted.removed,
+    forwarded: extracted.forwarded ?? null,
     html: parsed.html === null ? null : sanitizeHtml(parsed.html, parsed.text),
   };
 }
