@@ -4,13 +4,13 @@
 // before any pattern runs, and no pattern nests quantifiers over the same characters.
 import { LANGUAGES } from './languages.js';
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const unique = (words: Iterable<string>) => [...new Set(words)].sort((a, b) => b.length - a.length);
 const collect = (pick: (l: (typeof LANGUAGES)[number]) => string[] | undefined) =>
   unique(LANGUAGES.flatMap((l) => pick(l) ?? []));
 /** Words of cased scripts must stand alone; CJK, Arabic and other words may touch their neighbours. */
 const word = (w: string) => {
-  const e = escape(w).replace(/ /g, '\\s+');
+  const e = escapeRegExp(w).replace(/ /g, '\\s+');
   const before = /^[\p{Lu}\p{Ll}]/u.test(w) ? '(?<![\\p{Lu}\\p{Ll}])' : '';
   const after = /[\p{Lu}\p{Ll}]$/u.test(w) ? '(?![\\p{Lu}\\p{Ll}])' : '';
   return `${before}${e}${after}`;
@@ -151,7 +151,7 @@ export function headerField(line: string): { field: Field; value: string } | nul
 }
 
 /** Yahoo's one-line form: "From: Ann <a@b>To: Bob <c@d>Sent: …Subject: …" split back into fields. */
-const INLINE_FIELD = new RegExp(`(${unique(FIELD_NAMES.keys()).map(escape).join('|')})\\s*[:：]`, 'giu');
+const INLINE_FIELD = new RegExp(`(${unique(FIELD_NAMES.keys()).map(escapeRegExp).join('|')})\\s*[:：]`, 'giu');
 export function inlineFields(text: string): Array<{ field: Field; value: string }> {
   const found: Array<{ field: Field; at: number; end: number }> = [];
   for (const m of text.slice(0, MAX_MARKER_LENGTH * 4).matchAll(INLINE_FIELD)) {
@@ -196,7 +196,7 @@ const FOOTER_WORDS = '[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}';
 const FOOTERS = new RegExp(
   `^(?:${collect((l) => l.footers)
     .map((f) => {
-      const parts = f.split('…').map((p) => escape(p).replace(/ /g, '\\s+'));
+      const parts = f.split('…').map((p) => escapeRegExp(p).replace(/ /g, '\\s+'));
       return parts.length > 1 ? parts.join(FOOTER_WORDS) : `${parts[0]}(?:\\s+[^\\s,;:!?]{1,40}){0,6}`;
     })
     .join('|')})[.!]?$`,

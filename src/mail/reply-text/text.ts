@@ -239,7 +239,10 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
     // "-- " and what follows it
     const delimiter = kept.find((i) => SIGNATURE_DELIMITER.test(lines[i]!.text));
     if (delimiter !== undefined) {
-      for (const i of kept) if (i >= delimiter) (removed[i] = true), taken.push(i);
+      for (const i of kept.filter((k) => k >= delimiter)) {
+        removed[i] = true;
+        taken.push(i);
+      }
       continue;
     }
     // "____\nlist-name mailing list\nlist@host\nhttp://host/mailman/listinfo/…"
@@ -247,7 +250,10 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
       .slice(0, MAX_LIST_FOOTER_LINES + 1)
       .find((i) => RULE.test(lines[i]!.text) || /^_{2,}\s*$/.test(lines[i]!.text));
     if (rule !== undefined && kept.some((i) => i > rule && LIST_FOOTER.test(lines[i]!.text))) {
-      for (const i of kept) if (i >= rule) (removed[i] = true), taken.push(i);
+      for (const i of kept.filter((k) => k >= rule)) {
+        removed[i] = true;
+        taken.push(i);
+      }
       continue;
     }
     break;
