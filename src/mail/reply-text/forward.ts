@@ -17,28 +17,29 @@ const MAX_HEADER_LINES = 12;
 /** Reads the forwarded message from its first line (the separator, header or attribution) on. */
 export function readForwarded(block: Line[]): Forwarded {
   let lines = block.map((l) => l.text);
-  // Apple Mail and MailMate quote the whole forward with "> "
-  if (lines.filter((l) => l.trim()).every((l) => QUOTE_PREFIX.test(l)))
-    lines = lines.map((l) => l.replace(QUOTE_PREFIX, ''));
   const fields: Partial<Record<Field, string>> = {};
   let i = 0;
   const skipBlank = () => {
     while (i < lines.length && lines[i]!.trim() === '') i++;
   };
-  const take = (found: Array<{ field: Field; value: string }>) => {
-    for (const f of found) fields[f.field] ??= f.value;
-  };
 
   skipBlank();
-  const first = lines[i]?.trim() ?? '';
-  const sep = separator(first);
+  const sep = separator(lines[i]?.trim() ?? '');
   if (sep) {
-    take(inlineFields(sep.rest));
+    for (const f of inlineFields(sep.rest)) fields[f.field] ??= f.value;
     i++;
-  } else if (RULE.test(first)) {
-    i++;
-  } else if (attribution(first)) {
-    fields.from = addressOf(first) ?? undefined;
+  } else if (RULE.test(lines[i] ?? '')) i++;
+  // Apple Mail and MailMate quote the whole forward with "> ", often below an unquoted separator
+  const rest = lines.slice(i);
+  if (rest.some((l) => l.trim()) && rest.filter((l) => l.trim()).every((l) => QUOTE_PREFIX.test(l)))
+    lines = [...lines.slice(0, i), ...rest.map((l) => l.replace(QUOTE_PREFIX, ''))];
+  skipBlank();
+  if (separator(lines[i]?.trim() ?? '')) i++;
+  skipBlank();
+  // Mail.ru and Outlook for Mac put an attribution where others put a header block
+  const first = lines[i]?.trim() ?? '';
+  if (!headerField(first) && attribution(first)) {
+    fields.from ??= addressOf(first) ?? undefined;
     i++;
   }
   skipBlank();

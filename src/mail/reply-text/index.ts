@@ -5,6 +5,7 @@
 import { parseHtml, stripTags } from '../html/tree.js';
 import type { Forwarded } from './forward.js';
 import { htmlLines } from './html.js';
+import { isForwardSubject } from './patterns.js';
 import { type Split, splitReply, textLines } from './text.js';
 
 export type { Forwarded };
@@ -12,6 +13,8 @@ export type { Forwarded };
 export interface ReplyInput {
   text?: string | null;
   html?: string | null;
+  /** The message's subject, when known: "Fwd: …" makes an Outlook header block a forward, not a quote. */
+  subject?: string | null;
 }
 
 export interface ReplyText {
@@ -28,9 +31,10 @@ export function extractReply(input: ReplyInput): ReplyText {
   const doc = html.trim() ? parseHtml(html) : null;
   // HTML too big or deep to parse still has text: a linear strip of its tags
   const text = input.text || (html && !doc ? stripTags(html) : '');
-  const fromText = text.trim() ? splitReply(textLines(text)) : null;
+  const options = { forwardSubject: isForwardSubject(input.subject) };
+  const fromText = text.trim() ? splitReply(textLines(text), options) : null;
   if (doc) {
-    const fromHtml = splitReply(htmlLines(doc));
+    const fromHtml = splitReply(htmlLines(doc), options);
     // The HTML markers are the better evidence, unless they found no answer at all, or found no
     // quote where the text part did (a client whose HTML quoting we do not know).
     const empty = fromHtml.reply === '' && !fromHtml.forwarded;

@@ -24,6 +24,8 @@ export interface Language {
   subject?: string[];
   /** Separator text of a quoted original ("Original Message"), dashes and spaces around it aside. */
   original?: string[];
+  /** Subject prefixes of a forwarded message ("Fwd" in "Fwd: Invoice"). */
+  forwardPrefixes?: string[];
   /** Separator text of a forwarded message ("Forwarded message", "Begin forwarded message:"). */
   forwarded?: string[];
   /**
@@ -36,6 +38,7 @@ export interface Language {
 export const LANGUAGES: Language[] = [
   {
     code: 'en',
+    forwardPrefixes: ['Fwd', 'Fw', 'Forward'],
     wrote: ['wrote', 'writes', 'sent', 'said'],
     opens: ['On'],
     dateWords: [
@@ -105,6 +108,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'ru',
+    forwardPrefixes: ['Пересл', 'Fwd'],
     wrote: ['написал(а)', 'написала', 'написал', 'пишет', 'писал(а)', 'писал'],
     opens: ['пользователь'],
     dateWords: [
@@ -176,6 +180,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'uk',
+    forwardPrefixes: ['Пересл', 'Переслати'],
     wrote: ['написав(ла)', 'написала', 'написав', 'пише'],
     dateWords: [
       'січ',
@@ -226,6 +231,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'de',
+    forwardPrefixes: ['WG', 'Wtrlt', 'Weitergeleitet'],
     wrote: ['schrieb', 'hat geschrieben', 'schreibt'],
     opens: ['Am'],
     dateWords: [
@@ -284,6 +290,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'fr',
+    forwardPrefixes: ['TR', 'Tr', 'Transféré'],
     wrote: ['a écrit', 'écrit'],
     opens: ['Le'],
     dateWords: [
@@ -341,6 +348,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'es',
+    forwardPrefixes: ['RV', 'Reenviar', 'Rv'],
     wrote: ['escribió', 'escribio', 'ha escrito'],
     opens: ['El'],
     dateWords: [
@@ -394,6 +402,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'ca',
+    forwardPrefixes: ['RV', 'Re-enviat'],
     wrote: ['ha escrit', 'va escriure'],
     opens: ['El'],
     from: ['De'],
@@ -406,6 +415,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'it',
+    forwardPrefixes: ['I', 'Inoltra', 'Inoltrato'],
     wrote: ['ha scritto', 'scrive', 'scritto'],
     opens: ['Il giorno', 'Il', 'In data'],
     dateWords: [
@@ -458,6 +468,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'pt',
+    forwardPrefixes: ['Enc', 'ENC', 'Encaminhar', 'Reencaminhar'],
     wrote: ['escreveu', 'escrevera'],
     opens: ['Em', 'No dia'],
     dateWords: [
@@ -511,6 +522,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'pl',
+    forwardPrefixes: ['PD', 'Prześlij dalej'],
     wrote: ['napisał(a)', 'napisała', 'napisał', 'pisze'],
     opens: ['W dniu', 'Dnia', 'użytkownik'],
     dateWords: [
@@ -557,6 +569,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'nl',
+    forwardPrefixes: ['Doorst', 'Doorgestuurd', 'DS'],
     wrote: ['schreef', 'het volgende geschreven', 'heeft geschreven', 'geschreven'],
     opens: ['Op'],
     dateWords: [
@@ -609,6 +622,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'sv',
+    forwardPrefixes: ['VB', 'Vb', 'VS'],
     wrote: ['skrev'],
     opens: ['Den', 'På'],
     dateWords: [
@@ -658,6 +672,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'da',
+    forwardPrefixes: ['VS', 'Videresend'],
     wrote: ['skrev'],
     opens: ['Den'],
     dateWords: ['jan', 'feb', 'mar', 'apr', 'maj', 'jun', 'jul', 'aug', 'sep', 'okt', 'nov', 'dec', 'kl'],
@@ -672,6 +687,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'no',
+    forwardPrefixes: ['VS', 'Videresend'],
     wrote: ['skrev'],
     opens: ['Den'],
     dateWords: ['jan', 'feb', 'mar', 'apr', 'mai', 'jun', 'jul', 'aug', 'sep', 'okt', 'nov', 'des', 'kl'],
@@ -686,6 +702,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'fi',
+    forwardPrefixes: ['VL', 'VS', 'Välitä'],
     wrote: ['kirjoitti'],
     dateWords: [
       'tammik',
@@ -732,6 +749,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'cs',
+    forwardPrefixes: ['PŘ', 'FW', 'Přeposlat'],
     wrote: ['napsal(a)', 'napsala', 'napsal'],
     opens: ['Dne', 'odesílatel'],
     dateWords: [
@@ -778,6 +796,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'sk',
+    forwardPrefixes: ['Preposlať', 'FW'],
     wrote: ['napísal(a)', 'napísala', 'napísal'],
     opens: ['Dňa'],
     from: ['Od', 'Odosielateľ'],
@@ -791,6 +810,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'hr',
+    forwardPrefixes: ['PROSLIJEDI', 'Prosljeđeno'],
     wrote: ['je napisao', 'je napisala', 'napisao', 'napisala', 'piše'],
     from: ['Od', 'Šalje'],
     date: ['Poslano', 'Datum'],
@@ -803,6 +823,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'tr',
+    forwardPrefixes: ['İLT', 'ILT', 'İlet'],
     wrote: ['şunu yazdı', 'yazdı'],
     dateWords: [
       'Oca',
@@ -846,10 +867,11 @@ export const LANGUAGES: Language[] = [
     subject: ['Konu'],
     original: ['Orijinal mesaj', 'Özgün ileti'],
     forwarded: ['İletilen mesaj', 'İletilmiş mesaj', 'Yönlendirilmiş mesaj', 'İletilen ileti', 'Yönlendirilen mesaj'],
-    footers: ['… cihazımdan gönderildi', "…'dan gönderildi", "…'den gönderildi", 'iPhone’umdan gönderildi'],
+    footers: ['… cihazımdan gönderildi', '…dan gönderildi', '…den gönderildi', '…tan gönderildi', '…ten gönderildi'],
   },
   {
     code: 'ro',
+    forwardPrefixes: ['Redirecționat', 'Fwd'],
     wrote: ['a scris'],
     opens: ['Pe', 'În data de'],
     dateWords: [
@@ -895,6 +917,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'hu',
+    forwardPrefixes: ['Továbbítás', 'TOV'],
     wrote: ['ezt írta', 'írta'],
     dateWords: [
       'jan',
@@ -930,6 +953,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'zh',
+    forwardPrefixes: ['转发', '轉寄', '转寄'],
     wrote: ['写道', '寫道'],
     opens: ['在'],
     dateWords: ['年', '月', '日', '周一', '周二', '周三', '周四', '周五', '周六', '周日', '上午', '下午', '星期'],
@@ -944,6 +968,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'ja',
+    forwardPrefixes: ['転送', 'Fw'],
     wrote: ['のメッセージ', 'は書きました', '書きました', 'が書きました'],
     dateWords: ['年', '月', '日', '午前', '午後', '(月)', '(火)', '(水)', '(木)', '(金)', '(土)', '(日)'],
     from: ['差出人', '送信者', '送信元'],
@@ -957,6 +982,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'ko',
+    forwardPrefixes: ['전달'],
     wrote: ['님이 작성', '작성'],
     dateWords: ['년', '월', '일', '오전', '오후', '(월)', '(화)', '(수)', '(목)', '(금)', '(토)', '(일)'],
     from: ['보낸 사람', '보낸사람'],
@@ -970,6 +996,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'ar',
+    forwardPrefixes: ['إعادة توجيه', 'توجيه'],
     wrote: ['كتب', 'كتبت'],
     opens: ['في'],
     dateWords: [
@@ -1004,6 +1031,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'vi',
+    forwardPrefixes: ['Chuyển tiếp', 'CT'],
     wrote: ['đã viết', 'viết'],
     opens: ['Vào'],
     dateWords: ['thg', 'tháng', 'Th', 'lúc', 'vào lúc', 'CN'],
@@ -1018,6 +1046,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'et',
+    forwardPrefixes: ['Edasi'],
     wrote: ['kirjutas'],
     from: ['Saatja', 'Kellelt'],
     date: ['Saadetud', 'Kuupäev'],
@@ -1028,6 +1057,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'el',
+    forwardPrefixes: ['ΠΡΘ'],
     wrote: ['έγραψε'],
     from: ['Από'],
     date: ['Στάλθηκε', 'Ημερομηνία'],
@@ -1039,6 +1069,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'he',
+    forwardPrefixes: ['הועבר'],
     wrote: ['כתב', 'כתבה', 'כתב/ה'],
     from: ['מאת'],
     date: ['נשלח', 'תאריך'],

@@ -10,8 +10,8 @@ export function bodyText(parsed: Pick<ParsedMessage, 'text' | 'html'>): string {
   return parsed.text || (parsed.html ? htmlToText(parsed.html) : '');
 }
 
-export function replyOfParsed(parsed: Pick<ParsedMessage, 'text' | 'html'>): ReplyText {
-  return extractReply({ text: bodyText(parsed), html: parsed.html });
+export function replyOfParsed(parsed: Pick<ParsedMessage, 'text' | 'html' | 'subject'>): ReplyText {
+  return extractReply({ text: bodyText(parsed), html: parsed.html, subject: parsed.subject });
 }
 
 /** Parses raw bytes (mailparser may refuse them: UnparseableMessage) and extracts the reply. */

@@ -86,9 +86,11 @@ export function attribution(line: string): AttributionStrength | null {
     const atEnd = /^\s*[:：]?\s*$/.test(after);
     if (atEnd && colon && (evidence || opens || decorated)) return 'strong';
     if (atEnd && !colon && (decorated || (opens && evidence))) return 'strong';
-    // the date after the verb: German, Finnish, Hungarian, Arabic clients
-    if (!atEnd && colon && after.length <= MAX_AFTER_VERB && (hasDate(after) || hasTime(after) || hasAddress(after)))
-      return 'strong';
+    // the date or the name after the verb: German, Finnish, Hungarian, Arabic clients
+    if (!atEnd && colon && after.length <= MAX_AFTER_VERB) {
+      if (hasDate(after) || hasTime(after) || hasAddress(after)) return 'strong';
+      if (opens && evidence) return 'strong'; // "Am 04.03.2025 um 10:10 schrieb Anna Berg:"
+    }
   }
   // Yandex, Mail.ru, Gmail in Russian and Japanese: a date and an address, no verb.
   if (colon && (hasTime(s) || hasDate(s)) && ADDRESS_BEFORE_COLON.test(s)) return 'strong';
@@ -116,7 +118,7 @@ export function attributionTail(line: string): number {
 }
 
 /** "… the fix." ends a sentence; "… 2014 г." and "Fr., 28." end a date. */
-function endsSentence(s: string): boolean {
+export function endsSentence(s: string): boolean {
   const m = /([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
   return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.test(m[1]!);
 }
@@ -124,7 +126,7 @@ function endsSentence(s: string): boolean {
 /** Where an attribution may start when wrapped over several lines: it opens, or it starts with a date or a name. */
 export function mayOpenAttribution(line: string): boolean {
   const s = line.trim().replace(/^[-–—_=~*\s]+/, '');
-  return s.length > 0 && s.length <= MAX_MARKER_LENGTH && !/[.!?]$/.test(s);
+  return s.length > 0 && s.length <= MAX_MARKER_LENGTH && !endsSentence(s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +186,16 @@ export function separator(line: string): { kind: 'forwarded' | 'original'; rest:
   if (!decorated && !(m[5] && rest === '')) return null;
   if (rest && !inlineFields(rest).length) return null;
   return { kind: m[2] ? 'forwarded' : 'original', rest };
+}
+
+const FORWARD_SUBJECT = new RegExp(
+  `^\\s*(?:\\[[^\\]]{0,40}\\]\\s*)?(?:${alternation(collect((l) => l.forwardPrefixes))})\\s*[:：]`,
+  'iu',
+);
+
+/** "Fwd: …", "WG: …", "Пересл: …": the subject of a forwarded message. */
+export function isForwardSubject(subject: string | null | undefined): boolean {
+  return !!subject && FORWARD_SUBJECT.test(subject.slice(0, 200));
 }
 
 /** A rule Outlook or a web client draws above the original: underscores, dashes, equals signs. */

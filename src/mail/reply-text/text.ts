@@ -54,7 +54,8 @@ const MAX_LIST_FOOTER_LINES = 6;
 
 type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
-export function splitReply(source: Line[]): Split {
+/** forwardSubject: the message's subject says it is a forward ("Fwd: …"). */
+export function splitReply(source: Line[], options: { forwardSubject?: boolean } = {}): Split {
   const lines = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
   const n = lines.length;
   const removed = new Array<boolean>(n).fill(false);
@@ -187,7 +188,7 @@ export function splitReply(source: Line[]): Split {
     for (let j = cut.at; j < n; j++) if (!blank(j)) removed[j] = true;
     // A forward, or an original with nothing written above it: the message is what was
     // forwarded, and it is kept as such rather than thrown away with the quote.
-    if (cut.why === 'forwarded' || !ownAbove) {
+    if (cut.why === 'forwarded' || !ownAbove || (options.forwardSubject && cut.why !== 'footer')) {
       forwarded = readForwarded(lines.slice(cut.at));
       if (!forwarded.text && !forwarded.from) forwarded = null;
     }

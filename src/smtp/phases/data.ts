@@ -325,7 +325,7 @@ interface Body {
 
 /** What the ticket shows (the answer), and everything else kept beside it. */
 function bodyOf(parsed: ParsedMessage, fullText: string): Body {
-  const extracted = extractReply({ text: fullText, html: parsed.html });
+  const extracted = extractReply({ text: fullText, html: parsed.html, subject: parsed.subject });
   return {
     replyText: extracted.reply,
     fullText,
