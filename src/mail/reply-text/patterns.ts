@@ -23,18 +23,26 @@ export const MAX_MARKER_LENGTH = 400;
 // ---------------------------------------------------------------------------------------------
 // Evidence that a line is about a message: a date, a time, an address.
 
-// Two-letter weekdays ("Mo", "ma", "to") are ordinary words too: only longer names, or CJK ones, count.
-const DATE_WORDS = new RegExp(
-  `(?:${alternation(collect((l) => l.dateWords).filter((w) => w.length >= 3 || !/[\p{Lu}\p{Ll}]/u.test(w)))})`,
-  'iu',
+// Two-letter weekdays ("Mo", "ma", "to") are ordinary words too: only longer names count. Words of
+// cased scripts are looked up word by word; CJK ones ("年", "午前") as substrings.
+const DATE_WORD_LIST = collect((l) => l.dateWords);
+const DATE_WORDS = new Set(
+  DATE_WORD_LIST.filter((w) => w.length >= 3 && /^[\p{Lu}\p{Ll}]+$/u.test(w)).map((w) => w.toLowerCase()),
 );
+const DATE_SUBSTRINGS = DATE_WORD_LIST.filter((w) => !/[\p{Lu}\p{Ll}]/u.test(w));
+const WORDS = /[\p{Lu}\p{Ll}]+/gu;
+
+function hasDateWord(s: string): boolean {
+  for (const m of s.matchAll(WORDS)) if (DATE_WORDS.has(m[0].toLowerCase())) return true;
+  return DATE_SUBSTRINGS.some((w) => s.includes(w));
+}
 const NUMERIC_DATE = /\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{4}年|\d{1,2}月/u;
 const TIME = /(?<!\d)\d{1,2}[:.]\d{2}(?!\d)/;
 // One address token; '@' is outside every class so the match cannot backtrack far.
 const ADDRESS = /[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255}\.[^\s<>()[\]"'@:;,.]{2,63}/;
 
 export function hasDate(s: string): boolean {
-  return NUMERIC_DATE.test(s) || DATE_WORDS.test(s);
+  return NUMERIC_DATE.test(s) || hasDateWord(s);
 }
 export function hasTime(s: string): boolean {
   return TIME.test(s);
@@ -70,32 +78,44 @@ export type AttributionStrength = 'strong' | 'weak';
  */
 export function attribution(line: string): AttributionStrength | null {
   let s = line.trim();
-  if (s.length < 6 || s.length > MAX_MARKER_LENGTH) return null;
+  if (s.length < 6 || s.length > MAX_MARKER_LENGTH || !mayEndAttribution(s)) return null;
   const stripped = s.replace(DECORATION, '');
   const decorated = stripped.length < s.length && /^[-–—_=~*]{2,}|[-–—_=~*]{2,}$/.test(s);
   s = stripped.trim();
   if (s.length < 6) return null;
   const colon = COLON_END.test(s);
-  const evidence = hasDate(s) || hasTime(s) || hasAddress(s);
-  const opens = OPENS.test(s);
+  if (!colon) return !decorated && DATE_THEN_ADDRESS.test(s) ? 'weak' : verbAttribution(s, false, decorated);
+  return verbAttribution(s, true, decorated) ?? (hasWhen(s) && ADDRESS_BEFORE_COLON.test(s) ? 'strong' : null);
+}
 
+/** A date or a time. */
+const hasWhen = (s: string) => hasTime(s) || hasDate(s);
+
+/** The attributions that name the verb: "… wrote:", "… schrieb am …:", "---- Ann wrote ----". */
+function verbAttribution(s: string, colon: boolean, decorated: boolean): AttributionStrength | null {
   let verbEnd = -1;
   for (const m of s.matchAll(WROTE)) verbEnd = m.index + m[0].length;
-  if (verbEnd >= 0) {
-    const after = s.slice(verbEnd).replace(/^\s*\([^()]{0,8}\)/, '');
-    const atEnd = /^\s*[:：]?\s*$/.test(after);
-    if (atEnd && colon && (evidence || opens || decorated)) return 'strong';
-    if (atEnd && !colon && (decorated || (opens && evidence))) return 'strong';
-    // the date or the name after the verb: German, Finnish, Hungarian, Arabic clients
-    if (!atEnd && colon && after.length <= MAX_AFTER_VERB) {
-      if (hasDate(after) || hasTime(after) || hasAddress(after)) return 'strong';
-      if (opens && evidence) return 'strong'; // "Am 04.03.2025 um 10:10 schrieb Anna Berg:"
-    }
+  if (verbEnd < 0) return null;
+  const after = s.slice(verbEnd).replace(/^\s*\([^()]{0,8}\)/, '');
+  const atEnd = /^\s*[:：]?\s*$/.test(after);
+  const opens = OPENS.test(s);
+  const evidence = () => hasAddress(s) || hasWhen(s);
+  if (atEnd && colon && (decorated || opens || evidence())) return 'strong';
+  if (atEnd && !colon && (decorated || (opens && evidence()))) return 'strong';
+  // the date or the name after the verb: German, Finnish, Hungarian, Arabic clients
+  if (!atEnd && colon && after.length <= MAX_AFTER_VERB) {
+    if (hasAddress(after) || hasWhen(after)) return 'strong';
+    if (opens && evidence()) return 'strong'; // "Am 04.03.2025 um 10:10 schrieb Anna Berg:"
   }
-  // Yandex, Mail.ru, Gmail in Russian and Japanese: a date and an address, no verb.
-  if (colon && (hasTime(s) || hasDate(s)) && ADDRESS_BEFORE_COLON.test(s)) return 'strong';
-  if (!colon && DATE_THEN_ADDRESS.test(s)) return 'weak';
   return null;
+}
+
+const WROTE_AT_END = new RegExp(`(?:${alternation(collect((l) => l.wrote))})\\s*[-–—_=~*]*$`, 'iu');
+
+/** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
+export function mayEndAttribution(line: string): boolean {
+  const s = line.trimEnd();
+  return /[:：>]$|[-–—_=~*]{2}$|@\S+$/.test(s) || WROTE_AT_END.test(s.slice(-40));
 }
 
 /**
@@ -120,7 +140,7 @@ export function attributionTail(line: string): number {
 /** "… the fix." ends a sentence; "… 2014 г." and "Fr., 28." end a date. */
 export function endsSentence(s: string): boolean {
   const m = /([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
-  return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.test(m[1]!);
+  return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.has(m[1]!.toLowerCase());
 }
 
 /** Where an attribution may start when wrapped over several lines: it opens, or it starts with a date or a name. */
@@ -146,6 +166,8 @@ const FIELD_LINE = new RegExp(
 /** 'from', 'date'… when the line is "Name: value" with a field name of some language. */
 export function headerField(line: string): { field: Field; value: string } | null {
   if (line.length > MAX_MARKER_LENGTH * 4) return null;
+  // a field name is short: its colon comes early
+  if (!/[:：]/.test(line.slice(0, 40))) return null;
   const m = FIELD_LINE.exec(line);
   if (!m) return null;
   const field = FIELD_NAMES.get(m[1]!.toLowerCase().replace(/\s+/g, ' '));
@@ -177,7 +199,7 @@ const SEPARATOR = new RegExp(
 
 /** A separator line: which kind, and what follows it on the same line (Yahoo puts the fields there). */
 export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string } | null {
-  if (line.length > MAX_MARKER_LENGTH * 4) return null;
+  if (line.length > MAX_MARKER_LENGTH * 4 || !/[-–—_=*~]{2}|[:：]/.test(line)) return null;
   const m = SEPARATOR.exec(line);
   if (!m) return null;
   const decorated = !!(m[1] || m[4]);
