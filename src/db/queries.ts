@@ -1,5 +1,6 @@
-// Every SQL statement ticket-mx runs, one named function each, always parameterised.
-// The CRM may own `tickets`: findTicket is the one place the receiver reads it.
+// Every SQL statement ticket-mx runs, one named function each, always parameterised, unqualified
+// (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
+// view over its table): findTicket is the one place the receiver reads it.
 import type { AttachmentRow } from '../mail/attachments.js';
 import type { Db } from './pool.js';
 
@@ -80,6 +81,20 @@ export async function insertTicket(
   db: Db,
   ticket: { id?: string; subject: string; requester: string },
 ): Promise<Ticket> {
+  if (!(await ticketsAreOurs(db))) {
+    // the CRM's tickets behind a view: its INSTEAD OF INSERT trigger (deploy/crm-view.sql) writes the
+    // CRM's row and picks the number when no id is given
+    const { rows } = await db.query<Ticket>(
+      `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
+      [ticket.id ?? null, ticket.subject, ticket.requester],
+    );
+    if (!rows[0]) throw new Error('the tickets view took the insert but returned no ticket');
+    return rows[0];
+  }
+  return insertOwnTicket(db, ticket);
+}
+
+async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; requester: string }): Promise<Ticket> {
   if (ticket.id) {
     const { rows } = await db.query<Ticket>(
       `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
@@ -87,7 +102,7 @@ export async function insertTicket(
     );
     return rows[0]!;
   }
-  // The CRM may have created ids of its own: skip numbers already taken.
+  // Ids given with --id may have taken numbers: skip them.
   const { rows } = await db.query<Ticket>(
     `with next as (
        select 'TKT-' || n as id from (select nextval('ticket_number_seq') as n) s
@@ -98,7 +113,44 @@ export async function insertTicket(
      returning ${TICKET_COLUMNS}`,
     [ticket.subject, ticket.requester],
   );
-  return rows[0] ?? insertTicket(db, ticket);
+  return rows[0] ?? insertOwnTicket(db, ticket);
+}
+
+/** True when `tickets` is our own table; false when an operator replaced it by a view (or a foreign table). */
+export async function ticketsAreOurs(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ kind: string | null }>(
+    "select relkind::text as kind from pg_class where oid = to_regclass('tickets')",
+  );
+  return rows[0]?.kind === 'r' || rows[0]?.kind === 'p';
+}
+
+/** The newest tickets first, optionally of one status (compared without case), with their message counts. */
+export async function listTickets(
+  db: Db,
+  filter: { status: string | null; limit: number },
+): Promise<(Ticket & { messages: number; lastMessageAt: Date | null })[]> {
+  const { rows } = await db.query<Ticket & { messages: number; lastMessageAt: Date | null }>(
+    `select t.id, t.subject, t.requester, t.status, t.created_at as "createdAt",
+            coalesce(m.n, 0)::int as messages, m.last as "lastMessageAt"
+       from tickets t
+       left join lateral (
+         select count(*) as n, max(received_at) as last from ticket_messages where ticket_id = t.id
+       ) m on true
+      where $1::text is null or lower(t.status) = lower($1::text)
+      order by t.created_at desc, t.id desc
+      limit $2`,
+    [filter.status, filter.limit],
+  );
+  return rows;
+}
+
+/** Sets a ticket's status (through the CRM's view, if that is what `tickets` is); null when there is no such ticket. */
+export async function setTicketStatus(db: Db, id: string, status: string): Promise<Ticket | null> {
+  const { rows } = await db.query<Ticket>(`update tickets set status = $2 where id = $1 returning ${TICKET_COLUMNS}`, [
+    id,
+    status,
+  ]);
+  return rows[0] ?? null;
 }
 
 export interface StoreResult {

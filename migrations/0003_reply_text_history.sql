@@ -1,7 +1,8 @@
 -- Reply text that can be re-derived: the forwarded message a person sent (from, date, subject,
 -- to, text) beside the note above it, and the history of every reply text that `ticket-mx
--- reprocess` replaced (the previous text, what it removed, and when). store_message is 0001's
--- with the forwarded column added. Never edit this file once landed.
+-- reprocess` replaced (the previous text, what it removed, and when); ticket_messages_v1 gains
+-- forwarded; store_message is 0001's with the forwarded column added. Never edit this file once
+-- landed.
 
 alter table ticket_messages add column forwarded jsonb;
 
@@ -14,6 +15,36 @@ create table reply_text_history (
   replaced_at         timestamptz not null default now()
 );
 create index reply_text_history_message on reply_text_history (ticket_message_id, id);
+
+-- The CRM's read contract gains the forwarded message, appended (columns are only ever added).
+create or replace view ticket_messages_v1 as
+select m.id,
+       m.ticket_id,
+       m.raw_message_id,
+       m.author_address,
+       m.author_name,
+       m.author_role,
+       m.subject,
+       m.reply_text,
+       m.full_text,
+       m.html,
+       m.message_id,
+       m.in_reply_to,
+       m."references",
+       m.sent_at,
+       m.auth_verdict,
+       m.auth_reason,
+       coalesce(
+         (select jsonb_agg(jsonb_build_object(
+                   'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
+                   'sha256', encode(a.sha256, 'hex'), 'content_id', a.content_id, 'inline', a.inline)
+                   order by a.position)
+            from attachments a
+           where a.raw_message_id = m.raw_message_id),
+         '[]'::jsonb) as attachments,
+       m.received_at,
+       m.forwarded
+  from ticket_messages m;
 
 -- Everything of one accepted message in one call (one round trip, one transaction): the raw
 -- bytes, a row per ticket and per unrouted recipient, the attachments (metadata in p_attachments,
