@@ -11,6 +11,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, openEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
+import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { buildMessage, deliver, SmtpClient } from '../test/helpers/smtp-client.js';
 
@@ -32,15 +33,16 @@ function attachmentMessage(bytes: number, i: number): string {
 async function main() {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-memory-'));
   const embedded = await openEmbeddedPostgres(dataDir);
-  await migrate(embedded.url);
-  const client = new pg.Client({ connectionString: embedded.url });
+  const url = inSchema(embedded.url, DEFAULT_SCHEMA);
+  await migrate(url);
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query("insert into tickets (id, subject, requester) values ('TKT-1', 'x', 'c@example.ru')");
   const port = await freePort();
   const server = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
     env: {
       ...process.env,
-      DATABASE_URL: embedded.url,
+      DATABASE_URL: url,
       MAIL_DOMAINS: 'flamecrm.ru',
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: String(port),

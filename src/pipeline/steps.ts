@@ -5,7 +5,7 @@
 // talks to the world (DNS, the ticket lookups) is injected as `PipelineWorld`.
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
-import type { Envelope, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
+import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
 import { type AuthDecision, authorize, authorizeAuthor } from '../mail/authorize.js';
@@ -23,6 +23,7 @@ import {
 import { extractReply } from '../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
+import { isClosed } from '../mail/ticket-status.js';
 import type { Analysis, Facts, MessageRows, Route } from './types.js';
 
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
@@ -48,6 +49,7 @@ export type PipelineSettings = Pick<
   | 'attachmentMaxBytes'
   | 'unroutedMaxMessageBytes'
   | 'unroutedMaxBytesPerNetworkPerDay'
+  | 'ticketClosedStatuses'
 >;
 
 /** The tickets a message to the bare support@ names, by each way of naming one. */
@@ -147,7 +149,10 @@ export async function analyse(
   });
   const ticketRoutes: TicketRoute[] = [...explicit];
   const unrouted: UnroutedMessageRow[] = [];
-  const found = candidates && supportTicket(candidates, auth);
+  const reference = candidates && supportTicket(candidates, auth);
+  // a closed ticket takes no mail, whichever way it was named
+  const closed = reference && isClosed(reference.ticket.status, settings) ? reference.ticket.id : null;
+  const found = closed ? null : reference;
   for (const route of routes) {
     if (route.kind === 'postmaster') unrouted.push(unroutedRow(route.address, null, 'postmaster'));
     if (route.kind !== 'support') continue;
@@ -156,11 +161,12 @@ export async function analyse(
       facts.via = found.via;
     } else if (!found) {
       // other recipients take the message; this copy is kept, not lost
-      unrouted.push(unroutedRow(route.address, null, 'no ticket reference'));
+      unrouted.push(unroutedRow(route.address, closed, closed ? `ticket ${closed} is closed` : 'no ticket reference'));
     }
   }
   if (!ticketRoutes.length) {
-    if (routes.every((r) => r.kind === 'support')) return { kind: 'no-ticket', facts };
+    if (routes.every((r) => r.kind === 'support'))
+      return closed ? { kind: 'ticket-closed', ticket: closed, facts } : { kind: 'no-ticket', facts };
     return unroutedAnalysis(input, world, settings, { ticketMessages: [], unrouted, attachments: [] }, null, facts);
   }
   facts.tickets = ticketRoutes.map((r) => r.ticket.id);
@@ -280,16 +286,18 @@ interface Body {
   replyText: string;
   fullText: string;
   removedText: string;
+  forwarded: ForwardedMessage | null;
   html: string | null;
 }
 
 /** What the ticket shows (the answer), and everything else kept beside it. */
 function bodyOf(parsed: ParsedMessage, fullText: string): Body {
-  const extracted = extractReply({ text: fullText, html: parsed.html });
+  const extracted = extractReply({ text: fullText, html: parsed.html, subject: parsed.subject });
   return {
     replyText: extracted.reply,
     fullText,
     removedText: extracted.removed,
+    forwarded: extracted.forwarded ?? null,
     html: parsed.html === null ? null : sanitizeHtml(parsed.html, parsed.text),
   };
 }

@@ -50,6 +50,8 @@ export type Refusal =
   | { kind: 'bare-newline'; which: 'LF' | 'CR' }
   | { kind: 'unparseable' }
   | { kind: 'no-ticket' }
+  /** Mail to the bare support@ whose ticket is closed (TICKET_CLOSED_STATUSES). */
+  | { kind: 'ticket-closed'; ticket: string }
   | { kind: 'auth'; decision: AuthDecision }
   | { kind: 'attachments-limit'; why: string }
   | { kind: 'unrouted-too-big'; size: number; limit: number }

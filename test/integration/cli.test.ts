@@ -29,6 +29,10 @@ describe('help and usage', () => {
     ['ticket', 'create', '--help'],
     ['ticket', 'show', '--help'],
     ['ticket', 'show', '-h'],
+    ['ticket', 'list', '--help'],
+    ['ticket', 'close', '--help'],
+    ['api-token', '--help'],
+    ['api-token', 'create', '--help'],
   ])('ticket-mx %s prints usage and exits 0', async (...args) => {
     const r = await runCli(args, cleanEnv());
     expect(r.code).toBe(0);

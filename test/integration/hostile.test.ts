@@ -29,7 +29,9 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments, unrouted_budget');
+  await db.pool.query(
+    'truncate raw_messages, ticket_messages, unrouted_messages, attachments, unrouted_budget cascade',
+  );
 });
 
 let seq = 0;
@@ -143,7 +145,7 @@ describe('defect 3: what is authenticated is what is stored', () => {
       { headerList: 'From:To:Subject:Date:Message-ID:X-Ticket-ID:MIME-Version:Content-Type' },
     );
     expect((await replay(genuine)).short).toBe('250 2.0.0');
-    await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments');
+    await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments cascade');
     const r = await replay(Buffer.concat([Buffer.from(`${line}\r\n`), genuine]));
     expect(r.short).toBe('550 5.6.0');
     expect(r.text).toContain(`2 ${field} header fields`);
@@ -157,7 +159,7 @@ describe('defect 3: what is authenticated is what is stored', () => {
     const body = 'Заменили картридж.';
     const signed = await signedStaffMail({ body }, { maxBodyLength: Buffer.byteLength(`${body}\r\n`) });
     expect((await replay(signed)).short).toBe('250 2.0.0'); // l= covering the whole body is fine
-    await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments');
+    await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments cascade');
     const appended = Buffer.concat([signed, Buffer.from('Оплатите счёт по новым реквизитам: 4000 0000 0000 0002\r\n')]);
     const r = await replay(appended);
     expect(r.code).toBe(550);

@@ -10,7 +10,10 @@ describe('WorkBudget', () => {
     const a = await budget.acquire(1, 'n1', 1000);
     await budget.acquire(1, 'n2', 1000);
     let third = false;
-    const waiting = budget.acquire(1, 'n3', 1000).then((r) => ((third = true), r));
+    const waiting = budget.acquire(1, 'n3', 1000).then((r) => {
+      third = true;
+      return r;
+    });
     await tick();
     expect(third).toBe(false);
     expect(budget.state).toEqual({ messages: 2, bytes: 2, waiting: 1 });
@@ -32,8 +35,13 @@ describe('WorkBudget', () => {
     const flood1 = await budget.acquire(1, 'flood', 1000);
     await budget.acquire(1, 'flood', 1000);
     const order: string[] = [];
-    const f = budget.acquire(1, 'flood', 1000).then((r) => (order.push('flood'), r));
-    const n = budget.acquire(1, 'normal', 1000).then((r) => (order.push('normal'), r));
+    const queued = (network: string) =>
+      budget.acquire(1, network, 1000).then((r) => {
+        order.push(network);
+        return r;
+      });
+    const f = queued('flood');
+    const n = queued('normal');
     flood1();
     await n;
     expect(order).toEqual(['normal']);

@@ -83,13 +83,19 @@ export function onData(ctx: SmtpContext) {
       // The first refusals cost nothing: bytes the parsers would disagree about, a header block
       // that would cost mailauth's header parser more than the budget.
       const bare = lineEndings.end();
-      if (bare) return (drop(), answer(replyTo({ kind: 'bare-newline', which: bare, facts: {} }), {}));
+      if (bare) {
+        drop();
+        return answer(replyTo({ kind: 'bare-newline', which: bare, facts: {} }), {});
+      }
       // its own ArrayBuffer, so that it can be moved to a worker without copying
       const raw = Buffer.allocUnsafeSlow(bytes);
       for (let i = 0, at = 0; i < chunks.length; at += chunks[i]!.length, i++) chunks[i]!.copy(raw, at);
       chunks = [];
       const problem = inspectHeader(raw, { maxBytes: config.maxHeaderBytes, maxLines: config.maxHeaderLines });
-      if (problem) return (release(), answer(replyTo({ ...problem, facts: {} }), {}));
+      if (problem) {
+        release();
+        return answer(replyTo({ ...problem, facts: {} }), {});
+      }
 
       const abort = new AbortController();
       let settled = false;
@@ -165,6 +171,8 @@ function replyTo(outcome: Outcome): SmtpReply {
       return reply.unparseable();
     case 'no-ticket':
       return reply.noTicket();
+    case 'ticket-closed':
+      return reply.supportTicketClosed(outcome.ticket);
     case 'auth': {
       const r = outcome.decision.reply!;
       return outcome.decision.verdict === 'reject' ? reply.authRejected(r) : reply.authTempfail(r);
