@@ -67,6 +67,11 @@ export class PerIpLimits {
     return this.net.maxClients > 0 && this.open >= this.net.maxClients - this.net.reserved;
   }
 
+  /** Well below nearly full again (nine tenths of the mark): stress mode ends, no sooner, so it does not flap. */
+  get relieved(): boolean {
+    return this.open < Math.floor(0.9 * (this.net.maxClients - this.net.reserved));
+  }
+
   /** null when the connection may open (it is counted then); otherwise why not (nothing is counted). */
   openConnection(ip: string): ConnectionRefusal | null {
     const key = clientKey(ip);

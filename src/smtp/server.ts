@@ -67,12 +67,15 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   };
   // Nearly full (as Postfix's stress mode): every idle client, new or already connected, gets the
   // shorter SMTP_STRESS_SOCKET_TIMEOUT_MS, so slots held by silent or trickling clients come free.
+  // Leaving it, only connections armed from then on get the long timeout again: an idle one keeps
+  // its short timer (re-arming them all as the first goes would give the rest five minutes again).
   let stressed = false;
   const onLoad = () => {
-    if (ctx.limits.nearlyFull === stressed) return;
+    if (stressed ? !ctx.limits.relieved : !ctx.limits.nearlyFull) return;
     stressed = !stressed;
     options.socketTimeout = stressed ? config.stressSocketTimeoutMs : config.socketTimeoutMs;
-    for (const c of (server as unknown as { connections: Set<{ _armTimeout(): void }> }).connections) c._armTimeout();
+    if (stressed)
+      for (const c of (server as unknown as { connections: Set<{ _armTimeout(): void }> }).connections) c._armTimeout();
     log.warn(
       {
         code: stressed ? 'SMTP_STRESS_ON' : 'SMTP_STRESS_OFF',
