@@ -270,7 +270,7 @@ export const SETTINGS = {
     key: 'maxClients',
     group: 'Connections and limits',
     describe:
-      'Concurrent SMTP connections; more get `421`. An idle connection costs about 10 KB (README), so the ' +
+      'Concurrent SMTP connections; more get `421`. An idle connection costs about 7 KB (README), so the ' +
       'default is far from the memory limit; the file descriptor limit must allow it.',
     parse: int(1, 1_000_000),
     local: 10_000,
@@ -422,7 +422,7 @@ export const SETTINGS = {
     key: 'pipelineMaxMemoryBytes',
     group: 'Message processing',
     describe:
-      'What the messages processed at once may cost together, each charged 8 × its size + 256 KB (the measured peak); ' +
+      'What the messages processed at once may cost together, each charged 12 × its size + 256 KB (the measured peak); ' +
       'the others wait their turn.',
     parse: int(16 * MiB, 64 * 1024 ** 3),
     local: 1024 * MiB,
