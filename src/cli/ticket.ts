@@ -6,6 +6,7 @@ import {
   findTicket,
   insertTicket,
   listAttachments,
+  listRefusals,
   listTicketMessages,
   listTickets,
   type StoredAttachment,
@@ -38,9 +39,11 @@ export const ticketShow: Command = {
 Shows a ticket and its messages: the reply text by default.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "forwarded", "receivedAt", "attachments", ... } ] }
+                      "forwarded", "receivedAt", "attachments", ... } ], "refused": [ { "refusedAt",
+                      "code", "reply", "reason", "fromAddress", "messageId", "clientIp" } ] }
 A message that forwards another shows the note above it, then "forwarded from X on D" with the
-forwarded text.`,
+forwarded text. Mail to the ticket refused at DATA (550 …) is listed after the messages with the
+reply it got and why (at most 20 refusals a ticket an hour are kept).`,
   run: (args, io) => showTicket(args, io),
 };
 
@@ -120,6 +123,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       return 1;
     }
     const messages = await listTicketMessages(pool, id);
+    const refused = await listRefusals(pool, id);
     const attachments = await listAttachments(
       pool,
       messages.map((m) => m.rawMessageId),
@@ -131,6 +135,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
           {
             ticket: ticketJson(ticket),
             messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
+            refused: refused.map(({ ticketId: _t, ...r }) => r),
           },
           null,
           2,
@@ -169,6 +174,13 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         }
       }
     }
+    // refused mail left no message; why it was refused is kept (20 an hour at most)
+    if (refused.length) out(`\n  ${refused.length} refused at DATA`);
+    for (const r of refused)
+      out(
+        `  refused ${r.refusedAt.toISOString()}  from ${r.fromAddress ?? '(no From)'} via ${r.clientIp ?? '?'}` +
+          `${r.messageId ? `  ${r.messageId}` : ''}\n    ${r.reply}${r.reason ? `\n    ${r.reason}` : ''}`,
+      );
     return 0;
   });
 }

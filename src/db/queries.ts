@@ -260,6 +260,55 @@ export async function unroutedBytesToday(db: Db, network: string): Promise<numbe
   return Number(rows[0]?.bytes ?? 0);
 }
 
+export interface RefusedMessage {
+  ticketId: string;
+  refusedAt?: Date;
+  code: string;
+  reply: string;
+  reason: string | null;
+  fromAddress: string | null;
+  messageId: string | null;
+  clientIp: string | null;
+}
+
+/**
+ * At most this many refusals are recorded per ticket and hour (refusals racing each other may add a
+ * few): a flood of refused mail writes no more.
+ */
+export const REFUSALS_PER_TICKET_PER_HOUR = 20;
+
+/** Records why mail to a ticket was refused; nothing when the ticket already has its hour's share. */
+export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
+  await db.query({
+    name: 'record_refusal',
+    text: `insert into refused_messages (ticket_id, code, reply, reason, from_address, message_id, client_ip)
+           select $1, $2, $3, $4, $5, $6, $7
+            where (select count(*) from refused_messages
+                    where ticket_id = $1 and refused_at > now() - interval '1 hour') < $8`,
+    values: [
+      r.ticketId,
+      r.code,
+      wellFormed(r.reply),
+      r.reason === null ? null : wellFormed(r.reason),
+      r.fromAddress === null ? null : wellFormed(r.fromAddress),
+      r.messageId === null ? null : wellFormed(r.messageId),
+      r.clientIp,
+      REFUSALS_PER_TICKET_PER_HOUR,
+    ],
+  });
+}
+
+/** The refusals recorded for a ticket, oldest first. */
+export async function listRefusals(db: Db, ticketId: string): Promise<Required<RefusedMessage>[]> {
+  const { rows } = await db.query<Required<RefusedMessage>>(
+    `select ticket_id as "ticketId", refused_at as "refusedAt", code, reply, reason, from_address as "fromAddress",
+            message_id as "messageId", host(client_ip) as "clientIp"
+       from refused_messages where ticket_id = $1 order by refused_at, id`,
+    [ticketId],
+  );
+  return rows;
+}
+
 export interface StoredAttachment {
   id: string;
   filename: string | null;

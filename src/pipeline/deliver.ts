@@ -1,9 +1,16 @@
 // The last step, on the main thread: the rows of one message committed in one transaction, and
 // the outcome that follows from what the database found (a new message, a retry, a ticket over
-// its hourly cap, a network over its daily budget for unrouted mail).
+// its hourly cap, a network over its daily budget for unrouted mail). And, for mail to a ticket
+// that was refused, the record of why (what `ticket show` prints).
 import type { Config } from '../config.js';
 import { type Pool, withTransaction } from '../db/pool.js';
-import { chargeUnroutedBytes, type StoreResult, storeMessage } from '../db/queries.js';
+import {
+  chargeUnroutedBytes,
+  type RefusedMessage,
+  recordRefusal,
+  type StoreResult,
+  storeMessage,
+} from '../db/queries.js';
 import type { Analysis, Outcome } from './types.js';
 
 type Stored = Extract<Analysis, { kind: 'store' }>;
@@ -64,4 +71,17 @@ export async function deliver(
     rawMessageId: result.existingRawMessageId,
     facts: { ...facts, rawMessageId: result.existingRawMessageId },
   };
+}
+
+/**
+ * Records a permanent refusal for each ticket the message was for. Never awaited by the reply, and
+ * never fails it: a database in trouble loses the record (its log line says so), not the answer.
+ */
+export function recordRefusals(
+  pool: Pool,
+  tickets: string[],
+  refusal: Omit<RefusedMessage, 'ticketId'>,
+  onError: (err: Error) => void,
+): void {
+  for (const ticketId of new Set(tickets)) recordRefusal(pool, { ...refusal, ticketId }).catch(onError);
 }

@@ -3,6 +3,7 @@
 // on loopback DNS) and a real PostgreSQL. Bounds on time are generous: they separate "answered"
 // from "stalled for tens of seconds", not fast from slow.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cleanEnv, runCli } from '../helpers/cli.js';
 import { counts, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { publishDkimKey } from '../helpers/dns-server.js';
 import { dkimSigned } from '../helpers/mail-auth.js';
@@ -182,6 +183,40 @@ describe('defect 3: what is authenticated is what is stored', () => {
     } finally {
       await monitor.close();
     }
+  });
+});
+
+describe('why a message was refused', () => {
+  it('is in ticket show (text and --json) and in the log line, at most 20 a ticket an hour', async () => {
+    const prepended = Buffer.concat([Buffer.from('Subject: Новые реквизиты\r\n'), await signedStaffMail()]);
+    expect((await replay(prepended, ['support+TKT-2002@flamecrm.ru'])).short).toBe('550 5.6.0');
+    const stranger = await deliver(server.port, {
+      ip: '127.0.0.3',
+      from: 'someone@stranger.org',
+      to: ['support+TKT-2002@flamecrm.ru'],
+      message: staffMail({ from: 'someone@stranger.org' }),
+    });
+    expect(stranger.short).toBe('550 5.7.1');
+    const recorded = async () =>
+      (await db.pool.query("select 1 from refused_messages where ticket_id = 'TKT-2002'")).rowCount;
+    await expect.poll(recorded).toBe(2);
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
+    const human = (await runCli(['ticket', 'show', 'TKT-2002'], env)).stdout;
+    expect(human).toContain('2 refused at DATA');
+    // refused before any parser: what it says about itself is not read
+    expect(human).toMatch(/refused .* from \(no From\) via 127\.0\.0\.9/);
+    expect(human).toContain('550 5.6.0 Message has 2 Subject header fields; RFC 5322 3.6 allows one');
+    expect(human).toContain('550 5.7.1 <someone@stranger.org> is not allowed to write to this ticket');
+    expect(human).toContain("someone@stranger.org is neither staff nor the ticket's requester");
+    const json = JSON.parse((await runCli(['ticket', 'show', 'TKT-2002', '--json'], env)).stdout);
+    expect(json.refused.map((r: { code: string }) => r.code)).toEqual(['DATA_DUPLICATE_HEADER', 'DATA_AUTH_REJECTED']);
+    // a flood of refusals records no more than its share
+    for (let i = 0; i < 25; i++)
+      await replay(Buffer.concat([Buffer.from('Subject: x\r\n'), await signedStaffMail()]), [
+        'support+TKT-2002@flamecrm.ru',
+      ]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await recorded()).toBe(20);
   });
 });
 

@@ -6,6 +6,7 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
 import { inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
+import { recordRefusals } from '../../pipeline/deliver.js';
 import type { Facts, Outcome, Route } from '../../pipeline/types.js';
 import { logDecision, type SmtpContext } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
@@ -70,6 +71,30 @@ export function onData(ctx: SmtpContext) {
         const ms = performance.now() - started;
         ctx.metrics.dataSeconds.observe({ outcome: r.logCode }, ms / 1000);
         logDecision(ctx, session, r, { bytes, ms: Math.round(ms * 10) / 10, ...facts });
+        // a permanent refusal of mail to a ticket is recorded for `ticket show` (after the reply's
+        // log line, never before the reply: nothing waits for it)
+        const tickets = [
+          ...routes.flatMap((t) => (t.kind === 'ticket' ? [t.ticket.id] : [])),
+          ...(facts.tickets ?? []),
+        ];
+        if (r.code >= 500 && tickets.length)
+          recordRefusals(
+            ctx.pool,
+            tickets,
+            {
+              code: r.logCode,
+              reply: r.toString(),
+              reason: facts.reason ?? null,
+              fromAddress: facts.from ?? null,
+              messageId: facts.messageId ?? null,
+              clientIp: session.remoteAddress,
+            },
+            (err) =>
+              ctx.log.warn(
+                { code: 'DATA_REFUSAL_NOT_RECORDED', cid: session.id, tickets, err: err.message },
+                'DATA_REFUSAL_NOT_RECORDED',
+              ),
+          );
         if (r.ok) callback(null, r.message);
         else callback(r.toError());
       };
