@@ -1,8 +1,9 @@
 // `ticket-mx ticket create|show`: tickets from the command line. What senders wrote is printed
 // without control characters; --json is for scripts.
+import { listTicketOutbox } from '../db/outbox.js';
+import { withTransaction } from '../db/pool.js';
 import {
   findTicket,
-  insertTicket,
   listAttachments,
   listTicketMessages,
   type StoredAttachment,
@@ -10,18 +11,25 @@ import {
   type Ticket,
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
+import { notifyRules } from '../outbox/notify.js';
+import { createTicketWithMessage } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
+import { describeNotification, rowJson } from './outbox.js';
 
 export const ticketCreate: Command = {
   name: 'ticket create',
-  summary: 'create a ticket and print its reply address',
-  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--id TKT-123] [--json]
+  summary: 'create a ticket, notify staff, print its reply address',
+  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--message TEXT] [--id TKT-123] [--json]
 
-Creates a ticket and prints its id and the reply address staff answer to.
+Creates a ticket and prints its id and the reply address staff answer to. In the same transaction
+the "ticket created" notification to NOTIFY_STAFF_TO is queued (the sender of serve, or
+ticket-mx outbox run, delivers it).
   --subject S         ticket subject (required)
   --requester EMAIL   the customer who opened it; may write to the ticket (required)
+  --message TEXT      the first message, from the requester: stored in the ticket and shown in
+                      the staff notification
   --id TKT-123        use this id instead of the next free number
-  --json              print the ticket as JSON`,
+  --json              print { "ticket", "replyAddress", "messageId", "outbox": [ids] }`,
   run: (args, io) => createTicket(args, io),
 };
 
@@ -30,10 +38,11 @@ export const ticketShow: Command = {
   summary: 'show a ticket and the replies stored for it',
   help: `Usage: ticket-mx ticket show <id> [--json] [--full]
 
-Shows a ticket and its messages: the reply text by default.
+Shows a ticket, its messages (the reply text by default) and its notifications with their status.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "receivedAt", "attachments", ... } ] }`,
+                      "receivedAt", "attachments", ... } ], "notifications": [ { "id", "to",
+                      "event", "status", "lastReply", ... } ] }`,
   run: (args, io) => showTicket(args, io),
 };
 
@@ -43,6 +52,7 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, {
     subject: { type: 'string' },
     requester: { type: 'string' },
+    message: { type: 'string' },
     id: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -52,14 +62,32 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   const id = values.id === undefined ? undefined : normaliseTicketId(values.id);
   return withDatabase(async (pool, config) => {
     if (id && (await findTicket(pool, id))) throw new Error(`ticket ${id} already exists`);
-    const ticket = await insertTicket(pool, {
-      id,
-      subject: values.subject!.trim(),
-      requester: values.requester!.toLowerCase(),
-    });
+    const created = await withTransaction(pool, (tx) =>
+      createTicketWithMessage(
+        tx,
+        {
+          id,
+          subject: values.subject!.trim(),
+          requester: values.requester!,
+          message: values.message?.trim() ? { text: values.message.trim() } : undefined,
+          source: 'cli',
+        },
+        notifyRules(config),
+      ),
+    );
+    const { ticket } = created;
     const address = replyAddress(ticket.id, config);
-    if (values.json) io.out(JSON.stringify({ ticket: ticketJson(ticket), replyAddress: address }, null, 2));
-    else io.out(`${ticket.id}\nreply address: ${address}`);
+    if (values.json) {
+      const json = { ticket: ticketJson(ticket), replyAddress: address, messageId: created.messageId };
+      io.out(JSON.stringify({ ...json, outbox: created.outboxIds }, null, 2));
+      return 0;
+    }
+    io.out(`${ticket.id}\nreply address: ${address}`);
+    io.out(
+      created.outboxIds.length
+        ? `staff notification queued: outbox ${created.outboxIds.join(', ')} (ticket-mx outbox show ${created.outboxIds[0]})`
+        : 'no staff notification: NOTIFY_STAFF_TO is empty',
+    );
     return 0;
   });
 }
@@ -77,15 +105,17 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     const messages = await listTicketMessages(pool, id);
     const attachments = await listAttachments(
       pool,
-      messages.map((m) => m.rawMessageId),
+      messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),
     );
-    const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
+    const filesOf = (m: StoredTicketMessage) => (m.rawMessageId && attachments.get(m.rawMessageId)) || [];
+    const notifications = await listTicketOutbox(pool, id);
     if (values.json) {
       io.out(
         JSON.stringify(
           {
             ticket: ticketJson(ticket),
             messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
+            notifications: notifications.map(rowJson),
           },
           null,
           2,
@@ -104,9 +134,11 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
       );
       out(`    subject: ${m.subject ?? ''}`);
-      out(
-        `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
-      );
+      if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'ticket create --message' : 'the HTTP API'}`);
+      else
+        out(
+          `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+        );
       if (m.authVerdict) {
         out(`    auth: ${describeChecks(m.authResults)}`);
         out(
@@ -117,6 +149,8 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       out('');
       out(indent(values.full ? m.fullText : m.replyText));
     }
+    if (notifications.length) out(`\n  ${notifications.length} notification${notifications.length === 1 ? '' : 's'}`);
+    for (const n of notifications) out(`    ${describeNotification(n)}`);
     return 0;
   });
 }
@@ -192,5 +226,6 @@ function messageJson(m: StoredTicketMessage, full: boolean) {
     },
     auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
     rawMessageId: m.rawMessageId,
+    source: m.source,
   };
 }

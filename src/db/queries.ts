@@ -1,6 +1,7 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised.
 // The CRM may own `tickets`: findTicket is the one place the receiver reads it.
 import type { AttachmentRow } from '../mail/attachments.js';
+import { type NewOutboxRow, outboxJson } from './outbox.js';
 import type { Db } from './pool.js';
 
 export interface Ticket {
@@ -103,8 +104,9 @@ export interface StoreResult {
 export type { AttachmentRow };
 
 /**
- * Everything of one message in one round trip and one transaction (the store_message function of
- * migration 0001): raw bytes, ticket messages, unrouted rows, NOTIFY on commit. Idempotent.
+ * Everything of one message in one round trip and one transaction (store_message of migration 0001,
+ * through store_message_with_outbox of 0002_outbox): raw bytes, ticket messages, unrouted rows, the
+ * notifications of the ticket messages actually inserted, NOTIFY on commit. Idempotent.
  */
 export async function storeMessage(
   db: Db,
@@ -115,6 +117,8 @@ export async function storeMessage(
     unrouted: UnroutedMessageRow[];
     attachments: AttachmentRow[];
     maxPerHour: number;
+    /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
+    outbox?: NewOutboxRow[];
   },
 ): Promise<StoreResult> {
   const { rows } = await db.query<{
@@ -123,8 +127,9 @@ export async function storeMessage(
     existing_raw_message_id: string | null;
     rate_limited_ticket: string | null;
   }>({
-    name: 'store_message',
-    text: 'select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket from store_message($1, $2, $3, $4, $5, $6, $7)',
+    name: 'store_message_with_outbox',
+    text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+             from store_message_with_outbox($1, $2, $3, $4, $5, $6, $7, $8)`,
     values: [
       m.sha256,
       m.bytes,
@@ -141,6 +146,7 @@ export async function storeMessage(
       ),
       m.attachments.map((a) => a.content),
       m.maxPerHour,
+      outboxJson(m.outbox ?? []),
     ],
   });
   const r = rows[0]!;
@@ -253,24 +259,84 @@ function unroutedJson(m: UnroutedMessageRow) {
 export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempotencyKey'> &
   Omit<Envelope, 'clientIp'> & {
     id: string;
-    rawMessageId: string;
+    /** null for a message that did not come over SMTP (source cli or api). */
+    rawMessageId: string | null;
+    source: MessageSource;
     clientIp: string | null;
     receivedAt: Date;
   };
 
+/** Where a ticket message came from: a mail, `ticket create --message`, the HTTP API. */
+export type MessageSource = 'smtp' | 'cli' | 'api';
+
+const MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
+  author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
+  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", html, message_id as "messageId",
+  in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
+  client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
+  tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
+  auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"`;
+
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>(
-    `select id, ticket_id as "ticketId", raw_message_id as "rawMessageId", author_address as "authorAddress",
-        author_name as "authorName", author_role as "authorRole", subject, reply_text as "replyText",
-        full_text as "fullText", removed_text as "removedText", html, message_id as "messageId",
-        in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
-        client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
-        tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
-        auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"
-     from ticket_messages where ticket_id = $1 order by received_at, id`,
+    `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 order by received_at, id`,
     [ticketId],
   );
   return rows;
+}
+
+export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where id = $1`,
+    values: [id],
+  });
+  return rows[0] ?? null;
+}
+
+/** A ticket message that did not come over SMTP: no raw bytes, no envelope, no verdicts. */
+export interface TypedTicketMessage {
+  ticketId: string;
+  /** A retry with the same key adds no row (e.g. the HTTP API's Idempotency-Key). */
+  idempotencyKey: string;
+  source: Exclude<MessageSource, 'smtp'>;
+  authorAddress: string;
+  authorName: string | null;
+  authorRole: 'staff' | 'requester';
+  subject: string | null;
+  text: string;
+  html: string | null;
+}
+
+/**
+ * Inserts one typed ticket message, with the same NOTIFY ticket_message on commit as store_message.
+ * Returns its id; null when a message with this key already exists in the ticket.
+ */
+export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promise<string | null> {
+  const { rows } = await db.query<{ id: string }>({
+    name: 'insert_ticket_message',
+    text: `with inserted as (
+             insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_name,
+                                          author_role, subject, reply_text, full_text, html, rcpt_to)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, '{}')
+             on conflict (ticket_id, idempotency_key) do nothing
+             returning id, ticket_id
+           )
+           select id, pg_notify('ticket_message', json_build_object('ticket', ticket_id, 'id', id)::text)::text
+             from inserted`,
+    values: [
+      m.ticketId,
+      m.idempotencyKey,
+      m.source,
+      m.authorAddress,
+      m.authorName,
+      m.authorRole,
+      m.subject,
+      m.text.replace(NUL, ''),
+      m.html?.replace(NUL, '') ?? null,
+    ],
+  });
+  return rows[0]?.id ?? null;
 }
 
 export async function ping(db: Db): Promise<void> {

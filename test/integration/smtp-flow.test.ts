@@ -28,7 +28,9 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments');
+  await db.pool.query(
+    'truncate raw_messages, ticket_messages, unrouted_messages, attachments, outbox, notification_messages',
+  );
 });
 
 const transport = () =>

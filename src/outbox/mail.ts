@@ -1,0 +1,211 @@
+// The 'mail' kind of delivery: a notification rendered from the templates at its first attempt
+// (text and HTML, threaded into what its recipient has seen of the ticket, Reply-To the ticket's
+// address, DKIM-signed when a key is set) and sent with nodemailer's pooled SMTP transport through
+// OUTBOUND_SMTP_URL, from a signed VERP envelope sender; or, with no relay, written to
+// DATA_DIR/outbox/<id>.eml. What counts as sent, deferred or failed is decided here from the reply.
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { dkimSign } from 'mailauth';
+import nodemailer from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import type { Config } from '../config.js';
+import { type ClaimedRow, threadFor } from '../db/outbox.js';
+import type { Pool } from '../db/pool.js';
+import { findTicket, findTicketMessage } from '../db/queries.js';
+import { bounceAddress, replyAddress } from '../mail/address.js';
+import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
+import type { MailPayload, NotificationEvent } from './notify.js';
+import { renderMail, type Templates, type TemplateValues } from './templates.js';
+
+/** Older Message-IDs are dropped from References past this many (the newest are kept). */
+const THREAD_LIMIT = 20;
+
+export interface DkimKey {
+  domain: string;
+  selector: string;
+  privateKey: string;
+}
+
+export interface MailSettings {
+  config: Readonly<Config>;
+  templates: Templates;
+  verpSecret: string;
+  dkim: DkimKey | null;
+}
+
+/** Reads DKIM_PRIVATE_KEY_FILE (at start: a bad key stops the start, not the first notification). */
+export async function readDkimKey(config: Readonly<Config>): Promise<DkimKey | null> {
+  if (!config.dkimPrivateKeyFile || !config.dkimSelector) return null;
+  let pem: string;
+  try {
+    pem = await fs.readFile(config.dkimPrivateKeyFile, 'utf8');
+    crypto.createPrivateKey(pem);
+  } catch (err) {
+    throw new Error(`DKIM_PRIVATE_KEY_FILE: cannot use ${config.dkimPrivateKeyFile}: ${(err as Error).message}`);
+  }
+  return { domain: config.mailDomains[0]!, selector: config.dkimSelector, privateKey: pem };
+}
+
+/** The notification's bytes: templates filled from the ticket and the message that caused it. */
+export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSettings): Promise<Buffer> {
+  const { config } = s;
+  const payload = row.payload as unknown as MailPayload;
+  const template = s.templates[row.event as NotificationEvent];
+  if (!template) throw new PermanentFailure(`no template for the event ${row.event}`);
+  if (!row.ticketId) throw new PermanentFailure('a notification without a ticket');
+  const ticket = await findTicket(pool, row.ticketId);
+  if (!ticket) throw new PermanentFailure(`ticket ${row.ticketId} no longer exists`);
+  const message = row.ticketMessageId ? await findTicketMessage(pool, row.ticketMessageId) : null;
+  const thread = await threadFor(pool, {
+    ticketId: ticket.id,
+    recipient: row.recipient,
+    beforeOutboxId: row.id,
+    limit: THREAD_LIMIT,
+  });
+  const from = message?.authorAddress ?? ticket.requester;
+  const ticketAddress = replyAddress(ticket.id, config);
+  const values: TemplateValues = {
+    ticketId: ticket.id,
+    ticketSubject: ticket.subject,
+    requester: ticket.requester,
+    replyAddress: ticketAddress,
+    from,
+    author: message?.authorName ? `${message.authorName} <${from}>` : from,
+    subject: message?.subject || ticket.subject,
+    text: message?.replyText ?? '',
+  };
+  const mail = renderMail(template, values);
+  const domain = config.mailDomains[0]!;
+  const composed = new MailComposer({
+    from: { name: mail.fromName ?? '', address: `${config.supportLocalPart}@${domain}` },
+    to: row.recipient,
+    replyTo: ticketAddress,
+    subject: mail.subject,
+    messageId: payload.messageId,
+    date: new Date(),
+    ...(thread.length ? { inReplyTo: thread.at(-1), references: thread } : {}),
+    headers: {
+      'X-Ticket-ID': ticket.id,
+      // RFC 3834: robots (out-of-office, vacation) do not answer; Exchange honours the second
+      'Auto-Submitted': 'auto-generated',
+      'X-Auto-Response-Suppress': 'All',
+    },
+    text: mail.text,
+    html: mail.html,
+    newline: 'windows',
+  });
+  const bytes = await composed.compile().build();
+  if (!s.dkim) return bytes;
+  // mailauth signs what signatureData lists (the fields at the top level are only its typings')
+  const signature = {
+    signingDomain: s.dkim.domain,
+    selector: s.dkim.selector,
+    privateKey: s.dkim.privateKey,
+    canonicalization: 'relaxed/relaxed',
+  };
+  const { signatures, errors } = await dkimSign(bytes, { ...signature, signatureData: [signature] });
+  if (!signatures)
+    throw new Error(`DKIM signing failed: ${errors?.map((e) => e.err?.message ?? String(e)).join('; ')}`);
+  return Buffer.concat([Buffer.from(signatures), bytes]);
+}
+
+interface RelayOptions {
+  host: string;
+  port: number | undefined;
+  secure: boolean;
+  auth: { user: string; pass: string } | undefined;
+}
+
+/** smtp://user:password@host:port or smtps://…; user and password may be percent-encoded. */
+export function parseRelayUrl(url: string): RelayOptions {
+  const u = new URL(url);
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : undefined,
+    secure: u.protocol === 'smtps:',
+    auth: u.username ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : undefined,
+  };
+}
+
+interface SmtpError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+}
+
+/**
+ * A 5xx refuses the mail for good, with two exceptions that are ours to fix and must not lose a
+ * notification: a refused login (wrong password in OUTBOUND_SMTP_URL) and TLS trouble.
+ */
+export function judgeSmtpError(err: SmtpError): DeliveryResult {
+  const reply = (err.response ?? err.message ?? String(err)).trim();
+  const permanent =
+    typeof err.responseCode === 'number' &&
+    err.responseCode >= 500 &&
+    err.responseCode < 600 &&
+    err.code !== 'EAUTH' &&
+    err.code !== 'ETLS';
+  return permanent
+    ? { outcome: 'failed', reply }
+    : { outcome: 'deferred', reply: err.code ? `${reply} [${err.code}]` : reply };
+}
+
+export function mailDelivery(pool: Pool, s: MailSettings): Delivery {
+  const { config } = s;
+  const domain = config.mailDomains[0]!;
+  const envelopeFrom = (row: ClaimedRow) => bounceAddress(row.id, s.verpSecret, domain);
+  const prepare = (row: ClaimedRow) => composeNotification(pool, row, s);
+
+  if (!config.outboundSmtpUrl) {
+    const dir = path.join(config.dataDir, 'outbox');
+    return {
+      kind: 'mail',
+      target: `files in ${dir} (OUTBOUND_SMTP_URL is unset: nothing leaves the machine)`,
+      prepare,
+      async deliver(row, content) {
+        await fs.mkdir(dir, { recursive: true });
+        const file = path.join(dir, `${row.id}.eml`);
+        await fs.writeFile(`${file}.tmp`, content);
+        await fs.rename(`${file}.tmp`, file);
+        return { outcome: 'sent', reply: `written to ${file}` };
+      },
+      close: async () => {},
+    };
+  }
+
+  const relay = parseRelayUrl(config.outboundSmtpUrl);
+  const timeout = config.outboxSendTimeoutMs;
+  const transport = nodemailer.createTransport({
+    pool: true,
+    ...relay,
+    name: config.smtpHostname,
+    maxConnections: config.outboxConcurrency,
+    maxMessages: 100,
+    // a failed send is the sender's to retry (fenced, logged), never resent by the pool on its own
+    maxRequeues: 0,
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout,
+    tls: { rejectUnauthorized: config.outboundSmtpTlsVerify, servername: relay.host },
+    logger: false,
+  });
+  return {
+    kind: 'mail',
+    target: `${relay.secure ? 'smtps' : 'smtp'}://${relay.host}${relay.port ? `:${relay.port}` : ''}`,
+    prepare,
+    async deliver(row, content) {
+      try {
+        const info = await transport.sendMail({
+          envelope: { from: envelopeFrom(row), to: [row.recipient] },
+          raw: content,
+        });
+        if (info.rejected?.length) return { outcome: 'failed', reply: String(info.response ?? 'recipient rejected') };
+        return { outcome: 'sent', reply: String(info.response ?? '').trim() };
+      } catch (err) {
+        return judgeSmtpError(err as SmtpError);
+      }
+    },
+    close: async () => transport.close(),
+  };
+}
