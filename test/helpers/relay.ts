@@ -22,7 +22,7 @@ export interface TestRelay {
   messages: RelayedMessage[];
   mode: RelayMode;
   /** Called with each message before the relay answers its DATA (e.g. to kill the sender first). */
-  beforeAnswer: ((m: RelayedMessage) => Promise<void> | void) | null;
+  beforeAnswer: ((m: RelayedMessage) => unknown) | null;
   /** Resolves when at least n messages have arrived. */
   waitFor(n: number, timeoutMs?: number): Promise<RelayedMessage[]>;
   /** Stops listening (the relay is down: connections are refused). */
