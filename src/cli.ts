@@ -7,12 +7,22 @@ import { type Command, type Out, UsageError } from './cli/command.js';
 import { migrate } from './cli/migrate.js';
 import { outboxList, outboxRetry, outboxRun, outboxShow } from './cli/outbox.js';
 import { serve } from './cli/serve.js';
-import { ticketCreate, ticketShow } from './cli/ticket.js';
+import { ticketCreate, ticketReply, ticketShow } from './cli/ticket.js';
 import { ConfigError } from './config.js';
 import { PROJECT_ROOT } from './paths.js';
 
 /** Every command, in the order `--help` lists them. A group (`ticket`) is the first word of several. */
-const COMMANDS: Command[] = [serve, migrate, ticketCreate, ticketShow, outboxList, outboxShow, outboxRetry, outboxRun];
+const COMMANDS: Command[] = [
+  serve,
+  migrate,
+  ticketCreate,
+  ticketReply,
+  ticketShow,
+  outboxList,
+  outboxShow,
+  outboxRetry,
+  outboxRun,
+];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;

@@ -502,6 +502,7 @@ export const SETTINGS = {
       'a template it lacks is taken from `templates/`.',
     parse: text.transform((v) => path.resolve(v)),
     unset: '(built-in templates/)',
+    show: none('the built-in templates/'),
   }),
   OUTBOUND_SMTP_URL: optional({
     key: 'outboundSmtpUrl',

@@ -120,10 +120,8 @@ async function show(args: string[], io: Out): Promise<number> {
       io.out(content.toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, ''));
       return 0;
     }
-    const head = content.toString('latin1');
-    const end = head.indexOf('\r\n\r\n');
     const parsed = await simpleParser(content);
-    io.out(shown(head.slice(0, end < 0 ? undefined : end).replace(/\r\n/g, '\n')));
+    for (const line of parsed.headerLines) io.out(shown(decodedHeader(line, parsed.headers.get(line.key))));
     io.out('');
     io.out(shown((parsed.text ?? '').replace(/\n$/, '')));
     return 0;
@@ -181,6 +179,21 @@ async function runSender(args: string[], io: Out): Promise<number> {
     await pool.end();
     await db.embedded?.stop();
   }
+}
+
+/** A header as a person reads it: encoded words decoded, one line; structured ones as they were. */
+function decodedHeader(line: { key: string; line: string }, value: unknown): string {
+  const name = line.line.slice(0, line.line.indexOf(':'));
+  const v = value as { text?: unknown } | string | Date | undefined;
+  const text =
+    typeof v === 'string'
+      ? v
+      : v instanceof Date
+        ? v.toUTCString()
+        : typeof v?.text === 'string'
+          ? v.text
+          : line.line.slice(name.length + 1).trim();
+  return `${name}: ${text.replace(/\s*\r?\n\s*/g, ' ')}`;
 }
 
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;

@@ -12,7 +12,7 @@ import {
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
 import { notifyRules } from '../outbox/notify.js';
-import { createTicketWithMessage } from '../outbox/tickets.js';
+import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
 import { describeNotification, rowJson } from './outbox.js';
 
@@ -31,6 +31,21 @@ ticket-mx outbox run, delivers it).
   --id TKT-123        use this id instead of the next free number
   --json              print { "ticket", "replyAddress", "messageId", "outbox": [ids] }`,
   run: (args, io) => createTicket(args, io),
+};
+
+export const ticketReply: Command = {
+  name: 'ticket reply',
+  summary: 'store an answer of staff and mail it to the requester',
+  help: `Usage: ticket-mx ticket reply <id> --from EMAIL --message TEXT [--name NAME] [--json]
+
+Stores an answer typed by staff (as the CRM's API will) and, in the same transaction, queues its
+mail to the ticket's requester: from the support address, Reply-To the ticket, threaded into what
+the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed).
+  --from EMAIL        the staff member who answers (required)
+  --name NAME         their name
+  --message TEXT      the answer (required)
+  --json              print { "messageId", "outbox": [ids] }`,
+  run: (args, io) => replyToTicket(args, io),
 };
 
 export const ticketShow: Command = {
@@ -92,6 +107,49 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   });
 }
 
+async function replyToTicket(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { from: { type: 'string' }, name: { type: 'string' }, message: { type: 'string' }, json: { type: 'boolean' } },
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError('ticket reply needs exactly one ticket id');
+  const id = normaliseTicketId(positionals[0]!);
+  if (!values.from || !EMAIL_RE.test(values.from))
+    throw new UsageError('ticket reply needs --from with an email address');
+  if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
+  return withDatabase(async (pool, config) => {
+    try {
+      const stored = await withTransaction(pool, (tx) =>
+        storeStaffAnswer(
+          tx,
+          {
+            ticketId: id,
+            author: { address: values.from!, name: values.name },
+            text: values.message!.trim(),
+            source: 'cli',
+          },
+          notifyRules(config),
+        ),
+      );
+      if (values.json) io.out(JSON.stringify({ messageId: stored.messageId, outbox: stored.outboxIds }, null, 2));
+      else
+        io.out(
+          `message ${stored.messageId} stored in ${id}\n${
+            stored.outboxIds.length
+              ? `mail to the requester queued: outbox ${stored.outboxIds.join(', ')}`
+              : 'nothing mailed: NOTIFY_REQUESTER=false, or the requester wrote it'
+          }`,
+        );
+      return 0;
+    } catch (err) {
+      if (!(err instanceof NoSuchTicket)) throw err;
+      io.err(`ticket-mx: no such ticket ${id}`);
+      return 1;
+    }
+  });
+}
+
 async function showTicket(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' }, full: { type: 'boolean' } }, true);
   if (positionals.length !== 1) throw new UsageError('ticket show needs exactly one ticket id');
@@ -134,7 +192,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
       );
       out(`    subject: ${m.subject ?? ''}`);
-      if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'ticket create --message' : 'the HTTP API'}`);
+      if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'the command line' : 'the HTTP API'}`);
       else
         out(
           `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,

@@ -35,7 +35,8 @@ export interface TestRelay {
 export const RELAY_USER = 'ticketmx';
 export const RELAY_PASSWORD = 'p@ss:w/rd';
 
-export async function startRelay(): Promise<TestRelay> {
+/** `tls`: an smtps:// relay (TLS from the first byte) with this key and certificate. */
+export async function startRelay(o: { tls?: { key: Buffer; cert: Buffer } } = {}): Promise<TestRelay> {
   let server: SMTPServer;
   let port = 0;
   const relay: TestRelay = {
@@ -61,7 +62,7 @@ export async function startRelay(): Promise<TestRelay> {
   const options: SMTPServerOptions = {
     name: 'relay.test',
     banner: 'test relay',
-    disabledCommands: ['STARTTLS'],
+    ...(o.tls ? { secure: true, key: o.tls.key, cert: o.tls.cert } : { disabledCommands: ['STARTTLS'] }),
     authOptional: true,
     logger: false,
     // down() means down: pooled connections of the sender are cut, not waited for
@@ -111,7 +112,8 @@ export async function startRelay(): Promise<TestRelay> {
       server.listen(port, '127.0.0.1', () => {
         port = (server.server.address() as AddressInfo).port;
         relay.port = port;
-        relay.url = `smtp://${encodeURIComponent(RELAY_USER)}:${encodeURIComponent(RELAY_PASSWORD)}@127.0.0.1:${port}`;
+        const scheme = o.tls ? 'smtps' : 'smtp';
+        relay.url = `${scheme}://${encodeURIComponent(RELAY_USER)}:${encodeURIComponent(RELAY_PASSWORD)}@127.0.0.1:${port}`;
         resolve();
       });
     });

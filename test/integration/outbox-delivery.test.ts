@@ -4,8 +4,13 @@
 // two senders on one database → no row twice; the sender killed between send and mark → at most
 // one duplicate, with the same Message-ID; a stop finishes or puts back what is in flight; a
 // rolled-back message queues nothing.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import type { ClaimedRow } from '../../src/db/outbox.js';
 import { createPool, withTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { mailDelivery } from '../../src/outbox/mail.js';
@@ -435,5 +440,66 @@ describe('nothing is sent for what was not committed', () => {
     const age = Number(/^ticketmx_outbox_oldest_due_seconds\{kind="mail"\} ([\d.]+)$/m.exec(text)?.[1]);
     expect(age).toBeGreaterThanOrEqual(90);
     expect(age).toBeLessThan(200);
+  });
+});
+
+describe('TLS to the relay', () => {
+  let dir: string;
+  let relay: TestRelay;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ticket-mx-relay-tls-'));
+    // a self-signed certificate made for this run: no CA vouches for it
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=relay.test'].concat([
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ]),
+      { stdio: 'ignore' },
+    );
+    relay = await startRelay({
+      tls: { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) },
+    });
+  });
+  afterAll(async () => {
+    await relay?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const attempt = async (verify: string) => {
+    const config = loadConfig({
+      MAIL_DOMAINS: 'flamecrm.ru',
+      OUTBOUND_SMTP_URL: relay.url,
+      OUTBOUND_SMTP_TLS_VERIFY: verify,
+    });
+    const delivery = mailDelivery(null as never, {
+      config,
+      templates: null as never,
+      verpSecret: 'k'.repeat(32),
+      dkim: null,
+    });
+    const row = { id: '1', recipient: 'someone@example.ru' } as ClaimedRow;
+    const content = Buffer.from('From: support@flamecrm.ru\r\nSubject: tls\r\n\r\nhello\r\n');
+    try {
+      return await delivery.deliver(row, content, new AbortController().signal);
+    } finally {
+      await delivery.close();
+    }
+  };
+
+  it('verifies the certificate by default: a self-signed relay is retried, never sent to in the clear', async () => {
+    const result = await attempt('true');
+    expect(result.outcome).toBe('deferred');
+    expect(result.reply).toMatch(/self[- ]signed certificate/);
+    expect(relay.messages).toHaveLength(0);
+  });
+
+  it('OUTBOUND_SMTP_TLS_VERIFY=false accepts it (smtps://, user and password from the URL)', async () => {
+    const result = await attempt('false');
+    expect(result).toMatchObject({ outcome: 'sent' });
+    expect(relay.messages).toHaveLength(1);
   });
 });
