@@ -197,6 +197,20 @@ export async function listAttachments(db: Db, rawMessageIds: string[]): Promise<
   return byMessage;
 }
 
+/** The files of one raw message that were attached (not inline in its HTML), with their bytes. */
+export async function listAttachedFiles(
+  db: Db,
+  rawMessageId: string,
+): Promise<{ filename: string | null; contentType: string; bytes: Buffer }[]> {
+  const { rows } = await db.query<{ filename: string | null; contentType: string; bytes: Buffer }>({
+    name: 'list_attached_files',
+    text: `select filename, content_type as "contentType", bytes
+             from attachments where raw_message_id = $1 and not inline order by position`,
+    values: [rawMessageId],
+  });
+  return rows;
+}
+
 // PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
 // into a 451 that the sender retries for days.
 const NUL = /\u0000/g;

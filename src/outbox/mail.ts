@@ -12,7 +12,7 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Config } from '../config.js';
 import { type ClaimedRow, threadFor } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
-import { findTicket, findTicketMessage } from '../db/queries.js';
+import { findTicket, findTicketMessage, listAttachedFiles } from '../db/queries.js';
 import { bounceAddress, replyAddress } from '../mail/address.js';
 import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
 import type { MailPayload, NotificationEvent } from './notify.js';
@@ -77,6 +77,8 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
   };
   const mail = renderMail(template, values);
   const domain = config.mailDomains[0]!;
+  // what the author attached goes along (a screenshot, an invoice); inline images of their HTML do not
+  const files = message?.rawMessageId ? await listAttachedFiles(pool, message.rawMessageId) : [];
   const composed = new MailComposer({
     from: { name: mail.fromName ?? '', address: `${config.supportLocalPart}@${domain}` },
     to: row.recipient,
@@ -93,7 +95,15 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
     },
     text: mail.text,
     html: mail.html,
+    attachments: files.map((f) => ({
+      content: f.bytes,
+      contentType: f.contentType,
+      filename: f.filename ?? 'attachment',
+    })),
     newline: 'windows',
+    // nothing is read from files or URLs: the content is all here
+    disableFileAccess: true,
+    disableUrlAccess: true,
   });
   const bytes = await composed.compile().build();
   if (!s.dkim) return bytes;

@@ -5,6 +5,7 @@
 // verified by mailauth against the loopback DNS. Then bounces: a DSN to the VERP address marks the
 // row bounced; a forged VERP address is refused.
 import fs from 'node:fs';
+import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bounceAddress, macFor } from '../../src/mail/address.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
@@ -281,6 +282,40 @@ describe('one conversation, end to end', () => {
     const json = JSON.parse((await runCli(['ticket', 'show', ticketId, '--json'], cli())).stdout);
     expect(json.notifications[0]).toMatchObject({ to: STAFF, event: 'ticket_created', status: 'sent', attempts: 1 });
     expect(json.notifications[0].messageId).toBe(seen[0]!.messageId);
+  });
+
+  it('what the author attached goes along with the notification', async () => {
+    const pdf = Buffer.from('%PDF-1.4 a small invoice\n');
+    const message = [
+      `From: ${REQUESTER}`,
+      `To: ${ticketAddress(ticketId)}`,
+      `Subject: Re: [${ticketId}] Тема тикета`,
+      'Message-ID: <answer-3@mail.example.ru>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="B"',
+      '',
+      '--B',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'Счёт во вложении.',
+      '--B',
+      'Content-Type: application/pdf; name="invoice.pdf"',
+      'Content-Disposition: attachment; filename="invoice.pdf"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      pdf.toString('base64'),
+      '--B--',
+      '',
+    ].join('\r\n');
+    const r = await deliver(server.port, { ip: '127.0.0.2', from: REQUESTER, to: [ticketAddress(ticketId)], message });
+    expect(r.short, r.text).toBe('250 2.0.0');
+    const relayed = (await relay.waitFor(6))[5]!;
+    const parsed = await simpleParser(relayed.raw);
+    expect(parsed.text).toContain('Счёт во вложении.');
+    expect(parsed.attachments.map((a) => [a.filename, a.contentType, a.content.equals(pdf)])).toEqual([
+      ['invoice.pdf', 'application/pdf', true],
+    ]);
+    expect(await dkimResults(relayed.raw, dns)).toMatchObject([{ result: 'pass' }]);
   });
 });
 
