@@ -1,8 +1,9 @@
--- The outbox: everything ticket-mx delivers (notification mail now; CRM webhooks later), written in
+-- 0004: the outbox — everything ticket-mx delivers (notification mail now; CRM webhooks later), written in
 -- the transaction of its cause and delivered afterwards by the sender (src/outbox/sender.ts). Also:
 -- ticket messages that did not come over SMTP (ticket create --message, the HTTP API), the link from
 -- a notification's Message-ID to its outbox row, and the key of the VERP bounce addresses.
--- Never edit this file once landed.
+-- No foreign key points at tickets (0002: the CRM may replace it by a view). Never edit this file
+-- once landed.
 
 create table outbox (
   id                 bigint generated always as identity primary key,
@@ -40,9 +41,40 @@ create index outbox_status on outbox (status, id);
 alter table notification_messages add column outbox_id bigint references outbox (id);
 create index notification_messages_outbox on notification_messages (outbox_id);
 
--- A ticket message typed into the CLI or the CRM has no raw bytes; source says where it came from.
+-- A ticket message typed into the CLI or the CRM has no raw bytes; source says where it came from
+-- (smtp, cli, api), and the CRM's read contract gains it, appended (columns are only ever added).
 alter table ticket_messages alter column raw_message_id drop not null;
 alter table ticket_messages add column source text not null default 'smtp';
+
+create or replace view ticket_messages_v1 as
+select m.id,
+       m.ticket_id,
+       m.raw_message_id,
+       m.author_address,
+       m.author_name,
+       m.author_role,
+       m.subject,
+       m.reply_text,
+       m.full_text,
+       m.html,
+       m.message_id,
+       m.in_reply_to,
+       m."references",
+       m.sent_at,
+       m.auth_verdict,
+       m.auth_reason,
+       coalesce(
+         (select jsonb_agg(jsonb_build_object(
+                   'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
+                   'sha256', encode(a.sha256, 'hex'), 'content_id', a.content_id, 'inline', a.inline)
+                   order by a.position)
+            from attachments a
+           where a.raw_message_id = m.raw_message_id),
+         '[]'::jsonb) as attachments,
+       m.received_at,
+       m.forwarded,
+       m.source
+  from ticket_messages m;
 
 -- Secrets made by the database itself, shared by every instance: the MAC key of the VERP envelope
 -- senders (bounces+<outbox id>.<mac>@), so that only bounces of mail we sent are accepted.

@@ -7,6 +7,7 @@ import { type EmbeddedPostgres, openEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { outboxStats } from './db/outbox.js';
 import { createPool, type Pool } from './db/pool.js';
+import { inSchema } from './db/schema.js';
 import { type RunningHttp, startHttpServer } from './http.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -19,11 +20,14 @@ export interface Database {
   embedded: EmbeddedPostgres | null;
 }
 
-/** DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started or attached to). */
+/**
+ * DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started or attached to).
+ * The URL sets search_path to DATABASE_SCHEMA: every connection opened with it works in our schema.
+ */
 export async function openDatabase(config: Readonly<Config>, log: Logger): Promise<Database> {
-  if (config.databaseUrl) return { url: config.databaseUrl, embedded: null };
+  if (config.databaseUrl) return { url: inSchema(config.databaseUrl, config.databaseSchema), embedded: null };
   const embedded = await openEmbeddedPostgres(config.dataDir, { log });
-  return { url: embedded.url, embedded };
+  return { url: inSchema(embedded.url, config.databaseSchema), embedded };
 }
 
 export interface Service {
@@ -63,8 +67,10 @@ class Stack {
 export async function startService(config: Readonly<Config>, log: Logger, database?: Database): Promise<Service> {
   const stack = new Stack();
   try {
-    const db = database ?? (await openDatabase(config, log));
-    if (!database && db.embedded) stack.push('embedded PostgreSQL', () => db.embedded!.stop());
+    const opened = database ?? (await openDatabase(config, log));
+    if (!database && opened.embedded) stack.push('embedded PostgreSQL', () => opened.embedded!.stop());
+    // a database handed in (tests, the bench) gets our schema too
+    const db = { ...opened, url: inSchema(opened.url, config.databaseSchema) };
     const applied = await migrate(db.url);
     if (applied.length) log.info({ code: 'DB_MIGRATED', applied }, 'migrations applied');
     // Waiting for a connection or a statement must end well inside the hook's deadline, so that the

@@ -1,16 +1,21 @@
-// `ticket-mx ticket create|show`: tickets from the command line. What senders wrote is printed
-// without control characters; --json is for scripts.
+// `ticket-mx ticket create|reply|show|list|close`: tickets from the command line, in our own table
+// or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
+// printed without control characters; --json is for scripts.
 import { listTicketOutbox } from '../db/outbox.js';
 import { withTransaction } from '../db/pool.js';
 import {
+  type ForwardedMessage,
   findTicket,
   listAttachments,
   listTicketMessages,
+  listTickets,
   type StoredAttachment,
   type StoredTicketMessage,
+  setTicketStatus,
   type Ticket,
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
+import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { notifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
@@ -56,12 +61,50 @@ export const ticketShow: Command = {
 Shows a ticket, its messages (the reply text by default) and its notifications with their status.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "receivedAt", "attachments", ... } ], "notifications": [ { "id", "to",
-                      "event", "status", "lastReply", ... } ] }`,
+                      "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
+                      "to", "event", "status", "lastReply", ... } ] }
+A message that forwards another shows the note above it, then "forwarded from X on D" with the
+forwarded text.`,
   run: (args, io) => showTicket(args, io),
 };
 
+export const ticketList: Command = {
+  name: 'ticket list',
+  summary: 'list tickets, newest first',
+  help: `Usage: ticket-mx ticket list [--status S] [--limit N] [--json]
+
+Lists tickets, newest first, with their status and number of messages.
+  --status S          only tickets with this status (compared without case: open, closed, …)
+  --limit N           at most N tickets (default 100)
+  --json              print { "tickets": [ { "id", "subject", "requester", "status", "createdAt",
+                      "messages", "lastMessageAt" } ] }`,
+  run: (args, io) => listAll(args, io),
+};
+
+export const ticketClose: Command = {
+  name: 'ticket close',
+  summary: 'close a ticket: replies to it are refused from then on',
+  help: `Usage: ticket-mx ticket close <id> [--json]
+
+Sets the ticket's status to the first of TICKET_CLOSED_STATUSES (default closed). From then on,
+mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket changes nothing.
+  --json              print the ticket as JSON`,
+  run: (args, io) => closeTicket(args, io),
+};
+
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
+
+/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
+const READ_ONLY_VIEW = new Set(['0A000', '55000']);
+
+/** The error of a write to the CRM's tickets view that has no way to take it, with what to do instead. */
+function readOnlyView(err: unknown, what: string): unknown {
+  if (!READ_ONLY_VIEW.has((err as { code?: string }).code ?? '')) return err;
+  return new Error(
+    `${what}: tickets is a view over the CRM's tickets and does not take this (${(err as Error).message}); ` +
+      'do it in the CRM, or give the view an INSTEAD OF trigger (see deploy/crm-view.sql)',
+  );
+}
 
 async function createTicket(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, {
@@ -89,7 +132,9 @@ async function createTicket(args: string[], io: Out): Promise<number> {
         },
         notifyRules(config),
       ),
-    );
+    ).catch((err: unknown) => {
+      throw readOnlyView(err, 'ticket create');
+    });
     const { ticket } = created;
     const address = replyAddress(ticket.id, config);
     if (values.json) {
@@ -205,10 +250,79 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       }
       for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
       out('');
-      out(indent(values.full ? m.fullText : m.replyText));
+      if (values.full) out(indent(m.fullText));
+      else {
+        if (m.replyText || !m.forwarded) out(indent(m.replyText));
+        if (m.forwarded) {
+          if (m.replyText) out('');
+          out(indent(describeForwarded(m.forwarded)));
+        }
+      }
     }
     if (notifications.length) out(`\n  ${notifications.length} notification${notifications.length === 1 ? '' : 's'}`);
     for (const n of notifications) out(`    ${describeNotification(n)}`);
+    return 0;
+  });
+}
+
+async function listAll(args: string[], io: Out): Promise<number> {
+  const { values } = parse(args, { status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+  const limit = values.limit === undefined ? 100 : Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a whole number of at least 1');
+  if (values.status !== undefined && !values.status.trim()) throw new UsageError('--status needs a status');
+  return withDatabase(async (pool) => {
+    const tickets = await listTickets(pool, { status: values.status?.trim() ?? null, limit });
+    if (values.json) {
+      const json = tickets.map((t) => ({
+        ...ticketJson(t),
+        messages: t.messages,
+        lastMessageAt: t.lastMessageAt?.toISOString() ?? null,
+      }));
+      io.out(JSON.stringify({ tickets: json }, null, 2));
+      return 0;
+    }
+    if (!tickets.length) {
+      io.err(values.status ? `no tickets with status ${values.status}` : 'no tickets yet');
+      return 0;
+    }
+    const width = (f: (t: (typeof tickets)[number]) => string) => Math.max(...tickets.map((t) => f(t).length));
+    const idWidth = width((t) => t.id);
+    const statusWidth = width((t) => t.status);
+    for (const t of tickets)
+      io.out(
+        `${t.id.padEnd(idWidth)}  ${t.status.padEnd(statusWidth)}  ${t.createdAt.toISOString().slice(0, 16)}Z  ` +
+          `${String(t.messages).padStart(4)} msg  ${t.requester}  ${t.subject}`.replace(CONTROL_CHARACTERS, ''),
+      );
+    if (tickets.length === limit) io.err(`(the newest ${limit}; --limit N for more)`);
+    return 0;
+  });
+}
+
+async function closeTicket(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean' } }, true);
+  if (positionals.length !== 1) throw new UsageError('ticket close needs exactly one ticket id');
+  const id = normaliseTicketId(positionals[0]!);
+  return withDatabase(async (pool, config) => {
+    const ticket = await findTicket(pool, id);
+    if (!ticket) {
+      io.err(`ticket-mx: no such ticket ${id}`);
+      return 1;
+    }
+    const wasClosed = isClosed(ticket.status, config);
+    const closed = wasClosed
+      ? ticket
+      : await setTicketStatus(pool, id, closedStatus(config)).catch((err: unknown) => {
+          throw readOnlyView(err, 'ticket close');
+        });
+    if (!closed) throw new Error(`ticket ${id} went away while it was being closed`);
+    if (!isClosed(closed.status, config))
+      throw new Error(
+        `ticket ${id} has status ${closed.status} after closing: ` +
+          'the tickets view maps statuses differently from TICKET_CLOSED_STATUSES ' +
+          `(${config.ticketClosedStatuses.join(',')})`,
+      );
+    if (values.json) io.out(JSON.stringify({ ticket: ticketJson(closed), changed: !wasClosed }, null, 2));
+    else io.out(wasClosed ? `${id} was already closed (${closed.status})` : `${id} closed (${closed.status})`);
     return 0;
   });
 }
@@ -241,6 +355,16 @@ const isMonitoredRefusal = (results: unknown) => {
   return !!d && d.policy === 'monitor' && d.wouldReject;
 };
 
+/** "forwarded from Ann <a@b> on Tue, 4 Mar 2025 10:10 (subject)" and the forwarded text below. */
+function describeForwarded(f: ForwardedMessage): string {
+  const head = `forwarded from ${f.from ?? '(unknown sender)'}${f.date ? ` on ${f.date}` : ''}`;
+  const subject = f.subject ? `\nsubject: ${f.subject}` : '';
+  return `${head}${subject}\n${f.text
+    .split('\n')
+    .map((l) => `| ${l}`.trimEnd())
+    .join('\n')}`;
+}
+
 const describeAttachment = (a: StoredAttachment) =>
   `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
 
@@ -268,6 +392,7 @@ function messageJson(m: StoredTicketMessage, full: boolean) {
     role: m.authorRole,
     subject: m.subject,
     text: m.replyText,
+    forwarded: m.forwarded ?? null,
     ...(full ? { fullText: m.fullText, removedText: m.removedText, html: m.html } : {}),
     receivedAt: m.receivedAt.toISOString(),
     sentAt: m.sentAt?.toISOString() ?? null,

@@ -35,6 +35,10 @@ describe('help and usage', () => {
     ['outbox', 'show', '--help'],
     ['outbox', 'retry', '--help'],
     ['outbox', 'run', '--help'],
+    ['ticket', 'list', '--help'],
+    ['ticket', 'close', '--help'],
+    ['api-token', '--help'],
+    ['api-token', 'create', '--help'],
   ])('ticket-mx %s prints usage and exits 0', async (...args) => {
     const r = await runCli(args, cleanEnv());
     expect(r.code).toBe(0);

@@ -97,6 +97,13 @@ describe('bad values', () => {
     [{ DKIM_SELECTOR: 'mail' }, 'DKIM_PRIVATE_KEY_FILE'],
     [{ DKIM_PRIVATE_KEY_FILE: '/etc/dkim.pem' }, 'DKIM_SELECTOR'],
     [{ SUPPORT_LOCAL_PART: 'bounces' }, 'SUPPORT_LOCAL_PART'],
+    [{ DATABASE_SCHEMA: 'public' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'pg_toast' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'TicketMX' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'ticket-mx' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'x; drop table tickets' }, 'DATABASE_SCHEMA'],
+    [{ TICKET_CLOSED_STATUSES: ' , ' }, 'TICKET_CLOSED_STATUSES'],
+    [{ API_TOKEN: 'too-short' }, 'API_TOKEN'],
   ])('%j names %s', (env, name) => {
     let error: unknown;
     try {
@@ -118,6 +125,30 @@ const problemsOf = (env: Record<string, string>, options?: Parameters<typeof loa
   }
   return [];
 };
+
+describe('the schema, closed statuses and the API token', () => {
+  it('defaults to the ticketmx schema and a closed status of closed; API_TOKEN unset', () => {
+    expect(loadConfig({})).toMatchObject({
+      databaseSchema: 'ticketmx',
+      ticketClosedStatuses: ['closed'],
+      apiToken: null,
+    });
+  });
+
+  it("takes another schema and the CRM's own statuses as typed", () => {
+    expect(loadConfig({ DATABASE_SCHEMA: 'helpdesk_mail', TICKET_CLOSED_STATUSES: 'CLOSED, ARCHIVED' })).toMatchObject({
+      databaseSchema: 'helpdesk_mail',
+      ticketClosedStatuses: ['CLOSED', 'ARCHIVED'],
+    });
+  });
+
+  it('never echoes the API token', () => {
+    const token = 'tmx_0123456789abcdef0123456789abcdef0123456789a';
+    const shown = effectiveSettings(loadConfig({ API_TOKEN: token }), { API_TOKEN: token });
+    expect(JSON.stringify(shown)).not.toContain(token);
+    expect(problemsOf({ API_TOKEN: 'tmx_short' }).join('\n')).not.toContain('tmx_short');
+  });
+});
 
 describe('one list of settings', () => {
   it('lists every problem in one round, values and rules between them alike', () => {
