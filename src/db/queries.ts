@@ -167,9 +167,10 @@ export interface StoreResult {
 export type { AttachmentRow };
 
 /**
- * Everything of one message in one round trip and one transaction (store_message of migration 0001,
- * through store_message_with_outbox of 0002_outbox): raw bytes, ticket messages, unrouted rows, the
- * notifications of the ticket messages actually inserted, NOTIFY on commit. Idempotent.
+ * Everything of one message in one round trip and one transaction: raw bytes, ticket messages,
+ * unrouted rows, NOTIFY on commit (store_message); with outbox rows, store_message_with_outbox
+ * (migration 0004) also queues the notifications of the ticket messages actually inserted.
+ * Idempotent.
  */
 export async function storeMessage(
   db: Db,
@@ -184,15 +185,24 @@ export async function storeMessage(
     outbox?: NewOutboxRow[];
   },
 ): Promise<StoreResult> {
+  const outbox = m.outbox ?? [];
   const { rows } = await db.query<{
     raw_message_id: string | null;
     stored: number;
     existing_raw_message_id: string | null;
     rate_limited_ticket: string | null;
   }>({
-    name: 'store_message_with_outbox',
-    text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
-             from store_message_with_outbox($1, $2, $3, $4, $5, $6, $7, $8)`,
+    ...(outbox.length
+      ? {
+          name: 'store_message_with_outbox',
+          text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+                   from store_message_with_outbox($1, $2, $3, $4, $5, $6, $7, $8)`,
+        }
+      : {
+          name: 'store_message',
+          text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+                   from store_message($1, $2, $3, $4, $5, $6, $7)`,
+        }),
     values: [
       m.sha256,
       m.bytes,
@@ -209,7 +219,7 @@ export async function storeMessage(
       ),
       m.attachments.map((a) => a.content),
       m.maxPerHour,
-      outboxJson(m.outbox ?? []),
+      ...(outbox.length ? [outboxJson(outbox)] : []),
     ],
   });
   const r = rows[0]!;
