@@ -556,7 +556,7 @@ export const SETTINGS = {
     key: 'dkimPrivateKeyFile',
     group: 'Notifications and the outbox',
     describe:
-      'PEM private key (RSA or Ed25519) to DKIM-sign notifications with `d=` the first of `MAIL_DOMAINS`; ' +
+      'PEM private key (RSA, 2048 bits advised) to DKIM-sign notifications with `d=` the first of `MAIL_DOMAINS`; ' +
       'set together with `DKIM_SELECTOR`.',
     parse: text,
     show: none('not signed'),

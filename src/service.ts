@@ -1,6 +1,6 @@
 // Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
-// pool, HTTP, the outbox sender and SMTP. Used by `serve`, the tests and the benchmark alike. What is opened is
-// closed in reverse order: on stop, and when a later step of the start fails.
+// pool, HTTP, the outbox sender and SMTP. Used by `serve`, the tests and the benchmark alike.
+// What is opened is closed in reverse order: on stop, and when a later step of the start fails.
 import path from 'node:path';
 import { type Config, effectiveSettings } from './config.js';
 import { type EmbeddedPostgres, openEmbeddedPostgres } from './db/embedded.js';

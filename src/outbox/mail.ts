@@ -6,8 +6,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { dkimSign } from 'mailauth';
 import nodemailer from 'nodemailer';
+import DKIM from 'nodemailer/lib/dkim';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Config } from '../config.js';
 import { type ClaimedRow, threadFor } from '../db/outbox.js';
@@ -24,7 +24,8 @@ const THREAD_LIMIT = 20;
 export interface DkimKey {
   domain: string;
   selector: string;
-  privateKey: string;
+  /** Parsed once: parsing a PEM key again for every signature costs more than the signature. */
+  privateKey: crypto.KeyObject;
 }
 
 export interface MailSettings {
@@ -37,14 +38,19 @@ export interface MailSettings {
 /** Reads DKIM_PRIVATE_KEY_FILE (at start: a bad key stops the start, not the first notification). */
 export async function readDkimKey(config: Readonly<Config>): Promise<DkimKey | null> {
   if (!config.dkimPrivateKeyFile || !config.dkimSelector) return null;
-  let pem: string;
+  let key: crypto.KeyObject;
   try {
-    pem = await fs.readFile(config.dkimPrivateKeyFile, 'utf8');
-    crypto.createPrivateKey(pem);
+    key = crypto.createPrivateKey(await fs.readFile(config.dkimPrivateKeyFile, 'utf8'));
   } catch (err) {
     throw new Error(`DKIM_PRIVATE_KEY_FILE: cannot use ${config.dkimPrivateKeyFile}: ${(err as Error).message}`);
   }
-  return { domain: config.mailDomains[0]!, selector: config.dkimSelector, privateKey: pem };
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (key.asymmetricKeyType !== 'rsa' || bits < 1024)
+    throw new Error(
+      `DKIM_PRIVATE_KEY_FILE: ${config.dkimPrivateKeyFile} must be an RSA key of at least 1024 bits (2048 advised); ` +
+        `it is ${key.asymmetricKeyType}${bits ? ` of ${bits} bits` : ''}`,
+    );
+  return { domain: config.mailDomains[0]!, selector: config.dkimSelector, privateKey: key };
 }
 
 /** The notification's bytes: templates filled from the ticket and the message that caused it. */
@@ -106,18 +112,19 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
     disableUrlAccess: true,
   });
   const bytes = await composed.compile().build();
-  if (!s.dkim) return bytes;
-  // mailauth signs what signatureData lists (the fields at the top level are only its typings')
-  const signature = {
-    signingDomain: s.dkim.domain,
-    selector: s.dkim.selector,
-    privateKey: s.dkim.privateKey,
-    canonicalization: 'relaxed/relaxed',
-  };
-  const { signatures, errors } = await dkimSign(bytes, { ...signature, signatureData: [signature] });
-  if (!signatures)
-    throw new Error(`DKIM signing failed: ${errors?.map((e) => e.err?.message ?? String(e)).join('; ')}`);
-  return Buffer.concat([Buffer.from(signatures), bytes]);
+  return s.dkim ? dkimSigned(bytes, s.dkim) : bytes;
+}
+
+/** nodemailer's DKIM signer (relaxed/relaxed, rsa-sha256), the signature header prepended. */
+function dkimSigned(bytes: Buffer, key: DkimKey): Promise<Buffer> {
+  const signer = new DKIM({ domainName: key.domain, keySelector: key.selector, privateKey: key.privateKey });
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const out = signer.sign(bytes);
+    out.on('data', (c: Buffer) => chunks.push(c));
+    out.once('end', () => resolve(Buffer.concat(chunks)));
+    out.once('error', reject);
+  });
 }
 
 interface RelayOptions {

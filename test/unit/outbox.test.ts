@@ -1,12 +1,15 @@
 // The pure parts of the sending half: who is notified of what, the templates (built-in, overridden,
 // checked), reading delivery reports, the backoff, what an SMTP error means, the relay URL.
+
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import type { Ticket } from '../../src/db/queries.js';
 import { findSmtpError, readDeliveryReport } from '../../src/mail/dsn.js';
-import { judgeSmtpError, parseRelayUrl } from '../../src/outbox/mail.js';
+import { judgeSmtpError, parseRelayUrl, readDkimKey } from '../../src/outbox/mail.js';
 import { notificationsFor, notifyRules, ticketCreatedNotifications } from '../../src/outbox/notify.js';
 import { retryDelay } from '../../src/outbox/sender.js';
 import { loadTemplates, renderMail, TemplateError } from '../../src/outbox/templates.js';
@@ -258,5 +261,44 @@ describe('the sender', () => {
       secure: false,
       auth: undefined,
     });
+  });
+});
+
+describe('the DKIM key', () => {
+  const withKey = async (pem: string | null) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ticket-mx-dkim-unit-'));
+    const file = path.join(dir, 'dkim.pem');
+    if (pem !== null) fs.writeFileSync(file, pem);
+    try {
+      return await readDkimKey(
+        loadConfig({
+          MAIL_DOMAINS: 'help.flamecrm.ru,flamecrm.ru',
+          DKIM_PRIVATE_KEY_FILE: file,
+          DKIM_SELECTOR: 'mail',
+        }),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const pem = (type: 'rsa' | 'ed25519', modulusLength?: number) =>
+    crypto
+      .generateKeyPairSync(type as 'rsa', { modulusLength: modulusLength ?? 2048 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+
+  it('is read and parsed once at start, for d= the first of MAIL_DOMAINS', async () => {
+    const key = await withKey(pem('rsa'));
+    expect(key).toMatchObject({ domain: 'help.flamecrm.ru', selector: 'mail' });
+    expect(key!.privateKey.asymmetricKeyType).toBe('rsa');
+  });
+
+  it.each([
+    ['a missing file', null, /DKIM_PRIVATE_KEY_FILE: cannot use .*dkim\.pem/],
+    ['not a key', 'hello', /DKIM_PRIVATE_KEY_FILE: cannot use/],
+    ['an Ed25519 key (the signer is rsa-sha256)', pem('ed25519'), /must be an RSA key .* it is ed25519/],
+    ['a 512-bit RSA key', pem('rsa', 512), /must be an RSA key of at least 1024 bits .* it is rsa of 512 bits/],
+  ])('stops the start on %s, naming the variable', async (_, content, message) => {
+    await expect(withKey(content)).rejects.toThrow(message);
   });
 });
