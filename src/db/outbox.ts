@@ -258,29 +258,56 @@ export async function listTicketOutbox(db: Db, ticketId: string): Promise<Outbox
   return rows;
 }
 
-/**
- * The Message-IDs one recipient has seen in a ticket before this notification, oldest first: the
- * messages they wrote and the notifications we sent them. The thread their mail client shows.
- */
-export async function threadFor(
+/** What a notification is made of: its ticket, the message that caused it, and its thread. */
+export interface NotificationContext {
+  ticket: { id: string; subject: string; requester: string } | null;
+  message: {
+    authorAddress: string | null;
+    authorName: string | null;
+    subject: string | null;
+    replyText: string;
+    rawMessageId: string | null;
+    /** Whether it has attachments that are not inline (listAttachedFiles reads them). */
+    hasFiles: boolean;
+  } | null;
+  /**
+   * The Message-IDs the recipient has seen in the ticket before this notification, oldest first:
+   * the messages they wrote and the notifications we sent them. The thread their mail client shows.
+   */
+  thread: string[];
+}
+
+/** Everything a notification is rendered from, in one round trip (the ticket read as findTicket reads it). */
+export async function loadNotificationContext(
   db: Db,
-  t: { ticketId: string; recipient: string; beforeOutboxId: string; limit: number },
-): Promise<string[]> {
-  const { rows } = await db.query<{ messageId: string }>({
-    name: 'outbox_thread_for',
-    text: `select "messageId" from (
-             select tm.message_id as "messageId", tm.received_at as at, 0 as tie
-               from ticket_messages tm
-              where tm.ticket_id = $1 and tm.author_address = $2 and tm.message_id is not null
-                and tm.received_at <= (select created_at from outbox where id = $3)
-             union all
-             select n.message_id, o.created_at, 1
-               from outbox o join notification_messages n on n.outbox_id = o.id
-              where o.ticket_id = $1 and o.recipient = $2 and o.id < $3
-           ) t order by at desc, tie desc limit $4`,
-    values: [t.ticketId, t.recipient, t.beforeOutboxId, t.limit],
+  row: { id: string; ticketId: string; ticketMessageId: string | null; recipient: string },
+  threadLimit: number,
+): Promise<NotificationContext> {
+  const { rows } = await db.query<NotificationContext>({
+    name: 'load_notification_context',
+    text: `select
+             (select json_build_object('id', t.id, 'subject', t.subject, 'requester', t.requester)
+                from tickets t where t.id = $1) as ticket,
+             (select json_build_object('authorAddress', m.author_address, 'authorName', m.author_name,
+                       'subject', m.subject, 'replyText', m.reply_text, 'rawMessageId', m.raw_message_id::text,
+                       'hasFiles', exists (select 1 from attachments a
+                                            where a.raw_message_id = m.raw_message_id and not a.inline))
+                from ticket_messages m where m.id = $2) as message,
+             array(select "messageId" from (
+                     select "messageId", at, tie from (
+                       select tm.message_id as "messageId", tm.received_at as at, 0 as tie
+                         from ticket_messages tm
+                        where tm.ticket_id = $1 and tm.author_address = $3 and tm.message_id is not null
+                          and tm.received_at <= (select created_at from outbox where id = $4)
+                       union all
+                       select n.message_id, o.created_at, 1
+                         from outbox o join notification_messages n on n.outbox_id = o.id
+                        where o.ticket_id = $1 and o.recipient = $3 and o.id < $4
+                     ) seen order by at desc, tie desc limit $5
+                   ) newest order by at, tie) as thread`,
+    values: [row.ticketId, row.ticketMessageId, row.recipient, row.id, threadLimit],
   });
-  return rows.map((r) => r.messageId).reverse();
+  return rows[0]!;
 }
 
 /** The VERP key migration 0002_outbox made: the same for every instance on this database. */

@@ -374,15 +374,6 @@ export async function listTicketMessages(db: Db, ticketId: string): Promise<Stor
   return rows;
 }
 
-export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
-  const { rows } = await db.query<StoredTicketMessage>({
-    name: 'find_ticket_message',
-    text: `select ${MESSAGE_COLUMNS} from ticket_messages where id = $1`,
-    values: [id],
-  });
-  return rows[0] ?? null;
-}
-
 /** A ticket message that did not come over SMTP: no raw bytes, no envelope, no verdicts. */
 export interface TypedTicketMessage {
   ticketId: string;

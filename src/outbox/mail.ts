@@ -10,9 +10,9 @@ import nodemailer from 'nodemailer';
 import DKIM from 'nodemailer/lib/dkim';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Config } from '../config.js';
-import { type ClaimedRow, threadFor } from '../db/outbox.js';
+import { type ClaimedRow, loadNotificationContext } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
-import { findTicket, findTicketMessage, listAttachedFiles } from '../db/queries.js';
+import { listAttachedFiles } from '../db/queries.js';
 import { bounceAddress, replyAddress } from '../mail/address.js';
 import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
 import type { MailPayload, NotificationEvent } from './notify.js';
@@ -60,15 +60,12 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
   const template = s.templates[row.event as NotificationEvent];
   if (!template) throw new PermanentFailure(`no template for the event ${row.event}`);
   if (!row.ticketId) throw new PermanentFailure('a notification without a ticket');
-  const ticket = await findTicket(pool, row.ticketId);
+  const { ticket, message, thread } = await loadNotificationContext(
+    pool,
+    { id: row.id, ticketId: row.ticketId, ticketMessageId: row.ticketMessageId, recipient: row.recipient },
+    THREAD_LIMIT,
+  );
   if (!ticket) throw new PermanentFailure(`ticket ${row.ticketId} no longer exists`);
-  const message = row.ticketMessageId ? await findTicketMessage(pool, row.ticketMessageId) : null;
-  const thread = await threadFor(pool, {
-    ticketId: ticket.id,
-    recipient: row.recipient,
-    beforeOutboxId: row.id,
-    limit: THREAD_LIMIT,
-  });
   const from = message?.authorAddress ?? ticket.requester;
   const ticketAddress = replyAddress(ticket.id, config);
   const values: TemplateValues = {
@@ -84,7 +81,7 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
   const mail = renderMail(template, values);
   const domain = config.mailDomains[0]!;
   // what the author attached goes along (a screenshot, an invoice); inline images of their HTML do not
-  const files = message?.rawMessageId ? await listAttachedFiles(pool, message.rawMessageId) : [];
+  const files = message?.rawMessageId && message.hasFiles ? await listAttachedFiles(pool, message.rawMessageId) : [];
   const composed = new MailComposer({
     from: { name: mail.fromName ?? '', address: `${config.supportLocalPart}@${domain}` },
     to: row.recipient,
