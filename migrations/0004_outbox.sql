@@ -34,9 +34,11 @@ create table outbox (
   last_reply         text,
   claimed_by         text
 );
+-- what the senders claim; what ticket show lists; what `outbox list --status failed|bounced` finds
+-- (sent rows, nearly all of them, are found newest first through the primary key)
 create index outbox_due on outbox (next_attempt_at) where status in ('queued', 'sending');
 create index outbox_ticket on outbox (ticket_id, id);
-create index outbox_status on outbox (status, id);
+create index outbox_undelivered on outbox (status, id) where status in ('failed', 'bounced');
 
 alter table notification_messages add column outbox_id bigint references outbox (id);
 create index notification_messages_outbox on notification_messages (outbox_id);

@@ -295,14 +295,17 @@ export async function loadNotificationContext(
                 from ticket_messages m where m.id = $2) as message,
              array(select "messageId" from (
                      select "messageId", at, tie from (
-                       select tm.message_id as "messageId", tm.received_at as at, 0 as tie
-                         from ticket_messages tm
-                        where tm.ticket_id = $1 and tm.author_address = $3 and tm.message_id is not null
-                          and tm.received_at <= (select created_at from outbox where id = $4)
+                       -- each side newest first and limited, so that a long ticket is not read whole
+                       (select tm.message_id as "messageId", tm.received_at as at, 0 as tie
+                          from ticket_messages tm
+                         where tm.ticket_id = $1 and tm.author_address = $3 and tm.message_id is not null
+                           and tm.received_at <= (select created_at from outbox where id = $4)
+                         order by tm.received_at desc limit $5)
                        union all
-                       select n.message_id, o.created_at, 1
-                         from outbox o join notification_messages n on n.outbox_id = o.id
-                        where o.ticket_id = $1 and o.recipient = $3 and o.id < $4
+                       (select n.message_id, o.created_at, 1
+                          from outbox o join notification_messages n on n.outbox_id = o.id
+                         where o.ticket_id = $1 and o.recipient = $3 and o.id < $4
+                         order by o.id desc limit $5)
                      ) seen order by at desc, tie desc limit $5
                    ) newest order by at, tie) as thread`,
     values: [row.ticketId, row.ticketMessageId, row.recipient, row.id, threadLimit],

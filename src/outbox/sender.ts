@@ -144,6 +144,8 @@ export class Sender {
         if (this.stopping) return;
         if (rows.length < free) break;
       }
+      // a send in flight wakes us when it finishes; the timer is for when nothing is in flight
+      if (this.inFlight.size) return;
       const seconds = await secondsUntilNextDue(this.o.pool, this.kinds);
       const pollMs = this.o.pollMs ?? 30_000;
       // overdue but not claimable: another sender is claiming it this very moment
