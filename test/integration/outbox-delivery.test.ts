@@ -121,6 +121,30 @@ describe('relay trouble', () => {
     expect(again.stderr).toContain(`outbox ${id} is sent: only failed, bounced or queued rows are retried`);
   });
 
+  it('the LISTEN connection cut by the database: logged, connected again, and woken at once as before', async () => {
+    const { rows } = await db.pool.query(
+      "select pg_terminate_backend(pid) as cut from pg_stat_activity where application_name = 'ticket-mx outbox' and datname = current_database()",
+    );
+    expect(rows).toEqual([{ cut: true }]);
+    await expect.poll(() => server.logsWithCode('OUTBOX_LISTEN_LOST').length, { timeout: 10_000 }).toBe(1);
+    await expect
+      .poll(
+        async () =>
+          (
+            await db.pool.query(
+              "select count(*)::int as n from pg_stat_activity where application_name = 'ticket-mx outbox' and datname = current_database()",
+            )
+          ).rows[0].n,
+        { timeout: 10_000 },
+      )
+      .toBe(1);
+    const started = Date.now();
+    const { ids } = await createTicket(db, 'After the cut');
+    await waitForStatus(db.pool, ids[0]!, 'sent');
+    // the safety poll is every 30 s: this came through the new LISTEN
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('a 4xx past OUTBOX_MAX_AGE fails for good, with the last reply', async () => {
     relay.mode = 'defer';
     await server.service.sender!.close(); // hold the sender while the row is made old
