@@ -10,7 +10,7 @@ export const OUTBOX_CHANNEL = 'ticketmx_outbox';
 export type OutboxStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'bounced';
 export const OUTBOX_STATUSES: readonly OutboxStatus[] = ['queued', 'sending', 'sent', 'failed', 'bounced'];
 
-/** One delivery to queue (queue_outbox in migration 0002_outbox). */
+/** One delivery to queue (queue_outbox, in the outbox migration). */
 export interface NewOutboxRow {
   kind: string;
   event: string;
@@ -313,7 +313,7 @@ export async function loadNotificationContext(
   return rows[0]!;
 }
 
-/** The VERP key migration 0002_outbox made: the same for every instance on this database. */
+/** The VERP key the outbox migration made: the same for every instance on this database. */
 export async function readVerpSecret(db: Db): Promise<string> {
   const { rows } = await db.query<{ secret: string }>({
     name: 'read_verp_secret',

@@ -169,7 +169,7 @@ export type { AttachmentRow };
 /**
  * Everything of one message in one round trip and one transaction: raw bytes, ticket messages,
  * unrouted rows, NOTIFY on commit (store_message); with outbox rows, store_message_with_outbox
- * (migration 0004) also queues the notifications of the ticket messages actually inserted.
+ * (the outbox migration) also queues the notifications of the ticket messages actually inserted.
  * Idempotent.
  */
 export async function storeMessage(

@@ -161,6 +161,10 @@ describe('against DATABASE_URL', () => {
     expect(preview.stdout).toContain('Reply-To: support+TKT-700@helpdesk.example.ru');
     expect(preview.stdout).toMatch(/^Subject: Re: \[TKT-700\] Answer me$/m);
     expect(preview.stdout).toContain('\nDone.\n');
+    // a typed message has no raw bytes: reprocess leaves it alone
+    const reprocessed = await runCli(['reprocess', '--ticket', 'TKT-700'], env);
+    expect(reprocessed.code, reprocessed.stderr).toBe(0);
+    expect(reprocessed.stdout.trim()).toBe('reprocessed 0 messages: 0 changed, 0 unchanged, 0 failed');
     const missing = await runCli(['ticket', 'reply', 'TKT-701', '--from', 'a@b.ru', '--message', 'x'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such ticket TKT-701');
