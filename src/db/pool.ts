@@ -1,5 +1,6 @@
 // The PostgreSQL pool with the timeouts pg leaves unset (connect waits forever by default,
-// query_timeout does not cancel server-side). Writes are single statements (store_message).
+// query_timeout does not cancel server-side), and withTransaction for writes of several statements.
+// A message over SMTP is still one statement (store_message_with_outbox).
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
@@ -36,18 +37,28 @@ export function createPool(options: PoolOptions): Pool {
   return pool;
 }
 
-/** Runs `work` in one transaction on one client: committed when it resolves, rolled back when it throws. */
-export async function withTransaction<T>(pool: Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs fn inside BEGIN … COMMIT on one client of the pool; any error rolls back and is rethrown.
+ * What fn writes (outbox rows included) becomes visible, and NOTIFY is delivered, only on commit.
+ */
+export async function withTransaction<T>(pool: Pool, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | undefined;
   try {
     await client.query('begin');
-    const result = await work(client);
+    const result = await fn(client);
     await client.query('commit');
     return result;
   } catch (err) {
-    await client.query('rollback').catch(() => {});
+    await client.query('rollback').catch((e: Error) => {
+      broken = e; // not given back to the pool: destroyed
+    });
     throw err;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(broken);
   }
 }

@@ -33,6 +33,7 @@ export async function deliver(
       unrouted: rows.unrouted,
       attachments: rows.attachments,
       maxPerHour: config.ticketMaxMessagesPerHour,
+      outbox: rows.outbox,
     });
   const budget = config.unroutedMaxBytesPerNetworkPerDay;
   let result: StoreResult;

@@ -24,6 +24,7 @@ import { extractReply } from '../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
+import { notificationsFor, notifyRules } from '../outbox/notify.js';
 import type { Analysis, Facts, MessageRows, Route } from './types.js';
 
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
@@ -50,6 +51,8 @@ export type PipelineSettings = Pick<
   | 'unroutedMaxMessageBytes'
   | 'unroutedMaxBytesPerNetworkPerDay'
   | 'ticketClosedStatuses'
+  | 'notifyStaffTo'
+  | 'notifyRequester'
 >;
 
 /** The tickets a message to the bare support@ names, by each way of naming one. */
@@ -128,7 +131,14 @@ export async function analyse(
           : unroutedRow(route.address, supportTicket?.id ?? null, reason ?? 'no ticket reference'),
     );
     if (notReply) Object.assign(facts, { notReply: notReply.kind, reason: notReply.reason });
-    return unroutedAnalysis(input, world, settings, { ticketMessages: [], unrouted, attachments: [] }, notReply, facts);
+    return unroutedAnalysis(
+      input,
+      world,
+      settings,
+      { ticketMessages: [], unrouted, attachments: [], outbox: [] },
+      notReply,
+      facts,
+    );
   }
 
   // 4. The author, before any signature is verified: no From, several, or a stranger is refused
@@ -167,7 +177,14 @@ export async function analyse(
   if (!ticketRoutes.length) {
     if (routes.every((r) => r.kind === 'support'))
       return closed ? { kind: 'ticket-closed', ticket: closed, facts } : { kind: 'no-ticket', facts };
-    return unroutedAnalysis(input, world, settings, { ticketMessages: [], unrouted, attachments: [] }, null, facts);
+    return unroutedAnalysis(
+      input,
+      world,
+      settings,
+      { ticketMessages: [], unrouted, attachments: [], outbox: [] },
+      null,
+      facts,
+    );
   }
   facts.tickets = ticketRoutes.map((r) => r.ticket.id);
 
@@ -195,7 +212,19 @@ export async function analyse(
   const ticketMessages = ticketRoutes.map((route, i) =>
     ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!),
   );
-  return { kind: 'store', rows: { ticketMessages, unrouted, attachments }, unroutedOnly: false, notReply: null, facts };
+  // queued in the same transaction, and only for the ticket messages that transaction inserts
+  const outbox = notificationsFor(
+    ticketMessages.map((m) => ({ ...m, trusted: m.authVerdict === 'AUTH_ACCEPTED' })),
+    ticketRoutes.map((r) => r.ticket),
+    notifyRules(settings),
+  );
+  return {
+    kind: 'store',
+    rows: { ticketMessages, unrouted, attachments, outbox },
+    unroutedOnly: false,
+    notReply: null,
+    facts,
+  };
 }
 
 /** mailparser refused the bytes: the message's fault and the same on every retry. */

@@ -1,6 +1,7 @@
 // What the pipeline takes and what it gives: the routes RCPT decided, the rows one message writes in
 // its one transaction, and a typed outcome for every way a message can end. Below smtp/ (which
 // turns an outcome into a reply) and above mail/ and db/ (the steps and the statements).
+import type { NewOutboxRow } from '../db/outbox.js';
 import type { AttachmentRow, Envelope, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
 import type { AuthDecision, AuthDecisionCode, AuthorRole } from '../mail/authorize.js';
 import type { NotAReply } from '../mail/classify.js';
@@ -12,13 +13,17 @@ import type { NotAReply } from '../mail/classify.js';
 export type Route =
   | { kind: 'ticket'; ticket: Ticket; address: string }
   | { kind: 'postmaster'; address: string }
-  | { kind: 'support'; address: string };
+  | { kind: 'support'; address: string }
+  /** A VERP envelope sender of ours with a valid MAC: a delivery report for this outbox row. */
+  | { kind: 'bounce'; outboxId: string; address: string };
 
 /** Everything one message writes, in one transaction. New kinds of rows (the outbox) are added here. */
 export interface MessageRows {
   ticketMessages: TicketMessageRow[];
   unrouted: UnroutedMessageRow[];
   attachments: AttachmentRow[];
+  /** Notifications of the ticket messages, queued in the same transaction (only for rows it inserts). */
+  outbox: NewOutboxRow[];
 }
 
 /** What a DATA decision's log line says about the message beside its code. */

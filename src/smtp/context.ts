@@ -6,6 +6,7 @@ import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Resolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
+import type { Outbox } from '../outbox/open.js';
 import type { WorkBudget } from '../pipeline/budget.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Route } from '../pipeline/types.js';
@@ -19,6 +20,8 @@ export interface SmtpContext {
   pool: Pool;
   log: Logger;
   metrics: Metrics;
+  /** Who is notified of a committed message, and the VERP key of our bounce addresses. */
+  outbox: Outbox;
   resolver: Resolver;
   limits: PerIpLimits;
   pipeline: Pipeline;

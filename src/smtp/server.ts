@@ -9,6 +9,7 @@ import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { createResolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
+import type { Outbox } from '../outbox/open.js';
 import { COST_PER_BYTE, WorkBudget } from '../pipeline/budget.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { PipelinePool } from '../pipeline/pool.js';
@@ -35,6 +36,7 @@ export interface SmtpDeps {
   pool: Pool;
   log: Logger;
   metrics: Metrics;
+  outbox: Outbox;
 }
 
 export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {

@@ -12,6 +12,7 @@ import { logDecision, type SmtpContext } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { networkKey } from '../limits.js';
 import { reply, type SmtpReply } from '../reply.js';
+import { storeDeliveryReport } from './bounce.js';
 
 type Callback = (err?: Error | null, message?: string) => void;
 
@@ -19,8 +20,9 @@ export function onData(ctx: SmtpContext) {
   return (stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback): void => {
     const { config } = ctx;
     const routes = session.envelope.rcptTo.map((a) => ctx.routes.get(a)).filter((r): r is Route => !!r);
-    // mail that only postmaster@/abuse@ takes has its own, smaller cap: nothing past it is kept
-    const unroutedOnly = routes.length > 0 && routes.every((r) => r.kind === 'postmaster');
+    // mail that only postmaster@/abuse@ or our bounce addresses take has its own, smaller cap:
+    // nothing past it is kept
+    const unroutedOnly = routes.length > 0 && routes.every((r) => r.kind === 'postmaster' || r.kind === 'bounce');
     const cap = unroutedOnly
       ? Math.min(config.maxMessageBytes, config.unroutedMaxMessageBytes)
       : config.maxMessageBytes;
@@ -67,7 +69,7 @@ export function onData(ctx: SmtpContext) {
     });
     stream.once('end', () => {
       const started = performance.now();
-      const answer = (r: SmtpReply, facts: Facts & { limit?: number | string; buffered?: number }) => {
+      const answer = (r: SmtpReply, facts: Facts & Record<string, unknown>) => {
         const ms = performance.now() - started;
         ctx.metrics.dataSeconds.observe({ outcome: r.logCode }, ms / 1000);
         logDecision(ctx, session, r, { bytes, ms: Math.round(ms * 10) / 10, ...facts });

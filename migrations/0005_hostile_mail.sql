@@ -1,4 +1,4 @@
--- 0004 (0005 in the lead's plan; numbered after main's 0003): bytes of unrouted mail
+-- 0005: bytes of unrouted mail
 -- (postmaster/abuse mail, auto-replies, bounces: stored without any authentication) per client
 -- network per day, so that one network cannot fill the database. A table rather than memory:
 -- several instances share one database, and the budget is theirs together. And the refusals of
