@@ -134,6 +134,23 @@ export function onData(ctx: SmtpContext) {
         abort.abort();
         answer(reply.dataTempfail('DEADLINE'), { err: new DeadlineExceeded('DATA', config.hookTimeoutMs).message });
       }, config.hookTimeoutMs);
+      // a report about a notification we sent (bounces+<id>.<mac>@): its own module, never a ticket message
+      if (routes.some((r) => r.kind === 'bounce')) {
+        storeDeliveryReport(ctx, raw, routes, envelopeOf(session))
+          .then(
+            ({ answer: r, fields }) => {
+              clearTimeout(timer);
+              if (!settled) answer(r, fields);
+            },
+            (err: unknown) => {
+              clearTimeout(timer);
+              if (!settled)
+                answer(reply.dataTempfail(failureTag(err)), { err: (err as Error)?.message ?? String(err) });
+            },
+          )
+          .finally(release);
+        return;
+      }
       process(ctx, session, raw, routes, network, abort.signal, release)
         .then(
           (outcome) => {
