@@ -58,13 +58,14 @@ async function main() {
   });
   const pid = server.pid!;
   for (let i = 0; i < 100; i++) {
-    if (
-      await SmtpClient.connect(port).then(
-        (c) => (c.destroy(), true),
-        () => false,
-      )
-    )
-      break;
+    const up = await SmtpClient.connect(port).then(
+      (c) => {
+        c.destroy();
+        return true;
+      },
+      () => false,
+    );
+    if (up) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   // warm: one small message through every step

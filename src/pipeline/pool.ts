@@ -11,7 +11,7 @@ import { Piscina } from 'piscina';
 import type { Pool } from '../db/pool.js';
 import { findTicket, findTicketByNotification, unroutedBytesToday } from '../db/queries.js';
 import { PROJECT_ROOT } from '../paths.js';
-import type { PipelineInput, PipelineSettings, SupportTickets } from './steps.js';
+import type { PipelineInput, SupportTickets } from './steps.js';
 import type { Analysis } from './types.js';
 import { type Answer, cpuTicksOf, type Request, type Task, type TaskResult, type WorkerData } from './worker.js';
 
