@@ -68,57 +68,60 @@ async function showTicket(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' }, full: { type: 'boolean' } }, true);
   if (positionals.length !== 1) throw new UsageError('ticket show needs exactly one ticket id');
   const id = normaliseTicketId(positionals[0]!);
-  return withDatabase(async (pool) => {
-    const ticket = await findTicket(pool, id);
-    if (!ticket) {
-      io.err(`ticket-mx: no such ticket ${id}`);
-      return 1;
-    }
-    const messages = await listTicketMessages(pool, id);
-    const attachments = await listAttachments(
-      pool,
-      messages.map((m) => m.rawMessageId),
-    );
-    const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
-    if (values.json) {
-      io.out(
-        JSON.stringify(
-          {
-            ticket: ticketJson(ticket),
-            messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
-          },
-          null,
-          2,
-        ),
-      );
-      return 0;
-    }
-    // what senders wrote goes to a terminal: no escape sequences or other control characters
-    const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
-    out(
-      `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
-    );
-    out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
-    for (const m of messages) {
-      out(
-        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
-      );
-      out(`    subject: ${m.subject ?? ''}`);
-      out(
-        `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
-      );
-      if (m.authVerdict) {
-        out(`    auth: ${describeChecks(m.authResults)}`);
-        out(
-          `    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`,
-        );
+  return withDatabase(
+    async (pool) => {
+      const ticket = await findTicket(pool, id);
+      if (!ticket) {
+        io.err(`ticket-mx: no such ticket ${id}`);
+        return 1;
       }
-      for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
-      out('');
-      out(indent(values.full ? m.fullText : m.replyText));
-    }
-    return 0;
-  });
+      const messages = await listTicketMessages(pool, id);
+      const attachments = await listAttachments(
+        pool,
+        messages.map((m) => m.rawMessageId),
+      );
+      const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
+      if (values.json) {
+        io.out(
+          JSON.stringify(
+            {
+              ticket: ticketJson(ticket),
+              messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
+            },
+            null,
+            2,
+          ),
+        );
+        return 0;
+      }
+      // what senders wrote goes to a terminal: no escape sequences or other control characters
+      const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
+      out(
+        `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
+      );
+      out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
+      for (const m of messages) {
+        out(
+          `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
+        );
+        out(`    subject: ${m.subject ?? ''}`);
+        out(
+          `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+        );
+        if (m.authVerdict) {
+          out(`    auth: ${describeChecks(m.authResults)}`);
+          out(
+            `    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`,
+          );
+        }
+        for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
+        out('');
+        out(indent(values.full ? m.fullText : m.replyText));
+      }
+      return 0;
+    },
+    { unused: ['MAIL_DOMAINS'] },
+  );
 }
 
 interface StoredAuth {

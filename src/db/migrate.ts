@@ -73,3 +73,33 @@ export async function migrate(connectionString: string, dir?: string): Promise<s
     await client.end();
   }
 }
+
+export interface MigrationStatus {
+  /** Migrations of this version the database lacks. */
+  missing: string[];
+  /** What the database has that this version does not know (or knows under another name). */
+  unknown: string[];
+}
+
+/** What `migrate` would do, found without changing anything (commands that only read use this). */
+export async function migrationStatus(connectionString: string, dir?: string): Promise<MigrationStatus> {
+  const migrations = await readMigrations(dir);
+  const client = new pg.Client({ connectionString, application_name: 'ticket-mx' });
+  await client.connect();
+  try {
+    const { rows: table } = await client.query<{ t: string | null }>(
+      "select to_regclass('schema_migrations')::text as t",
+    );
+    const { rows } = table[0]?.t
+      ? await client.query<{ id: number; name: string }>('select id, name from schema_migrations order by id')
+      : { rows: [] };
+    const applied = new Map(rows.map((r) => [r.id, r.name]));
+    const known = new Map(migrations.map((m) => [m.id, m.name]));
+    return {
+      missing: migrations.filter((m) => !applied.has(m.id)).map((m) => m.name),
+      unknown: rows.filter((r) => known.get(r.id) !== r.name).map((r) => r.name),
+    };
+  } finally {
+    await client.end();
+  }
+}

@@ -1,7 +1,6 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised.
 // The CRM may own `tickets`: findTicket is the one place the receiver reads it.
-import type { AttachmentRow } from '../mail/attachments.js';
-import type { Db } from './pool.js';
+import { type Db, type Pool, withCancellation } from './pool.js';
 
 export interface Ticket {
   id: string;
@@ -100,14 +99,27 @@ export interface StoreResult {
   rateLimitedTicket: string | null;
 }
 
-export type { AttachmentRow };
+/** One attachment as stored (built from mailparser's by src/mail/attachments.ts). */
+export interface AttachmentRow {
+  /** Decoded (mailparser handles RFC 2231 and encoded words), no path, no control characters. */
+  filename: string | null;
+  contentType: string;
+  size: number;
+  sha256: Buffer;
+  /** Without angle brackets: what a `cid:` URL in the HTML names. */
+  contentId: string | null;
+  /** Shown inside the HTML body through a `cid:` link, so a view need not list it separately. */
+  inline: boolean;
+  content: Buffer;
+}
 
 /**
  * Everything of one message in one round trip and one transaction (the store_message function of
  * migration 0001): raw bytes, ticket messages, unrouted rows, NOTIFY on commit. Idempotent.
+ * With `signal`, the statement is cancelled when it aborts (the DATA deadline).
  */
 export async function storeMessage(
-  db: Db,
+  pool: Pool,
   m: {
     bytes: Buffer;
     sha256: Buffer;
@@ -116,7 +128,13 @@ export async function storeMessage(
     attachments: AttachmentRow[];
     maxPerHour: number;
   },
+  options: { signal?: AbortSignal } = {},
 ): Promise<StoreResult> {
+  const run = (db: Db) => storeMessageOn(db, m);
+  return options.signal ? withCancellation(pool, options.signal, run) : run(pool);
+}
+
+async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Promise<StoreResult> {
   const { rows } = await db.query<{
     raw_message_id: string | null;
     stored: number;

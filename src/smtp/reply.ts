@@ -94,7 +94,16 @@ export const CATALOGUE = {
   DATA_TEMPFAIL: {
     code: 451,
     enhanced: '4.3.0',
-    when: 'database error, pool timeout or our deadline while storing; nothing stored',
+    when:
+      'database error or pool timeout while storing; nothing is stored, unless the connection broke during the ' +
+      'commit, and then the retry is recognised',
+  },
+  DATA_DEADLINE: {
+    code: 451,
+    enhanced: '4.3.0',
+    when:
+      'our deadline (HOOK_TIMEOUT_MS) passed while storing; the statement is cancelled, but if the commit was ' +
+      'already done the message is stored and the retry is answered DATA_DUPLICATE',
   },
   DATA_AUTH_REJECTED: {
     code: 550,
@@ -107,6 +116,11 @@ export const CATALOGUE = {
     when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated',
   },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
+  SMTP_SHUTTING_DOWN: {
+    code: 421,
+    enhanced: '4.3.2',
+    when: 'we are stopping: an idle session at once, a session in DATA right after the reply to its message',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type LogCode = keyof typeof CATALOGUE;
@@ -193,7 +207,16 @@ export const reply = {
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
   dataTempfail: (tag: string) =>
-    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
+    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
+  // The statement is cancelled when the deadline fires, but a commit already under way cannot be:
+  // the words must not promise that nothing was stored.
+  dataDeadline: () =>
+    new SmtpReply(
+      'DATA_DEADLINE',
+      'Temporary local problem: the message may have been stored; a retry is recognised [DEADLINE]',
+    ),
+  shuttingDown: (hostname: string) =>
+    new SmtpReply('SMTP_SHUTTING_DOWN', `${hostname} Service shutting down, please try again later`),
 };
 
 /** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
