@@ -4,13 +4,18 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/db/embedded.js';
+import { readMigrations } from '../../src/db/migrate.js';
 import { macFor } from '../../src/mail/address.js';
-import { cleanEnv, runCli, spawnCli, swaks } from '../helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
+import { cleanEnv, run, runCli, spawnCli, swaks } from '../helpers/cli.js';
+import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { loadZones, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { SMTP_ZONES } from '../helpers/server.js';
+import { withDatabase } from '../helpers/global-setup.js';
+import { SMTP_ZONES, startTestServer } from '../helpers/server.js';
+import { buildMessage, deliver } from '../helpers/smtp-client.js';
 
 beforeAll(() => {
   try {
@@ -120,6 +125,91 @@ describe('against DATABASE_URL', () => {
   });
 });
 
+describe('commands that only read', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  it('migrate and ticket show need no MAIL_DOMAINS in the production profile; ticket create does', async () => {
+    const env = cleanEnv({ DATABASE_URL: db.url });
+    const migrated = await runCli(['migrate'], env);
+    expect(migrated.stderr).toBe('');
+    expect(migrated).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+    const shown = await runCli(['ticket', 'show', 'TKT-1'], env);
+    expect(shown).toMatchObject({ code: 1, stderr: expect.stringContaining('no such ticket TKT-1') });
+    const created = await runCli(['ticket', 'create', '--subject', 's', '--requester', 'a@b.ru'], env);
+    expect(created).toMatchObject({ code: 78, stderr: expect.stringContaining('MAIL_DOMAINS: must be set') });
+  });
+
+  it('ticket show refuses a database that lacks migrations, and leaves it as it is', async () => {
+    const name = `ticketmx_test_bare_${process.pid}`;
+    const admin = new pg.Client({ connectionString: inject('adminUrl') });
+    await admin.connect();
+    await admin.query(`drop database if exists ${name}`);
+    await admin.query(`create database ${name}`);
+    const url = withDatabase(inject('adminUrl'), name);
+    try {
+      const r = await runCli(['ticket', 'show', 'TKT-1'], cleanEnv({ DATABASE_URL: url }));
+      const [first] = await readMigrations();
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the database lacks migrations (${first!.name}`);
+      expect(r.stderr).toContain('run `ticket-mx migrate`');
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const { rows } = await client.query("select to_regclass('schema_migrations') as t");
+      await client.end();
+      expect(rows[0].t, 'nothing was migrated').toBeNull();
+    } finally {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    }
+  });
+
+  it('never creates an embedded database where there is none (run from the wrong directory)', async () => {
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-nodb-'));
+    try {
+      for (const args of [
+        ['ticket', 'show', 'TKT-1'],
+        ['ticket', 'create', '--subject', 's', '--requester', 'a@b.ru'],
+      ]) {
+        const r = await runCli(args, cleanEnv({ DATA_DIR: empty }));
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`no database in ${empty} yet`);
+      }
+      expect(await fs.readdir(empty)).toEqual([]);
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('ticket show | head: a reader that goes away early is not a crash', async () => {
+    const server = await startTestServer(db.url);
+    try {
+      await insertTestTicket(db.pool, 'TKT-77');
+      const long = Array.from({ length: 4000 }, (_, i) => `line ${i} of a long reply that fills the pipe`).join('\n');
+      const r = await deliver(server.port, {
+        from: 'ivan@flamecrm.ru',
+        to: ['support+TKT-77@flamecrm.ru'],
+        message: buildMessage({ to: 'support+TKT-77@flamecrm.ru', body: long }),
+      });
+      expect(r.short).toBe('250 2.0.0');
+    } finally {
+      await server.close();
+    }
+    const bin = path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js');
+    const piped = await run(
+      'bash',
+      ['-c', `"${process.execPath}" "${bin}" ticket show TKT-77 --full | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`],
+      cleanEnv({ DATABASE_URL: db.url }),
+    );
+    expect(piped.stdout).toBe('TKT-77  Test ticket TKT-77\n');
+    expect(piped.stderr).not.toMatch(/EPIPE|Error/);
+    expect(piped.stderr).toContain('exit=0');
+  });
+});
+
 describe('the README walk-through on the embedded PostgreSQL', () => {
   let dataDir: string;
   let serve: ReturnType<typeof spawnCli> | undefined;
@@ -148,7 +238,7 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     expect(serve.output()).toContain('local profile');
     expect(serve.output()).toMatch(/AUTH_POLICY\s+monitor\s+\(default\)/);
 
-    // a second terminal: no DATABASE_URL, same DATA_DIR (the default ./data in real life)
+    // a second terminal: no DATABASE_URL, same DATA_DIR (the installation's data/ by default)
     const created = await runCli(
       ['ticket', 'create', '--subject', 'Printer on fire', '--requester', 'client@example.ru'],
       cleanEnv({ DATA_DIR: dataDir }),
