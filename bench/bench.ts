@@ -1,8 +1,9 @@
 // `npm run bench`: a load generator against a real ticket-mx (its own process) and PostgreSQL
-// (embedded unless DATABASE_URL is set), with the whole per-message path switched on: SPF, DKIM
-// and DMARC against a loopback DNS server, AUTH_POLICY=enforce, reply-text extraction, storage.
-// Prints messages/second, latency from the end of DATA to the 250, errors, the server's peak RSS
-// and where the CPU went. A benchmark, not a test: it asserts nothing.
+// (embedded unless TEST_DATABASE_URL is set; never DATABASE_URL, which is production's), with the
+// whole per-message path switched on: SPF, DKIM and DMARC against a loopback DNS server,
+// AUTH_POLICY=enforce, reply-text extraction, storage. Prints messages/second, latency from the
+// end of DATA to the 250, errors, the server's peak RSS and where the CPU went. A benchmark, not
+// a test: it asserts nothing.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { dkimSign } from 'mailauth';
 import pg from 'pg';
 import { freePort, openEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
+import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
 
@@ -43,7 +45,8 @@ if (opts.help) {
   --env NAME=VALUE   extra environment for the server (repeatable), e.g. --env LOG_LEVEL=warn
   --profile DIR      write a V8 CPU profile of the server into DIR
   --log FILE         keep the server's log lines (one per SMTP decision) in FILE
-DATABASE_URL set: use that PostgreSQL (its tickets table gets TKT-900001…); unset: an embedded one in a temp dir.`);
+TEST_DATABASE_URL set: use that database (schema ticketmx; its tickets get TKT-900001…); unset: an embedded
+PostgreSQL in a temp dir. DATABASE_URL (production's) is never used, even when exported.`);
   process.exit(0);
 }
 
@@ -55,8 +58,8 @@ const FIRST_TICKET = 900001;
 
 async function main() {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-bench-'));
-  const embedded = process.env.DATABASE_URL ? null : await openEmbeddedPostgres(dataDir);
-  const url = process.env.DATABASE_URL ?? embedded!.url;
+  const embedded = process.env.TEST_DATABASE_URL ? null : await openEmbeddedPostgres(dataDir);
+  const url = inSchema(process.env.TEST_DATABASE_URL ?? embedded!.url, DEFAULT_SCHEMA);
   await migrate(url);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -89,6 +92,7 @@ async function main() {
     env: {
       ...process.env,
       DATABASE_URL: url,
+      DATABASE_SCHEMA: DEFAULT_SCHEMA,
       MAIL_DOMAINS: 'flamecrm.ru',
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: String(port),
@@ -148,7 +152,7 @@ async function main() {
     `ticket-mx bench: ${MESSAGES} ${what}, AUTH_POLICY=enforce, ${CONCURRENCY} concurrent sessions, a new connection per message${opts.pipelining ? ', pipelining' : ''}`,
   );
   console.log(
-    `machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'DATABASE_URL'}`,
+    `machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'TEST_DATABASE_URL'}`,
   );
   console.log(
     `throughput: ${(result.ok / seconds).toFixed(0)} msg/s (${result.ok} accepted in ${seconds.toFixed(2)} s; ${stored} rows stored)`,

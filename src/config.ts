@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_SCHEMA, schemaNameProblem } from './db/schema.js';
 import { PROJECT_ROOT } from './paths.js';
 
 export type Profile = 'local' | 'production';
@@ -41,6 +42,7 @@ export const GROUPS = [
   'Reply addresses',
   'Tickets and attachments',
   'Health, metrics and logs',
+  'HTTP API',
 ] as const;
 export type Group = (typeof GROUPS)[number];
 
@@ -135,6 +137,19 @@ export const SETTINGS = {
       .trim()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
     secret: true,
+  }),
+  DATABASE_SCHEMA: setting({
+    key: 'databaseSchema',
+    group: 'Database and files',
+    describe:
+      "Schema that holds all of ticket-mx (tables, functions, migration history), beside the CRM's tables; " +
+      'every connection sets `search_path` to it. Created by the first `migrate` unless it exists.',
+    parse: text.superRefine((v, ctx) => {
+      const problem = schemaNameProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+    local: DEFAULT_SCHEMA,
+    production: DEFAULT_SCHEMA,
   }),
   DATA_DIR: setting({
     key: 'dataDir',
@@ -403,6 +418,20 @@ export const SETTINGS = {
     production: 60,
     show: orOff,
   }),
+  TICKET_CLOSED_STATUSES: setting({
+    key: 'ticketClosedStatuses',
+    group: 'Tickets and attachments',
+    describe:
+      'Comma-separated ticket statuses that take no more mail (compared without case): a reply to such a ticket ' +
+      "gets `550 5.1.1`. `ticket close` sets the first. With a CRM view, list the CRM's own values (`CLOSED`).",
+    parse: z
+      .string()
+      .transform(list)
+      .pipe(z.array(z.string().max(100, 'must list statuses such as closed')).min(1, 'must name at least one status')),
+    local: ['closed'],
+    production: ['closed'],
+    show: joined(''),
+  }),
   ATTACHMENT_MAX_COUNT: setting({
     key: 'attachmentMaxCount',
     group: 'Tickets and attachments',
@@ -454,6 +483,15 @@ export const SETTINGS = {
     parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     local: 'info',
     production: 'info',
+  }),
+  API_TOKEN: optional({
+    key: 'apiToken',
+    group: 'HTTP API',
+    describe:
+      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`), which is not built yet: nothing reads this setting ' +
+      'so far. `ticket-mx api-token create` makes one.',
+    parse: z.string().trim().min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)'),
+    secret: true,
   }),
 } as const;
 

@@ -5,6 +5,7 @@ import { type Config, ConfigError, effectiveSettings } from './config.js';
 import { type EmbeddedPostgres, embeddedPostgresInstalled, openEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool, type Pool } from './db/pool.js';
+import { inSchema } from './db/schema.js';
 import { type RunningHttp, startHttpServer } from './http.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -22,20 +23,23 @@ export interface OpenOptions {
   create?: boolean;
 }
 
-/** DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started or attached to). */
+/**
+ * DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started or attached to).
+ * The URL sets search_path to DATABASE_SCHEMA: every connection opened with it works in our schema.
+ */
 export async function openDatabase(
   config: Readonly<Config>,
   log: Logger,
   options: OpenOptions = {},
 ): Promise<Database> {
-  if (config.databaseUrl) return { url: config.databaseUrl, embedded: null };
+  if (config.databaseUrl) return { url: inSchema(config.databaseUrl, config.databaseSchema), embedded: null };
   if (!(await embeddedPostgresInstalled()))
     throw new ConfigError([
       'DATABASE_URL: must be set: this installation has no embedded PostgreSQL ' +
         '(the container image leaves it out; the local profile is for a checkout with `npm ci`)',
     ]);
   const embedded = await openEmbeddedPostgres(config.dataDir, { log, ...options });
-  return { url: embedded.url, embedded };
+  return { url: inSchema(embedded.url, config.databaseSchema), embedded };
 }
 
 export interface Service {
@@ -130,10 +134,12 @@ export function runService(config: Readonly<Config>, log: Logger, database?: Dat
 
   const started = (async (): Promise<Service> => {
     try {
-      const db = database ?? (await openDatabase(config, log, { supervise: true }));
-      const embedded = database ? null : db.embedded; // a database handed in is the caller's to stop
+      const opened = database ?? (await openDatabase(config, log, { supervise: true }));
+      const embedded = database ? null : opened.embedded; // a database handed in is the caller's to stop
       if (embedded)
         stack.push({ name: 'embedded PostgreSQL', close: () => embedded.stop(), abort: () => embedded.stop() });
+      // a database handed in (tests, the bench) gets our schema too
+      const db = { ...opened, url: inSchema(opened.url, config.databaseSchema) };
       interrupted();
       const applied = await migrate(db.url);
       if (applied.length) log.info({ code: 'DB_MIGRATED', applied }, 'migrations applied');

@@ -1,15 +1,22 @@
-// `ticket-mx ticket create|show`: tickets from the command line. What senders wrote is printed
-// without control characters; --json is for scripts.
+// `ticket-mx ticket create|show|list|close`: tickets from the command line, in our own table or
+// the CRM's behind the tickets view. What senders wrote is printed without control characters;
+// --json is for scripts.
+
+import type { VariableName } from '../config.js';
 import {
+  type ForwardedMessage,
   findTicket,
   insertTicket,
   listAttachments,
   listTicketMessages,
+  listTickets,
   type StoredAttachment,
   type StoredTicketMessage,
+  setTicketStatus,
   type Ticket,
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
+import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
 
 export const ticketCreate: Command = {
@@ -33,11 +40,52 @@ export const ticketShow: Command = {
 Shows a ticket and its messages: the reply text by default.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "receivedAt", "attachments", ... } ] }`,
+                      "forwarded", "receivedAt", "attachments", ... } ] }
+A message that forwards another shows the note above it, then "forwarded from X on D" with the
+forwarded text.`,
   run: (args, io) => showTicket(args, io),
 };
 
+export const ticketList: Command = {
+  name: 'ticket list',
+  summary: 'list tickets, newest first',
+  help: `Usage: ticket-mx ticket list [--status S] [--limit N] [--json]
+
+Lists tickets, newest first, with their status and number of messages.
+  --status S          only tickets with this status (compared without case: open, closed, …)
+  --limit N           at most N tickets (default 100)
+  --json              print { "tickets": [ { "id", "subject", "requester", "status", "createdAt",
+                      "messages", "lastMessageAt" } ] }`,
+  run: (args, io) => listAll(args, io),
+};
+
+export const ticketClose: Command = {
+  name: 'ticket close',
+  summary: 'close a ticket: replies to it are refused from then on',
+  help: `Usage: ticket-mx ticket close <id> [--json]
+
+Sets the ticket's status to the first of TICKET_CLOSED_STATUSES (default closed). From then on,
+mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket changes nothing.
+  --json              print the ticket as JSON`,
+  run: (args, io) => closeTicket(args, io),
+};
+
+/** What commands that only read need not be given: MAIL_DOMAINS names no reply address here. */
+const READ_ONLY = { unused: ['MAIL_DOMAINS'] as VariableName[] };
+
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
+
+/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
+const READ_ONLY_VIEW = new Set(['0A000', '55000']);
+
+/** The error of a write to the CRM's tickets view that has no way to take it, with what to do instead. */
+function readOnlyView(err: unknown, what: string): unknown {
+  if (!READ_ONLY_VIEW.has((err as { code?: string }).code ?? '')) return err;
+  return new Error(
+    `${what}: tickets is a view over the CRM's tickets and does not take this (${(err as Error).message}); ` +
+      'do it in the CRM, or give the view an INSTEAD OF trigger (see deploy/crm-view.sql)',
+  );
+}
 
 async function createTicket(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, {
@@ -56,6 +104,8 @@ async function createTicket(args: string[], io: Out): Promise<number> {
       id,
       subject: values.subject!.trim(),
       requester: values.requester!.toLowerCase(),
+    }).catch((err: unknown) => {
+      throw readOnlyView(err, 'ticket create');
     });
     const address = replyAddress(ticket.id, config);
     if (values.json) io.out(JSON.stringify({ ticket: ticketJson(ticket), replyAddress: address }, null, 2));
@@ -68,60 +118,126 @@ async function showTicket(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' }, full: { type: 'boolean' } }, true);
   if (positionals.length !== 1) throw new UsageError('ticket show needs exactly one ticket id');
   const id = normaliseTicketId(positionals[0]!);
-  return withDatabase(
-    async (pool) => {
-      const ticket = await findTicket(pool, id);
-      if (!ticket) {
-        io.err(`ticket-mx: no such ticket ${id}`);
-        return 1;
-      }
-      const messages = await listTicketMessages(pool, id);
-      const attachments = await listAttachments(
-        pool,
-        messages.map((m) => m.rawMessageId),
+  return withDatabase(async (pool) => {
+    const ticket = await findTicket(pool, id);
+    if (!ticket) {
+      io.err(`ticket-mx: no such ticket ${id}`);
+      return 1;
+    }
+    const messages = await listTicketMessages(pool, id);
+    const attachments = await listAttachments(
+      pool,
+      messages.map((m) => m.rawMessageId),
+    );
+    const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
+    if (values.json) {
+      io.out(
+        JSON.stringify(
+          {
+            ticket: ticketJson(ticket),
+            messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
+          },
+          null,
+          2,
+        ),
       );
-      const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
-      if (values.json) {
-        io.out(
-          JSON.stringify(
-            {
-              ticket: ticketJson(ticket),
-              messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
-            },
-            null,
-            2,
-          ),
-        );
-        return 0;
-      }
-      // what senders wrote goes to a terminal: no escape sequences or other control characters
-      const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
-      out(
-        `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
-      );
-      out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
-      for (const m of messages) {
-        out(
-          `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
-        );
-        out(`    subject: ${m.subject ?? ''}`);
-        out(
-          `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
-        );
-        if (m.authVerdict) {
-          out(`    auth: ${describeChecks(m.authResults)}`);
-          out(
-            `    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`,
-          );
-        }
-        for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
-        out('');
-        out(indent(values.full ? m.fullText : m.replyText));
-      }
       return 0;
-    },
-    { unused: ['MAIL_DOMAINS'] },
-  );
+    }
+    // what senders wrote goes to a terminal: no escape sequences or other control characters
+    const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
+    out(
+      `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
+    );
+    out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
+    for (const m of messages) {
+      out(
+        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
+      );
+      out(`    subject: ${m.subject ?? ''}`);
+      out(
+        `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+      );
+      if (m.authVerdict) {
+        out(`    auth: ${describeChecks(m.authResults)}`);
+        out(
+          `    decision: ${m.authVerdict}${isMonitoredRefusal(m.authResults) ? ' (accepted because AUTH_POLICY=monitor)' : ''}: ${m.authReason ?? ''}`,
+        );
+      }
+      for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
+      out('');
+      if (values.full) out(indent(m.fullText));
+      else {
+        if (m.replyText || !m.forwarded) out(indent(m.replyText));
+        if (m.forwarded) {
+          if (m.replyText) out('');
+          out(indent(describeForwarded(m.forwarded)));
+        }
+      }
+    }
+    return 0;
+  }, READ_ONLY);
+}
+
+async function listAll(args: string[], io: Out): Promise<number> {
+  const { values } = parse(args, { status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+  const limit = values.limit === undefined ? 100 : Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a whole number of at least 1');
+  if (values.status !== undefined && !values.status.trim()) throw new UsageError('--status needs a status');
+  return withDatabase(async (pool) => {
+    const tickets = await listTickets(pool, { status: values.status?.trim() ?? null, limit });
+    if (values.json) {
+      const json = tickets.map((t) => ({
+        ...ticketJson(t),
+        messages: t.messages,
+        lastMessageAt: t.lastMessageAt?.toISOString() ?? null,
+      }));
+      io.out(JSON.stringify({ tickets: json }, null, 2));
+      return 0;
+    }
+    if (!tickets.length) {
+      io.err(values.status ? `no tickets with status ${values.status}` : 'no tickets yet');
+      return 0;
+    }
+    const width = (f: (t: (typeof tickets)[number]) => string) => Math.max(...tickets.map((t) => f(t).length));
+    const idWidth = width((t) => t.id);
+    const statusWidth = width((t) => t.status);
+    for (const t of tickets)
+      io.out(
+        `${t.id.padEnd(idWidth)}  ${t.status.padEnd(statusWidth)}  ${t.createdAt.toISOString().slice(0, 16)}Z  ` +
+          `${String(t.messages).padStart(4)} msg  ${t.requester}  ${t.subject}`.replace(CONTROL_CHARACTERS, ''),
+      );
+    if (tickets.length === limit) io.err(`(the newest ${limit}; --limit N for more)`);
+    return 0;
+  }, READ_ONLY);
+}
+
+async function closeTicket(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean' } }, true);
+  if (positionals.length !== 1) throw new UsageError('ticket close needs exactly one ticket id');
+  const id = normaliseTicketId(positionals[0]!);
+  return withDatabase(async (pool, config) => {
+    const ticket = await findTicket(pool, id);
+    if (!ticket) {
+      io.err(`ticket-mx: no such ticket ${id}`);
+      return 1;
+    }
+    const wasClosed = isClosed(ticket.status, config);
+    const closed = wasClosed
+      ? ticket
+      : await setTicketStatus(pool, id, closedStatus(config)).catch((err: unknown) => {
+          throw readOnlyView(err, 'ticket close');
+        });
+    if (!closed) throw new Error(`ticket ${id} went away while it was being closed`);
+    if (!isClosed(closed.status, config))
+      throw new Error(
+        `ticket ${id} has status ${closed.status} after closing: ` +
+          'the tickets view maps statuses differently from TICKET_CLOSED_STATUSES ' +
+          `(${config.ticketClosedStatuses.join(',')})`,
+      );
+    if (values.json) io.out(JSON.stringify({ ticket: ticketJson(closed), changed: !wasClosed }, null, 2));
+    else io.out(wasClosed ? `${id} was already closed (${closed.status})` : `${id} closed (${closed.status})`);
+    return 0;
+  });
 }
 
 interface StoredAuth {
@@ -152,6 +268,16 @@ const isMonitoredRefusal = (results: unknown) => {
   return !!d && d.policy === 'monitor' && d.wouldReject;
 };
 
+/** "forwarded from Ann <a@b> on Tue, 4 Mar 2025 10:10 (subject)" and the forwarded text below. */
+function describeForwarded(f: ForwardedMessage): string {
+  const head = `forwarded from ${f.from ?? '(unknown sender)'}${f.date ? ` on ${f.date}` : ''}`;
+  const subject = f.subject ? `\nsubject: ${f.subject}` : '';
+  return `${head}${subject}\n${f.text
+    .split('\n')
+    .map((l) => `| ${l}`.trimEnd())
+    .join('\n')}`;
+}
+
 const describeAttachment = (a: StoredAttachment) =>
   `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
 
@@ -179,6 +305,7 @@ function messageJson(m: StoredTicketMessage, full: boolean) {
     role: m.authorRole,
     subject: m.subject,
     text: m.replyText,
+    forwarded: m.forwarded ?? null,
     ...(full ? { fullText: m.fullText, removedText: m.removedText, html: m.html } : {}),
     receivedAt: m.receivedAt.toISOString(),
     sentAt: m.sentAt?.toISOString() ?? null,

@@ -1,5 +1,6 @@
-// Every SQL statement ticket-mx runs, one named function each, always parameterised.
-// The CRM may own `tickets`: findTicket is the one place the receiver reads it.
+// Every SQL statement ticket-mx runs, one named function each, always parameterised, unqualified
+// (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
+// view over its table): findTicket is the one place the receiver reads it.
 import { type Db, type Pool, withCancellation } from './pool.js';
 
 export interface Ticket {
@@ -20,6 +21,15 @@ export interface Envelope {
   tlsCipher: string | null;
 }
 
+/** A message the author forwarded, kept beside their note (reply text): who, when, what. */
+export interface ForwardedMessage {
+  from: string | null;
+  date: string | null;
+  subject: string | null;
+  to: string | null;
+  text: string;
+}
+
 export interface TicketMessageRow {
   ticketId: string;
   idempotencyKey: string;
@@ -30,6 +40,8 @@ export interface TicketMessageRow {
   replyText: string;
   fullText: string;
   removedText: string;
+  /** Optional for callers that predate forwards; stored as null when absent. */
+  forwarded?: ForwardedMessage | null;
   html: string | null;
   messageId: string | null;
   inReplyTo: string | null;
@@ -68,6 +80,20 @@ export async function insertTicket(
   db: Db,
   ticket: { id?: string; subject: string; requester: string },
 ): Promise<Ticket> {
+  if (!(await ticketsAreOurs(db))) {
+    // the CRM's tickets behind a view: its INSTEAD OF INSERT trigger (deploy/crm-view.sql) writes the
+    // CRM's row and picks the number when no id is given
+    const { rows } = await db.query<Ticket>(
+      `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
+      [ticket.id ?? null, ticket.subject, ticket.requester],
+    );
+    if (!rows[0]) throw new Error('the tickets view took the insert but returned no ticket');
+    return rows[0];
+  }
+  return insertOwnTicket(db, ticket);
+}
+
+async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; requester: string }): Promise<Ticket> {
   if (ticket.id) {
     const { rows } = await db.query<Ticket>(
       `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
@@ -75,7 +101,7 @@ export async function insertTicket(
     );
     return rows[0]!;
   }
-  // The CRM may have created ids of its own: skip numbers already taken.
+  // Ids given with --id may have taken numbers: skip them.
   const { rows } = await db.query<Ticket>(
     `with next as (
        select 'TKT-' || n as id from (select nextval('ticket_number_seq') as n) s
@@ -86,7 +112,44 @@ export async function insertTicket(
      returning ${TICKET_COLUMNS}`,
     [ticket.subject, ticket.requester],
   );
-  return rows[0] ?? insertTicket(db, ticket);
+  return rows[0] ?? insertOwnTicket(db, ticket);
+}
+
+/** True when `tickets` is our own table; false when an operator replaced it by a view (or a foreign table). */
+export async function ticketsAreOurs(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ kind: string | null }>(
+    "select relkind::text as kind from pg_class where oid = to_regclass('tickets')",
+  );
+  return rows[0]?.kind === 'r' || rows[0]?.kind === 'p';
+}
+
+/** The newest tickets first, optionally of one status (compared without case), with their message counts. */
+export async function listTickets(
+  db: Db,
+  filter: { status: string | null; limit: number },
+): Promise<(Ticket & { messages: number; lastMessageAt: Date | null })[]> {
+  const { rows } = await db.query<Ticket & { messages: number; lastMessageAt: Date | null }>(
+    `select t.id, t.subject, t.requester, t.status, t.created_at as "createdAt",
+            coalesce(m.n, 0)::int as messages, m.last as "lastMessageAt"
+       from tickets t
+       left join lateral (
+         select count(*) as n, max(received_at) as last from ticket_messages where ticket_id = t.id
+       ) m on true
+      where $1::text is null or lower(t.status) = lower($1::text)
+      order by t.created_at desc, t.id desc
+      limit $2`,
+    [filter.status, filter.limit],
+  );
+  return rows;
+}
+
+/** Sets a ticket's status (through the CRM's view, if that is what `tickets` is); null when there is no such ticket. */
+export async function setTicketStatus(db: Db, id: string, status: string): Promise<Ticket | null> {
+  const { rows } = await db.query<Ticket>(`update tickets set status = $2 where id = $1 returning ${TICKET_COLUMNS}`, [
+    id,
+    status,
+  ]);
+  return rows[0] ?? null;
 }
 
 export interface StoreResult {
@@ -232,6 +295,7 @@ function ticketMessageJson(m: TicketMessageRow) {
     reply_text: m.replyText,
     full_text: m.fullText,
     removed_text: m.removedText,
+    forwarded: m.forwarded ?? null,
     html: m.html,
     message_id: m.messageId,
     in_reply_to: m.inReplyTo,
@@ -280,13 +344,98 @@ export async function listTicketMessages(db: Db, ticketId: string): Promise<Stor
   const { rows } = await db.query<StoredTicketMessage>(
     `select id, ticket_id as "ticketId", raw_message_id as "rawMessageId", author_address as "authorAddress",
         author_name as "authorName", author_role as "authorRole", subject, reply_text as "replyText",
-        full_text as "fullText", removed_text as "removedText", html, message_id as "messageId",
+        full_text as "fullText", removed_text as "removedText", forwarded, html, message_id as "messageId",
         in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
         client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
         tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
         auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"
      from ticket_messages where ticket_id = $1 order by received_at, id`,
     [ticketId],
+  );
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reprocessing: the reply text of stored messages derived again from their raw bytes.
+
+export interface ReprocessCandidate {
+  id: string;
+  ticketId: string;
+  rawMessageId: string;
+  replyText: string;
+  removedText: string;
+  forwarded: ForwardedMessage | null;
+}
+
+/** How many ticket messages a reprocess selection covers (for its progress). */
+export async function countReprocessCandidates(db: Db, filter: { ticketId?: string; since?: Date }): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from ticket_messages
+      where ($1::text is null or ticket_id = $1) and ($2::timestamptz is null or received_at >= $2)`,
+    [filter.ticketId ?? null, filter.since ?? null],
+  );
+  return rows[0]!.n;
+}
+
+/** The next batch of ticket messages after `afterId`, oldest first, each with its raw bytes. */
+export async function listReprocessCandidates(
+  db: Db,
+  filter: { ticketId?: string; since?: Date; afterId: string; limit: number },
+): Promise<Array<ReprocessCandidate & { bytes: Buffer }>> {
+  const { rows } = await db.query<ReprocessCandidate & { bytes: Buffer }>(
+    `select tm.id, tm.ticket_id as "ticketId", tm.raw_message_id as "rawMessageId", tm.reply_text as "replyText",
+            tm.removed_text as "removedText", tm.forwarded, r.bytes
+       from ticket_messages tm join raw_messages r on r.id = tm.raw_message_id
+      where tm.id > $1 and ($2::text is null or tm.ticket_id = $2) and ($3::timestamptz is null or tm.received_at >= $3)
+      order by tm.id limit $4`,
+    [filter.afterId, filter.ticketId ?? null, filter.since ?? null, filter.limit],
+  );
+  return rows;
+}
+
+/**
+ * One message's new reply text, the previous one kept in reply_text_history, in one statement
+ * (one transaction). Only when the stored text is still what the caller read: a concurrent
+ * reprocess of the same message updates it once. Returns whether it changed anything.
+ */
+export async function replaceReplyText(
+  db: Db,
+  previous: ReprocessCandidate,
+  next: { replyText: string; removedText: string; forwarded: ForwardedMessage | null },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `with updated as (
+       update ticket_messages set reply_text = $5, removed_text = $6, forwarded = $7::jsonb
+        where id = $1 and reply_text = $2 and removed_text = $3 and forwarded is not distinct from $4::jsonb
+        returning id
+     )
+     insert into reply_text_history (ticket_message_id, reply_text, removed_text, forwarded)
+     select id, $2, $3, $4::jsonb from updated`,
+    [
+      previous.id,
+      previous.replyText,
+      previous.removedText,
+      previous.forwarded === null ? null : json(previous.forwarded),
+      next.replyText,
+      next.removedText,
+      next.forwarded === null ? null : json(next.forwarded),
+    ],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export interface ReplyTextHistoryEntry {
+  replyText: string;
+  removedText: string;
+  forwarded: ForwardedMessage | null;
+  replacedAt: Date;
+}
+
+export async function listReplyTextHistory(db: Db, ticketMessageId: string): Promise<ReplyTextHistoryEntry[]> {
+  const { rows } = await db.query<ReplyTextHistoryEntry>(
+    `select reply_text as "replyText", removed_text as "removedText", forwarded, replaced_at as "replacedAt"
+       from reply_text_history where ticket_message_id = $1 order by id`,
+    [ticketMessageId],
   );
   return rows;
 }

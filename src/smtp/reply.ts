@@ -31,6 +31,11 @@ export const CATALOGUE = {
   },
   RCPT_BAD_TAG: { code: 550, enhanced: '5.1.1', when: 'support+<tag> where the tag is not TKT-<digits>' },
   RCPT_UNKNOWN_TICKET: { code: 550, enhanced: '5.1.1', when: 'the tag names a ticket that does not exist' },
+  RCPT_TICKET_CLOSED: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'the ticket exists but its status is one of TICKET_CLOSED_STATUSES (closed in ticket-mx or in the CRM)',
+  },
   RCPT_TEMPFAIL: { code: 451, enhanced: '4.3.0', when: 'database trouble or our deadline while deciding a recipient' },
   RCPT_BAD_SIGNATURE: {
     code: 550,
@@ -62,6 +67,11 @@ export const CATALOGUE = {
     code: 550,
     enhanced: '5.1.1',
     when: 'mail to the bare support@ address with no ticket reference we know',
+  },
+  DATA_TICKET_CLOSED: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'mail to the bare support@ address whose ticket is closed (TICKET_CLOSED_STATUSES)',
   },
   DATA_UNPARSEABLE: {
     code: 550,
@@ -187,6 +197,10 @@ export const reply = {
   badTag: (tag: string) =>
     new SmtpReply('RCPT_BAD_TAG', `No such mailbox: "${tag}" is not a ticket reference (expected TKT-<number>)`),
   noSuchTicket: (ticketId: string) => new SmtpReply('RCPT_UNKNOWN_TICKET', `No such ticket ${ticketId}`),
+  ticketClosed: (ticketId: string) =>
+    new SmtpReply('RCPT_TICKET_CLOSED', `Ticket ${ticketId} is closed and takes no more replies`),
+  supportTicketClosed: (ticketId: string) =>
+    new SmtpReply('DATA_TICKET_CLOSED', `Ticket ${ticketId} is closed and takes no more replies`),
   rcptTempfail: (tag: string) =>
     new SmtpReply('RCPT_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
   committed: (id: string) => new SmtpReply('DATA_COMMITTED', `Ok: committed as ${id}`),

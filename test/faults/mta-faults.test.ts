@@ -249,7 +249,7 @@ describe('a real Postfix in front of ticket-mx, through every fault', () => {
     const db = new pg.Client({ host: '127.0.0.1', port, database: 'ticketmx', ...credentials });
     await db.connect();
     const { rows } = await db.query<{ message_id: string; n: number }>(
-      'select message_id, count(*)::int as n from ticket_messages group by message_id',
+      'select message_id, count(*)::int as n from ticketmx.ticket_messages group by message_id',
     );
     await db.end();
     const stored = new Map(rows.map((r) => [r.message_id, r.n]));

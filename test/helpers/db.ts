@@ -1,11 +1,16 @@
 // A database of the test file's own, cloned from the migrated template (graphile-worker style).
+// Its URL sets search_path to our schema, as the service's connections do.
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { DEFAULT_SCHEMA, inSchema } from '../../src/db/schema.js';
 import { withDatabase } from './global-setup.js';
 
 export interface TestDatabase {
+  /** With search_path set to ticketmx. */
   url: string;
+  /** The same database as the CRM would connect to it: no search_path of ours. */
+  plainUrl: string;
   pool: pg.Pool;
   drop(): Promise<void>;
 }
@@ -29,13 +34,25 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   } finally {
     await admin.end();
   }
-  const url = withDatabase(adminUrl, name);
+  const plainUrl = withDatabase(adminUrl, name);
+  const url = inSchema(plainUrl, DEFAULT_SCHEMA);
   const pool = new pg.Pool({ connectionString: url, max: 3 });
   return {
     url,
+    plainUrl,
     pool,
     async drop() {
+      // pool.end() resolves before its clients have said goodbye; a drop (force) in between makes
+      // the server end them with an error that nobody listens to any more
+      let open = pool.totalCount;
+      const ended = new Promise<void>((resolve) => {
+        if (!open) resolve();
+        pool.on('remove', () => {
+          if (--open <= 0) resolve();
+        });
+      });
       await pool.end();
+      await ended;
       const admin = new pg.Client({ connectionString: adminUrl });
       await admin.connect();
       await admin.query(`drop database if exists ${name} with (force)`).finally(() => admin.end());
@@ -57,4 +74,21 @@ export async function counts(pool: pg.Pool) {
     'select (select count(*)::int from raw_messages) as raw, (select count(*)::int from ticket_messages) as tm, (select count(*)::int from unrouted_messages) as um',
   );
   return rows[0]!;
+}
+
+/** An empty database (nothing migrated), for tests of migrations; its URL has no search_path of ours. */
+export async function createEmptyDatabase(): Promise<{ plainUrl: string; drop(): Promise<void> }> {
+  const adminUrl = inject('adminUrl');
+  const name = `ticketmx_test_empty_${crypto.randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`).finally(() => admin.end());
+  return {
+    plainUrl: withDatabase(adminUrl, name),
+    async drop() {
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      await admin.query(`drop database if exists ${name} with (force)`).finally(() => admin.end());
+    },
+  };
 }

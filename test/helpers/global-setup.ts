@@ -1,5 +1,9 @@
-// Starts one PostgreSQL for the whole run (embedded, or the server at DATABASE_URL) and builds a
-// migrated template database; each test file clones its own database from it (test/helpers/db.ts).
+// Starts one PostgreSQL for the whole run (embedded, or the server at TEST_DATABASE_URL) and builds
+// a migrated template database; each test file clones its own database from it (test/helpers/db.ts).
+// Never DATABASE_URL: that is production's, and a shell with production variables exported runs
+// `npm test` without touching it (test/integration/production-env.test.ts); it is removed from the
+// environment of every test.
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +12,11 @@ import type { TestProject } from 'vitest/node';
 import { type EmbeddedPostgres, openEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
 
-export const TEMPLATE_DB = 'ticketmx_test_template';
+/** Of this run only, so that runs sharing one TEST_DATABASE_URL server do not drop each other's. */
+export const TEMPLATE_DB = `ticketmx_test_template_${crypto.randomBytes(4).toString('hex')}`;
+
+/** The production variables a test must never see, whatever the shell exported. */
+export const PRODUCTION_VARIABLES = ['DATABASE_URL', 'DATABASE_SCHEMA'] as const;
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,9 +27,12 @@ declare module 'vitest' {
 
 let embedded: EmbeddedPostgres | null = null;
 let dataDir: string | null = null;
+let adminUrl: string | undefined;
 
 export async function setup(project: TestProject) {
-  let adminUrl = process.env.DATABASE_URL;
+  // test files run in child processes forked after this, with this environment
+  for (const name of PRODUCTION_VARIABLES) delete process.env[name];
+  adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-test-'));
     embedded = await openEmbeddedPostgres(dataDir, { database: 'postgres' });
@@ -41,6 +52,11 @@ export async function setup(project: TestProject) {
 }
 
 export async function teardown() {
+  if (adminUrl && !embedded) {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists ${TEMPLATE_DB} with (force)`).finally(() => admin.end());
+  }
   await embedded?.stop();
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
 }

@@ -5,15 +5,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/embedded.js';
 import { readMigrations } from '../../src/db/migrate.js';
 import { macFor } from '../../src/mail/address.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { cleanEnv, run, runCli, spawnCli, swaks } from '../helpers/cli.js';
-import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
+import { createEmptyDatabase, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { loadZones, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { withDatabase } from '../helpers/global-setup.js';
 import { SMTP_ZONES, startTestServer } from '../helpers/server.js';
 import { buildMessage, deliver } from '../helpers/smtp-client.js';
 
@@ -34,6 +33,10 @@ describe('help and usage', () => {
     ['ticket', 'create', '--help'],
     ['ticket', 'show', '--help'],
     ['ticket', 'show', '-h'],
+    ['ticket', 'list', '--help'],
+    ['ticket', 'close', '--help'],
+    ['api-token', '--help'],
+    ['api-token', 'create', '--help'],
   ])('ticket-mx %s prints usage and exits 0', async (...args) => {
     const r = await runCli(args, cleanEnv());
     expect(r.code).toBe(0);
@@ -144,26 +147,24 @@ describe('commands that only read', () => {
   });
 
   it('ticket show refuses a database that lacks migrations, and leaves it as it is', async () => {
-    const name = `ticketmx_test_bare_${process.pid}`;
-    const admin = new pg.Client({ connectionString: inject('adminUrl') });
-    await admin.connect();
-    await admin.query(`drop database if exists ${name}`);
-    await admin.query(`create database ${name}`);
-    const url = withDatabase(inject('adminUrl'), name);
+    const bare = await createEmptyDatabase();
     try {
-      const r = await runCli(['ticket', 'show', 'TKT-1'], cleanEnv({ DATABASE_URL: url }));
+      const r = await runCli(['ticket', 'show', 'TKT-1'], cleanEnv({ DATABASE_URL: bare.plainUrl }));
       const [first] = await readMigrations();
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`the database lacks migrations (${first!.name}`);
       expect(r.stderr).toContain('run `ticket-mx migrate`');
-      const client = new pg.Client({ connectionString: url });
+      const client = new pg.Client({ connectionString: bare.plainUrl });
       await client.connect();
-      const { rows } = await client.query("select to_regclass('schema_migrations') as t");
+      const { rows } = await client.query(
+        "select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')",
+      );
+      const schemas = await client.query("select count(*)::int as n from pg_namespace where nspname = 'ticketmx'");
       await client.end();
-      expect(rows[0].t, 'nothing was migrated').toBeNull();
+      expect(rows[0].n, 'no table was made').toBe(0);
+      expect(schemas.rows[0].n, 'no schema was made').toBe(0);
     } finally {
-      await admin.query(`drop database if exists ${name} with (force)`);
-      await admin.end();
+      await bare.drop();
     }
   });
 

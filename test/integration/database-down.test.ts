@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EmbeddedPostgres, openEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
+import { DEFAULT_SCHEMA, inSchema } from '../../src/db/schema.js';
 import { counts, insertTestTicket } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { buildMessage, SmtpClient } from '../helpers/smtp-client.js';
@@ -23,7 +24,7 @@ beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-down-'));
   postgres = await openEmbeddedPostgres(dataDir);
   await migrate(postgres.url);
-  pool = new pg.Pool({ connectionString: postgres.url, max: 2 });
+  pool = new pg.Pool({ connectionString: inSchema(postgres.url, DEFAULT_SCHEMA), max: 2 });
   pool.on('error', () => {});
   await insertTestTicket(pool, 'TKT-7');
   server = await startTestServer(postgres.url, { HOOK_TIMEOUT_MS: '1500' });

@@ -93,7 +93,7 @@ describe('a start that fails part-way', () => {
     await migrate(before.url);
     const client = new pg.Client({ connectionString: before.url });
     await client.connect();
-    await client.query("insert into schema_migrations (id, name) values (9999, '9999_future.sql')");
+    await client.query("insert into ticketmx.schema_migrations (id, name) values (9999, '9999_future.sql')");
     await client.end();
     await before.stop();
 

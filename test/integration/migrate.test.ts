@@ -1,4 +1,5 @@
-// Migrations: applied once under the advisory lock even when instances start together.
+// Migrations: applied once under the advisory lock even when instances start together, inside
+// our own schema, with nothing left in public.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrate, readMigrations } from '../../src/db/migrate.js';
@@ -30,9 +31,18 @@ describe('migrate', () => {
     expect(results.filter((r) => r.length > 0)).toHaveLength(1);
     const client = new pg.Client({ connectionString: empty });
     await client.connect();
-    const { rows } = await client.query('select name from schema_migrations order by id');
-    await client.end();
-    expect(rows.map((r) => r.name)).toEqual(all.map((m) => m.name));
+    try {
+      const { rows } = await client.query('select name from ticketmx.schema_migrations order by id');
+      expect(rows.map((r) => r.name)).toEqual(all.map((m) => m.name));
+      const inPublic = await client.query(
+        `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public'
+         union all
+         select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public'`,
+      );
+      expect(inPublic.rows).toEqual([]);
+    } finally {
+      await client.end();
+    }
     expect(await migrate(empty)).toEqual([]);
   });
 
@@ -44,6 +54,14 @@ describe('migrate', () => {
     } finally {
       await db.drop();
     }
+  });
+
+  it('moves an existing installation into the schema before anything else runs', async () => {
+    // a later migration creates its objects in our schema and may refer to 0001's tables by their
+    // unqualified names, which only works once they have moved
+    const all = await readMigrations();
+    expect(all[0]?.name).toBe('0001_init.sql');
+    expect(all[1]?.name).toMatch(/^\d{4}_own_schema\.sql$/);
   });
 
   it('numbers migrations without gaps', async () => {

@@ -102,6 +102,13 @@ describe('bad values', () => {
     [{ SMTP_MAX_BUFFERED_BYTES: '2000000' }, 'SMTP_MAX_BUFFERED_BYTES'],
     [{ REPLY_ADDRESS_SECRET: 'short' }, 'REPLY_ADDRESS_SECRET'],
     [{ REPLY_ADDRESS_SECRET_PREVIOUS: 'a-previous-secret-0123' }, 'REPLY_ADDRESS_SECRET_PREVIOUS'],
+    [{ DATABASE_SCHEMA: 'public' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'pg_toast' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'TicketMX' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'ticket-mx' }, 'DATABASE_SCHEMA'],
+    [{ DATABASE_SCHEMA: 'x; drop table tickets' }, 'DATABASE_SCHEMA'],
+    [{ TICKET_CLOSED_STATUSES: ' , ' }, 'TICKET_CLOSED_STATUSES'],
+    [{ API_TOKEN: 'too-short' }, 'API_TOKEN'],
   ])('%j names %s', (env, name) => {
     let error: unknown;
     try {
@@ -123,6 +130,30 @@ const problemsOf = (env: Record<string, string>, options?: Parameters<typeof loa
   }
   return [];
 };
+
+describe('the schema, closed statuses and the API token', () => {
+  it('defaults to the ticketmx schema and a closed status of closed; API_TOKEN unset', () => {
+    expect(loadConfig({})).toMatchObject({
+      databaseSchema: 'ticketmx',
+      ticketClosedStatuses: ['closed'],
+      apiToken: null,
+    });
+  });
+
+  it("takes another schema and the CRM's own statuses as typed", () => {
+    expect(loadConfig({ DATABASE_SCHEMA: 'helpdesk_mail', TICKET_CLOSED_STATUSES: 'CLOSED, ARCHIVED' })).toMatchObject({
+      databaseSchema: 'helpdesk_mail',
+      ticketClosedStatuses: ['CLOSED', 'ARCHIVED'],
+    });
+  });
+
+  it('never echoes the API token', () => {
+    const token = 'tmx_0123456789abcdef0123456789abcdef0123456789a';
+    const shown = effectiveSettings(loadConfig({ API_TOKEN: token }), { API_TOKEN: token });
+    expect(JSON.stringify(shown)).not.toContain(token);
+    expect(problemsOf({ API_TOKEN: 'tmx_short' }).join('\n')).not.toContain('tmx_short');
+  });
+});
 
 describe('one list of settings', () => {
   it('lists every problem in one round, values and rules between them alike', () => {

@@ -7,6 +7,7 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import {
   type AttachmentRow,
   type Envelope,
+  type ForwardedMessage,
   findTicket,
   findTicketByNotification,
   type StoreResult,
@@ -23,6 +24,7 @@ import { idempotencyKey, type ParsedMessage, parseMessage, UnparseableMessage } 
 import { extractReply } from '../../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
 import { ticketReferences } from '../../mail/ticket-ref.js';
+import { isClosed } from '../../mail/ticket-status.js';
 import { logDecision, type Route, type SmtpContext, tnxOf } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
@@ -182,7 +184,10 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer, 
 
   // The bare support@ address: find the ticket in the message itself.
   const ticketRoutes = routes.filter((r): r is TicketRoute => r.kind === 'ticket');
-  const found = routes.some((r) => r.kind === 'support') ? await findSupportTicket(ctx, parsed) : null;
+  const reference = routes.some((r) => r.kind === 'support') ? await findSupportTicket(ctx, parsed) : null;
+  // a closed ticket takes no mail, whichever address it was found through
+  const closed = reference && isClosed(reference.ticket.status, config) ? reference.ticket.id : null;
+  const found = closed ? null : reference;
   for (const route of routes) {
     if (route.kind === 'postmaster') unrouted.push(unroutedRow(route.address, null, 'postmaster'));
     if (route.kind !== 'support') continue;
@@ -191,11 +196,12 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer, 
       fields.via = found.via;
     } else if (!found) {
       // other recipients take the message; this copy is kept, not lost
-      unrouted.push(unroutedRow(route.address, null, 'no ticket reference'));
+      unrouted.push(unroutedRow(route.address, closed, closed ? `ticket ${closed} is closed` : 'no ticket reference'));
     }
   }
   // Only support@ addresses, and none of them found a ticket: nobody takes the message.
-  if (!ticketRoutes.length && routes.every((r) => r.kind === 'support')) return { answer: reply.noTicket(), fields };
+  if (!ticketRoutes.length && routes.every((r) => r.kind === 'support'))
+    return { answer: closed ? reply.supportTicketClosed(closed) : reply.noTicket(), fields };
   fields.tickets = ticketRoutes.map((r) => r.ticket.id);
 
   // Auto-replies, bounces, loops and our own notifications never become ticket messages.
@@ -346,16 +352,18 @@ interface Body {
   replyText: string;
   fullText: string;
   removedText: string;
+  forwarded: ForwardedMessage | null;
   html: string | null;
 }
 
 /** What the ticket shows (the answer), and everything else kept beside it. */
 function bodyOf(parsed: ParsedMessage, fullText: string): Body {
-  const extracted = extractReply({ text: fullText, html: parsed.html });
+  const extracted = extractReply({ text: fullText, html: parsed.html, subject: parsed.subject });
   return {
     replyText: extracted.reply,
     fullText,
     removedText: extracted.removed,
+    forwarded: extracted.forwarded ?? null,
     html: parsed.html === null ? null : sanitizeHtml(parsed.html, parsed.text),
   };
 }

@@ -4,6 +4,7 @@
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { findTicket } from '../../db/queries.js';
 import { checkSignature, classifyRecipient } from '../../mail/address.js';
+import { isClosed } from '../../mail/ticket-status.js';
 import { logDecision, type SmtpContext } from '../context.js';
 import { failureTag, withDeadline } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
@@ -58,6 +59,7 @@ async function decide(
       try {
         const ticket = await withDeadline(findTicket(ctx.pool, ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
         if (!ticket) return { answer: reply.noSuchTicket(ticketId), ticket: ticketId };
+        if (isClosed(ticket.status, ctx.config)) return { answer: reply.ticketClosed(ticketId), ticket: ticketId };
         ctx.routes.set(address, { kind: 'ticket', ticket, address: address.address });
         return { answer: reply.ticketRecipient(), ticket: ticketId };
       } catch (err) {

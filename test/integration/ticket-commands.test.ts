@@ -1,0 +1,141 @@
+// CLI parity on our own tickets table: ticket list (status filter, JSON), ticket close (and the
+// server refusing the closed ticket at RCPT), api-token create.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { cleanEnv, runCli } from '../helpers/cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { startTestServer } from '../helpers/server.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+
+let db: TestDatabase;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  env = cleanEnv({ DATABASE_URL: db.plainUrl, MAIL_DOMAINS: 'flamecrm.ru' });
+});
+afterAll(async () => db?.drop());
+
+const cli = async (...args: string[]) => {
+  const r = await runCli(args, env);
+  return { ...r, json: () => JSON.parse(r.stdout) };
+};
+
+describe('ticket list', () => {
+  it('says so when there are no tickets', async () => {
+    const r = await cli('ticket', 'list');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('no tickets yet');
+  });
+
+  it('lists tickets newest first, filters by status without case, and prints JSON for scripts', async () => {
+    for (const subject of ['First', 'Second', 'Third'])
+      expect((await cli('ticket', 'create', '--subject', subject, '--requester', 'c@example.ru')).code).toBe(0);
+    await db.pool.query(
+      "update tickets set created_at = created_at - (interval '1 minute' * (3 - substr(id, 5)::int))",
+    );
+
+    const text = await cli('ticket', 'list');
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split(/\s+/)[0])).toEqual(['TKT-3', 'TKT-2', 'TKT-1']);
+    expect(lines[0]).toMatch(/^TKT-3 {2}open {2}\d{4}-\d\d-\d\dT\d\d:\d\dZ {5}0 msg {2}c@example\.ru {2}Third$/);
+
+    expect((await cli('ticket', 'close', 'TKT-2')).code).toBe(0);
+    const closed = (await cli('ticket', 'list', '--status', 'CLOSED', '--json')).json();
+    expect(closed).toEqual({
+      tickets: [
+        {
+          id: 'TKT-2',
+          subject: 'Second',
+          requester: 'c@example.ru',
+          status: 'closed',
+          createdAt: expect.any(String),
+          messages: 0,
+          lastMessageAt: null,
+        },
+      ],
+    });
+    const open = (await cli('ticket', 'list', '--status', 'open', '--json')).json();
+    expect(open.tickets.map((t: { id: string }) => t.id)).toEqual(['TKT-3', 'TKT-1']);
+    const one = await cli('ticket', 'list', '--limit', '1');
+    expect(one.stdout.trim().split('\n')).toHaveLength(1);
+    expect(one.stderr).toContain('--limit N for more');
+  });
+
+  it.each([
+    [['ticket', 'list', '--limit', '0'], /--limit must be a whole number/],
+    [['ticket', 'list', '--status', ' '], /--status needs a status/],
+    [['ticket', 'close'], /exactly one ticket id/],
+    [['ticket', 'close', 'nope'], /not a ticket id/],
+  ])('%j is a usage error', async (args, message) => {
+    const r = await runCli(args, env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+});
+
+describe('ticket close', () => {
+  it('closes a ticket; the server refuses replies to it at RCPT from then on', async () => {
+    expect(
+      (await cli('ticket', 'create', '--subject', 'To close', '--requester', 'c@example.ru', '--id', 'TKT-70')).code,
+    ).toBe(0);
+    const server = await startTestServer(db.url);
+    const rcpt = async () => {
+      const client = await SmtpClient.connect(server.port);
+      await client.command('EHLO mail.example.ru');
+      await client.command('MAIL FROM:<c@example.ru>');
+      const r = await client.command('RCPT TO:<support+TKT-70@flamecrm.ru>');
+      await client.quit();
+      return r;
+    };
+    try {
+      expect((await rcpt()).short).toBe('250 2.1.5');
+      const r = await cli('ticket', 'close', 'TKT-70', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json()).toMatchObject({ ticket: { id: 'TKT-70', status: 'closed' }, changed: true });
+      const refused = await rcpt();
+      expect(refused.short).toBe('550 5.1.1');
+      expect(refused.text).toBe('Ticket TKT-70 is closed and takes no more replies');
+      expect(server.logsWithCode('RCPT_TICKET_CLOSED')).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+    const again = await cli('ticket', 'close', 'TKT-70');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe('TKT-70 was already closed (closed)\n');
+  });
+
+  it('uses the first of TICKET_CLOSED_STATUSES, and knows the others as closed', async () => {
+    const custom = cleanEnv({ ...env, TICKET_CLOSED_STATUSES: 'done,archived' });
+    await cli('ticket', 'create', '--subject', 'Custom', '--requester', 'c@example.ru', '--id', 'TKT-71');
+    await db.pool.query("update tickets set status = 'Archived' where id = 'TKT-71'");
+    const already = await runCli(['ticket', 'close', 'TKT-71'], custom);
+    expect(already.stdout).toContain('TKT-71 was already closed (Archived)');
+    await cli('ticket', 'create', '--subject', 'Custom 2', '--requester', 'c@example.ru', '--id', 'TKT-72');
+    expect((await runCli(['ticket', 'close', 'TKT-72'], custom)).stdout).toContain('TKT-72 closed (done)');
+  });
+
+  it('is an error for a ticket that does not exist', async () => {
+    const r = await cli('ticket', 'close', 'TKT-404');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no such ticket TKT-404');
+  });
+});
+
+describe('api-token create', () => {
+  it('prints a new random token and the API_TOKEN line, which the configuration accepts', async () => {
+    const [a, b] = await Promise.all([
+      runCli(['api-token', 'create'], cleanEnv()),
+      runCli(['api-token', 'create'], cleanEnv()),
+    ]);
+    expect(a.code).toBe(0);
+    const [token, line] = a.stdout.trim().split('\n');
+    expect(token).toMatch(/^tmx_[A-Za-z0-9_-]{43}$/);
+    expect(line).toBe(`API_TOKEN=${token}`);
+    expect(b.stdout.split('\n')[0]).not.toBe(token);
+    expect(a.stderr).toContain('Authorization: Bearer');
+    expect(loadConfig({ API_TOKEN: token }).apiToken).toBe(token);
+  });
+});
