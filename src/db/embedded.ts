@@ -400,10 +400,16 @@ function readPidFile(file: string): { pid: number; port: number; status: string 
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: alive but not ours to signal
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // an exited orphan that its new parent has not reaped yet still answers signal 0
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: signal 0 is all there is
   }
 }
 
@@ -468,7 +474,11 @@ function isSameProcess(holder: Holder): boolean {
 
 function writeOwner(dataDir: string, supervises: boolean) {
   const holder: Holder = { pid: process.pid, start: processStart(process.pid), supervises };
-  fs.writeFileSync(ownerFile(dataDir), JSON.stringify(holder));
+  try {
+    fs.writeFileSync(ownerFile(dataDir), JSON.stringify(holder));
+  } catch {
+    // a full disk: the server runs all the same; a later start may then adopt it once more
+  }
 }
 
 function clearOwner(dataDir: string) {
