@@ -195,3 +195,30 @@ describe('the image', () => {
     expect(read('README.md')).toMatch(new RegExp(`image on Node ${major}\\b`));
   });
 });
+
+describe('package.json engines', () => {
+  /** The lowest Node a range admits: `>=22.12.0` → [22,12,0]; `^18.18 || >=20` → [18,18,0]. */
+  const floorOf = (range: string): number[] | null => {
+    const lows = range.split('||').map((alt) => {
+      const m = /(?:>=|\^|~|=)?\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(alt.trim());
+      return m ? [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)] : null;
+    });
+    if (lows.some((l) => l === null)) return null;
+    return (lows as number[][]).sort(compare)[0] ?? null;
+  };
+  const compare = (a: number[], b: number[]) => a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
+
+  it('promise no older Node than a production dependency declares', () => {
+    const pkg = JSON.parse(read('package.json')) as { engines: { node: string } };
+    const ours = floorOf(pkg.engines.node)!;
+    const lock = JSON.parse(read('package-lock.json')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean; engines?: { node?: string } }>;
+    };
+    const stricter = Object.entries(lock.packages)
+      .filter(([name, p]) => name && !p.dev && p.engines?.node)
+      .map(([name, p]) => ({ name, floor: floorOf(p.engines!.node!) }))
+      .filter((d) => d.floor && compare(d.floor, ours) > 0)
+      .map((d) => `${d.name} needs ${d.floor!.join('.')}`);
+    expect(stricter, `engines says ${pkg.engines.node}`).toEqual([]);
+  });
+});
