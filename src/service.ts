@@ -1,14 +1,19 @@
 // Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
-// pool, HTTP and SMTP. Used by `serve`, the tests and the benchmark alike. What is opened is
-// closed in reverse order: on stop, and when a later step of the start fails or is interrupted.
+// pool, HTTP, the outbox sender and SMTP. Used by `serve`, the tests and the benchmark alike.
+// What is opened is closed in reverse order: on stop, and when a later step of the start fails
+// or is interrupted.
+import path from 'node:path';
 import { type Config, ConfigError, effectiveSettings } from './config.js';
 import { type EmbeddedPostgres, embeddedPostgresInstalled, openEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
+import { outboxStats } from './db/outbox.js';
 import { createPool, type Pool } from './db/pool.js';
 import { inSchema } from './db/schema.js';
 import { type RunningHttp, startHttpServer } from './http.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { createSender, type Outbox, openOutbox } from './outbox/open.js';
+import type { Sender } from './outbox/sender.js';
 import { type RunningSmtp, startSmtpServer } from './smtp/server.js';
 
 export interface Database {
@@ -47,6 +52,9 @@ export interface Service {
   http: RunningHttp;
   pool: Pool;
   database: Database;
+  outbox: Outbox;
+  /** null with OUTBOX_SEND_IN_SERVE=false (a separate `ticket-mx outbox run` sends). */
+  sender: Sender | null;
   /** Graceful: idle SMTP sessions get 421 at once, messages in DATA are finished, then the rest. */
   close(): Promise<void>;
   /** Now: every SMTP session is cut, the embedded PostgreSQL is stopped (a second Ctrl-C). */
@@ -156,12 +164,33 @@ export function runService(config: Readonly<Config>, log: Logger, database?: Dat
       });
       stack.push({ name: 'pool', close: () => pool.end() });
       const metrics = createMetrics({ embedded: db.embedded });
+      const outbox = await openOutbox(config, pool);
+      metrics.outbox.stats = async () => {
+        const stats = await outboxStats(pool);
+        return stats.some((s) => s.kind === 'mail')
+          ? stats
+          : [...stats, { kind: 'mail', depth: 0, oldestDueSeconds: 0 }];
+      };
       // HTTP before SMTP: a port taken by another program stops the start before any mail is taken.
       const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
       stack.push({ name: 'HTTP', close: () => http.close() });
       interrupted();
+      // Closed after SMTP: what DATA commits while stopping is queued, and sent by the next start.
+      let sender: Sender | null = null;
+      if (!config.outboundSmtpUrl)
+        log[config.profile === 'production' ? 'warn' : 'info'](
+          { code: 'OUTBOX_FILE_SINK', dir: path.join(config.dataDir, 'outbox') },
+          `OUTBOUND_SMTP_URL is unset: notifications are written to ${path.join(config.dataDir, 'outbox')}, nothing leaves the machine`,
+        );
+      if (config.outboxSendInServe) {
+        const s = createSender(outbox, { config, pool, databaseUrl: db.url, log, metrics });
+        await s.start();
+        stack.push({ name: 'outbox sender', close: () => s.close() });
+        sender = s;
+      }
+      interrupted();
       // SMTP last, so that it closes first: no new connections, in-flight DATA commits before the pool ends.
-      const smtp = await startSmtpServer({ config, pool, log, metrics });
+      const smtp = await startSmtpServer({ config, pool, log, metrics, outbox });
       stack.push({ name: 'SMTP', close: () => smtp.close(), abort: () => smtp.abort() });
       interrupted();
       if (!config.tlsCertFile)
@@ -179,7 +208,7 @@ export function runService(config: Readonly<Config>, log: Logger, database?: Dat
         },
         `ticket-mx listening on ${config.smtpHost}:${smtp.port} (${config.profile} profile)`,
       );
-      return { smtp, http, pool, database: db, close, abort: () => stack.abort(log) };
+      return { smtp, http, pool, database: db, outbox, sender, close, abort: () => stack.abort(log) };
     } catch (err) {
       if (!(err instanceof StartInterrupted))
         log.error(

@@ -1,6 +1,7 @@
 // `ticket-mx serve`: the banner, the service, and the signals. The first SIGINT/SIGTERM stops
 // gracefully (also during start-up); a second one cuts the sessions, stops the embedded
 // PostgreSQL and exits; a third exits at once. A start step that fails exits non-zero.
+import path from 'node:path';
 import { type Config, effectiveSettings, loadConfig, settingsHelp } from '../config.js';
 import { createLogger } from '../log.js';
 import { runService, StartInterrupted } from '../service.js';
@@ -12,10 +13,13 @@ export const serve: Command = {
   help: () => `Usage: ticket-mx serve
 
 Runs the SMTP server on SMTP_HOST:SMTP_PORT (local profile 127.0.0.1:2525, production 0.0.0.0:25)
-and /healthz, /metrics on HTTP_PORT. Applies pending migrations first; without DATABASE_URL it
-runs and supervises an embedded PostgreSQL under DATA_DIR. Exits non-zero when a start step fails.
-SIGINT/SIGTERM stop it gracefully: idle sessions get 421 at once, messages in DATA are finished
-(committed or refused with 451) first. A second signal stops at once (PostgreSQL included).
+and /healthz, /metrics on HTTP_PORT, and the outbox sender (notifications through
+OUTBOUND_SMTP_URL, or .eml files under DATA_DIR/outbox/ when it is unset). Applies pending
+migrations first; without DATABASE_URL it runs and supervises an embedded PostgreSQL under
+DATA_DIR. Exits non-zero when a start step fails. SIGINT/SIGTERM stop it gracefully: idle
+sessions get 421 at once, messages in DATA are finished (committed or refused with 451) first,
+notifications being sent finish or are put back. A second signal stops at once (PostgreSQL
+included).
 
 Environment variables [default]:
 ${settingsHelp()}`,
@@ -56,6 +60,15 @@ ${settingsHelp()}`,
       io.err(
         `ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, ` +
           `health on http://${config.httpHost}:${service.http.port}/healthz`,
+      );
+      io.err(
+        `ticket-mx: notifications ${
+          !config.outboxSendInServe
+            ? 'are queued for a separate `ticket-mx outbox run` (OUTBOX_SEND_IN_SERVE=false)'
+            : config.outboundSmtpUrl
+              ? `go out through ${service.sender?.targets.mail}`
+              : `are written to ${path.join(config.dataDir, 'outbox')} (OUTBOUND_SMTP_URL is unset): nothing leaves the machine`
+        }`,
       );
       await stop;
       await run.close().catch((err: Error) => {

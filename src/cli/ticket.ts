@@ -1,12 +1,12 @@
-// `ticket-mx ticket create|show|list|close`: tickets from the command line, in our own table or
-// the CRM's behind the tickets view. What senders wrote is printed without control characters;
-// --json is for scripts.
-
+// `ticket-mx ticket create|reply|show|list|close`: tickets from the command line, in our own table
+// or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
+// printed without control characters; --json is for scripts.
 import type { VariableName } from '../config.js';
+import { listTicketOutbox } from '../db/outbox.js';
+import { withTransaction } from '../db/pool.js';
 import {
   type ForwardedMessage,
   findTicket,
-  insertTicket,
   listAttachments,
   listTicketMessages,
   listTickets,
@@ -17,19 +17,41 @@ import {
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
+import { notifyRules } from '../outbox/notify.js';
+import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
+import { describeNotification, rowJson } from './outbox.js';
 
 export const ticketCreate: Command = {
   name: 'ticket create',
-  summary: 'create a ticket and print its reply address',
-  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--id TKT-123] [--json]
+  summary: 'create a ticket, notify staff, print its reply address',
+  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--message TEXT] [--id TKT-123] [--json]
 
-Creates a ticket and prints its id and the reply address staff answer to.
+Creates a ticket and prints its id and the reply address staff answer to. In the same transaction
+the "ticket created" notification to NOTIFY_STAFF_TO is queued (the sender of serve, or
+ticket-mx outbox run, delivers it).
   --subject S         ticket subject (required)
   --requester EMAIL   the customer who opened it; may write to the ticket (required)
+  --message TEXT      the first message, from the requester: stored in the ticket and shown in
+                      the staff notification
   --id TKT-123        use this id instead of the next free number
-  --json              print the ticket as JSON`,
+  --json              print { "ticket", "replyAddress", "messageId", "outbox": [ids] }`,
   run: (args, io) => createTicket(args, io),
+};
+
+export const ticketReply: Command = {
+  name: 'ticket reply',
+  summary: 'store an answer of staff and mail it to the requester',
+  help: `Usage: ticket-mx ticket reply <id> --from EMAIL --message TEXT [--name NAME] [--json]
+
+Stores an answer typed by staff (as the CRM's API will) and, in the same transaction, queues its
+mail to the ticket's requester: from the support address, Reply-To the ticket, threaded into what
+the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed).
+  --from EMAIL        the staff member who answers (required)
+  --name NAME         their name
+  --message TEXT      the answer (required)
+  --json              print { "messageId", "outbox": [ids] }`,
+  run: (args, io) => replyToTicket(args, io),
 };
 
 export const ticketShow: Command = {
@@ -37,10 +59,11 @@ export const ticketShow: Command = {
   summary: 'show a ticket and the replies stored for it',
   help: `Usage: ticket-mx ticket show <id> [--json] [--full]
 
-Shows a ticket and its messages: the reply text by default.
+Shows a ticket, its messages (the reply text by default) and its notifications with their status.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "forwarded", "receivedAt", "attachments", ... } ] }
+                      "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
+                      "to", "event", "status", "lastReply", ... } ] }
 A message that forwards another shows the note above it, then "forwarded from X on D" with the
 forwarded text.`,
   run: (args, io) => showTicket(args, io),
@@ -91,6 +114,7 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, {
     subject: { type: 'string' },
     requester: { type: 'string' },
+    message: { type: 'string' },
     id: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -100,17 +124,78 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   const id = values.id === undefined ? undefined : normaliseTicketId(values.id);
   return withDatabase(async (pool, config) => {
     if (id && (await findTicket(pool, id))) throw new Error(`ticket ${id} already exists`);
-    const ticket = await insertTicket(pool, {
-      id,
-      subject: values.subject!.trim(),
-      requester: values.requester!.toLowerCase(),
-    }).catch((err: unknown) => {
+    const created = await withTransaction(pool, (tx) =>
+      createTicketWithMessage(
+        tx,
+        {
+          id,
+          subject: values.subject!.trim(),
+          requester: values.requester!,
+          message: values.message?.trim() ? { text: values.message.trim() } : undefined,
+          source: 'cli',
+        },
+        notifyRules(config),
+      ),
+    ).catch((err: unknown) => {
       throw readOnlyView(err, 'ticket create');
     });
+    const { ticket } = created;
     const address = replyAddress(ticket.id, config);
-    if (values.json) io.out(JSON.stringify({ ticket: ticketJson(ticket), replyAddress: address }, null, 2));
-    else io.out(`${ticket.id}\nreply address: ${address}`);
+    if (values.json) {
+      const json = { ticket: ticketJson(ticket), replyAddress: address, messageId: created.messageId };
+      io.out(JSON.stringify({ ...json, outbox: created.outboxIds }, null, 2));
+      return 0;
+    }
+    io.out(`${ticket.id}\nreply address: ${address}`);
+    io.out(
+      created.outboxIds.length
+        ? `staff notification queued: outbox ${created.outboxIds.join(', ')} (ticket-mx outbox show ${created.outboxIds[0]})`
+        : 'no staff notification: NOTIFY_STAFF_TO is empty',
+    );
     return 0;
+  });
+}
+
+async function replyToTicket(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { from: { type: 'string' }, name: { type: 'string' }, message: { type: 'string' }, json: { type: 'boolean' } },
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError('ticket reply needs exactly one ticket id');
+  const id = normaliseTicketId(positionals[0]!);
+  if (!values.from || !EMAIL_RE.test(values.from))
+    throw new UsageError('ticket reply needs --from with an email address');
+  if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
+  return withDatabase(async (pool, config) => {
+    try {
+      const stored = await withTransaction(pool, (tx) =>
+        storeStaffAnswer(
+          tx,
+          {
+            ticketId: id,
+            author: { address: values.from!, name: values.name },
+            text: values.message!.trim(),
+            source: 'cli',
+          },
+          notifyRules(config),
+        ),
+      );
+      if (values.json) io.out(JSON.stringify({ messageId: stored.messageId, outbox: stored.outboxIds }, null, 2));
+      else
+        io.out(
+          `message ${stored.messageId} stored in ${id}\n${
+            stored.outboxIds.length
+              ? `mail to the requester queued: outbox ${stored.outboxIds.join(', ')}`
+              : 'nothing mailed: NOTIFY_REQUESTER=false, or the requester wrote it'
+          }`,
+        );
+      return 0;
+    } catch (err) {
+      if (!(err instanceof NoSuchTicket)) throw err;
+      io.err(`ticket-mx: no such ticket ${id}`);
+      return 1;
+    }
   });
 }
 
@@ -127,15 +212,17 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     const messages = await listTicketMessages(pool, id);
     const attachments = await listAttachments(
       pool,
-      messages.map((m) => m.rawMessageId),
+      messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),
     );
-    const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
+    const filesOf = (m: StoredTicketMessage) => (m.rawMessageId && attachments.get(m.rawMessageId)) || [];
+    const notifications = await listTicketOutbox(pool, id);
     if (values.json) {
       io.out(
         JSON.stringify(
           {
             ticket: ticketJson(ticket),
             messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
+            notifications: notifications.map(rowJson),
           },
           null,
           2,
@@ -154,9 +241,11 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
       );
       out(`    subject: ${m.subject ?? ''}`);
-      out(
-        `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
-      );
+      if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'the command line' : 'the HTTP API'}`);
+      else
+        out(
+          `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+        );
       if (m.authVerdict) {
         out(`    auth: ${describeChecks(m.authResults)}`);
         out(
@@ -174,6 +263,8 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         }
       }
     }
+    if (notifications.length) out(`\n  ${notifications.length} notification${notifications.length === 1 ? '' : 's'}`);
+    for (const n of notifications) out(`    ${describeNotification(n)}`);
     return 0;
   }, READ_ONLY);
 }
@@ -322,5 +413,6 @@ function messageJson(m: StoredTicketMessage, full: boolean) {
     },
     auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
     rawMessageId: m.rawMessageId,
+    source: m.source,
   };
 }

@@ -1,11 +1,15 @@
 // The PostgreSQL pool with the timeouts pg leaves unset (connect waits forever by default,
-// query_timeout does not cancel server-side). Writes are single statements (store_message).
+// query_timeout does not cancel server-side), withTransaction for writes of several statements,
+// and withCancellation for a statement a deadline must be able to stop. A message over SMTP is
+// still one statement (store_message_with_outbox).
 import net from 'node:net';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
 export type Pool = pg.Pool;
 export type Db = pg.Pool | pg.PoolClient;
+
+export const isPool = (db: Db): db is Pool => db instanceof pg.Pool;
 
 export interface PoolOptions {
   connectionString: string;
@@ -46,12 +50,16 @@ export function createPool(options: PoolOptions): Pool {
 export async function withCancellation<T>(pool: Pool, signal: AbortSignal, fn: (db: Db) => Promise<T>): Promise<T> {
   signal.throwIfAborted();
   const client = await pool.connect();
+  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+  const onError = () => {};
+  client.on('error', onError);
   let cancelled = false;
   const cancel = () => {
     cancelled = true;
     cancelBackend(client);
   };
   if (signal.aborted) {
+    client.off('error', onError);
     client.release();
     signal.throwIfAborted();
   }
@@ -60,6 +68,7 @@ export async function withCancellation<T>(pool: Pool, signal: AbortSignal, fn: (
     return await fn(client);
   } finally {
     signal.removeEventListener('abort', cancel);
+    client.off('error', onError);
     client.release(cancelled);
   }
 }
@@ -83,4 +92,30 @@ function cancelBackend(client: pg.PoolClient): void {
   socket.on('error', () => {}); // nothing to do: the statement then ends at statement_timeout
   socket.on('connect', () => socket.end(request));
   socket.unref();
+}
+
+/**
+ * Runs fn inside BEGIN … COMMIT on one client of the pool; any error rolls back and is rethrown.
+ * What fn writes (outbox rows included) becomes visible, and NOTIFY is delivered, only on commit.
+ */
+export async function withTransaction<T>(pool: Pool, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | undefined;
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch((e: Error) => {
+      broken = e; // not given back to the pool: destroyed
+    });
+    throw err;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
 }

@@ -1,7 +1,8 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised, unqualified
 // (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
 // view over its table): findTicket is the one place the receiver reads it.
-import { type Db, type Pool, withCancellation } from './pool.js';
+import { type NewOutboxRow, outboxJson } from './outbox.js';
+import { type Db, isPool, withCancellation } from './pool.js';
 
 export interface Ticket {
   id: string;
@@ -177,12 +178,13 @@ export interface AttachmentRow {
 }
 
 /**
- * Everything of one message in one round trip and one transaction (the store_message function of
- * migration 0001): raw bytes, ticket messages, unrouted rows, NOTIFY on commit. Idempotent.
- * With `signal`, the statement is cancelled when it aborts (the DATA deadline).
+ * Everything of one message in one round trip and one transaction: raw bytes, ticket messages,
+ * unrouted rows, NOTIFY on commit (store_message); with outbox rows, store_message_with_outbox
+ * (the outbox migration) also queues the notifications of the ticket messages actually inserted.
+ * Idempotent. With `signal`, the statement is cancelled when it aborts (the DATA deadline).
  */
 export async function storeMessage(
-  pool: Pool,
+  db: Db,
   m: {
     bytes: Buffer;
     sha256: Buffer;
@@ -190,22 +192,35 @@ export async function storeMessage(
     unrouted: UnroutedMessageRow[];
     attachments: AttachmentRow[];
     maxPerHour: number;
+    /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
+    outbox?: NewOutboxRow[];
   },
   options: { signal?: AbortSignal } = {},
 ): Promise<StoreResult> {
-  const run = (db: Db) => storeMessageOn(db, m);
-  return options.signal ? withCancellation(pool, options.signal, run) : run(pool);
+  const run = (on: Db) => storeMessageOn(on, m);
+  // a client inside a transaction of the caller's is the caller's to stop
+  return options.signal && isPool(db) ? withCancellation(db, options.signal, run) : run(db);
 }
 
 async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Promise<StoreResult> {
+  const outbox = m.outbox ?? [];
   const { rows } = await db.query<{
     raw_message_id: string | null;
     stored: number;
     existing_raw_message_id: string | null;
     rate_limited_ticket: string | null;
   }>({
-    name: 'store_message',
-    text: 'select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket from store_message($1, $2, $3, $4, $5, $6, $7)',
+    ...(outbox.length
+      ? {
+          name: 'store_message_with_outbox',
+          text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+                   from store_message_with_outbox($1, $2, $3, $4, $5, $6, $7, $8)`,
+        }
+      : {
+          name: 'store_message',
+          text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+                   from store_message($1, $2, $3, $4, $5, $6, $7)`,
+        }),
     values: [
       m.sha256,
       m.bytes,
@@ -222,6 +237,7 @@ async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Pr
       ),
       m.attachments.map((a) => a.content),
       m.maxPerHour,
+      ...(outbox.length ? [outboxJson(outbox)] : []),
     ],
   });
   const r = rows[0]!;
@@ -270,6 +286,20 @@ export async function listAttachments(db: Db, rawMessageIds: string[]): Promise<
   const byMessage = new Map<string, StoredAttachment[]>();
   for (const { rawMessageId, ...a } of rows) byMessage.set(rawMessageId, [...(byMessage.get(rawMessageId) ?? []), a]);
   return byMessage;
+}
+
+/** The files of one raw message that were attached (not inline in its HTML), with their bytes. */
+export async function listAttachedFiles(
+  db: Db,
+  rawMessageId: string,
+): Promise<{ filename: string | null; contentType: string; bytes: Buffer }[]> {
+  const { rows } = await db.query<{ filename: string | null; contentType: string; bytes: Buffer }>({
+    name: 'list_attached_files',
+    text: `select filename, content_type as "contentType", bytes
+             from attachments where raw_message_id = $1 and not inline order by position`,
+    values: [rawMessageId],
+  });
+  return rows;
 }
 
 // PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
@@ -335,24 +365,76 @@ function unroutedJson(m: UnroutedMessageRow) {
 export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempotencyKey'> &
   Omit<Envelope, 'clientIp'> & {
     id: string;
-    rawMessageId: string;
+    /** null for a message that did not come over SMTP (source cli or api). */
+    rawMessageId: string | null;
+    source: MessageSource;
     clientIp: string | null;
     receivedAt: Date;
   };
 
+/** Where a ticket message came from: a mail, `ticket create --message`, the HTTP API. */
+export type MessageSource = 'smtp' | 'cli' | 'api';
+
+const MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
+  author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
+  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", forwarded, html,
+  message_id as "messageId",
+  in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
+  client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
+  tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
+  auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"`;
+
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>(
-    `select id, ticket_id as "ticketId", raw_message_id as "rawMessageId", author_address as "authorAddress",
-        author_name as "authorName", author_role as "authorRole", subject, reply_text as "replyText",
-        full_text as "fullText", removed_text as "removedText", forwarded, html, message_id as "messageId",
-        in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
-        client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
-        tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
-        auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"
-     from ticket_messages where ticket_id = $1 order by received_at, id`,
+    `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 order by received_at, id`,
     [ticketId],
   );
   return rows;
+}
+
+/** A ticket message that did not come over SMTP: no raw bytes, no envelope, no verdicts. */
+export interface TypedTicketMessage {
+  ticketId: string;
+  /** A retry with the same key adds no row (e.g. the HTTP API's Idempotency-Key). */
+  idempotencyKey: string;
+  source: Exclude<MessageSource, 'smtp'>;
+  authorAddress: string;
+  authorName: string | null;
+  authorRole: 'staff' | 'requester';
+  subject: string | null;
+  text: string;
+  html: string | null;
+}
+
+/**
+ * Inserts one typed ticket message, with the same NOTIFY ticket_message on commit as store_message.
+ * Returns its id; null when a message with this key already exists in the ticket.
+ */
+export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promise<string | null> {
+  const { rows } = await db.query<{ id: string }>({
+    name: 'insert_ticket_message',
+    text: `with inserted as (
+             insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_name,
+                                          author_role, subject, reply_text, full_text, html, rcpt_to)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, '{}')
+             on conflict (ticket_id, idempotency_key) do nothing
+             returning id, ticket_id
+           )
+           select id, pg_notify('ticket_message', json_build_object('ticket', ticket_id, 'id', id)::text)::text
+             from inserted`,
+    values: [
+      m.ticketId,
+      m.idempotencyKey,
+      m.source,
+      m.authorAddress,
+      m.authorName,
+      m.authorRole,
+      m.subject,
+      m.text.replace(NUL, ''),
+      m.html?.replace(NUL, '') ?? null,
+    ],
+  });
+  return rows[0]?.id ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,7 +453,8 @@ export interface ReprocessCandidate {
 export async function countReprocessCandidates(db: Db, filter: { ticketId?: string; since?: Date }): Promise<number> {
   const { rows } = await db.query<{ n: number }>(
     `select count(*)::int as n from ticket_messages
-      where ($1::text is null or ticket_id = $1) and ($2::timestamptz is null or received_at >= $2)`,
+      where raw_message_id is not null -- typed messages (cli, api) have no raw bytes to derive from
+        and ($1::text is null or ticket_id = $1) and ($2::timestamptz is null or received_at >= $2)`,
     [filter.ticketId ?? null, filter.since ?? null],
   );
   return rows[0]!.n;

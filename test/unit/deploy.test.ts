@@ -165,9 +165,11 @@ describe('the image', () => {
       'package-lock.json',
       'package.json',
       'src',
+      'templates',
       'tsconfig.build.json',
       'tsconfig.json',
     ]);
+    for (const lang of ['ru', 'en']) expect([...files].some((f) => f.startsWith(`templates/${lang}/`))).toBe(true);
     for (const m of await readMigrations()) expect(files.has(`migrations/${m.name}`)).toBe(true);
     expect(files.has('bin/ticket-mx.js')).toBe(true);
     expect([...files].filter((f) => /(^|\/)(test|data|node_modules)\//.test(f))).toEqual([]);
