@@ -1,6 +1,7 @@
 // `ticket-mx ticket create|reply|show|list|close`: tickets from the command line, in our own table
 // or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
 // printed without control characters; --json is for scripts.
+import type { VariableName } from '../config.js';
 import { listTicketOutbox } from '../db/outbox.js';
 import { withTransaction } from '../db/pool.js';
 import {
@@ -93,6 +94,9 @@ mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket ch
   --json              print the ticket as JSON`,
   run: (args, io) => closeTicket(args, io),
 };
+
+/** What commands that only read need not be given: MAIL_DOMAINS names no reply address here. */
+const READ_ONLY = { unused: ['MAIL_DOMAINS'] as VariableName[] };
 
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
 
@@ -273,7 +277,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
           `${r.messageId ? `  ${r.messageId}` : ''}\n    ${r.reply}${r.reason ? `\n    ${r.reason}` : ''}`,
       );
     return 0;
-  });
+  }, READ_ONLY);
 }
 
 async function listAll(args: string[], io: Out): Promise<number> {
@@ -306,7 +310,7 @@ async function listAll(args: string[], io: Out): Promise<number> {
       );
     if (tickets.length === limit) io.err(`(the newest ${limit}; --limit N for more)`);
     return 0;
-  });
+  }, READ_ONLY);
 }
 
 async function closeTicket(args: string[], io: Out): Promise<number> {

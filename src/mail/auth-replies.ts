@@ -1,6 +1,6 @@
-// The replies authorize() gives when it does not accept: a 550 5.7.x or a 451 4.7.x with a text a
-// person can act on. Below smtp/ and mail/authorize alike; the catalogue (src/smtp/reply.ts) lists
-// them as DATA_AUTH_REJECTED and DATA_AUTH_TEMPFAIL.
+// The words of an authorization refusal: RFC 7372 codes where one fits, RFC 3463 otherwise. Part
+// of the finding of authorize() (what it stores with the message, what `monitor` would have said);
+// the SMTP layer sends them as DATA_AUTH_REJECTED (550 5.7.x) or DATA_AUTH_TEMPFAIL (451 4.7.x).
 
 /** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
 export interface AuthReply {

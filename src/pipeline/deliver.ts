@@ -23,18 +23,24 @@ export async function deliver(
   config: Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay'>,
   analysis: Stored,
   message: { raw: Buffer; sha256: Buffer; network: string },
+  /** The deadline: cancels the statement (or keeps it from starting). */
+  signal?: AbortSignal,
 ): Promise<Outcome> {
   const { facts, rows } = analysis;
   const store = (db: Parameters<typeof storeMessage>[0]) =>
-    storeMessage(db, {
-      bytes: message.raw,
-      sha256: message.sha256,
-      ticketMessages: rows.ticketMessages,
-      unrouted: rows.unrouted,
-      attachments: rows.attachments,
-      maxPerHour: config.ticketMaxMessagesPerHour,
-      outbox: rows.outbox,
-    });
+    storeMessage(
+      db,
+      {
+        bytes: message.raw,
+        sha256: message.sha256,
+        ticketMessages: rows.ticketMessages,
+        unrouted: rows.unrouted,
+        attachments: rows.attachments,
+        maxPerHour: config.ticketMaxMessagesPerHour,
+        outbox: rows.outbox,
+      },
+      signal ? { signal } : {},
+    );
   const budget = config.unroutedMaxBytesPerNetworkPerDay;
   let result: StoreResult;
   try {

@@ -19,10 +19,14 @@ export class Pipeline {
   async process(input: PipelineInput, signal?: AbortSignal): Promise<Outcome> {
     const { analysis, raw, sha256 } = await this.workers.analyse(input, signal);
     if (analysis.kind !== 'store') return analysis;
-    return deliver(this.db, this.config, analysis, { raw, sha256, network: input.network });
+    return deliver(this.db, this.config, analysis, { raw, sha256, network: input.network }, signal);
   }
 
+  private closed: Promise<void> | null = null;
+
+  /** Once, however often it is called (stop and abort both may). */
   close(): Promise<void> {
-    return this.workers.close();
+    this.closed ??= this.workers.close();
+    return this.closed;
   }
 }

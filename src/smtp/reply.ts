@@ -1,5 +1,7 @@
 // SmtpReply and its named factories: the only place reply codes and log codes are written.
-// The catalogue below is the contract; a test keeps the README's table equal to it.
+// The catalogue below is the contract; a test keeps the README's table equal to it. The exact
+// 5.7.x / 4.7.x of an authorization refusal is the finding's (src/mail/auth-replies.ts).
+import type { AuthReply } from '../mail/auth-replies.js';
 
 export interface CatalogueEntry {
   code: number;
@@ -134,7 +136,16 @@ export const CATALOGUE = {
   DATA_TEMPFAIL: {
     code: 451,
     enhanced: '4.3.0',
-    when: 'database error, pool timeout or our deadline while storing; nothing stored',
+    when:
+      'database error or pool timeout while storing; nothing is stored, unless the connection broke during the ' +
+      'commit, and then the retry is recognised',
+  },
+  DATA_DEADLINE: {
+    code: 451,
+    enhanced: '4.3.0',
+    when:
+      'our deadline (HOOK_TIMEOUT_MS) passed while storing; the statement is cancelled, but if the commit was ' +
+      'already done the message is stored and the retry is answered DATA_DUPLICATE',
   },
   DATA_AUTH_REJECTED: {
     code: 550,
@@ -182,6 +193,11 @@ export const CATALOGUE = {
     when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
   },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
+  SMTP_SHUTTING_DOWN: {
+    code: 421,
+    enhanced: '4.3.2',
+    when: 'we are stopping: an idle session at once, a session in DATA right after the reply to its message',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type LogCode = keyof typeof CATALOGUE;
@@ -217,8 +233,6 @@ export class SmtpReply {
     return Object.assign(new Error(this.message), { responseCode: this.code });
   }
 }
-
-import type { AuthReply } from '../mail/auth-replies.js';
 
 export const reply = {
   // smtp-server writes the text of a successful MAIL FROM / RCPT TO itself ("Accepted")
@@ -314,7 +328,16 @@ export const reply = {
       `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
     ),
   dataTempfail: (tag: string) =>
-    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
+    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
+  // The statement is cancelled when the deadline fires, but a commit already under way cannot be:
+  // the words must not promise that nothing was stored.
+  dataDeadline: () =>
+    new SmtpReply(
+      'DATA_DEADLINE',
+      'Temporary local problem: the message may have been stored; a retry is recognised [DEADLINE]',
+    ),
+  shuttingDown: (hostname: string) =>
+    new SmtpReply('SMTP_SHUTTING_DOWN', `${hostname} Service shutting down, please try again later`),
 };
 
 /** `message-id` → `Message-ID`, as the field is usually written. */
@@ -324,7 +347,3 @@ function displayName(field: string): string {
   if (field === 'x-ticket-id') return 'X-Ticket-ID';
   return field.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
-
-// The authorization replies live below both layers (mail/authorize decides them, the DATA phase
-// sends them): their codes are listed in src/mail/auth-replies.ts.
-export { type AuthReply, authReplies } from '../mail/auth-replies.js';

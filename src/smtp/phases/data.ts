@@ -8,7 +8,7 @@ import { inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
 import type { Facts, Outcome, Route } from '../../pipeline/types.js';
-import { logDecision, type SmtpContext } from '../context.js';
+import { logDecision, type SmtpContext, tnxOf } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { networkKey } from '../limits.js';
 import { reply, type SmtpReply } from '../reply.js';
@@ -124,47 +124,64 @@ export function onData(ctx: SmtpContext) {
         return answer(replyTo({ ...problem, facts: {} }), {});
       }
 
-      const abort = new AbortController();
       let settled = false;
-      // The deadline answers 451 and lets the commit run on: if it still commits, the sender's
-      // retry is recognised as a duplicate, so nothing is lost and nothing is stored twice. Work
-      // not yet committed (waiting for its turn, in a worker) is given up.
+      // The deadline answers 451 and cancels the statement (or keeps it from starting), so that
+      // work does not pile up behind a client that was told to retry; work not yet committed
+      // (waiting for its turn, in a worker) is given up. A commit already under way cannot be
+      // cancelled: the reply says so, the late commit is logged, and the sender's retry is
+      // recognised as a duplicate, so nothing is lost and nothing is stored twice.
+      const deadline = new AbortController();
       const timer = setTimeout(() => {
         settled = true;
-        abort.abort();
-        answer(reply.dataTempfail('DEADLINE'), { err: new DeadlineExceeded('DATA', config.hookTimeoutMs).message });
+        const err = new DeadlineExceeded('DATA', config.hookTimeoutMs);
+        deadline.abort(err);
+        answer(reply.dataDeadline(), { err: err.message });
       }, config.hookTimeoutMs);
+      const late = (code: 'DATA_LATE_COMMIT' | 'DATA_LATE_ABANDONED', fields: Record<string, unknown>) => {
+        const ms = Math.round(performance.now() - started);
+        ctx.metrics.lateOutcomes.inc({ code });
+        ctx.log[code === 'DATA_LATE_COMMIT' ? 'warn' : 'info'](
+          { code, cid: session.id, tnx: tnxOf(session), ip: session.remoteAddress, ms, ...fields },
+          code,
+        );
+      };
+      const failed = (err: unknown) => {
+        clearTimeout(timer);
+        const tag = failureTag(err);
+        const message = (err as Error)?.message ?? String(err);
+        if (tag === 'DISK_FULL')
+          ctx.log.error(
+            { code: 'DB_DISK_FULL', cid: session.id, tnx: tnxOf(session), err: message },
+            'PostgreSQL cannot write: its disk is full. Mail gets 451 until space is freed',
+          );
+        if (settled) return late('DATA_LATE_ABANDONED', { err: message });
+        if (err instanceof Overloaded) return answer(reply.overloaded(), { network, err: message });
+        answer(reply.dataTempfail(tag), { err: message });
+      };
       // a report about a notification we sent (bounces+<id>.<mac>@): its own module, never a ticket message
       if (routes.some((r) => r.kind === 'bounce')) {
         storeDeliveryReport(ctx, raw, routes, envelopeOf(session))
-          .then(
-            ({ answer: r, fields }) => {
-              clearTimeout(timer);
-              if (!settled) answer(r, fields);
-            },
-            (err: unknown) => {
-              clearTimeout(timer);
-              if (!settled)
-                answer(reply.dataTempfail(failureTag(err)), { err: (err as Error)?.message ?? String(err) });
-            },
-          )
+          .then(({ answer: r, fields }) => {
+            clearTimeout(timer);
+            if (!settled) answer(r, fields);
+            else late(r.ok ? 'DATA_LATE_COMMIT' : 'DATA_LATE_ABANDONED', { outcome: r.logCode, ...fields });
+          }, failed)
           .finally(release);
         return;
       }
-      process(ctx, session, raw, routes, network, abort.signal, release)
-        .then(
-          (outcome) => {
-            clearTimeout(timer);
-            if (!settled)
-              answer(replyTo(outcome), { ...outcome.facts, ...('limit' in outcome ? { limit: outcome.limit } : {}) });
-          },
-          (err: unknown) => {
-            clearTimeout(timer);
-            if (settled) return;
-            if (err instanceof Overloaded) return answer(reply.overloaded(), { network, err: err.message });
-            answer(reply.dataTempfail(failureTag(err)), { err: (err as Error)?.message ?? String(err) });
-          },
-        )
+      process(ctx, session, raw, routes, network, deadline.signal, release)
+        .then((outcome) => {
+          clearTimeout(timer);
+          const r = replyTo(outcome);
+          const facts = { ...outcome.facts, ...('limit' in outcome ? { limit: outcome.limit } : {}) };
+          if (!settled) answer(r, facts);
+          else
+            late(r.ok ? 'DATA_LATE_COMMIT' : 'DATA_LATE_ABANDONED', {
+              outcome: r.logCode,
+              reply: r.toString(),
+              ...facts,
+            });
+        }, failed)
         .finally(release);
     });
   };
