@@ -15,7 +15,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { dkimSign } from 'mailauth';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { freePort, openEmbeddedPostgres } from '../src/db/embedded.js';
@@ -24,6 +23,7 @@ import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
 import { type HostileMessage, hostileMessages } from '../test/helpers/hostile.js';
+import { gmailReply, signed } from './messages.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -96,7 +96,9 @@ async function main() {
     if (!opts['smtp-source']) {
       process.stderr.write(`signing ${MESSAGES} messages with DKIM (rsa-sha256, 2048 bits)…\n`);
       // a Message-ID of its own per run, or the second run would be retries of the first
-      for (let i = 0; i < MESSAGES; i++) messages.push(await signed(buildMessage(i, runs.length), dkimKey));
+      for (let i = 0; i < MESSAGES; i++) messages.push(
+          await signed(gmailReply({ i, run: runs.length, ticket: FIRST_TICKET + (i % TICKETS), size: SIZE }), dkimKey),
+        );
     }
     const sinkOf = notify ? sink : null;
     const hostile = Number(opts.hostile)
@@ -324,44 +326,6 @@ interface LoadResult {
   errors: number;
   errorSamples: string[];
   latencies: number[];
-}
-
-/** A Gmail-shaped reply: multipart/alternative, the answer on top, the notification quoted. */
-function buildMessage(i: number, run = 0): Buffer {
-  const ticket = FIRST_TICKET + (i % TICKETS);
-  const boundary = `000000000000bench${i}`;
-  const head =
-    `From: =?UTF-8?B?0JjQstCw0L0g0J/QtdGC0YDQvtCy?= <ivan@flamecrm.ru>\r\nTo: support+TKT-${ticket}@flamecrm.ru\r\n` +
-    `Subject: Re: [TKT-${ticket}] Printer on fire\r\nDate: ${new Date().toUTCString()}\r\n` +
-    `Message-ID: <bench-${process.pid}-${run}-${i}@mail.flamecrm.ru>\r\nIn-Reply-To: <notify-TKT-${ticket}@flamecrm.ru>\r\n` +
-    `References: <notify-TKT-${ticket}@flamecrm.ru>\r\nMIME-Version: 1.0\r\n` +
-    `Content-Type: multipart/alternative; boundary="${boundary}"\r\n\r\n`;
-  const quoteLine = 'Новый комментарий в заявке: принтер на третьем этаже снова печатает пустые листы.';
-  const answer = 'Заменили картридж, всё печатает. Проверьте, пожалуйста.';
-  const attribution = `чт, 26 нояб. 2026 г. в 10:00, FlameCRM <support+TKT-${ticket}@flamecrm.ru>:`;
-  let quotedText = '';
-  let quotedHtml = '';
-  // fill to about SIZE bytes, split between the two parts
-  while (Buffer.byteLength(head + quotedText + quotedHtml) < SIZE - 900) {
-    quotedText += `> ${quoteLine}\r\n`;
-    quotedHtml += `${quoteLine}<br>\r\n`;
-  }
-  const text = `${answer}\r\n\r\n${attribution}\r\n\r\n${quotedText}`;
-  const html =
-    `<div dir="ltr">${answer}</div><br><div class="gmail_quote gmail_quote_container"><div dir="ltr" class="gmail_attr">` +
-    `${attribution.replace(/</g, '&lt;').replace(/>/g, '&gt;')}<br></div>\r\n<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex">\r\n${quotedHtml}</blockquote></div>\r\n`;
-  return Buffer.from(
-    `${head}--${boundary}\r\nContent-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n` +
-      `--${boundary}\r\nContent-Type: text/html; charset="UTF-8"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${html}\r\n--${boundary}--\r\n`,
-  );
-}
-
-async function signed(message: Buffer, privateKey: string): Promise<Buffer> {
-  const options = {
-    signatureData: [{ signingDomain: 'flamecrm.ru', selector: 'mail', privateKey }],
-  } as unknown as Parameters<typeof dkimSign>[1];
-  const { signatures } = await dkimSign(message, options);
-  return Buffer.concat([Buffer.from(signatures), message]);
 }
 
 /** Dot-stuffed, with the final dot: what goes on the wire after 354. */

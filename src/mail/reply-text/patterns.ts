@@ -111,11 +111,24 @@ function verbAttribution(s: string, colon: boolean, decorated: boolean): Attribu
 }
 
 const WROTE_AT_END = new RegExp(`(?:${alternation(collect((l) => l.wrote))})\\s*[-–—_=~*]*$`, 'iu');
+/**
+ * The last character of every verb, compiled with the same flags: a line whose end (before any
+ * decoration) is none of them cannot end with a verb, and the alternation of all verbs, tried at
+ * every position, is not run on it (most lines of every message).
+ */
+const WROTE_LAST = new RegExp(
+  `[${unique(collect((l) => l.wrote).map((w) => [...w].at(-1)!))
+    .map((c) => c.replace(/[\]\\^-]/g, '\\$&'))
+    .join('')}][-–—_=~*\\s]*$`,
+  'iu',
+);
 
 /** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
 export function mayEndAttribution(line: string): boolean {
   const s = line.trimEnd();
-  return /[:：>]$|[-–—_=~*]{2}$|@\S+$/.test(s) || WROTE_AT_END.test(s.slice(-40));
+  if (/[:：>]$|[-–—_=~*]{2}$/.test(s) || (s.includes('@') && /@\S+$/.test(s))) return true;
+  const tail = s.slice(-40);
+  return WROTE_LAST.test(tail) && WROTE_AT_END.test(tail);
 }
 
 /**
@@ -139,7 +152,9 @@ export function attributionTail(line: string): number {
 
 /** "… the fix." ends a sentence; "… 2014 г." and "Fr., 28." end a date. */
 export function endsSentence(s: string): boolean {
-  const m = /([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
+  // The word starts where no letter or digit is before it: without the lookbehind the pattern is
+  // tried from every letter of a long word to its end (quadratic in the line's length).
+  const m = /(?<![\p{L}\p{N}])([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
   return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.has(m[1]!.toLowerCase());
 }
 
@@ -227,13 +242,31 @@ export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
 // Device and app footers.
 
 const FOOTER_WORDS = '[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}';
-const FOOTERS = new RegExp(
-  `^(?:${collect((l) => l.footers)
-    .map((f) => {
-      const parts = f.split('…').map((p) => escapeRegExp(p).replace(/ /g, '\\s+'));
-      return parts.length > 1 ? parts.join(FOOTER_WORDS) : `${parts[0]}(?:\\s+[^\\s,;:!?]{1,40}){0,6}`;
-    })
+const FOOTER_LIST = collect((l) => l.footers);
+const classOf = (chars: string[]) =>
+  `[${unique(chars)
+    .map((c) => c.replace(/[\]\\^-]/g, '\\$&'))
+    .join('')}]`;
+/**
+ * What a footer line must start with (the first letter of a footer that starts with a word), or end
+ * with (a footer that starts with a name, "… cihazımdan gönderildi"): one character class and a few
+ * words, with the flags of FOOTERS, tried before all 100-odd footers are (on most lines, in vain).
+ */
+const FOOTER_FIRST = new RegExp(
+  `^${classOf(FOOTER_LIST.filter((f) => !f.startsWith('…')).map((f) => [...f][0]!))}`,
+  'iu',
+);
+const FOOTER_TAIL = new RegExp(
+  `(?:${FOOTER_LIST.filter((f) => f.startsWith('…'))
+    .map((f) => escapeRegExp(f.split('…').at(-1)!).replace(/ /g, '\\s+'))
     .join('|')})[.!]?$`,
+  'iu',
+);
+const FOOTERS = new RegExp(
+  `^(?:${FOOTER_LIST.map((f) => {
+    const parts = f.split('…').map((p) => escapeRegExp(p).replace(/ /g, '\\s+'));
+    return parts.length > 1 ? parts.join(FOOTER_WORDS) : `${parts[0]}(?:\\s+[^\\s,;:!?]{1,40}){0,6}`;
+  }).join('|')})[.!]?$`,
   'iu',
 );
 /** Links a client appends to its footer: "<https://aka.ms/…>", "(http://…)", "[text](url)". */
@@ -243,13 +276,15 @@ const FOOTER_LINK =
 /** The whole line is a device or app footer ("Sent from my iPhone", "Отправлено из Почты Mail.ru"). */
 export function isFooter(line: string): boolean {
   if (line.length > 400) return false;
-  const s = line
-    .replace(FOOTER_LINK, (_all, text: string | undefined) => (text ? ` ${text}` : ''))
+  // every link of a footer is http(s): a line without one has none to take out
+  const s = (
+    /http/i.test(line) ? line.replace(FOOTER_LINK, (_all, text: string | undefined) => (text ? ` ${text}` : '')) : line
+  )
     .trim()
     .replace(/^[-–—_*\s(<[]+|[-–—_*\s)>\]]+$/g, '')
     .trim();
   if (s.length < 4 || s.length > 120) return false;
-  return FOOTERS.test(s);
+  return (FOOTER_FIRST.test(s) || FOOTER_TAIL.test(s)) && FOOTERS.test(s);
 }
 
 /** A mailing-list footer: "riak-users mailing list", a listinfo or unsubscribe link. */

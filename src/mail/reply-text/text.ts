@@ -27,11 +27,19 @@ export interface Split {
  * Whether a line can be where an attribution begins: the second half of a wrapped one starts
  * inside the address ("<a@b> kirjoitti:", "a@b> wrote:", "mailto:…", ">:"), never with a name.
  */
-const startsAttribution = (line: string) => !/^(?:[<>([]|mailto:|[^\s<>()[\]"'@]{1,64}@)/i.test(line.trim());
+const startsAttribution = (line: string) => {
+  const t = line.trim();
+  // the address alternative scans up to 64 characters: only worth it when there is an "@"
+  return !/^(?:[<>([]|mailto:)/i.test(t) && !(t.includes('@') && /^[^\s<>()[\]"'@]{1,64}@/.test(t));
+};
 const unclosedAddress = (joined: string) => joined.lastIndexOf('<') > joined.lastIndexOf('>');
 
 /** "Ann <" / "a@b> wrote:" and "<" / "mailto:Ann <a@b>" / ">" are one address once joined. */
-const unwrap = (joined: string) => joined.replace(/<\s+/g, '<').replace(/(?<!\s)\s+>/g, '>');
+const unwrap = (joined: string) => {
+  // most lines hold neither bracket: no new strings for them
+  const opened = joined.includes('<') ? joined.replace(/<\s+/g, '<') : joined;
+  return opened.includes('>') ? opened.replace(/(?<!\s)\s+>/g, '>') : opened;
+};
 
 export function textLines(text: string): Line[] {
   return text
@@ -137,7 +145,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       continue;
     }
     if (at(i).origin === 'maybe') continue;
-    if (isFooter(t) && ownAbove) {
+    if (ownAbove && isFooter(t)) {
       // A device footer is where the answer ends: below it, clients put the original, unquoted.
       const next = nextNonBlank(i + 1);
       if (next > i + 1 && !quoted(next) && at(next).origin === 'own') {

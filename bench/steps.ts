@@ -1,0 +1,163 @@
+// `npm run bench:steps`: the CPU one message costs in the pipeline's steps, in this process and on
+// one thread, without SMTP, worker threads or PostgreSQL: analyse() (src/pipeline/steps.ts) over the
+// bench's two shapes of message (the own DKIM-signed Gmail-shaped reply, and what smtp-source sends),
+// and each step alone. Sequential, after a warm-up, and in CPU time rather than wall time, so that it
+// reads nearly the same on a loaded machine. `--profile PREFIX` writes a V8 CPU profile of each
+// measured loop (without the set-up). A benchmark, not a test.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import type { Envelope, Ticket } from '../src/db/queries.js';
+import { authenticate } from '../src/mail/authenticate.js';
+import { createResolver } from '../src/mail/dns.js';
+import { parseMessage } from '../src/mail/parse.js';
+import { extractReply } from '../src/mail/reply-text.js';
+import { htmlToText, sanitizeHtml } from '../src/mail/sanitize.js';
+import { analyse, type PipelineWorld, sha256Of } from '../src/pipeline/steps.js';
+import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
+import { gmailReply, signed, smtpSourceMessage } from './messages.js';
+
+const STEPS = ['analyse', 'parse', 'authenticate', 'extract', 'sanitize', 'sha256'] as const;
+
+const { values: opts } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '2000' },
+    size: { type: 'string', default: '5000' },
+    shape: { type: 'string', default: 'gmail,smtp-source' },
+    step: { type: 'string', default: STEPS.join(',') },
+    profile: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+if (opts.help) {
+  console.log(`Usage: npm run bench:steps -- [options]
+  --messages N       messages of each shape (2000; 300 more warm up first)
+  --size BYTES       approximate message size (5000)
+  --shape LIST       gmail (DKIM-signed, multipart/alternative), smtp-source (plain text, no DKIM)
+  --step LIST        ${STEPS.join(', ')}
+  --profile PREFIX   a V8 CPU profile of each measured loop: PREFIX.<shape>.<step>.cpuprofile`);
+  process.exit(0);
+}
+
+const N = Number(opts.messages);
+const SIZE = Number(opts.size);
+const shapes = new Set(opts.shape.split(','));
+const steps = new Set(opts.step.split(','));
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+async function timed(label: string, n: number, fn: (i: number) => Promise<unknown> | unknown) {
+  // warm-up: the JIT, the DNS cache, the lazily loaded parts of mailauth and mailparser
+  for (let i = 0; i < 300; i++) await fn(i % n);
+  const session = opts.profile ? new Session() : null;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const before = cpuMs();
+  const wall = performance.now();
+  for (let i = 0; i < n; i++) await fn(i);
+  const us = ((cpuMs() - before) / n) * 1000;
+  const wallUs = ((performance.now() - wall) / n) * 1000;
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(`${opts.profile}.${label.replace(/\W+/g, '-')}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  }
+  console.log(`${label.padEnd(28)} ${us.toFixed(0).padStart(6)} µs CPU a message (${wallUs.toFixed(0)} µs wall)`);
+}
+
+async function main() {
+  const dns = await startDnsServer({
+    records: {
+      'flamecrm.ru': { TXT: ['v=spf1 ip4:127.0.0.0/8 -all'] },
+      '_dmarc.flamecrm.ru': { TXT: ['v=DMARC1; p=reject'] },
+    },
+  });
+  const key = publishDkimKey(dns, 'flamecrm.ru', 'mail');
+  // the bench's server settings: staff replies, notifications off
+  const config = loadConfig({
+    MAIL_DOMAINS: 'flamecrm.ru',
+    STAFF_SENDERS: '@flamecrm.ru',
+    AUTH_POLICY: 'monitor',
+    NOTIFY_REQUESTER: 'false',
+    NOTIFY_STAFF_TO: '',
+    DATA_DIR: '/tmp',
+  });
+  const resolver = createResolver({ servers: [dns.address], timeoutMs: 2000, cacheSeconds: config.dnsCacheSeconds });
+  const world: PipelineWorld = {
+    resolver,
+    findSupportTickets: async () => ({ header: null, subject: null, notification: null }),
+    unroutedBytesToday: async () => 0,
+  };
+  const address = 'support+TKT-900001@flamecrm.ru';
+  const ticket: Ticket = {
+    id: 'TKT-900001',
+    subject: 'Bench ticket',
+    requester: 'client@example.ru',
+    status: 'open',
+    createdAt: new Date(),
+  };
+  const envelope: Envelope = {
+    clientIp: '127.0.0.1',
+    clientHostname: null,
+    helo: 'bench.example',
+    mailFrom: 'ivan@flamecrm.ru',
+    rcptTo: [address],
+    tls: false,
+    tlsCipher: null,
+  };
+  for (const shape of ['gmail', 'smtp-source'] as const) {
+    if (!shapes.has(shape)) continue;
+    const messages: Buffer[] = [];
+    for (let i = 0; i < N; i++)
+      messages.push(
+        shape === 'gmail'
+          ? await signed(gmailReply({ i, ticket: 900001, size: SIZE }), key)
+          : smtpSourceMessage({ i, to: address, from: 'ivan@flamecrm.ru', size: SIZE }),
+      );
+    console.log(`-- ${shape} (${messages[0]!.length} bytes)`);
+    const parsed = await Promise.all(messages.map((m) => parseMessage(m)));
+    const step = (name: (typeof STEPS)[number], fn: (i: number) => unknown) =>
+      steps.has(name) ? timed(`${shape} ${name}`, N, fn) : undefined;
+    await step('analyse', (i) =>
+      analyse(
+        { raw: messages[i]!, envelope, routes: [{ kind: 'ticket', ticket, address }], network: '127.0.0.0/24' },
+        world,
+        config,
+      ),
+    );
+    await step('parse', (i) => parseMessage(messages[i]!));
+    await step('authenticate', (i) =>
+      authenticate({
+        message: messages[i]!,
+        ip: envelope.clientIp,
+        helo: envelope.helo!,
+        mailFrom: envelope.mailFrom!,
+        mta: config.smtpHostname,
+        resolver,
+      }),
+    );
+    await step('extract', (i) => {
+      const p = parsed[i]!;
+      return extractReply({ text: p.text || (p.html ? htmlToText(p.html) : ''), html: p.html, subject: p.subject });
+    });
+    await step('sanitize', (i) => {
+      const p = parsed[i]!;
+      return p.html === null ? null : sanitizeHtml(p.html, p.text);
+    });
+    await step('sha256', (i) => sha256Of(messages[i]!));
+  }
+  await dns.close();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
