@@ -96,7 +96,8 @@ async function main() {
     if (!opts['smtp-source']) {
       process.stderr.write(`signing ${MESSAGES} messages with DKIM (rsa-sha256, 2048 bits)…\n`);
       // a Message-ID of its own per run, or the second run would be retries of the first
-      for (let i = 0; i < MESSAGES; i++) messages.push(
+      for (let i = 0; i < MESSAGES; i++)
+        messages.push(
           await signed(gmailReply({ i, run: runs.length, ticket: FIRST_TICKET + (i % TICKETS), size: SIZE }), dkimKey),
         );
     }

@@ -39,7 +39,7 @@ export function smtpSourceMessage(o: { i: number; to: string; from: string; size
     `Message-Id: <${process.pid.toString(16)}.0001.${String(o.i).padStart(4, '0')}@bench>\r\n\r\n`;
   let body = '';
   for (let n = 1; body.length < o.size; n++) body += `${n % 10}${'X'.repeat(78)}\r\n`;
-  return Buffer.from(head + body.slice(0, o.size - 2) + '\r\n');
+  return Buffer.from(`${head}${body.slice(0, o.size - 2)}\r\n`);
 }
 
 export async function signed(message: Buffer, privateKey: string): Promise<Buffer> {

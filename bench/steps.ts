@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import type { Envelope, Ticket } from '../src/db/queries.js';
 import { authenticate } from '../src/mail/authenticate.js';
+import { keyCacheSwitch } from '../src/mail/dkim-keys.js';
 import { createResolver } from '../src/mail/dns.js';
 import { parseMessage } from '../src/mail/parse.js';
 import { extractReply } from '../src/mail/reply-text.js';
@@ -27,6 +28,7 @@ const { values: opts } = parseArgs({
     shape: { type: 'string', default: 'gmail,smtp-source' },
     step: { type: 'string', default: STEPS.join(',') },
     profile: { type: 'string' },
+    'no-key-cache': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -37,10 +39,12 @@ if (opts.help) {
   --size BYTES       approximate message size (5000)
   --shape LIST       gmail (DKIM-signed, multipart/alternative), smtp-source (plain text, no DKIM)
   --step LIST        ${STEPS.join(', ')}
+  --no-key-cache     DKIM keys parsed for every message, as mailauth does unpatched (src/mail/dkim-keys.ts)
   --profile PREFIX   a V8 CPU profile of each measured loop: PREFIX.<shape>.<step>.cpuprofile`);
   process.exit(0);
 }
 
+if (opts['no-key-cache']) keyCacheSwitch.enabled = false;
 const N = Number(opts.messages);
 const SIZE = Number(opts.size);
 const shapes = new Set(opts.shape.split(','));

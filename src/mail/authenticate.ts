@@ -3,6 +3,7 @@
 // `authorize()`'s job; nothing here rejects, and DNS trouble is reported, never thrown.
 import { createRequire } from 'node:module';
 import { type ARCChainEntry, type AuthenticateOptions, authenticate as mailauthAuthenticate } from 'mailauth';
+import './dkim-keys.js';
 import { isTemporaryDnsError, type Resolver } from './dns.js';
 
 // mailauth's own alignment helpers (not in its typings), so that "aligned" here means what it
