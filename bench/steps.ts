@@ -6,6 +6,7 @@
 // measured loop (without the set-up). A benchmark, not a test.
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import type { Envelope, Ticket } from '../src/db/queries.js';
@@ -16,6 +17,7 @@ import { parseMessage } from '../src/mail/parse.js';
 import { extractReply } from '../src/mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../src/mail/sanitize.js';
 import { analyse, type PipelineWorld, sha256Of } from '../src/pipeline/steps.js';
+import { DEAR_SHAPES, dearMessage } from '../test/helpers/dear.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
 import { gmailReply, signed, smtpSourceMessage } from './messages.js';
 
@@ -37,7 +39,9 @@ if (opts.help) {
   console.log(`Usage: npm run bench:steps -- [options]
   --messages N       messages of each shape (2000; 300 more warm up first)
   --size BYTES       approximate message size (5000)
-  --shape LIST       gmail (DKIM-signed, multipart/alternative), smtp-source (plain text, no DKIM)
+  --shape LIST       gmail (DKIM-signed, multipart/alternative), smtp-source (plain text, no DKIM);
+                     dear: test/helpers/dear.ts's shapes at each --size (a list), analyse() only: the most
+                     CPU one message took and the longest the event loop was held
   --step LIST        ${STEPS.join(', ')}
   --no-key-cache     DKIM keys parsed for every message, as mailauth does unpatched (src/mail/dkim-keys.ts)
   --profile PREFIX   a V8 CPU profile of each measured loop: PREFIX.<shape>.<step>.cpuprofile`);
@@ -46,7 +50,7 @@ if (opts.help) {
 
 if (opts['no-key-cache']) keyCacheSwitch.enabled = false;
 const N = Number(opts.messages);
-const SIZE = Number(opts.size);
+const SIZE = Number(opts.size.split(',')[0]);
 const shapes = new Set(opts.shape.split(','));
 const steps = new Set(opts.step.split(','));
 
@@ -117,6 +121,38 @@ async function main() {
     tls: false,
     tlsCipher: null,
   };
+  if (shapes.has('dear')) {
+    const signedDear = (m: Buffer) => signed(m, key);
+    for (const size of opts.size.split(',').map(Number)) {
+      console.log(`-- dear shapes of ${size} bytes, DKIM-signed by staff: analyse() of 10 each, after 3 to warm up`);
+      for (const shape of DEAR_SHAPES) {
+        const run = (m: Buffer) =>
+          analyse(
+            { raw: m, envelope, routes: [{ kind: 'ticket', ticket, address }], network: '127.0.0.0/24' },
+            world,
+            config,
+          );
+        const messages = await Promise.all(
+          Array.from({ length: 13 }, (_, i) => signedDear(dearMessage(shape, size, address, i))),
+        );
+        for (const m of messages.slice(0, 3)) await run(m);
+        const loop = monitorEventLoopDelay({ resolution: 1 });
+        loop.enable();
+        let worst = 0;
+        let outcome = '';
+        for (const m of messages.slice(3)) {
+          const before = cpuMs();
+          outcome = (await run(m)).kind;
+          worst = Math.max(worst, cpuMs() - before);
+        }
+        loop.disable();
+        console.log(
+          `${shape.padEnd(18)} ${String(messages[3]!.length).padStart(8)} B  worst ${worst.toFixed(1).padStart(6)} ms CPU` +
+            `  event loop held at most ${(loop.max / 1e6).toFixed(1).padStart(6)} ms  (${outcome})`,
+        );
+      }
+    }
+  }
   for (const shape of ['gmail', 'smtp-source'] as const) {
     if (!shapes.has(shape)) continue;
     const messages: Buffer[] = [];

@@ -456,6 +456,17 @@ export const SETTINGS = {
     local: { compute: () => defaultWorkers(), text: 'the number of cores − 1 (at least 1)' },
     production: { compute: () => defaultWorkers(), text: 'the number of cores − 1 (at least 1)' },
   }),
+  PIPELINE_INLINE_MAX_BYTES: setting({
+    key: 'pipelineInlineMaxBytes',
+    group: 'Message processing',
+    describe:
+      'Messages up to this size, of at most 2,000 lines, 64 MIME boundaries and 8 DKIM/ARC signatures, are processed on ' +
+      'the main thread, without the hand-off to a worker (measured: at most tens of milliseconds of CPU, whatever their ' +
+      'bytes); larger ones on the workers. `0` sends every message to the workers.',
+    parse: int(0, 1024 * MiB),
+    local: 64 * 1024,
+    production: 64 * 1024,
+  }),
   PIPELINE_MAX_MESSAGES: setting({
     key: 'pipelineMaxMessages',
     group: 'Message processing',

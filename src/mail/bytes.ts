@@ -35,11 +35,21 @@ export type HeaderProblem =
   | { kind: 'header-limit'; what: 'bytes' | 'lines'; limit: number }
   | { kind: 'duplicate-header'; field: string; count: number };
 
+/** What inspectHeader() counted on its way: the header's share of a message's shape. */
+export interface HeaderShape {
+  lines: number;
+  /** DKIM-Signature, ARC-Seal and ARC-Message-Signature fields: each one is a key lookup and a verification. */
+  signatures: number;
+}
+
+const SIGNATURE_FIELDS: ReadonlySet<string> = new Set(['dkim-signature', 'arc-seal', 'arc-message-signature']);
+
 const LF = 0x0a;
 const CR = 0x0d;
 const SP = 0x20;
 const HT = 0x09;
 const COLON = 0x3a;
+const DASH = 0x2d;
 
 /** Where the body starts: just past the empty line that ends the header block (raw.length without one). */
 export function bodyOffset(raw: Buffer): number {
@@ -53,10 +63,16 @@ export function bodyOffset(raw: Buffer): number {
  * 2 MB header costs what the limit allows and no more. Field names are compared as mailauth and
  * mailparser read them: up to the colon, trimmed, lower case.
  */
-export function inspectHeader(raw: Buffer, limits: HeaderLimits): HeaderProblem | null {
+export function inspectHeader(
+  raw: Buffer,
+  limits: HeaderLimits,
+  /** Filled in with what was counted (complete when the result is null). */
+  shape: HeaderShape = { lines: 0, signatures: 0 },
+): HeaderProblem | null {
   const counts = new Map<string, number>();
   let duplicate: HeaderProblem | null = null;
-  let lines = 0;
+  shape.lines = 0;
+  shape.signatures = 0;
   let pos = 0;
   while (pos < raw.length) {
     const lf = raw.indexOf(LF, pos);
@@ -64,13 +80,14 @@ export function inspectHeader(raw: Buffer, limits: HeaderLimits): HeaderProblem 
     if (next > limits.maxBytes) return { kind: 'header-limit', what: 'bytes', limit: limits.maxBytes };
     const end = lf > pos && raw[lf - 1] === CR ? lf - 1 : lf < 0 ? raw.length : lf;
     if (end === pos) return duplicate; // the empty line: the body follows
-    if (++lines > limits.maxLines) return { kind: 'header-limit', what: 'lines', limit: limits.maxLines };
+    if (++shape.lines > limits.maxLines) return { kind: 'header-limit', what: 'lines', limit: limits.maxLines };
     const first = raw[pos];
-    if (!duplicate && first !== SP && first !== HT) {
+    if (first !== SP && first !== HT) {
       const colon = raw.indexOf(COLON, pos);
       if (colon >= 0 && colon < end) {
         const field = raw.toString('latin1', pos, colon).trim().toLowerCase();
-        if (SINGLE_INSTANCE_FIELDS.has(field)) {
+        if (SIGNATURE_FIELDS.has(field)) shape.signatures++;
+        else if (!duplicate && SINGLE_INSTANCE_FIELDS.has(field)) {
           const count = (counts.get(field) ?? 0) + 1;
           counts.set(field, count);
           if (count > 1) duplicate = { kind: 'duplicate-header', field, count };
@@ -89,7 +106,12 @@ export function inspectHeader(raw: Buffer, limits: HeaderLimits): HeaderProblem 
  */
 export class LineEndings {
   bare: 'LF' | 'CR' | null = null;
+  /** Line endings so far, and lines that start with "--" (MIME boundaries): the message's shape, on the way. */
+  lines = 0;
+  dashLines = 0;
   private lastWasCr = false;
+  /** The start of a line that began at the end of the last chunk: dashes seen (0, 1), or −1 once decided. */
+  private lineStart = -1;
 
   feed(chunk: Buffer): void {
     if (this.bare || !chunk.length) return;
@@ -97,12 +119,23 @@ export class LineEndings {
       this.bare = 'CR';
       return;
     }
+    for (let i = 0; this.lineStart >= 0 && i < chunk.length; i++) {
+      if (chunk[i] !== DASH) this.lineStart = -1;
+      else if (this.lineStart === 1) {
+        this.dashLines++;
+        this.lineStart = -1;
+      } else this.lineStart = 1;
+    }
     for (let p = chunk.indexOf(LF); p >= 0; p = chunk.indexOf(LF, p + 1)) {
       const before = p > 0 ? chunk[p - 1] : this.lastWasCr ? CR : 0;
       if (before !== CR) {
         this.bare = 'LF';
         return;
       }
+      this.lines++;
+      if (p + 2 < chunk.length) {
+        if (chunk[p + 1] === DASH && chunk[p + 2] === DASH) this.dashLines++;
+      } else this.lineStart = p + 1 === chunk.length ? 0 : chunk[p + 1] === DASH ? 1 : -1;
     }
     for (let p = chunk.indexOf(CR); p >= 0 && p < chunk.length - 1; p = chunk.indexOf(CR, p + 1)) {
       if (chunk[p + 1] !== LF) {

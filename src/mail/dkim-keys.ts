@@ -35,7 +35,7 @@ interface PublicKeyResult {
   warnings: string[];
 }
 
-/** mailauth's per-message key cache (tools.js createKeyCache). */
+/** mailauth's per-message key cache (createKeyCache in mailauth/lib/tools.js). */
 interface KeyCache {
   resolver?: Resolver;
   get(type: string, name: string, minBitLength?: number, options?: KeyOptions): Promise<PublicKeyResult>;

@@ -1,32 +1,58 @@
 // The pipeline as the SMTP layer sees it: the bytes of one message in, its outcome out. The steps
-// (steps.ts) run on the worker pool (pool.ts), the rows are committed here on the main thread
-// (deliver.ts); the budget of messages processed at once is budget.ts's.
+// (steps.ts) run on the worker pool (pool.ts), or here on the main thread for a small message of a
+// simple shape (inline.ts); the rows are committed here on the main thread (deliver.ts); the budget
+// of messages processed at once is budget.ts's.
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
+import type { Resolver } from '../mail/dns.js';
 import { deliver } from './deliver.js';
-import type { PipelinePool } from './pool.js';
-import type { PipelineInput } from './steps.js';
+import { type MessageShape, runsInline } from './inline.js';
+import type { Analysed, PipelinePool } from './pool.js';
+import { analyse, type PipelineInput, type PipelineSettings, type PipelineWorld, sha256Of } from './steps.js';
 import type { Outcome } from './types.js';
+import { databaseWorld } from './world.js';
+
+export interface PipelineOptions {
+  workers: PipelinePool;
+  db: Pool;
+  /** The main thread's resolver, for messages processed here. */
+  resolver: Resolver;
+  settings: PipelineSettings &
+    Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay' | 'pipelineInlineMaxBytes'>;
+}
 
 export class Pipeline {
-  constructor(
-    private readonly workers: PipelinePool,
-    private readonly db: Pool,
-    private readonly config: Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay'>,
-  ) {}
+  private readonly world: PipelineWorld;
 
-  /** `input.raw` is moved to a worker and unusable afterwards. `signal` gives up on the worker's part. */
-  async process(input: PipelineInput, signal?: AbortSignal): Promise<Outcome> {
-    const { analysis, raw, sha256 } = await this.workers.analyse(input, signal);
+  constructor(private readonly options: PipelineOptions) {
+    this.world = databaseWorld(options.db, options.resolver);
+  }
+
+  /**
+   * `input.raw` is moved to a worker, unless the message runs here (`shape`, inline.ts), and is
+   * unusable afterwards. `signal` gives up on the worker's part.
+   */
+  async process(input: PipelineInput, signal?: AbortSignal, shape?: MessageShape): Promise<Outcome> {
+    const { settings } = this.options;
+    const inline = runsInline(shape, settings.pipelineInlineMaxBytes);
+    const { analysis, raw, sha256 } = inline
+      ? await this.analyseHere(input)
+      : await this.options.workers.analyse(input, signal);
+    analysis.facts.path = inline ? 'inline' : 'worker';
     if (analysis.kind !== 'store') return analysis;
-    return deliver(this.db, this.config, analysis, { raw, sha256, network: input.network }, signal);
+    return deliver(this.options.db, settings, analysis, { raw, sha256, network: input.network }, signal);
+  }
+
+  private async analyseHere(input: PipelineInput): Promise<Analysed> {
+    const analysis = await analyse(input, this.world, this.options.settings);
+    return { analysis, raw: input.raw, sha256: sha256Of(input.raw) };
   }
 
   private closed: Promise<void> | null = null;
 
   /** Once, however often it is called (stop and abort both may). */
   close(): Promise<void> {
-    this.closed ??= this.workers.close();
+    this.closed ??= this.options.workers.close();
     return this.closed;
   }
 }

@@ -9,11 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Pool } from '../db/pool.js';
-import { findTicket, findTicketByNotification, unroutedBytesToday } from '../db/queries.js';
+import { unroutedBytesToday } from '../db/queries.js';
 import { PROJECT_ROOT } from '../paths.js';
-import type { PipelineInput, SupportTickets } from './steps.js';
+import type { PipelineInput } from './steps.js';
 import type { Analysis } from './types.js';
 import { type Answer, cpuTicksOf, type Request, type Task, type TaskResult, type WorkerData } from './worker.js';
+import { supportTickets } from './world.js';
 
 export interface PoolOptions {
   settings: WorkerData['settings'];
@@ -138,7 +139,7 @@ export class PipelinePool {
     try {
       switch (request.op) {
         case 'tickets':
-          return { id: request.id, value: await this.supportTickets(request.refs, request.guessable) };
+          return { id: request.id, value: await supportTickets(this.options.db, request.refs, request.guessable) };
         case 'unrouted':
           return { id: request.id, value: await unroutedBytesToday(this.options.db, request.network) };
       }
@@ -146,19 +147,6 @@ export class PipelinePool {
       const e = err as { message?: string; code?: string };
       return { id: request.id, error: { message: e.message ?? String(err), ...(e.code ? { code: e.code } : {}) } };
     }
-  }
-
-  private async supportTickets(
-    refs: Extract<Request, { op: 'tickets' }>['refs'],
-    guessable: boolean,
-  ): Promise<SupportTickets> {
-    const db = this.options.db;
-    const [header, subject, notification] = await Promise.all([
-      guessable && refs.header ? findTicket(db, refs.header) : null,
-      guessable && refs.subject ? findTicket(db, refs.subject) : null,
-      findTicketByNotification(db, refs.messageIds),
-    ]);
-    return { header, subject, notification };
   }
 
   private watch(task: Running): void {

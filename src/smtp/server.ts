@@ -76,7 +76,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     }),
     buffered: deps.metrics.buffered,
     resolver,
-    pipeline: new Pipeline(workers, deps.pool, config),
+    pipeline: new Pipeline({ workers, db: deps.pool, resolver, settings: config }),
     budget: new WorkBudget(config.pipelineMaxMessages, config.pipelineMaxMemoryBytes),
   };
   // Nearly full (as Postfix's stress mode): every idle client, new or already connected, gets the

@@ -66,3 +66,28 @@ describe('LineEndings', () => {
     expect(check(...(chunks as string[]))).toBe(expected);
   });
 });
+
+describe("the message's shape, counted on the way (what decides inline processing)", () => {
+  const message =
+    'From: a@b.ru\r\nContent-Type: multipart/mixed; boundary="p"\r\n\r\n--p\r\n\r\ntext - not -- a boundary\r\n' +
+    '--p\r\nContent-Type: text/plain\r\n\r\n-\r\n-- \r\nsig\r\n--p--\r\n';
+  it('LineEndings counts lines and lines starting with "--", wherever the chunks split', () => {
+    const bytes = Buffer.from(message);
+    for (let a = 0; a < bytes.length; a++)
+      for (const b of [a + 1, a + 2, a + 3, bytes.length]) {
+        const l = new LineEndings();
+        for (const chunk of [bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)]) l.feed(chunk);
+        expect(l.end()).toBeNull();
+        expect([l.lines, l.dashLines]).toEqual([13, 4]);
+      }
+  });
+
+  it('inspectHeader counts header lines and signature fields, also past a duplicate', () => {
+    const shape = { lines: 0, signatures: 0 };
+    const raw = msg(
+      'DKIM-Signature: v=1;\r\n b=x\r\nSubject: a\r\nSubject: b\r\nARC-Seal: i=1\r\nArc-Message-Signature: i=1\r\n',
+    );
+    expect(inspectHeader(raw, limits, shape)).toMatchObject({ kind: 'duplicate-header', field: 'subject' });
+    expect(shape).toEqual({ lines: 6, signatures: 3 });
+  });
+});

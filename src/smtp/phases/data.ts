@@ -7,6 +7,7 @@ import type { Envelope } from '../../db/queries.js';
 import { inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
+import type { MessageShape } from '../../pipeline/inline.js';
 import type { Facts, Outcome, Route } from '../../pipeline/types.js';
 import { logDecision, type SmtpContext, tnxOf } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
@@ -118,7 +119,8 @@ export function onData(ctx: SmtpContext) {
       const raw = Buffer.allocUnsafeSlow(bytes);
       for (let i = 0, at = 0; i < chunks.length; at += chunks[i]!.length, i++) chunks[i]!.copy(raw, at);
       chunks = [];
-      const problem = inspectHeader(raw, { maxBytes: config.maxHeaderBytes, maxLines: config.maxHeaderLines });
+      const header = { lines: 0, signatures: 0 };
+      const problem = inspectHeader(raw, { maxBytes: config.maxHeaderBytes, maxLines: config.maxHeaderLines }, header);
       if (problem) {
         release();
         return answer(replyTo({ ...problem, facts: {} }), {});
@@ -169,7 +171,13 @@ export function onData(ctx: SmtpContext) {
           .finally(release);
         return;
       }
-      process(ctx, session, raw, routes, network, deadline.signal, release)
+      const shape: MessageShape = {
+        bytes,
+        lines: lineEndings.lines,
+        boundaries: lineEndings.dashLines,
+        signatures: header.signatures,
+      };
+      process(ctx, session, { raw, routes, network, shape }, deadline.signal, release)
         .then((outcome) => {
           clearTimeout(timer);
           const r = replyTo(outcome);
@@ -194,18 +202,17 @@ export function onData(ctx: SmtpContext) {
 async function process(
   ctx: SmtpContext,
   session: SMTPServerSession,
-  raw: Buffer,
-  routes: Route[],
-  network: string,
+  message: { raw: Buffer; routes: Route[]; network: string; shape: MessageShape },
   signal: AbortSignal,
   releaseBuffered: () => void,
 ): Promise<Outcome> {
+  const { raw, routes, network, shape } = message;
   // answered well inside the deadline, so that the reply names our load rather than the deadline
   const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
   const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
   try {
     releaseBuffered();
-    return await ctx.pipeline.process({ raw, envelope: envelopeOf(session), routes, network }, signal);
+    return await ctx.pipeline.process({ raw, envelope: envelopeOf(session), routes, network }, signal, shape);
   } finally {
     done();
   }
