@@ -23,6 +23,7 @@ import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
 import { type HostileMessage, hostileMessages } from '../test/helpers/hostile.js';
+import { type PrivatePostfix, startPostfix } from '../test/helpers/postfix.js';
 import { gmailReply, signed } from './messages.js';
 
 const { values: opts } = parseArgs({
@@ -33,6 +34,9 @@ const { values: opts } = parseArgs({
     tickets: { type: 'string', default: '100' },
     pipelining: { type: 'boolean', default: false },
     'smtp-source': { type: 'boolean', default: false },
+    'vs-postfix': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '2' },
+    pg: { type: 'string', multiple: true, default: [] },
     notify: { type: 'boolean', default: false },
     hostile: { type: 'string', default: '0' },
     env: { type: 'string', multiple: true, default: [] },
@@ -50,6 +54,9 @@ if (opts.help) {
   --tickets N        tickets the messages are spread over (100)
   --pipelining       send MAIL, RCPT and DATA in one write, as Postfix does
   --smtp-source      drive Postfix's smtp-source (apt-get install postfix) instead of the built-in client
+  --vs-postfix       smtp-source against a private Postfix that queues durably and holds, and against
+                     ticket-mx (AUTH_POLICY=monitor, the whole pipeline), alternating, --rounds times each (2)
+  --pg NAME=VALUE    a PostgreSQL setting for the run (ALTER SYSTEM, reloaded), e.g. --pg commit_delay=100
   --hostile N        also send N of issue 9's hostile messages (seeded) from other networks, 4 at a time
   --notify           run twice: notifications off, then on (one mail per reply to a local SMTP sink)
   --env NAME=VALUE   extra environment for the server (repeatable), e.g. --env LOG_LEVEL=warn
@@ -60,11 +67,16 @@ PostgreSQL in a temp dir. DATABASE_URL (production's) is never used, even when e
   process.exit(0);
 }
 
+/** The load is smtp-source's: --smtp-source, and both sides of --vs-postfix. */
+const SMTP_SOURCE = opts['smtp-source'] || opts['vs-postfix'];
 const MESSAGES = Number(opts.messages);
 const CONCURRENCY = Number(opts.concurrency);
 const SIZE = Number(opts.size);
 const TICKETS = Number(opts.tickets);
 const FIRST_TICKET = 900001;
+
+/** The machine's load when the bench started (its own processes come later). */
+const LOAD_BEFORE = os.loadavg()[0]!;
 
 async function main() {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-bench-'));
@@ -90,10 +102,46 @@ async function main() {
   const sink = opts.notify ? await startSink() : null;
   const dkimKeyFile = path.join(dataDir, 'dkim.pem');
   await fs.writeFile(dkimKeyFile, dkimKey);
+  for (const kv of opts.pg ?? []) {
+    const [name, value] = [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)];
+    await client.query(`alter system set ${pg.escapeIdentifier(name)} = ${pg.escapeLiteral(value)}`);
+  }
+  if (opts.pg?.length) await client.query('select pg_reload_conf()');
   const runs: Run[] = [];
+  if (opts['vs-postfix']) {
+    const postfix = await startPostfix({ dir: path.join(dataDir, 'postfix'), domains: ['flamecrm.ru'], hold: true });
+    const rounds: { postfix: PostfixRun; ticketMx: Run }[] = [];
+    try {
+      for (let round = 0; round < Number(opts.rounds); round++) {
+        const a = await measurePostfix(postfix);
+        const b = await measure({
+          url,
+          dataDir,
+          dnsAddress: dns.address,
+          client,
+          messages: [],
+          sink: null,
+          dkimKeyFile,
+          hostile: [],
+        });
+        rounds.push({ postfix: a, ticketMx: b });
+        process.stderr.write(
+          `round ${round + 1}: Postfix ${rate(a.ok, a.seconds)} msg/s, ticket-mx ${rate(b.result.ok, b.seconds)} msg/s\n`,
+        );
+      }
+    } finally {
+      await postfix.stop();
+    }
+    await client.end();
+    await dns.close();
+    await embedded?.stop();
+    await fs.rm(dataDir, { recursive: true, force: true });
+    reportVsPostfix(rounds, embedded !== null);
+    return;
+  }
   for (const notify of opts.notify ? [false, true] : [false]) {
     const messages: Buffer[] = [];
-    if (!opts['smtp-source']) {
+    if (!SMTP_SOURCE) {
       process.stderr.write(`signing ${MESSAGES} messages with DKIM (rsa-sha256, 2048 bits)…\n`);
       // a Message-ID of its own per run, or the second run would be retries of the first
       for (let i = 0; i < MESSAGES; i++)
@@ -116,7 +164,7 @@ async function main() {
   await fs.rm(dataDir, { recursive: true, force: true });
 
   const cpus = os.cpus();
-  const what = opts['smtp-source']
+  const what = SMTP_SOURCE
     ? `smtp-source's plain messages of ~${SIZE} B (SPF and DMARC, no DKIM)`
     : `DKIM-signed messages of ~${SIZE} B`;
   console.log(
@@ -137,6 +185,9 @@ interface Run {
   cpu: { server: number; serverSystem: number; postgres: number; load: number };
   /** The server's event-loop delay over the load, in ms (prom-client's monitorEventLoopDelay). */
   loop: { max: string; p99: string; p50: string };
+  /** Commits of the group commit during the load, and messages per commit on average. */
+  commits: number;
+  perCommit: number;
   /** With --hostile: the replies the hostile messages got. */
   hostile: string[];
   /** With notifications on: how many reached the sink, and when the last one did after the load ended. */
@@ -179,7 +230,8 @@ async function measure(r: {
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: String(port),
       HTTP_PORT: String(httpPort),
-      AUTH_POLICY: 'enforce',
+      // the comparison with Postfix: the whole pipeline, recording what enforce would refuse
+      AUTH_POLICY: opts['vs-postfix'] ? 'monitor' : 'enforce',
       STAFF_SENDERS: '@flamecrm.ru',
       DNS_SERVERS: r.dnsAddress,
       // one client IP sending thousands of messages a second is what the per-IP limits stop
@@ -210,14 +262,16 @@ async function measure(r: {
     postgres: cpuSeconds(pidsNamed('postgres')),
     load: process.cpuUsage(),
   };
-  await eventLoopDelay(httpPort); // prom-client resets its event-loop histogram on every scrape
+  const commitsBefore = await eventLoopDelay(httpPort); // prom-client resets its event-loop histogram on every scrape
   const started = performance.now();
   const [result, hostile] = await Promise.all([
-    opts['smtp-source'] ? runSmtpSource(port) : runLoad(port, r.messages),
+    SMTP_SOURCE ? runSmtpSource(port) : runLoad(port, r.messages),
     runHostile(port, r.hostile),
   ]);
   const seconds = (performance.now() - started) / 1000;
   const loop = await eventLoopDelay(httpPort);
+  const commits = loop.commits - commitsBefore.commits;
+  const perCommit = commits ? (loop.committed - commitsBefore.committed) / commits : Number.NaN;
   const stored = (await count('select count(*)::int as n from ticket_messages')) - before;
 
   let notifications: Run['notifications'] = null;
@@ -243,7 +297,101 @@ async function measure(r: {
   };
   server.kill('SIGTERM');
   await new Promise((w) => server.once('exit', w));
-  return { notify: !!r.sink, result, seconds, stored, peakRss, cpu, notifications, loop, hostile };
+  return { notify: !!r.sink, result, seconds, stored, peakRss, cpu, notifications, loop, hostile, commits, perCommit };
+}
+
+const rate = (messages: number, seconds: number) => (messages / seconds).toFixed(0);
+
+interface PostfixRun {
+  ok: number;
+  errors: number;
+  errorSamples: string[];
+  seconds: number;
+  /** Messages in Postfix's queue after the load (all of them held). */
+  held: number;
+  cpu: { postfix: number };
+}
+
+/** The same smtp-source load against the private Postfix; its queue is emptied for the next round. */
+async function measurePostfix(postfix: PrivatePostfix): Promise<PostfixRun> {
+  postfix.clear();
+  const before = postfixCpuSeconds(postfix.masterPid());
+  const started = performance.now();
+  const result = await runSmtpSource(postfix.port);
+  const seconds = (performance.now() - started) / 1000;
+  const held = postfix.held();
+  return { ...result, seconds, held, cpu: { postfix: postfixCpuSeconds(postfix.masterPid()) - before } };
+}
+
+/** Postfix's CPU: its live processes, and what its master has reaped of those that exited (smtpd's max_use). */
+function postfixCpuSeconds(master: number): number {
+  const fieldsOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)) {
+    try {
+      const f = fieldsOf(pid);
+      if (pid === master || Number(f[1]) === master) ticks += Number(f[11]) + Number(f[12]);
+      if (pid === master) ticks += Number(f[13]) + Number(f[14]); // cutime + cstime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+function reportVsPostfix(rounds: { postfix: PostfixRun; ticketMx: Run }[], embedded: boolean) {
+  const cpus = os.cpus();
+  console.log(
+    `ticket-mx vs Postfix ${postconf('mail_version')}: the same load, smtp-source -m ${MESSAGES} -s ${CONCURRENCY} -l ${SIZE} ` +
+      '(a new connection per message), alternating, Postfix first',
+  );
+  console.log(
+    `  Postfix: a private instance on loopback, every message queued (fsync before 250) and held, nothing delivered`,
+  );
+  console.log(
+    '  ticket-mx: AUTH_POLICY=monitor, SPF/DKIM/DMARC/ARC against a loopback DNS, parse, classify, authorize, reply ' +
+      'text, one fsynced commit (synchronous_commit on) before each 250',
+  );
+  console.log(
+    `machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ` +
+      `PostgreSQL ${embedded ? 'embedded' : 'TEST_DATABASE_URL'}; load average before ${LOAD_BEFORE.toFixed(2)}`,
+  );
+  let postfixMessages = 0;
+  let postfixSeconds = 0;
+  let ticketMessages = 0;
+  let ticketSeconds = 0;
+  rounds.forEach(({ postfix: a, ticketMx: b }, i) => {
+    postfixMessages += a.ok;
+    postfixSeconds += a.seconds;
+    ticketMessages += b.result.ok;
+    ticketSeconds += b.seconds;
+    const ratio = b.result.ok / b.seconds / (a.ok / a.seconds);
+    console.log(
+      `round ${i + 1}: Postfix ${rate(a.ok, a.seconds)} msg/s (${a.held} held, ${a.errors} errors${a.errorSamples.length ? `: ${a.errorSamples[0]}` : ''}; ` +
+        `CPU ${a.cpu.postfix.toFixed(2)} s), ticket-mx ${rate(b.result.ok, b.seconds)} msg/s (${b.stored} rows, ` +
+        `${b.result.errors} errors${b.result.errorSamples.length ? `: ${b.result.errorSamples[0]}` : ''}; CPU ${b.cpu.server.toFixed(2)} s, ` +
+        `PostgreSQL ${b.cpu.postgres.toFixed(2)} s; peak RSS ${b.peakRss ? (b.peakRss / 1024).toFixed(0) : '?'} MB; ` +
+        `event loop max ${b.loop.max} ms): ratio ${ratio.toFixed(2)}`,
+    );
+  });
+  const ratio = ticketMessages / ticketSeconds / (postfixMessages / postfixSeconds);
+  console.log(
+    `all rounds: Postfix ${rate(postfixMessages, postfixSeconds)} msg/s, ticket-mx ${rate(ticketMessages, ticketSeconds)} msg/s, ` +
+      `ratio ${ratio.toFixed(2)}`,
+  );
+}
+
+function postconf(name: string): string {
+  try {
+    return execFileSync('postconf', ['-h', '-d', name], { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
 }
 
 function report(run: Run, labelled: boolean) {
@@ -278,6 +426,7 @@ function report(run: Run, labelled: boolean) {
     );
   }
   console.log(`server peak RSS: ${peakRss ? `${(peakRss / 1024).toFixed(0)} MB` : 'n/a'}`);
+  console.log(`commits: ${run.commits} (${run.perCommit.toFixed(2)} messages a commit on average)`);
   console.log(
     `server event-loop delay: max ${run.loop.max} ms, p99 ${run.loop.p99} ms, p50 ${run.loop.p50} ms (monitorEventLoopDelay, 10 ms resolution)`,
   );
@@ -289,7 +438,7 @@ function report(run: Run, labelled: boolean) {
         .map(([x, n]) => `${x} x${n}`)
         .join(', ')}`,
     );
-  const loadCpu = opts['smtp-source'] ? 'n/a (smtp-source)' : cpu.load.toFixed(2);
+  const loadCpu = SMTP_SOURCE ? 'n/a (smtp-source)' : cpu.load.toFixed(2);
   console.log(
     `CPU seconds: server ${cpu.server.toFixed(2)} (system ${cpu.serverSystem.toFixed(2)}; ${((cpu.server / Math.max(1, result.ok)) * 1000).toFixed(2)} ms a message), PostgreSQL ${cpu.postgres.toFixed(2)}, load generator${run.notify ? ' and sink' : ''} ${loadCpu} (wall ${seconds.toFixed(2)})`,
   );
@@ -443,8 +592,8 @@ async function runSmtpSource(port: number): Promise<LoadResult> {
     child.on('exit', (code) => resolve({ code: code ?? 1, stderr }));
   });
   const errors = out.code === 0 ? 0 : 1;
-  // smtp-source sends messages without Message-ID whose bodies are identical: they are one message
-  // to us (idempotency), so "accepted" counts the 250 replies, not rows.
+  // smtp-source gives every message a Message-ID of its own (<pid.session.msg@host>): each one is a
+  // new row (the "rows stored" figure checks it); smtp-source exits non-zero on any reply but 250.
   return {
     ok: out.code === 0 ? MESSAGES : 0,
     errors,
@@ -499,14 +648,23 @@ function deliverRaw(port: number, ip: string, to: string, message: Buffer): Prom
   });
 }
 
-/** prom-client's event-loop delay since the last scrape, in milliseconds. */
-async function eventLoopDelay(httpPort: number): Promise<{ max: string; p99: string; p50: string }> {
+/** prom-client's event-loop delay since the last scrape, in milliseconds, and the commits so far. */
+async function eventLoopDelay(
+  httpPort: number,
+): Promise<{ max: string; p99: string; p50: string; commits: number; committed: number }> {
   const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? Number.NaN);
   const read = (name: string) => {
-    const m = new RegExp(`^ticketmx_nodejs_eventloop_lag_${name}_seconds ([0-9.e+-]+)`, 'm').exec(text);
-    return m ? (Number(m[1]) * 1000).toFixed(1) : 'n/a';
+    const v = value(`ticketmx_nodejs_eventloop_lag_${name}_seconds`);
+    return Number.isNaN(v) ? 'n/a' : (v * 1000).toFixed(1);
   };
-  return { max: read('max'), p99: read('p99'), p50: read('p50') };
+  return {
+    max: read('max'),
+    p99: read('p99'),
+    p50: read('p50'),
+    commits: value('ticketmx_commit_messages_count'),
+    committed: value('ticketmx_commit_messages_sum'),
+  };
 }
 
 const CLOCK_TICKS = 100;

@@ -218,6 +218,16 @@ export const SETTINGS = {
     local: 20,
     production: 20,
   }),
+  DATABASE_COMMIT_MAX_MESSAGES: setting({
+    key: 'databaseCommitMaxMessages',
+    group: 'Database and files',
+    describe:
+      'Messages that may share one transaction and one commit when they are ready at the same moment (group commit); ' +
+      'each is answered after that commit. `1` commits each message alone.',
+    parse: int(1, 1000),
+    local: 32,
+    production: 32,
+  }),
   SMTP_HOST: setting({
     key: 'smtpHost',
     group: 'SMTP listener',

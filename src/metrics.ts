@@ -11,6 +11,8 @@ export interface Metrics {
   /** Stores that ended after the DATA deadline had answered 451: committed anyway, or abandoned. */
   lateOutcomes: Counter<'code'>;
   dataSeconds: Histogram<'outcome'>;
+  /** Messages per commit of the group commit (src/db/group-commit.ts). */
+  commitMessages: Histogram;
   connections: Gauge;
   /** Sessions that reached the soft or the hard error limit. */
   errorLimits: Counter<'limit'>;
@@ -128,6 +130,12 @@ export function createMetrics(sources: { embedded?: EmbeddedStatus | null } = {}
       help: 'Time from the end of DATA to the reply',
       labelNames: ['outcome'],
       buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    commitMessages: new Histogram({
+      name: 'ticketmx_commit_messages',
+      help: 'Messages stored by one commit (group commit: the messages ready at the same moment share it)',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers: [registry],
     }),
     connections: new Gauge({ name: 'ticketmx_smtp_connections', help: 'Open SMTP connections', registers: [registry] }),

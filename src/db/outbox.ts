@@ -69,16 +69,19 @@ const COLUMNS = columns();
 
 /** The JSON queue_outbox and store_message_with_outbox take. */
 export function outboxJson(rows: NewOutboxRow[]): string {
-  return JSON.stringify(
-    rows.map((r) => ({
-      kind: r.kind,
-      event: r.event,
-      ticket_id: r.ticketId,
-      ticket_message_id: r.ticketMessageId ?? null,
-      recipient: r.recipient,
-      payload: r.payload,
-    })),
-  );
+  return JSON.stringify(outboxRecords(rows));
+}
+
+/** The rows as queue_outbox reads them (jsonb_to_record). */
+export function outboxRecords(rows: NewOutboxRow[]) {
+  return rows.map((r) => ({
+    kind: r.kind,
+    event: r.event,
+    ticket_id: r.ticketId,
+    ticket_message_id: r.ticketMessageId ?? null,
+    recipient: r.recipient,
+    payload: r.payload,
+  }));
 }
 
 /** Queues deliveries in the caller's transaction; they become visible (and the senders wake) on commit. */

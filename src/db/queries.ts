@@ -1,7 +1,7 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised, unqualified
 // (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
 // view over its table): findTicket is the one place the receiver reads it.
-import { type NewOutboxRow, outboxJson } from './outbox.js';
+import { type NewOutboxRow, outboxJson, outboxRecords } from './outbox.js';
 import { type Db, isPool, withCancellation } from './pool.js';
 
 export interface Ticket {
@@ -247,6 +247,77 @@ async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Pr
     existingRawMessageId: r.existing_raw_message_id,
     rateLimitedTicket: r.rate_limited_ticket,
   };
+}
+
+/** One message's part of a group commit (storeMessages). */
+export interface MessageToStore {
+  bytes: Buffer;
+  sha256: Buffer;
+  ticketMessages: TicketMessageRow[];
+  unrouted: UnroutedMessageRow[];
+  attachments: AttachmentRow[];
+  /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
+  outbox: NewOutboxRow[];
+}
+
+/**
+ * Several messages in one statement and one transaction (store_messages of the group-commit
+ * migration), each as storeMessage would store it alone, in order; a result per message, in the
+ * same order. Their bytes (raw and attachments) go as one binary parameter, not as hex text.
+ */
+export async function storeMessages(
+  db: Db,
+  messages: MessageToStore[],
+  maxPerHour: number,
+  options: { signal?: AbortSignal } = {},
+): Promise<StoreResult[]> {
+  const blobs: Buffer[] = [];
+  let offset = 0;
+  const part = (bytes: Buffer): [number, number] => {
+    blobs.push(bytes);
+    offset += bytes.length;
+    return [offset - bytes.length, bytes.length];
+  };
+  const entries = messages.map((m) => ({
+    sha256: m.sha256.toString('hex'),
+    at: part(m.bytes),
+    attachment_parts: m.attachments.map((a) => part(a.content)),
+    ticket_messages: m.ticketMessages.map(ticketMessageJson),
+    unrouted: m.unrouted.map(unroutedJson),
+    attachments: m.attachments.map((a) => ({
+      filename: a.filename,
+      content_type: a.contentType,
+      sha256: a.sha256.toString('hex'),
+      content_id: a.contentId,
+      inline: a.inline,
+    })),
+    outbox: outboxRecords(m.outbox),
+  }));
+  const run = async (on: Db) => {
+    const { rows } = await on.query<{
+      ord: number;
+      raw_message_id: string | null;
+      stored: number;
+      existing_raw_message_id: string | null;
+      rate_limited_ticket: string | null;
+    }>({
+      name: 'store_messages',
+      text: `select ord, raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+               from store_messages($1, $2, $3)`,
+      values: [blobs.length === 1 ? blobs[0]! : Buffer.concat(blobs, offset), json(entries), maxPerHour],
+    });
+    if (rows.length !== messages.length)
+      throw new Error(`store_messages gave ${rows.length} results for ${messages.length}`);
+    return rows
+      .sort((a, b) => a.ord - b.ord)
+      .map((r) => ({
+        rawMessageId: r.raw_message_id,
+        stored: r.stored,
+        existingRawMessageId: r.existing_raw_message_id,
+        rateLimitedTicket: r.rate_limited_ticket,
+      }));
+  };
+  return options.signal && isPool(db) ? withCancellation(db, options.signal, run) : run(db);
 }
 
 /** The ticket a notification we sent belongs to, for replies to the bare support@ address. */

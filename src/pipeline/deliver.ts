@@ -1,8 +1,10 @@
-// The last step, on the main thread: the rows of one message committed in one transaction, and
-// the outcome that follows from what the database found (a new message, a retry, a ticket over
-// its hourly cap, a network over its daily budget for unrouted mail). And, for mail to a ticket
-// that was refused, the record of why (what `ticket show` prints).
+// The last step, on the main thread: the rows of one message committed in one transaction (shared
+// with the messages ready at the same moment: group commit), and the outcome that follows from what
+// the database found (a new message, a retry, a ticket over its hourly cap, a network over its
+// daily budget for unrouted mail). And, for mail to a ticket that was refused, the record of why
+// (what `ticket show` prints).
 import type { Config } from '../config.js';
+import type { GroupCommit } from '../db/group-commit.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import {
   chargeUnroutedBytes,
@@ -19,7 +21,7 @@ type Stored = Extract<Analysis, { kind: 'store' }>;
 class QuotaSpent extends Error {}
 
 export async function deliver(
-  pool: Pool,
+  db: { pool: Pool; commits: GroupCommit },
   config: Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay'>,
   analysis: Stored,
   message: { raw: Buffer; sha256: Buffer; network: string },
@@ -27,33 +29,28 @@ export async function deliver(
   signal?: AbortSignal,
 ): Promise<Outcome> {
   const { facts, rows } = analysis;
-  const store = (db: Parameters<typeof storeMessage>[0]) =>
-    storeMessage(
-      db,
-      {
-        bytes: message.raw,
-        sha256: message.sha256,
-        ticketMessages: rows.ticketMessages,
-        unrouted: rows.unrouted,
-        attachments: rows.attachments,
-        maxPerHour: config.ticketMaxMessagesPerHour,
-        outbox: rows.outbox,
-      },
-      signal ? { signal } : {},
-    );
+  const toStore = {
+    bytes: message.raw,
+    sha256: message.sha256,
+    ticketMessages: rows.ticketMessages,
+    unrouted: rows.unrouted,
+    attachments: rows.attachments,
+    outbox: rows.outbox,
+  };
   const budget = config.unroutedMaxBytesPerNetworkPerDay;
   let result: StoreResult;
   try {
     result =
       analysis.unroutedOnly && budget
         ? // charged in the same transaction as the rows, so that a retry or a refusal costs nothing
-          await withTransaction(pool, async (client) => {
-            const r = await store(client);
+          await withTransaction(db.pool, async (client) => {
+            const r = await storeMessage(client, { ...toStore, maxPerHour: config.ticketMaxMessagesPerHour });
             if (r.rawMessageId && (await chargeUnroutedBytes(client, message.network, message.raw.length)) > budget)
               throw new QuotaSpent();
             return r;
           })
-        : await store(pool);
+        : // with whatever other messages are ready at the same moment: one commit (group-commit.ts)
+          await db.commits.store(toStore, signal);
   } catch (err) {
     if (err instanceof QuotaSpent) return { kind: 'unrouted-quota', limit: budget, facts };
     throw err;

@@ -3,6 +3,7 @@
 // simple shape (inline.ts); the rows are committed here on the main thread (deliver.ts); the budget
 // of messages processed at once is budget.ts's.
 import type { Config } from '../config.js';
+import type { GroupCommit } from '../db/group-commit.js';
 import type { Pool } from '../db/pool.js';
 import type { Resolver } from '../mail/dns.js';
 import { deliver } from './deliver.js';
@@ -15,6 +16,8 @@ import { databaseWorld } from './world.js';
 export interface PipelineOptions {
   workers: PipelinePool;
   db: Pool;
+  /** Where the rows are committed, with the other messages ready at the same moment. */
+  commits: GroupCommit;
   /** The main thread's resolver, for messages processed here. */
   resolver: Resolver;
   settings: PipelineSettings &
@@ -40,7 +43,8 @@ export class Pipeline {
       : await this.options.workers.analyse(input, signal);
     analysis.facts.path = inline ? 'inline' : 'worker';
     if (analysis.kind !== 'store') return analysis;
-    return deliver(this.options.db, settings, analysis, { raw, sha256, network: input.network }, signal);
+    const { db: pool, commits } = this.options;
+    return deliver({ pool, commits }, settings, analysis, { raw, sha256, network: input.network }, signal);
   }
 
   private async analyseHere(input: PipelineInput): Promise<Analysed> {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
+import { GroupCommit } from '../db/group-commit.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { createResolver } from '../mail/dns.js';
@@ -23,6 +24,15 @@ import { onRcptTo } from './phases/rcpt-to.js';
 import './patches.js';
 import type { PatchOptions } from './patches.js';
 import { reply } from './reply.js';
+
+/** The bytes one commit carries at most: a large message is committed alone. */
+const COMMIT_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * Commits under way at once. One: the messages that become ready while it runs all go in the next,
+ * which measured cheapest (npm run bench -- --smtp-source, three interleaved runs each: 1.98 ms of
+ * server and 0.56 ms of PostgreSQL CPU a message, against 2.28 and 0.73 with two under way).
+ */
+const COMMITS_IN_FLIGHT = 1;
 
 export interface RunningSmtp {
   server: SMTPServer;
@@ -76,7 +86,19 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     }),
     buffered: deps.metrics.buffered,
     resolver,
-    pipeline: new Pipeline({ workers, db: deps.pool, resolver, settings: config }),
+    pipeline: new Pipeline({
+      workers,
+      db: deps.pool,
+      commits: new GroupCommit(deps.pool, {
+        maxMessages: config.databaseCommitMaxMessages,
+        maxBytes: COMMIT_MAX_BYTES,
+        inFlight: COMMITS_IN_FLIGHT,
+        maxPerHour: config.ticketMaxMessagesPerHour,
+        onBatch: (n) => deps.metrics.commitMessages.observe(n),
+      }),
+      resolver,
+      settings: config,
+    }),
     budget: new WorkBudget(config.pipelineMaxMessages, config.pipelineMaxMemoryBytes),
   };
   // Nearly full (as Postfix's stress mode): every idle client, new or already connected, gets the

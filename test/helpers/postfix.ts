@@ -1,7 +1,10 @@
-// A private Postfix instance on loopback, the upstream MTA of the fault suite: its own
-// config_directory, queue_directory and log under a temporary directory, a free high port,
-// mail for our domains relayed to ticket-mx (transport_maps), every other destination refused
-// (error:), retries every second or two. The system's Postfix is never touched or started.
+// A private Postfix instance on loopback: its own config_directory, queue_directory and log under
+// a temporary directory, a free high port. The upstream MTA of the fault suite (mail for our
+// domains relayed to ticket-mx by transport_maps, every other destination refused with error:,
+// retries every second or two), or, with `hold`, the bench's reference (npm run bench --
+// --vs-postfix): every message accepted is queued durably (Postfix's cleanup fsyncs the queue file
+// before smtpd answers 250) and held there, nothing delivered. The system's Postfix is never
+// touched or started.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +18,12 @@ export interface PrivatePostfix {
   queued(): { queue_id: string; queue_name: string; recipients: { address: string; delay_reason?: string }[] }[];
   /** The whole mail log so far. */
   log(): string;
+  /** Deletes every queued message (postsuper -d ALL). */
+  clear(): void;
+  /** Messages in the hold queue (its files). */
+  held(): number;
+  /** The master process (its children's CPU is counted in its own once they exit). */
+  masterPid(): number;
   stop(): Promise<void>;
 }
 
@@ -27,7 +36,14 @@ export function postfixInstalled(): boolean {
   }
 }
 
-export async function startPostfix(opts: { dir: string; relayTo: number; domains: string[] }): Promise<PrivatePostfix> {
+export async function startPostfix(opts: {
+  dir: string;
+  domains: string[];
+  /** ticket-mx's port: mail for `domains` goes there. */
+  relayTo?: number;
+  /** Queue and hold every message instead (the bench): nothing is delivered anywhere. */
+  hold?: boolean;
+}): Promise<PrivatePostfix> {
   const dir = opts.dir;
   const etc = path.join(dir, 'etc');
   const spool = path.join(dir, 'spool');
@@ -38,7 +54,14 @@ export async function startPostfix(opts: { dir: string; relayTo: number; domains
   fs.mkdirSync(data, { recursive: true });
   execFileSync('chown', ['postfix', data]);
   const port = await freePort();
-  const transports = opts.domains.map((d) => `${d}=smtp:[127.0.0.1]:${opts.relayTo}`).join(' ');
+  const transports = opts.relayTo
+    ? opts.domains.map((d) => `${d}=smtp:[127.0.0.1]:${opts.relayTo}`).join(' ')
+    : opts.domains.map((d) => `${d}=discard:held`).join(' ');
+  // HOLD (access(5)) puts the message in the hold queue once it is safely in the queue: smtpd
+  // still answers 250 only after cleanup has fsynced the queue file, as for any message
+  const restrictions = opts.hold
+    ? 'check_client_access static:HOLD, permit_mynetworks, reject_unauth_destination'
+    : 'permit_mynetworks, reject_unauth_destination';
   fs.writeFileSync(
     path.join(etc, 'main.cf'),
     `compatibility_level = 3.6
@@ -60,7 +83,7 @@ relay_transport = error:5.0.0 this test instance delivers only to ticket-mx
 local_transport = error:5.0.0 no local delivery in this test instance
 alias_maps =
 alias_database =
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_relay_restrictions = ${restrictions}
 smtp_dns_support_level = disabled
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
@@ -116,11 +139,16 @@ postlog   unix-dgram n - n - 1 postlogd
     port,
     dir,
     queued: () =>
-      execFileSync('postqueue', ['-c', etc, '-j'], { encoding: 'utf8' })
+      execFileSync('postqueue', ['-c', etc, '-j'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l)),
     log: () => (fs.existsSync(maillog) ? fs.readFileSync(maillog, 'utf8') : ''),
+    clear: () => execFileSync('postsuper', ['-c', etc, '-d', 'ALL'], { stdio: 'ignore' }),
+    held: () =>
+      fs.readdirSync(path.join(spool, 'hold'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+        .length,
+    masterPid: () => Number(fs.readFileSync(path.join(spool, 'pid', 'master.pid'), 'utf8').trim()),
     async stop() {
       try {
         execFileSync('postsuper', ['-c', etc, '-d', 'ALL'], { stdio: 'ignore' });

@@ -27,7 +27,12 @@ let key: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const env = { AUTH_POLICY: 'enforce', STAFF_SENDERS: '@flamecrm.ru', TICKET_MAX_MESSAGES_PER_HOUR: '0', OUTBOX_SEND_IN_SERVE: 'false' };
+  const env = {
+    AUTH_POLICY: 'enforce',
+    STAFF_SENDERS: '@flamecrm.ru',
+    TICKET_MAX_MESSAGES_PER_HOUR: '0',
+    OUTBOX_SEND_IN_SERVE: 'false',
+  };
   inline = await startTestServer(db.url, { ...env, LOG_LEVEL: 'info' });
   workers = await startTestServer(db.url, { ...env, LOG_LEVEL: 'info', PIPELINE_INLINE_MAX_BYTES: '0' }, inline.dns);
   key = publishDkimKey(inline.dns, 'flamecrm.ru', 'mail');

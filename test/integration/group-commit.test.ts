@@ -1,0 +1,221 @@
+// Group commit (src/db/group-commit.ts, store_messages) against a real PostgreSQL: messages ready
+// at the same moment share one commit, and each still gets exactly its own outcome — a copy of a
+// message in the same batch is a duplicate of it, a ticket's hourly cap counts the batch's earlier
+// messages, one message's bad data fails only that message, attachments arrive byte for byte, and a
+// deadline keeps a message out of a batch (or cancels a batch only when all of it gave up). With
+// one commit under way at a time, calls made while one runs form the next batch: deterministic.
+import crypto from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GroupCommit } from '../../src/db/group-commit.js';
+import type { MessageToStore, TicketMessageRow } from '../../src/db/queries.js';
+import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
+
+let db: TestDatabase;
+let pool: pg.Pool;
+const batches: number[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  for (const id of ['TKT-7001', 'TKT-7002', 'TKT-7003', 'TKT-7004', 'TKT-7005'])
+    await insertTestTicket(db.pool, id, 'client@example.ru');
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const commits = (maxPerHour = 0) =>
+  new GroupCommit(pool, {
+    maxMessages: 32,
+    maxBytes: 8 << 20,
+    inFlight: 1,
+    maxPerHour,
+    onBatch: (n) => batches.push(n),
+  });
+
+function message(ticketId: string, key: string, extra: Partial<TicketMessageRow> = {}): MessageToStore {
+  const bytes = Buffer.from(`From: client@example.ru\r\nMessage-ID: <${key}>\r\n\r\n${key}\r\n`);
+  const row: TicketMessageRow = {
+    ticketId,
+    idempotencyKey: `mid:<${key}>`,
+    authorAddress: 'client@example.ru',
+    authorName: 'Client',
+    authorRole: 'requester',
+    subject: 'Re: printer',
+    replyText: key,
+    fullText: key,
+    removedText: '',
+    html: null,
+    messageId: `<${key}>`,
+    inReplyTo: null,
+    references: [],
+    sentAt: new Date('2026-01-02T03:04:05Z'),
+    envelope: {
+      clientIp: '192.0.2.1',
+      clientHostname: null,
+      helo: 'mail.example.ru',
+      mailFrom: 'client@example.ru',
+      rcptTo: [`support+${ticketId}@flamecrm.ru`],
+      tls: false,
+      tlsCipher: null,
+    },
+    authResults: null,
+    authHeader: null,
+    authVerdict: 'AUTH_ACCEPTED',
+    authReason: 'requester',
+    ...extra,
+  };
+  return {
+    bytes,
+    sha256: crypto.createHash('sha256').update(bytes).digest(),
+    ticketMessages: [row],
+    unrouted: [],
+    attachments: [],
+    outbox: [],
+  };
+}
+
+const rowsOf = async (ticket: string) =>
+  (await db.pool.query('select message_id from ticket_messages where ticket_id = $1 order by id', [ticket])).rows.map(
+    (r) => r.message_id as string,
+  );
+
+describe('group commit', () => {
+  it('stores the messages ready at the same moment in one commit, each with its own result', async () => {
+    const c = commits();
+    batches.length = 0;
+    const results = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((k) => c.store(message('TKT-7001', `gc-${k}@x`))));
+    // the first went at once, alone; the four that came while it ran shared the next commit
+    expect(batches).toEqual([1, 4]);
+    expect(new Set(results.map((r) => r.rawMessageId)).size).toBe(5);
+    expect(results.every((r) => r.rawMessageId && r.stored === 1)).toBe(true);
+    expect(await rowsOf('TKT-7001')).toEqual(['<gc-a@x>', '<gc-b@x>', '<gc-c@x>', '<gc-d@x>', '<gc-e@x>']);
+  });
+
+  it('recognises a copy of a message in the same commit as a duplicate of it', async () => {
+    const c = commits();
+    batches.length = 0;
+    const [, ...copies] = await Promise.all([
+      c.store(message('TKT-7002', 'filler@x')),
+      c.store(message('TKT-7002', 'twice@x')),
+      c.store(message('TKT-7002', 'twice@x')),
+      c.store(message('TKT-7002', 'twice@x')),
+    ]);
+    expect(batches).toEqual([1, 3]);
+    const first = copies[0]!.rawMessageId;
+    expect(first).not.toBeNull();
+    expect(copies.slice(1)).toEqual([
+      { rawMessageId: null, stored: 0, existingRawMessageId: first, rateLimitedTicket: null },
+      { rawMessageId: null, stored: 0, existingRawMessageId: first, rateLimitedTicket: null },
+    ]);
+    expect(await rowsOf('TKT-7002')).toEqual(['<filler@x>', '<twice@x>']);
+    const raw = await db.pool.query(
+      "select count(*)::int as n from raw_messages where position('twice'::bytea in bytes) > 0",
+    );
+    expect(raw.rows[0].n).toBe(1);
+  });
+
+  it("counts the commit's earlier messages against a ticket's hourly cap", async () => {
+    const c = commits(3);
+    batches.length = 0;
+    const results = await Promise.all(['1', '2', '3', '4', '5'].map((k) => c.store(message('TKT-7003', `cap-${k}@x`))));
+    expect(batches).toEqual([1, 4]);
+    expect(results.map((r) => r.rateLimitedTicket)).toEqual([null, null, null, 'TKT-7003', 'TKT-7003']);
+    expect(await rowsOf('TKT-7003')).toEqual(['<cap-1@x>', '<cap-2@x>', '<cap-3@x>']);
+  });
+
+  it('fails only the message whose data PostgreSQL refuses, the rest of its commit is stored', async () => {
+    const c = commits();
+    batches.length = 0;
+    const bad = message('TKT-7004', 'bad@x');
+    bad.ticketMessages[0]!.envelope = { ...bad.ticketMessages[0]!.envelope, clientIp: 'not an address' };
+    const settled = await Promise.allSettled([
+      c.store(message('TKT-7004', 'ok-0@x')),
+      c.store(message('TKT-7004', 'ok-1@x')),
+      c.store(bad),
+      c.store(message('TKT-7004', 'ok-2@x')),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({ code: '22P02' });
+    // the batch of three failed as a whole, then each went alone
+    expect(batches).toEqual([1, 3, 1, 1, 1]);
+    expect((await rowsOf('TKT-7004')).sort()).toEqual(['<ok-0@x>', '<ok-1@x>', '<ok-2@x>']);
+  });
+
+  it('carries attachments byte for byte, as one binary parameter', async () => {
+    const c = commits();
+    const contents = [crypto.randomBytes(70_000), Buffer.from([0, 1, 2, 255, 0x5c, 0x78]), Buffer.alloc(0)];
+    const withFiles = message('TKT-7005', 'files@x');
+    withFiles.attachments = contents.map((content, i) => ({
+      filename: `f${i}.bin`,
+      contentType: 'application/octet-stream',
+      size: content.length,
+      sha256: crypto.createHash('sha256').update(content).digest(),
+      contentId: null,
+      inline: false,
+      content,
+    }));
+    const [a, b] = await Promise.all([c.store(message('TKT-7005', 'before-files@x')), c.store(withFiles)]);
+    expect([a.stored, b.stored]).toEqual([1, 1]);
+    const { rows } = await db.pool.query(
+      'select position, filename, size, bytes, sha256 from attachments where raw_message_id = $1 order by position',
+      [b.rawMessageId],
+    );
+    expect(rows.map((r) => r.filename)).toEqual(['f0.bin', 'f1.bin', 'f2.bin']);
+    rows.forEach((r, i) => {
+      expect(Buffer.compare(r.bytes, contents[i]!)).toBe(0);
+      expect(r.size).toBe(contents[i]!.length);
+    });
+    const raw = await db.pool.query('select bytes from raw_messages where id = $1', [b.rawMessageId]);
+    expect(raw.rows[0].bytes.toString()).toBe(withFiles.bytes.toString());
+  });
+});
+
+describe('deadlines', () => {
+  it('keep a message out of a commit that has not started, and cancel a commit only when all of it gave up', async () => {
+    const c = commits();
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table ticket_messages in access exclusive mode');
+      const first = new AbortController();
+      const waiting = new AbortController();
+      const together = [new AbortController(), new AbortController()];
+      const held = c.store(message('TKT-7005', 'held@x'), first.signal);
+      const out = c.store(message('TKT-7005', 'never@x'), waiting.signal);
+      const a = c.store(message('TKT-7005', 'late-a@x'), together[0]!.signal);
+      const b = c.store(message('TKT-7005', 'late-b@x'), together[1]!.signal);
+      const blocked = async () =>
+        (
+          await db.pool.query(
+            "select count(*)::int as n from pg_stat_activity where query like '%store_messages%' and wait_event_type = 'Lock'",
+          )
+        ).rows[0].n;
+      await expect.poll(blocked).toBe(1);
+      // queued behind the blocked commit: taken out, never stored
+      waiting.abort(new Error('deadline'));
+      await expect(out).rejects.toThrow('deadline');
+      // the blocked commit's only message gives up: the statement is cancelled
+      first.abort(new Error('deadline'));
+      await expect(held).rejects.toThrow(/canceling statement due to user request/);
+      // one of the next two gives up; the other still waits for it: it goes on, and both are stored
+      await expect.poll(blocked).toBe(1);
+      together[0]!.abort(new Error('deadline'));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await blocked()).toBe(1);
+      await locker.query('rollback');
+      expect((await a).stored).toBe(1);
+      expect((await b).stored).toBe(1);
+    } finally {
+      await locker.query('rollback').catch(() => {});
+      locker.release();
+    }
+    const stored = await rowsOf('TKT-7005');
+    expect(stored).toContain('<late-a@x>');
+    expect(stored).not.toContain('<held@x>');
+    expect(stored).not.toContain('<never@x>');
+  });
+});
