@@ -42,6 +42,7 @@ export const GROUPS = [
   'Tickets and attachments',
   'Health, metrics and logs',
   'HTTP API',
+  'CRM webhook',
 ] as const;
 export type Group = (typeof GROUPS)[number];
 
@@ -457,7 +458,9 @@ export const SETTINGS = {
   HTTP_HOST: setting({
     key: 'httpHost',
     group: 'Health, metrics and logs',
-    describe: 'Address for `/healthz` and `/metrics` (set `0.0.0.0` for a Prometheus on another host).',
+    describe:
+      'Address for `/healthz`, `/metrics` and the HTTP API (set `0.0.0.0` for a Prometheus or a CRM on another host; ' +
+      'put TLS in front of the API then).',
     parse: ip,
     // metrics and health are for the operator: loopback unless asked otherwise
     local: '127.0.0.1',
@@ -466,7 +469,7 @@ export const SETTINGS = {
   HTTP_PORT: setting({
     key: 'httpPort',
     group: 'Health, metrics and logs',
-    describe: 'Port for `/healthz` and `/metrics` (`0` picks a free port).',
+    describe: 'Port for `/healthz`, `/metrics` and the HTTP API `/v1/…` (`0` picks a free port).',
     parse: int(0, 65535),
     local: 8025,
     production: 8025,
@@ -483,10 +486,48 @@ export const SETTINGS = {
     key: 'apiToken',
     group: 'HTTP API',
     describe:
-      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`), which is not built yet: nothing reads this setting ' +
-      'so far. `ticket-mx api-token create` makes one.',
+      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`); unset, the API is off and `/v1/…` answers 404. ' +
+      '`ticket-mx api-token create` makes one.',
+    unset: '(API off)',
     parse: z.string().trim().min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)'),
     secret: true,
+  }),
+  API_MAX_BODY_BYTES: setting({
+    key: 'apiMaxBodyBytes',
+    group: 'HTTP API',
+    describe: 'Largest request body the API reads; a larger one gets `413` (`BODY_TOO_LARGE`).',
+    parse: int(1024, 64 * MiB),
+    local: MiB,
+    production: MiB,
+  }),
+  CRM_WEBHOOK_URL: optional({
+    key: 'crmWebhookUrl',
+    group: 'CRM webhook',
+    describe:
+      "The CRM's endpoint: every committed ticket message is POSTed there as signed JSON, through the outbox " +
+      '(retried with backoff, one event id across retries). Unset: no webhooks.',
+    unset: '(no webhooks)',
+    parse: z
+      .string()
+      .trim()
+      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http:// or https:// URL'),
+  }),
+  CRM_WEBHOOK_SECRET: optional({
+    key: 'crmWebhookSecret',
+    group: 'CRM webhook',
+    describe:
+      'Key of the HMAC-SHA256 signature of each webhook (`X-TicketMx-Signature`), 32+ characters; ' +
+      'required with `CRM_WEBHOOK_URL`. The CRM verifies with the same secret.',
+    parse: z.string().trim().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)'),
+    secret: true,
+  }),
+  CRM_WEBHOOK_TIMEOUT_MS: setting({
+    key: 'crmWebhookTimeoutMs',
+    group: 'CRM webhook',
+    describe: "Time for one webhook delivery (connect to the end of the CRM's answer); longer counts as a failure.",
+    parse: int(100, 120_000),
+    local: 10_000,
+    production: 10_000,
   }),
 } as const;
 
@@ -545,6 +586,15 @@ const RULES: Rule[] = [
         ? 'SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, ' +
           'or no message of the largest size could ever be taken'
         : null,
+  },
+  {
+    uses: ['CRM_WEBHOOK_URL', 'CRM_WEBHOOK_SECRET'],
+    check: (c) =>
+      c.crmWebhookUrl && !c.crmWebhookSecret
+        ? 'CRM_WEBHOOK_SECRET: must be set with CRM_WEBHOOK_URL (webhooks are always signed; openssl rand -hex 32)'
+        : !c.crmWebhookUrl && c.crmWebhookSecret
+          ? 'CRM_WEBHOOK_URL: must be set with CRM_WEBHOOK_SECRET (the secret alone sends nothing)'
+          : null,
   },
 ];
 

@@ -78,7 +78,7 @@ export async function startService(config: Readonly<Config>, log: Logger, databa
     });
     stack.push('pool', () => pool.end());
     const metrics = createMetrics();
-    const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
+    const http = await startHttpServer({ config, pool, metrics, log });
     stack.push('HTTP', () => http.close());
     // SMTP last, so that it closes first: no new connections, in-flight DATA commits before the pool ends.
     const smtp = await startSmtpServer({ config, pool, log, metrics });

@@ -1,6 +1,7 @@
 // `ticket-mx ticket create|show|list|close`: tickets from the command line, in our own table or
 // the CRM's behind the tickets view. What senders wrote is printed without control characters;
 // --json is for scripts.
+import { ticketJson, ticketMessagesJson } from '../api/ticket-json.js';
 import {
   findTicket,
   insertTicket,
@@ -10,7 +11,6 @@ import {
   type StoredAttachment,
   type StoredTicketMessage,
   setTicketStatus,
-  type Ticket,
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
@@ -116,25 +116,17 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       io.err(`ticket-mx: no such ticket ${id}`);
       return 1;
     }
+    if (values.json) {
+      const messages = await ticketMessagesJson(pool, id, !!values.full);
+      io.out(JSON.stringify({ ticket: ticketJson(ticket), messages }, null, 2));
+      return 0;
+    }
     const messages = await listTicketMessages(pool, id);
     const attachments = await listAttachments(
       pool,
       messages.map((m) => m.rawMessageId),
     );
     const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
-    if (values.json) {
-      io.out(
-        JSON.stringify(
-          {
-            ticket: ticketJson(ticket),
-            messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
-          },
-          null,
-          2,
-        ),
-      );
-      return 0;
-    }
     // what senders wrote goes to a terminal: no escape sequences or other control characters
     const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
     out(
@@ -263,38 +255,3 @@ const indent = (text: string) =>
     .split('\n')
     .map((l) => `    ${l}`)
     .join('\n');
-
-const ticketJson = (t: Ticket) => ({
-  id: t.id,
-  subject: t.subject,
-  requester: t.requester,
-  status: t.status,
-  createdAt: t.createdAt.toISOString(),
-});
-
-function messageJson(m: StoredTicketMessage, full: boolean) {
-  return {
-    id: m.id,
-    from: m.authorAddress,
-    fromName: m.authorName,
-    role: m.authorRole,
-    subject: m.subject,
-    text: m.replyText,
-    ...(full ? { fullText: m.fullText, removedText: m.removedText, html: m.html } : {}),
-    receivedAt: m.receivedAt.toISOString(),
-    sentAt: m.sentAt?.toISOString() ?? null,
-    messageId: m.messageId,
-    inReplyTo: m.inReplyTo,
-    references: m.references,
-    envelope: {
-      clientIp: m.clientIp,
-      helo: m.helo,
-      mailFrom: m.mailFrom,
-      rcptTo: m.rcptTo,
-      tls: m.tls,
-      tlsCipher: m.tlsCipher,
-    },
-    auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
-    rawMessageId: m.rawMessageId,
-  };
-}

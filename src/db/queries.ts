@@ -310,19 +310,45 @@ export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempoten
     receivedAt: Date;
   };
 
+const TICKET_MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId",
+  author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
+  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", html,
+  message_id as "messageId", in_reply_to as "inReplyTo", "references", sent_at as "sentAt",
+  host(client_ip) as "clientIp", client_hostname as "clientHostname", helo, mail_from as "mailFrom",
+  rcpt_to as "rcptTo", tls, tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
+  auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"`;
+
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>(
-    `select id, ticket_id as "ticketId", raw_message_id as "rawMessageId", author_address as "authorAddress",
-        author_name as "authorName", author_role as "authorRole", subject, reply_text as "replyText",
-        full_text as "fullText", removed_text as "removedText", html, message_id as "messageId",
-        in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
-        client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
-        tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
-        auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"
-     from ticket_messages where ticket_id = $1 order by received_at, id`,
+    `select ${TICKET_MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 order by received_at, id`,
     [ticketId],
   );
   return rows;
+}
+
+/** A ticket's messages with an id above `afterId`, by id (for a CRM that polls), at most `limit`. */
+export async function listTicketMessagesAfter(
+  db: Db,
+  ticketId: string,
+  afterId: string,
+  limit: number,
+): Promise<StoredTicketMessage[]> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'list_ticket_messages_after',
+    text: `select ${TICKET_MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and id > $2 order by id limit $3`,
+    values: [ticketId, afterId, limit],
+  });
+  return rows;
+}
+
+/** One ticket message by id, or null. */
+export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message',
+    text: `select ${TICKET_MESSAGE_COLUMNS} from ticket_messages where id = $1`,
+    values: [id],
+  });
+  return rows[0] ?? null;
 }
 
 export async function ping(db: Db): Promise<void> {

@@ -1,0 +1,126 @@
+// The JSON of a ticket and its messages — one shape for `ticket show --json`, GET /v1/tickets/{id},
+// the polling endpoint and the CRM webhook — as zod schemas (the OpenAPI document is generated
+// from them) and the one serializer that fills them from stored rows.
+import { z } from 'zod';
+import type { Db } from '../db/pool.js';
+import {
+  listAttachments,
+  listTicketMessages,
+  type StoredAttachment,
+  type StoredTicketMessage,
+  type Ticket,
+} from '../db/queries.js';
+
+export const TicketJson = z
+  .object({
+    id: z.string().meta({ example: 'TKT-12345' }),
+    subject: z.string(),
+    requester: z.string().describe("the customer's address: who may write to the ticket, and who gets staff answers"),
+    status: z.string().describe('as stored (or as the CRM view maps it); TICKET_CLOSED_STATUSES take no more mail'),
+    createdAt: z.iso.datetime(),
+  })
+  .meta({ id: 'Ticket' });
+
+export const AttachmentJson = z
+  .object({
+    id: z.string(),
+    filename: z.string().nullable(),
+    contentType: z.string(),
+    size: z.number().int(),
+    sha256: z.string().describe('hex'),
+    contentId: z.string().nullable(),
+    inline: z.boolean(),
+  })
+  .meta({ id: 'Attachment' });
+
+export const MessageJson = z
+  .object({
+    id: z.string().describe('the ticket message id (ticket_messages_v1.id), increasing; a decimal string'),
+    from: z.string().nullable().describe('the author address'),
+    fromName: z.string().nullable(),
+    role: z.string().nullable().describe('staff, requester or stranger'),
+    subject: z.string().nullable(),
+    text: z.string().describe('the reply text: quotes, attribution lines and signatures removed'),
+    fullText: z.string().optional().describe('with full=true: the whole text, quotes included'),
+    removedText: z.string().optional().describe('with full=true: what was removed from the reply text'),
+    html: z.string().nullable().optional().describe('with full=true: the sanitized HTML'),
+    receivedAt: z.iso.datetime().describe('when it was committed'),
+    sentAt: z.iso.datetime().nullable().describe('the Date: header'),
+    messageId: z.string().nullable(),
+    inReplyTo: z.string().nullable(),
+    references: z.array(z.string()),
+    envelope: z.object({
+      clientIp: z.string().nullable(),
+      helo: z.string().nullable(),
+      mailFrom: z.string().nullable(),
+      rcptTo: z.array(z.string()),
+      tls: z.boolean(),
+      tlsCipher: z.string().nullable(),
+    }),
+    auth: z.object({
+      verdict: z.string().nullable().describe('AUTH_ACCEPTED, AUTH_NOT_ALLOWED, AUTH_UNAUTHENTICATED, …'),
+      reason: z.string().nullable(),
+      results: z.unknown().describe('SPF, DKIM, DMARC and ARC verdicts as stored'),
+      header: z.string().nullable(),
+    }),
+    rawMessageId: z.string(),
+    attachments: z.array(AttachmentJson),
+  })
+  .meta({ id: 'Message' });
+
+export const TicketWithMessagesJson = z
+  .object({ ticket: TicketJson, messages: z.array(MessageJson) })
+  .meta({ id: 'TicketWithMessages' });
+
+export type TicketJson = z.infer<typeof TicketJson>;
+export type MessageJson = z.infer<typeof MessageJson>;
+
+export const ticketJson = (t: Ticket): TicketJson => ({
+  id: t.id,
+  subject: t.subject,
+  requester: t.requester,
+  status: t.status,
+  createdAt: t.createdAt.toISOString(),
+});
+
+export function messageJson(m: StoredTicketMessage, attachments: StoredAttachment[], full: boolean): MessageJson {
+  return {
+    id: m.id,
+    from: m.authorAddress,
+    fromName: m.authorName,
+    role: m.authorRole,
+    subject: m.subject,
+    text: m.replyText,
+    ...(full ? { fullText: m.fullText, removedText: m.removedText, html: m.html } : {}),
+    receivedAt: m.receivedAt.toISOString(),
+    sentAt: m.sentAt?.toISOString() ?? null,
+    messageId: m.messageId,
+    inReplyTo: m.inReplyTo,
+    references: m.references,
+    envelope: {
+      clientIp: m.clientIp,
+      helo: m.helo,
+      mailFrom: m.mailFrom,
+      rcptTo: m.rcptTo,
+      tls: m.tls,
+      tlsCipher: m.tlsCipher,
+    },
+    auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
+    rawMessageId: m.rawMessageId,
+    attachments,
+  };
+}
+
+/** Stored messages with their attachments' metadata, serialized. */
+export async function messagesJson(db: Db, messages: StoredTicketMessage[], full: boolean): Promise<MessageJson[]> {
+  const attachments = await listAttachments(
+    db,
+    messages.map((m) => m.rawMessageId),
+  );
+  return messages.map((m) => messageJson(m, attachments.get(m.rawMessageId) ?? [], full));
+}
+
+/** A ticket's messages in the order they were committed, serialized (`ticket show --json` and the API). */
+export async function ticketMessagesJson(db: Db, ticketId: string, full: boolean): Promise<MessageJson[]> {
+  return messagesJson(db, await listTicketMessages(db, ticketId), full);
+}
