@@ -70,10 +70,10 @@ export const PROBLEMS = {
     title: 'Request does not match the schema',
     when: 'a body, path or query parameter breaks the OpenAPI schema; `errors` lists each `{ path, message }`',
   },
-  NO_REQUESTER_ADDRESS: {
-    status: 422,
-    title: 'The requester cannot be mailed',
-    when: 'POST /v1/tickets/{id}/messages to a ticket whose requester is not an email address',
+  BAD_REQUEST: {
+    status: 400,
+    title: 'Request not understood',
+    when: 'another request that cannot be read, such as a malformed URL',
   },
   DATABASE_UNAVAILABLE: {
     status: 503,
@@ -168,11 +168,7 @@ export const problem = {
       errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; '),
       { errors },
     ),
-  noRequesterAddress: (id: string, requester: string) =>
-    new ApiProblem(
-      'NO_REQUESTER_ADDRESS',
-      `The requester of ticket ${id} (${JSON.stringify(requester)}) is not an email address: the answer cannot be mailed.`,
-    ),
+  badRequest: (why: string) => new ApiProblem('BAD_REQUEST', `${why}.`),
   databaseUnavailable: () =>
     new ApiProblem('DATABASE_UNAVAILABLE', 'PostgreSQL did not answer; nothing was stored. Try again.', {
       headers: { 'retry-after': '5' },

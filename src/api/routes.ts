@@ -103,6 +103,7 @@ export function toProblem(err: unknown, req: FastifyRequest): ApiProblem {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return problem.malformedJson('its size does not match Content-Length');
   }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return problem.badRequest(e.message ?? 'bad request');
   const tag = failureTag(err);
   if (tag === 'DB_UNAVAILABLE' || tag === 'DEADLINE') return problem.databaseUnavailable();
   return problem.internal();

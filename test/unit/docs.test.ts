@@ -11,8 +11,9 @@ import { CATALOGUE } from '../../src/smtp/reply.js';
 const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
 
 function section(title: string): string {
-  const start = readme.indexOf(`## ${title}\n`);
-  expect(start, `README has a "## ${title}" section`).toBeGreaterThanOrEqual(0);
+  // at the start of a line: "## HTTP API" is not the "### HTTP API" of the configuration tables
+  const start = readme.indexOf(`\n## ${title}\n`) + 1;
+  expect(start, `README has a "## ${title}" section`).toBeGreaterThan(0);
   const end = readme.indexOf('\n## ', start + 1);
   return readme.slice(start, end < 0 ? undefined : end);
 }
