@@ -89,7 +89,7 @@ describe('bearer token', () => {
   it('logs one API_REQUEST line per request, with the problem and the request id', async () => {
     const r = await call('GET', '/v1/tickets/TKT-100', { headers: { authorization: 'Bearer wrong' } });
     const { requestId } = r.json as { requestId: string };
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect.poll(() => server.logsWithCode('API_REQUEST').filter((l) => l.rid === requestId)).toHaveLength(1);
     expect(server.logsWithCode('API_REQUEST').filter((l) => l.rid === requestId)).toEqual([
       expect.objectContaining({
         method: 'GET',
