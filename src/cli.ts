@@ -6,13 +6,25 @@ import path from 'node:path';
 import { apiTokenCreate } from './cli/api-token.js';
 import { type Command, type Out, UsageError } from './cli/command.js';
 import { migrate } from './cli/migrate.js';
+import { replyText } from './cli/reply-text.js';
+import { reprocess } from './cli/reprocess.js';
 import { serve } from './cli/serve.js';
 import { ticketClose, ticketCreate, ticketList, ticketShow } from './cli/ticket.js';
 import { ConfigError } from './config.js';
 import { PROJECT_ROOT } from './paths.js';
 
 /** Every command, in the order `--help` lists them. A group (`ticket`) is the first word of several. */
-const COMMANDS: Command[] = [serve, migrate, ticketCreate, ticketShow, ticketList, ticketClose, apiTokenCreate];
+const COMMANDS: Command[] = [
+  serve,
+  migrate,
+  ticketCreate,
+  ticketShow,
+  ticketList,
+  ticketClose,
+  apiTokenCreate,
+  replyText,
+  reprocess,
+];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;

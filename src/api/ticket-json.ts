@@ -33,6 +33,16 @@ export const AttachmentJson = z
   })
   .meta({ id: 'Attachment' });
 
+export const ForwardedJson = z
+  .object({
+    from: z.string().nullable(),
+    date: z.string().nullable().describe('as written in the forward'),
+    subject: z.string().nullable(),
+    to: z.string().nullable(),
+    text: z.string(),
+  })
+  .meta({ id: 'Forwarded' });
+
 export const MessageJson = z
   .object({
     id: z.string().describe('the ticket message id (ticket_messages_v1.id), increasing; a decimal string'),
@@ -41,6 +51,7 @@ export const MessageJson = z
     role: z.string().nullable().describe('staff, requester or stranger'),
     subject: z.string().nullable(),
     text: z.string().describe('the reply text: quotes, attribution lines and signatures removed'),
+    forwarded: ForwardedJson.nullable().describe('a message the author forwarded, kept beside their note'),
     fullText: z.string().optional().describe('with full=true: the whole text, quotes included'),
     removedText: z.string().optional().describe('with full=true: what was removed from the reply text'),
     html: z.string().nullable().optional().describe('with full=true: the sanitized HTML'),
@@ -91,6 +102,7 @@ export function messageJson(m: StoredTicketMessage, attachments: StoredAttachmen
     role: m.authorRole,
     subject: m.subject,
     text: m.replyText,
+    forwarded: m.forwarded ?? null,
     ...(full ? { fullText: m.fullText, removedText: m.removedText, html: m.html } : {}),
     receivedAt: m.receivedAt.toISOString(),
     sentAt: m.sentAt?.toISOString() ?? null,

@@ -3,6 +3,7 @@
 // --json is for scripts.
 import { ticketJson, ticketMessagesJson } from '../api/ticket-json.js';
 import {
+  type ForwardedMessage,
   findTicket,
   insertTicket,
   listAttachments,
@@ -37,7 +38,9 @@ export const ticketShow: Command = {
 Shows a ticket and its messages: the reply text by default.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "receivedAt", "attachments", ... } ] }`,
+                      "forwarded", "receivedAt", "attachments", ... } ] }
+A message that forwards another shows the note above it, then "forwarded from X on D" with the
+forwarded text.`,
   run: (args, io) => showTicket(args, io),
 };
 
@@ -149,7 +152,14 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       }
       for (const a of filesOf(m)) out(`    attachment: ${describeAttachment(a)}`);
       out('');
-      out(indent(values.full ? m.fullText : m.replyText));
+      if (values.full) out(indent(m.fullText));
+      else {
+        if (m.replyText || !m.forwarded) out(indent(m.replyText));
+        if (m.forwarded) {
+          if (m.replyText) out('');
+          out(indent(describeForwarded(m.forwarded)));
+        }
+      }
     }
     return 0;
   });
@@ -244,6 +254,16 @@ const isMonitoredRefusal = (results: unknown) => {
   const d = (results as StoredAuth | null)?.decision;
   return !!d && d.policy === 'monitor' && d.wouldReject;
 };
+
+/** "forwarded from Ann <a@b> on Tue, 4 Mar 2025 10:10 (subject)" and the forwarded text below. */
+function describeForwarded(f: ForwardedMessage): string {
+  const head = `forwarded from ${f.from ?? '(unknown sender)'}${f.date ? ` on ${f.date}` : ''}`;
+  const subject = f.subject ? `\nsubject: ${f.subject}` : '';
+  return `${head}${subject}\n${f.text
+    .split('\n')
+    .map((l) => `| ${l}`.trimEnd())
+    .join('\n')}`;
+}
 
 const describeAttachment = (a: StoredAttachment) =>
   `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;

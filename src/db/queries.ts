@@ -22,6 +22,15 @@ export interface Envelope {
   tlsCipher: string | null;
 }
 
+/** A message the author forwarded, kept beside their note (reply text): who, when, what. */
+export interface ForwardedMessage {
+  from: string | null;
+  date: string | null;
+  subject: string | null;
+  to: string | null;
+  text: string;
+}
+
 export interface TicketMessageRow {
   ticketId: string;
   idempotencyKey: string;
@@ -32,6 +41,8 @@ export interface TicketMessageRow {
   replyText: string;
   fullText: string;
   removedText: string;
+  /** Optional for callers that predate forwards; stored as null when absent. */
+  forwarded?: ForwardedMessage | null;
   html: string | null;
   messageId: string | null;
   inReplyTo: string | null;
@@ -266,6 +277,7 @@ function ticketMessageJson(m: TicketMessageRow) {
     reply_text: m.replyText,
     full_text: m.fullText,
     removed_text: m.removedText,
+    forwarded: m.forwarded ?? null,
     html: m.html,
     message_id: m.messageId,
     in_reply_to: m.inReplyTo,
@@ -312,7 +324,7 @@ export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempoten
 
 const TICKET_MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId",
   author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
-  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", html,
+  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", forwarded, html,
   message_id as "messageId", in_reply_to as "inReplyTo", "references", sent_at as "sentAt",
   host(client_ip) as "clientIp", client_hostname as "clientHostname", helo, mail_from as "mailFrom",
   rcpt_to as "rcptTo", tls, tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
@@ -349,6 +361,91 @@ export async function findTicketMessage(db: Db, id: string): Promise<StoredTicke
     values: [id],
   });
   return rows[0] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reprocessing: the reply text of stored messages derived again from their raw bytes.
+
+export interface ReprocessCandidate {
+  id: string;
+  ticketId: string;
+  rawMessageId: string;
+  replyText: string;
+  removedText: string;
+  forwarded: ForwardedMessage | null;
+}
+
+/** How many ticket messages a reprocess selection covers (for its progress). */
+export async function countReprocessCandidates(db: Db, filter: { ticketId?: string; since?: Date }): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from ticket_messages
+      where ($1::text is null or ticket_id = $1) and ($2::timestamptz is null or received_at >= $2)`,
+    [filter.ticketId ?? null, filter.since ?? null],
+  );
+  return rows[0]!.n;
+}
+
+/** The next batch of ticket messages after `afterId`, oldest first, each with its raw bytes. */
+export async function listReprocessCandidates(
+  db: Db,
+  filter: { ticketId?: string; since?: Date; afterId: string; limit: number },
+): Promise<Array<ReprocessCandidate & { bytes: Buffer }>> {
+  const { rows } = await db.query<ReprocessCandidate & { bytes: Buffer }>(
+    `select tm.id, tm.ticket_id as "ticketId", tm.raw_message_id as "rawMessageId", tm.reply_text as "replyText",
+            tm.removed_text as "removedText", tm.forwarded, r.bytes
+       from ticket_messages tm join raw_messages r on r.id = tm.raw_message_id
+      where tm.id > $1 and ($2::text is null or tm.ticket_id = $2) and ($3::timestamptz is null or tm.received_at >= $3)
+      order by tm.id limit $4`,
+    [filter.afterId, filter.ticketId ?? null, filter.since ?? null, filter.limit],
+  );
+  return rows;
+}
+
+/**
+ * One message's new reply text, the previous one kept in reply_text_history, in one statement
+ * (one transaction). Only when the stored text is still what the caller read: a concurrent
+ * reprocess of the same message updates it once. Returns whether it changed anything.
+ */
+export async function replaceReplyText(
+  db: Db,
+  previous: ReprocessCandidate,
+  next: { replyText: string; removedText: string; forwarded: ForwardedMessage | null },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `with updated as (
+       update ticket_messages set reply_text = $5, removed_text = $6, forwarded = $7::jsonb
+        where id = $1 and reply_text = $2 and removed_text = $3 and forwarded is not distinct from $4::jsonb
+        returning id
+     )
+     insert into reply_text_history (ticket_message_id, reply_text, removed_text, forwarded)
+     select id, $2, $3, $4::jsonb from updated`,
+    [
+      previous.id,
+      previous.replyText,
+      previous.removedText,
+      previous.forwarded === null ? null : json(previous.forwarded),
+      next.replyText,
+      next.removedText,
+      next.forwarded === null ? null : json(next.forwarded),
+    ],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export interface ReplyTextHistoryEntry {
+  replyText: string;
+  removedText: string;
+  forwarded: ForwardedMessage | null;
+  replacedAt: Date;
+}
+
+export async function listReplyTextHistory(db: Db, ticketMessageId: string): Promise<ReplyTextHistoryEntry[]> {
+  const { rows } = await db.query<ReplyTextHistoryEntry>(
+    `select reply_text as "replyText", removed_text as "removedText", forwarded, replaced_at as "replacedAt"
+       from reply_text_history where ticket_message_id = $1 order by id`,
+    [ticketMessageId],
+  );
+  return rows;
 }
 
 export async function ping(db: Db): Promise<void> {

@@ -34,6 +34,20 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = cleanE
   });
 }
 
+/** Like runCli, with `input` written to the command's standard input. */
+export function runCliWithInput(args: string[], env: NodeJS.ProcessEnv, input: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: PROJECT_ROOT, timeout: 60_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { env, cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

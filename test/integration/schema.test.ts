@@ -172,7 +172,18 @@ describe('moving an installation from before our schema', () => {
     expect(before.ticket_messages).toHaveLength(1);
     expect(before.attachments).toHaveLength(1);
     expect(before.unrouted_messages).toHaveLength(1);
-    expect(await snapshot(pool)).toEqual(before);
+    // later migrations may add columns (0003: ticket_messages.forwarded): compare what was there
+    const after = await snapshot(pool);
+    const asBefore = Object.fromEntries(
+      Object.entries(after).map(([table, rows]) => [
+        table,
+        rows.map((row, i) => {
+          const keys = Object.keys((before[table]?.[i] ?? {}) as object);
+          return Object.fromEntries(Object.entries(row as object).filter(([k]) => keys.includes(k)));
+        }),
+      ]),
+    );
+    expect(asBefore).toEqual(before);
   });
 
   it('leaves nothing of ours in public, and the CRM table there untouched', async () => {

@@ -28,7 +28,8 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments');
+  // cascade: tables that later migrations add (reply_text_history…) refer to these
+  await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments cascade');
 });
 
 const transport = () =>

@@ -305,6 +305,11 @@ describe('extractReply on hostile input', () => {
       { text: null, html: `<blockquote style="${'border-left:x '.repeat(80_000)}">quoted</blockquote>` },
     ],
     ['a long run of blanks inside a line', { text: `answer${' '.repeat(400_000)}x\n> quoted`, html: null }],
+    ['<p><li> nested 80,000 times', { text: null, html: `${'<p><li>'.repeat(80_000)}answer` }],
+    ['a long line of dashes and colons', { text: `answer\n${'-- : '.repeat(100_000)}`, html: null }],
+    ['an attribution-like line repeated', { text: 'On 4 Mar 2025 Ann <a@b.cc> <\n'.repeat(20_000), html: null }],
+    ['footer-like lines to the end', { text: `answer\n${'Sent from my iPhone\n'.repeat(50_000)}`, html: null }],
+    ['header fields without end', { text: `answer\n${'From: a@b.cc\nTo: c\n'.repeat(30_000)}`, html: null }],
   ])('%s', (_name, input) => {
     const r = extractReply(input);
     expect(typeof r.reply).toBe('string');

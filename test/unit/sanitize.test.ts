@@ -128,8 +128,17 @@ describe('sanitizeHtml caps', () => {
   });
 
   it('does not count void, implied-end or closed elements as nesting', () => {
-    const flat = `${'<br><img src="cid:a"><p>x<li>y<td>z'.repeat(MAX_HTML_NESTING * 2)}${'<div>a</div>'.repeat(MAX_HTML_NESTING * 2)}`;
+    // each implied end really closes here: a <p> closes the open <p>, an <li> the open <li>
+    const flat = `${'<br><img src="cid:a"><p>x'.repeat(MAX_HTML_NESTING * 2)}${'<li>y'.repeat(MAX_HTML_NESTING * 2)}${'<div>a</div>'.repeat(MAX_HTML_NESTING * 2)}`;
     expect(sanitizeHtml(flat).startsWith('<pre>')).toBe(false);
+  });
+
+  it('counts implied-end elements that the parser keeps open: <p><li> repeated nests', () => {
+    // htmlparser2 closes <p> only when a <p> is on top, so <p><li><p><li>… nests without end
+    const hostile = '<p><li>'.repeat(80_000);
+    expect(sanitizeHtml(hostile, 'text part')).toBe('<pre>text part</pre>');
+    expect(sanitizeHtml(`${'<p><li>'.repeat(MAX_HTML_NESTING / 2 - 1)}x`).startsWith('<pre>')).toBe(false);
+    expect(htmlToText(`${'<p><li><td>'.repeat(80_000)}words`)).toBe('words');
   });
 
   it('stores HTML over the length cap as escaped text, script content dropped', () => {

@@ -7,6 +7,7 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import {
   type AttachmentRow,
   type Envelope,
+  type ForwardedMessage,
   findTicket,
   findTicketByNotification,
   type StoreResult,
@@ -323,16 +324,18 @@ interface Body {
   replyText: string;
   fullText: string;
   removedText: string;
+  forwarded: ForwardedMessage | null;
   html: string | null;
 }
 
 /** What the ticket shows (the answer), and everything else kept beside it. */
 function bodyOf(parsed: ParsedMessage, fullText: string): Body {
-  const extracted = extractReply({ text: fullText, html: parsed.html });
+  const extracted = extractReply({ text: fullText, html: parsed.html, subject: parsed.subject });
   return {
     replyText: extracted.reply,
     fullText,
     removedText: extracted.removed,
+    forwarded: extracted.forwarded ?? null,
     html: parsed.html === null ? null : sanitizeHtml(parsed.html, parsed.text),
   };
 }

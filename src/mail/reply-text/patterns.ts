@@ -1,0 +1,256 @@
+// The language table compiled once into the tests the text rules ask of a line: is it an
+// attribution, a header-block field, a separator, a device footer. No language appears here by
+// name: every word comes from languages.ts. All tests are linear: lines are bounded in length
+// before any pattern runs, and no pattern nests quantifiers over the same characters.
+import { LANGUAGES } from './languages.js';
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const unique = (words: Iterable<string>) => [...new Set(words)].sort((a, b) => b.length - a.length);
+const collect = (pick: (l: (typeof LANGUAGES)[number]) => string[] | undefined) =>
+  unique(LANGUAGES.flatMap((l) => pick(l) ?? []));
+/** Words of cased scripts must stand alone; CJK, Arabic and other words may touch their neighbours. */
+const word = (w: string) => {
+  const e = escapeRegExp(w).replace(/ /g, '\\s+');
+  const before = /^[\p{Lu}\p{Ll}]/u.test(w) ? '(?<![\\p{Lu}\\p{Ll}])' : '';
+  const after = /[\p{Lu}\p{Ll}]$/u.test(w) ? '(?![\\p{Lu}\\p{Ll}])' : '';
+  return `${before}${e}${after}`;
+};
+const alternation = (words: string[]) => words.map(word).join('|');
+
+/** The longest line any test looks at: an attribution or a header line is short. */
+export const MAX_MARKER_LENGTH = 400;
+
+// ---------------------------------------------------------------------------------------------
+// Evidence that a line is about a message: a date, a time, an address.
+
+// Two-letter weekdays ("Mo", "ma", "to") are ordinary words too: only longer names count. Words of
+// cased scripts are looked up word by word; CJK ones ("年", "午前") as substrings.
+const DATE_WORD_LIST = collect((l) => l.dateWords);
+const DATE_WORDS = new Set(
+  DATE_WORD_LIST.filter((w) => w.length >= 3 && /^[\p{Lu}\p{Ll}]+$/u.test(w)).map((w) => w.toLowerCase()),
+);
+const DATE_SUBSTRINGS = DATE_WORD_LIST.filter((w) => !/[\p{Lu}\p{Ll}]/u.test(w));
+const WORDS = /[\p{Lu}\p{Ll}]+/gu;
+
+function hasDateWord(s: string): boolean {
+  for (const m of s.matchAll(WORDS)) if (DATE_WORDS.has(m[0].toLowerCase())) return true;
+  return DATE_SUBSTRINGS.some((w) => s.includes(w));
+}
+const NUMERIC_DATE = /\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{4}年|\d{1,2}月/u;
+const TIME = /(?<!\d)\d{1,2}[:.]\d{2}(?!\d)/;
+// One address token; '@' is outside every class so the match cannot backtrack far.
+const ADDRESS = /[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255}\.[^\s<>()[\]"'@:;,.]{2,63}/;
+
+export function hasDate(s: string): boolean {
+  return NUMERIC_DATE.test(s) || hasDateWord(s);
+}
+export function hasTime(s: string): boolean {
+  return TIME.test(s);
+}
+export function hasAddress(s: string): boolean {
+  return ADDRESS.test(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribution lines: "On Fri, 14 Mar 2025 at 10:10, Ann <a@b> wrote:" in every language.
+
+const WROTE = new RegExp(`(?:${alternation(collect((l) => l.wrote))})`, 'giu');
+const OPENS_SOURCE = `(?:${alternation(collect((l) => l.opens))})(?=[\\s,])`;
+// Case matters: "Am 27.10.2021 um 09:31 schrieb" opens, "10:10 AM" does not.
+const OPENS = new RegExp(`^${OPENS_SOURCE}`, 'u');
+const OPENS_AT = new RegExp(OPENS_SOURCE, 'uy');
+const COLON_END = /[:：]\s*$/;
+/** Dashes, underscores, equals signs around a line: "---- John wrote ----". */
+const DECORATION = /^[-–—_=~*\s]{2,}|[-–—_=~*\s]{2,}$/g;
+/** "… <a@b>:", "… a@b:", "… (a@b):", "… [mailto:a@b]:" — an address right before the closing colon. */
+const ADDRESS_BEFORE_COLON =
+  /(?:<[^<>\s]{1,255}>|\([^()\s]{1,255}\)|\[[^[\]\s]{1,255}\]|[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255})\s*[:：]\s*$/u;
+/** Gmail's old attribution: "2011/4/7 Ann <a@b>", a date first, an address last, nothing else. */
+const DATE_THEN_ADDRESS = /^\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{1,200}(?:<[^<>\s]{1,255}>|@[^\s<>]{1,255})$/u;
+/** How much may follow the verb: "schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:", "kirjoitti 28/10/2021 12.46:". */
+const MAX_AFTER_VERB = 90;
+
+export type AttributionStrength = 'strong' | 'weak';
+
+/**
+ * Whether a line (a wrapped one joined) is an attribution. 'strong': it says who wrote when, and
+ * whatever follows it is the original. 'weak': only evidence when quoted text follows it.
+ */
+export function attribution(line: string): AttributionStrength | null {
+  let s = line.trim();
+  if (s.length < 6 || s.length > MAX_MARKER_LENGTH || !mayEndAttribution(s)) return null;
+  const stripped = s.replace(DECORATION, '');
+  const decorated = stripped.length < s.length && /^[-–—_=~*]{2,}|[-–—_=~*]{2,}$/.test(s);
+  s = stripped.trim();
+  if (s.length < 6) return null;
+  const colon = COLON_END.test(s);
+  if (!colon) return !decorated && DATE_THEN_ADDRESS.test(s) ? 'weak' : verbAttribution(s, false, decorated);
+  return verbAttribution(s, true, decorated) ?? (hasWhen(s) && ADDRESS_BEFORE_COLON.test(s) ? 'strong' : null);
+}
+
+/** A date or a time. */
+const hasWhen = (s: string) => hasTime(s) || hasDate(s);
+
+/** The attributions that name the verb: "… wrote:", "… schrieb am …:", "---- Ann wrote ----". */
+function verbAttribution(s: string, colon: boolean, decorated: boolean): AttributionStrength | null {
+  let verbEnd = -1;
+  for (const m of s.matchAll(WROTE)) verbEnd = m.index + m[0].length;
+  if (verbEnd < 0) return null;
+  const after = s.slice(verbEnd).replace(/^\s*\([^()]{0,8}\)/, '');
+  const atEnd = /^\s*[:：]?\s*$/.test(after);
+  const opens = OPENS.test(s);
+  const evidence = () => hasAddress(s) || hasWhen(s);
+  if (atEnd && colon && (decorated || opens || evidence())) return 'strong';
+  if (atEnd && !colon && (decorated || (opens && evidence()))) return 'strong';
+  // the date or the name after the verb: German, Finnish, Hungarian, Arabic clients
+  if (!atEnd && colon && after.length <= MAX_AFTER_VERB) {
+    if (hasAddress(after) || hasWhen(after)) return 'strong';
+    if (opens && evidence()) return 'strong'; // "Am 04.03.2025 um 10:10 schrieb Anna Berg:"
+  }
+  return null;
+}
+
+const WROTE_AT_END = new RegExp(`(?:${alternation(collect((l) => l.wrote))})\\s*[-–—_=~*]*$`, 'iu');
+
+/** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
+export function mayEndAttribution(line: string): boolean {
+  const s = line.trimEnd();
+  return /[:：>]$|[-–—_=~*]{2}$|@\S+$/.test(s) || WROTE_AT_END.test(s.slice(-40));
+}
+
+/**
+ * Where an attribution starts inside a line that holds the person's text before it ("reply On
+ * Wed, … wrote:"): the first opening word whose tail is an attribution, when what comes before
+ * it is a sentence or holds no date (then it is not the attribution's own beginning).
+ */
+export function attributionTail(line: string): number {
+  const s = line.trimEnd();
+  if (s.length > MAX_MARKER_LENGTH || !COLON_END.test(s)) return -1;
+  for (let i = 1; i < s.length - 6; i++) {
+    const before = s[i - 1]!;
+    if (before !== ' ' && before !== '-' && before !== '\t') continue;
+    OPENS_AT.lastIndex = i;
+    if (!OPENS_AT.test(s) || attribution(s.slice(i)) !== 'strong') continue;
+    const head = s.slice(0, i).replace(/[-–—\s]+$/, '');
+    if (!(hasDate(head) || hasTime(head)) || endsSentence(head)) return i;
+  }
+  return -1;
+}
+
+/** "… the fix." ends a sentence; "… 2014 г." and "Fr., 28." end a date. */
+export function endsSentence(s: string): boolean {
+  const m = /([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
+  return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.has(m[1]!.toLowerCase());
+}
+
+/** Where an attribution may start when wrapped over several lines: it opens, or it starts with a date or a name. */
+export function mayOpenAttribution(line: string): boolean {
+  const s = line.trim().replace(/^[-–—_=~*\s]+/, '');
+  return s.length > 0 && s.length <= MAX_MARKER_LENGTH && !endsSentence(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header blocks: From:/Sent:/To:/Subject: and their translations.
+
+export type Field = 'from' | 'date' | 'to' | 'cc' | 'subject';
+const FIELDS: Field[] = ['from', 'date', 'to', 'cc', 'subject'];
+const FIELD_NAMES = new Map<string, Field>();
+for (const field of FIELDS)
+  for (const name of collect((l) => l[field]))
+    if (!FIELD_NAMES.has(name.toLowerCase())) FIELD_NAMES.set(name.toLowerCase(), field);
+const FIELD_LINE = new RegExp(
+  `^\\s*[*_]{0,2}(${unique(FIELD_NAMES.keys()).map(word).join('|')})[*_]{0,2}\\s*[:：][*_]{0,2}(.*)$`,
+  'iu',
+);
+
+/** 'from', 'date'… when the line is "Name: value" with a field name of some language. */
+export function headerField(line: string): { field: Field; value: string } | null {
+  if (line.length > MAX_MARKER_LENGTH * 4) return null;
+  // a field name is short: its colon comes early
+  if (!/[:：]/.test(line.slice(0, 40))) return null;
+  const m = FIELD_LINE.exec(line);
+  if (!m) return null;
+  const field = FIELD_NAMES.get(m[1]!.toLowerCase().replace(/\s+/g, ' '));
+  return field ? { field, value: m[2]!.trim() } : null;
+}
+
+/** Yahoo's one-line form: "From: Ann <a@b>To: Bob <c@d>Sent: …Subject: …" split back into fields. */
+const INLINE_FIELD = new RegExp(`(${unique(FIELD_NAMES.keys()).map(escapeRegExp).join('|')})\\s*[:：]`, 'giu');
+export function inlineFields(text: string): Array<{ field: Field; value: string }> {
+  const found: Array<{ field: Field; at: number; end: number }> = [];
+  for (const m of text.slice(0, MAX_MARKER_LENGTH * 4).matchAll(INLINE_FIELD)) {
+    const field = FIELD_NAMES.get(m[1]!.toLowerCase());
+    // a field name is glued to the previous value, or starts the text, or follows a blank
+    if (field && (m.index === 0 || !/[\p{Lu}\p{Ll}]/u.test(text[m.index - 1]!) || /[>\d]/.test(text[m.index - 1]!)))
+      found.push({ field, at: m.index, end: m.index + m[0].length });
+  }
+  return found.map((f, k) => ({ field: f.field, value: text.slice(f.end, found[k + 1]?.at ?? text.length).trim() }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Separators: "-----Original Message-----", "---------- Forwarded message ---------".
+
+const ORIGINAL = alternation(collect((l) => l.original));
+const FORWARDED = alternation(collect((l) => l.forwarded));
+const SEPARATOR = new RegExp(
+  `^[\\s>]*([-–—_=*~]{2,})?\\s*(?:(${FORWARDED})|(${ORIGINAL}))\\s*([-–—_=*~]{2,})?\\s*([:：])?(.*)$`,
+  'iu',
+);
+
+/** A separator line: which kind, and what follows it on the same line (Yahoo puts the fields there). */
+export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string } | null {
+  if (line.length > MAX_MARKER_LENGTH * 4 || !/[-–—_=*~]{2}|[:：]/.test(line)) return null;
+  const m = SEPARATOR.exec(line);
+  if (!m) return null;
+  const decorated = !!(m[1] || m[4]);
+  const rest = m[6]!.trim();
+  // "Forwarded message" in a sentence is text: a separator is decorated, or ends with a colon
+  if (!decorated && !(m[5] && rest === '')) return null;
+  if (rest && !inlineFields(rest).length) return null;
+  return { kind: m[2] ? 'forwarded' : 'original', rest };
+}
+
+const FORWARD_SUBJECT = new RegExp(
+  `^\\s*(?:\\[[^\\]]{0,40}\\]\\s*)?(?:${alternation(collect((l) => l.forwardPrefixes))})\\s*[:：]`,
+  'iu',
+);
+
+/** "Fwd: …", "WG: …", "Пересл: …": the subject of a forwarded message. */
+export function isForwardSubject(subject: string | null | undefined): boolean {
+  return !!subject && FORWARD_SUBJECT.test(subject.slice(0, 200));
+}
+
+/** A rule Outlook or a web client draws above the original: underscores, dashes, equals signs. */
+export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
+
+// ---------------------------------------------------------------------------------------------
+// Device and app footers.
+
+const FOOTER_WORDS = '[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}';
+const FOOTERS = new RegExp(
+  `^(?:${collect((l) => l.footers)
+    .map((f) => {
+      const parts = f.split('…').map((p) => escapeRegExp(p).replace(/ /g, '\\s+'));
+      return parts.length > 1 ? parts.join(FOOTER_WORDS) : `${parts[0]}(?:\\s+[^\\s,;:!?]{1,40}){0,6}`;
+    })
+    .join('|')})[.!]?$`,
+  'iu',
+);
+/** Links a client appends to its footer: "<https://aka.ms/…>", "(http://…)", "[text](url)". */
+const FOOTER_LINK =
+  /\s*(?:<https?:[^<>\s]{0,300}>|\(https?:[^()\s]{0,300}\)|\[([^[\]]{0,80})\]\(https?:[^()\s]{0,300}\))/giu;
+
+/** The whole line is a device or app footer ("Sent from my iPhone", "Отправлено из Почты Mail.ru"). */
+export function isFooter(line: string): boolean {
+  if (line.length > 400) return false;
+  const s = line
+    .replace(FOOTER_LINK, (_all, text: string | undefined) => (text ? ` ${text}` : ''))
+    .trim()
+    .replace(/^[-–—_*\s(<[]+|[-–—_*\s)>\]]+$/g, '')
+    .trim();
+  if (s.length < 4 || s.length > 120) return false;
+  return FOOTERS.test(s);
+}
+
+/** A mailing-list footer: "riak-users mailing list", a listinfo or unsubscribe link. */
+export const LIST_FOOTER = /mailing list|\/listinfo\/|\/mailman\/|list-unsubscribe/i;

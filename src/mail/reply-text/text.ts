@@ -1,0 +1,311 @@
+// The text rules: from the lines of a body (plain text, or HTML laid out by html.ts with its
+// quotes marked) to the answer, what was cut, and a forwarded message. Cutting needs evidence —
+// a quote marker, an attribution or header block introducing the original, a separator, a
+// signature delimiter or a device footer at the end — and an answer is never lost to it.
+import type { Line } from '../html/text.js';
+import { type Forwarded, readForwarded } from './forward.js';
+import {
+  type AttributionStrength,
+  attribution,
+  attributionTail,
+  headerField,
+  isFooter,
+  LIST_FOOTER,
+  MAX_MARKER_LENGTH,
+  mayOpenAttribution,
+  RULE,
+  separator,
+} from './patterns.js';
+
+export interface Split {
+  reply: string;
+  removed: string;
+  forwarded: Forwarded | null;
+}
+
+/**
+ * Whether a line can be where an attribution begins: the second half of a wrapped one starts
+ * inside the address ("<a@b> kirjoitti:", "a@b> wrote:", "mailto:…", ">:"), never with a name.
+ */
+const startsAttribution = (line: string) => !/^(?:[<>([]|mailto:|[^\s<>()[\]"'@]{1,64}@)/i.test(line.trim());
+const unclosedAddress = (joined: string) => joined.lastIndexOf('<') > joined.lastIndexOf('>');
+
+/** "Ann <" / "a@b> wrote:" and "<" / "mailto:Ann <a@b>" / ">" are one address once joined. */
+const unwrap = (joined: string) => joined.replace(/<\s+/g, '<').replace(/(?<!\s)\s+>/g, '>');
+
+export function textLines(text: string): Line[] {
+  return text
+    .replace(/^\ufeff/, '')
+    .split(/\r\n|\r|\n/)
+    .map((line) => ({ text: line, origin: 'own' }));
+}
+
+const QUOTE_PREFIX = /^[ \t]*>/;
+/** ">>> >>> http://example.com <<<" is decoration around a link, not a quote. */
+const ARROWS = /^[ \t]*>[>\s]*[^<>\s][^<>]*<{2,}\s*$/;
+/** A line of a quote in the style of old web mail and Discourse: "| text". */
+const BAR_PREFIX = /^[ \t]*\|/;
+const SIGNATURE_DELIMITER = /^--\s*$/;
+/** A signature is short; a longer tail after "--" is more likely text the person meant to send. */
+const MAX_SIGNATURE_LINES = 12;
+/** An attribution may be wrapped by its client over this many lines, at the address or anywhere. */
+const MAX_ATTRIBUTION_LINES = 5;
+const MAX_LIST_FOOTER_LINES = 6;
+
+type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
+
+/** forwardSubject: the message's subject says it is a forward ("Fwd: …"). */
+export function splitReply(source: Line[], options: { forwardSubject?: boolean } = {}): Split {
+  const lines = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
+  const n = lines.length;
+  const removed = new Array<boolean>(n).fill(false);
+  const at = (i: number): Line => lines[i]!;
+  const blank = (i: number): boolean => at(i).text.trim() === '';
+  const quoted = (i: number): boolean =>
+    at(i).origin === 'quote' || (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text));
+  const nextNonBlank = (from: number): number => {
+    for (let j = from; j < n; j++) if (!blank(j)) return j;
+    return -1;
+  };
+  let ownAbove = false;
+  let quoteIntroduced = false;
+  /** A quote line its client wrapped without a new ">": lower case, between two quote lines. */
+  const wrappedQuoteLine = (i: number): boolean =>
+    i > 0 && i + 1 < n && quoted(i - 1) && quoted(i + 1) && at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text);
+
+  const attributionSpan = (i: number): { span: number; strength: AttributionStrength } | null => {
+    let joined = '';
+    for (let k = 1; k <= MAX_ATTRIBUTION_LINES && i + k <= n; k++) {
+      const last = i + k - 1;
+      const t = at(last).text.trim();
+      if (k > 1) {
+        if (blank(last) || at(last).origin !== at(i).origin) return null;
+        // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
+        if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
+        if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
+        // "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line.
+        if (startsAttribution(t) && attribution(t)) return null;
+      }
+      joined = k === 1 ? t : `${joined} ${t}`;
+      // an attribution is one short sentence; a long line is text, and patterns over it cost
+      if (joined.length > MAX_MARKER_LENGTH) return null;
+      const strength = attribution(unwrap(joined));
+      if (!strength) continue;
+      // it starts where the shortest attribution ending on this line starts: the lines above
+      // that one are the person's ("I will let you know.\nOp 16 aug. … het\nvolgende geschreven:")
+      for (let later = i + 1; later <= last; later++) {
+        const rest = lines.slice(later, last + 1).map((l) => l.text.trim());
+        if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
+      }
+      return { span: k, strength };
+    }
+    return null;
+  };
+
+  const headerBlockAt = (i: number): boolean => {
+    const first = headerField(at(i).text);
+    if (!first) return false;
+    const fields = new Set([first.field]);
+    let address = first.field === 'from' && /@|mailto:/.test(first.value);
+    for (let j = i + 1; j < n && j <= i + 8; j++) {
+      if (blank(j)) break;
+      const f = headerField(at(j).text);
+      if (!f) continue; // a wrapped value
+      fields.add(f.field);
+      address ||= f.field === 'from' && /@|mailto:/.test(f.value);
+    }
+    return fields.size >= 3 || (fields.size === 2 && address);
+  };
+
+  let cut: { at: number; why: Cut } | null = null;
+  // Once an attribution has shown that this client quotes with a bare <blockquote>, the later
+  // ones are quotes too: answering inline splits one quote into several.
+  let bareBlockquoteQuotes = false;
+  for (let i = 0; i < n && !cut; i++) {
+    if (blank(i)) continue;
+    const t = at(i).text.trim();
+    if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe') || wrappedQuoteLine(i)) {
+      const inner = t.replace(/^[>\s]+/, '');
+      // Apple Mail quotes a forwarded message whole, separator included
+      if (separator(inner)?.kind === 'forwarded') {
+        cut = { at: i, why: 'forwarded' };
+        break;
+      }
+      // a quote that says what it quotes is evidence; a bare one alone is not (see below)
+      if (i === 0 || blank(i - 1) || !quoted(i - 1)) quoteIntroduced ||= !!(attribution(inner) || separator(inner));
+      removed[i] = true;
+      continue;
+    }
+    if (at(i).origin === 'maybe') continue;
+    if (isFooter(t) && ownAbove) {
+      // A device footer is where the answer ends: below it, clients put the original, unquoted.
+      const next = nextNonBlank(i + 1);
+      if (next > i + 1 && !quoted(next) && at(next).origin === 'own') {
+        cut = { at: i, why: 'footer' };
+        break;
+      }
+    }
+    const sep = separator(t);
+    if (sep) {
+      cut = { at: i, why: sep.kind };
+      break;
+    }
+    if (headerBlockAt(i)) {
+      cut = { at: i, why: 'header' };
+      break;
+    }
+    if (RULE.test(t)) {
+      const next = nextNonBlank(i + 1);
+      if (next >= 0 && (headerBlockAt(next) || separator(at(next).text.trim()))) {
+        cut = { at: i, why: 'header' };
+        break;
+      }
+    }
+    const found = attributionSpan(i);
+    if (!found) {
+      ownAbove = true;
+      continue;
+    }
+    const next = nextNonBlank(i + found.span);
+    const nextQuoted = next >= 0 && (quoted(next) || BAR_PREFIX.test(at(next).text) || at(next).origin === 'maybe');
+    if (found.strength === 'weak' && !nextQuoted) {
+      ownAbove = true;
+      continue;
+    }
+    if (next >= 0 && !nextQuoted) {
+      // An attribution over unquoted text: the client pasted the original below it as is.
+      cut = { at: i, why: 'attribution' };
+      break;
+    }
+    for (let j = i; j < i + found.span; j++) removed[j] = true;
+    quoteIntroduced = true;
+    if (next >= 0 && at(next).origin === 'maybe') bareBlockquoteQuotes = true;
+    i += found.span - 1;
+  }
+
+  let forwarded: Forwarded | null = null;
+  if (cut) {
+    for (let j = cut.at; j < n; j++) if (!blank(j)) removed[j] = true;
+    // A forward, or an original with nothing written above it: the message is what was
+    // forwarded, and it is kept as such rather than thrown away with the quote.
+    if (cut.why === 'forwarded' || !ownAbove || (options.forwardSubject && cut.why !== 'footer')) {
+      forwarded = readForwarded(lines.slice(cut.at));
+      if (!forwarded.text && !forwarded.from) forwarded = null;
+    }
+  }
+
+  const tail = trimTail(lines, removed);
+
+  // Nothing left: what was taken for a signature or a quote was all there is, so it is the
+  // answer (a message that is only "-- \nAnn", or only text marked with ">").
+  const anyReply = () => removed.some((r, i) => !r && !blank(i));
+  if (!anyReply() && !forwarded) {
+    for (const i of tail) removed[i] = false;
+    if (!anyReply() && !cut && !quoteIntroduced) removed.fill(false);
+  }
+
+  return {
+    reply: render(lines, (i) => !removed[i]),
+    removed: render(lines, (i) => removed[i]!),
+    forwarded,
+  };
+}
+
+/**
+ * Signature, device footer and mailing-list footer at the end of what is left, in any order; a
+ * few rounds are enough for real mail and keep a message of a thousand footers linear.
+ * Returns the lines it removed.
+ */
+function trimTail(lines: Line[], removed: boolean[]): number[] {
+  const n = lines.length;
+  const blank = (i: number) => lines[i]!.text.trim() === '';
+  const taken: number[] = [];
+  for (let round = 0; round < 4; round++) {
+    let last = -1;
+    for (let i = n - 1; i >= 0; i--) {
+      if (!removed[i] && !blank(i)) {
+        last = i;
+        break;
+      }
+    }
+    if (last < 0) break;
+    if (isFooter(lines[last]!.text)) {
+      removed[last] = true;
+      taken.push(last);
+      continue;
+    }
+    const kept: number[] = [];
+    for (let i = last; i >= 0 && kept.length <= MAX_SIGNATURE_LINES + 1; i--)
+      if (!removed[i] && !blank(i)) kept.push(i);
+    // "-- " and what follows it
+    const delimiter = kept.find((i) => SIGNATURE_DELIMITER.test(lines[i]!.text));
+    if (delimiter !== undefined) {
+      for (const i of kept.filter((k) => k >= delimiter)) {
+        removed[i] = true;
+        taken.push(i);
+      }
+      continue;
+    }
+    // "____\nlist-name mailing list\nlist@host\nhttp://host/mailman/listinfo/…"
+    const rule = kept
+      .slice(0, MAX_LIST_FOOTER_LINES + 1)
+      .find((i) => RULE.test(lines[i]!.text) || /^_{2,}\s*$/.test(lines[i]!.text));
+    if (rule !== undefined && kept.some((i) => i > rule && LIST_FOOTER.test(lines[i]!.text))) {
+      for (const i of kept.filter((k) => k >= rule)) {
+        removed[i] = true;
+        taken.push(i);
+      }
+      continue;
+    }
+    break;
+  }
+  return taken;
+}
+
+/**
+ * "reply On Wed, … wrote:" — a person's words on the line of an attribution stay: the line is
+ * split where the attribution starts, and only the attribution is a candidate for cutting.
+ */
+function splitInlineAttributions(lines: Line[]): Line[] {
+  const out: Line[] = [];
+  for (const line of lines) {
+    const at = line.origin === 'own' && !QUOTE_PREFIX.test(line.text) ? attributionTail(line.text) : -1;
+    if (at <= 0) {
+      out.push(line);
+      continue;
+    }
+    const before = line.text.slice(0, at).replace(/[-–—\s]+$/, '');
+    if (before.trim()) out.push({ text: before, origin: line.origin });
+    out.push({ text: line.text.slice(at), origin: line.origin });
+  }
+  return out;
+}
+
+/**
+ * Joins the chosen lines. Where lines were left out between two chosen ones, exactly one blank
+ * line marks the seam; elsewhere runs of three or more blank lines collapse to one.
+ */
+export function render(lines: Line[], chosen: (i: number) => boolean): string {
+  const out: string[] = [];
+  let blanks = 0;
+  let seam = false;
+  for (let i = 0; i < lines.length; i++) {
+    const text = lines[i]!.text;
+    if (text.trim() === '') {
+      blanks++;
+      continue;
+    }
+    if (!chosen(i)) {
+      seam = true;
+      continue;
+    }
+    if (out.length > 0) {
+      const gap = seam ? 1 : blanks >= 3 ? 1 : blanks;
+      for (let g = 0; g < gap; g++) out.push('');
+    }
+    out.push(text);
+    blanks = 0;
+    seam = false;
+  }
+  return out.join('\n').trim();
+}
