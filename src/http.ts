@@ -37,6 +37,8 @@ export interface HttpOptions {
 /** The fastify app with every route; not listening yet. */
 export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyInstance; routes: string[] }> {
   const { config } = opts;
+  const text = (reply: FastifyReply, status: number, body: string) =>
+    reply.code(status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(body);
   const app = Fastify({
     loggerInstance: opts.log as FastifyBaseLogger,
     // one line per API request with a code (API_REQUEST) instead of fastify's two without
@@ -47,6 +49,11 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
     return503OnClosing: true,
     // an API is not a file server: /v1/tickets/ is not /v1/tickets
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // what the router refuses before any route runs (a malformed URL, a parameter past maxParamLength)
+    frameworkErrors: (err, req, reply) =>
+      req.url.startsWith('/v1')
+        ? sendProblem(req, reply, problem.badRequest(err.message))
+        : text(reply, 400, `${err.message}\n`),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -75,8 +82,6 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
       transformObject: jsonSchemaTransformObject,
     });
 
-  const text = (reply: FastifyReply, status: number, body: string) =>
-    reply.code(status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(body);
   const operator = { tags: ['operations'], security: [] };
 
   app.get('/healthz', { schema: { summary: 'PostgreSQL reachable? 200 or 503', ...operator } }, async (_req, reply) => {

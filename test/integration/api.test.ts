@@ -163,6 +163,17 @@ describe('GET /v1/tickets/{id}', () => {
     expectProblem(await call('DELETE', '/v1/tickets/TKT-100'), 'NOT_FOUND', '/v1/tickets/TKT-100');
     expectProblem(await call('GET', '/v1/nothing', { headers: { authorization: '' } }), 'TOKEN_MISSING', '/v1/nothing');
   });
+
+  it('a URL the router cannot read: 400 BAD_REQUEST (and plain text outside /v1)', async () => {
+    expectProblem(await call('GET', '/v1/tickets/%zz'), 'BAD_REQUEST', '/v1/tickets/%zz');
+    expectProblem(
+      await call('GET', `/v1/tickets/TKT-${'1'.repeat(300)}`),
+      'BAD_REQUEST',
+      `/v1/tickets/TKT-${'1'.repeat(300)}`,
+    );
+    const other = await fetch(`${base}/healthz%zz`);
+    expect([other.status, other.headers.get('content-type')]).toEqual([400, 'text/plain; charset=utf-8']);
+  });
 });
 
 describe('GET /v1/tickets/{id}/messages', () => {
