@@ -18,6 +18,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY migrations ./migrations
+COPY templates ./templates
 USER node
 # Inside the container we listen on 2525 (no root needed); publish it as the host's port 25.
 EXPOSE 2525 8025

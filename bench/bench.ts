@@ -1,18 +1,21 @@
 // `npm run bench`: a load generator against a real ticket-mx (its own process) and PostgreSQL
 // (embedded unless TEST_DATABASE_URL is set; never DATABASE_URL, which is production's), with the
 // whole per-message path switched on: SPF, DKIM and DMARC against a loopback DNS server,
-// AUTH_POLICY=enforce, reply-text extraction, storage. Prints messages/second, latency from the
-// end of DATA to the 250, errors, the server's peak RSS and where the CPU went. A benchmark, not
-// a test: it asserts nothing.
+// AUTH_POLICY=enforce, reply-text extraction, storage. Prints messages/second, latency from the end of DATA to the 250, errors, the server's peak RSS
+// and where the CPU went. `--notify` measures twice, notifications off and on (each staff reply
+// then queues one mail to its requester, sent by the server's sender to a local SMTP sink started
+// here), and prints both. A benchmark, not a test: it asserts nothing.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { dkimSign } from 'mailauth';
 import pg from 'pg';
+import { SMTPServer } from 'smtp-server';
 import { freePort, openEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
 import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
@@ -27,6 +30,7 @@ const { values: opts } = parseArgs({
     tickets: { type: 'string', default: '100' },
     pipelining: { type: 'boolean', default: false },
     'smtp-source': { type: 'boolean', default: false },
+    notify: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
     profile: { type: 'string' },
     log: { type: 'string' },
@@ -42,6 +46,7 @@ if (opts.help) {
   --tickets N        tickets the messages are spread over (100)
   --pipelining       send MAIL, RCPT and DATA in one write, as Postfix does
   --smtp-source      drive Postfix's smtp-source (apt-get install postfix) instead of the built-in client
+  --notify           run twice: notifications off, then on (one mail per reply to a local SMTP sink)
   --env NAME=VALUE   extra environment for the server (repeatable), e.g. --env LOG_LEVEL=warn
   --profile DIR      write a V8 CPU profile of the server into DIR
   --log FILE         keep the server's log lines (one per SMTP decision) in FILE
@@ -77,73 +82,26 @@ async function main() {
     },
   });
   const dkimKey = publishDkimKey(dns, 'flamecrm.ru', 'mail');
-  const messages: Buffer[] = [];
-  if (!opts['smtp-source']) {
-    process.stderr.write(`signing ${MESSAGES} messages with DKIM (rsa-sha256, 2048 bits)…\n`);
-    for (let i = 0; i < MESSAGES; i++) messages.push(await signed(buildMessage(i), dkimKey));
+  const sink = opts.notify ? await startSink() : null;
+  const dkimKeyFile = path.join(dataDir, 'dkim.pem');
+  await fs.writeFile(dkimKeyFile, dkimKey);
+  const runs: Run[] = [];
+  for (const notify of opts.notify ? [false, true] : [false]) {
+    const messages: Buffer[] = [];
+    if (!opts['smtp-source']) {
+      process.stderr.write(`signing ${MESSAGES} messages with DKIM (rsa-sha256, 2048 bits)…\n`);
+      // a Message-ID of its own per run, or the second run would be retries of the first
+      for (let i = 0; i < MESSAGES; i++) messages.push(await signed(buildMessage(i, runs.length), dkimKey));
+    }
+    const sinkOf = notify ? sink : null;
+    runs.push(await measure({ url, dataDir, dnsAddress: dns.address, client, messages, sink: sinkOf, dkimKeyFile }));
   }
-
-  const port = await freePort();
-  const extraEnv = Object.fromEntries(
-    (opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-  );
-  const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
-  const server = spawn(process.execPath, [...nodeArgs, path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: url,
-      DATABASE_SCHEMA: DEFAULT_SCHEMA,
-      MAIL_DOMAINS: 'flamecrm.ru',
-      SMTP_HOST: '127.0.0.1',
-      SMTP_PORT: String(port),
-      HTTP_PORT: '0',
-      AUTH_POLICY: 'enforce',
-      STAFF_SENDERS: '@flamecrm.ru',
-      DNS_SERVERS: dns.address,
-      // one client IP sending thousands of messages a second is what the per-IP limits stop
-      SMTP_MAX_CONNECTIONS_PER_IP: '0',
-      SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: '0',
-      // 5,000 messages spread over 100 tickets in seconds is a load test, not a mail loop
-      TICKET_MAX_MESSAGES_PER_HOUR: '0',
-      ...extraEnv,
-    },
-    stdio: ['ignore', opts.log ? openSync(opts.log, 'w') : 'ignore', 'pipe'],
-  });
-  let serverErr = '';
-  server.stderr!.on('data', (d: Buffer) => (serverErr += d));
-  let exited = false;
-  server.once('exit', () => (exited = true));
-  await waitForPort(port, () => (exited ? serverErr || 'exited' : null));
-
-  const before = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
-  const cpuBefore = {
-    server: cpuSeconds([server.pid!]),
-    postgres: cpuSeconds(pidsNamed('postgres')),
-    load: process.cpuUsage(),
-  };
-  const started = performance.now();
-  const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port, messages);
-  const seconds = (performance.now() - started) / 1000;
-  const after = await client.query<{ n: number }>('select count(*)::int as n from ticket_messages');
-  const peakRss = readPeakRss(server.pid!);
-  const load = process.cpuUsage(cpuBefore.load);
-  const cpu = {
-    server: cpuSeconds([server.pid!]) - cpuBefore.server,
-    postgres: cpuSeconds(pidsNamed('postgres')) - cpuBefore.postgres,
-    load: (load.user + load.system) / 1e6,
-  };
-
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
   await client.end();
   await dns.close();
+  await sink?.close();
   await embedded?.stop();
   await fs.rm(dataDir, { recursive: true, force: true });
 
-  const stored = after.rows[0]!.n - before.rows[0]!.n;
-  const lat = result.latencies.sort((a, b) => a - b);
-  const pct = (p: number) =>
-    lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!.toFixed(1) : 'n/a';
   const cpus = os.cpus();
   const what = opts['smtp-source']
     ? `smtp-source's plain messages of ~${SIZE} B (SPF and DMARC, no DKIM)`
@@ -154,6 +112,125 @@ async function main() {
   console.log(
     `machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL ${embedded ? 'embedded' : 'TEST_DATABASE_URL'}`,
   );
+  for (const run of runs) report(run, runs.length > 1);
+}
+
+interface Run {
+  notify: boolean;
+  result: LoadResult;
+  seconds: number;
+  stored: number;
+  peakRss: number | null;
+  cpu: { server: number; postgres: number; load: number };
+  /** With notifications on: how many reached the sink, and when the last one did after the load ended. */
+  notifications: { delivered: number; queued: number; drainSeconds: number | null } | null;
+}
+
+/** One server process, one load, the figures. With a sink: notifications on, sent there. */
+async function measure(r: {
+  url: string;
+  dataDir: string;
+  dnsAddress: string;
+  client: pg.Client;
+  messages: Buffer[];
+  sink: Sink | null;
+  dkimKeyFile: string;
+}): Promise<Run> {
+  const port = await freePort();
+  const extraEnv = Object.fromEntries(
+    (opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
+  const notifyEnv = r.sink
+    ? {
+        NOTIFY_REQUESTER: 'true',
+        OUTBOUND_SMTP_URL: `smtp://127.0.0.1:${r.sink.port}`,
+        // signed as in production
+        DKIM_PRIVATE_KEY_FILE: r.dkimKeyFile,
+        DKIM_SELECTOR: 'mail',
+      }
+    : { NOTIFY_REQUESTER: 'false' };
+  const server = spawn(process.execPath, [...nodeArgs, path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: r.url,
+      DATABASE_SCHEMA: DEFAULT_SCHEMA,
+      DATA_DIR: r.dataDir,
+      MAIL_DOMAINS: 'flamecrm.ru',
+      SMTP_HOST: '127.0.0.1',
+      SMTP_PORT: String(port),
+      HTTP_PORT: '0',
+      AUTH_POLICY: 'enforce',
+      STAFF_SENDERS: '@flamecrm.ru',
+      DNS_SERVERS: r.dnsAddress,
+      // one client IP sending thousands of messages a second is what the per-IP limits stop
+      SMTP_MAX_CONNECTIONS_PER_IP: '0',
+      SMTP_MAX_MESSAGES_PER_IP_PER_MINUTE: '0',
+      // 5,000 messages spread over 100 tickets in seconds is a load test, not a mail loop
+      TICKET_MAX_MESSAGES_PER_HOUR: '0',
+      // the replies come from staff: notifications (when on) go to the requesters only
+      NOTIFY_STAFF_TO: '',
+      ...notifyEnv,
+      ...extraEnv,
+    },
+    stdio: ['ignore', opts.log ? openSync(opts.log, r.sink ? 'a' : 'w') : 'ignore', 'pipe'],
+  });
+  let serverErr = '';
+  server.stderr!.on('data', (d: Buffer) => (serverErr += d));
+  let exited = false;
+  server.once('exit', () => (exited = true));
+  await waitForPort(port, () => (exited ? serverErr || 'exited' : null));
+
+  const count = async (sql: string) => (await r.client.query<{ n: number }>(sql)).rows[0]!.n;
+  const before = await count('select count(*)::int as n from ticket_messages');
+  const outboxBefore = await count('select count(*)::int as n from outbox');
+  const sinkBefore = r.sink?.count ?? 0;
+  const cpuBefore = {
+    server: cpuSeconds([server.pid!]),
+    postgres: cpuSeconds(pidsNamed('postgres')),
+    load: process.cpuUsage(),
+  };
+  const started = performance.now();
+  const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port, r.messages);
+  const seconds = (performance.now() - started) / 1000;
+  const stored = (await count('select count(*)::int as n from ticket_messages')) - before;
+
+  let notifications: Run['notifications'] = null;
+  if (r.sink) {
+    // the sender keeps up or falls behind: how long until the last notification of this load is out
+    const queued = (await count('select count(*)::int as n from outbox')) - outboxBefore;
+    const until = performance.now() + 120_000;
+    while (r.sink.count - sinkBefore < queued && performance.now() < until) await new Promise((w) => setTimeout(w, 20));
+    const delivered = r.sink.count - sinkBefore;
+    notifications = {
+      delivered,
+      queued,
+      drainSeconds: delivered >= queued ? (performance.now() - started) / 1000 - seconds : null,
+    };
+  }
+  const peakRss = readPeakRss(server.pid!);
+  const load = process.cpuUsage(cpuBefore.load);
+  const cpu = {
+    server: cpuSeconds([server.pid!]) - cpuBefore.server,
+    postgres: cpuSeconds(pidsNamed('postgres')) - cpuBefore.postgres,
+    load: (load.user + load.system) / 1e6,
+  };
+  server.kill('SIGTERM');
+  await new Promise((w) => server.once('exit', w));
+  return { notify: !!r.sink, result, seconds, stored, peakRss, cpu, notifications };
+}
+
+function report(run: Run, labelled: boolean) {
+  const { result, seconds, stored, peakRss, cpu } = run;
+  const lat = result.latencies.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!.toFixed(1) : 'n/a';
+  if (labelled)
+    console.log(
+      run.notify
+        ? '\nnotifications ON (each reply queues one mail to its requester, sent to a local SMTP sink while the load runs):'
+        : '\nnotifications OFF (NOTIFY_REQUESTER=false):',
+    );
   console.log(
     `throughput: ${(result.ok / seconds).toFixed(0)} msg/s (${result.ok} accepted in ${seconds.toFixed(2)} s; ${stored} rows stored)`,
   );
@@ -164,11 +241,48 @@ async function main() {
   console.log(
     `errors: ${result.errors}${result.errorSamples.length ? ` (e.g. ${result.errorSamples.slice(0, 3).join(' | ')})` : ''}`,
   );
+  if (run.notifications) {
+    const n = run.notifications;
+    console.log(
+      `notifications: ${n.delivered} of ${n.queued} delivered to the sink; ${
+        n.drainSeconds === null
+          ? 'not all within 120 s after the load'
+          : `the last ${n.drainSeconds.toFixed(2)} s after the load ended`
+      }`,
+    );
+  }
   console.log(`server peak RSS: ${peakRss ? `${(peakRss / 1024).toFixed(0)} MB` : 'n/a'}`);
   const loadCpu = opts['smtp-source'] ? 'n/a (smtp-source)' : cpu.load.toFixed(2);
   console.log(
-    `CPU seconds: server ${cpu.server.toFixed(2)}, PostgreSQL ${cpu.postgres.toFixed(2)}, load generator ${loadCpu} (wall ${seconds.toFixed(2)})`,
+    `CPU seconds: server ${cpu.server.toFixed(2)}, PostgreSQL ${cpu.postgres.toFixed(2)}, load generator${run.notify ? ' and sink' : ''} ${loadCpu} (wall ${seconds.toFixed(2)})`,
   );
+}
+
+interface Sink {
+  port: number;
+  count: number;
+  close(): Promise<void>;
+}
+
+/** The receiving side of the notifications: an SMTP server that takes everything and counts it. */
+async function startSink(): Promise<Sink> {
+  const sink: Sink = { port: 0, count: 0, close: async () => {} };
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    logger: false,
+    onData(stream, _session, callback) {
+      stream.resume();
+      stream.on('end', () => {
+        sink.count++;
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  sink.port = (server.server.address() as AddressInfo).port;
+  sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return sink;
 }
 
 interface LoadResult {
@@ -179,13 +293,13 @@ interface LoadResult {
 }
 
 /** A Gmail-shaped reply: multipart/alternative, the answer on top, the notification quoted. */
-function buildMessage(i: number): Buffer {
+function buildMessage(i: number, run = 0): Buffer {
   const ticket = FIRST_TICKET + (i % TICKETS);
   const boundary = `000000000000bench${i}`;
   const head =
     `From: =?UTF-8?B?0JjQstCw0L0g0J/QtdGC0YDQvtCy?= <ivan@flamecrm.ru>\r\nTo: support+TKT-${ticket}@flamecrm.ru\r\n` +
     `Subject: Re: [TKT-${ticket}] Printer on fire\r\nDate: ${new Date().toUTCString()}\r\n` +
-    `Message-ID: <bench-${process.pid}-${i}@mail.flamecrm.ru>\r\nIn-Reply-To: <notify-TKT-${ticket}@flamecrm.ru>\r\n` +
+    `Message-ID: <bench-${process.pid}-${run}-${i}@mail.flamecrm.ru>\r\nIn-Reply-To: <notify-TKT-${ticket}@flamecrm.ru>\r\n` +
     `References: <notify-TKT-${ticket}@flamecrm.ru>\r\nMIME-Version: 1.0\r\n` +
     `Content-Type: multipart/alternative; boundary="${boundary}"\r\n\r\n`;
   const quoteLine = 'Новый комментарий в заявке: принтер на третьем этаже снова печатает пустые листы.';

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { apiTokenCreate } from './cli/api-token.js';
 import { type Command, type Out, UsageError } from './cli/command.js';
 import { migrate } from './cli/migrate.js';
+import { outboxList, outboxRetry, outboxRun, outboxShow } from './cli/outbox.js';
 import { replyText } from './cli/reply-text.js';
 import { reprocess } from './cli/reprocess.js';
 import { serve } from './cli/serve.js';
-import { ticketClose, ticketCreate, ticketList, ticketShow } from './cli/ticket.js';
+import { ticketClose, ticketCreate, ticketList, ticketReply, ticketShow } from './cli/ticket.js';
 import { ConfigError } from './config.js';
 import { PROJECT_ROOT } from './paths.js';
 
@@ -18,9 +19,14 @@ const COMMANDS: Command[] = [
   serve,
   migrate,
   ticketCreate,
+  ticketReply,
   ticketShow,
   ticketList,
   ticketClose,
+  outboxList,
+  outboxShow,
+  outboxRetry,
+  outboxRun,
   apiTokenCreate,
   replyText,
   reprocess,

@@ -40,6 +40,7 @@ export const GROUPS = [
   'Sender authentication',
   'Reply addresses',
   'Tickets and attachments',
+  'Notifications and the outbox',
   'Health, metrics and logs',
   'HTTP API',
   'CRM webhook',
@@ -117,6 +118,46 @@ function isDnsServer(value: string): boolean {
   if (isIP(value)) return true;
   const v4 = /^([\d.]+):(\d{1,5})$/.exec(value);
   return !!v4 && isIP(v4[1] ?? '') === 4 && Number(v4[2]) <= 65535;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** `500ms`, `30s`, `15m`, `36h`, `2d` → milliseconds, within [min, max]. */
+const duration = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 30s, 15m, 12h or 2d')
+    .transform((v) => {
+      const [, n, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(v)!;
+      return Number(n) * DURATION_UNITS[unit!]!;
+    })
+    .pipe(
+      z
+        .number()
+        .min(min, `must be at least ${showDuration(min)}`)
+        .max(max, `must be at most ${showDuration(max)}`),
+    );
+
+/** Milliseconds as the largest whole unit: 172800000 → 2d. */
+export function showDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const)
+    if (ms >= DURATION_UNITS[unit]! && ms % DURATION_UNITS[unit]! === 0) return `${ms / DURATION_UNITS[unit]!}${unit}`;
+  return `${ms}ms`;
+}
+
+const addressRe = /^[^@\s<>,;"]+@[^@\s<>,;"]+\.[^@\s<>,;"]+$/;
+
+/** smtp:// or smtps://, a host, optionally user:password@ and a port. */
+function isRelayUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (
+      (u.protocol === 'smtp:' || u.protocol === 'smtps:') && !!u.hostname && (u.pathname === '' || u.pathname === '/')
+    );
+  } catch {
+    return false;
+  }
 }
 
 const MiB = 1024 * 1024;
@@ -455,6 +496,130 @@ export const SETTINGS = {
     production: [],
     show: joined('(support@ and noreply@ our domains)'),
   }),
+  NOTIFY_STAFF_TO: setting({
+    key: 'notifyStaffTo',
+    group: 'Notifications and the outbox',
+    describe:
+      'Comma-separated staff addresses that get "ticket created" and every reply of a requester ' +
+      '(one mail each, `Reply-To` the ticket address). Empty: staff get no notifications.',
+    parse: lowerList(z.string().regex(addressRe, 'must list addresses such as info@flamecrm.ru')),
+    local: ['info@flamecrm.ru'],
+    production: [],
+    show: joined('(none: staff get no notifications)'),
+  }),
+  NOTIFY_REQUESTER: setting({
+    key: 'notifyRequester',
+    group: 'Notifications and the outbox',
+    describe:
+      "Mail each authenticated staff reply to the ticket's requester (`true`), or leave that to the CRM (`false`).",
+    parse: bool,
+    local: true,
+    production: true,
+  }),
+  NOTIFY_LANGUAGE: setting({
+    key: 'notifyLanguage',
+    group: 'Notifications and the outbox',
+    describe: 'Language of the notification templates: `ru` or `en`.',
+    parse: oneOf(['ru', 'en']),
+    local: 'ru',
+    production: 'ru',
+  }),
+  TEMPLATES_DIR: optional({
+    key: 'templatesDir',
+    group: 'Notifications and the outbox',
+    describe:
+      'Directory with your own notification templates (`<language>/<event>.txt` and `.html`, as in `templates/`); ' +
+      'a template it lacks is taken from `templates/`.',
+    parse: text.transform((v) => path.resolve(v)),
+    unset: '(built-in templates/)',
+    show: none('the built-in templates/'),
+  }),
+  OUTBOUND_SMTP_URL: optional({
+    key: 'outboundSmtpUrl',
+    group: 'Notifications and the outbox',
+    describe:
+      'Relay for notifications: `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://…:465`. ' +
+      'Unset: each notification is written to `DATA_DIR/outbox/<id>.eml` and nothing leaves the machine.',
+    parse: z.string().trim().refine(isRelayUrl, 'must be an smtp:// or smtps:// URL with a host'),
+    secret: true,
+    show: (v) => (v ? maskUrl(v) : '(none: written to DATA_DIR/outbox/, nothing leaves the machine)'),
+    unset: '(none: .eml files)',
+  }),
+  OUTBOUND_SMTP_TLS_VERIFY: setting({
+    key: 'outboundSmtpTlsVerify',
+    group: 'Notifications and the outbox',
+    describe: "Verify the relay's TLS certificate (`true`); `false` only for a relay with a self-signed certificate.",
+    parse: bool,
+    local: true,
+    production: true,
+  }),
+  DKIM_PRIVATE_KEY_FILE: optional({
+    key: 'dkimPrivateKeyFile',
+    group: 'Notifications and the outbox',
+    describe:
+      'PEM private key (RSA, 2048 bits advised) to DKIM-sign notifications with `d=` the first of `MAIL_DOMAINS`; ' +
+      'set together with `DKIM_SELECTOR`.',
+    parse: text,
+    show: none('not signed'),
+  }),
+  DKIM_SELECTOR: optional({
+    key: 'dkimSelector',
+    group: 'Notifications and the outbox',
+    describe: 'DKIM selector (`s=`): the key is published at `<selector>._domainkey.<first MAIL_DOMAINS>`.',
+    parse: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .regex(/^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/, 'must be a DNS label'),
+    show: none('not signed'),
+  }),
+  OUTBOX_SEND_IN_SERVE: setting({
+    key: 'outboxSendInServe',
+    group: 'Notifications and the outbox',
+    describe:
+      '`serve` runs the sender (`true`); `false` when a separate `ticket-mx outbox run` delivers. ' +
+      'Any number of senders may run against one database.',
+    parse: bool,
+    local: true,
+    production: true,
+  }),
+  OUTBOX_CONCURRENCY: setting({
+    key: 'outboxConcurrency',
+    group: 'Notifications and the outbox',
+    describe: 'Deliveries one sender has in flight at once (and pooled connections to the relay).',
+    parse: int(1, 100),
+    local: 4,
+    production: 4,
+  }),
+  OUTBOX_SEND_TIMEOUT: setting({
+    key: 'outboxSendTimeoutMs',
+    group: 'Notifications and the outbox',
+    describe:
+      'Longest one delivery attempt may take; past it the attempt is retried. A sender that dies mid-send ' +
+      'leaves its row to another sender after twice this.',
+    parse: duration(1000, 3_600_000),
+    local: 60_000,
+    production: 60_000,
+    show: showDuration,
+  }),
+  OUTBOX_RETRY_DELAY: setting({
+    key: 'outboxRetryDelayMs',
+    group: 'Notifications and the outbox',
+    describe: 'Wait before the first retry of a 4xx or a connection error; it doubles with every attempt, up to 1h.',
+    parse: duration(100, 86_400_000),
+    local: 60_000,
+    production: 60_000,
+    show: showDuration,
+  }),
+  OUTBOX_MAX_AGE: setting({
+    key: 'outboxMaxAgeMs',
+    group: 'Notifications and the outbox',
+    describe: 'How long a delivery is retried before it fails for good (`30m`, `12h`, `2d`…).',
+    parse: duration(1000, 365 * 86_400_000),
+    local: 2 * 86_400_000,
+    production: 2 * 86_400_000,
+    show: showDuration,
+  }),
   HTTP_HOST: setting({
     key: 'httpHost',
     group: 'Health, metrics and logs',
@@ -521,13 +686,16 @@ export const SETTINGS = {
     parse: z.string().trim().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)'),
     secret: true,
   }),
-  CRM_WEBHOOK_TIMEOUT_MS: setting({
+  CRM_WEBHOOK_TIMEOUT: setting({
     key: 'crmWebhookTimeoutMs',
     group: 'CRM webhook',
-    describe: "Time for one webhook delivery (connect to the end of the CRM's answer); longer counts as a failure.",
-    parse: int(100, 120_000),
+    describe:
+      "Time for one webhook delivery (connect to the end of the CRM's answer); longer counts as not delivered " +
+      'and is retried.',
+    parse: duration(100, 120_000),
     local: 10_000,
     production: 10_000,
+    show: showDuration,
   }),
 } as const;
 
@@ -577,6 +745,22 @@ const RULES: Rule[] = [
     check: (c, given) =>
       given('REPLY_ADDRESS_UNSIGNED') && !c.replyAddressSecret
         ? 'REPLY_ADDRESS_UNSIGNED: only means something with REPLY_ADDRESS_SECRET set'
+        : null,
+  },
+  {
+    uses: ['DKIM_PRIVATE_KEY_FILE', 'DKIM_SELECTOR'],
+    check: (c) =>
+      !!c.dkimPrivateKeyFile === !!c.dkimSelector
+        ? null
+        : c.dkimPrivateKeyFile
+          ? 'DKIM_SELECTOR: must be set together with DKIM_PRIVATE_KEY_FILE'
+          : 'DKIM_PRIVATE_KEY_FILE: must be set together with DKIM_SELECTOR',
+  },
+  {
+    uses: ['SUPPORT_LOCAL_PART'],
+    check: (c) =>
+      c.supportLocalPart === 'bounces'
+        ? "SUPPORT_LOCAL_PART: bounces is the local part of our notifications' envelope senders; choose another"
         : null,
   },
   {
@@ -685,13 +869,13 @@ export function effectiveSettings(config: Config, env: NodeJS.ProcessEnv = proce
 function showValue(name: VariableName, s: Setting<unknown>, value: unknown, config: Config): string {
   if (name === 'DATABASE_URL')
     return value ? maskUrl(String(value)) : `(embedded PostgreSQL in ${path.join(config.dataDir, 'pg')})`;
+  if (s.show) return s.show(value); // a secret's show masks it
   if (s.secret) return value ? '(set)' : '(none)';
-  if (s.show) return s.show(value);
   if (value === null) return '(none)';
   return Array.isArray(value) ? value.join(',') : String(value);
 }
 
-function maskUrl(url: string): string {
+export function maskUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 

@@ -18,6 +18,7 @@ import type { Pool } from './db/pool.js';
 import { ping } from './db/queries.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import type { Outbox } from './outbox/open.js';
 import { withDeadline } from './smtp/deadline.js';
 
 export interface RunningHttp {
@@ -32,6 +33,8 @@ export interface HttpOptions {
   pool: Pool;
   metrics: Metrics;
   log: Logger;
+  /** Who is notified of what the API writes (the rules DATA uses too). */
+  outbox: Pick<Outbox, 'rules'>;
 }
 
 /** The fastify app with every route; not listening yet. */
@@ -111,7 +114,8 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
     });
   app.setNotFoundHandler((_req, reply) => text(reply, 404, 'not found: try /healthz or /metrics\n'));
 
-  if (config.apiToken) await app.register(api, { prefix: '/v1', config, pool: opts.pool, log: opts.log });
+  if (config.apiToken)
+    await app.register(api, { prefix: '/v1', config, pool: opts.pool, log: opts.log, rules: opts.outbox.rules });
   else
     await app.register(
       async (off) => {

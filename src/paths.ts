@@ -12,3 +12,5 @@ function findRoot(from: string): string {
 
 export const PROJECT_ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'migrations');
+/** The built-in notification templates (TEMPLATES_DIR overrides them file by file). */
+export const TEMPLATES_DIR = path.join(PROJECT_ROOT, 'templates');

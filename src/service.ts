@@ -1,14 +1,18 @@
 // Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
-// pool, SMTP and HTTP. Used by `serve`, the tests and the benchmark alike. What is opened is
-// closed in reverse order: on stop, and when a later step of the start fails.
+// pool, HTTP, the outbox sender and SMTP. Used by `serve`, the tests and the benchmark alike.
+// What is opened is closed in reverse order: on stop, and when a later step of the start fails.
+import path from 'node:path';
 import { type Config, effectiveSettings } from './config.js';
 import { type EmbeddedPostgres, openEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
+import { outboxStats } from './db/outbox.js';
 import { createPool, type Pool } from './db/pool.js';
 import { inSchema } from './db/schema.js';
 import { type RunningHttp, startHttpServer } from './http.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { createSender, type Outbox, openOutbox } from './outbox/open.js';
+import type { Sender } from './outbox/sender.js';
 import { type RunningSmtp, startSmtpServer } from './smtp/server.js';
 
 export interface Database {
@@ -31,6 +35,9 @@ export interface Service {
   http: RunningHttp;
   pool: Pool;
   database: Database;
+  outbox: Outbox;
+  /** null with OUTBOX_SEND_IN_SERVE=false (a separate `ticket-mx outbox run` sends). */
+  sender: Sender | null;
   close(): Promise<void>;
 }
 
@@ -78,10 +85,28 @@ export async function startService(config: Readonly<Config>, log: Logger, databa
     });
     stack.push('pool', () => pool.end());
     const metrics = createMetrics();
-    const http = await startHttpServer({ config, pool, metrics, log });
+    const outbox = await openOutbox(config, pool);
+    metrics.outbox.stats = async () => {
+      const stats = await outboxStats(pool);
+      return stats.some((s) => s.kind === 'mail') ? stats : [...stats, { kind: 'mail', depth: 0, oldestDueSeconds: 0 }];
+    };
+    const http = await startHttpServer({ config, pool, metrics, log, outbox });
     stack.push('HTTP', () => http.close());
+    // Closed after SMTP: what DATA commits while stopping is queued, and sent by the next start.
+    let sender: Sender | null = null;
+    if (!config.outboundSmtpUrl)
+      log[config.profile === 'production' ? 'warn' : 'info'](
+        { code: 'OUTBOX_FILE_SINK', dir: path.join(config.dataDir, 'outbox') },
+        `OUTBOUND_SMTP_URL is unset: notifications are written to ${path.join(config.dataDir, 'outbox')}, nothing leaves the machine`,
+      );
+    if (config.outboxSendInServe) {
+      const s = createSender(outbox, { config, pool, databaseUrl: db.url, log, metrics });
+      await s.start();
+      stack.push('outbox sender', () => s.close());
+      sender = s;
+    }
     // SMTP last, so that it closes first: no new connections, in-flight DATA commits before the pool ends.
-    const smtp = await startSmtpServer({ config, pool, log, metrics });
+    const smtp = await startSmtpServer({ config, pool, log, metrics, outbox });
     stack.push('SMTP', () => smtp.close());
     if (!config.tlsCertFile)
       log.warn(
@@ -104,6 +129,8 @@ export async function startService(config: Readonly<Config>, log: Logger, databa
       http,
       pool,
       database: db,
+      outbox,
+      sender,
       close: () =>
         (closing ??= stack.close(log).then(() => log.info({ code: 'SERVICE_STOPPED' }, 'ticket-mx stopped'))),
     };

@@ -1,7 +1,8 @@
-// The JSON of a ticket and its messages — one shape for `ticket show --json`, GET /v1/tickets/{id},
-// the polling endpoint and the CRM webhook — as zod schemas (the OpenAPI document is generated
-// from them) and the one serializer that fills them from stored rows.
+// The JSON of a ticket, its messages and its outbox rows — one shape for `ticket show --json`,
+// `outbox list --json`, GET /v1/tickets/{id}, the polling endpoint and the CRM webhook — as zod
+// schemas (the OpenAPI document is generated from them) and the one serializer that fills them.
 import { z } from 'zod';
+import { listTicketOutbox, OUTBOX_STATUSES, type OutboxRow } from '../db/outbox.js';
 import type { Db } from '../db/pool.js';
 import {
   listAttachments,
@@ -74,13 +75,37 @@ export const MessageJson = z
       results: z.unknown().describe('SPF, DKIM, DMARC and ARC verdicts as stored'),
       header: z.string().nullable(),
     }),
-    rawMessageId: z.string(),
+    rawMessageId: z.string().nullable().describe('the mail as received; null for a message typed in (cli, api)'),
+    source: z.enum(['smtp', 'cli', 'api']).describe('smtp: a mail; cli: ticket create/reply; api: the HTTP API'),
     attachments: z.array(AttachmentJson),
   })
   .meta({ id: 'Message' });
 
+export const OutboxRowJson = z
+  .object({
+    id: z.string(),
+    kind: z.string().describe('mail or webhook'),
+    event: z.string().describe('ticket_created, staff_reply, requester_reply, ticket_message.created'),
+    ticket: z.string().nullable(),
+    ticketMessageId: z.string().nullable(),
+    to: z.string().describe('a mail address, or the webhook URL'),
+    status: z.enum(OUTBOX_STATUSES as [string, ...string[]]),
+    attempts: z.number().int(),
+    lastReply: z.string().nullable().describe("the remote side's last answer"),
+    createdAt: z.iso.datetime(),
+    nextAttemptAt: z.iso.datetime(),
+    lastAttemptAt: z.iso.datetime().nullable(),
+    sentAt: z.iso.datetime().nullable(),
+    messageId: z.string().nullable().describe("a mail's Message-ID"),
+  })
+  .meta({ id: 'OutboxRow' });
+
 export const TicketWithMessagesJson = z
-  .object({ ticket: TicketJson, messages: z.array(MessageJson) })
+  .object({
+    ticket: TicketJson,
+    messages: z.array(MessageJson),
+    notifications: z.array(OutboxRowJson).describe('what the ticket queued: mail and webhooks, with their status'),
+  })
   .meta({ id: 'TicketWithMessages' });
 
 export type TicketJson = z.infer<typeof TicketJson>;
@@ -119,7 +144,27 @@ export function messageJson(m: StoredTicketMessage, attachments: StoredAttachmen
     },
     auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
     rawMessageId: m.rawMessageId,
+    source: m.source,
     attachments,
+  };
+}
+
+export function outboxRowJson(r: OutboxRow): z.infer<typeof OutboxRowJson> {
+  return {
+    id: r.id,
+    kind: r.kind,
+    event: r.event,
+    ticket: r.ticketId,
+    ticketMessageId: r.ticketMessageId,
+    to: r.recipient,
+    status: r.status,
+    attempts: r.attempts,
+    lastReply: r.lastReply,
+    createdAt: r.createdAt.toISOString(),
+    nextAttemptAt: r.nextAttemptAt.toISOString(),
+    lastAttemptAt: r.lastAttemptAt?.toISOString() ?? null,
+    sentAt: r.sentAt?.toISOString() ?? null,
+    messageId: (r.payload as { messageId?: string }).messageId ?? null,
   };
 }
 
@@ -127,12 +172,20 @@ export function messageJson(m: StoredTicketMessage, attachments: StoredAttachmen
 export async function messagesJson(db: Db, messages: StoredTicketMessage[], full: boolean): Promise<MessageJson[]> {
   const attachments = await listAttachments(
     db,
-    messages.map((m) => m.rawMessageId),
+    messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),
   );
-  return messages.map((m) => messageJson(m, attachments.get(m.rawMessageId) ?? [], full));
+  return messages.map((m) => messageJson(m, (m.rawMessageId && attachments.get(m.rawMessageId)) || [], full));
 }
 
-/** A ticket's messages in the order they were committed, serialized (`ticket show --json` and the API). */
-export async function ticketMessagesJson(db: Db, ticketId: string, full: boolean): Promise<MessageJson[]> {
-  return messagesJson(db, await listTicketMessages(db, ticketId), full);
+/** A ticket, its messages in the order they were committed, and its outbox rows (`ticket show --json`, the API). */
+export async function ticketDocument(
+  db: Db,
+  ticket: Ticket,
+  full: boolean,
+): Promise<z.infer<typeof TicketWithMessagesJson>> {
+  return {
+    ticket: ticketJson(ticket),
+    messages: await messagesJson(db, await listTicketMessages(db, ticket.id), full),
+    notifications: (await listTicketOutbox(db, ticket.id)).map(outboxRowJson),
+  };
 }

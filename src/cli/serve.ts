@@ -1,4 +1,5 @@
 // `ticket-mx serve`: the banner, the service, and a graceful stop on SIGINT/SIGTERM.
+import path from 'node:path';
 import { type Config, effectiveSettings, loadConfig, settingsHelp } from '../config.js';
 import { createLogger } from '../log.js';
 import { startService } from '../service.js';
@@ -10,8 +11,10 @@ export const serve: Command = {
   help: () => `Usage: ticket-mx serve
 
 Runs the SMTP server on SMTP_HOST:SMTP_PORT (local profile 127.0.0.1:2525, production 0.0.0.0:25)
-and /healthz, /metrics on HTTP_PORT. Applies pending migrations first. Stops gracefully on
-SIGINT/SIGTERM: messages in flight are finished (committed or refused with 451) first.
+and /healthz, /metrics on HTTP_PORT, and the outbox sender (notifications through
+OUTBOUND_SMTP_URL, or .eml files under DATA_DIR/outbox/ when it is unset). Applies pending
+migrations first. Stops gracefully on SIGINT/SIGTERM: messages in flight are finished (committed
+or refused with 451) first, notifications being sent finish or are put back.
 
 Environment variables [default]:
 ${settingsHelp()}`,
@@ -24,6 +27,15 @@ ${settingsHelp()}`,
     io.err(
       `ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, ` +
         `health on http://${config.httpHost}:${service.http.port}/healthz`,
+    );
+    io.err(
+      `ticket-mx: notifications ${
+        !config.outboxSendInServe
+          ? 'are queued for a separate `ticket-mx outbox run` (OUTBOX_SEND_IN_SERVE=false)'
+          : config.outboundSmtpUrl
+            ? `go out through ${service.sender?.targets.mail}`
+            : `are written to ${path.join(config.dataDir, 'outbox')} (OUTBOUND_SMTP_URL is unset): nothing leaves the machine`
+      }`,
     );
     await new Promise<void>((resolve) => {
       let stopping = false;

@@ -1,11 +1,13 @@
-// `ticket-mx ticket create|show|list|close`: tickets from the command line, in our own table or
-// the CRM's behind the tickets view. What senders wrote is printed without control characters;
-// --json is for scripts.
-import { ticketJson, ticketMessagesJson } from '../api/ticket-json.js';
+// `ticket-mx ticket create|reply|show|list|close`: tickets from the command line, in our own table
+// or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
+// printed without control characters; --json is for scripts.
+import { ticketDocument, ticketJson } from '../api/ticket-json.js';
+import { listTicketOutbox } from '../db/outbox.js';
+import { withTransaction } from '../db/pool.js';
 import {
   type ForwardedMessage,
   findTicket,
-  insertTicket,
+  isReadOnlyView,
   listAttachments,
   listTicketMessages,
   listTickets,
@@ -15,19 +17,41 @@ import {
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
+import { notifyRules } from '../outbox/notify.js';
+import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
+import { describeNotification } from './outbox.js';
 
 export const ticketCreate: Command = {
   name: 'ticket create',
-  summary: 'create a ticket and print its reply address',
-  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--id TKT-123] [--json]
+  summary: 'create a ticket, notify staff, print its reply address',
+  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--message TEXT] [--id TKT-123] [--json]
 
-Creates a ticket and prints its id and the reply address staff answer to.
+Creates a ticket and prints its id and the reply address staff answer to. In the same transaction
+the "ticket created" notification to NOTIFY_STAFF_TO is queued (the sender of serve, or
+ticket-mx outbox run, delivers it).
   --subject S         ticket subject (required)
   --requester EMAIL   the customer who opened it; may write to the ticket (required)
+  --message TEXT      the first message, from the requester: stored in the ticket and shown in
+                      the staff notification
   --id TKT-123        use this id instead of the next free number
-  --json              print the ticket as JSON`,
+  --json              print { "ticket", "replyAddress", "messageId", "outbox": [ids] }`,
   run: (args, io) => createTicket(args, io),
+};
+
+export const ticketReply: Command = {
+  name: 'ticket reply',
+  summary: 'store an answer of staff and mail it to the requester',
+  help: `Usage: ticket-mx ticket reply <id> --from EMAIL --message TEXT [--name NAME] [--json]
+
+Stores an answer typed by staff (as the CRM's API will) and, in the same transaction, queues its
+mail to the ticket's requester: from the support address, Reply-To the ticket, threaded into what
+the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed).
+  --from EMAIL        the staff member who answers (required)
+  --name NAME         their name
+  --message TEXT      the answer (required)
+  --json              print { "messageId", "outbox": [ids] }`,
+  run: (args, io) => replyToTicket(args, io),
 };
 
 export const ticketShow: Command = {
@@ -35,10 +59,11 @@ export const ticketShow: Command = {
   summary: 'show a ticket and the replies stored for it',
   help: `Usage: ticket-mx ticket show <id> [--json] [--full]
 
-Shows a ticket and its messages: the reply text by default.
+Shows a ticket, its messages (the reply text by default) and its notifications with their status.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "forwarded", "receivedAt", "attachments", ... } ] }
+                      "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
+                      "to", "event", "status", "lastReply", ... } ] }
 A message that forwards another shows the note above it, then "forwarded from X on D" with the
 forwarded text.`,
   run: (args, io) => showTicket(args, io),
@@ -70,12 +95,9 @@ mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket ch
 
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
 
-/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
-const READ_ONLY_VIEW = new Set(['0A000', '55000']);
-
 /** The error of a write to the CRM's tickets view that has no way to take it, with what to do instead. */
 function readOnlyView(err: unknown, what: string): unknown {
-  if (!READ_ONLY_VIEW.has((err as { code?: string }).code ?? '')) return err;
+  if (!isReadOnlyView(err)) return err;
   return new Error(
     `${what}: tickets is a view over the CRM's tickets and does not take this (${(err as Error).message}); ` +
       'do it in the CRM, or give the view an INSTEAD OF trigger (see deploy/crm-view.sql)',
@@ -86,6 +108,7 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, {
     subject: { type: 'string' },
     requester: { type: 'string' },
+    message: { type: 'string' },
     id: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -95,17 +118,78 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   const id = values.id === undefined ? undefined : normaliseTicketId(values.id);
   return withDatabase(async (pool, config) => {
     if (id && (await findTicket(pool, id))) throw new Error(`ticket ${id} already exists`);
-    const ticket = await insertTicket(pool, {
-      id,
-      subject: values.subject!.trim(),
-      requester: values.requester!.toLowerCase(),
-    }).catch((err: unknown) => {
+    const created = await withTransaction(pool, (tx) =>
+      createTicketWithMessage(
+        tx,
+        {
+          id,
+          subject: values.subject!.trim(),
+          requester: values.requester!,
+          message: values.message?.trim() ? { text: values.message.trim() } : undefined,
+          source: 'cli',
+        },
+        notifyRules(config),
+      ),
+    ).catch((err: unknown) => {
       throw readOnlyView(err, 'ticket create');
     });
+    const { ticket } = created;
     const address = replyAddress(ticket.id, config);
-    if (values.json) io.out(JSON.stringify({ ticket: ticketJson(ticket), replyAddress: address }, null, 2));
-    else io.out(`${ticket.id}\nreply address: ${address}`);
+    if (values.json) {
+      const json = { ticket: ticketJson(ticket), replyAddress: address, messageId: created.messageId };
+      io.out(JSON.stringify({ ...json, outbox: created.outboxIds }, null, 2));
+      return 0;
+    }
+    io.out(`${ticket.id}\nreply address: ${address}`);
+    io.out(
+      created.outboxIds.length
+        ? `staff notification queued: outbox ${created.outboxIds.join(', ')} (ticket-mx outbox show ${created.outboxIds[0]})`
+        : 'no staff notification: NOTIFY_STAFF_TO is empty',
+    );
     return 0;
+  });
+}
+
+async function replyToTicket(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { from: { type: 'string' }, name: { type: 'string' }, message: { type: 'string' }, json: { type: 'boolean' } },
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError('ticket reply needs exactly one ticket id');
+  const id = normaliseTicketId(positionals[0]!);
+  if (!values.from || !EMAIL_RE.test(values.from))
+    throw new UsageError('ticket reply needs --from with an email address');
+  if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
+  return withDatabase(async (pool, config) => {
+    try {
+      const stored = await withTransaction(pool, (tx) =>
+        storeStaffAnswer(
+          tx,
+          {
+            ticketId: id,
+            author: { address: values.from!, name: values.name },
+            text: values.message!.trim(),
+            source: 'cli',
+          },
+          notifyRules(config),
+        ),
+      );
+      if (values.json) io.out(JSON.stringify({ messageId: stored.messageId, outbox: stored.outboxIds }, null, 2));
+      else
+        io.out(
+          `message ${stored.messageId} stored in ${id}\n${
+            stored.outboxIds.length
+              ? `mail to the requester queued: outbox ${stored.outboxIds.join(', ')}`
+              : 'nothing mailed: NOTIFY_REQUESTER=false, or the requester wrote it'
+          }`,
+        );
+      return 0;
+    } catch (err) {
+      if (!(err instanceof NoSuchTicket)) throw err;
+      io.err(`ticket-mx: no such ticket ${id}`);
+      return 1;
+    }
   });
 }
 
@@ -120,16 +204,16 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       return 1;
     }
     if (values.json) {
-      const messages = await ticketMessagesJson(pool, id, !!values.full);
-      io.out(JSON.stringify({ ticket: ticketJson(ticket), messages }, null, 2));
+      io.out(JSON.stringify(await ticketDocument(pool, ticket, !!values.full), null, 2));
       return 0;
     }
     const messages = await listTicketMessages(pool, id);
     const attachments = await listAttachments(
       pool,
-      messages.map((m) => m.rawMessageId),
+      messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),
     );
-    const filesOf = (m: StoredTicketMessage) => attachments.get(m.rawMessageId) ?? [];
+    const filesOf = (m: StoredTicketMessage) => (m.rawMessageId && attachments.get(m.rawMessageId)) || [];
+    const notifications = await listTicketOutbox(pool, id);
     // what senders wrote goes to a terminal: no escape sequences or other control characters
     const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
     out(
@@ -141,9 +225,11 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
       );
       out(`    subject: ${m.subject ?? ''}`);
-      out(
-        `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
-      );
+      if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'the command line' : 'the HTTP API'}`);
+      else
+        out(
+          `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+        );
       if (m.authVerdict) {
         out(`    auth: ${describeChecks(m.authResults)}`);
         out(
@@ -161,6 +247,8 @@ async function showTicket(args: string[], io: Out): Promise<number> {
         }
       }
     }
+    if (notifications.length) out(`\n  ${notifications.length} notification${notifications.length === 1 ? '' : 's'}`);
+    for (const n of notifications) out(`    ${describeNotification(n)}`);
     return 0;
   });
 }

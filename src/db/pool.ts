@@ -1,5 +1,6 @@
 // The PostgreSQL pool with the timeouts pg leaves unset (connect waits forever by default,
-// query_timeout does not cancel server-side). Writes are single statements (store_message).
+// query_timeout does not cancel server-side), and withTransaction for writes of several statements.
+// A message over SMTP is still one statement (store_message_with_outbox).
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
@@ -34,4 +35,30 @@ export function createPool(options: PoolOptions): Pool {
     options.log?.warn({ code: 'DB_IDLE_CLIENT_ERROR', err: err.message }, 'idle PostgreSQL connection failed'),
   );
   return pool;
+}
+
+/**
+ * Runs fn inside BEGIN … COMMIT on one client of the pool; any error rolls back and is rethrown.
+ * What fn writes (outbox rows included) becomes visible, and NOTIFY is delivered, only on commit.
+ */
+export async function withTransaction<T>(pool: Pool, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | undefined;
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch((e: Error) => {
+      broken = e; // not given back to the pool: destroyed
+    });
+    throw err;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
 }

@@ -2,6 +2,7 @@
 // (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
 // view over its table): findTicket is the one place the receiver reads it.
 import type { AttachmentRow } from '../mail/attachments.js';
+import { type NewOutboxRow, outboxJson } from './outbox.js';
 import type { Db } from './pool.js';
 
 export interface Ticket {
@@ -116,6 +117,12 @@ async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; r
   return rows[0] ?? insertOwnTicket(db, ticket);
 }
 
+/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
+const READ_ONLY_VIEW = new Set(['0A000', '55000']);
+
+/** The error of a write to the CRM's tickets view that has no way to take it. */
+export const isReadOnlyView = (err: unknown): boolean => READ_ONLY_VIEW.has((err as { code?: string })?.code ?? '');
+
 /** True when `tickets` is our own table; false when an operator replaced it by a view (or a foreign table). */
 export async function ticketsAreOurs(db: Db): Promise<boolean> {
   const { rows } = await db.query<{ kind: string | null }>(
@@ -166,8 +173,10 @@ export interface StoreResult {
 export type { AttachmentRow };
 
 /**
- * Everything of one message in one round trip and one transaction (the store_message function of
- * migration 0001): raw bytes, ticket messages, unrouted rows, NOTIFY on commit. Idempotent.
+ * Everything of one message in one round trip and one transaction: raw bytes, ticket messages,
+ * unrouted rows, NOTIFY on commit (store_message); with outbox rows, store_message_with_outbox
+ * (the outbox migration) also queues the notifications of the ticket messages actually inserted.
+ * Idempotent.
  */
 export async function storeMessage(
   db: Db,
@@ -178,16 +187,28 @@ export async function storeMessage(
     unrouted: UnroutedMessageRow[];
     attachments: AttachmentRow[];
     maxPerHour: number;
+    /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
+    outbox?: NewOutboxRow[];
   },
 ): Promise<StoreResult> {
+  const outbox = m.outbox ?? [];
   const { rows } = await db.query<{
     raw_message_id: string | null;
     stored: number;
     existing_raw_message_id: string | null;
     rate_limited_ticket: string | null;
   }>({
-    name: 'store_message',
-    text: 'select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket from store_message($1, $2, $3, $4, $5, $6, $7)',
+    ...(outbox.length
+      ? {
+          name: 'store_message_with_outbox',
+          text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+                   from store_message_with_outbox($1, $2, $3, $4, $5, $6, $7, $8)`,
+        }
+      : {
+          name: 'store_message',
+          text: `select raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
+                   from store_message($1, $2, $3, $4, $5, $6, $7)`,
+        }),
     values: [
       m.sha256,
       m.bytes,
@@ -204,6 +225,7 @@ export async function storeMessage(
       ),
       m.attachments.map((a) => a.content),
       m.maxPerHour,
+      ...(outbox.length ? [outboxJson(outbox)] : []),
     ],
   });
   const r = rows[0]!;
@@ -252,6 +274,20 @@ export async function listAttachments(db: Db, rawMessageIds: string[]): Promise<
   const byMessage = new Map<string, StoredAttachment[]>();
   for (const { rawMessageId, ...a } of rows) byMessage.set(rawMessageId, [...(byMessage.get(rawMessageId) ?? []), a]);
   return byMessage;
+}
+
+/** The files of one raw message that were attached (not inline in its HTML), with their bytes. */
+export async function listAttachedFiles(
+  db: Db,
+  rawMessageId: string,
+): Promise<{ filename: string | null; contentType: string; bytes: Buffer }[]> {
+  const { rows } = await db.query<{ filename: string | null; contentType: string; bytes: Buffer }>({
+    name: 'list_attached_files',
+    text: `select filename, content_type as "contentType", bytes
+             from attachments where raw_message_id = $1 and not inline order by position`,
+    values: [rawMessageId],
+  });
+  return rows;
 }
 
 // PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
@@ -317,25 +353,76 @@ function unroutedJson(m: UnroutedMessageRow) {
 export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempotencyKey'> &
   Omit<Envelope, 'clientIp'> & {
     id: string;
-    rawMessageId: string;
+    /** null for a message that did not come over SMTP (source cli or api). */
+    rawMessageId: string | null;
+    source: MessageSource;
     clientIp: string | null;
     receivedAt: Date;
   };
 
-const TICKET_MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId",
+/** Where a ticket message came from: a mail, `ticket create --message`, the HTTP API. */
+export type MessageSource = 'smtp' | 'cli' | 'api';
+
+const MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
   author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
   reply_text as "replyText", full_text as "fullText", removed_text as "removedText", forwarded, html,
-  message_id as "messageId", in_reply_to as "inReplyTo", "references", sent_at as "sentAt",
-  host(client_ip) as "clientIp", client_hostname as "clientHostname", helo, mail_from as "mailFrom",
-  rcpt_to as "rcptTo", tls, tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
+  message_id as "messageId",
+  in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
+  client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
+  tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
   auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"`;
 
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>(
-    `select ${TICKET_MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 order by received_at, id`,
+    `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 order by received_at, id`,
     [ticketId],
   );
   return rows;
+}
+
+/** A ticket message that did not come over SMTP: no raw bytes, no envelope, no verdicts. */
+export interface TypedTicketMessage {
+  ticketId: string;
+  /** A retry with the same key adds no row (e.g. the HTTP API's Idempotency-Key). */
+  idempotencyKey: string;
+  source: Exclude<MessageSource, 'smtp'>;
+  authorAddress: string;
+  authorName: string | null;
+  authorRole: 'staff' | 'requester';
+  subject: string | null;
+  text: string;
+  html: string | null;
+}
+
+/**
+ * Inserts one typed ticket message, with the same NOTIFY ticket_message on commit as store_message.
+ * Returns its id; null when a message with this key already exists in the ticket.
+ */
+export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promise<string | null> {
+  const { rows } = await db.query<{ id: string }>({
+    name: 'insert_ticket_message',
+    text: `with inserted as (
+             insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_name,
+                                          author_role, subject, reply_text, full_text, html, rcpt_to)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, '{}')
+             on conflict (ticket_id, idempotency_key) do nothing
+             returning id, ticket_id
+           )
+           select id, pg_notify('ticket_message', json_build_object('ticket', ticket_id, 'id', id)::text)::text
+             from inserted`,
+    values: [
+      m.ticketId,
+      m.idempotencyKey,
+      m.source,
+      m.authorAddress,
+      m.authorName,
+      m.authorRole,
+      m.subject,
+      m.text.replace(NUL, ''),
+      m.html?.replace(NUL, '') ?? null,
+    ],
+  });
+  return rows[0]?.id ?? null;
 }
 
 /** A ticket's messages with an id above `afterId`, by id (for a CRM that polls), at most `limit`. */
@@ -347,18 +434,32 @@ export async function listTicketMessagesAfter(
 ): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>({
     name: 'list_ticket_messages_after',
-    text: `select ${TICKET_MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and id > $2 order by id limit $3`,
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and id > $2 order by id limit $3`,
     values: [ticketId, afterId, limit],
   });
   return rows;
 }
 
-/** One ticket message by id, or null. */
+/** One ticket message by id, or null (the CRM webhook, the API's answer). */
 export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
   const { rows } = await db.query<StoredTicketMessage>({
     name: 'find_ticket_message',
-    text: `select ${TICKET_MESSAGE_COLUMNS} from ticket_messages where id = $1`,
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where id = $1`,
     values: [id],
+  });
+  return rows[0] ?? null;
+}
+
+/** The message a typed idempotency key stored in a ticket, or null (a retried API answer). */
+export async function findTicketMessageByKey(
+  db: Db,
+  ticketId: string,
+  idempotencyKey: string,
+): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message_by_key',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and idempotency_key = $2`,
+    values: [ticketId, idempotencyKey],
   });
   return rows[0] ?? null;
 }
@@ -379,7 +480,8 @@ export interface ReprocessCandidate {
 export async function countReprocessCandidates(db: Db, filter: { ticketId?: string; since?: Date }): Promise<number> {
   const { rows } = await db.query<{ n: number }>(
     `select count(*)::int as n from ticket_messages
-      where ($1::text is null or ticket_id = $1) and ($2::timestamptz is null or received_at >= $2)`,
+      where raw_message_id is not null -- typed messages (cli, api) have no raw bytes to derive from
+        and ($1::text is null or ticket_id = $1) and ($2::timestamptz is null or received_at >= $2)`,
     [filter.ticketId ?? null, filter.since ?? null],
   );
   return rows[0]!.n;

@@ -1,12 +1,15 @@
 // What a recipient address means to us, decided from the address alone (no I/O):
-// foreign domain, postmaster/abuse, a ticket tag, or nothing we know; and signed reply
-// addresses (support+TKT-1.<mac>@), so that an address cannot be guessed from a ticket number.
+// foreign domain, postmaster/abuse, a ticket tag, a VERP bounce address, or nothing we know; signed
+// reply addresses (support+TKT-1.<mac>@), so that an address cannot be guessed from a ticket number;
+// and the signed envelope senders of our notifications (bounces+<outbox id>.<mac>@).
 import crypto from 'node:crypto';
 
 export type Recipient =
   | { kind: 'foreign'; domain: string }
   | { kind: 'postmaster'; localPart: string }
   | { kind: 'ticket'; ticketId: string; mac: string | null }
+  /** bounces+<outbox id>.<mac>@: where delivery reports of our notifications come back; null parts: malformed. */
+  | { kind: 'bounce'; outboxId: string | null; mac: string | null }
   | { kind: 'bad-tag'; tag: string }
   | { kind: 'no-tag' }
   | { kind: 'unknown-mailbox' };
@@ -17,6 +20,9 @@ export interface AddressRules {
 }
 
 const ROLE_ACCOUNTS = new Set(['postmaster', 'abuse']);
+/** The local part of our notifications' envelope senders (config.ts refuses it as SUPPORT_LOCAL_PART). */
+export const BOUNCE_LOCAL_PART = 'bounces';
+const BOUNCE_TAG_RE = /^(\d{1,18})\.([a-f0-9]{16})$/i;
 // TKT-<digits>, optionally .<mac> when reply addresses are signed. Clients may lowercase it.
 const TAG_RE = /^tkt-(\d{1,18})(?:\.([a-z0-9_-]{4,64}))?$/i;
 
@@ -37,6 +43,10 @@ export function classifyRecipient(address: string, rules: AddressRules): Recipie
   if (ROLE_ACCOUNTS.has(localPart)) return { kind: 'postmaster', localPart };
   const plus = localPart.indexOf('+');
   const base = plus < 0 ? localPart : localPart.slice(0, plus);
+  if (base === BOUNCE_LOCAL_PART) {
+    const m = plus < 0 ? null : BOUNCE_TAG_RE.exec(localPart.slice(plus + 1));
+    return { kind: 'bounce', outboxId: m ? m[1]! : null, mac: m ? m[2]!.toLowerCase() : null };
+  }
   if (base !== rules.supportLocalPart) return { kind: 'unknown-mailbox' };
   if (plus < 0) return { kind: 'no-tag' };
 
@@ -78,4 +88,22 @@ export function checkSignature(ticketId: string, mac: string | null, rules: Sign
 export function replyAddress(ticketId: string, rules: AddressRules & Partial<SigningRules>): string {
   const mac = rules.replyAddressSecret ? `.${macFor(ticketId, rules.replyAddressSecret)}` : '';
   return `${rules.supportLocalPart}+${ticketId}${mac}@${rules.mailDomains[0]}`;
+}
+
+const VERP_MAC_LENGTH = 16; // hex digits
+
+function verpMac(outboxId: string, secret: string): string {
+  return crypto.createHmac('sha256', secret).update(`verp:${outboxId}`).digest('hex').slice(0, VERP_MAC_LENGTH);
+}
+
+/** The envelope sender of one outbox row's mail: its delivery reports come back to our own MX. */
+export function bounceAddress(outboxId: string, secret: string, domain: string): string {
+  return `${BOUNCE_LOCAL_PART}+${outboxId}.${verpMac(outboxId, secret)}@${domain}`;
+}
+
+/** Whether bounces+<outboxId>.<mac>@ is one we made (constant time). */
+export function checkBounceMac(outboxId: string, mac: string, secret: string): boolean {
+  const given = Buffer.from(mac.toLowerCase());
+  const expected = Buffer.from(verpMac(outboxId, secret));
+  return given.length === expected.length && crypto.timingSafeEqual(given, expected);
 }

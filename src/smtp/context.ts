@@ -7,6 +7,7 @@ import type { Ticket } from '../db/queries.js';
 import type { Logger } from '../log.js';
 import type { Resolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
+import type { Outbox } from '../outbox/open.js';
 import type { PerIpLimits } from './limits.js';
 import type { SmtpReply } from './reply.js';
 
@@ -14,13 +15,17 @@ import type { SmtpReply } from './reply.js';
 export type Route =
   | { kind: 'ticket'; ticket: Ticket; address: string }
   | { kind: 'postmaster'; address: string }
-  | { kind: 'support'; address: string };
+  | { kind: 'support'; address: string }
+  /** A VERP envelope sender of ours with a valid MAC: a delivery report for this outbox row. */
+  | { kind: 'bounce'; outboxId: string; address: string };
 
 export interface SmtpContext {
   config: Readonly<Config>;
   pool: Pool;
   log: Logger;
   metrics: Metrics;
+  /** Who is notified of a committed message, and the VERP key of our bounce addresses. */
+  outbox: Outbox;
   resolver: Resolver;
   limits: PerIpLimits;
   /** Message bytes held in memory by all connections (SMTP_MAX_BUFFERED_BYTES). */

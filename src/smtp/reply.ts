@@ -21,6 +21,16 @@ export const CATALOGUE = {
     enhanced: '2.1.5',
     when: 'postmaster@ or abuse@ one of our domains (RFC 5321 4.5.1); stored as unrouted mail',
   },
+  RCPT_BOUNCE: {
+    code: 250,
+    enhanced: '2.1.5',
+    when: 'bounces+<outbox id>.<mac>@ with a valid MAC: a delivery report about a notification we sent',
+  },
+  RCPT_BAD_BOUNCE: {
+    code: 550,
+    enhanced: '5.1.1',
+    when: 'bounces@ or bounces+…@ that we did not make (no MAC, a wrong one, or another form)',
+  },
   RCPT_RELAY_DENIED: { code: 550, enhanced: '5.7.1', when: 'recipient domain is not in MAIL_DOMAINS' },
   RCPT_NO_SUCH_MAILBOX: {
     code: 550,
@@ -60,6 +70,11 @@ export const CATALOGUE = {
     code: 250,
     enhanced: '2.0.0',
     when: 'an auto-reply, bounce, loop or our own notification: recorded as unrouted mail with the reason, never posted to the ticket',
+  },
+  DATA_REPORT_RECORDED: {
+    code: 250,
+    enhanced: '2.0.0',
+    when: 'mail to a bounces+…@ address: stored as unrouted mail; a report of failure marks that outbox row bounced',
   },
   DATA_NO_TICKET: {
     code: 550,
@@ -159,6 +174,9 @@ export const reply = {
   ticketRecipient: () => new SmtpReply('RCPT_TICKET', 'Accepted'),
   postmaster: () => new SmtpReply('RCPT_POSTMASTER', 'Accepted'),
   support: () => new SmtpReply('RCPT_SUPPORT', 'Accepted'),
+  bounceRecipient: () => new SmtpReply('RCPT_BOUNCE', 'Accepted'),
+  badBounceAddress: () => new SmtpReply('RCPT_BAD_BOUNCE', 'No such mailbox: not a bounce address of ours'),
+  reportRecorded: (id: string, what: string) => new SmtpReply('DATA_REPORT_RECORDED', `Ok: ${what} recorded as ${id}`),
   notAReply: (id: string, kind: string) =>
     new SmtpReply('DATA_NOT_A_REPLY', `Ok: ${kind} recorded as ${id}, not posted to the ticket`),
   noTicket: () =>

@@ -8,6 +8,7 @@ import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { createResolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
+import type { Outbox } from '../outbox/open.js';
 import type { SmtpContext } from './context.js';
 import { PerIpLimits } from './limits.js';
 import { onConnect } from './phases/connect.js';
@@ -27,6 +28,7 @@ export interface SmtpDeps {
   pool: Pool;
   log: Logger;
   metrics: Metrics;
+  outbox: Outbox;
 }
 
 export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {

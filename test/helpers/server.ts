@@ -1,5 +1,9 @@
-// A real ticket-mx (SMTP + HTTP + pool) on free ports against a test database, with its log
-// lines captured so tests can assert the stable codes.
+// A real ticket-mx (SMTP + HTTP + pool + outbox sender) on free ports against a test database, with
+// its log lines captured so tests can assert the stable codes. DATA_DIR is a temporary directory of
+// its own (the .eml files of notifications land there unless OUTBOUND_SMTP_URL is given).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -13,6 +17,7 @@ export interface TestServer {
   httpPort: number;
   config: Readonly<Config>;
   service: Service;
+  dataDir: string;
   /** The loopback DNS server DNS_SERVERS points at (fixtures/dns/smtp-zones.json). */
   dns: TestDnsServer;
   logs: Record<string, unknown>[];
@@ -27,7 +32,9 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const ownDns = dns ? null : await startDnsServer(loadZones(SMTP_ZONES));
   const dnsServer = (dns ?? ownDns)!;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ticket-mx-server-'));
   const config = loadConfig({
+    DATA_DIR: dataDir,
     DNS_SERVERS: dnsServer.address,
     DNS_TIMEOUT_MS: '300',
     DATABASE_URL: databaseUrl,
@@ -56,12 +63,14 @@ export async function startTestServer(
     httpPort: service.http.port,
     config,
     service,
+    dataDir,
     dns: dnsServer,
     logs,
     logsWithCode: (code) => logs.filter((l) => l.code === code),
     close: async () => {
       await service.close();
       await ownDns?.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

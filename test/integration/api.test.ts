@@ -17,7 +17,11 @@ let base: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  server = await startTestServer(db.url, { API_TOKEN: TOKEN, API_MAX_BODY_BYTES: '4096' });
+  server = await startTestServer(db.url, {
+    API_TOKEN: TOKEN,
+    API_MAX_BODY_BYTES: '4096',
+    NOTIFY_STAFF_TO: 'info@flamecrm.ru',
+  });
   base = `http://127.0.0.1:${server.httpPort}`;
   await insertTestTicket(db.pool, 'TKT-100', 'client@example.ru', 'Printer on fire');
 });
@@ -114,6 +118,10 @@ describe('GET /v1/tickets/{id}', () => {
         text: 'It is still burning.\n\n> earlier text',
         messageId: '<api-read@example.ru>',
       });
+    // the staff notification it queued is part of the document: let the sender finish with it first
+    await expect
+      .poll(async () => (await db.pool.query("select status from outbox where ticket_id = 'TKT-100'")).rows)
+      .toEqual([{ status: 'sent' }]);
     for (const [query, flag] of [
       ['', []],
       ['?full=true', ['--full']],
@@ -220,6 +228,206 @@ describe('GET /v1/tickets/{id}/messages', () => {
       'TICKET_NOT_FOUND',
       '/v1/tickets/TKT-999/messages',
     );
+  });
+});
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  call('POST', path, { headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+describe('POST /v1/tickets', () => {
+  it('creates the ticket with its first message and queues the staff notification in the same transaction', async () => {
+    const r = await post('/v1/tickets', {
+      subject: '  Принтер горит ',
+      requester: 'Client@Example.RU',
+      message: { text: 'It is on fire.', html: '<p onclick="x()">It is <b>on fire</b>.<script>alert(1)</script></p>' },
+    });
+    expect(r.status).toBe(201);
+    const id = r.json.ticket.id as string;
+    expect(id).toMatch(/^TKT-\d+$/);
+    expect(r.headers.get('location')).toBe(`/v1/tickets/${id}`);
+    expect(r.json).toEqual({
+      ticket: {
+        id,
+        subject: 'Принтер горит',
+        requester: 'client@example.ru',
+        status: 'open',
+        createdAt: expect.any(String),
+      },
+      replyAddress: `support+${id}@flamecrm.ru`,
+      messageId: expect.stringMatching(/^\d+$/),
+      outbox: [expect.stringMatching(/^\d+$/)],
+    });
+    const { rows: messages } = await db.pool.query(
+      'select author_address, author_role, source, reply_text, html from ticket_messages where ticket_id = $1',
+      [id],
+    );
+    expect(messages).toEqual([
+      {
+        author_address: 'client@example.ru',
+        author_role: 'requester',
+        source: 'api',
+        reply_text: 'It is on fire.',
+        html: '<p>It is <b>on fire</b>.</p>',
+      },
+    ]);
+    const { rows: outbox } = await db.pool.query(
+      'select id::text, kind, event, recipient, ticket_message_id::text from outbox where ticket_id = $1',
+      [id],
+    );
+    expect(outbox).toEqual([
+      {
+        id: r.json.outbox[0],
+        kind: 'mail',
+        event: 'ticket_created',
+        recipient: 'info@flamecrm.ru',
+        ticket_message_id: r.json.messageId,
+      },
+    ]);
+    // and the ticket reads back as GET /v1/tickets/{id} shows it, with its notification
+    const shown = await call('GET', `/v1/tickets/${id}`);
+    expect(shown.json.notifications.map((n: { id: string; kind: string }) => [n.id, n.kind])).toEqual([
+      [r.json.outbox[0], 'mail'],
+    ]);
+  });
+
+  it('takes a given id; the same id again is 409 TICKET_EXISTS and stores nothing', async () => {
+    expect((await post('/v1/tickets', { id: 'tkt-7001', subject: 'S', requester: 'a@example.ru' })).status).toBe(201);
+    const again = await post('/v1/tickets', { id: 'TKT-7001', subject: 'S2', requester: 'b@example.ru' });
+    expect(expectProblem(again, 'TICKET_EXISTS', '/v1/tickets').detail).toBe('Ticket TKT-7001 already exists.');
+    const { rows } = await db.pool.query("select subject from tickets where id = 'TKT-7001'");
+    expect(rows).toEqual([{ subject: 'S' }]);
+  });
+
+  it('schema violations: 422 VALIDATION_FAILED with every problem, nothing stored', async () => {
+    const before = (await db.pool.query('select count(*)::int as n from tickets')).rows[0].n;
+    const r = await post('/v1/tickets', { subject: '', requester: 'not-an-address', requestor: 'typo@example.ru' });
+    const p = expectProblem(r, 'VALIDATION_FAILED', '/v1/tickets');
+    expect(p.errors).toEqual(
+      expect.arrayContaining([
+        { path: 'body.subject', message: 'must not be empty' },
+        { path: 'body.requester', message: 'must be an email address' },
+        { path: 'body', message: expect.stringContaining('requestor') },
+      ]),
+    );
+    expectProblem(await post('/v1/tickets', ['not', 'an', 'object']), 'VALIDATION_FAILED', '/v1/tickets');
+    expect((await db.pool.query('select count(*)::int as n from tickets')).rows[0].n).toBe(before);
+  });
+});
+
+describe('POST /v1/tickets/{id}/messages', () => {
+  const answer = { author: { address: 'Anna@FlameCRM.ru', name: 'Анна' }, text: 'We are on our way.' };
+
+  it('stores a staff answer and queues its mail to the requester: 201 with the message as GET shows it', async () => {
+    await insertTestTicket(db.pool, 'TKT-300', 'client@example.ru', 'Printer on fire');
+    const r = await post('/v1/tickets/TKT-300/messages', { ...answer, html: '<p>We are <i>on our way</i>.</p>' });
+    expect(r.status).toBe(201);
+    expect(r.json.message).toMatchObject({
+      from: 'anna@flamecrm.ru',
+      fromName: 'Анна',
+      role: 'staff',
+      source: 'api',
+      text: 'We are on our way.',
+      fullText: 'We are on our way.',
+      html: '<p>We are <i>on our way</i>.</p>',
+      rawMessageId: null,
+      attachments: [],
+    });
+    const shown = await call('GET', '/v1/tickets/TKT-300?full=true');
+    expect(shown.json.messages).toEqual([r.json.message]);
+    const { rows } = await db.pool.query(
+      "select id::text, kind, event, recipient from outbox where ticket_id = 'TKT-300' order by id",
+    );
+    expect(rows).toEqual([
+      { id: r.json.outbox[0], kind: 'mail', event: 'staff_reply', recipient: 'client@example.ru' },
+    ]);
+  });
+
+  it('the same Idempotency-Key twice: one message, one mail; the retry answers 200 with the stored message', async () => {
+    await insertTestTicket(db.pool, 'TKT-301');
+    const headers = { 'idempotency-key': 'crm-reply-8812' };
+    const first = await post('/v1/tickets/TKT-301/messages', answer, headers);
+    const second = await post('/v1/tickets/TKT-301/messages', { ...answer, text: 'changed on retry' }, headers);
+    expect([first.status, second.status]).toEqual([201, 200]);
+    expect(second.json).toEqual({ message: first.json.message, outbox: [] });
+    const counts = await db.pool.query(
+      `select (select count(*)::int from ticket_messages where ticket_id = 'TKT-301') as messages,
+              (select count(*)::int from outbox where ticket_id = 'TKT-301') as outbox`,
+    );
+    expect(counts.rows[0]).toEqual({ messages: 1, outbox: 1 });
+    // another key is another answer
+    expect((await post('/v1/tickets/TKT-301/messages', answer, { 'idempotency-key': 'crm-reply-8813' })).status).toBe(
+      201,
+    );
+  });
+
+  it('a closed ticket: 409 TICKET_CLOSED, nothing stored or queued', async () => {
+    await insertTestTicket(db.pool, 'TKT-302');
+    await db.pool.query("update tickets set status = 'closed' where id = 'TKT-302'");
+    const r = await post('/v1/tickets/TKT-302/messages', answer);
+    expect(expectProblem(r, 'TICKET_CLOSED', '/v1/tickets/TKT-302/messages').detail).toBe(
+      'Ticket TKT-302 is closed (status closed) and takes no more messages.',
+    );
+    const { rows } = await db.pool.query(
+      "select (select count(*)::int from ticket_messages where ticket_id = 'TKT-302') + (select count(*)::int from outbox where ticket_id = 'TKT-302') as n",
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('an unknown ticket: 404; a bad author, text or Idempotency-Key: 422 naming each', async () => {
+    expectProblem(
+      await post('/v1/tickets/TKT-999/messages', answer),
+      'TICKET_NOT_FOUND',
+      '/v1/tickets/TKT-999/messages',
+    );
+    const r = await post('/v1/tickets/TKT-100/messages', answer, {
+      'idempotency-key': 'has a space',
+    });
+    const p = expectProblem(r, 'VALIDATION_FAILED', '/v1/tickets/TKT-100/messages');
+    expect(p.errors).toEqual([
+      { path: 'headers.idempotency-key', message: 'must be 1 to 200 printable ASCII characters' },
+    ]);
+    const b = await post('/v1/tickets/TKT-100/messages', { author: { address: 'anna' }, text: '   ' });
+    expect(expectProblem(b, 'VALIDATION_FAILED', '/v1/tickets/TKT-100/messages').errors).toEqual([
+      { path: 'body.text', message: 'must not be empty' },
+      { path: 'body.author.address', message: 'must be an email address' },
+    ]);
+  });
+
+  it('an oversize answer: 413 BODY_TOO_LARGE, nothing stored', async () => {
+    const r = await post('/v1/tickets/TKT-100/messages', { ...answer, text: 'x'.repeat(5000) });
+    expectProblem(r, 'BODY_TOO_LARGE', '/v1/tickets/TKT-100/messages');
+    const { rows } = await db.pool.query(
+      "select count(*)::int as n from ticket_messages where source = 'api' and ticket_id = 'TKT-100'",
+    );
+    expect(rows[0].n).toBe(0);
+  });
+});
+
+describe('POST /v1/tickets with the CRM tickets behind a view that takes no inserts', () => {
+  it('answers 409 TICKETS_READ_ONLY and stores nothing', async () => {
+    const other = await createTestDatabase();
+    const crm = await startTestServer(other.url, { API_TOKEN: TOKEN });
+    try {
+      await other.pool.query(`create table public.crm_tickets (n int primary key, title text, email text, state text,
+                                created timestamptz default now())`);
+      await other.pool.query('drop table tickets cascade');
+      await other.pool.query(`create view tickets as select 'TKT-' || n as id, title as subject, email as requester,
+                                state as status, created as created_at from public.crm_tickets`);
+      const res = await fetch(`http://127.0.0.1:${crm.httpPort}/v1/tickets`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ subject: 'S', requester: 'a@example.ru', message: { text: 'hi' } }),
+      });
+      expect(res.status).toBe(409);
+      expect(await res.json()).toMatchObject({ code: 'TICKETS_READ_ONLY' });
+      const { rows } = await other.pool.query(
+        'select (select count(*)::int from ticket_messages) + (select count(*)::int from outbox) as n',
+      );
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await crm.close();
+      await other.drop();
+    }
   });
 });
 

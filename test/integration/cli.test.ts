@@ -29,6 +29,12 @@ describe('help and usage', () => {
     ['ticket', 'create', '--help'],
     ['ticket', 'show', '--help'],
     ['ticket', 'show', '-h'],
+    ['ticket', 'reply', '--help'],
+    ['outbox', '--help'],
+    ['outbox', 'list', '--help'],
+    ['outbox', 'show', '--help'],
+    ['outbox', 'retry', '--help'],
+    ['outbox', 'run', '--help'],
     ['ticket', 'list', '--help'],
     ['ticket', 'close', '--help'],
     ['api-token', '--help'],
@@ -46,6 +52,10 @@ describe('help and usage', () => {
     [['ticket', 'show'], /exactly one ticket id/],
     [['ticket', 'show', '12345'], /not a ticket id/],
     [['serve', '--port', '25'], /Unknown option '--port'/],
+    [['outbox', 'show'], /exactly one outbox id/],
+    [['outbox', 'retry', 'TKT-1'], /not an outbox id/],
+    [['outbox', 'list', '--status', 'lost'], /--status must be one of queued, sending, sent, failed, bounced/],
+    [['outbox', 'send'], /unknown outbox command 'send'/],
   ])('ticket-mx %j is a usage error (exit 2)', async (args, message) => {
     const r = await runCli(args, cleanEnv());
     expect(r.code).toBe(2);
@@ -102,10 +112,63 @@ describe('against DATABASE_URL', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('ticket TKT-555 already exists');
     const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-555', '--json'], env)).stdout);
-    expect(shown).toEqual({ ticket: expect.objectContaining({ id: 'TKT-555' }), messages: [] });
+    expect(shown).toEqual({ ticket: expect.objectContaining({ id: 'TKT-555' }), messages: [], notifications: [] });
     const missing = await runCli(['ticket', 'show', 'TKT-556'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such ticket TKT-556');
+  });
+
+  it('ticket reply stores a staff answer and queues its mail to the requester in the same transaction', async () => {
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'helpdesk.example.ru', OUTBOX_SEND_IN_SERVE: 'false' });
+    await runCli(
+      ['ticket', 'create', '--subject', 'Answer me', '--requester', 'ann@example.ru', '--id', 'TKT-700'],
+      env,
+    );
+    const r = await runCli(
+      [
+        'ticket',
+        'reply',
+        'TKT-700',
+        '--from',
+        'ivan@helpdesk.example.ru',
+        '--name',
+        'Ivan',
+        '--message',
+        'Done.',
+        '--json',
+      ],
+      env,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const { messageId, outbox } = JSON.parse(r.stdout);
+    expect(outbox).toHaveLength(1);
+    const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-700', '--json'], env)).stdout);
+    expect(shown.messages).toEqual([
+      expect.objectContaining({
+        id: messageId,
+        from: 'ivan@helpdesk.example.ru',
+        role: 'staff',
+        text: 'Done.',
+        source: 'cli',
+      }),
+    ]);
+    expect(shown.notifications).toEqual([
+      expect.objectContaining({ id: outbox[0], to: 'ann@example.ru', event: 'staff_reply', status: 'queued' }),
+    ]);
+    const preview = await runCli(['outbox', 'show', outbox[0], '--text'], env);
+    expect(preview.stderr).toContain('not attempted yet: a preview');
+    expect(preview.stdout).toContain('To: ann@example.ru');
+    expect(preview.stdout).toContain('Reply-To: support+TKT-700@helpdesk.example.ru');
+    expect(preview.stdout).toMatch(/^Subject: Re: \[TKT-700\] Answer me$/m);
+    expect(preview.stdout).toContain('\nDone.\n');
+    // a typed message has no raw bytes: reprocess leaves it alone
+    const reprocessed = await runCli(['reprocess', '--ticket', 'TKT-700'], env);
+    expect(reprocessed.code, reprocessed.stderr).toBe(0);
+    expect(reprocessed.stdout.trim()).toBe('reprocessed 0 messages: 0 changed, 0 unchanged, 0 failed');
+    const missing = await runCli(['ticket', 'reply', 'TKT-701', '--from', 'a@b.ru', '--message', 'x'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no such ticket TKT-701');
+    expect((await runCli(['ticket', 'reply', 'TKT-700', '--from', 'a@b.ru'], env)).code).toBe(2);
   });
 
   it('prints a signed reply address when REPLY_ADDRESS_SECRET is set', async () => {
@@ -153,15 +216,55 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     expect(serve.output()).toMatch(/AUTH_POLICY\s+monitor\s+\(default\)/);
 
     // a second terminal: no DATABASE_URL, same DATA_DIR (the default ./data in real life)
+    // nothing leaves the machine: the banner says where notifications go instead
+    expect(serve.output()).toMatch(
+      /OUTBOUND_SMTP_URL\s+\(none: written to DATA_DIR\/outbox\/, nothing leaves the machine\)/,
+    );
+    expect(serve.output()).toContain(
+      `ticket-mx: notifications are written to ${path.join(dataDir, 'outbox')} (OUTBOUND_SMTP_URL is unset): nothing leaves the machine`,
+    );
     const created = await runCli(
-      ['ticket', 'create', '--subject', 'Printer on fire', '--requester', 'client@example.ru'],
+      [
+        'ticket',
+        'create',
+        '--subject',
+        'Printer on fire',
+        '--requester',
+        'client@example.ru',
+        '--message',
+        'The printer on the third floor is on fire.',
+      ],
       cleanEnv({ DATA_DIR: dataDir }),
     );
     expect(created.code).toBe(0);
-    const [id, addressLine] = created.stdout.trim().split('\n');
+    const [id, addressLine, queued] = created.stdout.trim().split('\n');
     expect(id).toMatch(/^TKT-\d+$/);
     const address = addressLine!.replace('reply address: ', '');
     expect(address).toBe(`support+${id}@flamecrm.ru`);
+    expect(queued).toBe('staff notification queued: outbox 1 (ticket-mx outbox show 1)');
+
+    // serve's sender writes it to DATA_DIR/outbox/1.eml, and outbox show prints those bytes
+    const eml = path.join(dataDir, 'outbox', '1.eml');
+    await expect
+      .poll(
+        () =>
+          fs.access(eml).then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    const bytes = await runCli(['outbox', 'show', '1'], cleanEnv({ DATA_DIR: dataDir }));
+    expect(bytes.code).toBe(0);
+    expect(bytes.stdout).toBe(`${(await fs.readFile(eml, 'utf8')).replace(/\r\n/g, '\n').replace(/\n$/, '')}\n`);
+    expect(bytes.stderr).toMatch(
+      /^1 {2}sent {2}mail {2}ticket created {2}TKT-\d+ {2}to info@flamecrm\.ru {2}attempt 1 {2}sent /,
+    );
+    const text = await runCli(['outbox', 'show', '1', '--text'], cleanEnv({ DATA_DIR: dataDir }));
+    expect(text.stdout).toContain(`Subject: [${id}] Printer on fire`);
+    expect(text.stdout).toContain(`Новый тикет поддержки ${id}\n\nОт: client@example.ru\nТема: Printer on fire`);
+    expect(text.stdout).toContain('The printer on the third floor is on fire.');
 
     const sent = await swaks([
       '--server',
@@ -192,14 +295,22 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     expect(refused.stdout).toContain('550 5.1.1 No such ticket TKT-999999');
 
     const shown = JSON.parse((await runCli(['ticket', 'show', id!, '--json'], cleanEnv({ DATA_DIR: dataDir }))).stdout);
-    expect(shown.messages).toHaveLength(1);
-    expect(shown.messages[0]).toMatchObject({
+    expect(shown.messages).toHaveLength(2);
+    expect(shown.messages[0]).toMatchObject({ from: 'client@example.ru', source: 'cli' });
+    expect(shown.messages[1]).toMatchObject({
       from: 'ivan@flamecrm.ru',
       subject: `Re: [${id}] Printer on fire`,
       text: 'Replaced the toner, it prints again.',
     });
     const human = await runCli(['ticket', 'show', id!], cleanEnv({ DATA_DIR: dataDir }));
     expect(human.stdout).toContain('Replaced the toner, it prints again.');
+    // the reply came from someone who is not staff here (STAFF_SENDERS is empty): staff are told of it
+    await expect
+      .poll(async () => (await runCli(['outbox', 'list'], cleanEnv({ DATA_DIR: dataDir }))).stdout, { timeout: 20_000 })
+      .toMatch(/^2 {2}sent {2}mail {2}requester reply {2}TKT-\d+ {2}to info@flamecrm\.ru/m);
+    expect((await runCli(['ticket', 'show', id!], cleanEnv({ DATA_DIR: dataDir }))).stdout).toMatch(
+      /2 notifications\n {4}notification 1 to info@flamecrm\.ru \(ticket created\) sent \S+: written to /,
+    );
     // the local profile monitors: not staff (STAFF_SENDERS is empty), recorded and accepted
     expect(human.stdout).toContain('auth: spf=pass (flamecrm.ru, aligned) dkim=none dmarc=pass (p=reject) arc=none');
     expect(human.stdout).toMatch(

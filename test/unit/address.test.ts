@@ -1,6 +1,6 @@
 // Recipient classification: the RCPT table in DESIGN.md, from the address alone.
 import { describe, expect, it } from 'vitest';
-import { classifyRecipient, replyAddress } from '../../src/mail/address.js';
+import { bounceAddress, checkBounceMac, classifyRecipient, replyAddress } from '../../src/mail/address.js';
 
 const rules = { mailDomains: ['flamecrm.ru', 'help.flamecrm.ru'], supportLocalPart: 'support' };
 
@@ -25,6 +25,13 @@ describe('classifyRecipient', () => {
     ['support+TKT-1@gmail.com', { kind: 'foreign', domain: 'gmail.com' }],
     ['support+TKT-1@sub.help.flamecrm.ru', { kind: 'foreign', domain: 'sub.help.flamecrm.ru' }],
     ['postmaster@example.org', { kind: 'foreign', domain: 'example.org' }],
+    ['bounces+42.0123456789abcdef@flamecrm.ru', { kind: 'bounce', outboxId: '42', mac: '0123456789abcdef' }],
+    ['Bounces+42.0123456789ABCDEF@help.flamecrm.ru', { kind: 'bounce', outboxId: '42', mac: '0123456789abcdef' }],
+    ['bounces@flamecrm.ru', { kind: 'bounce', outboxId: null, mac: null }],
+    ['bounces+42@flamecrm.ru', { kind: 'bounce', outboxId: null, mac: null }],
+    ['bounces+42.0123@flamecrm.ru', { kind: 'bounce', outboxId: null, mac: null }],
+    ['bounces+x.0123456789abcdef@flamecrm.ru', { kind: 'bounce', outboxId: null, mac: null }],
+    ['bounces+42.0123456789abcdef@gmail.com', { kind: 'foreign', domain: 'gmail.com' }],
   ])('%s', (address, expected) => {
     expect(classifyRecipient(address, rules)).toEqual(expected);
   });
@@ -33,5 +40,23 @@ describe('classifyRecipient', () => {
 describe('replyAddress', () => {
   it('uses the first mail domain', () => {
     expect(replyAddress('TKT-9', rules)).toBe('support+TKT-9@flamecrm.ru');
+  });
+});
+
+describe('bounce addresses (VERP)', () => {
+  const secret = 'the-verp-secret-of-this-database';
+
+  it('signs the outbox id, and only the address made for that id verifies', () => {
+    const address = bounceAddress('42', secret, 'flamecrm.ru');
+    expect(address).toMatch(/^bounces\+42\.[0-9a-f]{16}@flamecrm\.ru$/);
+    const parsed = classifyRecipient(address, rules);
+    expect(parsed).toMatchObject({ kind: 'bounce', outboxId: '42' });
+    const mac = (parsed as { mac: string }).mac;
+    expect(checkBounceMac('42', mac, secret)).toBe(true);
+    expect(checkBounceMac('43', mac, secret)).toBe(false);
+    expect(checkBounceMac('42', mac, 'another-secret-entirely')).toBe(false);
+    expect(checkBounceMac('42', mac.toUpperCase(), secret)).toBe(true);
+    expect(checkBounceMac('42', '0'.repeat(16), secret)).toBe(false);
+    expect(checkBounceMac('42', mac.slice(1), secret)).toBe(false);
   });
 });

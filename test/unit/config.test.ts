@@ -87,6 +87,16 @@ describe('bad values', () => {
     [{ SMTP_MAX_BUFFERED_BYTES: '2000000' }, 'SMTP_MAX_BUFFERED_BYTES'],
     [{ REPLY_ADDRESS_SECRET: 'short' }, 'REPLY_ADDRESS_SECRET'],
     [{ REPLY_ADDRESS_SECRET_PREVIOUS: 'a-previous-secret-0123' }, 'REPLY_ADDRESS_SECRET_PREVIOUS'],
+    [{ OUTBOUND_SMTP_URL: 'http://relay.example' }, 'OUTBOUND_SMTP_URL'],
+    [{ OUTBOUND_SMTP_URL: 'smtp://' }, 'OUTBOUND_SMTP_URL'],
+    [{ NOTIFY_STAFF_TO: 'info' }, 'NOTIFY_STAFF_TO'],
+    [{ NOTIFY_LANGUAGE: 'de' }, 'NOTIFY_LANGUAGE'],
+    [{ OUTBOX_MAX_AGE: '2 days' }, 'OUTBOX_MAX_AGE'],
+    [{ OUTBOX_MAX_AGE: '500ms' }, 'OUTBOX_MAX_AGE'],
+    [{ OUTBOX_RETRY_DELAY: '30' }, 'OUTBOX_RETRY_DELAY'],
+    [{ DKIM_SELECTOR: 'mail' }, 'DKIM_PRIVATE_KEY_FILE'],
+    [{ DKIM_PRIVATE_KEY_FILE: '/etc/dkim.pem' }, 'DKIM_SELECTOR'],
+    [{ SUPPORT_LOCAL_PART: 'bounces' }, 'SUPPORT_LOCAL_PART'],
     [{ DATABASE_SCHEMA: 'public' }, 'DATABASE_SCHEMA'],
     [{ DATABASE_SCHEMA: 'pg_toast' }, 'DATABASE_SCHEMA'],
     [{ DATABASE_SCHEMA: 'TicketMX' }, 'DATABASE_SCHEMA'],
@@ -165,6 +175,26 @@ describe('one list of settings', () => {
     const shown = effectiveSettings(loadConfig(env), env);
     expect(JSON.stringify(shown)).not.toContain('a-long-enough-secret-value');
     expect(shown.find((s) => s.name === 'REPLY_ADDRESS_SECRET')?.value).toBe('(set)');
+  });
+
+  it('reads durations with units, shows them back, and masks the relay password in the banner', () => {
+    const env = {
+      OUTBOX_MAX_AGE: '36h',
+      OUTBOX_RETRY_DELAY: '250ms',
+      OUTBOUND_SMTP_URL: 'smtps://u:hunter2@relay.ru:465',
+    };
+    const c = loadConfig(env);
+    expect(c).toMatchObject({ outboxMaxAgeMs: 36 * 3_600_000, outboxRetryDelayMs: 250, outboxSendTimeoutMs: 60_000 });
+    expect(loadConfig({}).outboxMaxAgeMs).toBe(2 * 86_400_000);
+    const shown = effectiveSettings(c, env);
+    expect(shown.find((s) => s.name === 'OUTBOX_MAX_AGE')?.value).toBe('36h');
+    expect(shown.find((s) => s.name === 'OUTBOX_RETRY_DELAY')?.value).toBe('250ms');
+    expect(shown.find((s) => s.name === 'OUTBOUND_SMTP_URL')?.value).toBe('smtps://u:***@relay.ru:465');
+    expect(problemsOf({ OUTBOUND_SMTP_URL: 'smtpx://u:hunter2@relay' }).join('\n')).not.toContain('hunter2');
+    // unset: the banner says that nothing leaves the machine
+    expect(effectiveSettings(loadConfig({}), {}).find((s) => s.name === 'OUTBOUND_SMTP_URL')?.value).toBe(
+      '(none: written to DATA_DIR/outbox/, nothing leaves the machine)',
+    );
   });
 
   it('lets a command that does not use a required setting go without it, but still refuses bad values', () => {

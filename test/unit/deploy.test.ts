@@ -22,13 +22,14 @@ describe('deploy files', () => {
     },
   );
 
-  it('Dockerfile runs bin/ticket-mx.js serve from an LTS image and copies the migrations', () => {
+  it('Dockerfile runs bin/ticket-mx.js serve from an LTS image and copies the migrations and templates', () => {
     const text = read('Dockerfile');
     expect(text).toMatch(/^FROM node:(22|24)-/m);
     expect(text).toContain('ENTRYPOINT ["node", "bin/ticket-mx.js"]');
     expect(text).toContain('CMD ["serve"]');
     expect(text).toContain('COPY migrations ./migrations');
-    for (const f of ['bin/ticket-mx.js', 'migrations', 'tsconfig.build.json'])
+    expect(text).toContain('COPY templates ./templates');
+    for (const f of ['bin/ticket-mx.js', 'migrations', 'templates/ru', 'templates/en', 'tsconfig.build.json'])
       expect(fs.existsSync(path.join(PROJECT_ROOT, f))).toBe(true);
   });
 

@@ -4,6 +4,7 @@
 // Any trouble of ours, including our own deadline, answers 451.
 import crypto from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { NewOutboxRow } from '../../db/outbox.js';
 import {
   type AttachmentRow,
   type Envelope,
@@ -25,9 +26,11 @@ import { extractReply } from '../../mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
 import { ticketReferences } from '../../mail/ticket-ref.js';
 import { isClosed } from '../../mail/ticket-status.js';
+import { notificationsFor } from '../../outbox/notify.js';
 import { logDecision, type Route, type SmtpContext } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
+import { storeDeliveryReport } from './bounce.js';
 
 type Callback = (err?: Error | null, message?: string) => void;
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
@@ -121,6 +124,8 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   const { config } = ctx;
   const routes = session.envelope.rcptTo.map((a) => ctx.routes.get(a)).filter((r): r is Route => !!r);
   const envelope = envelopeOf(session);
+  // a report about a notification we sent (bounces+<id>.<mac>@): its own module, never a ticket message
+  if (routes.some((r) => r.kind === 'bounce')) return storeDeliveryReport(ctx, raw, routes, envelope);
   const toTickets = routes.some((r) => r.kind !== 'postmaster');
   // Authentication needs DNS, parsing does not: both at once. Postmaster mail is not checked.
   const [parsed, auth] = await Promise.all([
@@ -240,7 +245,13 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
   const ticketMessages = ticketRoutes.map((route, i) =>
     ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!),
   );
-  const result = await save(ctx, raw, ticketMessages, unrouted, attachments);
+  // queued in the same transaction, and only for the ticket messages that transaction inserts
+  const outbox = notificationsFor(
+    ticketMessages.map((m) => ({ ...m, trusted: m.authVerdict === 'AUTH_ACCEPTED' })),
+    ticketRoutes.map((r) => r.ticket),
+    ctx.outbox.rules,
+  );
+  const result = await save(ctx, raw, ticketMessages, unrouted, attachments, outbox);
   if (result.rateLimitedTicket)
     return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
   if (result.rawMessageId)
@@ -266,6 +277,7 @@ function save(
   ticketMessages: TicketMessageRow[],
   unrouted: UnroutedMessageRow[],
   attachments: AttachmentRow[],
+  outbox: NewOutboxRow[] = [],
 ) {
   return storeMessage(ctx.pool, {
     bytes: raw,
@@ -274,6 +286,7 @@ function save(
     unrouted,
     attachments,
     maxPerHour: ctx.config.ticketMaxMessagesPerHour,
+    outbox,
   });
 }
 

@@ -2,7 +2,7 @@
 // Only a ticket lookup touches the database; its trouble is always a 451, never a 5xx.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { findTicket } from '../../db/queries.js';
-import { checkSignature, classifyRecipient } from '../../mail/address.js';
+import { checkBounceMac, checkSignature, classifyRecipient } from '../../mail/address.js';
 import { isClosed } from '../../mail/ticket-status.js';
 import { logDecision, type SmtpContext } from '../context.js';
 import { failureTag, withDeadline } from '../deadline.js';
@@ -49,6 +49,14 @@ async function decide(
       return { answer: reply.support() };
     case 'bad-tag':
       return { answer: reply.badTag(recipient.tag) };
+    case 'bounce': {
+      // only a report about mail we sent: the MAC is checked before anything else, no database
+      const { outboxId, mac } = recipient;
+      if (!outboxId || !mac || !checkBounceMac(outboxId, mac, ctx.outbox.verpSecret))
+        return { answer: reply.badBounceAddress() };
+      ctx.routes.set(address, { kind: 'bounce', outboxId, address: address.address });
+      return { answer: reply.bounceRecipient() };
+    }
     case 'ticket': {
       const ticketId = recipient.ticketId;
       // before the database: a forged address learns nothing, not even whether the ticket exists

@@ -1,0 +1,94 @@
+// DATA for mail to our VERP addresses (bounces+<outbox id>.<mac>@, accepted at RCPT only with a valid
+// MAC): a delivery report about a notification we sent. The report is kept as unrouted mail, and a
+// report of failure marks that outbox row bounced with the remote server's words, in one transaction.
+// Never a ticket message, never answered by mail (no backscatter).
+import crypto from 'node:crypto';
+import { markOutboxBounced } from '../../db/outbox.js';
+import { withTransaction } from '../../db/pool.js';
+import { type Envelope, storeMessage, type UnroutedMessageRow } from '../../db/queries.js';
+import { type DeliveryReport, findSmtpError, readDeliveryReport } from '../../mail/dsn.js';
+import { idempotencyKey, type ParsedMessage, parseMessage } from '../../mail/parse.js';
+import type { Route, SmtpContext } from '../context.js';
+import { reply, type SmtpReply } from '../reply.js';
+
+type BounceRoute = Extract<Route, { kind: 'bounce' }>;
+
+/** What the report says happened, as the outbox keeps it: "550 5.1.1 …", or null when it was not a failure. */
+export function failureOf(report: DeliveryReport | null, text: string, nullSender: boolean): string | null {
+  if (report) {
+    if (report.action !== 'failed') return null;
+    return report.diagnostic ?? (report.status ? `Status: ${report.status}` : 'failed (the report gives no reason)');
+  }
+  // not RFC 3464: only a null-sender message with a permanent SMTP error in its text counts
+  const error = nullSender ? findSmtpError(text) : null;
+  return error?.status?.startsWith('5') ? error.diagnostic : null;
+}
+
+export async function storeDeliveryReport(
+  ctx: SmtpContext,
+  raw: Buffer,
+  routes: Route[],
+  envelope: Envelope,
+): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
+  const parsed: ParsedMessage | null = await parseMessage(raw).catch(() => null);
+  const report = readDeliveryReport(raw);
+  const failure = failureOf(report, parsed?.text ?? '', !envelope.mailFrom);
+  const bounces = routes.filter((r): r is BounceRoute => r.kind === 'bounce');
+  const key = parsed ? idempotencyKey(raw, parsed) : `sha256:${crypto.createHash('sha256').update(raw).digest('hex')}`;
+  const what = report ? `delivery report (${report.action ?? 'no action'})` : 'mail to a bounce address';
+  const unrouted = routes.map(
+    (route): UnroutedMessageRow => ({
+      recipient: route.address.toLowerCase(),
+      ticketId: null,
+      reason:
+        route.kind === 'bounce'
+          ? `${what} for outbox ${route.outboxId}${failure ? `: ${failure}` : ''}`.slice(0, 1000)
+          : `sent together with a ${what}`,
+      idempotencyKey: key,
+      fromAddress: parsed?.from[0]?.address ?? null,
+      subject: parsed?.subject ?? null,
+      messageId: parsed?.messageId ?? null,
+      envelope,
+    }),
+  );
+  const sha256 = crypto.createHash('sha256').update(raw).digest();
+  const { result, bounced } = await withTransaction(ctx.pool, async (tx) => {
+    const result = await storeMessage(tx, {
+      bytes: raw,
+      sha256,
+      ticketMessages: [],
+      unrouted,
+      attachments: [],
+      maxPerHour: 0,
+    });
+    const bounced = [];
+    // a retry of a report already stored has marked its row the first time
+    if (result.rawMessageId && failure)
+      for (const route of bounces) {
+        const row = await markOutboxBounced(tx, route.outboxId, failure);
+        if (row) bounced.push(row);
+      }
+    return { result, bounced };
+  });
+  for (const row of bounced) {
+    ctx.metrics.outboxSends.inc({ kind: row.kind, outcome: 'bounced' });
+    ctx.log.info(
+      { code: 'OUTBOX_BOUNCED', id: row.id, kind: row.kind, ticket: row.ticketId, to: row.recipient, reply: failure },
+      `OUTBOX_BOUNCED ${row.kind} ${row.id} to ${row.recipient}: ${failure}`,
+    );
+  }
+  const fields = {
+    outbox: bounces.map((r) => r.outboxId),
+    report: report?.action ?? null,
+    status: report?.status ?? null,
+    bounced: bounced.map((r) => r.id),
+    messageId: parsed?.messageId ?? null,
+  };
+  if (result.rawMessageId)
+    return {
+      answer: reply.reportRecorded(result.rawMessageId, what),
+      fields: { ...fields, rawMessageId: result.rawMessageId },
+    };
+  if (!result.existingRawMessageId) throw new Error('store_message stored nothing and found no earlier copy');
+  return { answer: reply.duplicate(result.existingRawMessageId), fields };
+}
