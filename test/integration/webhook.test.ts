@@ -13,7 +13,7 @@ import { PROJECT_ROOT } from '../../src/paths.js';
 import { cleanEnv } from '../helpers/cli.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { waitForStatus } from '../helpers/outbox.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
 import { buildMessage, deliver } from '../helpers/smtp-client.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
 
