@@ -1,12 +1,14 @@
 # ticket-mx image: production profile (set DATABASE_URL and MAIL_DOMAINS). Node 24 is the current
-# LTS; the project also runs on Node 20.19+, but Node 20 is past its end of life.
+# LTS (package.json's engines: what our dependencies need, Node 22.19 or later). The embedded
+# PostgreSQL of the local profile is left out (npm's optional dependencies): without DATABASE_URL
+# the container stops at once with exit 78 and says so. Checked by test/unit/deploy.test.ts.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --omit=optional --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --omit=optional --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production \

@@ -11,3 +11,9 @@ const { main } = await import(cli.href);
 const code = await main(process.argv.slice(2));
 // serve ends when it has closed everything; other commands end when their answer is printed
 process.exitCode = code;
+// Everything is closed by now, so nothing should keep the process alive. If something does (a
+// bug), say so and exit anyway: a process that looks alive but serves nothing misleads systemd.
+setTimeout(() => {
+  process.stderr.write(`ticket-mx: still running 10 s after finishing (exit code ${code}); exiting\n`);
+  process.exit(code);
+}, 10_000).unref();

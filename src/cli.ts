@@ -46,10 +46,23 @@ Options:
   ${'-v, --version'.padEnd(width)}print the version
 
 Configuration is read from environment variables only (see README.md). Without DATABASE_URL,
-an embedded PostgreSQL is used under DATA_DIR (default ./data), shared with a running serve.`;
+an embedded PostgreSQL is used under DATA_DIR (default: data/ in the ticket-mx directory, from any
+current directory), shared with a running serve.`;
 }
 
-const stdio: Out = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
+// A reader that goes away (`ticket show … | head`) is no error of ours: stop writing, let the
+// command finish (it may have a temporary PostgreSQL to stop), and exit as if all was read.
+let stdoutClosed = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  stdoutClosed = true;
+});
+const stdio: Out = {
+  out: (s) => {
+    if (!stdoutClosed) process.stdout.write(`${s}\n`);
+  },
+  err: (s) => process.stderr.write(`${s}\n`),
+};
 
 export async function main(argv: string[], io: Out = stdio): Promise<number> {
   try {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_SCHEMA, schemaNameProblem } from './db/schema.js';
+import { PROJECT_ROOT } from './paths.js';
 
 export type Profile = 'local' | 'production';
 export type AuthPolicy = 'enforce' | 'monitor';
@@ -195,10 +196,14 @@ export const SETTINGS = {
   DATA_DIR: setting({
     key: 'dataDir',
     group: 'Database and files',
-    describe: 'Directory for the embedded PostgreSQL (`pg/`, its log and credentials).',
+    describe:
+      'Directory for the embedded PostgreSQL (`pg/`, its log in `pg/log/`, credentials). The default is `data/` in ' +
+      'the ticket-mx directory, wherever the command is run from; a value you set is relative to the current directory.',
     parse: text.transform((v) => path.resolve(v)),
-    local: { compute: () => path.resolve('data'), text: './data' },
-    production: { compute: () => path.resolve('data'), text: './data' },
+    // Not ./data of the current directory: `npx ticket-mx ticket show` run from a subdirectory
+    // would find no server there and start an empty second database beside the real one.
+    local: { compute: () => path.join(PROJECT_ROOT, 'data'), text: 'data/ in the ticket-mx directory' },
+    production: { compute: () => path.join(PROJECT_ROOT, 'data'), text: 'data/ in the ticket-mx directory' },
   }),
   DATABASE_POOL_SIZE: setting({
     key: 'databasePoolSize',
@@ -888,7 +893,7 @@ function defaultText(d: Default<unknown>): string {
   return String(d);
 }
 
-const inCode = (s: string) => (/^\(|^required$|^the /.test(s) ? s : `\`${s}\``);
+const inCode = (s: string) => (/^\(|^required$|^the |\s/.test(s) ? s : `\`${s}\``);
 const namesIn = (group: Group) => VARIABLE_NAMES.filter((n) => SETTINGS[n].group === group);
 
 /** The README's configuration tables, one per group (test/unit/docs.test.ts keeps them equal). */

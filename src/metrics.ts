@@ -1,9 +1,15 @@
 // Prometheus metrics for /metrics. One registry per server instance (tests run several).
+// Decisions (ours, one per log line with a code) and protocol refusals (smtp-server's own, such
+// as the 503 a pipelined DATA gets after its RCPT was refused) are counted apart, so that an alert
+// on refused mail does not fire for the echo of a 451.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
   replies: Counter<'code' | 'reply'>;
+  protocolRefusals: Counter<'reply' | 'kind'>;
+  /** Stores that ended after the DATA deadline had answered 451: committed anyway, or abandoned. */
+  lateOutcomes: Counter<'code'>;
   dataSeconds: Histogram<'outcome'>;
   connections: Gauge;
   /** Message bytes held in memory by all connections; read by the gauge when scraped. */
@@ -14,7 +20,14 @@ export interface Metrics {
   outbox: { stats: (() => Promise<{ kind: string; depth: number; oldestDueSeconds: number }[]>) | null };
 }
 
-export function createMetrics(): Metrics {
+/** What the embedded PostgreSQL's supervisor knows, read when scraped. */
+export interface EmbeddedStatus {
+  readonly owned: boolean;
+  readonly up: boolean;
+  readonly restarts: number;
+}
+
+export function createMetrics(sources: { embedded?: EmbeddedStatus | null } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'ticketmx_' });
   const buffered = { bytes: 0 };
@@ -26,6 +39,27 @@ export function createMetrics(): Metrics {
       this.set(buffered.bytes);
     },
   });
+  const embedded = sources.embedded;
+  if (embedded?.owned) {
+    new Gauge({
+      name: 'ticketmx_embedded_postgres_up',
+      help: 'The embedded PostgreSQL this process supervises is running (1) or being restarted (0)',
+      registers: [registry],
+      collect() {
+        this.set(embedded.up ? 1 : 0);
+      },
+    });
+    let counted = 0;
+    new Counter({
+      name: 'ticketmx_embedded_postgres_restarts_total',
+      help: 'Times the supervisor restarted the embedded PostgreSQL after it died',
+      registers: [registry],
+      collect() {
+        this.inc(embedded.restarts - counted);
+        counted = embedded.restarts;
+      },
+    });
+  }
   const outbox: Metrics['outbox'] = { stats: null };
   // both gauges of one scrape read the same query
   type Stats = { kind: string; depth: number; oldestDueSeconds: number }[];
@@ -71,6 +105,20 @@ export function createMetrics(): Metrics {
       name: 'ticketmx_smtp_decisions_total',
       help: 'SMTP decisions by log code and reply code',
       labelNames: ['code', 'reply'],
+      registers: [registry],
+    }),
+    protocolRefusals: new Counter({
+      name: 'ticketmx_smtp_protocol_refusals_total',
+      help:
+        'Refusals smtp-server decides itself, by reply code; kind="consequence" when a refusal of ours in the same ' +
+        'transaction caused it (503 to DATA after the RCPT got 451), kind="client" otherwise',
+      labelNames: ['reply', 'kind'],
+      registers: [registry],
+    }),
+    lateOutcomes: new Counter({
+      name: 'ticketmx_data_late_total',
+      help: 'Messages whose store ended after the deadline answered 451: DATA_LATE_COMMIT (stored; the retry is a duplicate) or DATA_LATE_ABANDONED',
+      labelNames: ['code'],
       registers: [registry],
     }),
     dataSeconds: new Histogram({

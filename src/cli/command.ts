@@ -1,8 +1,8 @@
 // What every command shares: the Command shape the registry in src/cli.ts lists, usage errors,
 // option parsing, and opening the same database as a running `serve`.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../config.js';
-import { migrate } from '../db/migrate.js';
+import { type Config, loadConfig, type VariableName } from '../config.js';
+import { migrationStatus } from '../db/migrate.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { createLogger, type Logger } from '../log.js';
 import { openDatabase } from '../service.js';
@@ -40,16 +40,36 @@ export function commandLogger(config: Config): Logger {
   return createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr as never);
 }
 
-/** Opens the database the way serve does, migrates it, and hands a pool to fn. */
-export async function withDatabase<T>(fn: (pool: Pool, config: Config) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const db = await openDatabase(config, commandLogger(config));
-  const pool = createPool({ connectionString: db.url, max: 2 });
+/**
+ * Opens the database the way serve does and hands a pool to fn. Only `serve` and `migrate` change
+ * the schema: a database that lacks migrations (or has newer ones) is refused with what to run,
+ * and an embedded database that does not exist yet is not created (a command run from the wrong
+ * directory must not make a second, empty one).
+ */
+export async function withDatabase<T>(
+  fn: (pool: Pool, config: Config) => Promise<T>,
+  options: { unused?: VariableName[] } = {},
+): Promise<T> {
+  const config = loadConfig(process.env, options);
+  const db = await openDatabase(config, commandLogger(config), { create: false });
   try {
-    await migrate(db.url);
-    return await fn(pool, config);
+    const status = await migrationStatus(db.url);
+    if (status.unknown.length)
+      throw new Error(
+        `the database has migrations this version does not know (${status.unknown.join(', ')}): run a newer ticket-mx`,
+      );
+    if (status.missing.length)
+      throw new Error(
+        `the database lacks migrations (${status.missing.join(', ')}): run \`ticket-mx migrate\` ` +
+          '(serve applies them when it starts)',
+      );
+    const pool = createPool({ connectionString: db.url, max: 2 });
+    try {
+      return await fn(pool, config);
+    } finally {
+      await pool.end();
+    }
   } finally {
-    await pool.end();
     await db.embedded?.stop();
   }
 }

@@ -12,7 +12,7 @@ export const migrate: Command = {
 Applies the numbered SQL migrations that the database lacks, under an advisory lock, and exits.`,
   async run(args, io) {
     parse(args, {});
-    const config = loadConfig();
+    const config = loadConfig(process.env, { unused: ['MAIL_DOMAINS'] });
     const db = await openDatabase(config, commandLogger(config));
     try {
       const applied = await applyMigrations(db.url);

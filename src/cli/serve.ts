@@ -1,8 +1,10 @@
-// `ticket-mx serve`: the banner, the service, and a graceful stop on SIGINT/SIGTERM.
+// `ticket-mx serve`: the banner, the service, and the signals. The first SIGINT/SIGTERM stops
+// gracefully (also during start-up); a second one cuts the sessions, stops the embedded
+// PostgreSQL and exits; a third exits at once. A start step that fails exits non-zero.
 import path from 'node:path';
 import { type Config, effectiveSettings, loadConfig, settingsHelp } from '../config.js';
 import { createLogger } from '../log.js';
-import { startService } from '../service.js';
+import { runService, StartInterrupted } from '../service.js';
 import { type Command, parse } from './command.js';
 
 export const serve: Command = {
@@ -13,8 +15,11 @@ export const serve: Command = {
 Runs the SMTP server on SMTP_HOST:SMTP_PORT (local profile 127.0.0.1:2525, production 0.0.0.0:25)
 and /healthz, /metrics on HTTP_PORT, and the outbox sender (notifications through
 OUTBOUND_SMTP_URL, or .eml files under DATA_DIR/outbox/ when it is unset). Applies pending
-migrations first. Stops gracefully on SIGINT/SIGTERM: messages in flight are finished (committed
-or refused with 451) first, notifications being sent finish or are put back.
+migrations first; without DATABASE_URL it runs and supervises an embedded PostgreSQL under
+DATA_DIR. Exits non-zero when a start step fails. SIGINT/SIGTERM stop it gracefully: idle
+sessions get 421 at once, messages in DATA are finished (committed or refused with 451) first,
+notifications being sent finish or are put back. A second signal stops at once (PostgreSQL
+included).
 
 Environment variables [default]:
 ${settingsHelp()}`,
@@ -23,39 +28,65 @@ ${settingsHelp()}`,
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     io.err(banner(config));
-    const service = await startService(config, log);
-    io.err(
-      `ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, ` +
-        `health on http://${config.httpHost}:${service.http.port}/healthz`,
-    );
-    io.err(
-      `ticket-mx: notifications ${
-        !config.outboxSendInServe
-          ? 'are queued for a separate `ticket-mx outbox run` (OUTBOX_SEND_IN_SERVE=false)'
-          : config.outboundSmtpUrl
-            ? `go out through ${service.sender?.targets.mail}`
-            : `are written to ${path.join(config.dataDir, 'outbox')} (OUTBOUND_SMTP_URL is unset): nothing leaves the machine`
-      }`,
-    );
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) {
-          io.err(`ticket-mx: ${signal} again, exiting now`);
-          process.exit(1);
-        }
-        stopping = true;
+    const run = runService(config, log);
+    let signals = 0;
+    let stopRequested!: () => void;
+    const stop = new Promise<void>((resolve) => (stopRequested = resolve));
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
         log.info({ code: 'SERVICE_STOPPING', signal }, 'stopping: finishing messages in flight');
-        service.close().then(resolve, (err: Error) => {
-          log.error({ code: 'SERVICE_STOP_FAILED', err: err.message }, 'stop failed');
-          resolve();
+        stopRequested();
+        run.close().catch(() => {}); // also interrupts a start in progress; the outcome is awaited below
+        return;
+      }
+      if (signals === 2) {
+        io.err(`ticket-mx: ${signal} again: cutting sessions, stopping PostgreSQL, exiting`);
+        log.warn({ code: 'SERVICE_ABORTED', signal }, 'stopping now: sessions cut, messages in DATA not answered');
+        run.abort().finally(() => {
+          log.flush();
+          process.exit(1);
         });
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
-    log.flush();
-    return 0;
+        return;
+      }
+      process.exit(1); // PostgreSQL already has its fast-shutdown signal and stops by itself
+    };
+    // `on`, not `once`: a second signal must reach the handler, not kill us by default (which
+    // would leave the embedded PostgreSQL running with nobody to stop it).
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const service = await run.started;
+      io.err(
+        `ticket-mx: SMTP on ${config.smtpHost}:${service.smtp.port}, ` +
+          `health on http://${config.httpHost}:${service.http.port}/healthz`,
+      );
+      io.err(
+        `ticket-mx: notifications ${
+          !config.outboxSendInServe
+            ? 'are queued for a separate `ticket-mx outbox run` (OUTBOX_SEND_IN_SERVE=false)'
+            : config.outboundSmtpUrl
+              ? `go out through ${service.sender?.targets.mail}`
+              : `are written to ${path.join(config.dataDir, 'outbox')} (OUTBOUND_SMTP_URL is unset): nothing leaves the machine`
+        }`,
+      );
+      await stop;
+      await run.close().catch((err: Error) => {
+        log.error({ code: 'SERVICE_STOP_FAILED', err: err.message }, 'stop failed');
+        throw err;
+      });
+      return 0;
+    } catch (err) {
+      if (err instanceof StartInterrupted) {
+        await run.close().catch(() => {});
+        return 0; // asked to stop during start-up: stopped
+      }
+      throw err; // the start failed; everything it opened is closed by now: exit 1 (or 78)
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      log.flush();
+    }
   },
 };
 

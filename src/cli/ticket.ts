@@ -2,6 +2,7 @@
 // or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
 // printed without control characters; --json is for scripts.
 import { ticketDocument, ticketJson } from '../api/ticket-json.js';
+import type { VariableName } from '../config.js';
 import { listTicketOutbox } from '../db/outbox.js';
 import { withTransaction } from '../db/pool.js';
 import {
@@ -92,6 +93,9 @@ mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket ch
   --json              print the ticket as JSON`,
   run: (args, io) => closeTicket(args, io),
 };
+
+/** What commands that only read need not be given: MAIL_DOMAINS names no reply address here. */
+const READ_ONLY = { unused: ['MAIL_DOMAINS'] as VariableName[] };
 
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
 
@@ -250,7 +254,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     if (notifications.length) out(`\n  ${notifications.length} notification${notifications.length === 1 ? '' : 's'}`);
     for (const n of notifications) out(`    ${describeNotification(n)}`);
     return 0;
-  });
+  }, READ_ONLY);
 }
 
 async function listAll(args: string[], io: Out): Promise<number> {
@@ -283,7 +287,7 @@ async function listAll(args: string[], io: Out): Promise<number> {
       );
     if (tickets.length === limit) io.err(`(the newest ${limit}; --limit N for more)`);
     return 0;
-  });
+  }, READ_ONLY);
 }
 
 async function closeTicket(args: string[], io: Out): Promise<number> {

@@ -140,3 +140,39 @@ async function hasLegacyHistory(client: pg.Client): Promise<boolean> {
   const first = await client.query<{ name: string }>('select name from public.schema_migrations where id = 1');
   return first.rows[0]?.name === '0001_init.sql';
 }
+
+export interface MigrationStatus {
+  /** Migrations of this version the database lacks. */
+  missing: string[];
+  /** What the database has that this version does not know (or knows under another name). */
+  unknown: string[];
+}
+
+/** What `migrate` would do, found without changing anything (commands that only read use this). */
+export async function migrationStatus(
+  connectionString: string,
+  options: MigrateOptions = {},
+): Promise<MigrationStatus> {
+  const migrations = await readMigrations(options.dir);
+  const schema = options.schema ?? schemaOf(connectionString) ?? DEFAULT_SCHEMA;
+  const client = new pg.Client({ connectionString: inSchema(connectionString, schema), application_name: 'ticket-mx' });
+  await client.connect();
+  try {
+    const history = (await hasTable(client, schema, 'schema_migrations'))
+      ? `${client.escapeIdentifier(schema)}.schema_migrations`
+      : (await hasLegacyHistory(client))
+        ? 'public.schema_migrations'
+        : null;
+    const { rows } = history
+      ? await client.query<{ id: number; name: string }>(`select id, name from ${history} order by id`)
+      : { rows: [] as { id: number; name: string }[] };
+    const applied = new Map(rows.map((r) => [r.id, r.name]));
+    const known = new Map(migrations.map((m) => [m.id, m.name]));
+    return {
+      missing: migrations.filter((m) => !applied.has(m.id)).map((m) => m.name),
+      unknown: rows.filter((r) => known.get(r.id) !== r.name).map((r) => r.name),
+    };
+  } finally {
+    await client.end();
+  }
+}

@@ -1,11 +1,15 @@
 // The PostgreSQL pool with the timeouts pg leaves unset (connect waits forever by default,
-// query_timeout does not cancel server-side), and withTransaction for writes of several statements.
-// A message over SMTP is still one statement (store_message_with_outbox).
+// query_timeout does not cancel server-side), withTransaction for writes of several statements,
+// and withCancellation for a statement a deadline must be able to stop. A message over SMTP is
+// still one statement (store_message_with_outbox).
+import net from 'node:net';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
 export type Pool = pg.Pool;
 export type Db = pg.Pool | pg.PoolClient;
+
+export const isPool = (db: Db): db is Pool => db instanceof pg.Pool;
 
 export interface PoolOptions {
   connectionString: string;
@@ -35,6 +39,59 @@ export function createPool(options: PoolOptions): Pool {
     options.log?.warn({ code: 'DB_IDLE_CLIENT_ERROR', err: err.message }, 'idle PostgreSQL connection failed'),
   );
   return pool;
+}
+
+/**
+ * Runs `fn` on a connection of its own. When `signal` aborts (a deadline), the statement running on
+ * it is cancelled at once, and the connection is discarded rather than given back, so that a cancel
+ * arriving late cannot hit the next statement run on it. `fn` still settles with what the server
+ * did: cancelled, or committed before the cancel could act (the caller logs that late commit).
+ */
+export async function withCancellation<T>(pool: Pool, signal: AbortSignal, fn: (db: Db) => Promise<T>): Promise<T> {
+  signal.throwIfAborted();
+  const client = await pool.connect();
+  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+  const onError = () => {};
+  client.on('error', onError);
+  let cancelled = false;
+  const cancel = () => {
+    cancelled = true;
+    cancelBackend(client);
+  };
+  if (signal.aborted) {
+    client.off('error', onError);
+    client.release();
+    signal.throwIfAborted();
+  }
+  signal.addEventListener('abort', cancel, { once: true });
+  try {
+    return await fn(client);
+  } finally {
+    signal.removeEventListener('abort', cancel);
+    client.off('error', onError);
+    client.release(cancelled);
+  }
+}
+
+/**
+ * PostgreSQL's CancelRequest for whatever this connection is running: sent on a connection of its
+ * own (as libpq's PQcancel does), so it needs no pool slot and no authentication, and it works
+ * when the pool is exhausted. Best effort: statement_timeout remains the backstop.
+ */
+function cancelBackend(client: pg.PoolClient): void {
+  const c = client as unknown as { processID?: number; secretKey?: number; host?: string; port?: number };
+  if (!c.processID || c.secretKey === undefined || !c.port) return;
+  const request = Buffer.alloc(16);
+  request.writeInt32BE(16, 0);
+  request.writeInt32BE(80877102, 4); // the CancelRequest code
+  request.writeInt32BE(c.processID, 8);
+  request.writeInt32BE(c.secretKey, 12);
+  const host = c.host ?? 'localhost';
+  const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${c.port}`) : net.connect(c.port, host);
+  socket.setTimeout(5_000, () => socket.destroy());
+  socket.on('error', () => {}); // nothing to do: the statement then ends at statement_timeout
+  socket.on('connect', () => socket.end(request));
+  socket.unref();
 }
 
 /**

@@ -1,9 +1,8 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised, unqualified
 // (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
 // view over its table): findTicket is the one place the receiver reads it.
-import type { AttachmentRow } from '../mail/attachments.js';
 import { type NewOutboxRow, outboxJson } from './outbox.js';
-import type { Db } from './pool.js';
+import { type Db, isPool, withCancellation } from './pool.js';
 
 export interface Ticket {
   id: string;
@@ -170,13 +169,25 @@ export interface StoreResult {
   rateLimitedTicket: string | null;
 }
 
-export type { AttachmentRow };
+/** One attachment as stored (built from mailparser's by src/mail/attachments.ts). */
+export interface AttachmentRow {
+  /** Decoded (mailparser handles RFC 2231 and encoded words), no path, no control characters. */
+  filename: string | null;
+  contentType: string;
+  size: number;
+  sha256: Buffer;
+  /** Without angle brackets: what a `cid:` URL in the HTML names. */
+  contentId: string | null;
+  /** Shown inside the HTML body through a `cid:` link, so a view need not list it separately. */
+  inline: boolean;
+  content: Buffer;
+}
 
 /**
  * Everything of one message in one round trip and one transaction: raw bytes, ticket messages,
  * unrouted rows, NOTIFY on commit (store_message); with outbox rows, store_message_with_outbox
  * (the outbox migration) also queues the notifications of the ticket messages actually inserted.
- * Idempotent.
+ * Idempotent. With `signal`, the statement is cancelled when it aborts (the DATA deadline).
  */
 export async function storeMessage(
   db: Db,
@@ -190,7 +201,14 @@ export async function storeMessage(
     /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
     outbox?: NewOutboxRow[];
   },
+  options: { signal?: AbortSignal } = {},
 ): Promise<StoreResult> {
+  const run = (on: Db) => storeMessageOn(on, m);
+  // a client inside a transaction of the caller's is the caller's to stop
+  return options.signal && isPool(db) ? withCancellation(db, options.signal, run) : run(db);
+}
+
+async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Promise<StoreResult> {
   const outbox = m.outbox ?? [];
   const { rows } = await db.query<{
     raw_message_id: string | null;

@@ -2,19 +2,9 @@
 // Content-ID and whether the HTML shows it inline; and the count and size limits. Pure.
 import crypto from 'node:crypto';
 import type { Attachment } from 'mailparser';
+import type { AttachmentRow } from '../db/queries.js';
 
-export interface AttachmentRow {
-  /** Decoded (mailparser handles RFC 2231 and encoded words), no path, no control characters. */
-  filename: string | null;
-  contentType: string;
-  size: number;
-  sha256: Buffer;
-  /** Without angle brackets: what a `cid:` URL in the HTML names. */
-  contentId: string | null;
-  /** Shown inside the HTML body through a `cid:` link, so a view need not list it separately. */
-  inline: boolean;
-  content: Buffer;
-}
+export type { AttachmentRow };
 
 const MAX_FILENAME_LENGTH = 255;
 const MAX_CONTENT_ID_LENGTH = 998;

@@ -1,7 +1,7 @@
 // Authorization policy: may this author write to this ticket, given the verdicts of
 // `authenticate()`? Pure (no I/O, no clock); the DATA phase turns the decision into an SMTP
 // reply and stores it with the message.
-import { type AuthReply, authReplies as replies } from '../smtp/reply.js';
+import { type AuthReply, authReplies as replies } from './auth-replies.js';
 import { type AuthResults, type CheckName, domainOf, isAligned, normalizeDomain } from './authenticate.js';
 
 export type { AuthReply };

@@ -32,6 +32,8 @@ export interface SmtpContext {
   buffered: { bytes: number };
   /** Keyed by the address object smtp-server keeps in envelope.rcptTo, so a new transaction starts empty. */
   routes: WeakMap<SMTPServerAddress, Route>;
+  /** Sessions whose current transaction had a recipient refused: their 503 to DATA is its echo. */
+  refusedRecipient: WeakSet<SMTPServerSession>;
 }
 
 /** Transaction id for logs: connection id and transaction number on it. */
@@ -44,6 +46,8 @@ export function logDecision(
   fields: Record<string, unknown> = {},
 ): void {
   ctx.metrics.replies.inc({ code: reply.logCode, reply: String(reply.code) });
+  if (reply.logCode.startsWith('MAIL_FROM_')) ctx.refusedRecipient.delete(session);
+  else if (!reply.ok && reply.logCode.startsWith('RCPT_')) ctx.refusedRecipient.add(session);
   const level = fields.err ? 'warn' : 'info';
   ctx.log[level](
     {

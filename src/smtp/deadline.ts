@@ -19,10 +19,11 @@ export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Pro
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A stable tag for a temporary failure, searchable in logs: DB_UNAVAILABLE, DEADLINE, INTERNAL. */
+/** A stable tag for a temporary failure, searchable in logs: DB_UNAVAILABLE, DISK_FULL, DEADLINE, INTERNAL. */
 export function failureTag(err: unknown): string {
   if (err instanceof DeadlineExceeded) return 'DEADLINE';
   const e = err as { code?: string; message?: string };
+  if (e?.code === '53100' || (e?.message && /No space left on device/i.test(e.message))) return 'DISK_FULL';
   if (e?.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN)$/.test(e.code))
     return 'DB_UNAVAILABLE';
   if (e?.code && /^(08|53|57|58)/.test(e.code)) return 'DB_UNAVAILABLE'; // connection, resources, operator intervention, system

@@ -1,5 +1,7 @@
 // SmtpReply and its named factories: the only place reply codes and log codes are written.
-// The catalogue below is the contract; a test keeps the README's table equal to it.
+// The catalogue below is the contract; a test keeps the README's table equal to it. The exact
+// 5.7.x / 4.7.x of an authorization refusal is the finding's (src/mail/auth-replies.ts).
+import type { AuthReply } from '../mail/auth-replies.js';
 
 export interface CatalogueEntry {
   code: number;
@@ -119,7 +121,16 @@ export const CATALOGUE = {
   DATA_TEMPFAIL: {
     code: 451,
     enhanced: '4.3.0',
-    when: 'database error, pool timeout or our deadline while storing; nothing stored',
+    when:
+      'database error or pool timeout while storing; nothing is stored, unless the connection broke during the ' +
+      'commit, and then the retry is recognised',
+  },
+  DATA_DEADLINE: {
+    code: 451,
+    enhanced: '4.3.0',
+    when:
+      'our deadline (HOOK_TIMEOUT_MS) passed while storing; the statement is cancelled, but if the commit was ' +
+      'already done the message is stored and the retry is answered DATA_DUPLICATE',
   },
   DATA_AUTH_REJECTED: {
     code: 550,
@@ -132,6 +143,11 @@ export const CATALOGUE = {
     when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated',
   },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
+  SMTP_SHUTTING_DOWN: {
+    code: 421,
+    enhanced: '4.3.2',
+    when: 'we are stopping: an idle session at once, a session in DATA right after the reply to its message',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type LogCode = keyof typeof CATALOGUE;
@@ -225,85 +241,14 @@ export const reply = {
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
   dataTempfail: (tag: string) =>
-    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, message not stored, please try again later [${tag}]`),
-};
-
-/** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
-export interface AuthReply {
-  code: 550 | 451;
-  enhanced: string;
-  text: string;
-}
-
-// The authorization replies. RFC 7372 codes where one fits, RFC 3463 otherwise:
-//   5.7.1  delivery not authorized: the author may not write to this ticket, or has no
-//          single identity to check
-//   5.7.20 no passing DKIM signature (and SPF did not authenticate the author either)
-//   5.7.22 DKIM passes, but for a domain that is not the author's
-//   5.7.23 SPF failed and nothing else authenticated the author
-//   5.7.24 SPF permerror (a broken record) and nothing else authenticated the author
-//   5.7.26 more than one check failed; DMARC fail is this by definition (neither SPF nor DKIM
-//          aligned), as large receivers answer it
-// (5.7.27 is "sender address has null MX", not an SPF code, so it is not used.)
-// Temporary, so that a DNS glitch never bounces a real admin:
-//   4.7.24 SPF temperror (RFC 7372 X.7.24 "SPF validation error", the 4xx form)
-//   4.7.5  a DKIM or ARC key could not be fetched: RFC 3463 X.7.5 "cryptographic failure …
-//          necessary information such as key was not available"; RFC 7372 has no DKIM temp code
-//   4.7.0  the DMARC record could not be fetched, or several of the above
-export const authReplies = {
-  noAuthor: (): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: 'Message has no From address; a reply needs a single author',
-  }),
-  multipleAuthors: (count: number): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: `Message has ${count} From addresses; a reply needs a single author`,
-  }),
-  notAllowed: (author: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: `<${author}> is not allowed to write to this ticket`,
-  }),
-  ambiguousFrom: (): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.1',
-    text: 'The From header could not be read unambiguously; authentication is impossible',
-  }),
-  dmarcFailed: (domain: string, policy: string | null): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.26',
-    text: `Message not authenticated: DMARC check failed for ${domain}${policy ? ` (p=${policy})` : ''}`,
-  }),
-  multipleFailed: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.26',
-    text: `Message not authenticated: SPF and DKIM both failed for ${domain}`,
-  }),
-  dkimNotAuthor: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.22',
-    text: `Message not authenticated: no valid DKIM signature of ${domain}`,
-  }),
-  spfFailed: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.23',
-    text: `Message not authenticated: SPF check failed for ${domain}`,
-  }),
-  spfError: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.24',
-    text: `Message not authenticated: SPF record of ${domain} is broken`,
-  }),
-  noDkim: (domain: string): AuthReply => ({
-    code: 550,
-    enhanced: '5.7.20',
-    text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}`,
-  }),
-  dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({
-    code: 451,
-    enhanced,
-    text: 'Temporary DNS failure while authenticating the sender, try again later',
-  }),
+    new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
+  // The statement is cancelled when the deadline fires, but a commit already under way cannot be:
+  // the words must not promise that nothing was stored.
+  dataDeadline: () =>
+    new SmtpReply(
+      'DATA_DEADLINE',
+      'Temporary local problem: the message may have been stored; a retry is recognised [DEADLINE]',
+    ),
+  shuttingDown: (hostname: string) =>
+    new SmtpReply('SMTP_SHUTTING_DOWN', `${hostname} Service shutting down, please try again later`),
 };

@@ -1,5 +1,6 @@
 // Runs the built `ticket-mx` command and swaks as child processes, the way a person would.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/paths.js';
 
@@ -58,4 +59,66 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv): ChildProcess &
 
 export async function swaks(args: string[]): Promise<Run> {
   return run('swaks', ['--silent', '1', ...args]);
+}
+
+/** `ticket-mx serve` as systemd would run it: stdout and stderr into a file, which survives a kill -9. */
+export interface ServeProcess {
+  child: ChildProcess;
+  /** Every JSON log line written so far (across restarts, when they share the file). */
+  logs(): Record<string, unknown>[];
+  /** The whole file: the banner and messages on stderr too. */
+  text(): string;
+  /** Resolves with the first log line with `code` (after `from` lines), or rejects after `ms`. */
+  waitFor(code: string, ms?: number, from?: number): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function startServe(env: NodeJS.ProcessEnv, logFile: string, cwd = PROJECT_ROOT): ServeProcess {
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, [BIN, 'serve'], { env, cwd, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const text = () => fs.readFileSync(logFile, 'utf8');
+  const logs = () =>
+    text()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const waitFor = async (code: string, ms = 60_000, from = 0) => {
+    const until = Date.now() + ms;
+    for (;;) {
+      const line = logs()
+        .slice(from)
+        .find((l) => l.code === code);
+      if (line) return line;
+      if (Date.now() > until) throw new Error(`no ${code} within ${ms} ms; the log:\n${text().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  return { child, logs, text, waitFor, exited };
+}
+
+/** Resolves true when the process is gone within `ms`. */
+export async function gone(pid: number, ms = 30_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The pid in DATA_DIR/pg/postmaster.pid, or null without one. */
+export function postmasterPid(dataDir: string): number | null {
+  try {
+    return Number(fs.readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]) || null;
+  } catch {
+    return null;
+  }
 }

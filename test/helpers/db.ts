@@ -42,7 +42,17 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     plainUrl,
     pool,
     async drop() {
+      // pool.end() resolves before its clients have said goodbye; a drop (force) in between makes
+      // the server end them with an error that nobody listens to any more
+      let open = pool.totalCount;
+      const ended = new Promise<void>((resolve) => {
+        if (!open) resolve();
+        pool.on('remove', () => {
+          if (--open <= 0) resolve();
+        });
+      });
       await pool.end();
+      await ended;
       const admin = new pg.Client({ connectionString: adminUrl });
       await admin.connect();
       await admin.query(`drop database if exists ${name} with (force)`).finally(() => admin.end());

@@ -4,13 +4,17 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/embedded.js';
+import { readMigrations } from '../../src/db/migrate.js';
 import { macFor } from '../../src/mail/address.js';
-import { cleanEnv, runCli, spawnCli, swaks } from '../helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
+import { cleanEnv, run, runCli, spawnCli, swaks } from '../helpers/cli.js';
+import { createEmptyDatabase, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { loadZones, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { SMTP_ZONES } from '../helpers/server.js';
+import { SMTP_ZONES, startTestServer } from '../helpers/server.js';
+import { buildMessage, deliver } from '../helpers/smtp-client.js';
 
 beforeAll(() => {
   try {
@@ -187,6 +191,89 @@ describe('against DATABASE_URL', () => {
   });
 });
 
+describe('commands that only read', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  it('migrate and ticket show need no MAIL_DOMAINS in the production profile; ticket create does', async () => {
+    const env = cleanEnv({ DATABASE_URL: db.url });
+    const migrated = await runCli(['migrate'], env);
+    expect(migrated.stderr).toBe('');
+    expect(migrated).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+    const shown = await runCli(['ticket', 'show', 'TKT-1'], env);
+    expect(shown).toMatchObject({ code: 1, stderr: expect.stringContaining('no such ticket TKT-1') });
+    const created = await runCli(['ticket', 'create', '--subject', 's', '--requester', 'a@b.ru'], env);
+    expect(created).toMatchObject({ code: 78, stderr: expect.stringContaining('MAIL_DOMAINS: must be set') });
+  });
+
+  it('ticket show refuses a database that lacks migrations, and leaves it as it is', async () => {
+    const bare = await createEmptyDatabase();
+    try {
+      const r = await runCli(['ticket', 'show', 'TKT-1'], cleanEnv({ DATABASE_URL: bare.plainUrl }));
+      const [first] = await readMigrations();
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the database lacks migrations (${first!.name}`);
+      expect(r.stderr).toContain('run `ticket-mx migrate`');
+      const client = new pg.Client({ connectionString: bare.plainUrl });
+      await client.connect();
+      const { rows } = await client.query(
+        "select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')",
+      );
+      const schemas = await client.query("select count(*)::int as n from pg_namespace where nspname = 'ticketmx'");
+      await client.end();
+      expect(rows[0].n, 'no table was made').toBe(0);
+      expect(schemas.rows[0].n, 'no schema was made').toBe(0);
+    } finally {
+      await bare.drop();
+    }
+  });
+
+  it('never creates an embedded database where there is none (run from the wrong directory)', async () => {
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-nodb-'));
+    try {
+      for (const args of [
+        ['ticket', 'show', 'TKT-1'],
+        ['ticket', 'create', '--subject', 's', '--requester', 'a@b.ru'],
+      ]) {
+        const r = await runCli(args, cleanEnv({ DATA_DIR: empty }));
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`no database in ${empty} yet`);
+      }
+      expect(await fs.readdir(empty)).toEqual([]);
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('ticket show | head: a reader that goes away early is not a crash', async () => {
+    const server = await startTestServer(db.url);
+    try {
+      await insertTestTicket(db.pool, 'TKT-77');
+      const long = Array.from({ length: 4000 }, (_, i) => `line ${i} of a long reply that fills the pipe`).join('\n');
+      const r = await deliver(server.port, {
+        from: 'ivan@flamecrm.ru',
+        to: ['support+TKT-77@flamecrm.ru'],
+        message: buildMessage({ to: 'support+TKT-77@flamecrm.ru', body: long }),
+      });
+      expect(r.short).toBe('250 2.0.0');
+    } finally {
+      await server.close();
+    }
+    const bin = path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js');
+    const piped = await run(
+      'bash',
+      ['-c', `"${process.execPath}" "${bin}" ticket show TKT-77 --full | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`],
+      cleanEnv({ DATABASE_URL: db.url }),
+    );
+    expect(piped.stdout).toBe('TKT-77  Test ticket TKT-77\n');
+    expect(piped.stderr).not.toMatch(/EPIPE|Error/);
+    expect(piped.stderr).toContain('exit=0');
+  });
+});
+
 describe('the README walk-through on the embedded PostgreSQL', () => {
   let dataDir: string;
   let serve: ReturnType<typeof spawnCli> | undefined;
@@ -215,7 +302,7 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     expect(serve.output()).toContain('local profile');
     expect(serve.output()).toMatch(/AUTH_POLICY\s+monitor\s+\(default\)/);
 
-    // a second terminal: no DATABASE_URL, same DATA_DIR (the default ./data in real life)
+    // a second terminal: no DATABASE_URL, same DATA_DIR (the installation's data/ by default)
     // nothing leaves the machine: the banner says where notifications go instead
     expect(serve.output()).toMatch(
       /OUTBOUND_SMTP_URL\s+\(none: written to DATA_DIR\/outbox\/, nothing leaves the machine\)/,

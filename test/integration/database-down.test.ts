@@ -1,5 +1,6 @@
 // The one promise under trouble: PostgreSQL stopped mid-run, or too slow for our deadline, gives
-// 451 and stores nothing; once it is back, the sender's retry is stored exactly once.
+// 451; once it is back, the sender's retry is stored exactly once. Past the deadline the statement
+// is cancelled, and a commit that could not be cancelled is logged and recognised on retry.
 // This file runs its own embedded PostgreSQL, since it stops and restarts it.
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import { DEFAULT_SCHEMA, inSchema } from '../../src/db/schema.js';
 import { counts, insertTestTicket } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { buildMessage, SmtpClient } from '../helpers/smtp-client.js';
+import { startTcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
 
 let dataDir: string;
 let postgres: EmbeddedPostgres;
@@ -117,7 +119,7 @@ describe('PostgreSQL slower than our deadline', () => {
     }
   });
 
-  it('answers 451 at DATA past the deadline; if the write commits later, the retry is not stored twice', async () => {
+  it('answers 451 at DATA past the deadline, says the message may be stored, and cancels the statement', async () => {
     const before = await counts(pool);
     const message = buildMessage({ messageId: '<slow@x>' });
     const locker = await pool.connect();
@@ -126,13 +128,22 @@ describe('PostgreSQL slower than our deadline', () => {
       await locker.query('begin');
       await locker.query('lock table ticket_messages in access exclusive mode');
       first = await send(message);
+      expect(first.short).toBe('451 4.3.0');
+      expect(first.text).toBe(
+        'Temporary local problem: the message may have been stored; a retry is recognised [DEADLINE]',
+      );
+      // the lock is still held: the statement is gone because we cancelled it, not because it ran
+      await expect.poll(() => server.logsWithCode('DATA_LATE_ABANDONED').length, { timeout: 10_000 }).toBe(1);
+      expect(server.logsWithCode('DATA_LATE_ABANDONED')[0]!.err).toMatch(/canceling statement due to user request/);
+      const { rows } = await pool.query(
+        "select count(*)::int as n from pg_stat_activity where query like '%store_message%' and state = 'active' and pid <> pg_backend_pid()",
+      );
+      expect(rows[0].n).toBe(0);
     } finally {
       await locker.query('rollback');
       locker.release();
     }
-    expect(first.short).toBe('451 4.3.0');
-    expect(first.text).toMatch(/\[DEADLINE\]$/);
-    // the write that was waiting for the lock may now commit, after we said 451
+    expect(server.logsWithCode('DATA_DEADLINE').at(-1)).toMatchObject({ reply: expect.stringMatching(/^451 4\.3\.0/) });
     const retry = await send(message);
     expect(retry.short).toBe('250 2.0.0');
     const after = await counts(pool);
@@ -140,4 +151,48 @@ describe('PostgreSQL slower than our deadline', () => {
     const { rows } = await pool.query("select count(*)::int as n from ticket_messages where message_id = '<slow@x>'");
     expect(rows[0].n).toBe(1);
   });
+
+  it('logs a commit that happens after the deadline (DATA_LATE_COMMIT), and the retry is that message', async () => {
+    // The cancel cannot reach the server (the proxy refuses new connections, as a saturated or
+    // half-partitioned server might), so the statement waiting for the lock commits after our 451.
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: postgres.port });
+    const late = await startTestServer(throughProxy(postgres.url, proxy), { HOOK_TIMEOUT_MS: '1500' });
+    try {
+      const via = (m: string) => sendTo(late.port, m);
+      expect((await via(buildMessage({ messageId: '<warm-up@x>' }))).short).toBe('250 2.0.0'); // a pooled connection
+      const message = buildMessage({ messageId: '<late@x>' });
+      const locker = await pool.connect();
+      let first: Awaited<ReturnType<typeof send>>;
+      try {
+        await locker.query('begin');
+        await locker.query('lock table ticket_messages in access exclusive mode');
+        proxy.refuseNew = true;
+        first = await via(message);
+      } finally {
+        await locker.query('rollback');
+        locker.release();
+      }
+      expect(first.short).toBe('451 4.3.0');
+      expect(first.text).toMatch(/may have been stored; a retry is recognised \[DEADLINE\]$/);
+      await expect.poll(() => late.logsWithCode('DATA_LATE_COMMIT').length, { timeout: 10_000 }).toBe(1);
+      const logged = late.logsWithCode('DATA_LATE_COMMIT')[0]!;
+      expect(logged).toMatchObject({ level: 'warn', outcome: 'DATA_COMMITTED', messageId: '<late@x>' });
+      proxy.refuseNew = false;
+      const retry = await via(message);
+      expect(retry.text).toBe(`Ok: already committed as ${logged.rawMessageId}`);
+    } finally {
+      await late.close();
+      await proxy.close();
+    }
+  });
 });
+
+async function sendTo(port: number, message: string) {
+  const client = await SmtpClient.connect(port);
+  await client.command('EHLO client.example');
+  await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+  const r = await client.command('RCPT TO:<support+TKT-7@flamecrm.ru>');
+  const done = r.code === 250 ? await client.data(message) : r;
+  await client.quit();
+  return done;
+}

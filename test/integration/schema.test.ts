@@ -264,6 +264,9 @@ describe('DATABASE_SCHEMA=helpdesk_mail', () => {
 
   it('holds everything: the CLI and the service create and use it, nothing lands in ticketmx or public', async () => {
     const env = cleanEnv({ DATABASE_URL: db.plainUrl, DATABASE_SCHEMA: 'helpdesk_mail', MAIL_DOMAINS: 'flamecrm.ru' });
+    // only migrate (and serve) change the schema; the other commands use it
+    const migrated = await runCli(['migrate'], env);
+    expect(migrated.code, migrated.stderr).toBe(0);
     const created = await runCli(['ticket', 'create', '--subject', 'Elsewhere', '--requester', 'c@example.ru'], env);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('TKT-1');

@@ -1,4 +1,4 @@
-// Recipient classification: the RCPT table in DESIGN.md, from the address alone.
+// Recipient classification: the RCPT_* rows of the README's "What it answers", from the address alone.
 import { describe, expect, it } from 'vitest';
 import { bounceAddress, checkBounceMac, classifyRecipient, replyAddress } from '../../src/mail/address.js';
 

@@ -1,4 +1,7 @@
 // Configuration: the two profiles, explicit variables winning, and errors that name the variable.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -8,6 +11,7 @@ import {
   settingsHelp,
   VARIABLE_NAMES,
 } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
 
 describe('profiles', () => {
   it('local when DATABASE_URL is unset: embedded, 127.0.0.1:2525, monitor', () => {
@@ -53,6 +57,17 @@ describe('profiles', () => {
       staffSenders: ['boss@x.ru', '@staff.x.ru'],
       dnsServers: ['127.0.0.1:5353', '[::1]:53', '8.8.8.8'],
     });
+  });
+
+  it('DATA_DIR defaults to data/ of the installation, whatever the current directory', () => {
+    const cwd = process.cwd();
+    try {
+      process.chdir(os.tmpdir());
+      expect(loadConfig({}).dataDir).toBe(path.join(PROJECT_ROOT, 'data'));
+      expect(loadConfig({ DATA_DIR: 'mine' }).dataDir).toBe(path.join(fs.realpathSync(os.tmpdir()), 'mine'));
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it('treats empty values as unset', () => {

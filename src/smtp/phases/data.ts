@@ -27,7 +27,7 @@ import { htmlToText, sanitizeHtml } from '../../mail/sanitize.js';
 import { ticketReferences } from '../../mail/ticket-ref.js';
 import { isClosed } from '../../mail/ticket-status.js';
 import { notificationsFor } from '../../outbox/notify.js';
-import { logDecision, type Route, type SmtpContext } from '../context.js';
+import { logDecision, type Route, type SmtpContext, tnxOf } from '../context.js';
 import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
 import { storeDeliveryReport } from './bounce.js';
@@ -92,21 +92,44 @@ export function onData(ctx: SmtpContext) {
       const raw = Buffer.concat(chunks, bytes);
       chunks = [];
       let settled = false;
-      // The deadline answers 451 and lets the work run on: if it still commits, the sender's
-      // retry is recognised as a duplicate, so nothing is lost and nothing is stored twice.
+      // The deadline answers 451 and cancels the statement (or keeps it from starting), so that
+      // work does not pile up behind a client that was told to retry. A commit already under way
+      // cannot be cancelled: the reply says so, the late commit is logged, and the sender's retry
+      // is recognised as a duplicate, so nothing is lost and nothing is stored twice.
+      const deadline = new AbortController();
       const timer = setTimeout(() => {
         settled = true;
-        answer(reply.dataTempfail('DEADLINE'), { err: new DeadlineExceeded('DATA', ctx.config.hookTimeoutMs).message });
+        const err = new DeadlineExceeded('DATA', ctx.config.hookTimeoutMs);
+        deadline.abort(err);
+        answer(reply.dataDeadline(), { err: err.message });
       }, ctx.config.hookTimeoutMs);
-      store(ctx, session, raw)
+      const late = (code: 'DATA_LATE_COMMIT' | 'DATA_LATE_ABANDONED', fields: Record<string, unknown>) => {
+        const ms = Math.round(performance.now() - started);
+        ctx.metrics.lateOutcomes.inc({ code });
+        ctx.log[code === 'DATA_LATE_COMMIT' ? 'warn' : 'info'](
+          { code, cid: session.id, tnx: tnxOf(session), ip: session.remoteAddress, ms, ...fields },
+          code,
+        );
+      };
+      store(ctx, session, raw, deadline.signal)
         .then(
           ({ answer: r, fields }) => {
             clearTimeout(timer);
             if (!settled) answer(r, fields);
+            else if (r.ok) late('DATA_LATE_COMMIT', { outcome: r.logCode, reply: r.toString(), ...fields });
+            else late('DATA_LATE_ABANDONED', { outcome: r.logCode, reply: r.toString(), ...fields });
           },
           (err: unknown) => {
             clearTimeout(timer);
-            if (!settled) answer(reply.dataTempfail(failureTag(err)), { err: (err as Error)?.message ?? String(err) });
+            const tag = failureTag(err);
+            const message = (err as Error)?.message ?? String(err);
+            if (tag === 'DISK_FULL')
+              ctx.log.error(
+                { code: 'DB_DISK_FULL', cid: session.id, tnx: tnxOf(session), err: message },
+                'PostgreSQL cannot write: its disk is full. Mail gets 451 until space is freed',
+              );
+            if (!settled) answer(reply.dataTempfail(tag), { err: message });
+            else late('DATA_LATE_ABANDONED', { err: message });
           },
         )
         .finally(release);
@@ -119,8 +142,8 @@ interface Outcome {
   fields: Record<string, unknown>;
 }
 
-/** From the bytes of one message to the reply for it: every step of DESIGN.md's DATA box. */
-async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer): Promise<Outcome> {
+/** From the bytes of one message to the reply for it: every step of the DATA box in the design. */
+async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer, signal: AbortSignal): Promise<Outcome> {
   const { config } = ctx;
   const routes = session.envelope.rcptTo.map((a) => ctx.routes.get(a)).filter((r): r is Route => !!r);
   const envelope = envelopeOf(session);
@@ -192,7 +215,7 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
     for (const route of ticketRoutes)
       unrouted.push(unroutedRow(route.address, route.ticket.id, `${notReply.kind}: ${notReply.reason}`));
     Object.assign(fields, { notReply: notReply.kind, reason: notReply.reason });
-    const result = await save(ctx, raw, [], unrouted, []);
+    const result = await save(ctx, raw, [], unrouted, [], signal);
     if (result.rawMessageId)
       return {
         answer: reply.notAReply(result.rawMessageId, notReply.kind),
@@ -251,7 +274,7 @@ async function store(ctx: SmtpContext, session: SMTPServerSession, raw: Buffer):
     ticketRoutes.map((r) => r.ticket),
     ctx.outbox.rules,
   );
-  const result = await save(ctx, raw, ticketMessages, unrouted, attachments, outbox);
+  const result = await save(ctx, raw, ticketMessages, unrouted, attachments, signal, outbox);
   if (result.rateLimitedTicket)
     return { answer: reply.ticketRateLimited(result.rateLimitedTicket, config.ticketMaxMessagesPerHour), fields };
   if (result.rawMessageId)
@@ -277,17 +300,22 @@ function save(
   ticketMessages: TicketMessageRow[],
   unrouted: UnroutedMessageRow[],
   attachments: AttachmentRow[],
+  signal: AbortSignal,
   outbox: NewOutboxRow[] = [],
 ) {
-  return storeMessage(ctx.pool, {
-    bytes: raw,
-    sha256: crypto.createHash('sha256').update(raw).digest(),
-    ticketMessages,
-    unrouted,
-    attachments,
-    maxPerHour: ctx.config.ticketMaxMessagesPerHour,
-    outbox,
-  });
+  return storeMessage(
+    ctx.pool,
+    {
+      bytes: raw,
+      sha256: crypto.createHash('sha256').update(raw).digest(),
+      ticketMessages,
+      unrouted,
+      attachments,
+      maxPerHour: ctx.config.ticketMaxMessagesPerHour,
+      outbox,
+    },
+    { signal },
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
-// RCPT TO: one decision per recipient, before any data is sent (the table in DESIGN.md).
+// RCPT TO: one decision per recipient, before any data is sent (the RCPT_* rows of the README's
+// "What it answers").
 // Only a ticket lookup touches the database; its trouble is always a 451, never a 5xx.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { findTicket } from '../../db/queries.js';
