@@ -114,6 +114,10 @@ export async function postWebhook(
   return res.status >= 200 && res.status < 300 ? { outcome: 'sent', reply } : { outcome: 'deferred', reply };
 }
 
+/**
+ * To this sender's CRM_WEBHOOK_URL, not the row's recipient (the URL it was queued for): a corrected
+ * URL delivers what waited for it.
+ */
 export function webhookDelivery(pool: Pool, s: WebhookSettings): Delivery {
   return {
     kind: 'webhook',
