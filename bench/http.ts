@@ -11,7 +11,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { freePort, openEmbeddedPostgres } from '../src/db/embedded.js';
-import { migrate } from '../src/db/migrate.js';
 import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 
@@ -137,14 +136,6 @@ async function main() {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-bench-http-'));
   const embedded = process.env.TEST_DATABASE_URL ? null : await openEmbeddedPostgres(dataDir);
   const url = inSchema(process.env.TEST_DATABASE_URL ?? embedded!.url, DEFAULT_SCHEMA);
-  await migrate(url);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(
-    `insert into tickets (id, subject, requester) values ($1, 'Bench ticket', 'client@example.ru')
-     on conflict do nothing`,
-    [TICKET],
-  );
   const port = await freePort();
   const server = spawn(process.execPath, [opts.bin, 'serve'], {
     env: {
@@ -167,7 +158,15 @@ async function main() {
   let exited = false;
   server.once('exit', () => (exited = true));
   const base = `http://127.0.0.1:${port}`;
+  // the server migrates its database itself (another build may have other migrations)
   await waitForHttp(base, () => (exited ? serverErr || 'exited' : null));
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(
+    `insert into tickets (id, subject, requester) values ($1, 'Bench ticket', 'client@example.ru')
+     on conflict do nothing`,
+    [TICKET],
+  );
 
   const kinds = Object.entries(KINDS()).filter(([name]) => !opts.only.length || opts.only.includes(name));
   const requests = Number(opts.requests);
