@@ -18,8 +18,50 @@ import type { Pool } from './db/pool.js';
 import { ping } from './db/queries.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { WEBHOOK_EVENT } from './outbox/notify.js';
 import type { Outbox } from './outbox/open.js';
+// registers the WebhookEvent schema: the document's webhooks refer to it as a component
+import './outbox/webhook.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './outbox/webhook-signature.js';
 import { withDeadline } from './smtp/deadline.js';
+
+const signatureHeader = (name: string, description: string, example: string) => ({
+  name,
+  in: 'header' as const,
+  required: true,
+  description,
+  schema: { type: 'string' as const, example },
+});
+
+/** What ticket-mx sends to CRM_WEBHOOK_URL (README "Webhook to the CRM"); the body is the WebhookEvent schema. */
+const WEBHOOKS = {
+  [WEBHOOK_EVENT]: {
+    post: {
+      summary: 'A ticket message was committed',
+      description:
+        'POSTed to CRM_WEBHOOK_URL for every committed ticket message, through the outbox: retried with backoff ' +
+        'until a 2xx, the same body (and event id) on every attempt. Verify the signature over the raw body first.',
+      security: [],
+      parameters: [
+        signatureHeader(EVENT_ID_HEADER, 'the event id, as in the body: de-duplicate by it', '6f1c2d3e-…'),
+        signatureHeader(TIMESTAMP_HEADER, 'Unix seconds of this attempt; refuse one more than 5 min off', '1769515200'),
+        signatureHeader(
+          SIGNATURE_HEADER,
+          'v1= and the hex HMAC-SHA256, keyed with CRM_WEBHOOK_SECRET, of "<timestamp>.<raw body>"',
+          'v1=5b0e…',
+        ),
+      ],
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/WebhookEvent' } } },
+      },
+      responses: {
+        '2XX': { description: 'handled: not sent again' },
+        default: { description: 'not handled (or no answer within CRM_WEBHOOK_TIMEOUT): sent again later' },
+      },
+    },
+  },
+};
 
 export interface RunningHttp {
   port: number;
@@ -80,6 +122,7 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
         },
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API_TOKEN' } } },
         security: [{ bearer: [] }],
+        webhooks: WEBHOOKS,
       },
       transform: jsonSchemaTransform,
       transformObject: jsonSchemaTransformObject,

@@ -500,6 +500,17 @@ describe('OpenAPI', () => {
     const served = server.service.http.routes.filter((r) => r.startsWith('GET') || r.startsWith('POST'));
     expect(routes.sort()).toEqual(served.sort());
     expect(doc.components.schemas).toHaveProperty('Problem');
+    // what the CRM receives is described too: the signed webhook, its body a component
+    expect(doc.webhooks['ticket_message.created'].post.requestBody.content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/WebhookEvent',
+    });
+    expect(Object.keys(doc.components.schemas.WebhookEvent.properties)).toEqual([
+      'id',
+      'type',
+      'createdAt',
+      'ticket',
+      'message',
+    ]);
     expect(doc.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
   });
 });
