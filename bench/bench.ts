@@ -1,8 +1,10 @@
 // `npm run bench`: a load generator against a real ticket-mx (its own process) and PostgreSQL
 // (embedded unless TEST_DATABASE_URL is set; never DATABASE_URL, which is production's), with the
 // whole per-message path switched on: SPF, DKIM and DMARC against a loopback DNS server,
-// AUTH_POLICY=enforce, reply-text extraction, storage. Prints messages/second, latency from the end of DATA to the 250, errors, the server's peak RSS
-// and where the CPU went. `--notify` measures twice, notifications off and on (each staff reply
+// AUTH_POLICY=enforce, reply-text extraction, storage. Prints messages/second, latency from the
+// end of DATA to the 250, errors, the server's peak RSS, its event-loop delay (max, p99: what one
+// message may hold the loop) and where the CPU went. With --hostile N, issue 9's hostile shapes
+// go in from other networks alongside the load. `--notify` measures twice, notifications off and on (each staff reply
 // then queues one mail to its requester, sent by the server's sender to a local SMTP sink started
 // here), and prints both. A benchmark, not a test: it asserts nothing.
 import { execFileSync, spawn } from 'node:child_process';
@@ -21,6 +23,7 @@ import { migrate } from '../src/db/migrate.js';
 import { DEFAULT_SCHEMA, inSchema } from '../src/db/schema.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
+import { type HostileMessage, hostileMessages } from '../test/helpers/hostile.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -31,6 +34,7 @@ const { values: opts } = parseArgs({
     pipelining: { type: 'boolean', default: false },
     'smtp-source': { type: 'boolean', default: false },
     notify: { type: 'boolean', default: false },
+    hostile: { type: 'string', default: '0' },
     env: { type: 'string', multiple: true, default: [] },
     profile: { type: 'string' },
     log: { type: 'string' },
@@ -46,6 +50,7 @@ if (opts.help) {
   --tickets N        tickets the messages are spread over (100)
   --pipelining       send MAIL, RCPT and DATA in one write, as Postfix does
   --smtp-source      drive Postfix's smtp-source (apt-get install postfix) instead of the built-in client
+  --hostile N        also send N of issue 9's hostile messages (seeded) from other networks, 4 at a time
   --notify           run twice: notifications off, then on (one mail per reply to a local SMTP sink)
   --env NAME=VALUE   extra environment for the server (repeatable), e.g. --env LOG_LEVEL=warn
   --profile DIR      write a V8 CPU profile of the server into DIR
@@ -94,7 +99,12 @@ async function main() {
       for (let i = 0; i < MESSAGES; i++) messages.push(await signed(buildMessage(i, runs.length), dkimKey));
     }
     const sinkOf = notify ? sink : null;
-    runs.push(await measure({ url, dataDir, dnsAddress: dns.address, client, messages, sink: sinkOf, dkimKeyFile }));
+    const hostile = Number(opts.hostile)
+      ? await hostileMessages(Number(opts.hostile), 9, { ticket: `TKT-${FIRST_TICKET}`, staffKey: dkimKey })
+      : [];
+    runs.push(
+      await measure({ url, dataDir, dnsAddress: dns.address, client, messages, sink: sinkOf, dkimKeyFile, hostile }),
+    );
   }
   await client.end();
   await dns.close();
@@ -121,7 +131,11 @@ interface Run {
   seconds: number;
   stored: number;
   peakRss: number | null;
-  cpu: { server: number; postgres: number; load: number };
+  cpu: { server: number; serverSystem: number; postgres: number; load: number };
+  /** The server's event-loop delay over the load, in ms (prom-client's monitorEventLoopDelay). */
+  loop: { max: string; p99: string; p50: string };
+  /** With --hostile: the replies the hostile messages got. */
+  hostile: string[];
   /** With notifications on: how many reached the sink, and when the last one did after the load ended. */
   notifications: { delivered: number; queued: number; drainSeconds: number | null } | null;
 }
@@ -135,8 +149,10 @@ async function measure(r: {
   messages: Buffer[];
   sink: Sink | null;
   dkimKeyFile: string;
+  hostile: HostileMessage[];
 }): Promise<Run> {
   const port = await freePort();
+  const httpPort = await freePort();
   const extraEnv = Object.fromEntries(
     (opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
@@ -159,7 +175,7 @@ async function measure(r: {
       MAIL_DOMAINS: 'flamecrm.ru',
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: String(port),
-      HTTP_PORT: '0',
+      HTTP_PORT: String(httpPort),
       AUTH_POLICY: 'enforce',
       STAFF_SENDERS: '@flamecrm.ru',
       DNS_SERVERS: r.dnsAddress,
@@ -187,12 +203,18 @@ async function measure(r: {
   const sinkBefore = r.sink?.count ?? 0;
   const cpuBefore = {
     server: cpuSeconds([server.pid!]),
+    serverSystem: cpuSeconds([server.pid!], 'system'),
     postgres: cpuSeconds(pidsNamed('postgres')),
     load: process.cpuUsage(),
   };
+  await eventLoopDelay(httpPort); // prom-client resets its event-loop histogram on every scrape
   const started = performance.now();
-  const result = opts['smtp-source'] ? await runSmtpSource(port) : await runLoad(port, r.messages);
+  const [result, hostile] = await Promise.all([
+    opts['smtp-source'] ? runSmtpSource(port) : runLoad(port, r.messages),
+    runHostile(port, r.hostile),
+  ]);
   const seconds = (performance.now() - started) / 1000;
+  const loop = await eventLoopDelay(httpPort);
   const stored = (await count('select count(*)::int as n from ticket_messages')) - before;
 
   let notifications: Run['notifications'] = null;
@@ -212,12 +234,13 @@ async function measure(r: {
   const load = process.cpuUsage(cpuBefore.load);
   const cpu = {
     server: cpuSeconds([server.pid!]) - cpuBefore.server,
+    serverSystem: cpuSeconds([server.pid!], 'system') - cpuBefore.serverSystem,
     postgres: cpuSeconds(pidsNamed('postgres')) - cpuBefore.postgres,
     load: (load.user + load.system) / 1e6,
   };
   server.kill('SIGTERM');
   await new Promise((w) => server.once('exit', w));
-  return { notify: !!r.sink, result, seconds, stored, peakRss, cpu, notifications };
+  return { notify: !!r.sink, result, seconds, stored, peakRss, cpu, notifications, loop, hostile };
 }
 
 function report(run: Run, labelled: boolean) {
@@ -252,9 +275,20 @@ function report(run: Run, labelled: boolean) {
     );
   }
   console.log(`server peak RSS: ${peakRss ? `${(peakRss / 1024).toFixed(0)} MB` : 'n/a'}`);
+  console.log(
+    `server event-loop delay: max ${run.loop.max} ms, p99 ${run.loop.p99} ms, p50 ${run.loop.p50} ms (monitorEventLoopDelay, 10 ms resolution)`,
+  );
+  if (run.hostile.length)
+    console.log(
+      `hostile: ${run.hostile.length} messages alongside, answered ${[
+        ...run.hostile.reduce((m, x) => m.set(x, (m.get(x) ?? 0) + 1), new Map<string, number>()),
+      ]
+        .map(([x, n]) => `${x} x${n}`)
+        .join(', ')}`,
+    );
   const loadCpu = opts['smtp-source'] ? 'n/a (smtp-source)' : cpu.load.toFixed(2);
   console.log(
-    `CPU seconds: server ${cpu.server.toFixed(2)}, PostgreSQL ${cpu.postgres.toFixed(2)}, load generator${run.notify ? ' and sink' : ''} ${loadCpu} (wall ${seconds.toFixed(2)})`,
+    `CPU seconds: server ${cpu.server.toFixed(2)} (system ${cpu.serverSystem.toFixed(2)}; ${((cpu.server / Math.max(1, result.ok)) * 1000).toFixed(2)} ms a message), PostgreSQL ${cpu.postgres.toFixed(2)}, load generator${run.notify ? ' and sink' : ''} ${loadCpu} (wall ${seconds.toFixed(2)})`,
   );
 }
 
@@ -454,16 +488,72 @@ async function runSmtpSource(port: number): Promise<LoadResult> {
   };
 }
 
+/** Issue 9's shapes from other networks, four sessions at a time; the replies, for the summary. */
+async function runHostile(port: number, hostile: HostileMessage[]): Promise<string[]> {
+  const replies: string[] = [];
+  let next = 0;
+  const worker = async (n: number) => {
+    while (next < hostile.length) {
+      const m = hostile[next++]!;
+      replies.push(
+        await deliverRaw(port, `127.0.${200 + n}.1`, m.to, m.bytes).catch((e: Error) => `error ${e.message}`),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, (_, n) => worker(n)));
+  return replies;
+}
+
+/** One transaction from `ip`; the reply to the final dot (or the refusal before it), as "550 5.6.0". */
+function deliverRaw(port: number, ip: string, to: string, message: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: ip });
+    const steps = ['EHLO hostile.example\r\n', 'MAIL FROM:<ivan@flamecrm.ru>\r\n', `RCPT TO:<${to}>\r\n`, 'DATA\r\n'];
+    let buffer = '';
+    socket.setTimeout(120_000, () => socket.destroy(new Error('timeout')));
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      for (let idx = buffer.indexOf('\r\n'); idx >= 0; idx = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, idx);
+        buffer = buffer.slice(idx + 2);
+        if (line[3] === '-') continue;
+        const code = Number(line.slice(0, 3));
+        if (code === 354) {
+          socket.write(onTheWire(message));
+          continue;
+        }
+        const step = steps.shift();
+        if (code >= 400 || !step) {
+          socket.end('QUIT\r\n');
+          return resolve(line.slice(0, 9));
+        }
+        socket.write(step);
+      }
+    });
+  });
+}
+
+/** prom-client's event-loop delay since the last scrape, in milliseconds. */
+async function eventLoopDelay(httpPort: number): Promise<{ max: string; p99: string; p50: string }> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const read = (name: string) => {
+    const m = new RegExp(`^ticketmx_nodejs_eventloop_lag_${name}_seconds ([0-9.e+-]+)`, 'm').exec(text);
+    return m ? (Number(m[1]) * 1000).toFixed(1) : 'n/a';
+  };
+  return { max: read('max'), p99: read('p99'), p50: read('p50') };
+}
+
 const CLOCK_TICKS = 100;
 
-/** utime + stime of these processes, in seconds (Linux /proc). */
-function cpuSeconds(pids: number[]): number {
+/** utime + stime (or stime alone) of these processes, in seconds (Linux /proc). */
+function cpuSeconds(pids: number[], which: 'all' | 'system' = 'all'): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+      ticks += (which === 'all' ? Number(fields[11]) : 0) + Number(fields[12]); // utime + stime
     } catch {
       // the process is gone; its time is lost to the count
     }

@@ -38,6 +38,7 @@ export const GROUPS = [
   'Database and files',
   'SMTP listener',
   'Connections and limits',
+  'Message processing',
   'Sender authentication',
   'Reply addresses',
   'Tickets and attachments',
@@ -165,6 +166,11 @@ const MiB = 1024 * 1024;
 const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
 const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
 const orOff = (v: number) => (v ? String(v) : '0 (off)');
+/**
+ * One worker per core but one, which the main thread (SMTP, the commits) and PostgreSQL share:
+ * on the 2-core machine one worker took 131 msg/s and two 102 (README, Benchmark).
+ */
+const defaultWorkers = () => Math.max(1, os.availableParallelism() - 1);
 
 // ---- the settings --------------------------------------------------------------------------
 
@@ -310,8 +316,66 @@ export const SETTINGS = {
   SMTP_MAX_CLIENTS: setting({
     key: 'maxClients',
     group: 'Connections and limits',
-    describe: 'Concurrent SMTP connections; more get `421`.',
-    parse: int(1, 100_000),
+    describe:
+      'Concurrent SMTP connections; more get `421`. An idle connection costs about 7 KB (README), so the ' +
+      'default is far from the memory limit; the file descriptor limit must allow it.',
+    parse: int(1, 1_000_000),
+    local: 10_000,
+    production: 10_000,
+  }),
+  SMTP_MAX_CONNECTIONS_PER_NETWORK: setting({
+    key: 'maxConnectionsPerNetwork',
+    group: 'Connections and limits',
+    describe: 'Concurrent connections from one network (IPv4 /24, IPv6 /48); more get `421 4.7.0`. `0` turns it off.',
+    parse: int(0, 1_000_000),
+    local: 200,
+    production: 200,
+    show: orOff,
+  }),
+  SMTP_RESERVED_CLIENTS: setting({
+    key: 'reservedClients',
+    group: 'Connections and limits',
+    describe:
+      'The last this many of `SMTP_MAX_CLIENTS` go only to networks with no connection open (`421 4.7.0` for the ' +
+      'others); past that point the server counts as nearly full.',
+    parse: int(0, 1_000_000),
+    local: 1000,
+    production: 1000,
+  }),
+  SMTP_STRESS_SOCKET_TIMEOUT_MS: setting({
+    key: 'stressSocketTimeoutMs',
+    group: 'Connections and limits',
+    describe:
+      'Idle time before a silent client is disconnected while the server is nearly full (as Postfix does under stress), ' +
+      'for every connection open then.',
+    parse: int(1000, 3_600_000),
+    local: 10_000,
+    production: 10_000,
+  }),
+  SMTP_SOFT_ERROR_LIMIT: setting({
+    key: 'softErrorLimit',
+    group: 'Connections and limits',
+    describe:
+      'Refused commands (5xx, 450, 452) in one session after which every reply waits `SMTP_ERROR_DELAY_MS`. `0` turns it off.',
+    parse: int(0, 100_000),
+    local: 10,
+    production: 10,
+    show: orOff,
+  }),
+  SMTP_HARD_ERROR_LIMIT: setting({
+    key: 'hardErrorLimit',
+    group: 'Connections and limits',
+    describe: 'Refused commands in one session after which it is closed with `421 4.7.0`. `0` turns it off.',
+    parse: int(0, 100_000),
+    local: 20,
+    production: 20,
+    show: orOff,
+  }),
+  SMTP_ERROR_DELAY_MS: setting({
+    key: 'errorDelayMs',
+    group: 'Connections and limits',
+    describe: 'The wait before each reply once a session is past `SMTP_SOFT_ERROR_LIMIT`.',
+    parse: int(0, 60_000),
     local: 1000,
     production: 1000,
   }),
@@ -366,6 +430,90 @@ export const SETTINGS = {
     parse: int(MiB, 64 * 1024 ** 3),
     local: 512 * MiB,
     production: 512 * MiB,
+  }),
+  MAX_HEADER_BYTES: setting({
+    key: 'maxHeaderBytes',
+    group: 'Message processing',
+    describe: 'Largest header block of a message; larger gets `550 5.6.0`, before any parser sees it.',
+    parse: int(1024, 1024 * 1024),
+    local: 256 * 1024,
+    production: 256 * 1024,
+  }),
+  MAX_HEADER_LINES: setting({
+    key: 'maxHeaderLines',
+    group: 'Message processing',
+    describe:
+      'Most physical lines (folded continuations included) in a header block; more get `550 5.6.0`. ' +
+      "mailauth's header parser grows faster than the square of a field's folded lines.",
+    parse: int(10, 100_000),
+    local: 1000,
+    production: 1000,
+  }),
+  PIPELINE_WORKERS: setting({
+    key: 'pipelineWorkers',
+    group: 'Message processing',
+    describe: 'Worker threads for the CPU-bound steps (MIME parsing, DKIM/ARC, HTML, reply text).',
+    parse: int(1, 256),
+    local: { compute: () => defaultWorkers(), text: 'the number of cores − 1 (at least 1)' },
+    production: { compute: () => defaultWorkers(), text: 'the number of cores − 1 (at least 1)' },
+  }),
+  PIPELINE_MAX_MESSAGES: setting({
+    key: 'pipelineMaxMessages',
+    group: 'Message processing',
+    describe: 'Messages processed at once (from the end of DATA to the commit); the others wait their turn.',
+    parse: int(1, 10_000),
+    local: 16,
+    production: 16,
+  }),
+  PIPELINE_MAX_MEMORY_BYTES: setting({
+    key: 'pipelineMaxMemoryBytes',
+    group: 'Message processing',
+    describe:
+      'What the messages processed at once may cost together, each charged 12 × its size + 256 KB (the measured peak); ' +
+      'the others wait their turn.',
+    parse: int(16 * MiB, 64 * 1024 ** 3),
+    local: 1024 * MiB,
+    production: 1024 * MiB,
+  }),
+  PIPELINE_QUEUE_TIMEOUT_MS: setting({
+    key: 'pipelineQueueTimeoutMs',
+    group: 'Message processing',
+    describe:
+      'Longest a message waits for its turn; then `451 4.3.1` (our load: the sender retries). Less than `HOOK_TIMEOUT_MS`.',
+    parse: int(10, 600_000),
+    local: 10_000,
+    production: 10_000,
+  }),
+  PIPELINE_CPU_LIMIT_MS: setting({
+    key: 'pipelineCpuLimitMs',
+    group: 'Message processing',
+    describe:
+      "CPU time one message may take in its worker (the thread's own time on Linux); past it the worker is stopped " +
+      'and the message gets `550 5.6.0`.',
+    parse: int(100, 600_000),
+    local: 10_000,
+    production: 10_000,
+  }),
+  UNROUTED_MAX_MESSAGE_BYTES: setting({
+    key: 'unroutedMaxMessageBytes',
+    group: 'Message processing',
+    describe:
+      'Largest message stored as unrouted mail (postmaster@/abuse@, auto-replies, bounces: no authentication); ' +
+      'larger gets `552 5.3.4`.',
+    parse: int(1024, 1024 ** 3),
+    local: 2 * MiB,
+    production: 2 * MiB,
+  }),
+  UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY: setting({
+    key: 'unroutedMaxBytesPerNetworkPerDay',
+    group: 'Message processing',
+    describe:
+      'Bytes of unrouted mail one client network (IPv4 /24, IPv6 /48) may have stored per day, counted in the database ' +
+      'for all instances; more get `450 4.7.1`. `0` turns it off.',
+    parse: int(0, 1024 ** 4),
+    local: 50 * MiB,
+    production: 50 * MiB,
+    show: orOff,
   }),
   AUTH_POLICY: setting({
     key: 'authPolicy',
@@ -784,6 +932,18 @@ const RULES: Rule[] = [
         : !c.crmWebhookUrl && c.crmWebhookSecret
           ? 'CRM_WEBHOOK_URL: must be set with CRM_WEBHOOK_SECRET (the secret alone sends nothing)'
           : null,
+  },
+  {
+    uses: ['SMTP_RESERVED_CLIENTS', 'SMTP_MAX_CLIENTS'],
+    check: (c) =>
+      c.reservedClients >= c.maxClients ? 'SMTP_RESERVED_CLIENTS: must be less than SMTP_MAX_CLIENTS' : null,
+  },
+  {
+    uses: ['SMTP_SOFT_ERROR_LIMIT', 'SMTP_HARD_ERROR_LIMIT'],
+    check: (c) =>
+      c.hardErrorLimit && c.softErrorLimit >= c.hardErrorLimit
+        ? 'SMTP_SOFT_ERROR_LIMIT: must be less than SMTP_HARD_ERROR_LIMIT (or the hard limit 0, off)'
+        : null,
   },
 ];
 

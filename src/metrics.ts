@@ -12,6 +12,8 @@ export interface Metrics {
   lateOutcomes: Counter<'code'>;
   dataSeconds: Histogram<'outcome'>;
   connections: Gauge;
+  /** Sessions that reached the soft or the hard error limit. */
+  errorLimits: Counter<'limit'>;
   /** Message bytes held in memory by all connections; read by the gauge when scraped. */
   buffered: { bytes: number };
   /** Deliveries by kind (mail) and outcome: sent, deferred, failed, bounced. */
@@ -129,5 +131,11 @@ export function createMetrics(sources: { embedded?: EmbeddedStatus | null } = {}
       registers: [registry],
     }),
     connections: new Gauge({ name: 'ticketmx_smtp_connections', help: 'Open SMTP connections', registers: [registry] }),
+    errorLimits: new Counter({
+      name: 'ticketmx_smtp_error_limit_total',
+      help: 'Sessions that reached SMTP_SOFT_ERROR_LIMIT (soft: delayed) or SMTP_HARD_ERROR_LIMIT (hard: closed)',
+      labelNames: ['limit'],
+      registers: [registry],
+    }),
   };
 }

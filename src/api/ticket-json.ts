@@ -6,6 +6,7 @@ import { listTicketOutbox, OUTBOX_STATUSES, type OutboxRow } from '../db/outbox.
 import type { Db } from '../db/pool.js';
 import {
   listAttachments,
+  listRefusals,
   listTicketMessages,
   type StoredAttachment,
   type StoredTicketMessage,
@@ -100,11 +101,24 @@ export const OutboxRowJson = z
   })
   .meta({ id: 'OutboxRow' });
 
+export const RefusalJson = z
+  .object({
+    refusedAt: z.iso.datetime(),
+    code: z.string().describe('the log code of the refusal (DATA_AUTH_REJECTED, …)'),
+    reply: z.string().describe('the SMTP reply the sender got'),
+    reason: z.string().nullable(),
+    fromAddress: z.string().nullable(),
+    messageId: z.string().nullable(),
+    clientIp: z.string().nullable(),
+  })
+  .meta({ id: 'Refusal' });
+
 export const TicketWithMessagesJson = z
   .object({
     ticket: TicketJson,
     messages: z.array(MessageJson),
     notifications: z.array(OutboxRowJson).describe('what the ticket queued: mail and webhooks, with their status'),
+    refused: z.array(RefusalJson).describe('mail to the ticket refused at DATA, why (at most 20 an hour are kept)'),
   })
   .meta({ id: 'TicketWithMessages' });
 
@@ -177,7 +191,10 @@ export async function messagesJson(db: Db, messages: StoredTicketMessage[], full
   return messages.map((m) => messageJson(m, (m.rawMessageId && attachments.get(m.rawMessageId)) || [], full));
 }
 
-/** A ticket, its messages in the order they were committed, and its outbox rows (`ticket show --json`, the API). */
+/**
+ * A ticket, its messages in the order they were committed, its outbox rows and the mail refused for
+ * it (`ticket show --json`, GET /v1/tickets/{id}).
+ */
 export async function ticketDocument(
   db: Db,
   ticket: Ticket,
@@ -187,5 +204,9 @@ export async function ticketDocument(
     ticket: ticketJson(ticket),
     messages: await messagesJson(db, await listTicketMessages(db, ticket.id), full),
     notifications: (await listTicketOutbox(db, ticket.id)).map(outboxRowJson),
+    refused: (await listRefusals(db, ticket.id)).map(({ ticketId: _ticket, refusedAt, ...r }) => ({
+      refusedAt: refusedAt.toISOString(),
+      ...r,
+    })),
   };
 }

@@ -10,6 +10,7 @@ import {
   findTicket,
   isReadOnlyView,
   listAttachments,
+  listRefusals,
   listTicketMessages,
   listTickets,
   type StoredAttachment,
@@ -64,9 +65,10 @@ Shows a ticket, its messages (the reply text by default) and its notifications w
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
                       "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
-                      "to", "event", "status", "lastReply", ... } ] }
+                      "to", "event", "status", "lastReply", ... } ], "refused": [ { "refusedAt", "code", "reply", "reason", "fromAddress", "messageId", "clientIp" } ] }
 A message that forwards another shows the note above it, then "forwarded from X on D" with the
-forwarded text.`,
+forwarded text. Mail to the ticket refused at DATA (550 …) is listed after the messages with the
+reply it got and why (at most 20 refusals a ticket an hour are kept).`,
   run: (args, io) => showTicket(args, io),
 };
 
@@ -212,6 +214,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       return 0;
     }
     const messages = await listTicketMessages(pool, id);
+    const refused = await listRefusals(pool, id);
     const attachments = await listAttachments(
       pool,
       messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),
@@ -253,6 +256,13 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     }
     if (notifications.length) out(`\n  ${notifications.length} notification${notifications.length === 1 ? '' : 's'}`);
     for (const n of notifications) out(`    ${describeNotification(n)}`);
+    // refused mail left no message; why it was refused is kept (20 an hour at most)
+    if (refused.length) out(`\n  ${refused.length} refused at DATA`);
+    for (const r of refused)
+      out(
+        `  refused ${r.refusedAt.toISOString()}  from ${r.fromAddress ?? '(no From)'} via ${r.clientIp ?? '?'}` +
+          `${r.messageId ? `  ${r.messageId}` : ''}\n    ${r.reply}${r.reason ? `\n    ${r.reason}` : ''}`,
+      );
     return 0;
   }, READ_ONLY);
 }

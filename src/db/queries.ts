@@ -232,7 +232,7 @@ async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Pr
       m.bytes,
       json(m.ticketMessages.map(ticketMessageJson)),
       json(m.unrouted.map(unroutedJson)),
-      JSON.stringify(
+      json(
         m.attachments.map((a) => ({
           filename: a.filename,
           content_type: a.contentType,
@@ -266,9 +266,87 @@ export async function findTicketByNotification(db: Db, messageIds: string[]): Pr
              join notification_messages n on n.message_id = r.id
              join tickets t on t.id = n.ticket_id
             order by r.ord desc limit 1`,
-    values: [messageIds],
+    values: [texts(messageIds)],
   });
   return rows[0] ?? null;
+}
+
+/**
+ * Adds a stored unrouted message's bytes to its network's count for today and returns the new
+ * total; days before yesterday are let go on the way. Called inside the message's transaction.
+ */
+export async function chargeUnroutedBytes(db: Db, network: string, bytes: number): Promise<number> {
+  await db.query({
+    name: 'prune_unrouted_budget',
+    text: 'delete from unrouted_budget where day < current_date - 1',
+  });
+  const { rows } = await db.query<{ bytes: string }>({
+    name: 'charge_unrouted_budget',
+    text: `insert into unrouted_budget (network, bytes) values ($1, $2)
+           on conflict (network, day) do update set bytes = unrouted_budget.bytes + excluded.bytes
+           returning bytes`,
+    values: [network, bytes],
+  });
+  return Number(rows[0]!.bytes);
+}
+
+/** Bytes of unrouted mail stored today for this network (0 when none). */
+export async function unroutedBytesToday(db: Db, network: string): Promise<number> {
+  const { rows } = await db.query<{ bytes: string }>({
+    name: 'unrouted_bytes_today',
+    text: 'select bytes from unrouted_budget where network = $1 and day = current_date',
+    values: [network],
+  });
+  return Number(rows[0]?.bytes ?? 0);
+}
+
+export interface RefusedMessage {
+  ticketId: string;
+  refusedAt?: Date;
+  code: string;
+  reply: string;
+  reason: string | null;
+  fromAddress: string | null;
+  messageId: string | null;
+  clientIp: string | null;
+}
+
+/**
+ * At most this many refusals are recorded per ticket and hour (refusals racing each other may add a
+ * few): a flood of refused mail writes no more.
+ */
+export const REFUSALS_PER_TICKET_PER_HOUR = 20;
+
+/** Records why mail to a ticket was refused; nothing when the ticket already has its hour's share. */
+export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
+  await db.query({
+    name: 'record_refusal',
+    text: `insert into refused_messages (ticket_id, code, reply, reason, from_address, message_id, client_ip)
+           select $1, $2, $3, $4, $5, $6, $7
+            where (select count(*) from refused_messages
+                    where ticket_id = $1 and refused_at > now() - interval '1 hour') < $8`,
+    values: [
+      r.ticketId,
+      r.code,
+      wellFormed(r.reply),
+      r.reason === null ? null : wellFormed(r.reason),
+      r.fromAddress === null ? null : wellFormed(r.fromAddress),
+      r.messageId === null ? null : wellFormed(r.messageId),
+      r.clientIp,
+      REFUSALS_PER_TICKET_PER_HOUR,
+    ],
+  });
+}
+
+/** The refusals recorded for a ticket, oldest first. */
+export async function listRefusals(db: Db, ticketId: string): Promise<Required<RefusedMessage>[]> {
+  const { rows } = await db.query<Required<RefusedMessage>>(
+    `select ticket_id as "ticketId", refused_at as "refusedAt", code, reply, reason, from_address as "fromAddress",
+            message_id as "messageId", host(client_ip) as "clientIp"
+       from refused_messages where ticket_id = $1 order by refused_at, id`,
+    [ticketId],
+  );
+  return rows;
 }
 
 export interface StoredAttachment {
@@ -308,16 +386,22 @@ export async function listAttachedFiles(
   return rows;
 }
 
-// PostgreSQL text cannot hold NUL, and mail can carry it: a stray NUL must not turn a message
-// into a 451 that the sender retries for days.
+// PostgreSQL text and jsonb refuse NUL and lone UTF-16 surrogates, and mail can carry both (a NUL
+// in a Content-Type, `=?utf-16be?B?2AA=?=` in a Subject): a value that always fails would be a
+// 451 on every retry. Every string bound for the database passes through `wellFormed` here, in
+// the JSON of the jsonb parameters and in the text parameters alike.
 const NUL = /\u0000/g;
-const withoutNul = (_key: string, value: unknown) =>
-  typeof value === 'string' && value.includes('\u0000') ? value.replace(NUL, '') : value;
-/** JSON for a jsonb parameter; the (slow) replacer only runs when there is a NUL to drop. */
-const json = (value: unknown): string => {
+/** NUL removed, lone surrogates replaced by U+FFFD: what PostgreSQL text can hold. */
+export const wellFormed = (s: string): string => (s.includes('\u0000') ? s.replace(NUL, '') : s).toWellFormed();
+const wellFormedValue = (_key: string, value: unknown) => (typeof value === 'string' ? wellFormed(value) : value);
+// JSON.stringify writes NUL as \u0000 and a lone surrogate as \udXXX (a pair stays raw UTF-16).
+const ILL_FORMED_JSON = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
+/** JSON for a jsonb parameter; the (slow) replacer only runs when the text shows something to fix. */
+export const json = (value: unknown): string => {
   const text = JSON.stringify(value);
-  return text.includes('\\u0000') ? JSON.stringify(value, withoutNul) : text;
+  return ILL_FORMED_JSON.test(text) ? JSON.stringify(value, wellFormedValue) : text;
 };
+const texts = (values: string[]): string[] => values.map(wellFormed);
 
 function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;

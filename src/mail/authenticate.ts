@@ -35,6 +35,10 @@ export interface DkimVerdict {
   selector: string;
   /** `d=` shares its Organizational Domain with the From domain, whatever the result. */
   aligned: boolean;
+  /** Header fields the signature covers (its `h=` as found in the message), lower case. */
+  signedFields: string[];
+  /** Body bytes past its `l=` that the signature does not cover; such a signature is `policy`, not `pass`. */
+  unsignedBodyBytes?: number;
   comment?: string;
 }
 
@@ -49,6 +53,7 @@ export interface DmarcVerdict {
   alignment: { spf: string | null; dkim: string | null };
   /** Why DMARC was not evaluated: `no-author-domain`, `multiple-author-domains`, … */
   skipReason?: string;
+  comment?: string;
 }
 
 /** What the newest ARC set's sealer recorded when it received the message. */
@@ -216,28 +221,51 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
     ...(spfResult && spfResult.status.comment ? { comment: spfResult.status.comment } : {}),
   };
 
-  // an unsigned message gets one placeholder row ("dkim=none (message not signed)"): skip it
+  // an unsigned message gets one placeholder row ("dkim=none (message not signed)"): skip it.
+  // A pass whose l= leaves part of the body unsigned does not authenticate that part, which is
+  // what the ticket would show: RFC 8601's `policy` ("signed, but not acceptable to the ADMD").
   const dkim: DkimVerdict[] = result.dkim.results
     .filter((row) => row.signingDomain)
-    .map((row) => ({
-      result: row.status.result,
-      domain: (row.signingDomain ?? '').toLowerCase(),
-      selector: row.selector ?? '',
-      aligned: isAligned(fromDomain, row.signingDomain),
-      ...(row.status.comment ? { comment: row.status.comment } : {}),
-    }));
+    .map((row) => {
+      const unsigned = Number((row.status as { underSized?: number }).underSized) || 0;
+      const partial = row.status.result === 'pass' && unsigned > 0;
+      const keys = (row as { signingHeaders?: { keys?: unknown } }).signingHeaders?.keys;
+      return {
+        result: partial ? 'policy' : row.status.result,
+        domain: (row.signingDomain ?? '').toLowerCase(),
+        selector: row.selector ?? '',
+        aligned: isAligned(fromDomain, row.signingDomain),
+        signedFields: String(keys ?? '')
+          .split(':')
+          .map((k) => k.trim().toLowerCase())
+          .filter(Boolean),
+        ...(partial
+          ? { unsignedBodyBytes: unsigned, comment: `l= leaves ${unsigned} body bytes unsigned` }
+          : row.status.comment
+            ? { comment: row.status.comment }
+            : {}),
+      };
+    });
 
   const dmarcResult = result.dmarc;
+  // mailauth lets a partial signature align for DMARC (it only sorts such signatures last): a pass
+  // that rests on one alone, without SPF, is no pass here either.
+  const onlyPartial =
+    !!dmarcResult &&
+    dmarcResult.status.result === 'pass' &&
+    !dmarcResult.alignment?.spf?.result &&
+    Number((dmarcResult.alignment?.dkim as { underSized?: number } | undefined)?.underSized) > 0;
   const dmarc: DmarcVerdict = dmarcResult
     ? {
-        result: dmarcResult.status.result,
+        result: onlyPartial ? 'fail' : dmarcResult.status.result,
         // without a record mailauth leaves policy unset
         policy: dmarcResult.policy || null,
         domain: dmarcResult.status.header?.from ?? fromDomain,
         alignment: {
           spf: dmarcResult.alignment?.spf?.result ?? null,
-          dkim: dmarcResult.alignment?.dkim?.result ?? null,
+          dkim: onlyPartial ? null : (dmarcResult.alignment?.dkim?.result ?? null),
         },
+        ...(onlyPartial ? { comment: 'aligned only through a DKIM signature whose l= leaves the body unsigned' } : {}),
       }
     : {
         result: 'none',
@@ -266,3 +294,10 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
     temporaryChecks,
   };
 };
+
+/**
+ * Whether a header field is vouched for by the author's domain: a passing DKIM signature, aligned
+ * with From, covers it. (The header block holds one instance of it at most: bytes.ts.)
+ */
+export const signedByAuthor = (auth: AuthResults, field: string): boolean =>
+  auth.dkim.some((row) => row.result === 'pass' && row.aligned && row.signedFields.includes(field));

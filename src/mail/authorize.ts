@@ -237,6 +237,55 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
   };
 };
 
+/**
+ * The part of authorize() that needs no authentication: no author, several, or one who may not
+ * write to the ticket. The pipeline asks it first, so that such a message is refused before its
+ * signatures are verified and its body is parsed. null when authentication decides.
+ */
+export const authorizeAuthor = (input: Omit<AuthorizeInput, 'auth'>): AuthDecision | null => {
+  const addresses = input.fromAddresses.filter((entry) => entry.address?.trim());
+  const single = addresses.length === 1 ? addresses[0] : undefined;
+  const author = single ? normalizeAddress(single.address) : null;
+  const authorDomain = author ? normalizeDomain(domainOf(author)) : null;
+  let finding: Finding;
+  let role: AuthorRole = 'stranger';
+  if (!author || !authorDomain) {
+    finding =
+      addresses.length > 1
+        ? {
+            code: 'AUTH_MULTIPLE_AUTHORS',
+            reason: `The message has ${addresses.length} From addresses; the author must be one address, so it cannot be checked.`,
+            reply: replies.multipleAuthors(addresses.length),
+          }
+        : {
+            code: 'AUTH_NO_AUTHOR',
+            reason: 'The message has no From address, so its author cannot be checked.',
+            reply: replies.noAuthor(),
+          };
+  } else {
+    role = roleOf(author, authorDomain, input.staff, input.requester);
+    if (role !== 'stranger') return null;
+    finding = {
+      code: 'AUTH_NOT_ALLOWED',
+      reason: `${author} is neither staff nor the ticket's requester; add the address or its domain to STAFF_SENDERS if it should be allowed to write to tickets.`,
+      reply: replies.notAllowed(author),
+    };
+  }
+  const enforce = input.policy === 'enforce';
+  return {
+    verdict: enforce ? 'reject' : 'accept',
+    code: finding.code,
+    policy: input.policy,
+    author,
+    role,
+    authenticated: false,
+    authenticatedBy: null,
+    reason: finding.reason,
+    wouldReject: true,
+    ...(enforce ? { reply: finding.reply } : { wouldReply: finding.reply }),
+  };
+};
+
 /** An allowed author whose message nothing authenticated: say which check to fix. */
 const unauthenticated = (auth: AuthResults, domain: string, who: string, trusted: Set<string>): Finding => {
   const spf = auth.spf;

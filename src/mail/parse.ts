@@ -1,5 +1,6 @@
 // Parsing with mailparser into the fields we store, and the idempotency key that makes a retry of
-// a committed message recognisable. No policy here.
+// a committed message recognisable. The header alone parses first and cheaply (its block is
+// bounded before it gets here, see bytes.ts); the whole message only once it is worth it. No policy.
 import crypto from 'node:crypto';
 import { type AddressObject, type Attachment, type ParsedMail as MailparserResult, simpleParser } from 'mailparser';
 
@@ -8,21 +9,26 @@ export interface Mailbox {
   name: string;
 }
 
-export interface ParsedMessage {
+/** What the header block alone says. */
+export interface ParsedHeader {
   from: Mailbox[];
   subject: string | null;
-  text: string;
-  html: string | null;
   messageId: string | null;
   inReplyTo: string | null;
   references: string[];
   date: Date | null;
   headers: MailparserResult['headers'];
-  attachments: Attachment[];
   /** Top-level Content-Type value, lower case (multipart/report for delivery reports). */
   contentType: string | null;
   /** Its report-type parameter, for multipart/report. */
   reportType: string | null;
+}
+
+export interface ParsedMessage extends ParsedHeader {
+  /** text/plain; for a message with only HTML, '' (mailparser's own conversion is off: see below). */
+  text: string;
+  html: string | null;
+  attachments: Attachment[];
 }
 
 const MAX_HTML_TO_PARSE = 2 * 1024 * 1024;
@@ -34,8 +40,28 @@ export class UnparseableMessage extends Error {
 }
 
 export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
-  const mail = await simpleParser(raw, {
+  const mail = await parse(raw);
+  return {
+    ...headerOf(mail),
+    text: mail.text ?? '',
+    html: typeof mail.html === 'string' ? mail.html : null,
+    attachments: mail.attachments ?? [],
+  };
+}
+
+/** The header block alone (`bodyStart` from bytes.ts `bodyOffset`): no body is decoded. */
+export async function parseHeader(raw: Buffer, bodyStart: number): Promise<ParsedHeader> {
+  const head = raw.subarray(0, bodyStart);
+  const ended = head.length >= 2 && head[head.length - 1] === 0x0a;
+  return headerOf(await parse(ended ? head : Buffer.concat([head, Buffer.from('\r\n\r\n')])));
+}
+
+function parse(raw: Buffer): Promise<MailparserResult> {
+  return simpleParser(raw, {
     maxHtmlLengthToParse: MAX_HTML_TO_PARSE,
+    // mailparser's own HTML-to-text for a lone text/html part guards nesting as the old html.ts
+    // did (<p><li> repeated is "flat" to it, and quadratic to parse); htmlToText converts instead
+    skipHtmlToText: true,
     skipTextToHtml: true,
     skipTextLinks: true,
     skipImageLinks: true,
@@ -45,21 +71,21 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     // e.g. a header block over 1 MB, more than 1000 MIME parts
     throw new UnparseableMessage(err.message, { cause: err });
   });
+}
+
+function headerOf(mail: MailparserResult): ParsedHeader {
   const contentType = mail.headers.get('content-type') as
     | { value?: string; params?: Record<string, string> }
     | undefined;
   return {
     from: mailboxes(mail.from),
     subject: mail.subject ?? null,
-    text: mail.text ?? '',
-    html: typeof mail.html === 'string' ? mail.html : null,
     messageId: mail.messageId ?? null,
     // mailparser leaves In-Reply-To as one unsplit string and References as a string or an array
     inReplyTo: mail.inReplyTo ?? null,
     references: splitIds(mail.references),
     date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : null,
     headers: mail.headers,
-    attachments: mail.attachments ?? [],
     contentType: contentType?.value?.toLowerCase() ?? null,
     reportType: contentType?.params?.['report-type']?.toLowerCase() ?? null,
   };
@@ -83,7 +109,7 @@ export function splitIds(value: string | string[] | undefined): string[] {
  * 'mid:<Message-ID>' when there is one; otherwise a hash of what a retry keeps identical
  * (From, Date, Subject and the body), not of the whole message, whose Received lines may differ.
  */
-export function idempotencyKey(raw: Buffer, parsed: ParsedMessage): string {
+export function idempotencyKey(raw: Buffer, parsed: ParsedHeader): string {
   if (parsed.messageId) {
     // readable when it fits a btree key comfortably; a hostile 8 KB Message-ID would not
     return parsed.messageId.length <= MAX_READABLE_KEY

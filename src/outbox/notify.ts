@@ -21,13 +21,13 @@ export interface NotifyRules {
 }
 
 export const notifyRules = (
-  config: Pick<Config, 'notifyStaffTo' | 'notifyRequester' | 'mailDomains'> & Partial<Pick<Config, 'crmWebhookUrl'>>,
+  config: Pick<Config, 'notifyStaffTo' | 'notifyRequester' | 'mailDomains' | 'crmWebhookUrl'>,
 ): NotifyRules =>
   Object.freeze({
     staffTo: config.notifyStaffTo,
     notifyRequester: config.notifyRequester,
     domain: config.mailDomains[0]!,
-    webhookUrl: config.crmWebhookUrl ?? null,
+    webhookUrl: config.crmWebhookUrl,
   });
 
 /** What a notification needs to know of the message that caused it. */

@@ -1,23 +1,19 @@
-// What the phases share: configuration, pool, logger, metrics, and the per-recipient routes
-// decided at RCPT and used at DATA. Also the one function that logs a decision.
+// What the phases share: configuration, pool, logger, metrics, the pipeline and its budget, and the
+// per-recipient routes decided at RCPT and used at DATA. Also the one function that logs a decision.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
-import type { Ticket } from '../db/queries.js';
 import type { Logger } from '../log.js';
 import type { Resolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
 import type { Outbox } from '../outbox/open.js';
+import type { WorkBudget } from '../pipeline/budget.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Route } from '../pipeline/types.js';
 import type { PerIpLimits } from './limits.js';
 import type { SmtpReply } from './reply.js';
 
-/** What RCPT decided for one recipient; `support` (the bare support@) is resolved at DATA. */
-export type Route =
-  | { kind: 'ticket'; ticket: Ticket; address: string }
-  | { kind: 'postmaster'; address: string }
-  | { kind: 'support'; address: string }
-  /** A VERP envelope sender of ours with a valid MAC: a delivery report for this outbox row. */
-  | { kind: 'bounce'; outboxId: string; address: string };
+export type { Route };
 
 export interface SmtpContext {
   config: Readonly<Config>;
@@ -28,6 +24,9 @@ export interface SmtpContext {
   outbox: Outbox;
   resolver: Resolver;
   limits: PerIpLimits;
+  pipeline: Pipeline;
+  /** Messages processed at once and what they cost (PIPELINE_MAX_MESSAGES, PIPELINE_MAX_MEMORY_BYTES). */
+  budget: WorkBudget;
   /** Message bytes held in memory by all connections (SMTP_MAX_BUFFERED_BYTES). */
   buffered: { bytes: number };
   /** Keyed by the address object smtp-server keeps in envelope.rcptTo, so a new transaction starts empty. */

@@ -62,6 +62,21 @@ export const CATALOGUE = {
     enhanced: '4.7.0',
     when: 'the client IP already has SMTP_MAX_CONNECTIONS_PER_IP connections open',
   },
+  CONNECT_NETWORK_TOO_MANY: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the client network (IPv4 /24, IPv6 /48) already has SMTP_MAX_CONNECTIONS_PER_NETWORK connections open',
+  },
+  CONNECT_RESERVED: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the server is nearly full (SMTP_RESERVED_CLIENTS left) and the client network already has a connection',
+  },
+  SMTP_TOO_MANY_ERRORS: {
+    code: 421,
+    enhanced: '4.7.0',
+    when: 'the session reached SMTP_HARD_ERROR_LIMIT refused commands; the connection is closed',
+  },
   MAIL_FROM_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
@@ -141,6 +156,41 @@ export const CATALOGUE = {
     code: 451,
     enhanced: '4.7.x',
     when: 'AUTH_POLICY=enforce and a temporary DNS error kept the author from being authenticated',
+  },
+  DATA_BARE_NEWLINE: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'a line of the message ends in a bare LF or a bare CR, not CRLF (refused, not normalised)',
+  },
+  DATA_HEADER_LIMIT: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'the header block is over MAX_HEADER_BYTES or MAX_HEADER_LINES; checked before any parser',
+  },
+  DATA_DUPLICATE_HEADER: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'a field RFC 5322 allows once (From, Subject, Message-ID, Content-Type, X-Ticket-ID, …) appears twice',
+  },
+  DATA_TOO_COMPLEX: {
+    code: 550,
+    enhanced: '5.6.0',
+    when: 'processing the message took more than PIPELINE_CPU_LIMIT_MS of CPU, or more than its worker’s memory; nothing stored',
+  },
+  DATA_OVERLOADED: {
+    code: 451,
+    enhanced: '4.3.1',
+    when: 'the message waited PIPELINE_QUEUE_TIMEOUT_MS for its turn to be processed (our load); nothing stored',
+  },
+  DATA_UNROUTED_TOO_BIG: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'mail that no ticket takes (postmaster@, auto-replies, bounces) is larger than UNROUTED_MAX_MESSAGE_BYTES',
+  },
+  DATA_UNROUTED_QUOTA: {
+    code: 450,
+    enhanced: '4.7.1',
+    when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
   },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
   SMTP_SHUTTING_DOWN: {
@@ -231,6 +281,17 @@ export const reply = {
     ),
   tooManyConnections: (limit: number) =>
     new SmtpReply('CONNECT_TOO_MANY', `Too many connections from your address (limit ${limit}), try again later`),
+  tooManyFromNetwork: (limit: number) =>
+    new SmtpReply(
+      'CONNECT_NETWORK_TOO_MANY',
+      `Too many connections from your network (limit ${limit}), try again later`,
+    ),
+  reservedForOthers: () =>
+    new SmtpReply(
+      'CONNECT_RESERVED',
+      'The server is nearly full and keeps the rest for other networks, try again later',
+    ),
+  tooManyErrors: () => new SmtpReply('SMTP_TOO_MANY_ERRORS', 'Too many errors in this session, closing connection'),
   rateLimited: (limit: number) =>
     new SmtpReply(
       'MAIL_FROM_RATE_LIMITED',
@@ -240,6 +301,32 @@ export const reply = {
   authTempfail: (r: AuthReply) => new SmtpReply('DATA_AUTH_TEMPFAIL', r.text, r.enhanced),
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
+  bareNewline: (which: 'LF' | 'CR') =>
+    new SmtpReply(
+      'DATA_BARE_NEWLINE',
+      `Message has a bare ${which} line ending; every line must end in CRLF (RFC 5321 2.3.8)`,
+    ),
+  headerLimit: (what: 'bytes' | 'lines', limit: number) =>
+    new SmtpReply('DATA_HEADER_LIMIT', `Message header block is over ${limit} ${what}`),
+  duplicateHeader: (field: string, count: number) =>
+    new SmtpReply(
+      'DATA_DUPLICATE_HEADER',
+      `Message has ${count} ${displayName(field)} header fields; RFC 5322 3.6 allows one`,
+    ),
+  tooComplex: () =>
+    new SmtpReply('DATA_TOO_COMPLEX', 'Message too complex to process within its budget; it will not fit on a retry'),
+  overloaded: () =>
+    new SmtpReply('DATA_OVERLOADED', 'Too many messages in progress right now, message not stored, try again later'),
+  unroutedTooBig: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_TOO_BIG',
+      `Message exceeds the maximum size of ${limit} bytes for mail that is not a ticket reply`,
+    ),
+  unroutedQuota: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_QUOTA',
+      `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
   // The statement is cancelled when the deadline fires, but a commit already under way cannot be:
@@ -252,3 +339,11 @@ export const reply = {
   shuttingDown: (hostname: string) =>
     new SmtpReply('SMTP_SHUTTING_DOWN', `${hostname} Service shutting down, please try again later`),
 };
+
+/** `message-id` → `Message-ID`, as the field is usually written. */
+function displayName(field: string): string {
+  if (field === 'message-id') return 'Message-ID';
+  if (field === 'mime-version') return 'MIME-Version';
+  if (field === 'x-ticket-id') return 'X-Ticket-ID';
+  return field.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+}

@@ -1,6 +1,7 @@
-// Builds the SMTPServer as an MX (no AUTH, SIZE from MAX_MESSAGE_BYTES, limits and timeouts),
-// wires one hook per phase, and closes gracefully: idle sessions get 421 4.3.2 at once, a message
-// in DATA is answered first (before the pool goes), then its session gets the 421 too.
+// Builds the SMTPServer as an MX (no AUTH, SIZE from MAX_MESSAGE_BYTES, limits and timeouts), the
+// pipeline's worker pool and budget, wires one hook per phase, shortens idle timeouts while nearly
+// full, and closes gracefully: idle sessions get 421 4.3.2 at once, a message in DATA is answered
+// first (before the workers and the pool go), then its session gets the 421 too.
 import fs from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
@@ -10,18 +11,24 @@ import type { Logger } from '../log.js';
 import { createResolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
 import type { Outbox } from '../outbox/open.js';
-import { logDecision, type SmtpContext } from './context.js';
+import { COST_PER_BYTE, WorkBudget } from '../pipeline/budget.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import { PipelinePool } from '../pipeline/pool.js';
+import { logDecision, type SmtpContext, tnxOf } from './context.js';
 import { PerIpLimits } from './limits.js';
 import { onConnect } from './phases/connect.js';
 import { onData } from './phases/data.js';
 import { onMailFrom } from './phases/mail-from.js';
 import { onRcptTo } from './phases/rcpt-to.js';
-import { reply } from './reply.js';
 import './patches.js';
+import type { PatchOptions } from './patches.js';
+import { reply } from './reply.js';
 
 export interface RunningSmtp {
   server: SMTPServer;
   port: number;
+  /** Messages in process and waiting (for /metrics and tests). */
+  budget: WorkBudget;
   /** Stops listening, says 421 to idle sessions, waits for messages in DATA (at most closeTimeout). */
   close(): Promise<void>;
   /** Says 421 to every session now, DATA in flight or not. */
@@ -45,19 +52,54 @@ export interface SmtpDeps {
 
 export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   const { config, log } = deps;
+  const resolver = createResolver({
+    servers: config.dnsServers.length ? config.dnsServers : undefined,
+    timeoutMs: config.dnsTimeoutMs,
+    cacheSeconds: config.dnsCacheSeconds,
+  });
+  const workers = new PipelinePool({
+    settings: config,
+    threads: config.pipelineWorkers,
+    cpuLimitMs: config.pipelineCpuLimitMs,
+    // twice the measured peak of the largest message, so that only a pathological one reaches it
+    maxHeapMb: Math.max(256, Math.ceil((2 * COST_PER_BYTE * config.maxMessageBytes) / 2 ** 20)),
+    db: deps.pool,
+  });
   const ctx: SmtpContext = {
     ...deps,
     routes: new WeakMap(),
     refusedRecipient: new WeakSet(),
-    limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute),
-    buffered: deps.metrics.buffered,
-    resolver: createResolver({
-      servers: config.dnsServers.length ? config.dnsServers : undefined,
-      timeoutMs: config.dnsTimeoutMs,
-      cacheSeconds: config.dnsCacheSeconds,
+    limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute, Date.now, {
+      maxPerNetwork: config.maxConnectionsPerNetwork,
+      maxClients: config.maxClients,
+      reserved: config.reservedClients,
     }),
+    buffered: deps.metrics.buffered,
+    resolver,
+    pipeline: new Pipeline(workers, deps.pool, config),
+    budget: new WorkBudget(config.pipelineMaxMessages, config.pipelineMaxMemoryBytes),
   };
-  const connection = onConnect(ctx);
+  // Nearly full (as Postfix's stress mode): every idle client, new or already connected, gets the
+  // shorter SMTP_STRESS_SOCKET_TIMEOUT_MS, so slots held by silent or trickling clients come free.
+  // Leaving it, only connections armed from then on get the long timeout again: an idle one keeps
+  // its short timer (re-arming them all as the first goes would give the rest five minutes again).
+  let stressed = false;
+  const onLoad = () => {
+    if (stressed ? !ctx.limits.relieved : !ctx.limits.nearlyFull) return;
+    stressed = !stressed;
+    options.socketTimeout = stressed ? config.stressSocketTimeoutMs : config.socketTimeoutMs;
+    if (stressed)
+      for (const c of (server as unknown as { connections: Set<{ _armTimeout(): void }> }).connections) c._armTimeout();
+    log.warn(
+      {
+        code: stressed ? 'SMTP_STRESS_ON' : 'SMTP_STRESS_OFF',
+        connections: ctx.limits.total,
+        timeoutMs: options.socketTimeout,
+      },
+      stressed ? 'nearly full: idle clients get the short timeout' : 'no longer nearly full',
+    );
+  };
+  const connection = onConnect(ctx, onLoad);
   // Sessions between the DATA command and our reply to it: on close they are waited for.
   const inData = new Set<string>();
   let closing = false;
@@ -78,20 +120,20 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     });
   };
   const connections = () => [...(server.connections as unknown as Set<Connection>)];
+  // sendmail's joke commands (WIZ, SHELL, KILL) have handlers in smtp-server: an MX answers none
+  const disabled = ['AUTH', 'WIZ', 'SHELL', 'KILL'];
   const tls: Partial<SMTPServerOptions> =
     config.tlsCertFile && config.tlsKeyFile
       ? { key: fs.readFileSync(config.tlsKeyFile), cert: fs.readFileSync(config.tlsCertFile) }
       : // Without a certificate smtp-server would offer STARTTLS with a built-in key that is public.
-        { disabledCommands: ['AUTH', 'STARTTLS'] };
+        { disabledCommands: [...disabled, 'STARTTLS'] };
 
-  const options: SMTPServerOptions & {
-    greetingDelayMs: number;
-    onProtocolRefusal: (session: unknown, reply: string) => void;
-  } = {
+  const options: SMTPServerOptions & PatchOptions = {
     name: config.smtpHostname,
-    banner: 'ticket-mx ESMTP',
+    // smtp-server writes "<name> ESMTP" itself; the banner follows it
+    banner: 'ticket-mx',
     size: config.maxMessageBytes,
-    disabledCommands: ['AUTH'],
+    disabledCommands: disabled,
     authOptional: true,
     ...tls,
     maxClients: config.maxClients,
@@ -121,10 +163,32 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
         'SMTP_PROTOCOL_REFUSED',
       );
     },
+    softErrorLimit: config.softErrorLimit,
+    hardErrorLimit: config.hardErrorLimit,
+    errorDelayMs: config.errorDelayMs,
+    tooManyErrors: reply.tooManyErrors().message,
+    onErrorLimit(session, limit, errors) {
+      const s = session as SMTPServerSession;
+      deps.metrics.errorLimits.inc({ limit });
+      if (limit === 'hard') deps.metrics.replies.inc({ code: 'SMTP_TOO_MANY_ERRORS', reply: '421' });
+      log.info(
+        {
+          code: limit === 'hard' ? 'SMTP_TOO_MANY_ERRORS' : 'SMTP_ERRORS_DELAYED',
+          cid: s.id,
+          tnx: tnxOf(s),
+          ip: s.remoteAddress,
+          errors,
+          ...(limit === 'soft' ? { delayMs: config.errorDelayMs } : { reply: reply.tooManyErrors().toString() }),
+        },
+        limit === 'hard' ? 'SMTP_TOO_MANY_ERRORS' : 'SMTP_ERRORS_DELAYED',
+      );
+    },
     onConnect: connection.onConnect,
     onClose: connection.onClose,
   };
   const server = new SMTPServer(options);
+  if (!((server as unknown as { connections?: unknown }).connections instanceof Set))
+    throw new Error("smtp-server's SMTPServer has no connections set: see src/smtp/patches.ts");
   server.on('error', (err) => log.error({ code: 'SMTP_SERVER_ERROR', err: err.message }, 'SMTP server error'));
   // A client that trickles a byte now and then is never idle long enough for the socket timeout:
   // a hard cap on the whole session keeps it from holding a connection slot forever.
@@ -141,6 +205,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     socket.once('close', () => clearTimeout(timer));
   });
 
+  await workers.warmUp();
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
     server.listen(config.smtpPort, config.smtpHost, () => {
@@ -153,6 +218,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
   return {
     server,
     port,
+    budget: ctx.budget,
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;
@@ -161,7 +227,8 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
         // closeTimeout says 421 to whatever is left
         server.close(() => {
           log.info({ code: 'SMTP_CLOSED', waitedMs: Date.now() - started }, 'SMTP server closed');
-          resolve();
+          // the messages in DATA are answered: their workers may go
+          ctx.pipeline.close().then(resolve, resolve);
         });
         const idle = connections().filter((c) => !inData.has(c.id));
         for (const c of idle) goodbye(c);
@@ -173,6 +240,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     abort: async () => {
       closing = true;
       for (const c of connections()) goodbye(c);
+      await ctx.pipeline.close();
     },
   };
 }

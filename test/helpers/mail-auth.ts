@@ -9,10 +9,12 @@ export async function dkimSigned(
   signingDomain: string,
   selector: string,
   privateKey: string,
+  /** `headerList`: the fields to sign (mailauth's default list otherwise); `maxBodyLength`: an l= tag. */
+  extra: { headerList?: string; maxBodyLength?: number } = {},
 ): Promise<Buffer> {
   const bytes = Buffer.isBuffer(message) ? message : Buffer.from(message);
   // mailauth's typings want the fields at the top; it signs what is in signatureData
-  const options = { signatureData: [{ signingDomain, selector, privateKey }] } as unknown as Parameters<
+  const options = { signatureData: [{ signingDomain, selector, privateKey, ...extra }] } as unknown as Parameters<
     typeof dkimSign
   >[1];
   const { signatures } = await dkimSign(bytes, options);

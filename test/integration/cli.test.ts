@@ -116,7 +116,12 @@ describe('against DATABASE_URL', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('ticket TKT-555 already exists');
     const shown = JSON.parse((await runCli(['ticket', 'show', 'TKT-555', '--json'], env)).stdout);
-    expect(shown).toEqual({ ticket: expect.objectContaining({ id: 'TKT-555' }), messages: [], notifications: [] });
+    expect(shown).toEqual({
+      ticket: expect.objectContaining({ id: 'TKT-555' }),
+      messages: [],
+      notifications: [],
+      refused: [],
+    });
     const missing = await runCli(['ticket', 'show', 'TKT-556'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such ticket TKT-556');

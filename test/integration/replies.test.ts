@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { counts, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
+import { publishDkimKey } from '../helpers/dns-server.js';
+import { dkimSigned } from '../helpers/mail-auth.js';
 import { malformedMessages } from '../helpers/malformed.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { buildMessage, deliver, SmtpClient } from '../helpers/smtp-client.js';
@@ -115,7 +117,6 @@ describe('mail to the bare support@ address', () => {
   });
 
   it.each([
-    ['X-Ticket-ID', { headers: ['X-Ticket-ID: TKT-1003'] }, 'TKT-1003', 'x-ticket-id'],
     ['[TKT-…] in the subject', { subject: 'Re: [tkt-1004] VPN' }, 'TKT-1004', 'subject'],
     [
       'In-Reply-To of our notification',
@@ -131,13 +132,51 @@ describe('mail to the bare support@ address', () => {
     ],
   ])('finds the ticket by %s', async (_name, opts, ticket, via) => {
     const messageId = uniqueId();
-    const r = await send(buildMessage({ to: 'support@flamecrm.ru', subject: 'Re: something', ...opts, messageId }), [
-      'support@flamecrm.ru',
-    ]);
+    const r = await send(buildMessage({ to: 'support@flamecrm.ru', ...opts, messageId }), ['support@flamecrm.ru']);
     expect(r.short).toBe('250 2.0.0');
     const { rows } = await db.pool.query('select ticket_id from ticket_messages where message_id = $1', [messageId]);
     expect(rows).toEqual([{ ticket_id: ticket }]);
     expect(server.logs.filter((l) => l.messageId === messageId).at(-1)).toMatchObject({ via, tickets: [ticket] });
+  });
+
+  // issue 9, defect 3: X-Ticket-ID counts only when the author's own DKIM signature covers it
+  it('finds the ticket by an X-Ticket-ID that the author signed', async () => {
+    const key = publishDkimKey(server.dns, 'flamecrm.ru', 'mail');
+    const messageId = uniqueId();
+    const message = buildMessage({
+      to: 'support@flamecrm.ru',
+      subject: 'Re: VPN',
+      headers: ['X-Ticket-ID: TKT-1003'],
+      messageId,
+    });
+    const signed = await dkimSigned(message, 'flamecrm.ru', 'mail', key, {
+      headerList: 'From:To:Subject:Date:Message-ID:X-Ticket-ID',
+    });
+    expect((await send(signed, ['support@flamecrm.ru'])).short).toBe('250 2.0.0');
+    const { rows } = await db.pool.query('select ticket_id from ticket_messages where message_id = $1', [messageId]);
+    expect(rows).toEqual([{ ticket_id: 'TKT-1003' }]);
+    expect(server.logs.filter((l) => l.messageId === messageId).at(-1)).toMatchObject({
+      via: 'x-ticket-id',
+      tickets: ['TKT-1003'],
+    });
+  });
+
+  it.each([
+    ['unsigned', null],
+    ['signed by the author, but not that field', 'From:To:Subject:Date:Message-ID'],
+  ])('does not route by an X-Ticket-ID that is %s (anyone can type one): 550 5.1.1', async (_name, headerList) => {
+    const key = publishDkimKey(server.dns, 'flamecrm.ru', 'mail');
+    const messageId = uniqueId();
+    const message = buildMessage({
+      to: 'support@flamecrm.ru',
+      subject: 'Re: VPN',
+      headers: ['X-Ticket-ID: TKT-1003'],
+      messageId,
+    });
+    const bytes = headerList ? await dkimSigned(message, 'flamecrm.ru', 'mail', key, { headerList }) : message;
+    expect((await send(bytes, ['support@flamecrm.ru'])).short).toBe('550 5.1.1');
+    const { rows } = await db.pool.query('select 1 from ticket_messages where message_id = $1', [messageId]);
+    expect(rows).toEqual([]);
   });
 
   it('refuses with 550 5.1.1 when nothing names a ticket, and stores nothing', async () => {

@@ -164,7 +164,15 @@ describe('authenticate', () => {
     expect(result).toMatchObject({
       fromDomain: 'flamecrm.ru',
       spf: { result: 'pass', domain: 'flamecrm.ru', identity: 'mailfrom', aligned: true },
-      dkim: [{ result: 'pass', domain: 'flamecrm.ru', selector: 'mail', aligned: true }],
+      dkim: [
+        {
+          result: 'pass',
+          domain: 'flamecrm.ru',
+          selector: 'mail',
+          aligned: true,
+          signedFields: expect.arrayContaining(['from', 'subject']),
+        },
+      ],
       dmarc: {
         result: 'pass',
         policy: 'reject',

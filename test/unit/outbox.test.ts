@@ -27,6 +27,7 @@ const rules = notifyRules({
   notifyStaffTo: ['info@flamecrm.ru', 'boss@flamecrm.ru'],
   notifyRequester: true,
   mailDomains: ['flamecrm.ru', 'help.flamecrm.ru'],
+  crmWebhookUrl: null,
 });
 
 describe('the CRM webhook rows', () => {

@@ -141,6 +141,26 @@ describe('sanitizeHtml caps', () => {
     expect(htmlToText(`${'<p><li><td>'.repeat(80_000)}words`)).toBe('words');
   });
 
+  it('does not count what htmlparser2 closes itself, table cells and rows included', () => {
+    // what htmlparser2 closes itself: <p> after <p>, <li> after <li>, a cell after a cell, a row after a cell
+    const flat =
+      '<br><img src="cid:a"><p>x<p>y'.repeat(MAX_HTML_NESTING * 2) +
+      `<ul>${'<li>a'.repeat(MAX_HTML_NESTING * 2)}</ul>` +
+      `<table>${'<tr><td>a<td>b'.repeat(MAX_HTML_NESTING * 2)}</table>` +
+      '<div>a</div>'.repeat(MAX_HTML_NESTING * 2);
+    expect(sanitizeHtml(flat).startsWith('<pre>')).toBe(false);
+  });
+
+  // issue 9, defect 2: the parser only closes <p> when a <p> is on top, so this nests 160,000 deep
+  it('counts <p><li> repeated 80,000 times as the nesting it is, and does not parse it', () => {
+    const html = '<p><li>'.repeat(80_000);
+    const started = performance.now();
+    expect(sanitizeHtml(html, 'fallback')).toBe('<pre>fallback</pre>');
+    expect(htmlToText(`${html}text`)).toBe('text');
+    // generous: the unbounded parse took 20 s; the linear guard takes milliseconds
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
   it('stores HTML over the length cap as escaped text, script content dropped', () => {
     const big = `<style>p{}</style><p>${'слово '.repeat(MAX_HTML_LENGTH / 6 + 10)}</p><script>alert(1)</script><p>конец &amp; всё</p>`;
     expect(big.length).toBeGreaterThan(MAX_HTML_LENGTH);

@@ -1,0 +1,118 @@
+// How many messages are processed at once and what they may cost together. A message is charged
+// what processing it really costs in memory (COST_PER_BYTE times its size: measured, see README),
+// not its raw bytes; one that does not fit waits its turn, networks with the fewest messages in
+// process first, and is told to come back (451 4.3.1) rather than wait past its time.
+
+/**
+ * Peak memory of processing one message, per byte of it: the raw bytes, the worker's parse,
+ * decoded attachments, text and HTML strings, the rows and their serialisation for PostgreSQL
+ * (attachments go as hex text in a bytea[]). Measured with `npm run bench:memory` (the server's
+ * peak RSS over its resting RSS, messages of mostly base64 attachments): 1 MB 12.8×, 5 MB 13.1×,
+ * 25 MB 9.6×.
+ */
+export const COST_PER_BYTE = 12;
+/** What any message costs at least: the parser's and the rows' fixed part. */
+export const COST_BASE = 256 * 1024;
+
+export const costOf = (bytes: number): number => COST_BASE + COST_PER_BYTE * bytes;
+
+/** Waited longer than the queue allows, or the caller gave up (its deadline). */
+export class Overloaded extends Error {
+  override name = 'Overloaded';
+}
+
+interface Waiter {
+  cost: number;
+  network: string;
+  grant: (release: () => void) => void;
+}
+
+export interface BudgetState {
+  messages: number;
+  bytes: number;
+  waiting: number;
+}
+
+export class WorkBudget {
+  private messages = 0;
+  private bytes = 0;
+  private running = new Map<string, number>();
+  private waiting: Waiter[] = [];
+
+  constructor(
+    private readonly maxMessages: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  get state(): BudgetState {
+    return { messages: this.messages, bytes: this.bytes, waiting: this.waiting.length };
+  }
+
+  /**
+   * Resolves with the release function once the message may be processed; rejects with
+   * Overloaded after `waitMs` or when `signal` aborts. A message dearer than the whole budget
+   * still runs, alone.
+   */
+  acquire(cost: number, network: string, waitMs: number, signal?: AbortSignal): Promise<() => void> {
+    if (!this.waiting.length && this.fits(cost)) return Promise.resolve(this.take(cost, network));
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        cost,
+        network,
+        grant: (release) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', giveUp);
+          resolve(release);
+        },
+      };
+      const giveUp = () => {
+        const i = this.waiting.indexOf(waiter);
+        if (i < 0) return;
+        this.waiting.splice(i, 1);
+        clearTimeout(timer);
+        reject(new Overloaded(`no processing slot within ${waitMs} ms`));
+        this.admit(); // a dear message leaving may let cheaper ones in
+      };
+      const timer = setTimeout(giveUp, waitMs);
+      signal?.addEventListener('abort', giveUp, { once: true });
+      this.waiting.push(waiter);
+    });
+  }
+
+  private fits(cost: number): boolean {
+    return this.messages < this.maxMessages && (this.messages === 0 || this.bytes + cost <= this.maxBytes);
+  }
+
+  private take(cost: number, network: string): () => void {
+    this.messages++;
+    this.bytes += cost;
+    this.running.set(network, (this.running.get(network) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.messages--;
+      this.bytes -= cost;
+      const left = (this.running.get(network) ?? 1) - 1;
+      if (left > 0) this.running.set(network, left);
+      else this.running.delete(network);
+      this.admit();
+    };
+  }
+
+  /** Lets in whoever fits: the network with the fewest messages in process first, then the oldest. */
+  private admit(): void {
+    for (;;) {
+      let best = -1;
+      for (let i = 0; i < this.waiting.length; i++) {
+        const w = this.waiting[i]!;
+        if (!this.fits(w.cost)) continue;
+        if (best < 0 || (this.running.get(w.network) ?? 0) < (this.running.get(this.waiting[best]!.network) ?? 0))
+          best = i;
+      }
+      if (best < 0) return;
+      const [w] = this.waiting.splice(best, 1);
+      w!.grant(this.take(w!.cost, w!.network));
+    }
+  }
+}

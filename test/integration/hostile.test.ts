@@ -1,0 +1,368 @@
+// Issue 9, "Hostile mail cannot stall, poison or impersonate": each defect with the bytes the attack
+// run used, through SMTP against a real server (AUTH_POLICY=enforce, staff domain with DKIM/SPF/DMARC
+// on loopback DNS) and a real PostgreSQL. Bounds on time are generous: they separate "answered"
+// from "stalled for tens of seconds", not fast from slow.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cleanEnv, runCli } from '../helpers/cli.js';
+import { counts, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
+import { publishDkimKey } from '../helpers/dns-server.js';
+import { dkimSigned } from '../helpers/mail-auth.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { buildMessage, deliver, SmtpClient } from '../helpers/smtp-client.js';
+
+let db: TestDatabase;
+let server: TestServer;
+let staffKey: string;
+
+const ENFORCE = { AUTH_POLICY: 'enforce', STAFF_SENDERS: '@flamecrm.ru', TICKET_MAX_MESSAGES_PER_HOUR: '0' };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db.url, ENFORCE);
+  staffKey = publishDkimKey(server.dns, 'flamecrm.ru', 'mail');
+  await insertTestTicket(db.pool, 'TKT-2001', 'client@example.ru');
+  await insertTestTicket(db.pool, 'TKT-2002', 'other@example.ru');
+});
+
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+beforeEach(async () => {
+  await db.pool.query(
+    'truncate raw_messages, ticket_messages, unrouted_messages, attachments, unrouted_budget cascade',
+  );
+});
+
+let seq = 0;
+const mid = () => `<hostile-${++seq}-${process.pid}@mail.flamecrm.ru>`;
+const staffMail = (opts: Parameters<typeof buildMessage>[0] = {}) =>
+  buildMessage({ to: 'support+TKT-2001@flamecrm.ru', messageId: mid(), ...opts });
+/** A real staff message, signed by flamecrm.ru: what anyone holding one could replay. */
+const signedStaffMail = (opts: Parameters<typeof buildMessage>[0] = {}, extra = {}) =>
+  dkimSigned(staffMail(opts), 'flamecrm.ru', 'mail', staffKey, extra);
+
+/** Sent by a server SPF does not list (127.0.0.9): only the DKIM signature can authenticate it. */
+const replay = (message: string | Buffer, to = ['support+TKT-2001@flamecrm.ru'], srv = server) =>
+  deliver(srv.port, { ip: '127.0.0.9', from: 'ivan@flamecrm.ru', to, message });
+/** From the staff mail server itself (SPF passes). */
+const fromStaff = (message: string | Buffer, to = ['support+TKT-2001@flamecrm.ru'], srv = server) =>
+  deliver(srv.port, { ip: '127.0.0.1', from: 'ivan@flamecrm.ru', to, message });
+
+/** Sends a normal message now and again while `work` runs; resolves with the longest wait. */
+async function normalClientDuring(work: Promise<unknown>, srv = server): Promise<{ worst: number; replies: string[] }> {
+  let done = false;
+  const replies: string[] = [];
+  let worst = 0;
+  const loop = (async () => {
+    while (!done) {
+      const started = performance.now();
+      const r = await fromStaff(staffMail({ body: 'Обычный ответ.' }), undefined, srv);
+      worst = Math.max(worst, performance.now() - started);
+      replies.push(r.short);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  })();
+  await work;
+  done = true;
+  await loop;
+  return { worst, replies };
+}
+
+describe('defect 1: a folded header cannot freeze the server', () => {
+  // X-Fold: a, then 100,000 lines of "\r\n b" (400 KB): 24 s in mailauth's header parser before
+  const folded = () => staffMail({ headers: [`X-Fold: a${'\r\n b'.repeat(100_000)}`] });
+
+  it('refuses it with 550 5.6.0 before any parser, and another client is answered meanwhile', async () => {
+    const started = performance.now();
+    const hostile = replay(folded());
+    const { worst, replies } = await normalClientDuring(hostile);
+    const r = await hostile;
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toContain('header block is over 1000 lines');
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(replies.every((x) => x === '250 2.0.0')).toBe(true);
+    expect(worst).toBeLessThan(10_000);
+    expect(server.logsWithCode('DATA_HEADER_LIMIT').at(-1)).toMatchObject({
+      reply: expect.stringMatching(/^550 5\.6\.0/),
+    });
+  });
+
+  it('refuses a header block over MAX_HEADER_BYTES (one long line) the same way', async () => {
+    const r = await replay(staffMail({ headers: [`X-Long: ${'b'.repeat(300_000)}`] }));
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toContain('over 262144 bytes');
+  });
+});
+
+describe('defect 2: HTML nesting the old guard did not count', () => {
+  // 100,000 <p><li> pairs in an HTML-only multipart/mixed (28–31 s before the 550)
+  const htmlOnly = (from: string) => {
+    const boundary = 'mixed-boundary';
+    return buildMessage({ from, messageId: mid() }).replace(
+      'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThe printer works again.\r\n',
+      `Content-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n--${boundary}\r\n` +
+        `Content-Type: text/html; charset=utf-8\r\n\r\n<p>Готово</p>${'<p><li>'.repeat(100_000)}\r\n--${boundary}--\r\n`,
+    );
+  };
+
+  it('refuses a stranger on the From line, before the HTML is parsed', async () => {
+    const started = performance.now();
+    const r = await deliver(server.port, {
+      ip: '127.0.0.3',
+      from: 'someone@stranger.org',
+      to: ['support+TKT-2001@flamecrm.ru'],
+      message: htmlOnly('someone@stranger.org'),
+    });
+    expect(r.short).toBe('550 5.7.1');
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it("stores staff's such message with its text, the HTML kept as escaped text", async () => {
+    const started = performance.now();
+    const r = await fromStaff(htmlOnly('ivan@flamecrm.ru'));
+    expect(r.short).toBe('250 2.0.0');
+    expect(performance.now() - started).toBeLessThan(10_000);
+    const { rows } = await db.pool.query('select reply_text, html from ticket_messages');
+    expect(rows[0].reply_text).toContain('Готово');
+    expect(rows[0].html.startsWith('<pre>')).toBe(true);
+  });
+});
+
+describe('defect 3: what is authenticated is what is stored', () => {
+  it('accepts the genuine staff message, replayed from anywhere (DKIM alone authenticates it)', async () => {
+    expect((await replay(await signedStaffMail())).short).toBe('250 2.0.0');
+  });
+
+  it.each([
+    ['Subject', 'Subject: Срочно: смените реквизиты оплаты'],
+    ['Message-ID', 'Message-ID: <prepended@attacker.example>'],
+    ['X-Ticket-ID', 'X-Ticket-ID: TKT-2002'],
+    ['Content-Type', 'Content-Type: text/html; charset=utf-8'],
+  ])('refuses a second %s prepended to a genuine signature with 550 5.6.0, storing nothing', async (field, line) => {
+    const genuine = await signedStaffMail(
+      { headers: ['X-Ticket-ID: TKT-2001'] },
+      { headerList: 'From:To:Subject:Date:Message-ID:X-Ticket-ID:MIME-Version:Content-Type' },
+    );
+    expect((await replay(genuine)).short).toBe('250 2.0.0');
+    await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments cascade');
+    const r = await replay(Buffer.concat([Buffer.from(`${line}\r\n`), genuine]));
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toContain(`2 ${field} header fields`);
+    expect(await counts(db.pool)).toEqual({ raw: 0, tm: 0, um: 0 });
+    expect(server.logsWithCode('DATA_DUPLICATE_HEADER').at(-1)).toMatchObject({
+      reply: expect.stringContaining(field),
+    });
+  });
+
+  it('does not count a DKIM pass whose l= is shorter than the body: text appended past it is refused', async () => {
+    const body = 'Заменили картридж.';
+    const signed = await signedStaffMail({ body }, { maxBodyLength: Buffer.byteLength(`${body}\r\n`) });
+    expect((await replay(signed)).short).toBe('250 2.0.0'); // l= covering the whole body is fine
+    await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments cascade');
+    const appended = Buffer.concat([signed, Buffer.from('Оплатите счёт по новым реквизитам: 4000 0000 0000 0002\r\n')]);
+    const r = await replay(appended);
+    expect(r.code).toBe(550);
+    expect(r.enhanced).toMatch(/^5\.7\./);
+    const { rows } = await db.pool.query("select 1 from ticket_messages where reply_text like '%реквизитам%'");
+    expect(rows).toEqual([]);
+  });
+
+  it('records the partial signature as dkim=policy under monitor', async () => {
+    const monitor = await startTestServer(db.url, { ...ENFORCE, AUTH_POLICY: 'monitor' }, server.dns);
+    try {
+      const body = 'Заменили картридж.';
+      const signed = await signedStaffMail({ body }, { maxBodyLength: Buffer.byteLength(`${body}\r\n`) });
+      const r = await replay(Buffer.concat([signed, Buffer.from('Appended.\r\n')]), undefined, monitor);
+      expect(r.short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query('select auth_results, auth_verdict from ticket_messages');
+      expect(rows[0].auth_verdict).toBe('AUTH_UNAUTHENTICATED');
+      expect(rows[0].auth_results.dkim[0]).toMatchObject({ result: 'policy', unsignedBodyBytes: 11 });
+      expect(rows[0].auth_results.dmarc.result).toBe('fail');
+    } finally {
+      await monitor.close();
+    }
+  });
+});
+
+describe('why a message was refused', () => {
+  it('is in ticket show (text and --json) and in the log line, at most 20 a ticket an hour', async () => {
+    const prepended = Buffer.concat([Buffer.from('Subject: Новые реквизиты\r\n'), await signedStaffMail()]);
+    expect((await replay(prepended, ['support+TKT-2002@flamecrm.ru'])).short).toBe('550 5.6.0');
+    const stranger = await deliver(server.port, {
+      ip: '127.0.0.3',
+      from: 'someone@stranger.org',
+      to: ['support+TKT-2002@flamecrm.ru'],
+      message: staffMail({ from: 'someone@stranger.org' }),
+    });
+    expect(stranger.short).toBe('550 5.7.1');
+    const recorded = async () =>
+      (await db.pool.query("select 1 from refused_messages where ticket_id = 'TKT-2002'")).rowCount;
+    await expect.poll(recorded).toBe(2);
+    const env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
+    const human = (await runCli(['ticket', 'show', 'TKT-2002'], env)).stdout;
+    expect(human).toContain('2 refused at DATA');
+    // refused before any parser: what it says about itself is not read
+    expect(human).toMatch(/refused .* from \(no From\) via 127\.0\.0\.9/);
+    expect(human).toContain('550 5.6.0 Message has 2 Subject header fields; RFC 5322 3.6 allows one');
+    expect(human).toContain('550 5.7.1 <someone@stranger.org> is not allowed to write to this ticket');
+    expect(human).toContain("someone@stranger.org is neither staff nor the ticket's requester");
+    const json = JSON.parse((await runCli(['ticket', 'show', 'TKT-2002', '--json'], env)).stdout);
+    expect(json.refused.map((r: { code: string }) => r.code)).toEqual(['DATA_DUPLICATE_HEADER', 'DATA_AUTH_REJECTED']);
+    // a flood of refusals records no more than its share
+    for (let i = 0; i < 25; i++)
+      await replay(Buffer.concat([Buffer.from('Subject: x\r\n'), await signedStaffMail()]), [
+        'support+TKT-2002@flamecrm.ru',
+      ]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await recorded()).toBe(20);
+  });
+});
+
+describe('defect 5: poison strings get 250, then a duplicate 250, never 451 forever', () => {
+  const attachment = (contentType: string) => {
+    const boundary = 'poison-boundary';
+    return buildMessage({ messageId: mid() }).replace(
+      'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThe printer works again.\r\n',
+      `Content-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n--${boundary}\r\n` +
+        'Content-Type: text/plain; charset=utf-8\r\n\r\nСчёт во вложении.\r\n' +
+        `--${boundary}\r\nContent-Type: ${contentType}\r\nContent-Disposition: attachment; filename="a.pdf"\r\n` +
+        `Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--${boundary}--\r\n`,
+    );
+  };
+  it.each([
+    ['a NUL in an attachment Content-Type', () => attachment('application/pdf\u0000x; name="a.pdf"')],
+    ['a lone surrogate in the Subject', () => staffMail({ subject: '=?utf-16be?B?2AA=?=' })],
+    ['a lone surrogate in the From display name', () => staffMail({ from: '=?utf-16be?B?2AA=?= <ivan@flamecrm.ru>' })],
+  ])('%s, to a ticket and to postmaster@', async (_name, build) => {
+    for (const to of [['support+TKT-2001@flamecrm.ru'], ['postmaster@flamecrm.ru']]) {
+      const message = build();
+      const first = await fromStaff(message, to);
+      expect(first.short, first.text).toBe('250 2.0.0');
+      const again = await fromStaff(message, to);
+      expect(again.short).toBe('250 2.0.0');
+      expect(again.text).toMatch(/^Ok: already committed as/);
+    }
+    const { rows } = await db.pool.query(
+      "select subject, author_name from ticket_messages union all select subject, '' from unrouted_messages",
+    );
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(`${row.subject}${row.author_name}`).not.toMatch(/[\u0000\ud800-\udfff]/);
+  });
+});
+
+describe('defect 7: unrouted mail has its own size limit and a daily budget per network', () => {
+  it('refuses postmaster@ mail over UNROUTED_MAX_MESSAGE_BYTES with 552 5.3.4, keeping nothing past it', async () => {
+    const r = await fromStaff(staffMail({ body: `${'z'.repeat(98)}\r\n`.repeat(25_000) }), ['postmaster@flamecrm.ru']);
+    expect(r.short).toBe('552 5.3.4');
+    expect(r.text).toContain('2097152');
+  });
+
+  it('stops one network at its daily budget; another network and ticket mail still get in', async () => {
+    const limited = await startTestServer(
+      db.url,
+      { ...ENFORCE, UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY: '200000' },
+      server.dns,
+    );
+    try {
+      const big = () => staffMail({ body: `${'z'.repeat(98)}\r\n`.repeat(450) }); // 45 KB
+      const flood: string[] = [];
+      for (let i = 0; i < 6; i++)
+        flood.push(
+          (
+            await deliver(limited.port, {
+              ip: '127.0.3.1',
+              from: 'x@flood.example',
+              to: ['abuse@flamecrm.ru'],
+              message: big(),
+            })
+          ).short,
+        );
+      expect(flood).toEqual(['250 2.0.0', '250 2.0.0', '250 2.0.0', '250 2.0.0', '450 4.7.1', '450 4.7.1']);
+      // an auto-reply to a ticket is unrouted mail too
+      const auto = staffMail({ headers: ['Auto-Submitted: auto-replied'], body: `${'z'.repeat(98)}\r\n`.repeat(450) });
+      const r = await deliver(limited.port, {
+        ip: '127.0.3.2',
+        from: 'x@flood.example',
+        to: ['support+TKT-2001@flamecrm.ru'],
+        message: auto,
+      });
+      expect(r.short).toBe('450 4.7.1');
+      expect(limited.logsWithCode('DATA_UNROUTED_QUOTA').at(-1)).toMatchObject({ network: '127.0.3.0/24' });
+      const other = await deliver(limited.port, {
+        ip: '127.0.4.1',
+        from: 'x@other.example',
+        to: ['abuse@flamecrm.ru'],
+        message: big(),
+      });
+      expect(other.short).toBe('250 2.0.0');
+      expect((await fromStaff(staffMail(), undefined, limited)).short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query('select network, bytes::int from unrouted_budget order by network');
+      expect(rows.map((x) => x.network)).toEqual(['127.0.3.0/24', '127.0.4.0/24']);
+      expect(rows[0].bytes).toBeLessThanOrEqual(200_000);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+describe('defect 8: error limits per session', () => {
+  it('delays, then closes a session that probes 2,000 ticket numbers with 421 4.7.0', async () => {
+    const probe = await startTestServer(db.url, { ...ENFORCE, SMTP_ERROR_DELAY_MS: '50' }, server.dns);
+    try {
+      const client = await SmtpClient.connect(probe.port);
+      await client.command('EHLO probe.example');
+      const started = performance.now();
+      client.write(
+        `MAIL FROM:<probe@example.com>\r\n${Array.from({ length: 2000 }, (_, i) => `RCPT TO:<support+TKT-${5000 + i}@flamecrm.ru>\r\n`).join('')}`,
+      );
+      const replies: string[] = [];
+      for (;;) {
+        const r = await client.next();
+        if (r.code === 0) break;
+        replies.push(r.short);
+      }
+      expect(replies[0]).toBe('250 2.1.0');
+      expect(replies.slice(1, 21)).toEqual(Array(20).fill('550 5.1.1'));
+      expect(replies.slice(21)).toEqual(['421 4.7.0']);
+      // errors 11 to 20 each waited SMTP_ERROR_DELAY_MS before the next command
+      expect(performance.now() - started).toBeGreaterThanOrEqual(9 * 50);
+      expect(probe.logsWithCode('SMTP_ERRORS_DELAYED')).toHaveLength(1);
+      expect(probe.logsWithCode('SMTP_TOO_MANY_ERRORS')).toHaveLength(1);
+      const metrics = await (await fetch(`http://127.0.0.1:${probe.httpPort}/metrics`)).text();
+      expect(metrics).toMatch(/ticketmx_smtp_error_limit_total\{limit="soft"\} 1/);
+      expect(metrics).toMatch(/ticketmx_smtp_error_limit_total\{limit="hard"\} 1/);
+    } finally {
+      await probe.close();
+    }
+  });
+});
+
+describe('also: line endings, the greeting, WIZ', () => {
+  it.each([
+    ['bare LF', 'Subject: x\nX-Other: y\r\n'],
+    ['bare CR', 'Subject: x\rX-Other: y\r\n'],
+  ])('refuses a %s with 550 5.6.0 (not normalised)', async (which, header) => {
+    const message = Buffer.from(staffMail().replace(/^Subject: [^\r]*\r\n/m, header), 'latin1');
+    const client = await SmtpClient.connect(server.port);
+    await client.command('EHLO x');
+    await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+    await client.command('RCPT TO:<support+TKT-2001@flamecrm.ru>');
+    expect((await client.command('DATA')).code).toBe(354);
+    client.write(Buffer.concat([message, Buffer.from('.\r\n')])); // raw: no CRLF normalisation on the way
+    const r = await client.next();
+    await client.quit();
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toContain(which);
+  });
+
+  it('says ESMTP once in the greeting, and WIZ is an unknown command', async () => {
+    const client = await SmtpClient.connect(server.port);
+    expect(client.greeting.lines[0]).toBe('220 mx.test.flamecrm.ru ESMTP ticket-mx');
+    await client.command('EHLO x');
+    expect((await client.command('WIZ password')).short).toBe('500 5.5.2');
+    expect((await client.command('SHELL')).short).toBe('500 5.5.2');
+    await client.quit();
+  });
+});

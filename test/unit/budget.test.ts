@@ -1,0 +1,63 @@
+// The pipeline's budget (src/pipeline/budget.ts): messages at once, what they cost, who goes next.
+import { describe, expect, it } from 'vitest';
+import { costOf, Overloaded, WorkBudget } from '../../src/pipeline/budget.js';
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('WorkBudget', () => {
+  it('runs at most maxMessages at once; the next waits and goes when one is released', async () => {
+    const budget = new WorkBudget(2, 1e12);
+    const a = await budget.acquire(1, 'n1', 1000);
+    await budget.acquire(1, 'n2', 1000);
+    let third = false;
+    const waiting = budget.acquire(1, 'n3', 1000).then((r) => {
+      third = true;
+      return r;
+    });
+    await tick();
+    expect(third).toBe(false);
+    expect(budget.state).toEqual({ messages: 2, bytes: 2, waiting: 1 });
+    a();
+    (await waiting)();
+    expect(third).toBe(true);
+  });
+
+  it('charges what processing costs, not the raw bytes; one dearer than the budget runs alone', async () => {
+    const budget = new WorkBudget(10, costOf(10 * 2 ** 20));
+    const big = await budget.acquire(costOf(25 * 2 ** 20), 'n1', 1000);
+    await expect(budget.acquire(costOf(1000), 'n2', 50)).rejects.toBeInstanceOf(Overloaded);
+    big();
+    (await budget.acquire(costOf(1000), 'n2', 50))();
+  });
+
+  it('lets the network with the fewest messages in process go first', async () => {
+    const budget = new WorkBudget(2, 1e12);
+    const flood1 = await budget.acquire(1, 'flood', 1000);
+    await budget.acquire(1, 'flood', 1000);
+    const order: string[] = [];
+    const queued = (network: string) =>
+      budget.acquire(1, network, 1000).then((r) => {
+        order.push(network);
+        return r;
+      });
+    const f = queued('flood');
+    const n = queued('normal');
+    flood1();
+    await n;
+    expect(order).toEqual(['normal']);
+    f.catch(() => {});
+  });
+
+  it('gives up after the wait, or when the caller aborts, and lets the next one in', async () => {
+    const budget = new WorkBudget(1, 1e12);
+    const held = await budget.acquire(1, 'n', 1000);
+    await expect(budget.acquire(1, 'n', 20)).rejects.toThrow(/no processing slot within 20 ms/);
+    const abort = new AbortController();
+    const gone = budget.acquire(1, 'n', 10_000, abort.signal);
+    abort.abort();
+    await expect(gone).rejects.toBeInstanceOf(Overloaded);
+    expect(budget.state.waiting).toBe(0);
+    held();
+    expect(budget.state.messages).toBe(0);
+  });
+});

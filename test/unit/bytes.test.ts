@@ -1,0 +1,68 @@
+// Byte-level checks before any parser (src/mail/bytes.ts): the header block bounded in bytes and
+// lines, single-instance fields, CRLF only however the message is cut into chunks.
+import { describe, expect, it } from 'vitest';
+import { bodyOffset, inspectHeader, LineEndings, SINGLE_INSTANCE_FIELDS } from '../../src/mail/bytes.js';
+
+const limits = { maxBytes: 256 * 1024, maxLines: 1000 };
+const msg = (head: string, body = 'body\r\n') => Buffer.from(`${head}\r\n${body}`, 'latin1');
+
+describe('inspectHeader', () => {
+  it('passes an ordinary header block, folded lines and all', () => {
+    expect(
+      inspectHeader(msg('From: a@b.ru\r\nSubject: a\r\n  folded\r\nReceived: x\r\nReceived: y\r\n'), limits),
+    ).toBeNull();
+  });
+
+  it('stops at the line limit on the folded header of issue 9 (100,000 lines of "\\r\\n b")', () => {
+    const raw = msg(`From: a@b.ru\r\nX-Fold: a${'\r\n b'.repeat(100_000)}\r\n`);
+    const started = performance.now();
+    expect(inspectHeader(raw, limits)).toEqual({ kind: 'header-limit', what: 'lines', limit: 1000 });
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('stops at the byte limit, and counts only the header block', () => {
+    expect(inspectHeader(msg(`X-Long: ${'b'.repeat(300_000)}\r\n`), limits)).toEqual({
+      kind: 'header-limit',
+      what: 'bytes',
+      limit: 262144,
+    });
+    expect(inspectHeader(msg('From: a@b.ru\r\n', `${'x'.repeat(998)}\r\n`.repeat(1000)), limits)).toBeNull();
+  });
+
+  it.each([...SINGLE_INSTANCE_FIELDS])('refuses a second %s, whatever its case and spacing', (field) => {
+    expect(inspectHeader(msg(`${field}: one\r\nX-Other: x\r\n${field.toUpperCase()} : two\r\n`), limits)).toEqual({
+      kind: 'duplicate-header',
+      field,
+      count: 2,
+    });
+  });
+
+  it('does not count a name inside a folded line or in the body', () => {
+    expect(inspectHeader(msg('Subject: a\r\n Subject: b\r\n', 'Subject: c\r\n'), limits)).toBeNull();
+  });
+
+  it('finds where the body starts', () => {
+    expect(bodyOffset(msg('From: a@b.ru\r\n'))).toBe('From: a@b.ru\r\n\r\n'.length);
+    expect(bodyOffset(Buffer.from('\r\nbody'))).toBe(2);
+    expect(bodyOffset(Buffer.from('From: a@b.ru\r\n'))).toBe(14);
+  });
+});
+
+describe('LineEndings', () => {
+  const check = (...chunks: string[]) => {
+    const l = new LineEndings();
+    for (const c of chunks) l.feed(Buffer.from(c, 'latin1'));
+    return l.end();
+  };
+  it.each([
+    ['CRLF throughout', ['a\r\nb\r\n'], null],
+    ['CRLF split across chunks', ['a\r', '\nb\r\n'], null],
+    ['a bare LF', ['a\nb\r\n'], 'LF'],
+    ['a bare LF at the start of a chunk', ['a\r\n', '\nb\r\n'], 'LF'],
+    ['a bare CR', ['a\rb\r\n'], 'CR'],
+    ['a bare CR at the end of a chunk', ['a\r', 'b\r\n'], 'CR'],
+    ['a CR at the very end', ['a\r\nb\r'], 'CR'],
+  ])('%s', (_name, chunks, expected) => {
+    expect(check(...(chunks as string[]))).toBe(expected);
+  });
+});
