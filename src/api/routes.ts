@@ -305,7 +305,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
         throw err;
       });
       const { ticket } = created;
-      reply.code(201).header('location', `${req.url.replace(/\/tickets$/, '')}/tickets/${ticket.id}`);
+      reply.code(201).header('location', `${app.prefix}/tickets/${ticket.id}`);
       return {
         ticket: ticketJson(ticket),
         replyAddress: replyAddress(ticket.id, config),
