@@ -828,7 +828,11 @@ export const SETTINGS = {
     parse: z
       .string()
       .trim()
-      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http:// or https:// URL'),
+      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http:// or https:// URL')
+      // fetch refuses such a URL, and the signature is what authenticates us to the CRM
+      .refine((v) => !URL.canParse(v) || !new URL(v).username, 'must not carry a user or password'),
+    // a webhook URL often carries a token of the CRM's (?key=…): never echoed
+    secret: true,
   }),
   CRM_WEBHOOK_SECRET: optional({
     key: 'crmWebhookSecret',

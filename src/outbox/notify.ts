@@ -60,11 +60,17 @@ export const WEBHOOK_EVENT = 'ticket_message.created';
 /** The payload of a 'webhook' outbox row (src/outbox/webhook.ts builds the body at the first attempt). */
 export type WebhookPayload = { eventId: string };
 
+/** A webhook URL as rows and logs show it: without its query, where a CRM's token may sit. */
+export function shownUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
+}
+
 /** The CRM's webhook of one new ticket message, when CRM_WEBHOOK_URL is set; an empty list otherwise. */
 export function webhookFor(ticketId: string, rules: NotifyRules): NewOutboxRow[] {
   if (!rules.webhookUrl) return [];
   const payload: WebhookPayload = { eventId: crypto.randomUUID() };
-  return [{ kind: 'webhook', event: WEBHOOK_EVENT, ticketId, recipient: rules.webhookUrl, payload }];
+  return [{ kind: 'webhook', event: WEBHOOK_EVENT, ticketId, recipient: shownUrl(rules.webhookUrl), payload }];
 }
 
 const same = (a: string | null, b: string) => !!a && a.toLowerCase() === b.toLowerCase();

@@ -9,7 +9,7 @@ import type { ClaimedRow } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
 import { findTicket, findTicketMessage } from '../db/queries.js';
 import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
-import { WEBHOOK_EVENT, type WebhookPayload } from './notify.js';
+import { shownUrl, WEBHOOK_EVENT, type WebhookPayload } from './notify.js';
 import { EVENT_ID_HEADER, signWebhook } from './webhook-signature.js';
 
 export const WebhookEvent = z
@@ -121,7 +121,7 @@ export async function postWebhook(
 export function webhookDelivery(pool: Pool, s: WebhookSettings): Delivery {
   return {
     kind: 'webhook',
-    target: s.url,
+    target: shownUrl(s.url),
     prepare: (row) => composeWebhook(pool, row),
     deliver: (row, content, signal) => postWebhook(s, content, (row.payload as WebhookPayload).eventId, signal),
     close: async () => {},

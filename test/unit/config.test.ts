@@ -186,7 +186,10 @@ describe('the CRM webhook', () => {
       'CRM_WEBHOOK_URL: must be set with CRM_WEBHOOK_SECRET (the secret alone sends nothing)',
     ]);
     expect(problemsOf({ CRM_WEBHOOK_URL: 'ftp://crm.example.ru/', CRM_WEBHOOK_SECRET: secret })).toEqual([
-      'CRM_WEBHOOK_URL: must be an http:// or https:// URL (got "ftp://crm.example.ru/")',
+      'CRM_WEBHOOK_URL: must be an http:// or https:// URL',
+    ]);
+    expect(problemsOf({ CRM_WEBHOOK_URL: 'https://u:p@crm.example.ru/', CRM_WEBHOOK_SECRET: secret })).toEqual([
+      'CRM_WEBHOOK_URL: must not carry a user or password',
     ]);
     const short = problemsOf({ CRM_WEBHOOK_URL: 'https://crm.example.ru/', CRM_WEBHOOK_SECRET: 'short-secret' });
     expect(short).toEqual(['CRM_WEBHOOK_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32)']);

@@ -53,6 +53,18 @@ describe('the CRM webhook rows', () => {
     expect(new Set(ids).size).toBe(2);
   });
 
+  it("shows the URL without its query, where a CRM's token may sit", () => {
+    const secretive = notifyRules({
+      notifyStaffTo: [],
+      notifyRequester: false,
+      mailDomains: ['flamecrm.ru'],
+      crmWebhookUrl: 'https://crm.example.ru/hook?key=s3cr3t',
+    });
+    expect(notificationsFor(messages.slice(0, 1), [ticket], secretive).map((r) => r.recipient)).toEqual([
+      'https://crm.example.ru/hook?…',
+    ]);
+  });
+
   it('none without CRM_WEBHOOK_URL, and none for a ticket the message did not go to', () => {
     expect(notificationsFor(messages, [ticket], rules).filter((r) => r.kind === 'webhook')).toEqual([]);
     expect(notificationsFor(messages, [{ ...ticket, id: 'TKT-6' }], withWebhook)).toEqual([]);
