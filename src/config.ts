@@ -45,6 +45,7 @@ export const GROUPS = [
   'Notifications and the outbox',
   'Health, metrics and logs',
   'HTTP API',
+  'CRM webhook',
 ] as const;
 export type Group = (typeof GROUPS)[number];
 
@@ -775,7 +776,9 @@ export const SETTINGS = {
   HTTP_HOST: setting({
     key: 'httpHost',
     group: 'Health, metrics and logs',
-    describe: 'Address for `/healthz` and `/metrics` (set `0.0.0.0` for a Prometheus on another host).',
+    describe:
+      'Address for `/healthz`, `/metrics` and the HTTP API (set `0.0.0.0` for a Prometheus or a CRM on another host; ' +
+      'put TLS in front of the API then).',
     parse: ip,
     // metrics and health are for the operator: loopback unless asked otherwise
     local: '127.0.0.1',
@@ -784,7 +787,7 @@ export const SETTINGS = {
   HTTP_PORT: setting({
     key: 'httpPort',
     group: 'Health, metrics and logs',
-    describe: 'Port for `/healthz` and `/metrics` (`0` picks a free port).',
+    describe: 'Port for `/healthz`, `/metrics` and the HTTP API `/v1/…` (`0` picks a free port).',
     parse: int(0, 65535),
     local: 8025,
     production: 8025,
@@ -801,10 +804,55 @@ export const SETTINGS = {
     key: 'apiToken',
     group: 'HTTP API',
     describe:
-      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`), which is not built yet: nothing reads this setting ' +
-      'so far. `ticket-mx api-token create` makes one.',
+      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`); unset, the API is off and `/v1/…` answers 404. ' +
+      '`ticket-mx api-token create` makes one.',
+    unset: '(API off)',
     parse: z.string().trim().min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)'),
     secret: true,
+  }),
+  API_MAX_BODY_BYTES: setting({
+    key: 'apiMaxBodyBytes',
+    group: 'HTTP API',
+    describe: 'Largest request body the API reads; a larger one gets `413` (`BODY_TOO_LARGE`).',
+    parse: int(1024, 64 * MiB),
+    local: MiB,
+    production: MiB,
+  }),
+  CRM_WEBHOOK_URL: optional({
+    key: 'crmWebhookUrl',
+    group: 'CRM webhook',
+    describe:
+      "The CRM's endpoint: every committed ticket message is POSTed there as signed JSON, through the outbox " +
+      '(retried with backoff, one event id across retries). Unset: no webhooks.',
+    unset: '(no webhooks)',
+    parse: z
+      .string()
+      .trim()
+      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http:// or https:// URL')
+      // fetch refuses such a URL, and the signature is what authenticates us to the CRM
+      .refine((v) => !URL.canParse(v) || !new URL(v).username, 'must not carry a user or password'),
+    // a webhook URL often carries a token of the CRM's (?key=…): never echoed
+    secret: true,
+  }),
+  CRM_WEBHOOK_SECRET: optional({
+    key: 'crmWebhookSecret',
+    group: 'CRM webhook',
+    describe:
+      'Key of the HMAC-SHA256 signature of each webhook (`X-TicketMx-Signature`), 32+ characters; ' +
+      'required with `CRM_WEBHOOK_URL`. The CRM verifies with the same secret.',
+    parse: z.string().trim().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)'),
+    secret: true,
+  }),
+  CRM_WEBHOOK_TIMEOUT: setting({
+    key: 'crmWebhookTimeoutMs',
+    group: 'CRM webhook',
+    describe:
+      "Time for one webhook delivery (connect to the end of the CRM's answer); longer counts as not delivered " +
+      'and is retried.',
+    parse: duration(100, 120_000),
+    local: 10_000,
+    production: 10_000,
+    show: showDuration,
   }),
 } as const;
 
@@ -879,6 +927,15 @@ const RULES: Rule[] = [
         ? 'SMTP_MAX_BUFFERED_BYTES: must be at least MAX_MESSAGE_BYTES, ' +
           'or no message of the largest size could ever be taken'
         : null,
+  },
+  {
+    uses: ['CRM_WEBHOOK_URL', 'CRM_WEBHOOK_SECRET'],
+    check: (c) =>
+      c.crmWebhookUrl && !c.crmWebhookSecret
+        ? 'CRM_WEBHOOK_SECRET: must be set with CRM_WEBHOOK_URL (webhooks are always signed; openssl rand -hex 32)'
+        : !c.crmWebhookUrl && c.crmWebhookSecret
+          ? 'CRM_WEBHOOK_URL: must be set with CRM_WEBHOOK_SECRET (the secret alone sends nothing)'
+          : null,
   },
   {
     uses: ['SMTP_RESERVED_CLIENTS', 'SMTP_MAX_CLIENTS'],

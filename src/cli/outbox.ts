@@ -1,6 +1,7 @@
 // `ticket-mx outbox list|show|retry|run`: what ticket-mx has to deliver, has delivered or gave up on,
 // and the sender as a process of its own (`run`, or `run --once` from cron or a script).
 import { simpleParser } from 'mailparser';
+import { outboxRowJson } from '../api/ticket-json.js';
 import { loadConfig } from '../config.js';
 import { migrate } from '../db/migrate.js';
 import {
@@ -85,7 +86,7 @@ async function list(args: string[], io: Out): Promise<number> {
   return withDatabase(async (pool) => {
     const rows = await listOutbox(pool, { status: values.status as OutboxStatus | undefined, limit });
     if (values.json) {
-      io.out(JSON.stringify(rows.map(rowJson), null, 2));
+      io.out(JSON.stringify(rows.map(outboxRowJson), null, 2));
       return 0;
     }
     if (!rows.length) {
@@ -237,23 +238,4 @@ export function describeNotification(r: OutboxRow): string {
         ? `sent ${r.sentAt.toISOString()}`
         : r.status;
   return `${what} ${r.id} to ${r.recipient} (${event}) ${state}${r.lastReply ? `: ${r.lastReply}` : ''}`;
-}
-
-export function rowJson(r: OutboxRow) {
-  return {
-    id: r.id,
-    kind: r.kind,
-    event: r.event,
-    ticket: r.ticketId,
-    ticketMessageId: r.ticketMessageId,
-    to: r.recipient,
-    status: r.status,
-    attempts: r.attempts,
-    lastReply: r.lastReply,
-    createdAt: r.createdAt.toISOString(),
-    nextAttemptAt: r.nextAttemptAt.toISOString(),
-    lastAttemptAt: r.lastAttemptAt?.toISOString() ?? null,
-    sentAt: r.sentAt?.toISOString() ?? null,
-    messageId: (r.payload as { messageId?: string }).messageId ?? null,
-  };
 }

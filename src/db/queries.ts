@@ -116,6 +116,12 @@ async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; r
   return rows[0] ?? insertOwnTicket(db, ticket);
 }
 
+/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
+const READ_ONLY_VIEW = new Set(['0A000', '55000']);
+
+/** The error of a write to the CRM's tickets view that has no way to take it. */
+export const isReadOnlyView = (err: unknown): boolean => READ_ONLY_VIEW.has((err as { code?: string })?.code ?? '');
+
 /** True when `tickets` is our own table; false when an operator replaced it by a view (or a foreign table). */
 export async function ticketsAreOurs(db: Db): Promise<boolean> {
   const { rows } = await db.query<{ kind: string | null }>(
@@ -519,6 +525,45 @@ export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promis
     ],
   });
   return rows[0]?.id ?? null;
+}
+
+/** A ticket's messages with an id above `afterId`, by id (for a CRM that polls), at most `limit`. */
+export async function listTicketMessagesAfter(
+  db: Db,
+  ticketId: string,
+  afterId: string,
+  limit: number,
+): Promise<StoredTicketMessage[]> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'list_ticket_messages_after',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and id > $2 order by id limit $3`,
+    values: [ticketId, afterId, limit],
+  });
+  return rows;
+}
+
+/** One ticket message by id, or null (the CRM webhook, the API's answer). */
+export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where id = $1`,
+    values: [id],
+  });
+  return rows[0] ?? null;
+}
+
+/** The message a typed idempotency key stored in a ticket, or null (a retried API answer). */
+export async function findTicketMessageByKey(
+  db: Db,
+  ticketId: string,
+  idempotencyKey: string,
+): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message_by_key',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and idempotency_key = $2`,
+    values: [ticketId, idempotencyKey],
+  });
+  return rows[0] ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------

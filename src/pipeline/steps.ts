@@ -53,6 +53,7 @@ export type PipelineSettings = Pick<
   | 'ticketClosedStatuses'
   | 'notifyStaffTo'
   | 'notifyRequester'
+  | 'crmWebhookUrl'
 >;
 
 /** The tickets a message to the bare support@ names, by each way of naming one. */
