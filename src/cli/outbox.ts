@@ -166,14 +166,34 @@ async function runSender(args: string[], io: Out): Promise<number> {
     }
     await sender.start();
     io.err('ticket-mx: outbox sender running; Ctrl-C to stop');
+    let signals = 0;
+    let onSignal!: (signal: NodeJS.Signals) => void;
     await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info({ code: 'SERVICE_STOPPING', signal }, 'stopping the outbox sender');
-        sender.close().then(resolve, resolve);
+      // as serve does: `on`, not `once`, so that a second Ctrl-C reaches us instead of killing
+      // node by default and leaving an embedded PostgreSQL that nobody stops
+      onSignal = (signal) => {
+        signals++;
+        if (signals === 1) {
+          log.info({ code: 'SERVICE_STOPPING', signal }, 'stopping the outbox sender');
+          sender.close().then(resolve, resolve);
+          return;
+        }
+        io.err(`ticket-mx: ${signal} again: stopping PostgreSQL, exiting (sends in flight are put back)`);
+        log.warn({ code: 'SERVICE_ABORTED', signal }, 'outbox sender stopped before its sends finished');
+        if (signals > 2) process.exit(1);
+        // PostgreSQL's fast shutdown ends our connections too; the pool is not waited for
+        Promise.resolve(db.embedded?.stop())
+          .catch(() => {})
+          .finally(() => {
+            log.flush();
+            process.exit(1);
+          });
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     log.flush();
     return 0;
   } finally {

@@ -48,7 +48,7 @@ export const ticketReply: Command = {
 
 Stores an answer typed by staff (as the CRM's API will) and, in the same transaction, queues its
 mail to the ticket's requester: from the support address, Reply-To the ticket, threaded into what
-the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed).
+the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed). A closed ticket is refused.
   --from EMAIL        the staff member who answers (required)
   --name NAME         their name
   --message TEXT      the answer (required)
@@ -168,6 +168,12 @@ async function replyToTicket(args: string[], io: Out): Promise<number> {
     throw new UsageError('ticket reply needs --from with an email address');
   if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
   return withDatabase(async (pool, config) => {
+    // as the API does: a closed ticket takes no more messages, typed or mailed
+    const ticket = await findTicket(pool, id);
+    if (ticket && isClosed(ticket.status, config)) {
+      io.err(`ticket-mx: ticket ${id} is closed (status ${ticket.status}) and takes no more messages`);
+      return 1;
+    }
     try {
       const stored = await withTransaction(pool, (tx) =>
         storeStaffAnswer(
