@@ -93,7 +93,7 @@ describe('finding 2: two recipient addresses of one ticket queue every notificat
   });
 });
 
-describe('finding 5: the HTTP API answers 500 to input it should refuse or clean', () => {
+describe('finding 3: the HTTP API answers 500 to input it should refuse or clean', () => {
   const base = () => `http://127.0.0.1:${server.httpPort}`;
   const post = (path: string, body: unknown) =>
     fetch(`${base()}${path}`, {
@@ -123,7 +123,7 @@ describe('finding 5: the HTTP API answers 500 to input it should refuse or clean
   });
 });
 
-describe('finding 6: reprocess is not idempotent for text that PostgreSQL stores made well-formed', () => {
+describe('finding 5: reprocess is not idempotent for text that PostgreSQL stores made well-formed', () => {
   it.fails('a stored message re-extracted unchanged reports 0 changed and writes no history', async () => {
     // HTML nested past MAX_HTML_NESTING falls back to the tag strip, whose entity decoder makes a
     // lone surrogate of &#xD800; (htmlparser2 would give U+FFFD); queries.ts stores it as U+FFFD

@@ -13,7 +13,7 @@ const problemsOf = (env: Record<string, string>): string[] => {
   return [];
 };
 
-describe('finding 8: settings that contradict each other are accepted', () => {
+describe('finding 6: settings that contradict each other are accepted', () => {
   // The DATA deadline aborts the worker before its CPU watchdog can refuse the message 550 5.6.0:
   // a message over its CPU budget then gets 451 DATA_DEADLINE, on every retry.
   it.fails('refuses PIPELINE_CPU_LIMIT_MS at or above HOOK_TIMEOUT_MS', () => {
