@@ -12,8 +12,11 @@ import { PROJECT_ROOT } from './paths.js';
 export type Profile = 'local' | 'production';
 export type AuthPolicy = 'enforce' | 'monitor';
 
-/** A default that depends on nothing but the machine: computed when the configuration is read. */
-type Computed<T> = { compute: () => T; text: string };
+/**
+ * A default computed when the configuration is read: from the machine, or from the settings
+ * declared before this one (`earlier`, by config key; a setting that failed is missing from it).
+ */
+type Computed<T> = { compute: (earlier: Readonly<Record<string, unknown>>) => T; text: string };
 /** The production profile has no sensible default: the variable must be set. */
 const REQUIRED = { required: true } as const;
 type Default<T> = T | Computed<T> | typeof REQUIRED;
@@ -163,6 +166,11 @@ function isRelayUrl(value: string): boolean {
 }
 
 const MiB = 1024 * 1024;
+/** 10 s, or a third of HOOK_TIMEOUT_MS when that is less: waiting and working both end before the deadline. */
+const THIRD_OF_DEADLINE: Computed<number> = {
+  compute: (c) => Math.min(10_000, Math.floor(((c.hookTimeoutMs as number | undefined) ?? 30_000) / 3)),
+  text: '10000, or a third of HOOK_TIMEOUT_MS if less',
+};
 const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
 const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
 const orOff = (v: number) => (v ? String(v) : '0 (off)');
@@ -461,7 +469,8 @@ export const SETTINGS = {
     key: 'pipelineMaxMessages',
     group: 'Message processing',
     describe: 'Messages processed at once (from the end of DATA to the commit); the others wait their turn.',
-    parse: int(1, 10_000),
+    // the worker pool's shared clock board has 4096 slots (src/pipeline/pool.ts)
+    parse: int(1, 4096),
     local: 16,
     production: 16,
   }),
@@ -481,8 +490,8 @@ export const SETTINGS = {
     describe:
       'Longest a message waits for its turn; then `451 4.3.1` (our load: the sender retries). Less than `HOOK_TIMEOUT_MS`.',
     parse: int(10, 600_000),
-    local: 10_000,
-    production: 10_000,
+    local: THIRD_OF_DEADLINE,
+    production: THIRD_OF_DEADLINE,
   }),
   PIPELINE_CPU_LIMIT_MS: setting({
     key: 'pipelineCpuLimitMs',
@@ -491,8 +500,8 @@ export const SETTINGS = {
       "CPU time one message may take in its worker (the thread's own time on Linux); past it the worker is stopped " +
       'and the message gets `550 5.6.0`.',
     parse: int(100, 600_000),
-    local: 10_000,
-    production: 10_000,
+    local: THIRD_OF_DEADLINE,
+    production: THIRD_OF_DEADLINE,
   }),
   UNROUTED_MAX_MESSAGE_BYTES: setting({
     key: 'unroutedMaxMessageBytes',
@@ -949,6 +958,17 @@ const RULES: Rule[] = [
         ? 'SMTP_SOFT_ERROR_LIMIT: must be less than SMTP_HARD_ERROR_LIMIT (or the hard limit 0, off)'
         : null,
   },
+  {
+    // past the DATA deadline the worker is given up on with a 451 that every retry gets again;
+    // the CPU limit must refuse the message (550 5.6.0) before that, and a wait for a turn end in time
+    uses: ['PIPELINE_CPU_LIMIT_MS', 'PIPELINE_QUEUE_TIMEOUT_MS', 'HOOK_TIMEOUT_MS'],
+    check: (c) =>
+      c.pipelineQueueTimeoutMs + c.pipelineCpuLimitMs >= c.hookTimeoutMs
+        ? 'PIPELINE_CPU_LIMIT_MS: with PIPELINE_QUEUE_TIMEOUT_MS it must stay below HOOK_TIMEOUT_MS ' +
+          `(${c.pipelineQueueTimeoutMs} + ${c.pipelineCpuLimitMs} >= ${c.hookTimeoutMs}), or a message over its CPU ` +
+          'budget would get 451 at the deadline on every retry instead of 550 5.6.0'
+        : null,
+  },
 ];
 
 // ---- reading -------------------------------------------------------------------------------
@@ -998,7 +1018,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       failed.add(name);
       if (!options.unused?.includes(name))
         problems.push(`${name}: must be set in the production profile (DATABASE_URL is set)${example(name)}`);
-    } else values[s.key] = isComputed(d) ? d.compute() : d;
+    } else values[s.key] = isComputed(d) ? d.compute(values) : d;
   }
   const config = values as Config;
   for (const rule of RULES) {

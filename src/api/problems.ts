@@ -78,7 +78,9 @@ export const PROBLEMS = {
   DATABASE_UNAVAILABLE: {
     status: 503,
     title: 'Database unavailable',
-    when: 'PostgreSQL did not answer in time; nothing was stored, retry after `Retry-After` seconds',
+    when:
+      'PostgreSQL did not answer in time; a write may have been stored: retry after `Retry-After` seconds with ' +
+      'the same `Idempotency-Key`, which is recognised',
   },
   INTERNAL_ERROR: {
     status: 500,
@@ -170,9 +172,12 @@ export const problem = {
     ),
   badRequest: (why: string) => new ApiProblem('BAD_REQUEST', `${why}.`),
   databaseUnavailable: () =>
-    new ApiProblem('DATABASE_UNAVAILABLE', 'PostgreSQL did not answer; nothing was stored. Try again.', {
-      headers: { 'retry-after': '5' },
-    }),
+    new ApiProblem(
+      'DATABASE_UNAVAILABLE',
+      'PostgreSQL did not answer. A write may have been stored: retry with the same Idempotency-Key, ' +
+        'which is recognised.',
+      { headers: { 'retry-after': '5' } },
+    ),
   internal: () =>
     new ApiProblem('INTERNAL_ERROR', 'Something unexpected went wrong; the log line API_FAILED has the details.'),
 };

@@ -7,9 +7,12 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import {
+  type ApiRequest,
+  findApiRequest,
   findTicket,
   findTicketMessage,
   findTicketMessageByKey,
+  insertApiRequest,
   isReadOnlyView,
   listTicketMessagesAfter,
   type StoredTicketMessage,
@@ -87,11 +90,14 @@ const MessagesPage = z
   })
   .meta({ id: 'MessagesPage' });
 
+/** Ids are PostgreSQL bigints. */
+const MAX_ID = 9223372036854775807n;
+
 const EMAIL = z
   .string()
   .trim()
   .max(320)
-  .regex(/^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/, 'must be an email address')
+  .regex(/^[^@\s<>\p{Cc}]+@[^@\s<>\p{Cc}]+\.[^@\s<>\p{Cc}]+$/u, 'must be an email address')
   .transform((v) => v.toLowerCase());
 
 const MessageBody = z.object({
@@ -147,6 +153,20 @@ const IdempotencyHeaders = z.looseObject({
     .optional()
     .describe('the same key twice on one ticket stores (and mails) the answer once'),
 });
+
+const CreateIdempotencyHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1 to 200 printable ASCII characters')
+    .optional()
+    .describe(
+      'the same key twice creates the ticket (and its notification) once: a retry after a timeout or a 503 ' +
+        'gets the ticket the first request made, with 200',
+    ),
+});
+
+/** A second request with an Idempotency-Key that another request took first. */
+class KeyTaken extends Error {}
 
 /** The refusals of a route that takes a body, besides the common ones. */
 const BODY_PROBLEMS = {
@@ -272,8 +292,10 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           'Creates the ticket (through the CRM view, if tickets is one) and its first message from the requester, ' +
           'and queues the staff notification (NOTIFY_STAFF_TO) and the webhook in the same transaction.',
         tags: ['tickets'],
+        headers: CreateIdempotencyHeaders,
         body: CreateTicketBody,
         response: {
+          200: CreatedTicket,
           201: CreatedTicket,
           ...COMMON_PROBLEMS,
           ...BODY_PROBLEMS,
@@ -285,9 +307,20 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
     },
     async (req, reply) => {
       const b = req.body;
+      const key = req.headers['idempotency-key'];
+      // a retry of a create that was made already is answered with what it made
+      const answerEarlier = async (earlier: ApiRequest) => {
+        const ticket = await findTicket(pool, earlier.ticketId);
+        if (!ticket) throw problem.ticketNotFound(earlier.ticketId);
+        reply.code(200).header('location', `${app.prefix}/tickets/${ticket.id}`);
+        const address = replyAddress(ticket.id, config);
+        return { ticket: ticketJson(ticket), replyAddress: address, messageId: earlier.messageId, outbox: [] };
+      };
+      const earlier = key ? await findApiRequest(pool, key) : null;
+      if (earlier) return answerEarlier(earlier);
       if (b.id && (await findTicket(pool, b.id))) throw problem.ticketExists(b.id);
-      const created = await withTransaction(pool, (tx) =>
-        createTicketWithMessage(
+      const created = await withTransaction(pool, async (tx) => {
+        const c = await createTicketWithMessage(
           tx,
           {
             id: b.id,
@@ -297,13 +330,19 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
             source: 'api',
           },
           opts.rules,
-        ),
-      ).catch((err: unknown) => {
+        );
+        if (key && !(await insertApiRequest(tx, key, { ticketId: c.ticket.id, messageId: c.messageId })))
+          throw new KeyTaken();
+        return c;
+      }).catch(async (err: unknown) => {
+        if (err instanceof KeyTaken) return (await findApiRequest(pool, key!))!;
         if (isReadOnlyView(err)) throw problem.ticketsReadOnly((err as Error).message);
         // two requests with the same id at once: the second loses at the primary key
         if ((err as { code?: string }).code === '23505' && b.id) throw problem.ticketExists(b.id);
         throw err;
       });
+      // the same key won a race with us: its ticket, not a second one
+      if (!('ticket' in created)) return answerEarlier(created);
       const { ticket } = created;
       reply.code(201).header('location', `${app.prefix}/tickets/${ticket.id}`);
       return {
@@ -416,6 +455,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           after: z
             .string()
             .regex(/^\d{1,19}$/, 'must be a message id (digits)')
+            .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`)
             .default('0'),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
           full,

@@ -86,7 +86,7 @@ export async function insertTicket(
     // CRM's row and picks the number when no id is given
     const { rows } = await db.query<Ticket>(
       `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
-      [ticket.id ?? null, ticket.subject, ticket.requester],
+      [ticket.id ?? null, wellFormed(ticket.subject), wellFormed(ticket.requester)],
     );
     if (!rows[0]) throw new Error('the tickets view took the insert but returned no ticket');
     return rows[0];
@@ -98,7 +98,7 @@ async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; r
   if (ticket.id) {
     const { rows } = await db.query<Ticket>(
       `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
-      [ticket.id, ticket.subject, ticket.requester],
+      [ticket.id, wellFormed(ticket.subject), wellFormed(ticket.requester)],
     );
     return rows[0]!;
   }
@@ -111,7 +111,7 @@ async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; r
      select id, $1, $2 from next
      on conflict (id) do nothing
      returning ${TICKET_COLUMNS}`,
-    [ticket.subject, ticket.requester],
+    [wellFormed(ticket.subject), wellFormed(ticket.requester)],
   );
   return rows[0] ?? insertOwnTicket(db, ticket);
 }
@@ -402,6 +402,7 @@ export const json = (value: unknown): string => {
   return ILL_FORMED_JSON.test(text) ? JSON.stringify(value, wellFormedValue) : text;
 };
 const texts = (values: string[]): string[] => values.map(wellFormed);
+const nullable = (s: string | null | undefined): string | null => (s == null ? null : wellFormed(s));
 
 function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;
@@ -514,14 +515,14 @@ export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promis
              from inserted`,
     values: [
       m.ticketId,
-      m.idempotencyKey,
+      wellFormed(m.idempotencyKey),
       m.source,
-      m.authorAddress,
-      m.authorName,
+      wellFormed(m.authorAddress),
+      nullable(m.authorName),
       m.authorRole,
-      m.subject,
-      m.text.replace(NUL, ''),
-      m.html?.replace(NUL, '') ?? null,
+      nullable(m.subject),
+      wellFormed(m.text),
+      nullable(m.html),
     ],
   });
   return rows[0]?.id ?? null;
@@ -654,4 +655,33 @@ export async function listReplyTextHistory(db: Db, ticketMessageId: string): Pro
 
 export async function ping(db: Db): Promise<void> {
   await db.query('select 1');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP API's Idempotency-Key of POST /v1/tickets (migration api_requests).
+
+export interface ApiRequest {
+  ticketId: string;
+  messageId: string | null;
+}
+
+/** The ticket an earlier POST /v1/tickets with this key made, if any. */
+export async function findApiRequest(db: Db, key: string): Promise<ApiRequest | null> {
+  const { rows } = await db.query<ApiRequest>({
+    name: 'find_api_request',
+    text: `select ticket_id as "ticketId", message_id::text as "messageId" from api_requests where idempotency_key = $1`,
+    values: [key],
+  });
+  return rows[0] ?? null;
+}
+
+/** Records the key in the transaction that creates the ticket; false when another request holds it. */
+export async function insertApiRequest(db: Db, key: string, r: ApiRequest): Promise<boolean> {
+  const { rowCount } = await db.query({
+    name: 'insert_api_request',
+    text: `insert into api_requests (idempotency_key, ticket_id, message_id) values ($1, $2, $3)
+           on conflict (idempotency_key) do nothing`,
+    values: [key, r.ticketId, r.messageId],
+  });
+  return rowCount === 1;
 }

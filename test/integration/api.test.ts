@@ -298,6 +298,25 @@ describe('POST /v1/tickets', () => {
     expect(rows).toEqual([{ subject: 'S' }]);
   });
 
+  it('the same Idempotency-Key twice creates one ticket and one notification; the retry answers 200', async () => {
+    const headers = { 'idempotency-key': 'crm-create-4711' };
+    const body = { subject: 'Retried create', requester: 'retry@example.ru', message: { text: 'Hello' } };
+    const first = await post('/v1/tickets', body, headers);
+    const second = await post('/v1/tickets', { ...body, subject: 'changed on retry' }, headers);
+    // two at once with one key: one of them makes the ticket, the other answers with it
+    const racing = await Promise.all([1, 2].map(() => post('/v1/tickets', body, { 'idempotency-key': 'crm-race' })));
+    expect([first.status, second.status]).toEqual([201, 200]);
+    expect(second.json).toEqual({ ...first.json, outbox: [] });
+    expect(racing.map((r) => r.status).sort()).toEqual([200, 201]);
+    expect(racing[0]!.json.ticket.id).toBe(racing[1]!.json.ticket.id);
+    const { rows } = await db.pool.query(
+      `select (select count(*)::int from tickets where requester = 'retry@example.ru') as tickets,
+              (select count(*)::int from outbox o join tickets t on t.id = o.ticket_id
+                where t.requester = 'retry@example.ru' and o.kind = 'mail') as mails`,
+    );
+    expect(rows[0]).toEqual({ tickets: 2, mails: 2 });
+  });
+
   it('schema violations: 422 VALIDATION_FAILED with every problem, nothing stored', async () => {
     const before = (await db.pool.query('select count(*)::int as n from tickets')).rows[0].n;
     const r = await post('/v1/tickets', { subject: '', requester: 'not-an-address', requestor: 'typo@example.ru' });
