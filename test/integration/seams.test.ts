@@ -1,12 +1,11 @@
-// REVIEW FINDINGS (branch `review`): defects found in the second review of the merged main. Each
-// test states what should happen and is marked `it.fails` while the defect is there, so the suite
-// stays green; the fix turns it into `it` (and it must then pass). Numbers refer to the review report.
+// Where the parts meet: defects a second review found between the pipeline, the outbox, the bounce
+// path, the HTTP API and reprocess once they were merged. Each test failed before its fix.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { bounceAddress } from '../../src/mail/address.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { buildMessage, deliver } from '../helpers/smtp-client.js';
+import { buildMessage, deliver, SmtpClient } from '../helpers/smtp-client.js';
 
 const TOKEN = `tmx_${'r'.repeat(40)}`;
 let db: TestDatabase;
@@ -45,8 +44,8 @@ beforeEach(async () => {
   );
 });
 
-describe('finding 1: mail to a VERP bounce address bypasses the pipeline, its budget and its limits', () => {
-  it.fails('charges unrouted mail to a bounce address to the network daily budget (450 4.7.1 past it)', async () => {
+describe('mail to a VERP bounce address goes through the budget and its limits', () => {
+  it('charges unrouted mail to a bounce address to the network daily budget (450 4.7.1 past it)', async () => {
     const replies: string[] = [];
     for (let i = 0; i < 6; i++) {
       const r = await deliver(server.port, {
@@ -61,24 +60,43 @@ describe('finding 1: mail to a VERP bounce address bypasses the pipeline, its bu
     expect(replies).toContain('450 4.7.1');
   });
 
-  it.fails('stores a message sent to a bounce address and a ticket as a ticket message too', async () => {
+  it('keeps a report alone in its transaction: another recipient beside a bounce address is 452 4.5.3', async () => {
     const messageId = mid();
+    const message = buildMessage({ from: 'client@example.ru', to: 'support+TKT-7001@flamecrm.ru', messageId });
+    for (const order of [
+      [verp, 'support+TKT-7001@flamecrm.ru'],
+      ['support+TKT-7001@flamecrm.ru', verp],
+      [verp, 'postmaster@flamecrm.ru'],
+    ]) {
+      const client = await SmtpClient.connect(server.port);
+      try {
+        await client.command('EHLO client.example.ru');
+        await client.command('MAIL FROM:<client@example.ru>');
+        expect((await client.command(`RCPT TO:<${order[0]}>`)).short).toMatch(/^250/);
+        const second = await client.command(`RCPT TO:<${order[1]}>`);
+        expect(second.short, order.join(' + ')).toBe('452 4.5.3');
+      } finally {
+        client.destroy();
+      }
+    }
+    // nothing is lost: the sender sends the ticket's copy in a transaction of its own
     const r = await deliver(server.port, {
       ip: '127.0.0.1',
       from: 'client@example.ru',
-      to: [verp, 'support+TKT-7001@flamecrm.ru'],
-      message: buildMessage({ from: 'client@example.ru', to: 'support+TKT-7001@flamecrm.ru', messageId }),
+      to: ['support+TKT-7001@flamecrm.ru'],
+      message,
     });
-    expect(r.short).toBe('250 2.0.0'); // it is acknowledged…
+    expect(r.short).toBe('250 2.0.0');
     const { rows } = await db.pool.query('select count(*)::int as n from ticket_messages where message_id = $1', [
       messageId,
     ]);
-    expect(rows[0].n).toBe(1); // …but the ticket never gets it (one unrouted row "sent together with …")
+    expect(rows[0].n).toBe(1);
+    expect(server.logsWithCode('RCPT_BOUNCE_MIXED').length).toBe(3);
   });
 });
 
-describe('finding 2: two recipient addresses of one ticket queue every notification twice', () => {
-  it.fails('one message to support+TKT-n@ at two of MAIL_DOMAINS: one row, one webhook, one mail to staff', async () => {
+describe('two recipient addresses of one ticket are one message', () => {
+  it('one message to support+TKT-n@ at two of MAIL_DOMAINS: one row, one webhook, one mail to staff', async () => {
     const r = await deliver(server.port, {
       ip: '127.0.0.1',
       from: 'client@example.ru',
@@ -93,7 +111,7 @@ describe('finding 2: two recipient addresses of one ticket queue every notificat
   });
 });
 
-describe('finding 3: the HTTP API answers 500 to input it should refuse or clean', () => {
+describe('the HTTP API cleans or refuses what PostgreSQL cannot hold, never a 500', () => {
   const base = () => `http://127.0.0.1:${server.httpPort}`;
   const post = (path: string, body: unknown) =>
     fetch(`${base()}${path}`, {
@@ -123,7 +141,7 @@ describe('finding 3: the HTTP API answers 500 to input it should refuse or clean
   });
 });
 
-describe('finding 5: reprocess is not idempotent for text that PostgreSQL stores made well-formed', () => {
+describe('reprocess compares with the text as PostgreSQL holds it', () => {
   it('a stored message re-extracted unchanged reports 0 changed and writes no history', async () => {
     // HTML nested past MAX_HTML_NESTING falls back to the tag strip, whose entity decoder makes a
     // lone surrogate of &#xD800; (htmlparser2 would give U+FFFD); queries.ts stores it as U+FFFD

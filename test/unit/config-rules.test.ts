@@ -1,5 +1,5 @@
-// REVIEW FINDINGS (branch `review`), the unit-level ones: marked `it.fails` while the defect is
-// there; the fix turns each into `it`. Numbers refer to the review report.
+// Settings that contradict each other are refused at start (found in the second review: each test
+// failed before its rule).
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -13,7 +13,7 @@ const problemsOf = (env: Record<string, string>): string[] => {
   return [];
 };
 
-describe('finding 6: settings that contradict each other are accepted', () => {
+describe('settings that contradict each other', () => {
   // The DATA deadline aborts the worker before its CPU watchdog can refuse the message 550 5.6.0:
   // a message over its CPU budget then gets 451 DATA_DEADLINE, on every retry.
   it('refuses PIPELINE_CPU_LIMIT_MS at or above HOOK_TIMEOUT_MS', () => {
