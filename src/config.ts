@@ -12,8 +12,11 @@ import { PROJECT_ROOT } from './paths.js';
 export type Profile = 'local' | 'production';
 export type AuthPolicy = 'enforce' | 'monitor';
 
-/** A default that depends on nothing but the machine: computed when the configuration is read. */
-type Computed<T> = { compute: () => T; text: string };
+/**
+ * A default computed when the configuration is read: from the machine, or from the settings
+ * declared before this one (`earlier`, by config key; a setting that failed is missing from it).
+ */
+type Computed<T> = { compute: (earlier: Readonly<Record<string, unknown>>) => T; text: string };
 /** The production profile has no sensible default: the variable must be set. */
 const REQUIRED = { required: true } as const;
 type Default<T> = T | Computed<T> | typeof REQUIRED;
@@ -45,6 +48,7 @@ export const GROUPS = [
   'Notifications and the outbox',
   'Health, metrics and logs',
   'HTTP API',
+  'CRM webhook',
 ] as const;
 export type Group = (typeof GROUPS)[number];
 
@@ -162,6 +166,11 @@ function isRelayUrl(value: string): boolean {
 }
 
 const MiB = 1024 * 1024;
+/** 10 s, or a third of HOOK_TIMEOUT_MS when that is less: waiting and working both end before the deadline. */
+const THIRD_OF_DEADLINE: Computed<number> = {
+  compute: (c) => Math.min(10_000, Math.floor(((c.hookTimeoutMs as number | undefined) ?? 30_000) / 3)),
+  text: '10000, or a third of HOOK_TIMEOUT_MS if less',
+};
 const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
 const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
 const orOff = (v: number) => (v ? String(v) : '0 (off)');
@@ -481,7 +490,8 @@ export const SETTINGS = {
     key: 'pipelineMaxMessages',
     group: 'Message processing',
     describe: 'Messages processed at once (from the end of DATA to the commit); the others wait their turn.',
-    parse: int(1, 10_000),
+    // the worker pool's shared clock board has 4096 slots (src/pipeline/pool.ts)
+    parse: int(1, 4096),
     local: 16,
     production: 16,
   }),
@@ -501,8 +511,8 @@ export const SETTINGS = {
     describe:
       'Longest a message waits for its turn; then `451 4.3.1` (our load: the sender retries). Less than `HOOK_TIMEOUT_MS`.',
     parse: int(10, 600_000),
-    local: 10_000,
-    production: 10_000,
+    local: THIRD_OF_DEADLINE,
+    production: THIRD_OF_DEADLINE,
   }),
   PIPELINE_CPU_LIMIT_MS: setting({
     key: 'pipelineCpuLimitMs',
@@ -511,8 +521,8 @@ export const SETTINGS = {
       "CPU time one message may take in its worker (the thread's own time on Linux); past it the worker is stopped " +
       'and the message gets `550 5.6.0`.',
     parse: int(100, 600_000),
-    local: 10_000,
-    production: 10_000,
+    local: THIRD_OF_DEADLINE,
+    production: THIRD_OF_DEADLINE,
   }),
   UNROUTED_MAX_MESSAGE_BYTES: setting({
     key: 'unroutedMaxMessageBytes',
@@ -796,7 +806,9 @@ export const SETTINGS = {
   HTTP_HOST: setting({
     key: 'httpHost',
     group: 'Health, metrics and logs',
-    describe: 'Address for `/healthz` and `/metrics` (set `0.0.0.0` for a Prometheus on another host).',
+    describe:
+      'Address for `/healthz`, `/metrics` and the HTTP API (set `0.0.0.0` for a Prometheus or a CRM on another host; ' +
+      'put TLS in front of the API then).',
     parse: ip,
     // metrics and health are for the operator: loopback unless asked otherwise
     local: '127.0.0.1',
@@ -805,7 +817,7 @@ export const SETTINGS = {
   HTTP_PORT: setting({
     key: 'httpPort',
     group: 'Health, metrics and logs',
-    describe: 'Port for `/healthz` and `/metrics` (`0` picks a free port).',
+    describe: 'Port for `/healthz`, `/metrics` and the HTTP API `/v1/…` (`0` picks a free port).',
     parse: int(0, 65535),
     local: 8025,
     production: 8025,
@@ -822,10 +834,55 @@ export const SETTINGS = {
     key: 'apiToken',
     group: 'HTTP API',
     describe:
-      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`), which is not built yet: nothing reads this setting ' +
-      'so far. `ticket-mx api-token create` makes one.',
+      'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`); unset, the API is off and `/v1/…` answers 404. ' +
+      '`ticket-mx api-token create` makes one.',
+    unset: '(API off)',
     parse: z.string().trim().min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)'),
     secret: true,
+  }),
+  API_MAX_BODY_BYTES: setting({
+    key: 'apiMaxBodyBytes',
+    group: 'HTTP API',
+    describe: 'Largest request body the API reads; a larger one gets `413` (`BODY_TOO_LARGE`).',
+    parse: int(1024, 64 * MiB),
+    local: MiB,
+    production: MiB,
+  }),
+  CRM_WEBHOOK_URL: optional({
+    key: 'crmWebhookUrl',
+    group: 'CRM webhook',
+    describe:
+      "The CRM's endpoint: every committed ticket message is POSTed there as signed JSON, through the outbox " +
+      '(retried with backoff, one event id across retries). Unset: no webhooks.',
+    unset: '(no webhooks)',
+    parse: z
+      .string()
+      .trim()
+      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http:// or https:// URL')
+      // fetch refuses such a URL, and the signature is what authenticates us to the CRM
+      .refine((v) => !URL.canParse(v) || !new URL(v).username, 'must not carry a user or password'),
+    // a webhook URL often carries a token of the CRM's (?key=…): never echoed
+    secret: true,
+  }),
+  CRM_WEBHOOK_SECRET: optional({
+    key: 'crmWebhookSecret',
+    group: 'CRM webhook',
+    describe:
+      'Key of the HMAC-SHA256 signature of each webhook (`X-TicketMx-Signature`), 32+ characters; ' +
+      'required with `CRM_WEBHOOK_URL`. The CRM verifies with the same secret.',
+    parse: z.string().trim().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)'),
+    secret: true,
+  }),
+  CRM_WEBHOOK_TIMEOUT: setting({
+    key: 'crmWebhookTimeoutMs',
+    group: 'CRM webhook',
+    describe:
+      "Time for one webhook delivery (connect to the end of the CRM's answer); longer counts as not delivered " +
+      'and is retried.',
+    parse: duration(100, 120_000),
+    local: 10_000,
+    production: 10_000,
+    show: showDuration,
   }),
 } as const;
 
@@ -902,6 +959,15 @@ const RULES: Rule[] = [
         : null,
   },
   {
+    uses: ['CRM_WEBHOOK_URL', 'CRM_WEBHOOK_SECRET'],
+    check: (c) =>
+      c.crmWebhookUrl && !c.crmWebhookSecret
+        ? 'CRM_WEBHOOK_SECRET: must be set with CRM_WEBHOOK_URL (webhooks are always signed; openssl rand -hex 32)'
+        : !c.crmWebhookUrl && c.crmWebhookSecret
+          ? 'CRM_WEBHOOK_URL: must be set with CRM_WEBHOOK_SECRET (the secret alone sends nothing)'
+          : null,
+  },
+  {
     uses: ['SMTP_RESERVED_CLIENTS', 'SMTP_MAX_CLIENTS'],
     check: (c) =>
       c.reservedClients >= c.maxClients ? 'SMTP_RESERVED_CLIENTS: must be less than SMTP_MAX_CLIENTS' : null,
@@ -911,6 +977,17 @@ const RULES: Rule[] = [
     check: (c) =>
       c.hardErrorLimit && c.softErrorLimit >= c.hardErrorLimit
         ? 'SMTP_SOFT_ERROR_LIMIT: must be less than SMTP_HARD_ERROR_LIMIT (or the hard limit 0, off)'
+        : null,
+  },
+  {
+    // past the DATA deadline the worker is given up on with a 451 that every retry gets again;
+    // the CPU limit must refuse the message (550 5.6.0) before that, and a wait for a turn end in time
+    uses: ['PIPELINE_CPU_LIMIT_MS', 'PIPELINE_QUEUE_TIMEOUT_MS', 'HOOK_TIMEOUT_MS'],
+    check: (c) =>
+      c.pipelineQueueTimeoutMs + c.pipelineCpuLimitMs >= c.hookTimeoutMs
+        ? 'PIPELINE_CPU_LIMIT_MS: with PIPELINE_QUEUE_TIMEOUT_MS it must stay below HOOK_TIMEOUT_MS ' +
+          `(${c.pipelineQueueTimeoutMs} + ${c.pipelineCpuLimitMs} >= ${c.hookTimeoutMs}), or a message over its CPU ` +
+          'budget would get 451 at the deadline on every retry instead of 550 5.6.0'
         : null,
   },
 ];
@@ -962,7 +1039,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       failed.add(name);
       if (!options.unused?.includes(name))
         problems.push(`${name}: must be set in the production profile (DATABASE_URL is set)${example(name)}`);
-    } else values[s.key] = isComputed(d) ? d.compute() : d;
+    } else values[s.key] = isComputed(d) ? d.compute(values) : d;
   }
   const config = values as Config;
   for (const rule of RULES) {

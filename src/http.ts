@@ -1,61 +1,188 @@
-// GET /healthz (PostgreSQL reachable?) and GET /metrics (Prometheus) on HTTP_PORT.
-import http from 'node:http';
+// The HTTP server on HTTP_HOST:HTTP_PORT (fastify): GET /healthz (PostgreSQL reachable?), GET /metrics
+// (Prometheus) and, when API_TOKEN is set, the HTTP API under /v1 (src/api/routes.ts) with its
+// OpenAPI document. Without API_TOKEN every /v1 path answers the problem API_DISABLED.
+import crypto from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import { problem } from './api/problems.js';
+import { api, sendProblem } from './api/routes.js';
+import type { Config } from './config.js';
 import type { Pool } from './db/pool.js';
 import { ping } from './db/queries.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { WEBHOOK_EVENT } from './outbox/notify.js';
+import type { Outbox } from './outbox/open.js';
+// registers the WebhookEvent schema: the document's webhooks refer to it as a component
+import './outbox/webhook.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './outbox/webhook-signature.js';
 import { withDeadline } from './smtp/deadline.js';
+
+const signatureHeader = (name: string, description: string, example: string) => ({
+  name,
+  in: 'header' as const,
+  required: true,
+  description,
+  schema: { type: 'string' as const, example },
+});
+
+/** What ticket-mx sends to CRM_WEBHOOK_URL (README "Webhook to the CRM"); the body is the WebhookEvent schema. */
+const WEBHOOKS = {
+  [WEBHOOK_EVENT]: {
+    post: {
+      summary: 'A ticket message was committed',
+      description:
+        'POSTed to CRM_WEBHOOK_URL for every committed ticket message, through the outbox: retried with backoff ' +
+        'until a 2xx, the same body (and event id) on every attempt. Verify the signature over the raw body first.',
+      security: [],
+      parameters: [
+        signatureHeader(EVENT_ID_HEADER, 'the event id, as in the body: de-duplicate by it', '6f1c2d3e-…'),
+        signatureHeader(TIMESTAMP_HEADER, 'Unix seconds of this attempt; refuse one more than 5 min off', '1769515200'),
+        signatureHeader(
+          SIGNATURE_HEADER,
+          'v1= and the hex HMAC-SHA256, keyed with CRM_WEBHOOK_SECRET, of "<timestamp>.<raw body>"',
+          'v1=5b0e…',
+        ),
+      ],
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/WebhookEvent' } } },
+      },
+      responses: {
+        '2XX': { description: 'handled: not sent again' },
+        default: { description: 'not handled (or no answer within CRM_WEBHOOK_TIMEOUT): sent again later' },
+      },
+    },
+  },
+};
 
 export interface RunningHttp {
   port: number;
+  /** What the server answers, as `GET /v1/tickets/{id}` (what the OpenAPI document lists). */
+  routes: string[];
   close(): Promise<void>;
 }
 
-export async function startHttpServer(opts: {
-  host: string;
-  port: number;
+export interface HttpOptions {
+  config: Readonly<Config>;
   pool: Pool;
   metrics: Metrics;
   log: Logger;
-}): Promise<RunningHttp> {
-  const server = http.createServer((req, res) => {
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-      res.end(body);
-    };
-    const url = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
-    if (url === '/healthz') {
-      withDeadline(ping(opts.pool), 2_000, 'health check').then(
-        () => send(200, 'application/json', `${JSON.stringify({ status: 'ok', database: 'ok' })}\n`),
-        (err: Error) =>
-          send(503, 'application/json', `${JSON.stringify({ status: 'unavailable', database: err.message })}\n`),
-      );
-      return;
-    }
-    if (url === '/metrics') {
-      opts.metrics.registry.metrics().then(
-        (body) => send(200, opts.metrics.registry.contentType, body),
-        (err: Error) => send(500, 'text/plain', err.message),
-      );
-      return;
-    }
-    send(404, 'text/plain', 'not found: try /healthz or /metrics\n');
+  /** Who is notified of what the API writes (the rules DATA uses too). */
+  outbox: Pick<Outbox, 'rules'>;
+}
+
+/** The fastify app with every route; not listening yet. */
+export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyInstance; routes: string[] }> {
+  const { config } = opts;
+  const text = (reply: FastifyReply, status: number, body: string) =>
+    reply.code(status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(body);
+  const app = Fastify({
+    loggerInstance: opts.log as FastifyBaseLogger,
+    // one line per API request with a code (API_REQUEST) instead of fastify's two without
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'rid' }),
+    genReqId: () => crypto.randomBytes(6).toString('hex'),
+    bodyLimit: config.apiMaxBodyBytes,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    // an API is not a file server: /v1/tickets/ is not /v1/tickets
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // what the router refuses before any route runs (a malformed URL, a parameter past maxParamLength)
+    frameworkErrors: (err, req, reply) =>
+      req.url.startsWith('/v1')
+        ? sendProblem(req, reply, problem.badRequest(err.message))
+        : text(reply, 400, `${err.message}\n`),
   });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  const routes: string[] = [];
+  app.addHook('onRoute', (route) => {
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
+    for (const method of [route.method].flat())
+      if (method !== 'HEAD') routes.push(`${method} ${route.url.replace(/:(\w+)/g, '{$1}')}`);
+  });
+
+  if (config.apiToken)
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'ticket-mx',
+          version: 'v1',
+          description:
+            'Tickets and their messages over HTTP: create a ticket, read it, answer it (mailed to the requester ' +
+            'through the outbox), poll for new messages. Errors are RFC 9457 problem documents.',
+        },
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API_TOKEN' } } },
+        security: [{ bearer: [] }],
+        webhooks: WEBHOOKS,
+      },
+      transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
+    });
+
+  const operator = { tags: ['operations'], security: [] };
+
+  app.get('/healthz', { schema: { summary: 'PostgreSQL reachable? 200 or 503', ...operator } }, async (_req, reply) => {
+    reply.header('cache-control', 'no-store').type('application/json');
+    try {
+      await withDeadline(ping(opts.pool), 2_000, 'health check');
+      return `${JSON.stringify({ status: 'ok', database: 'ok' })}\n`;
+    } catch (err) {
+      reply.code(503);
+      return `${JSON.stringify({ status: 'unavailable', database: (err as Error).message })}\n`;
+    }
+  });
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', ...operator } }, async (_req, reply) => {
+    try {
+      const body = await opts.metrics.registry.metrics();
+      return reply.header('cache-control', 'no-store').type(opts.metrics.registry.contentType).send(body);
+    } catch (err) {
+      return text(reply, 500, (err as Error).message);
+    }
+  });
+  for (const url of ['/healthz', '/metrics'])
+    app.route({
+      method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+      url,
+      schema: { hide: true },
+      handler: (_req, reply) => text(reply, 405, 'method not allowed\n'),
+    });
+  app.setNotFoundHandler((_req, reply) => text(reply, 404, 'not found: try /healthz or /metrics\n'));
+
+  if (config.apiToken)
+    await app.register(api, { prefix: '/v1', config, pool: opts.pool, log: opts.log, rules: opts.outbox.rules });
+  else
+    await app.register(
+      async (off) => {
+        off.setNotFoundHandler((req, reply) => sendProblem(req, reply, problem.apiDisabled()));
+      },
+      { prefix: '/v1' },
+    );
+  await app.ready();
+  return { app, routes };
+}
+
+export async function startHttpServer(opts: HttpOptions): Promise<RunningHttp> {
+  const { app, routes } = await buildHttpApp(opts);
+  // listening on fastify's server ourselves: fastify.listen would log a line of its own without a code
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
+    app.server.once('error', reject);
+    app.server.listen(opts.config.httpPort, opts.config.httpHost, () => {
+      app.server.off('error', reject);
       resolve();
     });
   });
   return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    port: (app.server.address() as AddressInfo).port,
+    routes,
+    close: () => app.close(),
   };
 }

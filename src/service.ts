@@ -172,7 +172,7 @@ export function runService(config: Readonly<Config>, log: Logger, database?: Dat
           : [...stats, { kind: 'mail', depth: 0, oldestDueSeconds: 0 }];
       };
       // HTTP before SMTP: a port taken by another program stops the start before any mail is taken.
-      const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, pool, metrics, log });
+      const http = await startHttpServer({ config, pool, metrics, log, outbox });
       stack.push({ name: 'HTTP', close: () => http.close() });
       interrupted();
       // Closed after SMTP: what DATA commits while stopping is queued, and sent by the next start.

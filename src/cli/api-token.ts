@@ -15,8 +15,8 @@ export const apiTokenCreate: Command = {
 
 Prints a new random token (256 bits) on the first line and the line to put in ticket-mx's
 environment on the second: API_TOKEN=<token>. Give the same token to the CRM as its bearer token.
-Nothing is stored; to rotate, create another, set it and restart. (The HTTP API that reads
-API_TOKEN is not built yet.)`,
+Nothing is stored; to rotate, create another, set it and restart. The HTTP API (/v1/… on
+HTTP_PORT) is off until API_TOKEN is set.`,
   async run(args, io) {
     parse(args, {});
     const token = newApiToken();

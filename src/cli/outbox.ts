@@ -1,6 +1,7 @@
 // `ticket-mx outbox list|show|retry|run`: what ticket-mx has to deliver, has delivered or gave up on,
 // and the sender as a process of its own (`run`, or `run --once` from cron or a script).
 import { simpleParser } from 'mailparser';
+import { outboxRowJson } from '../api/ticket-json.js';
 import { loadConfig } from '../config.js';
 import { migrate } from '../db/migrate.js';
 import {
@@ -85,7 +86,7 @@ async function list(args: string[], io: Out): Promise<number> {
   return withDatabase(async (pool) => {
     const rows = await listOutbox(pool, { status: values.status as OutboxStatus | undefined, limit });
     if (values.json) {
-      io.out(JSON.stringify(rows.map(rowJson), null, 2));
+      io.out(JSON.stringify(rows.map(outboxRowJson), null, 2));
       return 0;
     }
     if (!rows.length) {
@@ -165,14 +166,34 @@ async function runSender(args: string[], io: Out): Promise<number> {
     }
     await sender.start();
     io.err('ticket-mx: outbox sender running; Ctrl-C to stop');
+    let signals = 0;
+    let onSignal!: (signal: NodeJS.Signals) => void;
     await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info({ code: 'SERVICE_STOPPING', signal }, 'stopping the outbox sender');
-        sender.close().then(resolve, resolve);
+      // as serve does: `on`, not `once`, so that a second Ctrl-C reaches us instead of killing
+      // node by default and leaving an embedded PostgreSQL that nobody stops
+      onSignal = (signal) => {
+        signals++;
+        if (signals === 1) {
+          log.info({ code: 'SERVICE_STOPPING', signal }, 'stopping the outbox sender');
+          sender.close().then(resolve, resolve);
+          return;
+        }
+        io.err(`ticket-mx: ${signal} again: stopping PostgreSQL, exiting (sends in flight are put back)`);
+        log.warn({ code: 'SERVICE_ABORTED', signal }, 'outbox sender stopped before its sends finished');
+        if (signals > 2) process.exit(1);
+        // PostgreSQL's fast shutdown ends our connections too; the pool is not waited for
+        Promise.resolve(db.embedded?.stop())
+          .catch(() => {})
+          .finally(() => {
+            log.flush();
+            process.exit(1);
+          });
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     log.flush();
     return 0;
   } finally {
@@ -237,23 +258,4 @@ export function describeNotification(r: OutboxRow): string {
         ? `sent ${r.sentAt.toISOString()}`
         : r.status;
   return `${what} ${r.id} to ${r.recipient} (${event}) ${state}${r.lastReply ? `: ${r.lastReply}` : ''}`;
-}
-
-export function rowJson(r: OutboxRow) {
-  return {
-    id: r.id,
-    kind: r.kind,
-    event: r.event,
-    ticket: r.ticketId,
-    ticketMessageId: r.ticketMessageId,
-    to: r.recipient,
-    status: r.status,
-    attempts: r.attempts,
-    lastReply: r.lastReply,
-    createdAt: r.createdAt.toISOString(),
-    nextAttemptAt: r.nextAttemptAt.toISOString(),
-    lastAttemptAt: r.lastAttemptAt?.toISOString() ?? null,
-    sentAt: r.sentAt?.toISOString() ?? null,
-    messageId: (r.payload as { messageId?: string }).messageId ?? null,
-  };
 }

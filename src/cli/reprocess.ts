@@ -8,6 +8,7 @@ import {
   listReprocessCandidates,
   type ReprocessCandidate,
   replaceReplyText,
+  wellFormed,
 } from '../db/queries.js';
 import { replyOfRaw } from '../mail/reply-text/message.js';
 import type { ReplyText } from '../mail/reply-text.js';
@@ -90,16 +91,13 @@ function parseDate(value: string): Date {
   return date;
 }
 
-// PostgreSQL text cannot hold NUL: the stored text never has one, so the new one is compared without.
-const NUL = /\u0000/g;
-
-/** A result as it would be stored. */
+/** A result as it would be stored: made well-formed as every string bound for PostgreSQL is. */
 function stored(r: ReplyText): { replyText: string; removedText: string; forwarded: ForwardedMessage | null } {
   const f = r.forwarded;
-  const clean = (s: string | null) => (s === null ? null : s.replace(NUL, ''));
+  const clean = (s: string | null) => (s === null ? null : wellFormed(s));
   return {
-    replyText: r.reply.replace(NUL, ''),
-    removedText: r.removed.replace(NUL, ''),
+    replyText: wellFormed(r.reply),
+    removedText: wellFormed(r.removed),
     forwarded: f
       ? { from: clean(f.from), date: clean(f.date), subject: clean(f.subject), to: clean(f.to), text: clean(f.text)! }
       : null,

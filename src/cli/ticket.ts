@@ -1,12 +1,14 @@
 // `ticket-mx ticket create|reply|show|list|close`: tickets from the command line, in our own table
 // or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
 // printed without control characters; --json is for scripts.
+import { ticketDocument, ticketJson } from '../api/ticket-json.js';
 import type { VariableName } from '../config.js';
 import { listTicketOutbox } from '../db/outbox.js';
 import { withTransaction } from '../db/pool.js';
 import {
   type ForwardedMessage,
   findTicket,
+  isReadOnlyView,
   listAttachments,
   listRefusals,
   listTicketMessages,
@@ -14,14 +16,13 @@ import {
   type StoredAttachment,
   type StoredTicketMessage,
   setTicketStatus,
-  type Ticket,
 } from '../db/queries.js';
 import { replyAddress } from '../mail/address.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { notifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
-import { describeNotification, rowJson } from './outbox.js';
+import { describeNotification } from './outbox.js';
 
 export const ticketCreate: Command = {
   name: 'ticket create',
@@ -47,7 +48,7 @@ export const ticketReply: Command = {
 
 Stores an answer typed by staff (as the CRM's API will) and, in the same transaction, queues its
 mail to the ticket's requester: from the support address, Reply-To the ticket, threaded into what
-the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed).
+the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed). A closed ticket is refused.
   --from EMAIL        the staff member who answers (required)
   --name NAME         their name
   --message TEXT      the answer (required)
@@ -100,12 +101,9 @@ const READ_ONLY = { unused: ['MAIL_DOMAINS'] as VariableName[] };
 
 const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
 
-/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
-const READ_ONLY_VIEW = new Set(['0A000', '55000']);
-
 /** The error of a write to the CRM's tickets view that has no way to take it, with what to do instead. */
 function readOnlyView(err: unknown, what: string): unknown {
-  if (!READ_ONLY_VIEW.has((err as { code?: string }).code ?? '')) return err;
+  if (!isReadOnlyView(err)) return err;
   return new Error(
     `${what}: tickets is a view over the CRM's tickets and does not take this (${(err as Error).message}); ` +
       'do it in the CRM, or give the view an INSTEAD OF trigger (see deploy/crm-view.sql)',
@@ -170,6 +168,12 @@ async function replyToTicket(args: string[], io: Out): Promise<number> {
     throw new UsageError('ticket reply needs --from with an email address');
   if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
   return withDatabase(async (pool, config) => {
+    // as the API does: a closed ticket takes no more messages, typed or mailed
+    const ticket = await findTicket(pool, id);
+    if (ticket && isClosed(ticket.status, config)) {
+      io.err(`ticket-mx: ticket ${id} is closed (status ${ticket.status}) and takes no more messages`);
+      return 1;
+    }
     try {
       const stored = await withTransaction(pool, (tx) =>
         storeStaffAnswer(
@@ -211,6 +215,10 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       io.err(`ticket-mx: no such ticket ${id}`);
       return 1;
     }
+    if (values.json) {
+      io.out(JSON.stringify(await ticketDocument(pool, ticket, !!values.full), null, 2));
+      return 0;
+    }
     const messages = await listTicketMessages(pool, id);
     const refused = await listRefusals(pool, id);
     const attachments = await listAttachments(
@@ -219,21 +227,6 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     );
     const filesOf = (m: StoredTicketMessage) => (m.rawMessageId && attachments.get(m.rawMessageId)) || [];
     const notifications = await listTicketOutbox(pool, id);
-    if (values.json) {
-      io.out(
-        JSON.stringify(
-          {
-            ticket: ticketJson(ticket),
-            messages: messages.map((m) => ({ ...messageJson(m, !!values.full), attachments: filesOf(m) })),
-            notifications: notifications.map(rowJson),
-            refused: refused.map(({ ticketId: _t, ...r }) => r),
-          },
-          null,
-          2,
-        ),
-      );
-      return 0;
-    }
     // what senders wrote goes to a terminal: no escape sequences or other control characters
     const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
     out(
@@ -390,40 +383,3 @@ const indent = (text: string) =>
     .split('\n')
     .map((l) => `    ${l}`)
     .join('\n');
-
-const ticketJson = (t: Ticket) => ({
-  id: t.id,
-  subject: t.subject,
-  requester: t.requester,
-  status: t.status,
-  createdAt: t.createdAt.toISOString(),
-});
-
-function messageJson(m: StoredTicketMessage, full: boolean) {
-  return {
-    id: m.id,
-    from: m.authorAddress,
-    fromName: m.authorName,
-    role: m.authorRole,
-    subject: m.subject,
-    text: m.replyText,
-    forwarded: m.forwarded ?? null,
-    ...(full ? { fullText: m.fullText, removedText: m.removedText, html: m.html } : {}),
-    receivedAt: m.receivedAt.toISOString(),
-    sentAt: m.sentAt?.toISOString() ?? null,
-    messageId: m.messageId,
-    inReplyTo: m.inReplyTo,
-    references: m.references,
-    envelope: {
-      clientIp: m.clientIp,
-      helo: m.helo,
-      mailFrom: m.mailFrom,
-      rcptTo: m.rcptTo,
-      tls: m.tls,
-      tlsCipher: m.tlsCipher,
-    },
-    auth: { verdict: m.authVerdict, reason: m.authReason, results: m.authResults, header: m.authHeader },
-    rawMessageId: m.rawMessageId,
-    source: m.source,
-  };
-}

@@ -86,7 +86,7 @@ export async function insertTicket(
     // CRM's row and picks the number when no id is given
     const { rows } = await db.query<Ticket>(
       `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
-      [ticket.id ?? null, ticket.subject, ticket.requester],
+      [ticket.id ?? null, wellFormed(ticket.subject), wellFormed(ticket.requester)],
     );
     if (!rows[0]) throw new Error('the tickets view took the insert but returned no ticket');
     return rows[0];
@@ -98,7 +98,7 @@ async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; r
   if (ticket.id) {
     const { rows } = await db.query<Ticket>(
       `insert into tickets (id, subject, requester) values ($1, $2, $3) returning ${TICKET_COLUMNS}`,
-      [ticket.id, ticket.subject, ticket.requester],
+      [ticket.id, wellFormed(ticket.subject), wellFormed(ticket.requester)],
     );
     return rows[0]!;
   }
@@ -111,10 +111,16 @@ async function insertOwnTicket(db: Db, ticket: { id?: string; subject: string; r
      select id, $1, $2 from next
      on conflict (id) do nothing
      returning ${TICKET_COLUMNS}`,
-    [ticket.subject, ticket.requester],
+    [wellFormed(ticket.subject), wellFormed(ticket.requester)],
   );
   return rows[0] ?? insertOwnTicket(db, ticket);
 }
+
+/** What PostgreSQL says when a view takes no insert or update (no INSTEAD OF trigger, not auto-updatable). */
+const READ_ONLY_VIEW = new Set(['0A000', '55000']);
+
+/** The error of a write to the CRM's tickets view that has no way to take it. */
+export const isReadOnlyView = (err: unknown): boolean => READ_ONLY_VIEW.has((err as { code?: string })?.code ?? '');
 
 /** True when `tickets` is our own table; false when an operator replaced it by a view (or a foreign table). */
 export async function ticketsAreOurs(db: Db): Promise<boolean> {
@@ -467,6 +473,7 @@ export const json = (value: unknown): string => {
   return ILL_FORMED_JSON.test(text) ? JSON.stringify(value, wellFormedValue) : text;
 };
 const texts = (values: string[]): string[] => values.map(wellFormed);
+const nullable = (s: string | null | undefined): string | null => (s == null ? null : wellFormed(s));
 
 function ticketMessageJson(m: TicketMessageRow) {
   const e = m.envelope;
@@ -579,17 +586,56 @@ export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promis
              from inserted`,
     values: [
       m.ticketId,
-      m.idempotencyKey,
+      wellFormed(m.idempotencyKey),
       m.source,
-      m.authorAddress,
-      m.authorName,
+      wellFormed(m.authorAddress),
+      nullable(m.authorName),
       m.authorRole,
-      m.subject,
-      m.text.replace(NUL, ''),
-      m.html?.replace(NUL, '') ?? null,
+      nullable(m.subject),
+      wellFormed(m.text),
+      nullable(m.html),
     ],
   });
   return rows[0]?.id ?? null;
+}
+
+/** A ticket's messages with an id above `afterId`, by id (for a CRM that polls), at most `limit`. */
+export async function listTicketMessagesAfter(
+  db: Db,
+  ticketId: string,
+  afterId: string,
+  limit: number,
+): Promise<StoredTicketMessage[]> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'list_ticket_messages_after',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and id > $2 order by id limit $3`,
+    values: [ticketId, afterId, limit],
+  });
+  return rows;
+}
+
+/** One ticket message by id, or null (the CRM webhook, the API's answer). */
+export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where id = $1`,
+    values: [id],
+  });
+  return rows[0] ?? null;
+}
+
+/** The message a typed idempotency key stored in a ticket, or null (a retried API answer). */
+export async function findTicketMessageByKey(
+  db: Db,
+  ticketId: string,
+  idempotencyKey: string,
+): Promise<StoredTicketMessage | null> {
+  const { rows } = await db.query<StoredTicketMessage>({
+    name: 'find_ticket_message_by_key',
+    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and idempotency_key = $2`,
+    values: [ticketId, idempotencyKey],
+  });
+  return rows[0] ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -680,4 +726,33 @@ export async function listReplyTextHistory(db: Db, ticketMessageId: string): Pro
 
 export async function ping(db: Db): Promise<void> {
   await db.query('select 1');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP API's Idempotency-Key of POST /v1/tickets (migration api_requests).
+
+export interface ApiRequest {
+  ticketId: string;
+  messageId: string | null;
+}
+
+/** The ticket an earlier POST /v1/tickets with this key made, if any. */
+export async function findApiRequest(db: Db, key: string): Promise<ApiRequest | null> {
+  const { rows } = await db.query<ApiRequest>({
+    name: 'find_api_request',
+    text: `select ticket_id as "ticketId", message_id::text as "messageId" from api_requests where idempotency_key = $1`,
+    values: [key],
+  });
+  return rows[0] ?? null;
+}
+
+/** Records the key in the transaction that creates the ticket; false when another request holds it. */
+export async function insertApiRequest(db: Db, key: string, r: ApiRequest): Promise<boolean> {
+  const { rowCount } = await db.query({
+    name: 'insert_api_request',
+    text: `insert into api_requests (idempotency_key, ticket_id, message_id) values ($1, $2, $3)
+           on conflict (idempotency_key) do nothing`,
+    values: [key, r.ticketId, r.messageId],
+  });
+  return rowCount === 1;
 }

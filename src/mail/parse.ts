@@ -68,7 +68,10 @@ function parse(raw: Buffer): Promise<MailparserResult> {
     // inline images stay cid: links to their attachment rather than base64 data: URIs in the HTML
     keepCidLinks: true,
   }).catch((err: Error) => {
-    // e.g. a header block over 1 MB, more than 1000 MIME parts
+    // Our own trouble (no memory for a buffer) is temporary: the sender must retry, not bounce. A
+    // RangeError of the message's own shape (a call stack too deep for its nesting) stays a 550.
+    if (/allocation failed|out of memory/i.test(err.message)) throw err;
+    // the message's own: e.g. a header block over 1 MB, more than 1000 MIME parts
     throw new UnparseableMessage(err.message, { cause: err });
   });
 }

@@ -1,4 +1,4 @@
-// What the sender asks of a kind of delivery (mail now; the CRM webhook later): fix the content at
+// What the sender asks of a kind of delivery (mail.ts, webhook.ts): fix the content at
 // the first attempt, deliver it, say how it went. The sender owns claiming, retries and marking.
 import type { ClaimedRow } from '../db/outbox.js';
 

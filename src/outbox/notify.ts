@@ -1,6 +1,8 @@
 // Who is notified of what (pure): ticket created → staff; a staff reply → the requester; a reply of
 // the requester (or of anyone else accepted) → staff; never the author of the message. Each
 // notification is one outbox row of kind 'mail' per recipient, with its own random Message-ID.
+// With CRM_WEBHOOK_URL, every new ticket message also gets one row of kind 'webhook' for the CRM,
+// with its own random event id.
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
 import type { NewOutboxRow } from '../db/outbox.js';
@@ -14,13 +16,18 @@ export interface NotifyRules {
   notifyRequester: boolean;
   /** The domain of our Message-IDs: the first of MAIL_DOMAINS. */
   domain: string;
+  /** CRM_WEBHOOK_URL: every new ticket message is POSTed there; null: no webhooks. */
+  webhookUrl: string | null;
 }
 
-export const notifyRules = (config: Pick<Config, 'notifyStaffTo' | 'notifyRequester' | 'mailDomains'>) =>
+export const notifyRules = (
+  config: Pick<Config, 'notifyStaffTo' | 'notifyRequester' | 'mailDomains' | 'crmWebhookUrl'>,
+): NotifyRules =>
   Object.freeze({
     staffTo: config.notifyStaffTo,
     notifyRequester: config.notifyRequester,
     domain: config.mailDomains[0]!,
+    webhookUrl: config.crmWebhookUrl,
   });
 
 /** What a notification needs to know of the message that caused it. */
@@ -47,6 +54,25 @@ export function notificationMessageId(ticketId: string, domain: string): string 
   return `<notify-${ticketId}-${crypto.randomBytes(12).toString('hex')}@${domain}>`;
 }
 
+/** The event of a 'webhook' outbox row, and the `type` of the JSON the CRM gets. */
+export const WEBHOOK_EVENT = 'ticket_message.created';
+
+/** The payload of a 'webhook' outbox row (src/outbox/webhook.ts builds the body at the first attempt). */
+export type WebhookPayload = { eventId: string };
+
+/** A webhook URL as rows and logs show it: without its query, where a CRM's token may sit. */
+export function shownUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
+}
+
+/** The CRM's webhook of one new ticket message, when CRM_WEBHOOK_URL is set; an empty list otherwise. */
+export function webhookFor(ticketId: string, rules: NotifyRules): NewOutboxRow[] {
+  if (!rules.webhookUrl) return [];
+  const payload: WebhookPayload = { eventId: crypto.randomUUID() };
+  return [{ kind: 'webhook', event: WEBHOOK_EVENT, ticketId, recipient: shownUrl(rules.webhookUrl), payload }];
+}
+
 const same = (a: string | null, b: string) => !!a && a.toLowerCase() === b.toLowerCase();
 
 function mail(event: NotificationEvent, audience: Audience, ticketId: string, to: string, rules: NotifyRules) {
@@ -64,6 +90,8 @@ export function notificationsFor(
   for (const m of messages) {
     const ticket = tickets.find((t) => t.id === m.ticketId);
     if (!ticket) continue;
+    // every committed message, whoever wrote it: the CRM sees the verdict in the event
+    rows.push(...webhookFor(ticket.id, rules));
     if (m.authorRole === 'staff' && m.trusted) {
       if (rules.notifyRequester && !same(m.authorAddress, ticket.requester))
         rows.push(mail('staff_reply', 'requester', ticket.id, ticket.requester, rules));

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import { queueOutbox } from '../db/outbox.js';
 import type { Db } from '../db/pool.js';
 import { findTicket, insertTicket, insertTicketMessage, type MessageSource, type Ticket } from '../db/queries.js';
-import { type NotifyRules, notificationsFor, ticketCreatedNotifications } from './notify.js';
+import { type NotifyRules, notificationsFor, ticketCreatedNotifications, webhookFor } from './notify.js';
 
 type TypedSource = Exclude<MessageSource, 'smtp'>;
 
@@ -27,7 +27,7 @@ export interface CreatedTicket {
   outboxIds: string[];
 }
 
-/** Inserts the ticket and its first message and queues "ticket created" for staff, in tx. */
+/** Inserts the ticket and its first message and queues "ticket created" for staff (and the first message's webhook), in tx. */
 export async function createTicketWithMessage(tx: Db, t: NewTicket, rules: NotifyRules): Promise<CreatedTicket> {
   const ticket = await insertTicket(tx, { id: t.id, subject: t.subject, requester: t.requester.toLowerCase() });
   const messageId = t.message
@@ -43,7 +43,9 @@ export async function createTicketWithMessage(tx: Db, t: NewTicket, rules: Notif
         html: t.message.html ?? null,
       })
     : null;
-  const rows = ticketCreatedNotifications(ticket, rules).map((r) => ({ ...r, ticketMessageId: messageId }));
+  const rows = [...ticketCreatedNotifications(ticket, rules), ...(messageId ? webhookFor(ticket.id, rules) : [])].map(
+    (r) => ({ ...r, ticketMessageId: messageId }),
+  );
   return { ticket, messageId, outboxIds: await queueOutbox(tx, rows) };
 }
 

@@ -53,6 +53,7 @@ export type PipelineSettings = Pick<
   | 'ticketClosedStatuses'
   | 'notifyStaffTo'
   | 'notifyRequester'
+  | 'crmWebhookUrl'
 >;
 
 /** The tickets a message to the bare support@ names, by each way of naming one. */
@@ -109,7 +110,11 @@ export async function analyse(
   });
 
   // 2. Routes: the bare support@ address names its ticket in the message.
-  const explicit = routes.filter((r): r is TicketRoute => r.kind === 'ticket');
+  // one route a ticket: two addresses of one ticket (two of our domains, signed and unsigned) are
+  // one ticket message, and so one notification and one webhook
+  const explicit = routes
+    .filter((r): r is TicketRoute => r.kind === 'ticket')
+    .filter((r, i, all) => all.findIndex((o) => o.ticket.id === r.ticket.id) === i);
   const supports = routes.filter((r) => r.kind === 'support');
   const candidates = supports.length
     ? await world.findSupportTickets(ticketReferences(header), !settings.replyAddressSecret)

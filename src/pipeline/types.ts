@@ -7,8 +7,8 @@ import type { AuthDecision, AuthDecisionCode, AuthorRole } from '../mail/authori
 import type { NotAReply } from '../mail/classify.js';
 
 /**
- * What RCPT decided for one recipient; `support` (the bare support@) is resolved at DATA. A new
- * kind of recipient (a VERP bounce address) is a new member here and a new case in routeRows().
+ * What RCPT decided for one recipient; `support` (the bare support@) is resolved at DATA (steps.ts).
+ * Mail to a `bounce` route does not enter the pipeline: src/smtp/phases/bounce.ts stores it.
  */
 export type Route =
   | { kind: 'ticket'; ticket: Ticket; address: string }

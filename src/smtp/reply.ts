@@ -33,6 +33,13 @@ export const CATALOGUE = {
     enhanced: '5.1.1',
     when: 'bounces@ or bounces+…@ that we did not make (no MAC, a wrong one, or another form)',
   },
+  RCPT_BOUNCE_MIXED: {
+    code: 452,
+    enhanced: '4.5.3',
+    when:
+      'a bounces+…@ address and another recipient in one transaction: a delivery report goes alone, ' +
+      'the sender sends the rest in a transaction of its own',
+  },
   RCPT_RELAY_DENIED: { code: 550, enhanced: '5.7.1', when: 'recipient domain is not in MAIL_DOMAINS' },
   RCPT_NO_SUCH_MAILBOX: {
     code: 550,
@@ -242,6 +249,11 @@ export const reply = {
   support: () => new SmtpReply('RCPT_SUPPORT', 'Accepted'),
   bounceRecipient: () => new SmtpReply('RCPT_BOUNCE', 'Accepted'),
   badBounceAddress: () => new SmtpReply('RCPT_BAD_BOUNCE', 'No such mailbox: not a bounce address of ours'),
+  bounceMixed: () =>
+    new SmtpReply(
+      'RCPT_BOUNCE_MIXED',
+      'A delivery report to a bounce address goes in a transaction of its own: send this recipient in another',
+    ),
   reportRecorded: (id: string, what: string) => new SmtpReply('DATA_REPORT_RECORDED', `Ok: ${what} recorded as ${id}`),
   notAReply: (id: string, kind: string) =>
     new SmtpReply('DATA_NOT_A_REPLY', `Ok: ${kind} recorded as ${id}, not posted to the ticket`),

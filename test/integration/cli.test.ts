@@ -178,6 +178,16 @@ describe('against DATABASE_URL', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such ticket TKT-701');
     expect((await runCli(['ticket', 'reply', 'TKT-700', '--from', 'a@b.ru'], env)).code).toBe(2);
+    // a closed ticket takes no more messages, typed ones included (as the API refuses them)
+    expect((await runCli(['ticket', 'close', 'TKT-700'], env)).code).toBe(0);
+    const closed = await runCli(
+      ['ticket', 'reply', 'TKT-700', '--from', 'ivan@helpdesk.example.ru', '--message', 'Late.'],
+      env,
+    );
+    expect(closed.code).toBe(1);
+    expect(closed.stderr).toContain('ticket TKT-700 is closed (status closed)');
+    const after = JSON.parse((await runCli(['ticket', 'show', 'TKT-700', '--json'], env)).stdout);
+    expect(after.messages).toHaveLength(1);
   });
 
   it('prints a signed reply address when REPLY_ADDRESS_SECRET is set', async () => {

@@ -8,26 +8,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
+import { PRISMA_DDL } from '../helpers/crm.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { buildMessage, deliver, SmtpClient } from '../helpers/smtp-client.js';
-
-// What `prisma migrate` generates for the model in deploy/crm-view.sql, in the CRM's schema (public).
-const PRISMA_DDL = `
-CREATE TYPE "TicketStatus" AS ENUM ('OPEN', 'PENDING', 'SOLVED', 'CLOSED');
-CREATE TABLE "SupportTicket" (
-    "id" TEXT NOT NULL,
-    "number" SERIAL NOT NULL,
-    "title" TEXT NOT NULL,
-    "customerEmail" TEXT NOT NULL,
-    "status" "TicketStatus" NOT NULL DEFAULT 'OPEN',
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "updatedAt" TIMESTAMP(3) NOT NULL,
-    "deletedAt" TIMESTAMP(3),
-    CONSTRAINT "SupportTicket_pkey" PRIMARY KEY ("id")
-);
-CREATE UNIQUE INDEX "SupportTicket_number_key" ON "SupportTicket"("number");
-`;
 
 let db: TestDatabase;
 let crm: pg.Client;

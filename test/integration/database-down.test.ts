@@ -19,6 +19,7 @@ let dataDir: string;
 let postgres: EmbeddedPostgres;
 let server: TestServer;
 let pool: pg.Pool;
+const API_TOKEN = `tmx_${'d'.repeat(40)}`;
 
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ticket-mx-down-'));
@@ -27,7 +28,7 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: inSchema(postgres.url, DEFAULT_SCHEMA), max: 2 });
   pool.on('error', () => {});
   await insertTestTicket(pool, 'TKT-7');
-  server = await startTestServer(postgres.url, { HOOK_TIMEOUT_MS: '1500' });
+  server = await startTestServer(postgres.url, { HOOK_TIMEOUT_MS: '1500', API_TOKEN: API_TOKEN });
 });
 
 afterAll(async () => {
@@ -75,6 +76,19 @@ describe('PostgreSQL stopped mid-run', () => {
 
     const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
     expect(health.status).toBe(503);
+    // the HTTP API: a temporary problem, never a 500 or a 404
+    const api = await fetch(`http://127.0.0.1:${server.httpPort}/v1/tickets/TKT-7`, {
+      headers: { authorization: `Bearer ${API_TOKEN}` },
+    });
+    expect([api.status, api.headers.get('retry-after'), api.headers.get('content-type')]).toEqual([
+      503,
+      '5',
+      'application/problem+json; charset=utf-8',
+    ]);
+    expect(await api.json()).toMatchObject({ code: 'DATABASE_UNAVAILABLE', status: 503 });
+    await expect
+      .poll(() => server.logsWithCode('API_REQUEST').at(-1))
+      .toMatchObject({ status: 503, problem: 'DATABASE_UNAVAILABLE' });
 
     postgres = await openEmbeddedPostgres(dataDir, { port: postgres.port });
     const retry = await send(message);

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, openEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
-import { cleanEnv, gone, postmasterPid, runCli, type ServeProcess, startServe } from '../helpers/cli.js';
+import { cleanEnv, gone, postmasterPid, runCli, type ServeProcess, spawnCli, startServe } from '../helpers/cli.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { loadZones, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { SMTP_ZONES, startTestServer } from '../helpers/server.js';
@@ -134,6 +134,51 @@ describe('signals', () => {
     client.destroy();
     expect(exit, 'the second Ctrl-C is handled, not the default death by SIGINT').toEqual({ code: 1, signal: null });
     expect(await gone(postgres, 20_000), 'the embedded PostgreSQL is not left running').toBe(true);
+  }, 120_000);
+
+  it('outbox run: a second Ctrl-C during a send stops the embedded PostgreSQL too, and exits', async () => {
+    const env = await localEnv('outbox-sigint');
+    // a relay that accepts the connection and never greets: the send in flight hangs
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const relay = `smtp://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+      const cliEnv = cleanEnv({ ...env, OUTBOUND_SMTP_URL: relay, OUTBOX_SEND_TIMEOUT: '60s' });
+      await runCli(['migrate'], cliEnv);
+      const created = await runCli(
+        ['ticket', 'create', '--subject', 'Ctrl-C', '--requester', 'a@example.ru', '--message', 'hello'],
+        cliEnv,
+      );
+      expect(created.code, created.stderr).toBe(0);
+      const sender = spawnCli(['outbox', 'run'], cliEnv);
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        sender.once('exit', (code, signal) => r({ code, signal })),
+      );
+      try {
+        // the sender is running and its send has reached the silent relay
+        const deadline = Date.now() + 30_000;
+        while (!(sender.output().includes('outbox sender running') && sockets.length) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
+        expect(sockets.length, sender.output()).toBeGreaterThan(0);
+        const postgres = postmasterPid(env.DATA_DIR)!;
+        expect(postgres).toBeGreaterThan(0);
+        sender.kill('SIGINT');
+        await new Promise((r) => setTimeout(r, 300));
+        sender.kill('SIGINT');
+        const exit = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
+        expect(exit, 'the second Ctrl-C is handled, not the default death by SIGINT').toEqual({
+          code: 1,
+          signal: null,
+        });
+        expect(await gone(postgres, 20_000), 'the embedded PostgreSQL is not left running').toBe(true);
+      } finally {
+        sender.kill('SIGKILL');
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   }, 120_000);
 
   it('at shutdown idle sessions get 421 4.3.2 at once; only DATA in flight is waited for', async () => {

@@ -29,7 +29,12 @@ const STAFF = 'staff@helpdesk.test';
 
 /** A ticket made the way `ticket create --message` makes it, its notification queued in the same commit. */
 async function createTicket(db: TestDatabase, subject: string, staff = [STAFF]) {
-  const rules = notifyRules({ notifyStaffTo: staff, notifyRequester: true, mailDomains: ['flamecrm.ru'] });
+  const rules = notifyRules({
+    notifyStaffTo: staff,
+    notifyRequester: true,
+    mailDomains: ['flamecrm.ru'],
+    crmWebhookUrl: null,
+  });
   const created = await withTransaction(db.pool, (tx) =>
     createTicketWithMessage(
       tx,
@@ -443,7 +448,12 @@ describe('nothing is sent for what was not committed', () => {
   });
 
   it('a ticket created in a transaction that rolls back leaves no outbox row', async () => {
-    const rules = notifyRules({ notifyStaffTo: [STAFF], notifyRequester: true, mailDomains: ['flamecrm.ru'] });
+    const rules = notifyRules({
+      notifyStaffTo: [STAFF],
+      notifyRequester: true,
+      mailDomains: ['flamecrm.ru'],
+      crmWebhookUrl: null,
+    });
     await expect(
       withTransaction(db.pool, async (tx) => {
         await createTicketWithMessage(

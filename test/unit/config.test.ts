@@ -165,6 +165,37 @@ describe('the schema, closed statuses and the API token', () => {
   });
 });
 
+describe('the CRM webhook', () => {
+  const secret = 'w'.repeat(40);
+  it('is off by default, and takes a URL with its secret', () => {
+    expect(loadConfig({})).toMatchObject({ crmWebhookUrl: null, crmWebhookSecret: null, crmWebhookTimeoutMs: 10_000 });
+    expect(
+      loadConfig({
+        CRM_WEBHOOK_URL: 'https://crm.example.ru/hook',
+        CRM_WEBHOOK_SECRET: secret,
+        CRM_WEBHOOK_TIMEOUT: '3s',
+      }),
+    ).toMatchObject({ crmWebhookUrl: 'https://crm.example.ru/hook', crmWebhookTimeoutMs: 3000 });
+  });
+
+  it('refuses a URL without a secret, a secret without a URL, a URL of another scheme and a short secret', () => {
+    expect(problemsOf({ CRM_WEBHOOK_URL: 'https://crm.example.ru/hook' })).toEqual([
+      'CRM_WEBHOOK_SECRET: must be set with CRM_WEBHOOK_URL (webhooks are always signed; openssl rand -hex 32)',
+    ]);
+    expect(problemsOf({ CRM_WEBHOOK_SECRET: secret })).toEqual([
+      'CRM_WEBHOOK_URL: must be set with CRM_WEBHOOK_SECRET (the secret alone sends nothing)',
+    ]);
+    expect(problemsOf({ CRM_WEBHOOK_URL: 'ftp://crm.example.ru/', CRM_WEBHOOK_SECRET: secret })).toEqual([
+      'CRM_WEBHOOK_URL: must be an http:// or https:// URL',
+    ]);
+    expect(problemsOf({ CRM_WEBHOOK_URL: 'https://u:p@crm.example.ru/', CRM_WEBHOOK_SECRET: secret })).toEqual([
+      'CRM_WEBHOOK_URL: must not carry a user or password',
+    ]);
+    const short = problemsOf({ CRM_WEBHOOK_URL: 'https://crm.example.ru/', CRM_WEBHOOK_SECRET: 'short-secret' });
+    expect(short).toEqual(['CRM_WEBHOOK_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32)']);
+  });
+});
+
 describe('one list of settings', () => {
   it('lists every problem in one round, values and rules between them alike', () => {
     const problems = problemsOf({

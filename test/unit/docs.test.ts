@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PROBLEMS, problemType } from '../../src/api/problems.js';
 import { settingsMarkdown } from '../../src/config.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { CATALOGUE } from '../../src/smtp/reply.js';
@@ -10,8 +11,9 @@ import { CATALOGUE } from '../../src/smtp/reply.js';
 const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
 
 function section(title: string): string {
-  const start = readme.indexOf(`## ${title}\n`);
-  expect(start, `README has a "## ${title}" section`).toBeGreaterThanOrEqual(0);
+  // at the start of a line: "## HTTP API" is not the "### HTTP API" of the configuration tables
+  const start = readme.indexOf(`\n## ${title}\n`) + 1;
+  expect(start, `README has a "## ${title}" section`).toBeGreaterThan(0);
   const end = readme.indexOf('\n## ', start + 1);
   return readme.slice(start, end < 0 ? undefined : end);
 }
@@ -50,6 +52,16 @@ describe('README', () => {
         code,
         `${e.code ? `${e.code} ${e.enhanced}`.trim() : '(none)'} | ${e.when}`,
       ]),
+    );
+    expect(documented).toEqual(expected);
+  });
+
+  it('documents exactly the problems of src/api/problems.ts, with their status and type', () => {
+    const rows = tableRows(section('HTTP API').slice(section('HTTP API').indexOf('### Problems')));
+    const plain = (cell: string) => cell.replace(/`/g, '');
+    const documented = Object.fromEntries(rows.map((r) => [plain(r[0]!), [plain(r[1]!), plain(r[2]!), r[3]]]));
+    const expected = Object.fromEntries(
+      Object.entries(PROBLEMS).map(([code, p]) => [code, [String(p.status), problemType(code as never), p.when]]),
     );
     expect(documented).toEqual(expected);
   });

@@ -27,6 +27,48 @@ const rules = notifyRules({
   notifyStaffTo: ['info@flamecrm.ru', 'boss@flamecrm.ru'],
   notifyRequester: true,
   mailDomains: ['flamecrm.ru', 'help.flamecrm.ru'],
+  crmWebhookUrl: null,
+});
+
+describe('the CRM webhook rows', () => {
+  const withWebhook = notifyRules({
+    notifyStaffTo: ['info@flamecrm.ru'],
+    notifyRequester: true,
+    mailDomains: ['flamecrm.ru'],
+    crmWebhookUrl: 'https://crm.example.ru/hook',
+  });
+  const messages = [
+    { ticketId: 'TKT-5', authorRole: 'staff', authorAddress: 'ivan@flamecrm.ru', trusted: true },
+    { ticketId: 'TKT-5', authorRole: 'stranger', authorAddress: 'who@else.org', trusted: false },
+  ];
+
+  it('one per new ticket message, whoever wrote it, each with an event id of its own', () => {
+    const rows = notificationsFor(messages, [ticket], withWebhook).filter((r) => r.kind === 'webhook');
+    expect(rows.map((r) => [r.event, r.ticketId, r.recipient])).toEqual([
+      ['ticket_message.created', 'TKT-5', 'https://crm.example.ru/hook'],
+      ['ticket_message.created', 'TKT-5', 'https://crm.example.ru/hook'],
+    ]);
+    const ids = rows.map((r) => (r.payload as { eventId: string }).eventId);
+    expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Set(ids).size).toBe(2);
+  });
+
+  it("shows the URL without its query, where a CRM's token may sit", () => {
+    const secretive = notifyRules({
+      notifyStaffTo: [],
+      notifyRequester: false,
+      mailDomains: ['flamecrm.ru'],
+      crmWebhookUrl: 'https://crm.example.ru/hook?key=s3cr3t',
+    });
+    expect(notificationsFor(messages.slice(0, 1), [ticket], secretive).map((r) => r.recipient)).toEqual([
+      'https://crm.example.ru/hook?…',
+    ]);
+  });
+
+  it('none without CRM_WEBHOOK_URL, and none for a ticket the message did not go to', () => {
+    expect(notificationsFor(messages, [ticket], rules).filter((r) => r.kind === 'webhook')).toEqual([]);
+    expect(notificationsFor(messages, [{ ...ticket, id: 'TKT-6' }], withWebhook)).toEqual([]);
+  });
 });
 
 describe('who is notified', () => {

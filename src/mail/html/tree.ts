@@ -117,6 +117,7 @@ function decodeEntities(s: string): string {
   return s.replace(ENTITY, (whole, name: string) => {
     if (name[0] === '#') {
       const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+      if (code >= 0xd800 && code <= 0xdfff) return '\ufffd'; // a lone surrogate, as the HTML parser decodes it
       return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
     }
     return NAMED_ENTITIES[name.toLowerCase()] ?? whole;

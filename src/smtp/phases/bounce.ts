@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { markOutboxBounced } from '../../db/outbox.js';
 import { withTransaction } from '../../db/pool.js';
-import { type Envelope, storeMessage, type UnroutedMessageRow } from '../../db/queries.js';
+import { chargeUnroutedBytes, type Envelope, storeMessage, type UnroutedMessageRow } from '../../db/queries.js';
 import { type DeliveryReport, findSmtpError, readDeliveryReport } from '../../mail/dsn.js';
 import { idempotencyKey, type ParsedMessage, parseMessage } from '../../mail/parse.js';
 import type { Route, SmtpContext } from '../context.js';
@@ -24,11 +24,15 @@ export function failureOf(report: DeliveryReport | null, text: string, nullSende
   return error?.status?.startsWith('5') ? error.diagnostic : null;
 }
 
+/** Thrown inside the transaction when the network's daily budget of unrouted mail is spent: nothing is kept. */
+class QuotaSpent extends Error {}
+
 export async function storeDeliveryReport(
   ctx: SmtpContext,
   raw: Buffer,
   routes: Route[],
   envelope: Envelope,
+  network: string,
 ): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
   const parsed: ParsedMessage | null = await parseMessage(raw).catch(() => null);
   const report = readDeliveryReport(raw);
@@ -36,14 +40,12 @@ export async function storeDeliveryReport(
   const bounces = routes.filter((r): r is BounceRoute => r.kind === 'bounce');
   const key = parsed ? idempotencyKey(raw, parsed) : `sha256:${crypto.createHash('sha256').update(raw).digest('hex')}`;
   const what = report ? `delivery report (${report.action ?? 'no action'})` : 'mail to a bounce address';
-  const unrouted = routes.map(
+  // RCPT keeps a report alone in its transaction (RCPT_BOUNCE_MIXED): every route is a bounce address
+  const unrouted = bounces.map(
     (route): UnroutedMessageRow => ({
       recipient: route.address.toLowerCase(),
       ticketId: null,
-      reason:
-        route.kind === 'bounce'
-          ? `${what} for outbox ${route.outboxId}${failure ? `: ${failure}` : ''}`.slice(0, 1000)
-          : `sent together with a ${what}`,
+      reason: `${what} for outbox ${route.outboxId}${failure ? `: ${failure}` : ''}`.slice(0, 1000),
       idempotencyKey: key,
       fromAddress: parsed?.from[0]?.address ?? null,
       subject: parsed?.subject ?? null,
@@ -52,7 +54,8 @@ export async function storeDeliveryReport(
     }),
   );
   const sha256 = crypto.createHash('sha256').update(raw).digest();
-  const { result, bounced } = await withTransaction(ctx.pool, async (tx) => {
+  const budget = ctx.config.unroutedMaxBytesPerNetworkPerDay;
+  const stored = await withTransaction(ctx.pool, async (tx) => {
     const result = await storeMessage(tx, {
       bytes: raw,
       sha256,
@@ -61,6 +64,9 @@ export async function storeDeliveryReport(
       attachments: [],
       maxPerHour: 0,
     });
+    // unrouted mail like any other: charged to its network's daily budget in the same transaction
+    if (budget && result.rawMessageId && (await chargeUnroutedBytes(tx, network, raw.length)) > budget)
+      throw new QuotaSpent();
     const bounced = [];
     // a retry of a report already stored has marked its row the first time
     if (result.rawMessageId && failure)
@@ -69,7 +75,13 @@ export async function storeDeliveryReport(
         if (row) bounced.push(row);
       }
     return { result, bounced };
+  }).catch((err: unknown) => {
+    if (err instanceof QuotaSpent) return null;
+    throw err;
   });
+  if (!stored)
+    return { answer: reply.unroutedQuota(budget), fields: { outbox: bounces.map((r) => r.outboxId), network } };
+  const { result, bounced } = stored;
   for (const row of bounced) {
     ctx.metrics.outboxSends.inc({ kind: row.kind, outcome: 'bounced' });
     ctx.log.info(

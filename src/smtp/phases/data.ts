@@ -162,7 +162,7 @@ export function onData(ctx: SmtpContext) {
       };
       // a report about a notification we sent (bounces+<id>.<mac>@): its own module, never a ticket message
       if (routes.some((r) => r.kind === 'bounce')) {
-        storeDeliveryReport(ctx, raw, routes, envelopeOf(session))
+        report(ctx, session, raw, routes, network, deadline.signal, release)
           .then(({ answer: r, fields }) => {
             clearTimeout(timer);
             if (!settled) answer(r, fields);
@@ -213,6 +213,29 @@ async function process(
   try {
     releaseBuffered();
     return await ctx.pipeline.process({ raw, envelope: envelopeOf(session), routes, network }, signal, shape);
+  } finally {
+    done();
+  }
+}
+
+/**
+ * A delivery report waits for its turn in the same budget as any message (its parse runs here, on
+ * the main thread, which its small size cap bounds), then bounce.ts stores it.
+ */
+async function report(
+  ctx: SmtpContext,
+  session: SMTPServerSession,
+  raw: Buffer,
+  routes: Route[],
+  network: string,
+  signal: AbortSignal,
+  releaseBuffered: () => void,
+): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
+  const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
+  const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
+  try {
+    releaseBuffered();
+    return await storeDeliveryReport(ctx, raw, routes, envelopeOf(session), network);
   } finally {
     done();
   }

@@ -12,7 +12,7 @@ import { reply, type SmtpReply } from '../reply.js';
 export function onRcptTo(ctx: SmtpContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
     const started = performance.now();
-    decide(ctx, address).then(
+    decide(ctx, address, session).then(
       ({ answer, ticket, err }) => {
         logDecision(ctx, session, answer, {
           rcpt: address.address,
@@ -35,8 +35,19 @@ export function onRcptTo(ctx: SmtpContext) {
 async function decide(
   ctx: SmtpContext,
   address: SMTPServerAddress,
+  session: SMTPServerSession,
 ): Promise<{ answer: SmtpReply; ticket?: string; err?: string }> {
   const recipient = classifyRecipient(address.address, ctx.config);
+  // A report about our notification is handled apart from mail to tickets (src/smtp/phases/bounce.ts):
+  // it never shares a transaction with another recipient, who would otherwise get nothing from it.
+  const accepted = session.envelope.rcptTo.map((a) => ctx.routes.get(a)?.kind).filter((k) => k !== undefined);
+  const isBounce = recipient.kind === 'bounce';
+  const routed =
+    recipient.kind === 'bounce' ||
+    recipient.kind === 'postmaster' ||
+    recipient.kind === 'no-tag' ||
+    recipient.kind === 'ticket';
+  if (routed && accepted.some((k) => (k === 'bounce') !== isBounce)) return { answer: reply.bounceMixed() };
   switch (recipient.kind) {
     case 'foreign':
       return { answer: reply.relayDenied(recipient.domain) };

@@ -1,0 +1,489 @@
+// The HTTP API under /v1 (a fastify plugin): bearer auth, the routes with their zod schemas (the
+// OpenAPI document at /v1/openapi.json is generated from them), and the one error handler that
+// writes every refusal as an RFC 9457 problem document. SQL stays in src/db/queries.ts.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { type Pool, withTransaction } from '../db/pool.js';
+import {
+  type ApiRequest,
+  findApiRequest,
+  findTicket,
+  findTicketMessage,
+  findTicketMessageByKey,
+  insertApiRequest,
+  isReadOnlyView,
+  listTicketMessagesAfter,
+  type StoredTicketMessage,
+} from '../db/queries.js';
+import type { Logger } from '../log.js';
+import { replyAddress } from '../mail/address.js';
+import { sanitizeHtml } from '../mail/sanitize.js';
+import { isClosed } from '../mail/ticket-status.js';
+import type { NotifyRules } from '../outbox/notify.js';
+import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
+import { failureTag } from '../smtp/deadline.js';
+import { bearerChecker } from './auth.js';
+import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
+import {
+  MessageJson,
+  messagesJson,
+  TicketJson,
+  TicketWithMessagesJson,
+  ticketDocument,
+  ticketJson,
+} from './ticket-json.js';
+
+export interface ApiOptions {
+  config: Readonly<Config>;
+  pool: Pool;
+  log: Logger;
+  rules: NotifyRules;
+}
+
+export const ProblemJson = z
+  .object({
+    type: z.string().describe('urn:ticket-mx:problem:<code>'),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().describe('the request path'),
+    code: z.enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]]).describe('stable; see the README'),
+    requestId: z.string().describe('as in the log lines of this request (rid)'),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem', description: 'An RFC 9457 problem document (application/problem+json)' });
+
+const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemJson } },
+});
+
+/** The refusals every authenticated route can give. */
+const COMMON_PROBLEMS = {
+  400: problemResponse('a URL or a body that cannot be read (BAD_REQUEST, MALFORMED_JSON)'),
+  401: problemResponse('no or a wrong bearer token (TOKEN_MISSING, TOKEN_INVALID)'),
+  422: problemResponse('a parameter or the body breaks the schema (VALIDATION_FAILED)'),
+  503: problemResponse('PostgreSQL did not answer (DATABASE_UNAVAILABLE)'),
+};
+
+const TicketIdParams = z.object({
+  id: z
+    .string()
+    .regex(/^[Tt][Kk][Tt]-\d{1,18}$/, 'must be a ticket id such as TKT-12345')
+    .transform((v) => v.toUpperCase())
+    .describe('TKT-<number>; compared without case'),
+});
+
+const full = z
+  .enum(['true', 'false'])
+  .default('false')
+  .transform((v) => v === 'true')
+  .describe('true: each message with fullText, removedText and html too');
+
+const MessagesPage = z
+  .object({
+    messages: z.array(MessageJson),
+    next: z.string().describe('the `after` to poll with next: the last id returned, or the `after` given'),
+    more: z.boolean().describe('true when `limit` cut the page: ask again with `after=next` at once'),
+  })
+  .meta({ id: 'MessagesPage' });
+
+/** Ids are PostgreSQL bigints. */
+const MAX_ID = 9223372036854775807n;
+
+const EMAIL = z
+  .string()
+  .trim()
+  .max(320)
+  .regex(/^[^@\s<>\p{Cc}]+@[^@\s<>\p{Cc}]+\.[^@\s<>\p{Cc}]+$/u, 'must be an email address')
+  .transform((v) => v.toLowerCase());
+
+const MessageBody = z.object({
+  text: z.string().trim().min(1, 'must not be empty').max(500_000).describe('the message as plain text'),
+  html: z.string().max(2_000_000).optional().describe('the same message as HTML; stored sanitized'),
+});
+
+const CreateTicketBody = z
+  .object({
+    subject: z.string().trim().min(1, 'must not be empty').max(1000),
+    requester: EMAIL.describe("the customer's address: may write to the ticket by mail, gets staff answers"),
+    message: MessageBody.optional().describe('the first message, from the requester'),
+    id: z
+      .string()
+      .regex(/^[Tt][Kk][Tt]-\d{1,18}$/, 'must be a ticket id such as TKT-12345')
+      .transform((v) => v.toUpperCase())
+      .optional()
+      .describe('this id instead of the next free number'),
+  })
+  .strict()
+  .meta({ id: 'NewTicket' });
+
+const CreatedTicket = z
+  .object({
+    ticket: TicketJson,
+    replyAddress: z.string().describe('where mail to the ticket goes: support+TKT-…@'),
+    messageId: z.string().nullable().describe('the first message, if one was given'),
+    outbox: z.array(z.string()).describe('the outbox rows queued: the staff notification, the webhook'),
+  })
+  .meta({ id: 'CreatedTicket' });
+
+const AnswerBody = MessageBody.extend({
+  author: z
+    .object({ address: EMAIL, name: z.string().trim().max(200).optional() })
+    .strict()
+    .describe('the agent who typed it; the bearer token vouches for them'),
+  subject: z.string().trim().max(1000).optional(),
+})
+  .strict()
+  .meta({ id: 'NewAnswer' });
+
+const StoredAnswer = z
+  .object({
+    message: MessageJson,
+    outbox: z.array(z.string()).describe('the outbox rows queued: the mail to the requester, the webhook'),
+  })
+  .meta({ id: 'StoredAnswer' });
+
+const IdempotencyHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1 to 200 printable ASCII characters')
+    .optional()
+    .describe('the same key twice on one ticket stores (and mails) the answer once'),
+});
+
+const CreateIdempotencyHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1 to 200 printable ASCII characters')
+    .optional()
+    .describe(
+      'the same key twice creates the ticket (and its notification) once: a retry after a timeout or a 503 ' +
+        'gets the ticket the first request made, with 200',
+    ),
+});
+
+/** A second request with an Idempotency-Key that another request took first. */
+class KeyTaken extends Error {}
+
+/** The refusals of a route that takes a body, besides the common ones. */
+const BODY_PROBLEMS = {
+  413: problemResponse('the body is larger than API_MAX_BODY_BYTES (BODY_TOO_LARGE)'),
+  415: problemResponse('the body is not application/json (UNSUPPORTED_MEDIA_TYPE)'),
+};
+
+/** A typed message's HTML is stored as received mail's is: sanitized, so that the CRM may show it. */
+const storedHtml = (html: string | undefined, text: string) => (html === undefined ? null : sanitizeHtml(html, text));
+
+/** The message as the API answers it: the full JSON of GET /v1/tickets/{id}?full=true. */
+async function fullMessage(pool: Pool, m: StoredTicketMessage) {
+  return (await messagesJson(pool, [m], true))[0]!;
+}
+
+/** The problem code each request ended with, for its log line. */
+const problems = new WeakMap<FastifyRequest, ProblemCode>();
+
+export function sendProblem(req: FastifyRequest, reply: FastifyReply, p: ApiProblem): FastifyReply {
+  problems.set(req, p.code);
+  return reply
+    .code(p.status)
+    .type('application/problem+json')
+    .headers(p.extra.headers ?? {})
+    .send(p.document(req.url, String(req.id)));
+}
+
+/** fastify's own errors, the schema's and ours, and anything unexpected, as one problem each. */
+export function toProblem(err: unknown, req: FastifyRequest): ApiProblem {
+  if (err instanceof ApiProblem) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as { validationContext?: string }).validationContext ?? 'body';
+    return problem.validationFailed(
+      err.validation.map((v) => ({
+        path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
+        message: v.message ?? 'is not valid',
+      })),
+    );
+  }
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return problem.bodyTooLarge(req.server.initialConfig.bodyLimit ?? 0);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return problem.unsupportedMediaType(String(req.headers['content-type'] ?? '(none)'));
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return problem.malformedJson('the body is empty');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return problem.malformedJson('it does not parse');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return problem.malformedJson('its size does not match Content-Length');
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return problem.badRequest(e.message ?? 'bad request');
+  const tag = failureTag(err);
+  if (tag === 'DB_UNAVAILABLE' || tag === 'DEADLINE') return problem.databaseUnavailable();
+  return problem.internal();
+}
+
+export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const { config, pool } = opts;
+  const check = bearerChecker(config.apiToken!);
+  const v1 = app.withTypeProvider<ZodTypeProvider>();
+  // JSON only: fastify would also hand a text/plain body to the schema, which then calls it "not an object"
+  v1.removeContentTypeParser('text/plain');
+
+  v1.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.config?.public) return;
+    const refused = check(req.headers.authorization);
+    if (refused) return sendProblem(req, reply, refused);
+  });
+
+  v1.addHook('onResponse', async (req, reply) => {
+    const status = reply.statusCode;
+    const line = {
+      code: 'API_REQUEST',
+      method: req.method,
+      route: req.routeOptions.url ?? null,
+      url: req.url,
+      status,
+      problem: problems.get(req) ?? null,
+      ms: Math.round(reply.elapsedTime),
+    };
+    if (status >= 500) req.log.error(line, 'API request failed');
+    else req.log.info(line, 'API request');
+  });
+
+  v1.setErrorHandler((err, req, reply) => {
+    const p = toProblem(err, req);
+    if (p.status >= 500)
+      req.log.error(
+        { code: 'API_FAILED', problem: p.code, err: (err as Error).message, stack: (err as Error).stack },
+        'API request failed',
+      );
+    return sendProblem(req, reply, p);
+  });
+
+  v1.setNotFoundHandler((req, reply) => {
+    const refused = check(req.headers.authorization);
+    return sendProblem(req, reply, refused ?? problem.notFound(req.method, req.url));
+  });
+
+  v1.get(
+    '/openapi.json',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'This document',
+        description: 'The OpenAPI 3.1 description of the API, generated from the same zod schemas that validate it.',
+        tags: ['meta'],
+        security: [],
+        response: { 200: z.record(z.string(), z.unknown()).describe('OpenAPI 3.1') },
+      },
+    },
+    async () => app.swagger() as unknown as Record<string, unknown>,
+  );
+
+  v1.post(
+    '/tickets',
+    {
+      schema: {
+        summary: 'Create a ticket with its first message',
+        description:
+          'Creates the ticket (through the CRM view, if tickets is one) and its first message from the requester, ' +
+          'and queues the staff notification (NOTIFY_STAFF_TO) and the webhook in the same transaction.',
+        tags: ['tickets'],
+        headers: CreateIdempotencyHeaders,
+        body: CreateTicketBody,
+        response: {
+          200: CreatedTicket,
+          201: CreatedTicket,
+          ...COMMON_PROBLEMS,
+          ...BODY_PROBLEMS,
+          409: problemResponse(
+            'the id exists (TICKET_EXISTS), or the tickets view takes no inserts (TICKETS_READ_ONLY)',
+          ),
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const key = req.headers['idempotency-key'];
+      // a retry of a create that was made already is answered with what it made
+      const answerEarlier = async (earlier: ApiRequest) => {
+        const ticket = await findTicket(pool, earlier.ticketId);
+        if (!ticket) throw problem.ticketNotFound(earlier.ticketId);
+        reply.code(200).header('location', `${app.prefix}/tickets/${ticket.id}`);
+        const address = replyAddress(ticket.id, config);
+        return { ticket: ticketJson(ticket), replyAddress: address, messageId: earlier.messageId, outbox: [] };
+      };
+      const earlier = key ? await findApiRequest(pool, key) : null;
+      if (earlier) return answerEarlier(earlier);
+      if (b.id && (await findTicket(pool, b.id))) throw problem.ticketExists(b.id);
+      const created = await withTransaction(pool, async (tx) => {
+        const c = await createTicketWithMessage(
+          tx,
+          {
+            id: b.id,
+            subject: b.subject,
+            requester: b.requester,
+            message: b.message && { text: b.message.text, html: storedHtml(b.message.html, b.message.text) },
+            source: 'api',
+          },
+          opts.rules,
+        );
+        if (key && !(await insertApiRequest(tx, key, { ticketId: c.ticket.id, messageId: c.messageId })))
+          throw new KeyTaken();
+        return c;
+      }).catch(async (err: unknown) => {
+        if (err instanceof KeyTaken) return (await findApiRequest(pool, key!))!;
+        if (isReadOnlyView(err)) throw problem.ticketsReadOnly((err as Error).message);
+        // two requests with the same id at once: the second loses at the primary key
+        if ((err as { code?: string }).code === '23505' && b.id) throw problem.ticketExists(b.id);
+        throw err;
+      });
+      // the same key won a race with us: its ticket, not a second one
+      if (!('ticket' in created)) return answerEarlier(created);
+      const { ticket } = created;
+      reply.code(201).header('location', `${app.prefix}/tickets/${ticket.id}`);
+      return {
+        ticket: ticketJson(ticket),
+        replyAddress: replyAddress(ticket.id, config),
+        messageId: created.messageId,
+        outbox: created.outboxIds,
+      };
+    },
+  );
+
+  v1.post(
+    '/tickets/:id/messages',
+    {
+      schema: {
+        summary: 'Answer a ticket from the CRM',
+        description:
+          'Stores the answer as a ticket message (role staff, source api) and, in the same transaction, queues its ' +
+          "mail to the requester (threaded into the requester's mail, Reply-To the ticket address; unless " +
+          'NOTIFY_REQUESTER=false) and the webhook. 201 with the message; 200 with the message stored before when ' +
+          'the Idempotency-Key was used on this ticket already.',
+        tags: ['tickets'],
+        params: TicketIdParams,
+        headers: IdempotencyHeaders,
+        body: AnswerBody,
+        response: {
+          200: StoredAnswer,
+          201: StoredAnswer,
+          ...COMMON_PROBLEMS,
+          ...BODY_PROBLEMS,
+          404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
+          409: problemResponse('the ticket is closed (TICKET_CLOSED)'),
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const b = req.body;
+      const key = req.headers['idempotency-key'];
+      const ticket = await findTicket(pool, id);
+      if (!ticket) throw problem.ticketNotFound(id);
+      // a retry of an answer already stored is answered as it was, even if the ticket closed since
+      const earlier = key ? await findTicketMessageByKey(pool, id, `api:${key}`) : null;
+      if (earlier) return reply.code(200).send({ message: await fullMessage(pool, earlier), outbox: [] });
+      if (isClosed(ticket.status, config)) throw problem.ticketClosed(id, ticket.status);
+      const stored = await withTransaction(pool, (tx) =>
+        storeStaffAnswer(
+          tx,
+          {
+            ticketId: id,
+            author: { address: b.author.address, name: b.author.name ?? null },
+            text: b.text,
+            html: storedHtml(b.html, b.text),
+            subject: b.subject ?? null,
+            idempotencyKey: key,
+            source: 'api',
+          },
+          opts.rules,
+        ),
+      ).catch((err: unknown) => {
+        if (err instanceof NoSuchTicket) throw problem.ticketNotFound(id);
+        throw err;
+      });
+      // null: the same key won a race with us; answer with what it stored
+      const message = stored.messageId
+        ? await findTicketMessage(pool, stored.messageId)
+        : await findTicketMessageByKey(pool, id, `api:${key}`);
+      if (!message) throw new Error(`the answer to ${id} was stored but cannot be read back`);
+      reply.code(stored.messageId ? 201 : 200);
+      return { message: await fullMessage(pool, message), outbox: stored.outboxIds };
+    },
+  );
+
+  v1.get(
+    '/tickets/:id',
+    {
+      schema: {
+        summary: 'A ticket with its messages',
+        description: 'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`).',
+        tags: ['tickets'],
+        params: TicketIdParams,
+        querystring: z.object({ full }),
+        response: {
+          200: TicketWithMessagesJson,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      const ticket = await findTicket(pool, id);
+      if (!ticket) throw problem.ticketNotFound(id);
+      return ticketDocument(pool, ticket, req.query.full);
+    },
+  );
+
+  v1.get(
+    '/tickets/:id/messages',
+    {
+      schema: {
+        summary: "A ticket's messages after an id (for a CRM that polls)",
+        description:
+          'Messages with an id above `after`, in id order, at most `limit`. Ids are taken before commit, so a ' +
+          'message that committed late can carry a lower id than one already returned: poll with `after` a little ' +
+          'below the last id you handled and de-duplicate by id (or take the webhook, which misses nothing).',
+        tags: ['tickets'],
+        params: TicketIdParams,
+        querystring: z.object({
+          after: z
+            .string()
+            .regex(/^\d{1,19}$/, 'must be a message id (digits)')
+            .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`)
+            .default('0'),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          full,
+        }),
+        response: {
+          200: MessagesPage,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      const { after, limit } = req.query;
+      if (!(await findTicket(pool, id))) throw problem.ticketNotFound(id);
+      const rows = await listTicketMessagesAfter(pool, id, after, limit);
+      return {
+        messages: await messagesJson(pool, rows, req.query.full),
+        next: rows.at(-1)?.id ?? after,
+        more: rows.length === limit,
+      };
+    },
+  );
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Served without the bearer token (the OpenAPI document). */
+    public?: boolean;
+  }
+}

@@ -1,0 +1,29 @@
+// What a failure of mailparser means: the message's own shape is permanent (550 5.6.0, as
+// UnparseableMessage), our own want of memory is not (it must reach the sender as a 451).
+import { describe, expect, it, vi } from 'vitest';
+
+const failure = vi.hoisted(() => ({ error: new Error('unset') }));
+vi.mock('mailparser', () => ({ simpleParser: () => Promise.reject(failure.error) }));
+
+const { parseMessage, UnparseableMessage } = await import('../../src/mail/parse.js');
+const raw = Buffer.from('From: a@b.ru\r\nSubject: x\r\n\r\nbody\r\n');
+
+describe('parse errors', () => {
+  it.each([
+    ['a header block over the limit', new Error('Maximum header size exceeded')],
+    ['nesting deeper than the call stack', new RangeError('Maximum call stack size exceeded')],
+  ])('%s is the message’s own: UnparseableMessage', async (_what, error) => {
+    failure.error = error;
+    await expect(parseMessage(raw)).rejects.toBeInstanceOf(UnparseableMessage);
+  });
+
+  it.each([
+    ['a buffer we could not allocate', new RangeError('Array buffer allocation failed')],
+    ['out of memory', new Error('out of memory')],
+  ])('%s is ours: the error itself, so that the sender gets 451 and retries', async (_what, error) => {
+    failure.error = error;
+    const rejected = await parseMessage(raw).catch((e: unknown) => e);
+    expect(rejected).toBe(error);
+    expect(rejected).not.toBeInstanceOf(UnparseableMessage);
+  });
+});
