@@ -4,7 +4,6 @@ import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
-import type { Resolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
 import type { Outbox } from '../outbox/open.js';
 import type { WorkBudget } from '../pipeline/budget.js';
@@ -22,7 +21,6 @@ export interface SmtpContext {
   metrics: Metrics;
   /** Who is notified of a committed message, and the VERP key of our bounce addresses. */
   outbox: Outbox;
-  resolver: Resolver;
   limits: PerIpLimits;
   pipeline: Pipeline;
   /** Messages processed at once and what they cost (PIPELINE_MAX_MESSAGES, PIPELINE_MAX_MEMORY_BYTES). */

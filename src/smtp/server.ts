@@ -85,7 +85,6 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
       reserved: config.reservedClients,
     }),
     buffered: deps.metrics.buffered,
-    resolver,
     pipeline: new Pipeline({
       workers,
       db: deps.pool,
