@@ -14,8 +14,8 @@ import { authenticate } from '../src/mail/authenticate.js';
 import { keyCacheSwitch } from '../src/mail/dkim-keys.js';
 import { createResolver } from '../src/mail/dns.js';
 import { parseMessage } from '../src/mail/parse.js';
-import { extractReply } from '../src/mail/reply-text.js';
-import { htmlToText, sanitizeHtml } from '../src/mail/sanitize.js';
+import { replyOfParsed } from '../src/mail/reply-text/message.js';
+import { sanitizeHtml } from '../src/mail/sanitize.js';
 import { analyse, type PipelineWorld, sha256Of } from '../src/pipeline/steps.js';
 import { DEAR_SHAPES, dearMessage } from '../test/helpers/dear.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
@@ -184,10 +184,7 @@ async function main() {
         resolver,
       }),
     );
-    await step('extract', (i) => {
-      const p = parsed[i]!;
-      return extractReply({ text: p.text || (p.html ? htmlToText(p.html) : ''), html: p.html, subject: p.subject });
-    });
+    await step('extract', (i) => replyOfParsed(parsed[i]!));
     await step('sanitize', (i) => {
       const p = parsed[i]!;
       return p.html === null ? null : sanitizeHtml(p.html, p.text);

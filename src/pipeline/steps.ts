@@ -20,8 +20,8 @@ import {
   parseMessage,
   UnparseableMessage,
 } from '../mail/parse.js';
-import { extractReply } from '../mail/reply-text.js';
-import { htmlToText, sanitizeHtml } from '../mail/sanitize.js';
+import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
+import { sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
 import { notificationsFor, notifyRules } from '../outbox/notify.js';
@@ -203,8 +203,7 @@ export async function analyse(
   // 7. The body: MIME parse, text, attachments, reply text and sanitized HTML.
   const parsed = whole ?? (await parseMessage(raw).catch(unparseable));
   if (!parsed) return { kind: 'unparseable', facts };
-  // mailparser's own conversion is off (parse.ts): a message with only HTML gets its text here
-  const text = parsed.text || (parsed.html ? htmlToText(parsed.html) : '');
+  const text = bodyText(parsed);
   if (!isUsable(parsed, text)) return { kind: 'unparseable', facts };
   const attachments = attachmentRows(parsed.attachments, parsed.html);
   facts.attachments = attachments.length;
@@ -326,7 +325,7 @@ interface Body {
 
 /** What the ticket shows (the answer), and everything else kept beside it. */
 function bodyOf(parsed: ParsedMessage, fullText: string): Body {
-  const extracted = extractReply({ text: fullText, html: parsed.html, subject: parsed.subject });
+  const extracted = replyOfParsed(parsed, fullText);
   return {
     replyText: extracted.reply,
     fullText,

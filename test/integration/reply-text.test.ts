@@ -144,7 +144,7 @@ describe('forwarded messages in the ticket, and reprocess', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    for (const id of ['TKT-3001', 'TKT-3002']) await insertTestTicket(db.pool, id);
+    for (const id of ['TKT-3001', 'TKT-3002', 'TKT-3003']) await insertTestTicket(db.pool, id);
     server = await startTestServer(db.url, { AUTH_POLICY: 'monitor', TICKET_MAX_MESSAGES_PER_HOUR: '0' });
     env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' });
   });
@@ -228,6 +228,65 @@ describe('forwarded messages in the ticket, and reprocess', () => {
     const mine = await runCli(['reprocess', '--ticket', 'TKT-3001', '--since', '2000-01-01'], env);
     expect(mine.stdout).toMatch(/: 1 changed/);
     expect((await row(id)).reply_text).toBe('Please look at this one.');
+  });
+
+  it('reply-text and reprocess give what the pipeline stored, to the letter', async () => {
+    // every client fixture, a forward, and HTML alone inside multipart/related (mailparser gives
+    // no text there: the text of the HTML is ours)
+    const related = [
+      'From: Ivan <ivan@flamecrm.ru>',
+      'To: support+TKT-3003@flamecrm.ru',
+      'Subject: Re: [TKT-3003] Форма',
+      'Message-ID: <reply-text-related@example.com>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/related; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<div>Починили.</div><div class="gmail_quote"><blockquote>старое</blockquote></div>',
+      '--b--',
+      '',
+    ].join('\r\n');
+    const messages = [
+      ...fs
+        .readdirSync(path.join(FIXTURES, 'eml'))
+        .filter((f) => f.endsWith('.eml'))
+        .sort()
+        .map((f) => fs.readFileSync(path.join(FIXTURES, 'eml', f))),
+      Buffer.from(buildMessage({ to: 'support+TKT-3003@flamecrm.ru', subject: 'Fwd: Form', body: FORWARD })),
+      Buffer.from(related),
+    ];
+    for (const message of messages) {
+      const r = await deliver(server.port, {
+        ip: '127.0.0.1',
+        from: 'sender@example.ru',
+        to: ['support+TKT-3003@flamecrm.ru'],
+        message,
+      });
+      expect(r.short).toBe('250 2.0.0');
+    }
+    const { rows } = await db.pool.query(
+      `select reply_text as reply, removed_text as removed, forwarded from ticket_messages
+        where ticket_id = 'TKT-3003' order by id`,
+    );
+    expect(rows).toHaveLength(messages.length);
+    const cli = await runCliWithInput(
+      ['reply-text', '--jsonl'],
+      env,
+      messages.map((m) => JSON.stringify({ eml: m.toString('base64') })).join('\n'),
+    );
+    expect(cli.code).toBe(0);
+    const answers = cli.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(answers.map((a) => ({ reply: a.reply, removed: a.removed, forwarded: a.forwarded ?? null }))).toEqual(rows);
+    expect(answers.at(-1)).toMatchObject({ reply: 'Починили.', method: 'html' });
+    const again = await runCli(['reprocess', '--ticket', 'TKT-3003', '--dry-run'], env);
+    expect(again.stdout).toBe(
+      `reprocessed ${messages.length} messages: 0 would change, ${messages.length} unchanged, 0 failed\n`,
+    );
   });
 
   it.each([
