@@ -222,16 +222,12 @@ interface OwnMatcher {
   messageIdDomains: Set<string>;
 }
 
-// Config is frozen and passed for every message: its sets are built once per object.
-const matchers = new WeakMap<OwnAddresses, OwnMatcher>();
-
+// Built for each message: a few small sets cost under a microsecond, no more than a cache's lookup.
 function ownMatcher(own: OwnAddresses): OwnMatcher {
-  let m = matchers.get(own);
-  if (m) return m;
   const domains = new Set(own.mailDomains.map((d) => d.toLowerCase()));
   const support = own.supportLocalPart.toLowerCase();
   const senders = new Set((own.notificationSenders ?? []).map((s) => s.toLowerCase()));
-  m = {
+  return {
     isOurs: (address) => {
       if (senders.has(address)) return true;
       const at = address.lastIndexOf('@');
@@ -241,8 +237,6 @@ function ownMatcher(own: OwnAddresses): OwnMatcher {
     },
     messageIdDomains: new Set((own.notificationMessageIdDomains ?? []).map((d) => d.toLowerCase())),
   };
-  matchers.set(own, m);
-  return m;
 }
 
 /** A header value fit for a stored reason: one line, short. */
