@@ -20,6 +20,7 @@ import {
 import type { Logger } from '../log.js';
 import { replyAddress } from '../mail/address.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
+import { TICKET_ID_RE } from '../mail/ticket-id.js';
 import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
@@ -68,13 +69,12 @@ const COMMON_PROBLEMS = {
   503: problemResponse('PostgreSQL did not answer (DATABASE_UNAVAILABLE)'),
 };
 
-const TicketIdParams = z.object({
-  id: z
-    .string()
-    .regex(/^[Tt][Kk][Tt]-\d{1,18}$/, 'must be a ticket id such as TKT-12345')
-    .transform((v) => v.toUpperCase())
-    .describe('TKT-<number>; compared without case'),
-});
+const TicketId = z
+  .string()
+  .regex(TICKET_ID_RE, 'must be a ticket id such as TKT-12345')
+  .transform((v) => v.toUpperCase());
+
+const TicketIdParams = z.object({ id: TicketId.describe('TKT-<number>; compared without case') });
 
 const full = z
   .enum(['true', 'false'])
@@ -110,12 +110,7 @@ const CreateTicketBody = z
     subject: z.string().trim().min(1, 'must not be empty').max(1000),
     requester: EMAIL.describe("the customer's address: may write to the ticket by mail, gets staff answers"),
     message: MessageBody.optional().describe('the first message, from the requester'),
-    id: z
-      .string()
-      .regex(/^[Tt][Kk][Tt]-\d{1,18}$/, 'must be a ticket id such as TKT-12345')
-      .transform((v) => v.toUpperCase())
-      .optional()
-      .describe('this id instead of the next free number'),
+    id: TicketId.optional().describe('this id instead of the next free number'),
   })
   .strict()
   .meta({ id: 'NewTicket' });

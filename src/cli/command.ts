@@ -5,6 +5,7 @@ import { type Config, loadConfig, type VariableName } from '../config.js';
 import { migrationStatus } from '../db/migrate.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { createLogger, type Logger } from '../log.js';
+import { parseTicketId } from '../mail/ticket-id.js';
 import { openDatabase } from '../service.js';
 
 export type Out = { out: (s: string) => void; err: (s: string) => void };
@@ -75,7 +76,7 @@ export async function withDatabase<T>(
 }
 
 export function normaliseTicketId(value: string): string {
-  const m = /^tkt-(\d{1,18})$/i.exec(value.trim());
-  if (!m) throw new UsageError(`'${value}' is not a ticket id (TKT-<number>)`);
-  return `TKT-${m[1]}`;
+  const id = parseTicketId(value.trim());
+  if (!id) throw new UsageError(`'${value}' is not a ticket id (TKT-<number>)`);
+  return id;
 }

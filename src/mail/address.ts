@@ -3,6 +3,7 @@
 // reply addresses (support+TKT-1.<mac>@), so that an address cannot be guessed from a ticket number;
 // and the signed envelope senders of our notifications (bounces+<outbox id>.<mac>@).
 import crypto from 'node:crypto';
+import { TICKET_ID } from './ticket-id.js';
 
 export type Recipient =
   | { kind: 'foreign'; domain: string }
@@ -24,7 +25,7 @@ const ROLE_ACCOUNTS = new Set(['postmaster', 'abuse']);
 export const BOUNCE_LOCAL_PART = 'bounces';
 const BOUNCE_TAG_RE = /^(\d{1,18})\.([a-f0-9]{16})$/i;
 // TKT-<digits>, optionally .<mac> when reply addresses are signed. Clients may lowercase it.
-const TAG_RE = /^tkt-(\d{1,18})(?:\.([a-z0-9_-]{4,64}))?$/i;
+const TAG_RE = new RegExp(`^(${TICKET_ID})(?:\\.([a-z0-9_-]{4,64}))?$`, 'i');
 
 export function classifyRecipient(address: string, rules: AddressRules): Recipient {
   const at = address.lastIndexOf('@');
@@ -53,7 +54,7 @@ export function classifyRecipient(address: string, rules: AddressRules): Recipie
   const tag = address.slice(0, at).slice(plus + 1);
   const m = TAG_RE.exec(tag);
   if (!m) return { kind: 'bad-tag', tag };
-  return { kind: 'ticket', ticketId: `TKT-${m[1]}`, mac: m[2] ?? null };
+  return { kind: 'ticket', ticketId: m[1]!.toUpperCase(), mac: m[2] ?? null };
 }
 
 export interface SigningRules {

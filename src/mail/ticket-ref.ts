@@ -3,6 +3,7 @@
 // DATA phase matches against the notifications we sent).
 import type { ParsedMessage } from './parse.js';
 import { splitIds } from './parse.js';
+import { parseTicketId, TICKET_ID } from './ticket-id.js';
 
 export interface TicketReferences {
   header: string | null;
@@ -11,20 +12,18 @@ export interface TicketReferences {
   messageIds: string[];
 }
 
-const ID_RE = /^\s*tkt-(\d{1,18})\s*$/i;
-const SUBJECT_RE = /\[\s*tkt-(\d{1,18})\s*\]/i;
+const SUBJECT_RE = new RegExp(`\\[\\s*(${TICKET_ID})\\s*\\]`);
 
 export function ticketReferences(
   parsed: Pick<ParsedMessage, 'headers' | 'subject' | 'inReplyTo' | 'references'>,
 ): TicketReferences {
   const raw = parsed.headers.get('x-ticket-id');
   const headerValue = typeof raw === 'string' ? raw : Array.isArray(raw) && typeof raw[0] === 'string' ? raw[0] : null;
-  const header = headerValue && ID_RE.exec(headerValue);
   const subject = parsed.subject ? SUBJECT_RE.exec(parsed.subject) : null;
   const ids = [...parsed.references, ...splitIds(parsed.inReplyTo ?? undefined)];
   return {
-    header: header ? `TKT-${header[1]}` : null,
-    subject: subject ? `TKT-${subject[1]}` : null,
+    header: headerValue === null ? null : parseTicketId(headerValue.trim()),
+    subject: subject ? subject[1]!.toUpperCase() : null,
     messageIds: [...new Set(ids)],
   };
 }

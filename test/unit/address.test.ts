@@ -1,6 +1,8 @@
 // Recipient classification: the RCPT_* rows of the README's "What it answers", from the address alone.
 import { describe, expect, it } from 'vitest';
 import { bounceAddress, checkBounceMac, classifyRecipient, replyAddress } from '../../src/mail/address.js';
+import { parseTicketId, TICKET_ID_RE } from '../../src/mail/ticket-id.js';
+import { ticketReferences } from '../../src/mail/ticket-ref.js';
 
 const rules = { mailDomains: ['flamecrm.ru', 'help.flamecrm.ru'], supportLocalPart: 'support' };
 
@@ -34,6 +36,39 @@ describe('classifyRecipient', () => {
     ['bounces+42.0123456789abcdef@gmail.com', { kind: 'foreign', domain: 'gmail.com' }],
   ])('%s', (address, expected) => {
     expect(classifyRecipient(address, rules)).toEqual(expected);
+  });
+});
+
+describe('ticket ids: one definition for addresses, X-Ticket-ID, subjects, the API and the CLI', () => {
+  it.each([
+    ['TKT-12345', 'TKT-12345'],
+    ['tkt-7', 'TKT-7'],
+    ['Tkt-123456789012345678', 'TKT-123456789012345678'],
+    ['TKT-1234567890123456789', null],
+    ['TKT-', null],
+    ['TKT-1.abcd', null],
+    [' TKT-1', null],
+    ['TKT-١', null], // digits of other scripts are not ticket numbers
+  ])('%j → %j', (value, expected) => {
+    expect(parseTicketId(value)).toBe(expected);
+  });
+
+  it('has no flags, so that the OpenAPI pattern means what the server checks', () => {
+    expect(TICKET_ID_RE.flags).toBe('');
+    expect(TICKET_ID_RE.source).toBe('^[Tt][Kk][Tt]-\\d{1,18}$');
+  });
+
+  it('finds the id of X-Ticket-ID and of [TKT-…] in the subject, in any case and spacing', () => {
+    const refs = (xTicketId: string | undefined, subject: string | null) =>
+      ticketReferences({
+        headers: new Map(xTicketId === undefined ? [] : [['x-ticket-id', xTicketId]]),
+        subject,
+        inReplyTo: null,
+        references: [],
+      });
+    expect(refs(' tkt-42 ', 'Re: [ Tkt-7 ] Printer')).toMatchObject({ header: 'TKT-42', subject: 'TKT-7' });
+    expect(refs('TKT-42 TKT-43', 'Re: TKT-7 Printer')).toMatchObject({ header: null, subject: null });
+    expect(refs(undefined, 'Re: [TKT-1234567890123456789]')).toMatchObject({ header: null, subject: null });
   });
 });
 
