@@ -75,6 +75,11 @@ export async function withDatabase<T>(
   }
 }
 
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** What senders and remote servers wrote, fit for a terminal: no escape sequences or other control characters. */
+export const printable = (text: string): string => text.replace(CONTROL_CHARACTERS, '');
+
 export function normaliseTicketId(value: string): string {
   const id = parseTicketId(value.trim());
   if (!id) throw new UsageError(`'${value}' is not a ticket id (TKT-<number>)`);

@@ -17,7 +17,7 @@ import { createLogger } from '../log.js';
 import { composeNotification } from '../outbox/mail.js';
 import { createSender, openOutbox } from '../outbox/open.js';
 import { openDatabase } from '../service.js';
-import { type Command, commandLogger, type Out, parse, UsageError, withDatabase } from './command.js';
+import { type Command, commandLogger, type Out, parse, printable, UsageError, withDatabase } from './command.js';
 
 export const outboxList: Command = {
   name: 'outbox list',
@@ -93,7 +93,7 @@ async function list(args: string[], io: Out): Promise<number> {
       io.out(values.status ? `no ${values.status} rows` : 'the outbox is empty');
       return 0;
     }
-    for (const r of rows) io.out(shown(describeRow(r)));
+    for (const r of rows) io.out(printable(describeRow(r)));
     return 0;
   });
 }
@@ -107,7 +107,7 @@ async function show(args: string[], io: Out): Promise<number> {
       io.err(`ticket-mx: no such outbox row ${id}`);
       return 1;
     }
-    io.err(shown(describeRow(row)));
+    io.err(printable(describeRow(row)));
     let content = row.content;
     if (!content && row.kind === 'mail') {
       io.err('(not attempted yet: a preview; the bytes are fixed at the first attempt)');
@@ -122,9 +122,9 @@ async function show(args: string[], io: Out): Promise<number> {
       return 0;
     }
     const parsed = await simpleParser(content);
-    for (const line of parsed.headerLines) io.out(shown(decodedHeader(line, parsed.headers.get(line.key))));
+    for (const line of parsed.headerLines) io.out(printable(decodedHeader(line, parsed.headers.get(line.key))));
     io.out('');
-    io.out(shown((parsed.text ?? '').replace(/\n$/, '')));
+    io.out(printable((parsed.text ?? '').replace(/\n$/, '')));
     return 0;
   });
 }
@@ -216,10 +216,6 @@ function decodedHeader(line: { key: string; line: string }, value: unknown): str
           : line.line.slice(name.length + 1).trim();
   return `${name}: ${text.replace(/\s*\r?\n\s*/g, ' ')}`;
 }
-
-const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-/** What remote servers and senders wrote goes to a terminal: no escape sequences. */
-const shown = (text: string) => text.replace(CONTROL_CHARACTERS, '');
 
 const EVENT_NAMES: Record<string, string> = {
   ticket_created: 'ticket created',

@@ -21,7 +21,7 @@ import { replyAddress } from '../mail/address.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { notifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
-import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatabase } from './command.js';
+import { type Command, normaliseTicketId, type Out, parse, printable, UsageError, withDatabase } from './command.js';
 import { describeNotification } from './outbox.js';
 
 export const ticketCreate: Command = {
@@ -228,7 +228,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     const filesOf = (m: StoredTicketMessage) => (m.rawMessageId && attachments.get(m.rawMessageId)) || [];
     const notifications = await listTicketOutbox(pool, id);
     // what senders wrote goes to a terminal: no escape sequences or other control characters
-    const out = (line: string) => io.out(line.replace(CONTROL_CHARACTERS, ''));
+    const out = (line: string) => io.out(printable(line));
     out(
       `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
     );
@@ -299,7 +299,7 @@ async function listAll(args: string[], io: Out): Promise<number> {
     for (const t of tickets)
       io.out(
         `${t.id.padEnd(idWidth)}  ${t.status.padEnd(statusWidth)}  ${t.createdAt.toISOString().slice(0, 16)}Z  ` +
-          `${String(t.messages).padStart(4)} msg  ${t.requester}  ${t.subject}`.replace(CONTROL_CHARACTERS, ''),
+          printable(`${String(t.messages).padStart(4)} msg  ${t.requester}  ${t.subject}`),
       );
     if (tickets.length === limit) io.err(`(the newest ${limit}; --limit N for more)`);
     return 0;
@@ -375,8 +375,6 @@ function describeForwarded(f: ForwardedMessage): string {
 
 const describeAttachment = (a: StoredAttachment) =>
   `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
-
-const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 const indent = (text: string) =>
   text
