@@ -18,7 +18,7 @@ import {
   type StoredTicketMessage,
 } from '../db/queries.js';
 import type { Logger } from '../log.js';
-import { replyAddress } from '../mail/address.js';
+import { EMAIL_ADDRESS_RE, replyAddress } from '../mail/address.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
 import { TICKET_ID_RE } from '../mail/ticket-id.js';
 import { isClosed } from '../mail/ticket-status.js';
@@ -97,7 +97,7 @@ const EMAIL = z
   .string()
   .trim()
   .max(320)
-  .regex(/^[^@\s<>\p{Cc}]+@[^@\s<>\p{Cc}]+\.[^@\s<>\p{Cc}]+$/u, 'must be an email address')
+  .regex(EMAIL_ADDRESS_RE, 'must be an email address')
   .transform((v) => v.toLowerCase());
 
 const MessageBody = z.object({

@@ -17,7 +17,7 @@ import {
   type StoredTicketMessage,
   setTicketStatus,
 } from '../db/queries.js';
-import { replyAddress } from '../mail/address.js';
+import { EMAIL_ADDRESS_RE, replyAddress } from '../mail/address.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { notifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
@@ -99,8 +99,6 @@ mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket ch
 /** What commands that only read need not be given: MAIL_DOMAINS names no reply address here. */
 const READ_ONLY = { unused: ['MAIL_DOMAINS'] as VariableName[] };
 
-const EMAIL_RE = /^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/;
-
 /** The error of a write to the CRM's tickets view that has no way to take it, with what to do instead. */
 function readOnlyView(err: unknown, what: string): unknown {
   if (!isReadOnlyView(err)) return err;
@@ -119,7 +117,7 @@ async function createTicket(args: string[], io: Out): Promise<number> {
     json: { type: 'boolean' },
   });
   if (!values.subject?.trim()) throw new UsageError('ticket create needs --subject');
-  if (!values.requester || !EMAIL_RE.test(values.requester))
+  if (!values.requester || !EMAIL_ADDRESS_RE.test(values.requester))
     throw new UsageError('ticket create needs --requester with an email address');
   const id = values.id === undefined ? undefined : normaliseTicketId(values.id);
   return withDatabase(async (pool, config) => {
@@ -164,7 +162,7 @@ async function replyToTicket(args: string[], io: Out): Promise<number> {
   );
   if (positionals.length !== 1) throw new UsageError('ticket reply needs exactly one ticket id');
   const id = normaliseTicketId(positionals[0]!);
-  if (!values.from || !EMAIL_RE.test(values.from))
+  if (!values.from || !EMAIL_ADDRESS_RE.test(values.from))
     throw new UsageError('ticket reply needs --from with an email address');
   if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
   return withDatabase(async (pool, config) => {

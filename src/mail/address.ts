@@ -20,6 +20,12 @@ export interface AddressRules {
   supportLocalPart: string;
 }
 
+/**
+ * An address a ticket's requester or a staff member is given by (the API, the CLI): one @, a dot in
+ * the domain, no spaces, angle brackets or control characters. Not RFC 5322: what a person types.
+ */
+export const EMAIL_ADDRESS_RE = /^[^@\s<>\p{Cc}]+@[^@\s<>\p{Cc}]+\.[^@\s<>\p{Cc}]+$/u;
+
 const ROLE_ACCOUNTS = new Set(['postmaster', 'abuse']);
 /** The local part of our notifications' envelope senders (config.ts refuses it as SUPPORT_LOCAL_PART). */
 export const BOUNCE_LOCAL_PART = 'bounces';

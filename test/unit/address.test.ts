@@ -1,6 +1,12 @@
 // Recipient classification: the RCPT_* rows of the README's "What it answers", from the address alone.
 import { describe, expect, it } from 'vitest';
-import { bounceAddress, checkBounceMac, classifyRecipient, replyAddress } from '../../src/mail/address.js';
+import {
+  bounceAddress,
+  checkBounceMac,
+  classifyRecipient,
+  EMAIL_ADDRESS_RE,
+  replyAddress,
+} from '../../src/mail/address.js';
 import { parseTicketId, TICKET_ID_RE } from '../../src/mail/ticket-id.js';
 import { ticketReferences } from '../../src/mail/ticket-ref.js';
 
@@ -69,6 +75,22 @@ describe('ticket ids: one definition for addresses, X-Ticket-ID, subjects, the A
     expect(refs(' tkt-42 ', 'Re: [ Tkt-7 ] Printer')).toMatchObject({ header: 'TKT-42', subject: 'TKT-7' });
     expect(refs('TKT-42 TKT-43', 'Re: TKT-7 Printer')).toMatchObject({ header: null, subject: null });
     expect(refs(undefined, 'Re: [TKT-1234567890123456789]')).toMatchObject({ header: null, subject: null });
+  });
+});
+
+describe('EMAIL_ADDRESS_RE: a requester or staff address as the API and the CLI take it', () => {
+  it.each([
+    ['ann@example.ru', true],
+    ['Ann.Berg+crm@mail.example.co.uk', true],
+    ['анна@пример.рф', true],
+    ['ann@localhost', false],
+    ['ann@@example.ru', false],
+    ['Ann <ann@example.ru>', false],
+    ['ann @example.ru', false],
+    ['ann\u0001@example.ru', false],
+    ['ann@example.ru\u009b', false],
+  ])('%j → %s', (value, ok) => {
+    expect(EMAIL_ADDRESS_RE.test(value)).toBe(ok);
   });
 });
 
