@@ -22,8 +22,8 @@ import { WEBHOOK_EVENT } from './outbox/notify.js';
 import type { Outbox } from './outbox/open.js';
 // registers the WebhookEvent schema: the document's webhooks refer to it as a component
 import './outbox/webhook.js';
+import { withDeadline } from './deadline.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './outbox/webhook-signature.js';
-import { withDeadline } from './smtp/deadline.js';
 
 const signatureHeader = (name: string, description: string, example: string) => ({
   name,

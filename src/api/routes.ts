@@ -17,6 +17,7 @@ import {
   listTicketMessagesAfter,
   type StoredTicketMessage,
 } from '../db/queries.js';
+import { failureTag } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { EMAIL_ADDRESS_RE, replyAddress } from '../mail/address.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
@@ -24,7 +25,6 @@ import { TICKET_ID_RE } from '../mail/ticket-id.js';
 import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
-import { failureTag } from '../smtp/deadline.js';
 import { bearerChecker } from './auth.js';
 import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
 import {

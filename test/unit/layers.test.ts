@@ -21,6 +21,8 @@ describe('layers', () => {
   it.each([
     ['src/mail', ['../smtp/', '../cli', '../service', '../http']],
     ['src/db', ['../mail/', '../smtp/', '../cli', '../service', '../http']],
+    // the HTTP side stands beside the SMTP layer, not on it
+    ['src/api', ['../smtp/', '../cli', '../service']],
   ])('%s imports nothing from the layers above it', (dir, above) => {
     const upward = files(dir).flatMap((f) =>
       importsOf(f)
@@ -28,6 +30,10 @@ describe('layers', () => {
         .map((i) => `${f} → ${i}`),
     );
     expect(upward).toEqual([]);
+  });
+
+  it('src/http.ts imports nothing from the SMTP layer', () => {
+    expect(importsOf('src/http.ts').filter((i) => i.startsWith('./smtp/'))).toEqual([]);
   });
 
   it('every authorization refusal is in the family its catalogue entry announces', () => {

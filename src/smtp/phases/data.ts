@@ -4,13 +4,13 @@
 // including our own deadline, answers 451.
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
+import { DeadlineExceeded, failureTag } from '../../deadline.js';
 import { inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
 import type { MessageShape } from '../../pipeline/inline.js';
 import type { Facts, Outcome, Route } from '../../pipeline/types.js';
 import { logDecision, type SmtpContext, tnxOf } from '../context.js';
-import { DeadlineExceeded, failureTag } from '../deadline.js';
 import { networkKey } from '../limits.js';
 import { reply, type SmtpReply } from '../reply.js';
 import { storeDeliveryReport } from './bounce.js';

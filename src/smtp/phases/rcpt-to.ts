@@ -3,10 +3,10 @@
 // Only a ticket lookup touches the database; its trouble is always a 451, never a 5xx.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { findTicket } from '../../db/queries.js';
+import { failureTag, withDeadline } from '../../deadline.js';
 import { checkBounceMac, checkSignature, classifyRecipient } from '../../mail/address.js';
 import { isClosed } from '../../mail/ticket-status.js';
 import { logDecision, type SmtpContext } from '../context.js';
-import { failureTag, withDeadline } from '../deadline.js';
 import { reply, type SmtpReply } from '../reply.js';
 
 export function onRcptTo(ctx: SmtpContext) {

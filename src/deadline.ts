@@ -1,5 +1,6 @@
-// Every SMTP hook answers within its deadline: if smtp-server's callback is never called the
-// connection hangs forever, so work that may stall (PostgreSQL, DNS) races a timer.
+// Work that may stall (PostgreSQL, DNS) races a timer, and a temporary failure gets a stable tag:
+// every SMTP hook answers within its deadline (if smtp-server's callback is never called the
+// connection hangs forever), and the HTTP side tags its 503s and bounds its health check alike.
 
 export class DeadlineExceeded extends Error {
   constructor(
