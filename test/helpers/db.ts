@@ -3,6 +3,7 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import type { TicketMessageRow } from '../../src/db/queries.js';
 import { DEFAULT_SCHEMA, inSchema } from '../../src/db/schema.js';
 import { withDatabase } from './global-setup.js';
 
@@ -90,5 +91,39 @@ export async function createEmptyDatabase(): Promise<{ plainUrl: string; drop():
       await admin.connect();
       await admin.query(`drop database if exists ${name} with (force)`).finally(() => admin.end());
     },
+  };
+}
+
+/** A ticket message as the pipeline would hand it to the store (`key` makes it unique), for tests below SMTP. */
+export function testMessageRow(ticketId: string, key: string, extra: Partial<TicketMessageRow> = {}): TicketMessageRow {
+  return {
+    ticketId,
+    idempotencyKey: `mid:<${key}>`,
+    authorAddress: 'client@example.ru',
+    authorName: 'Client',
+    authorRole: 'requester',
+    subject: 'Re: printer',
+    replyText: key,
+    fullText: key,
+    removedText: '',
+    html: null,
+    messageId: `<${key}>`,
+    inReplyTo: null,
+    references: [],
+    sentAt: new Date('2026-01-02T03:04:05Z'),
+    envelope: {
+      clientIp: '192.0.2.1',
+      clientHostname: null,
+      helo: 'mail.example.ru',
+      mailFrom: 'client@example.ru',
+      rcptTo: [`support+${ticketId}@flamecrm.ru`],
+      tls: false,
+      tlsCipher: null,
+    },
+    authResults: null,
+    authHeader: null,
+    authVerdict: 'AUTH_ACCEPTED',
+    authReason: 'requester',
+    ...extra,
   };
 }

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/db/group-commit.js';
 import type { MessageToStore, TicketMessageRow } from '../../src/db/queries.js';
-import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, insertTestTicket, type TestDatabase, testMessageRow } from '../helpers/db.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -38,36 +38,7 @@ const commits = (maxPerHour = 0) =>
 
 function message(ticketId: string, key: string, extra: Partial<TicketMessageRow> = {}): MessageToStore {
   const bytes = Buffer.from(`From: client@example.ru\r\nMessage-ID: <${key}>\r\n\r\n${key}\r\n`);
-  const row: TicketMessageRow = {
-    ticketId,
-    idempotencyKey: `mid:<${key}>`,
-    authorAddress: 'client@example.ru',
-    authorName: 'Client',
-    authorRole: 'requester',
-    subject: 'Re: printer',
-    replyText: key,
-    fullText: key,
-    removedText: '',
-    html: null,
-    messageId: `<${key}>`,
-    inReplyTo: null,
-    references: [],
-    sentAt: new Date('2026-01-02T03:04:05Z'),
-    envelope: {
-      clientIp: '192.0.2.1',
-      clientHostname: null,
-      helo: 'mail.example.ru',
-      mailFrom: 'client@example.ru',
-      rcptTo: [`support+${ticketId}@flamecrm.ru`],
-      tls: false,
-      tlsCipher: null,
-    },
-    authResults: null,
-    authHeader: null,
-    authVerdict: 'AUTH_ACCEPTED',
-    authReason: 'requester',
-    ...extra,
-  };
+  const row = testMessageRow(ticketId, key, extra);
   return {
     bytes,
     sha256: crypto.createHash('sha256').update(bytes).digest(),

@@ -8,7 +8,7 @@ import { migrate, readMigrations } from '../../src/db/migrate.js';
 import { insertTicket, storeMessage, type TicketMessageRow } from '../../src/db/queries.js';
 import { inSchema } from '../../src/db/schema.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
-import { createEmptyDatabase } from '../helpers/db.js';
+import { createEmptyDatabase, testMessageRow } from '../helpers/db.js';
 import { startTestServer } from '../helpers/server.js';
 import { buildMessage, deliver } from '../helpers/smtp-client.js';
 
@@ -43,36 +43,18 @@ async function objectsIn(db: pg.Pool | pg.Client, schema: string): Promise<strin
   return rows.map((r) => r.name);
 }
 
+/** A row with text, HTML and auth results in it: the legacy data the snapshot compares. */
 function messageRow(ticketId: string, key: string, text: string): TicketMessageRow {
-  return {
-    ticketId,
+  return testMessageRow(ticketId, key, {
     idempotencyKey: key,
-    authorAddress: 'client@example.ru',
-    authorName: 'Client',
-    authorRole: 'requester',
-    subject: 'Re: printer',
     replyText: text,
     fullText: `${text}\n\n> quoted`,
     removedText: '> quoted',
     html: `<p>${text}</p>`,
     messageId: `<${key}@example.ru>`,
-    inReplyTo: null,
-    references: [],
-    sentAt: new Date('2026-01-02T03:04:05Z'),
-    envelope: {
-      clientIp: '192.0.2.1',
-      clientHostname: null,
-      helo: 'mail.example.ru',
-      mailFrom: 'client@example.ru',
-      rcptTo: [`support+${ticketId}@flamecrm.ru`],
-      tls: false,
-      tlsCipher: null,
-    },
     authResults: { spf: { result: 'pass' } },
-    authHeader: null,
     authVerdict: 'accepted',
-    authReason: 'requester',
-  };
+  });
 }
 
 /**
