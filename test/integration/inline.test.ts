@@ -48,7 +48,10 @@ afterAll(async () => {
 
 const send = async (server: TestServer, to: string, message: Buffer) => {
   const r = await deliver(server.port, { from: 'ivan@flamecrm.ru', to: [to], message });
-  const line = server.logs.filter((l) => String(l.code).startsWith('DATA_')).at(-1)!;
+  // this message's line, not one of the normal client's sent alongside (its replies name other ids)
+  const line = server.logs
+    .filter((l) => String(l.code).startsWith('DATA_') && l.reply === `${r.short} ${r.text}`)
+    .at(-1)!;
   return { reply: r.short, path: line.path, code: line.code };
 };
 const signed = (m: Buffer | string) => dkimSigned(m, 'flamecrm.ru', 'mail', key);
