@@ -115,7 +115,7 @@ export class GroupCommit {
         this.options.maxPerHour,
         batch.every((w) => w.signal) ? { signal: everyone.signal } : {},
       );
-      batch.forEach((w, i) => w.resolve(results[i]!));
+      for (const [i, w] of batch.entries()) w.resolve(results[i]!);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (batch.length === 1 || typeof code !== 'string' || !ONE_MESSAGE_TROUBLE.test(code)) throw err;

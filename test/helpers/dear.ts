@@ -46,7 +46,7 @@ export function dearMessage(shape: DearShape, size: number, to: string, i = 0): 
   };
   const html = (unit: string, prefix = '<p>Готово</p>') => {
     const h = head('text/html; charset=utf-8');
-    return h + prefix + fill(unit, size - Buffer.byteLength(h) - Buffer.byteLength(prefix) - 2) + '\r\n';
+    return `${h}${prefix}${fill(unit, size - Buffer.byteLength(h) - Buffer.byteLength(prefix) - 2)}\r\n`;
   };
   let text: string;
   switch (shape) {
