@@ -150,6 +150,23 @@ describe('relay trouble', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('/metrics counts every send by its outcome, as many as the log lines of each', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    const counted = (outcome: string) =>
+      Number(
+        new RegExp(`^ticketmx_outbox_sends_total\\{kind="mail",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1],
+      );
+    for (const [outcome, code] of [
+      ['sent', 'OUTBOX_SENT'],
+      ['deferred', 'OUTBOX_DEFERRED'],
+      ['failed', 'OUTBOX_FAILED'],
+    ] as const) {
+      const lines = server.logsWithCode(code).length;
+      expect(lines, code).toBeGreaterThan(0); // the tests above sent, deferred and failed mail
+      expect(counted(outcome), outcome).toBe(lines);
+    }
+  });
+
   it('a 4xx past OUTBOX_MAX_AGE fails for good, with the last reply', async () => {
     relay.mode = 'defer';
     await server.service.sender!.close(); // hold the sender while the row is made old

@@ -245,7 +245,7 @@ describe('device footers in every language', () => {
   });
 
   it.each([
-    'Sent from my desk, is much easier than my mobile phone.',
+    'Sent from my laptop at home, since the office VPN was down.',
     'Sent from my iPhone, the screenshot shows the error.',
     'Отправлено с телефона, потому что ноутбук сломался, завтра пришлю логи.',
   ])('a sentence that starts like a footer is text: "%s"', (line) => {
