@@ -4,7 +4,7 @@
 // the Bind message is written in pieces, the large buffers by reference (the socket holds them
 // until written), so a message's bytes exist once in the main thread however large they are.
 // Everything else of the query (parse, describe, execute, sync, results, errors) is pg's own.
-// pg is pinned: the test in test/unit/bind.test.ts compares our Bind with pg's, byte for byte.
+// pg is pinned: the test in test/integration/bind.test.ts compares our Bind with pg's, byte for byte.
 import pg from 'pg';
 import { type Db, isPool } from './pool.js';
 
