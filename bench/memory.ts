@@ -1,7 +1,10 @@
 // `npm run bench:memory`: what one idle connection and one message really cost the server in memory,
 // the figures behind SMTP_MAX_CLIENTS and the pipeline budget's COST_PER_BYTE (src/pipeline/budget.ts).
-// A real ticket-mx in its own process against an embedded PostgreSQL; the server's peak RSS is
-// reset before each measurement (/proc/<pid>/clear_refs) and read after it (VmHWM). Linux only.
+// A real ticket-mx in its own process against an embedded PostgreSQL, a fresh one for each
+// measurement (what an earlier large message left to the allocator would hide the next one's
+// cost); the server's peak RSS is reset before each measurement (/proc/<pid>/clear_refs) and read
+// after it (VmHWM). Also the issue-12 figure: the server's peak RSS with 1,000 idle connections
+// open. Linux only.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -38,6 +41,62 @@ async function main() {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query("insert into tickets (id, subject, requester) values ('TKT-1', 'x', 'c@example.ru')");
+  console.log(`ticket-mx memory: one pipeline worker, node ${process.version}, ${os.cpus().length} cores`);
+  // idle connections: greeted and left silent, as a flood would
+  {
+    const { pid, port, stop } = await startServer(url);
+    const N = 2000;
+    const before = kB(pid, 'VmRSS');
+    resetPeak(pid);
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < N; i++) {
+      const s = net.connect({
+        port,
+        host: '127.0.0.1',
+        localAddress: `127.0.${1 + (i % 200)}.${1 + Math.floor(i / 200)}`,
+      });
+      s.on('error', () => {});
+      sockets.push(s);
+      if (i % 100 === 99) await new Promise((r) => setTimeout(r, 50));
+      if (i === 999) {
+        await settle();
+        console.log(
+          `1000 idle connections: RSS ${(kB(pid, 'VmRSS') / 1024).toFixed(0)} MB, peak ${(kB(pid, 'VmHWM') / 1024).toFixed(0)} MB ` +
+            `(at rest before them: ${(before / 1024).toFixed(0)} MB)`,
+        );
+      }
+    }
+    await settle();
+    const idle = kB(pid, 'VmRSS');
+    console.log(
+      `idle connections: ${N} cost ${((idle - before) / 1024).toFixed(1)} MB, ${((idle - before) / N).toFixed(1)} KB each`,
+    );
+    for (const s of sockets) s.destroy();
+    await stop();
+  }
+
+  for (const [i, mb] of [1, 5, 25].entries()) {
+    const { pid, port, stop } = await startServer(url);
+    const message = attachmentMessage(mb * 2 ** 20 - 4096, i + 1);
+    await settle();
+    const base = kB(pid, 'VmRSS');
+    resetPeak(pid);
+    const r = await deliver(port, { from: 'ivan@flamecrm.ru', to: ['support+TKT-1@flamecrm.ru'], message });
+    const peak = kB(pid, 'VmHWM');
+    const size = Buffer.byteLength(message);
+    console.log(
+      `message of ${(size / 2 ** 20).toFixed(1)} MB (${r.short}): peak RSS +${((peak - base) / 1024).toFixed(0)} MB over ` +
+        `${(base / 1024).toFixed(0)} MB, ${(((peak - base) * 1024) / size).toFixed(1)} x its size`,
+    );
+    await stop();
+  }
+  await client.end();
+  await embedded.stop();
+  await fs.rm(dataDir, { recursive: true, force: true });
+}
+
+/** A ticket-mx of its own, warmed by one small message through every step (and its worker started). */
+async function startServer(url: string): Promise<{ pid: number; port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const server = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
     env: {
@@ -68,57 +127,23 @@ async function main() {
     if (up) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  // warm: one small message through every step
+  // warm: one message through every step, large enough for the worker (which then stays 30 s)
   await deliver(port, {
     from: 'ivan@flamecrm.ru',
     to: ['support+TKT-1@flamecrm.ru'],
-    message: attachmentMessage(10_000, 0),
+    message: attachmentMessage(100_000, 0),
   });
   await settle();
 
-  console.log(`ticket-mx memory: one pipeline worker, node ${process.version}, ${os.cpus().length} cores`);
-  // idle connections: greeted and left silent, as a flood would
-  const N = 2000;
-  const before = kB(pid, 'VmRSS');
-  const sockets: net.Socket[] = [];
-  for (let i = 0; i < N; i++) {
-    const s = net.connect({
-      port,
-      host: '127.0.0.1',
-      localAddress: `127.0.${1 + (i % 200)}.${1 + Math.floor(i / 200)}`,
-    });
-    s.on('error', () => {});
-    sockets.push(s);
-    if (i % 100 === 99) await new Promise((r) => setTimeout(r, 50));
-  }
-  await settle();
-  const idle = kB(pid, 'VmRSS');
-  console.log(
-    `idle connections: ${N} cost ${((idle - before) / 1024).toFixed(1)} MB, ${((idle - before) / N).toFixed(1)} KB each`,
-  );
-  for (const s of sockets) s.destroy();
-  await settle();
-
-  for (const [i, mb] of [1, 5, 25].entries()) {
-    const message = attachmentMessage(mb * 2 ** 20 - 4096, i + 1);
-    await settle();
-    const base = kB(pid, 'VmRSS');
-    resetPeak(pid);
-    const r = await deliver(port, { from: 'ivan@flamecrm.ru', to: ['support+TKT-1@flamecrm.ru'], message });
-    const peak = kB(pid, 'VmHWM');
-    const size = Buffer.byteLength(message);
-    console.log(
-      `message of ${(size / 2 ** 20).toFixed(1)} MB (${r.short}): peak RSS +${((peak - base) / 1024).toFixed(0)} MB over ` +
-        `${(base / 1024).toFixed(0)} MB, ${(((peak - base) * 1024) / size).toFixed(1)} x its size`,
-    );
-  }
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
-  await client.end();
-  await embedded.stop();
-  await fs.rm(dataDir, { recursive: true, force: true });
+  return {
+    pid,
+    port,
+    stop: async () => {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    },
+  };
 }
-
 main().catch((err) => {
   console.error(err);
   process.exit(1);

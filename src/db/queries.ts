@@ -1,6 +1,7 @@
 // Every SQL statement ticket-mx runs, one named function each, always parameterised, unqualified
 // (every connection's search_path is our schema, src/db/schema.ts). The CRM may own `tickets` (a
 // view over its table): findTicket is the one place the receiver reads it.
+import { Pieces, queryPieces } from './bind.js';
 import { type NewOutboxRow, outboxJson, outboxRecords } from './outbox.js';
 import { type Db, isPool, withCancellation } from './pool.js';
 
@@ -269,7 +270,8 @@ export interface MessageToStore {
 /**
  * Several messages in one statement and one transaction (store_messages of the group-commit
  * migration), each as storeMessage would store it alone, in order; a result per message, in the
- * same order. Their bytes (raw and attachments) go as one binary parameter, not as hex text.
+ * same order. Their bytes (raw and attachments) go as one binary parameter, not as hex text, and
+ * are written to the socket as they are (bind.ts): never concatenated, never copied.
  */
 export async function storeMessages(
   db: Db,
@@ -300,17 +302,18 @@ export async function storeMessages(
     outbox: outboxRecords(m.outbox),
   }));
   const run = async (on: Db) => {
-    const { rows } = await on.query<{
+    const { rows } = await queryPieces<{
       ord: number;
       raw_message_id: string | null;
       stored: number;
       existing_raw_message_id: string | null;
       rate_limited_ticket: string | null;
-    }>({
+    }>(on, {
       name: 'store_messages',
       text: `select ord, raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
                from store_messages($1, $2, $3)`,
-      values: [blobs.length === 1 ? blobs[0]! : Buffer.concat(blobs, offset), json(entries), maxPerHour],
+      // the bytes as they are, back to back: neither concatenated nor copied into the Bind message (bind.ts)
+      values: [new Pieces(blobs), json(entries), maxPerHour],
     });
     if (rows.length !== messages.length)
       throw new Error(`store_messages gave ${rows.length} results for ${messages.length}`);

@@ -4,11 +4,12 @@
 // process first, and is told to come back (451 4.3.1) rather than wait past its time.
 
 /**
- * Peak memory of processing one message, per byte of it: the raw bytes, the worker's parse,
- * decoded attachments, text and HTML strings, the rows and their serialisation for PostgreSQL
- * (attachments go as hex text in a bytea[]). Measured with `npm run bench:memory` (the server's
- * peak RSS over its resting RSS, messages of mostly base64 attachments): 1 MB 12.8×, 5 MB 13.1×,
- * 25 MB 9.6×.
+ * Peak memory of processing one message, per byte of it: the raw bytes as they arrive and
+ * joined, the worker's parse, decoded attachments, text and HTML strings, the rows. Measured with
+ * `npm run bench:memory` (a fresh server's peak RSS over its resting RSS, messages of mostly base64
+ * attachments): 1 MB 11.8–13.4×, 5 MB 9.4–9.5×, 25 MB 5.4–5.5× (12.8–12.9× before the bytes went
+ * to PostgreSQL by reference, src/db/bind.ts). The small messages' part is mostly fixed (heap
+ * growth), so the charge stays at the dearest measured.
  */
 export const COST_PER_BYTE = 12;
 /** What any message costs at least: the parser's and the rows' fixed part. */

@@ -23,6 +23,11 @@ export interface PoolOptions {
   cpuLimitMs: number;
   /** Heap of one worker (V8 old generation); past it the worker dies and the message is refused. */
   maxHeapMb: number;
+  /**
+   * A thread left without a task this long exits (Infinity: never); threads start when a message
+   * needs one. An idle worker holds its own V8 heap and the modules it loaded (about 45 MB).
+   */
+  idleMs: number;
   db: Pool;
 }
 
@@ -58,9 +63,9 @@ export class PipelinePool {
   constructor(private readonly options: PoolOptions) {
     this.piscina = new Piscina({
       filename: workerFile(),
-      minThreads: options.threads,
+      minThreads: 0,
       maxThreads: options.threads,
-      idleTimeout: Number.POSITIVE_INFINITY,
+      idleTimeout: options.idleMs,
       concurrentTasksPerWorker: 1,
       // the worker awaits the main thread's answers during a task: no blocking waits in it
       atomics: 'async',
@@ -73,11 +78,6 @@ export class PipelinePool {
 
   get threads(): number {
     return this.options.threads;
-  }
-
-  /** Has every thread load the pipeline's modules (a second or so each), before the first message needs them. */
-  async warmUp(): Promise<void> {
-    await Promise.all(Array.from({ length: this.options.threads }, () => this.piscina.run({ warmUp: true })));
   }
 
   /** Runs the steps of one message in a worker. The raw bytes are moved there (`input.raw` is detached). */

@@ -44,7 +44,7 @@ export type Answer = { id: number; value?: unknown; error?: { message: string; c
 
 let resolver: Resolver | null = null;
 
-export default async function run(task: Task | { warmUp: true }): Promise<unknown> {
+export default async function run(task: Task): Promise<unknown> {
   const data = workerData as WorkerData;
   const { settings } = data;
   resolver ??= createResolver({
@@ -52,8 +52,6 @@ export default async function run(task: Task | { warmUp: true }): Promise<unknow
     timeoutMs: settings.dnsTimeoutMs,
     cacheSeconds: settings.dnsCacheSeconds,
   });
-  // the first task of each thread loads this module and everything it imports: done at start
-  if ('warmUp' in task) return true;
   const clock = threadClock();
   const board = new Int32Array(data.clocks);
   Atomics.store(board, task.slot * 2 + 1, clock.cpuTicks);

@@ -33,6 +33,13 @@ const COMMIT_MAX_BYTES = 8 * 1024 * 1024;
  * server and 0.56 ms of PostgreSQL CPU a message, against 2.28 and 0.73 with two under way).
  */
 const COMMITS_IN_FLIGHT = 1;
+/**
+ * A pipeline worker without a task for this long exits; the next message that needs one starts it
+ * (its modules load in a second or so, before the message's CPU is counted). Most mail is small
+ * and processed on the main thread (PIPELINE_INLINE_MAX_BYTES), and an idle worker holds its own
+ * V8 heap and modules: 41–49 MB of RSS each (npm run bench:memory, README).
+ */
+const WORKER_IDLE_MS = 30_000;
 
 export interface RunningSmtp {
   server: SMTPServer;
@@ -73,6 +80,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     cpuLimitMs: config.pipelineCpuLimitMs,
     // twice the measured peak of the largest message, so that only a pathological one reaches it
     maxHeapMb: Math.max(256, Math.ceil((2 * COST_PER_BYTE * config.maxMessageBytes) / 2 ** 20)),
+    idleMs: WORKER_IDLE_MS,
     db: deps.pool,
   });
   const ctx: SmtpContext = {
@@ -226,7 +234,6 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     socket.once('close', () => clearTimeout(timer));
   });
 
-  await workers.warmUp();
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
     server.listen(config.smtpPort, config.smtpHost, () => {

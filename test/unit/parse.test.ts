@@ -1,4 +1,5 @@
 // Parsing into stored fields, and the idempotency key a retry must reproduce.
+import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { idempotencyKey, parseMessage, splitIds } from '../../src/mail/parse.js';
 
@@ -62,5 +63,25 @@ describe('splitIds', () => {
     ['garbage', []],
   ])('%j', (value, expected) => {
     expect(splitIds(value as string | string[] | undefined)).toEqual(expected);
+  });
+});
+
+describe('parseMessage of a large message (fed to mailparser in 1 MiB pieces)', () => {
+  it('gives the same text and attachments as the bytes decoded whole, whatever falls on a piece boundary', async () => {
+    const file = crypto.randomBytes(3 * 1024 * 1024 + 12345);
+    const base64 = file.toString('base64').replace(/.{76}/g, '$&\r\n');
+    // a text part whose multi-byte characters and a boundary line straddle the first piece's end
+    const text = 'ё'.repeat(524_280);
+    const raw = Buffer.from(
+      'From: ivan@flamecrm.ru\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+        `--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n` +
+        '--b\r\nContent-Type: application/octet-stream; name="f.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n' +
+        `${base64}\r\n--b--\r\n`,
+    );
+    expect(raw.length).toBeGreaterThan(4 * 1024 * 1024);
+    const p = await parseMessage(raw);
+    expect(p.text.trim()).toBe(text);
+    expect(p.attachments).toHaveLength(1);
+    expect(Buffer.compare(p.attachments[0]!.content, file)).toBe(0);
   });
 });
