@@ -119,8 +119,10 @@ export class GroupCommit {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (batch.length === 1 || typeof code !== 'string' || !ONE_MESSAGE_TROUBLE.test(code)) throw err;
-      // one message's trouble (or a conflict with another batch): each alone, so that it stays its own
-      await Promise.all(batch.map((w) => this.commit([w]).catch((e: unknown) => w.reject(e))));
+      // one message's trouble (or a conflict with another batch): each alone, so that it stays its own;
+      // one after another, as in the batch (side by side, none would see the others' rows: a ticket's
+      // hourly cap would not count them, and the batch would take as many connections as messages)
+      for (const w of batch) await this.commit([w]).catch((e: unknown) => w.reject(e));
     } finally {
       for (const w of batch) w.signal?.removeEventListener('abort', gaveUp);
     }

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/db/group-commit.js';
-import type { MessageToStore, TicketMessageRow } from '../../src/db/queries.js';
+import { type MessageToStore, storeMessages, type TicketMessageRow } from '../../src/db/queries.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase, testMessageRow } from '../helpers/db.js';
 
 let db: TestDatabase;
@@ -114,6 +114,49 @@ describe('group commit', () => {
     // the batch of three failed as a whole, then each went alone
     expect(batches).toEqual([1, 3, 1, 1, 1]);
     expect((await rowsOf('TKT-7004')).sort()).toEqual(['<ok-0@x>', '<ok-1@x>', '<ok-2@x>']);
+  });
+
+  it("keeps a ticket's hourly cap when a failed commit's messages go again one by one", async () => {
+    // The batch fails on bad data at once; its messages then go alone. Run side by side, each
+    // would count the ticket's messages before any of the others committed: all over the cap.
+    await insertTestTicket(db.pool, 'TKT-7006', 'client@example.ru');
+    await insertTestTicket(db.pool, 'TKT-7007', 'client@example.ru');
+    const c = commits(2);
+    batches.length = 0;
+    const bad = message('TKT-7006', 'cap-bad@x');
+    bad.ticketMessages[0]!.envelope = { ...bad.ticketMessages[0]!.envelope, clientIp: 'not an address' };
+    const locker = await db.pool.connect();
+    try {
+      // the same rows, not committed: the solo commits wait at their unique keys, after their cap checks
+      const solos = ['a', 'b', 'c'].map((k) => message('TKT-7007', `cap-solo-${k}@x`));
+      await locker.query('begin');
+      await storeMessages(locker, solos, 0);
+      const settled = Promise.allSettled([
+        c.store(message('TKT-7006', 'cap-first@x')),
+        c.store(bad),
+        ...solos.map((m) => c.store(m)),
+      ]);
+      const waiting = async () =>
+        (
+          await db.pool.query(
+            "select count(*)::int as n from pg_stat_activity where query like '%store_messages%' and wait_event_type = 'Lock'",
+          )
+        ).rows[0].n;
+      await expect.poll(waiting).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 300));
+      await locker.query('rollback');
+      const results = await settled;
+      expect(results.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+      expect(batches.slice(0, 2)).toEqual([1, 4]);
+      const limited = results
+        .slice(2)
+        .map((s) => (s as PromiseFulfilledResult<{ rateLimitedTicket: string | null }>).value);
+      expect(limited.map((r) => r.rateLimitedTicket)).toEqual([null, null, 'TKT-7007']);
+    } finally {
+      await locker.query('rollback').catch(() => {});
+      locker.release();
+    }
+    expect(await rowsOf('TKT-7007')).toHaveLength(2);
   });
 
   it('carries attachments byte for byte, as one binary parameter', async () => {
