@@ -58,6 +58,9 @@ export async function queryPieces<R extends pg.QueryResultRow>(
 ): Promise<pg.QueryResult<R>> {
   if (isPool(db)) {
     const client = await db.connect();
+    // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+    const onError = () => {};
+    client.on('error', onError);
     let broken: Error | undefined;
     try {
       return await queryPieces<R>(client, config);
@@ -66,6 +69,7 @@ export async function queryPieces<R extends pg.QueryResultRow>(
       if (!(err as { code?: string }).code) broken = err as Error;
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }

@@ -90,3 +90,30 @@ describe('queryPieces', () => {
     }
   });
 });
+
+describe('a connection that fails under queryPieces', () => {
+  it('rejects the query and takes the connection out of the pool, without an unhandled error event', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    pool.on('error', () => {});
+    try {
+      let client: pg.PoolClient | undefined;
+      pool.once('acquire', (c: pg.PoolClient) => {
+        client = c;
+      });
+      const running = queryPieces(pool, {
+        name: 'pieces_sleep',
+        text: 'select pg_sleep(5), $1::bytea',
+        values: [Buffer.from('x')],
+      });
+      await expect.poll(() => client).toBeDefined();
+      // the socket fails (as on a reset): pg emits 'error' on the client while it is checked out
+      const stream = (client as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream;
+      stream.destroy(Object.assign(new Error('socket reset'), { code: 'ECONNRESET' }));
+      await expect(running).rejects.toThrow('socket reset');
+      expect((await pool.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+      expect(pool.totalCount).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+});
