@@ -35,8 +35,12 @@ interface Waiting {
   done(): void;
 }
 
-/** SQLSTATE classes of trouble with what a message holds (data, integrity, PL/pgSQL), or of a conflict between two batches. */
-const ONE_MESSAGE_TROUBLE = /^(22|23|40|42|P0)/;
+/**
+ * SQLSTATE classes of trouble with what a message holds (data, integrity, PL/pgSQL), of a conflict
+ * between two batches (40: serialization, deadlock), or of a lock one message waited for too long
+ * (55P03: store_messages' lock_timeout, migration 0008).
+ */
+const ONE_MESSAGE_TROUBLE = /^(22|23|40|42|P0|55P03)/;
 
 export class GroupCommit {
   private readonly queue: Waiting[] = [];
