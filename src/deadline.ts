@@ -35,6 +35,8 @@ export function failureTag(err: unknown): string {
     )
   )
     return 'DB_UNAVAILABLE';
+  // a lock held elsewhere longer than store_messages waits for it (lock_timeout, migration 0008)
+  if (e?.code === '55P03') return 'DB_LOCKED';
   if (e?.code && /^[0-9A-Z]{5}$/.test(e.code)) return 'DB_ERROR';
   return 'INTERNAL';
 }

@@ -104,7 +104,49 @@ describe('PostgreSQL stopped mid-run', () => {
   });
 });
 
+describe('a lock on our tables held elsewhere', () => {
+  it('answers 451 [DB_LOCKED] after a second, stores nothing, and stores the retry once the lock is gone', async () => {
+    // a deadline far beyond store_messages' lock_timeout (1 s): the lock, not the deadline, answers
+    const patient = await startTestServer(postgres.url, { HOOK_TIMEOUT_MS: '20000' });
+    const locker = await pool.connect();
+    try {
+      const before = await counts(pool);
+      const message = buildMessage({ messageId: '<locked-out@x>' });
+      const deliver = async () => {
+        const client = await SmtpClient.connect(patient.port);
+        await client.command('EHLO client.example');
+        await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+        await client.command('RCPT TO:<support+TKT-7@flamecrm.ru>');
+        const done = await client.data(message);
+        await client.quit();
+        return done;
+      };
+      await locker.query('begin');
+      await locker.query('lock table ticket_messages in access exclusive mode');
+      const first = await deliver();
+      expect(first.short).toBe('451 4.3.0');
+      expect(first.text).toMatch(/\[DB_LOCKED\]$/);
+      await locker.query('rollback');
+      expect(await counts(pool)).toEqual(before);
+      expect((await deliver()).short).toBe('250 2.0.0');
+    } finally {
+      await locker.query('rollback').catch(() => {});
+      locker.release();
+      await patient.close();
+    }
+  });
+});
+
 describe('PostgreSQL slower than our deadline', () => {
+  // A lock stands in for a PostgreSQL that is slow: store_messages' own lock_timeout (1 s, migration
+  // 0008: a message stuck on a lock must not hold up the others) is off here, so that the wait lasts.
+  beforeAll(async () => {
+    await pool.query("alter function store_messages(bytea, jsonb, integer) set lock_timeout = '0'");
+  });
+  afterAll(async () => {
+    await pool.query("alter function store_messages(bytea, jsonb, integer) set lock_timeout = '1s'");
+  });
+
   it('answers 451 at RCPT when the ticket lookup hangs', async () => {
     const locker = await pool.connect();
     try {

@@ -186,6 +186,9 @@ describe('signals', () => {
     const server = await startTestServer(db.url, { HOOK_TIMEOUT_MS: '20000' });
     try {
       await insertTestTicket(db.pool, 'TKT-1');
+      // the lock below keeps a message in flight for as long as the test needs: store_messages' own
+      // lock_timeout (1 s, migration 0008) is off in this database
+      await db.pool.query("alter function store_messages(bytea, jsonb, integer) set lock_timeout = '0'");
       const idle = await SmtpClient.connect(server.port);
       await idle.command('EHLO idle.example');
 
