@@ -184,6 +184,17 @@ export interface AttachmentRow {
   content: Buffer;
 }
 
+/** One message's bytes and rows, as store_message takes them (storeMessage; storeMessages for a group commit). */
+export interface MessageToStore {
+  bytes: Buffer;
+  sha256: Buffer;
+  ticketMessages: TicketMessageRow[];
+  unrouted: UnroutedMessageRow[];
+  attachments: AttachmentRow[];
+  /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
+  outbox: NewOutboxRow[];
+}
+
 /**
  * Everything of one message in one round trip and one transaction: raw bytes, ticket messages,
  * unrouted rows, NOTIFY on commit (store_message); with outbox rows, store_message_with_outbox
@@ -192,16 +203,7 @@ export interface AttachmentRow {
  */
 export async function storeMessage(
   db: Db,
-  m: {
-    bytes: Buffer;
-    sha256: Buffer;
-    ticketMessages: TicketMessageRow[];
-    unrouted: UnroutedMessageRow[];
-    attachments: AttachmentRow[];
-    maxPerHour: number;
-    /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
-    outbox?: NewOutboxRow[];
-  },
+  m: Omit<MessageToStore, 'outbox'> & { maxPerHour: number; outbox?: NewOutboxRow[] },
   options: { signal?: AbortSignal } = {},
 ): Promise<StoreResult> {
   const run = (on: Db) => storeMessageOn(on, m);
@@ -211,12 +213,7 @@ export async function storeMessage(
 
 async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Promise<StoreResult> {
   const outbox = m.outbox ?? [];
-  const { rows } = await db.query<{
-    raw_message_id: string | null;
-    stored: number;
-    existing_raw_message_id: string | null;
-    rate_limited_ticket: string | null;
-  }>({
+  const { rows } = await db.query<StoreRow>({
     ...(outbox.length
       ? {
           name: 'store_message_with_outbox',
@@ -233,39 +230,29 @@ async function storeMessageOn(db: Db, m: Parameters<typeof storeMessage>[1]): Pr
       m.bytes,
       json(m.ticketMessages.map(ticketMessageJson)),
       json(m.unrouted.map(unroutedJson)),
-      json(
-        m.attachments.map((a) => ({
-          filename: a.filename,
-          content_type: a.contentType,
-          sha256: a.sha256.toString('hex'),
-          content_id: a.contentId,
-          inline: a.inline,
-        })),
-      ),
+      json(m.attachments.map(attachmentJson)),
       m.attachments.map((a) => a.content),
       m.maxPerHour,
       ...(outbox.length ? [outboxJson(outbox)] : []),
     ],
   });
-  const r = rows[0]!;
-  return {
-    rawMessageId: r.raw_message_id,
-    stored: r.stored,
-    existingRawMessageId: r.existing_raw_message_id,
-    rateLimitedTicket: r.rate_limited_ticket,
-  };
+  return storeResult(rows[0]!);
 }
 
-/** One message's part of a group commit (storeMessages). */
-export interface MessageToStore {
-  bytes: Buffer;
-  sha256: Buffer;
-  ticketMessages: TicketMessageRow[];
-  unrouted: UnroutedMessageRow[];
-  attachments: AttachmentRow[];
-  /** Deliveries keyed by ticketId: queued only for a ticket that got a new message row. */
-  outbox: NewOutboxRow[];
+/** What store_message (and each message of store_messages) answers. */
+interface StoreRow {
+  raw_message_id: string | null;
+  stored: number;
+  existing_raw_message_id: string | null;
+  rate_limited_ticket: string | null;
 }
+
+const storeResult = (r: StoreRow): StoreResult => ({
+  rawMessageId: r.raw_message_id,
+  stored: r.stored,
+  existingRawMessageId: r.existing_raw_message_id,
+  rateLimitedTicket: r.rate_limited_ticket,
+});
 
 /**
  * Several messages in one statement and one transaction (store_messages of the group-commit
@@ -292,23 +279,11 @@ export async function storeMessages(
     attachment_parts: m.attachments.map((a) => part(a.content)),
     ticket_messages: m.ticketMessages.map(ticketMessageJson),
     unrouted: m.unrouted.map(unroutedJson),
-    attachments: m.attachments.map((a) => ({
-      filename: a.filename,
-      content_type: a.contentType,
-      sha256: a.sha256.toString('hex'),
-      content_id: a.contentId,
-      inline: a.inline,
-    })),
+    attachments: m.attachments.map(attachmentJson),
     outbox: outboxRecords(m.outbox),
   }));
   const run = async (on: Db) => {
-    const { rows } = await queryPieces<{
-      ord: number;
-      raw_message_id: string | null;
-      stored: number;
-      existing_raw_message_id: string | null;
-      rate_limited_ticket: string | null;
-    }>(on, {
+    const { rows } = await queryPieces<StoreRow & { ord: number }>(on, {
       name: 'store_messages',
       text: `select ord, raw_message_id, stored, existing_raw_message_id, rate_limited_ticket
                from store_messages($1, $2, $3)`,
@@ -317,14 +292,7 @@ export async function storeMessages(
     });
     if (rows.length !== messages.length)
       throw new Error(`store_messages gave ${rows.length} results for ${messages.length}`);
-    return rows
-      .sort((a, b) => a.ord - b.ord)
-      .map((r) => ({
-        rawMessageId: r.raw_message_id,
-        stored: r.stored,
-        existingRawMessageId: r.existing_raw_message_id,
-        rateLimitedTicket: r.rate_limited_ticket,
-      }));
+    return rows.sort((a, b) => a.ord - b.ord).map(storeResult);
   };
   return options.signal && isPool(db) ? withCancellation(db, options.signal, run) : run(db);
 }
@@ -507,6 +475,17 @@ function ticketMessageJson(m: TicketMessageRow) {
     auth_header: m.authHeader,
     auth_verdict: m.authVerdict,
     auth_reason: m.authReason,
+  };
+}
+
+/** An attachment's row as store_message reads it (its content travels as a parameter of its own). */
+function attachmentJson(a: AttachmentRow) {
+  return {
+    filename: a.filename,
+    content_type: a.contentType,
+    sha256: a.sha256.toString('hex'),
+    content_id: a.contentId,
+    inline: a.inline,
   };
 }
 
