@@ -503,41 +503,50 @@ function session(port: number, i: number, wire: Buffer): Promise<number> {
           `RCPT TO:<support+TKT-${ticket}@flamecrm.ru>\r\n`,
           'DATA\r\n',
         ];
-    const expected = opts.pipelining ? [220, 250, 250, 250, 354, 250] : [220, 250, 250, 250, 354, 250];
+    // the same replies either way: with pipelining, MAIL, RCPT and DATA are answered for one write
+    const expected = [220, 250, 250, 250, 354, 250];
     let replyIndex = 0;
-    let buffer = '';
     let sentAt = 0;
     const fail = (why: string) => {
       socket.destroy();
       reject(new Error(why));
+      return true;
     };
     socket.setTimeout(60_000, () => fail('timeout'));
     socket.on('error', (e) => fail(e.message));
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('latin1');
-      for (let idx = buffer.indexOf('\r\n'); idx >= 0; idx = buffer.indexOf('\r\n')) {
-        const line = buffer.slice(0, idx);
-        buffer = buffer.slice(idx + 2);
-        if (line[3] === '-') continue;
-        const code = Number(line.slice(0, 3));
-        const want = expected[replyIndex];
-        if (code !== want) return fail(line);
-        replyIndex++;
-        if (replyIndex === expected.length) {
-          const latency = performance.now() - sentAt;
-          socket.end('QUIT\r\n');
-          return resolve(latency);
-        }
-        if (code === 354) {
-          sentAt = performance.now();
-          socket.write(message);
-          continue;
-        }
-        // with pipelining the MAIL, RCPT and DATA replies come for one write
-        const next = steps[replyIndex];
-        if (next) socket.write(next);
+    onReplies(socket, (line, code) => {
+      if (code !== expected[replyIndex]) return fail(line);
+      replyIndex++;
+      if (replyIndex === expected.length) {
+        const latency = performance.now() - sentAt;
+        socket.end('QUIT\r\n');
+        resolve(latency);
+        return true;
       }
+      if (code === 354) {
+        sentAt = performance.now();
+        socket.write(message);
+        return false;
+      }
+      // with pipelining the MAIL, RCPT and DATA replies come for one write
+      const next = steps[replyIndex];
+      if (next) socket.write(next);
+      return false;
     });
+  });
+}
+
+/** Calls `onReply` with each complete reply's last line and its code until it returns true. */
+function onReplies(socket: net.Socket, onReply: (line: string, code: number) => boolean): void {
+  let buffer = '';
+  let done = false;
+  socket.on('data', (chunk) => {
+    buffer += chunk.toString('latin1');
+    for (let idx = buffer.indexOf('\r\n'); idx >= 0 && !done; idx = buffer.indexOf('\r\n')) {
+      const line = buffer.slice(0, idx);
+      buffer = buffer.slice(idx + 2);
+      if (line[3] !== '-') done = onReply(line, Number(line.slice(0, 3)));
+    }
   });
 }
 
@@ -623,27 +632,21 @@ function deliverRaw(port: number, ip: string, to: string, message: Buffer): Prom
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress: ip });
     const steps = ['EHLO hostile.example\r\n', 'MAIL FROM:<ivan@flamecrm.ru>\r\n', `RCPT TO:<${to}>\r\n`, 'DATA\r\n'];
-    let buffer = '';
     socket.setTimeout(120_000, () => socket.destroy(new Error('timeout')));
     socket.on('error', reject);
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('latin1');
-      for (let idx = buffer.indexOf('\r\n'); idx >= 0; idx = buffer.indexOf('\r\n')) {
-        const line = buffer.slice(0, idx);
-        buffer = buffer.slice(idx + 2);
-        if (line[3] === '-') continue;
-        const code = Number(line.slice(0, 3));
-        if (code === 354) {
-          socket.write(onTheWire(message));
-          continue;
-        }
-        const step = steps.shift();
-        if (code >= 400 || !step) {
-          socket.end('QUIT\r\n');
-          return resolve(line.slice(0, 9));
-        }
-        socket.write(step);
+    onReplies(socket, (line, code) => {
+      if (code === 354) {
+        socket.write(onTheWire(message));
+        return false;
       }
+      const step = steps.shift();
+      if (code >= 400 || !step) {
+        socket.end('QUIT\r\n');
+        resolve(line.slice(0, 9));
+        return true;
+      }
+      socket.write(step);
+      return false;
     });
   });
 }
