@@ -3,6 +3,7 @@
 // signatures with text appended, NUL and lone surrogates, bare line endings, unrouted floods, big
 // attachments. Each comes with the recipient it attacks.
 import { dkimSigned } from './mail-auth.js';
+import { mulberry32 } from './random.js';
 import { buildMessage } from './smtp-client.js';
 
 export interface HostileMessage {
@@ -31,17 +32,6 @@ const SIGNED: ReadonlySet<string> = new Set([
   'big-attachment',
   'many-parts',
 ]);
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TEXT_PART =
   'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThe printer works again.\r\n';

@@ -1,5 +1,6 @@
 // Malformed messages for robustness tests: broken MIME structure, broken encodings, oversized and
-// 8-bit headers, absurd lines. Deterministic for a seed; no dependencies.
+// 8-bit headers, absurd lines. Deterministic for a seed (random.ts).
+import { mulberry32 } from './random.js';
 
 export interface MalformedMessage {
   /** '<kind>#<n>'; the kind says what is wrong with it. */
@@ -54,17 +55,6 @@ export function malformedMessages(count: number, seed = 1): MalformedMessage[] {
     out.push({ name: `${kind}#${Math.floor(i / MALFORMED_KINDS.length) + 1}`, bytes });
   }
   return out;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const WORDS = [
