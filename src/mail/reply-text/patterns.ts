@@ -126,18 +126,18 @@ function verbAttribution(s: string, colon: boolean, decorated: boolean): Attribu
   return null;
 }
 
+/** A character class of these characters, each escaped. */
+const classOf = (chars: string[]) =>
+  `[${unique(chars)
+    .map((c) => c.replace(/[\]\\^-]/g, '\\$&'))
+    .join('')}]`;
 const WROTE_AT_END = new RegExp(`(?:${alternation(collect((l) => l.wrote))})\\s*[-–—_=~*]*$`, 'iu');
 /**
  * The last character of every verb, compiled with the same flags: a line whose end (before any
  * decoration) is none of them cannot end with a verb, and the alternation of all verbs, tried at
  * every position, is not run on it (most lines of every message).
  */
-const WROTE_LAST = new RegExp(
-  `[${unique(collect((l) => l.wrote).map((w) => [...w].at(-1)!))
-    .map((c) => c.replace(/[\]\\^-]/g, '\\$&'))
-    .join('')}][-–—_=~*\\s]*$`,
-  'iu',
-);
+const WROTE_LAST = new RegExp(`${classOf(collect((l) => l.wrote).map((w) => [...w].at(-1)!))}[-–—_=~*\\s]*$`, 'iu');
 
 /** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
 export function mayEndAttribution(line: string): boolean {
@@ -259,10 +259,6 @@ export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
 
 const FOOTER_WORDS = '[^\\s,;:!?]{1,40}(?:[ \\u00a0][^\\s,;:!?]{1,40}){0,3}';
 const FOOTER_LIST = collect((l) => l.footers);
-const classOf = (chars: string[]) =>
-  `[${unique(chars)
-    .map((c) => c.replace(/[\]\\^-]/g, '\\$&'))
-    .join('')}]`;
 /**
  * What a footer line must start with (the first letter of a footer that starts with a word), or end
  * with (a footer that starts with a name, "… cihazımdan gönderildi"): one character class and a few
