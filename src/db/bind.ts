@@ -6,7 +6,7 @@
 // Everything else of the query (parse, describe, execute, sync, results, errors) is pg's own.
 // pg is pinned: the test in test/integration/bind.test.ts compares our Bind with pg's, byte for byte.
 import pg from 'pg';
-import { type Db, isPool } from './pool.js';
+import { type Db, isPool, withClient } from './pool.js';
 
 /** One binary parameter made of several buffers, sent back to back as one value, never concatenated. */
 export class Pieces {
@@ -56,23 +56,13 @@ export async function queryPieces<R extends pg.QueryResultRow>(
   db: Db,
   config: { name: string; text: string; values: Param[] },
 ): Promise<pg.QueryResult<R>> {
-  if (isPool(db)) {
-    const client = await db.connect();
-    // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
-    const onError = () => {};
-    client.on('error', onError);
-    let broken: Error | undefined;
-    try {
-      return await queryPieces<R>(client, config);
-    } catch (err) {
-      // a connection that failed under us is not given back
-      if (!(err as { code?: string }).code) broken = err as Error;
-      throw err;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
-  }
+  if (isPool(db))
+    return withClient(db, (client, discard) =>
+      queryPieces<R>(client, config).catch((err: Error & { code?: string }) => {
+        if (!err.code) discard(err); // failed under us (no SQLSTATE): not given back
+        throw err;
+      }),
+    );
   return new Promise((resolve, reject) => {
     const query = new PiecewiseQuery(config as pg.QueryConfig, (err, result) =>
       err ? reject(err) : resolve(result as unknown as pg.QueryResult<R>),

@@ -42,6 +42,30 @@ export function createPool(options: PoolOptions): Pool {
 }
 
 /**
+ * Runs `fn` on a connection of its own, with the error listener a checked-out client needs; the
+ * connection is given back afterwards, or destroyed when `fn` called `discard` (it may be broken,
+ * or a cancel may still be on its way to it).
+ */
+export async function withClient<T>(
+  pool: Pool,
+  fn: (client: pg.PoolClient, discard: (why: Error | true) => void) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | boolean = false;
+  try {
+    return await fn(client, (why) => {
+      broken = why;
+    });
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/**
  * Runs `fn` on a connection of its own. When `signal` aborts (a deadline), the statement running on
  * it is cancelled at once, and the connection is discarded rather than given back, so that a cancel
  * arriving late cannot hit the next statement run on it. `fn` still settles with what the server
@@ -49,28 +73,19 @@ export function createPool(options: PoolOptions): Pool {
  */
 export async function withCancellation<T>(pool: Pool, signal: AbortSignal, fn: (db: Db) => Promise<T>): Promise<T> {
   signal.throwIfAborted();
-  const client = await pool.connect();
-  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
-  const onError = () => {};
-  client.on('error', onError);
-  let cancelled = false;
-  const cancel = () => {
-    cancelled = true;
-    cancelBackend(client);
-  };
-  if (signal.aborted) {
-    client.off('error', onError);
-    client.release();
-    signal.throwIfAborted();
-  }
-  signal.addEventListener('abort', cancel, { once: true });
-  try {
-    return await fn(client);
-  } finally {
-    signal.removeEventListener('abort', cancel);
-    client.off('error', onError);
-    client.release(cancelled);
-  }
+  return withClient(pool, async (client, discard) => {
+    signal.throwIfAborted(); // (while it waited for a connection)
+    const cancel = () => {
+      discard(true);
+      cancelBackend(client);
+    };
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      return await fn(client);
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
+  });
 }
 
 /**
@@ -99,23 +114,15 @@ function cancelBackend(client: pg.PoolClient): void {
  * What fn writes (outbox rows included) becomes visible, and NOTIFY is delivered, only on commit.
  */
 export async function withTransaction<T>(pool: Pool, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  // a checked-out client has no error listener of the pool's: without one a dropped connection kills us
-  const onError = () => {};
-  client.on('error', onError);
-  let broken: Error | undefined;
-  try {
-    await client.query('begin');
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch((e: Error) => {
-      broken = e; // not given back to the pool: destroyed
-    });
-    throw err;
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+  return withClient(pool, async (client, discard) => {
+    try {
+      await client.query('begin');
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(discard); // a connection that cannot roll back is not given back
+      throw err;
+    }
+  });
 }
