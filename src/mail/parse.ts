@@ -3,7 +3,15 @@
 // bounded before it gets here, see bytes.ts); the whole message only once it is worth it. No policy.
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
-import { type AddressObject, type Attachment, type ParsedMail as MailparserResult, simpleParser } from 'mailparser';
+import {
+  type AddressObject,
+  type Attachment,
+  type AttachmentStream,
+  MailParser,
+  type ParsedMail as MailparserResult,
+  type MessageText,
+} from 'mailparser';
+import { GrowingBuffer } from './growing-buffer.js';
 
 export interface Mailbox {
   address: string;
@@ -35,10 +43,12 @@ export interface ParsedMessage extends ParsedHeader {
 const MAX_HTML_TO_PARSE = 2 * 1024 * 1024;
 /**
  * mailparser is fed the bytes in pieces of this size (views, not copies): given a large message as
- * one chunk, its splitter and decoders make garbage of the whole of it at once. A 25 MB message of
- * a base64 attachment peaked at +100 MB parsed in one piece, +58 MB in pieces of 1 MiB.
+ * one chunk, its splitter and decoders make garbage of the whole of it at once. 64 KiB is the size
+ * its first stage (mailsplit's ChunkedPassthrough) joins its input into: a piece of that size is
+ * copied once, a smaller one is joined with the next. The 25 MB message of `npm run bench:memory`
+ * parsed alone peaked at +84 MB in pieces of 1 MiB, +57 MB in pieces of 64 KiB.
  */
-const PARSE_PIECE = 1024 * 1024;
+const PARSE_PIECE = 64 * 1024;
 const MAX_READABLE_KEY = 200;
 
 /** mailparser refused the bytes: the same on every retry, so the message's fault, not ours. */
@@ -63,32 +73,118 @@ export async function parseHeader(raw: Buffer, bodyStart: number): Promise<Parse
   return headerOf(await parse(ended ? head : Buffer.concat([head, Buffer.from('\r\n\r\n')])));
 }
 
+const PARSER_OPTIONS = {
+  maxHtmlLengthToParse: MAX_HTML_TO_PARSE,
+  // mailparser's own HTML-to-text for a lone text/html part guards nesting as the old html.ts
+  // did (<p><li> repeated is "flat" to it, and quadratic to parse); htmlToText converts instead
+  skipHtmlToText: true,
+  skipTextToHtml: true,
+  skipTextLinks: true,
+  skipImageLinks: true,
+} as const;
+
+/** The header fields simpleParser copies onto its result, by their names there. */
+const HEADER_FIELDS = [
+  'subject',
+  'references',
+  'date',
+  'to',
+  'from',
+  'cc',
+  'bcc',
+  'message-id',
+  'in-reply-to',
+  'reply-to',
+] as const;
+
 function parse(raw: Buffer): Promise<MailparserResult> {
-  const input =
-    raw.length <= PARSE_PIECE
-      ? raw
-      : Readable.from(
-          (function* () {
-            for (let at = 0; at < raw.length; at += PARSE_PIECE) yield raw.subarray(at, at + PARSE_PIECE);
-          })(),
-          { objectMode: false },
-        );
-  return simpleParser(input, {
-    maxHtmlLengthToParse: MAX_HTML_TO_PARSE,
-    // mailparser's own HTML-to-text for a lone text/html part guards nesting as the old html.ts
-    // did (<p><li> repeated is "flat" to it, and quadratic to parse); htmlToText converts instead
-    skipHtmlToText: true,
-    skipTextToHtml: true,
-    skipTextLinks: true,
-    skipImageLinks: true,
-    // inline images stay cid: links to their attachment rather than base64 data: URIs in the HTML
-    keepCidLinks: true,
-  }).catch((err: Error) => {
+  return collect(raw).catch((err: Error) => {
     // Our own trouble (no memory for a buffer) is temporary: the sender must retry, not bounce. A
     // RangeError of the message's own shape (a call stack too deep for its nesting) stays a 550.
     if (/allocation failed|out of memory/i.test(err.message)) throw err;
     // the message's own: e.g. a header block over 1 MB, more than 1000 MIME parts
     throw new UnparseableMessage(err.message, { cause: err });
+  });
+}
+
+/**
+ * mailparser's simpleParser (3.14.2, with keepCidLinks: inline images stay cid: links to their
+ * attachment rather than base64 data: URIs in the HTML), but for how an attachment is kept:
+ * simpleParser keeps its decoded pieces and joins them at the end, holding it twice; here each
+ * piece is copied into one buffer as it is decoded (growing-buffer.ts), which reserves the
+ * message's size (no decoding makes more bytes than the message has) and holds what it is. A test
+ * keeps the two alike (test/unit/parse.test.ts). The message is fed in pieces of PARSE_PIECE.
+ */
+function collect(raw: Buffer): Promise<MailparserResult> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (err: Error | null, mail?: MailparserResult) => {
+      if (settled) return;
+      settled = true;
+      if (err) reject(err);
+      else resolve(mail!);
+    };
+    const mail = { attachments: [] as Attachment[] } as Record<string, unknown> & { attachments: Attachment[] };
+    const parser = new MailParser(PARSER_OPTIONS);
+    // a non-fatal error may still be followed by the end: the first of them settles
+    parser.on('error', (err: Error) => settle(err));
+    parser.on('headers', (headers) => {
+      mail.headers = headers;
+      mail.headerLines = parser.headerLines;
+      if (parser.otp) mail.otp = parser.otp;
+    });
+    let reading = false;
+    const read = () => {
+      reading = true;
+      const data = parser.read() as MessageText | AttachmentStream | null;
+      if (data === null) {
+        reading = false;
+        return;
+      }
+      if (data.type === 'text') {
+        for (const key of Object.keys(data))
+          if (['text', 'html', 'textAsHtml', 'textConversionError'].includes(key))
+            mail[key] = data[key as keyof MessageText];
+        return read();
+      }
+      const attachment = data;
+      mail.attachments.push(attachment as unknown as Attachment);
+      const content = new GrowingBuffer(raw.length, 'in-place');
+      const stream = attachment.content;
+      stream.on('readable', () => {
+        for (let chunk: Buffer | null = stream.read(); chunk !== null; chunk = stream.read()) content.append(chunk);
+      });
+      stream.on('end', () => {
+        (attachment as unknown as Attachment).content = content.take();
+        attachment.release!();
+        read();
+      });
+    };
+    parser.on('readable', () => {
+      if (!reading) read();
+    });
+    parser.on('end', () => {
+      const headers = mail.headers as MailparserResult['headers'] | undefined;
+      for (const key of HEADER_FIELDS)
+        if (headers?.has(key)) mail[key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = headers.get(key);
+      settle(null, mail as unknown as MailparserResult);
+    });
+    if (raw.length <= PARSE_PIECE) parser.end(raw);
+    else {
+      const input = Readable.from(
+        (function* () {
+          for (let at = 0; at < raw.length; at += PARSE_PIECE) yield raw.subarray(at, at + PARSE_PIECE);
+        })(),
+        { objectMode: false },
+      );
+      input
+        .once('error', (err) => {
+          input.destroy();
+          parser.destroy();
+          settle(err);
+        })
+        .pipe(parser);
+    }
   });
 }
 

@@ -7,8 +7,8 @@
  * Peak memory of processing one message, per byte of it: the raw bytes as they arrive and
  * joined, the worker's parse, decoded attachments, text and HTML strings, the rows. Measured with
  * `npm run bench:memory` (a fresh server's peak RSS over its resting RSS, messages of mostly base64
- * attachments): 1 MB 11.8–13.4×, 5 MB 9.4–9.5×, 25 MB 5.4–5.5× (12.8–12.9× before the bytes went
- * to PostgreSQL by reference, src/db/bind.ts). The small messages' part is mostly fixed (heap
+ * attachments): 1 MB 11.1–13.4×, 5 MB 9.3–10.6×, 25 MB 3.3–3.7× (12.8–12.9× before the bytes went
+ * to PostgreSQL by reference, src/db/bind.ts; 5.4–5.5× before growing-buffer.ts). The small messages' part is mostly fixed (heap
  * growth), so the charge stays at the dearest measured.
  */
 export const COST_PER_BYTE = 12;

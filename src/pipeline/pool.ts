@@ -10,6 +10,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Pool } from '../db/pool.js';
 import { unroutedBytesToday } from '../db/queries.js';
+import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
 import { PROJECT_ROOT } from '../paths.js';
 import type { PipelineInput } from './steps.js';
 import type { Analysis } from './types.js';
@@ -199,7 +200,7 @@ function workerFile(): string {
 
 /** A Buffer with an ArrayBuffer of its own, which can be moved to a worker without taking Node's shared pool. */
 function movable(b: Buffer): Buffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
+  if (hasOwnArrayBuffer(b)) return b;
   const own = Buffer.allocUnsafeSlow(b.length);
   b.copy(own);
   return own;

@@ -9,6 +9,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Envelope } from '../db/queries.js';
 import { createResolver, type Resolver } from '../mail/dns.js';
+import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
 import { analyse, type PipelineSettings, type PipelineWorld, type SupportTickets, sha256Of } from './steps.js';
 import type { Analysis, Route } from './types.js';
 
@@ -84,7 +85,8 @@ export default async function run(task: Task): Promise<unknown> {
     const input = { raw, envelope: task.envelope, routes: task.routes, network: task.network };
     const analysis = await analyse(input, world, settings);
     const result: TaskResult = { analysis, raw, sha256: sha256Of(raw) };
-    const transfer: ArrayBuffer[] = [ownBuffer(raw)];
+    // the raw bytes' ArrayBuffer came here moved: it goes back the same way
+    const transfer: ArrayBuffer[] = [raw.buffer as ArrayBuffer];
     if (analysis.kind === 'store') for (const a of analysis.rows.attachments) transfer.push(ownBuffer(a.content));
     return move({
       [transferableSymbol]: transfer.filter((b, i, all) => b.byteLength > 0 && all.indexOf(b) === i),
@@ -96,11 +98,11 @@ export default async function run(task: Task): Promise<unknown> {
 }
 
 /**
- * The ArrayBuffer a Buffer may be moved with: its own, when it spans all of it. A view into Node's
+ * The ArrayBuffer a Buffer may be moved with: its own (growing-buffer.ts). A view into Node's
  * shared 8 KB pool (small Buffers) must be copied instead, or the whole pool would go with it.
  */
 function ownBuffer(b: Uint8Array): ArrayBuffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
+  if (hasOwnArrayBuffer(b) && b.buffer instanceof ArrayBuffer) return b.buffer;
   return new ArrayBuffer(0);
 }
 

@@ -1,6 +1,7 @@
 // What lands in the ticket is exactly the answer: the client fixtures through SMTP, the ticket
 // fallbacks of the bare support@ address, attachments, sanitized HTML, auto-replies and bounces
 // set aside, the per-ticket loop breaker, and malformed MIME that never breaks the server.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -295,6 +296,72 @@ describe('attachments and HTML', () => {
     expect((await runCli(['ticket', 'show', 'TKT-1006'], env)).stdout).toMatch(
       /attachment: отчёт\.pdf \(application\/pdf, 20 bytes\)/,
     );
+  });
+
+  it('stores a large message and its attachments byte for byte, with SIZE declared (exact, low, high) or not', async () => {
+    // large enough for a worker, for buffers that grow several times and pieces of the parser's
+    // input; a dot at the start of lines (unstuffed as they arrive) and a quoted-printable part
+    const file = crypto.randomBytes(3 * 1024 * 1024 + 123);
+    const notes = `${'.a line that starts with a dot, = and Привет\r\n'.repeat(20_000)}end\r\n`;
+    const parts = (id: string) =>
+      [
+        'From: Ivan <ivan@flamecrm.ru>',
+        'To: support+TKT-1008@flamecrm.ru',
+        'Subject: Re: [TKT-1008] the logs',
+        `Message-ID: ${id}`,
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="big"',
+        '',
+        '--big',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'Both files attached.',
+        '--big',
+        'Content-Type: application/octet-stream; name="dump.bin"',
+        'Content-Transfer-Encoding: base64',
+        '',
+        file.toString('base64').replace(/.{76}/g, '$&\r\n'),
+        '--big',
+        'Content-Type: text/plain; charset=utf-8; name="notes.txt"',
+        'Content-Disposition: attachment; filename="notes.txt"',
+        'Content-Transfer-Encoding: quoted-printable',
+        '',
+        notes
+          .replace(/=/g, '=3D')
+          .replace(/[^\x00-\x7f]/g, (c) => [...Buffer.from(c)].map((b) => `=${b.toString(16).toUpperCase()}`).join('')),
+        '--big--',
+        '',
+      ].join('\r\n');
+    const length = Buffer.byteLength(parts(uniqueId()));
+    for (const size of [null, length, Math.floor(length / 3), length * 2]) {
+      const message = parts(uniqueId());
+      const client = await SmtpClient.connect(server.port, '127.0.0.1', '127.0.0.1');
+      let r: Awaited<ReturnType<SmtpClient['data']>>;
+      try {
+        await client.command('EHLO mail.example');
+        expect((await client.command(`MAIL FROM:<ivan@flamecrm.ru>${size ? ` SIZE=${size}` : ''}`)).code).toBe(250);
+        expect((await client.command('RCPT TO:<support+TKT-1008@flamecrm.ru>')).code).toBe(250);
+        r = await client.data(message);
+      } finally {
+        await client.quit();
+      }
+      expect(r.short, `SIZE=${size}: ${r.text}`).toBe('250 2.0.0');
+      const rawId = /committed as (\d+)/.exec(r.text)![1];
+      const raw = await db.pool.query('select bytes, sha256 from raw_messages where id = $1', [rawId]);
+      expect(Buffer.compare(raw.rows[0].bytes, Buffer.from(message)), `SIZE=${size}`).toBe(0);
+      expect(raw.rows[0].sha256).toEqual(crypto.createHash('sha256').update(message).digest());
+      const { rows } = await db.pool.query(
+        'select filename, size, sha256, bytes from attachments where raw_message_id = $1 order by position',
+        [rawId],
+      );
+      expect(rows.map((a) => [a.filename, a.size])).toEqual([
+        ['dump.bin', file.length],
+        ['notes.txt', Buffer.byteLength(notes)],
+      ]);
+      expect(Buffer.compare(rows[0].bytes, file)).toBe(0);
+      expect(rows[1].bytes.toString()).toBe(notes);
+      for (const a of rows) expect(a.sha256).toEqual(crypto.createHash('sha256').update(a.bytes).digest());
+    }
   });
 
   it.each([

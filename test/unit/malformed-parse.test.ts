@@ -9,7 +9,7 @@ import { extractReply } from '../../src/mail/reply-text.js';
 import { htmlToText, sanitizeHtml } from '../../src/mail/sanitize.js';
 import { HEADERLESS_KINDS, MALFORMED_KINDS, type MalformedKind, malformedMessages } from '../helpers/malformed.js';
 
-// The options src/mail/parse.ts passes to simpleParser; keep the two in step.
+// The options src/mail/parse.ts gives mailparser (its collector is simpleParser's: parse.test.ts); keep them in step.
 const PARSER_OPTIONS = {
   maxHtmlLengthToParse: 2 * 1024 * 1024,
   skipTextToHtml: true,

@@ -3,7 +3,16 @@
 import { describe, expect, it, vi } from 'vitest';
 
 const failure = vi.hoisted(() => ({ error: new Error('unset') }));
-vi.mock('mailparser', () => ({ simpleParser: () => Promise.reject(failure.error) }));
+// a parser that fails as mailparser's MailParser does: an 'error' event, once it has the bytes
+vi.mock('mailparser', async () => {
+  const { Writable } = await import('node:stream');
+  class MailParser extends Writable {
+    override _write(_chunk: Buffer, _encoding: string, done: (err?: Error) => void) {
+      done(failure.error);
+    }
+  }
+  return { MailParser };
+});
 
 const { parseMessage, UnparseableMessage } = await import('../../src/mail/parse.js');
 const raw = Buffer.from('From: a@b.ru\r\nSubject: x\r\n\r\nbody\r\n');

@@ -1,7 +1,12 @@
 // Parsing into stored fields, and the idempotency key a retry must reproduce.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { idempotencyKey, parseMessage, splitIds } from '../../src/mail/parse.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
+import { MALFORMED_KINDS, malformedMessages } from '../helpers/malformed.js';
 
 const message = (extra = '', body = 'Привет') =>
   Buffer.from(
@@ -66,12 +71,12 @@ describe('splitIds', () => {
   });
 });
 
-describe('parseMessage of a large message (fed to mailparser in 1 MiB pieces)', () => {
+describe('parseMessage of a large message (fed to mailparser in 64 KiB pieces)', () => {
   it('gives the same text and attachments as the bytes decoded whole, whatever falls on a piece boundary', async () => {
     const file = crypto.randomBytes(3 * 1024 * 1024 + 12345);
     const base64 = file.toString('base64').replace(/.{76}/g, '$&\r\n');
-    // a text part whose multi-byte characters and a boundary line straddle the first piece's end
-    const text = 'ё'.repeat(524_280);
+    // a text part whose multi-byte characters straddle the pieces' ends, and a boundary line the 16th's
+    const text = 'ё'.repeat(524_204);
     const raw = Buffer.from(
       'From: ivan@flamecrm.ru\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
         `--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n` +
@@ -83,5 +88,73 @@ describe('parseMessage of a large message (fed to mailparser in 1 MiB pieces)', 
     expect(p.text.trim()).toBe(text);
     expect(p.attachments).toHaveLength(1);
     expect(Buffer.compare(p.attachments[0]!.content, file)).toBe(0);
+    // decoded into one buffer of its size as it came (not pieces joined at the end, which hold it twice)
+    const content = p.attachments[0]!.content;
+    expect((content.buffer as ArrayBuffer).resizable).toBe(true);
+    expect(content.buffer.byteLength).toBe(file.length);
+  });
+});
+
+describe('parseMessage and mailparser’s simpleParser', () => {
+  const eml = path.join(PROJECT_ROOT, 'fixtures', 'eml');
+  const file = crypto.randomBytes(200_000);
+  const messages: [string, Buffer][] = [
+    ...fs
+      .readdirSync(eml)
+      .filter((f) => f.endsWith('.eml'))
+      .map((f): [string, Buffer] => [f, fs.readFileSync(path.join(eml, f))]),
+    [
+      'two attachments, one of them empty, and an inline image',
+      Buffer.from(
+        'From: ivan@flamecrm.ru\r\nSubject: files\r\nContent-Type: multipart/related; boundary="b"\r\n\r\n' +
+          '--b\r\nContent-Type: text/html\r\n\r\n<p>see <img src="cid:i@x"></p>\r\n' +
+          '--b\r\nContent-Type: image/png\r\nContent-ID: <i@x>\r\nContent-Transfer-Encoding: base64\r\n\r\n' +
+          `${file.toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n` +
+          '--b\r\nContent-Type: application/pdf; name="empty.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n--b--\r\n',
+      ),
+    ],
+  ];
+
+  // what the pipeline reads of simpleParser's result, the attachments byte for byte; a refusal alike
+  it.each([
+    ...messages,
+    ...malformedMessages(MALFORMED_KINDS.length * 2, 7).map((m): [string, Buffer] => [m.name, m.bytes]),
+  ])('%s: the same fields, text, HTML and attachments', async (_name, raw) => {
+    const [ours, theirs] = await Promise.all([
+      parseMessage(raw).catch((e: Error) => e),
+      simpleParser(raw, {
+        maxHtmlLengthToParse: 2 * 1024 * 1024,
+        skipHtmlToText: true,
+        skipTextToHtml: true,
+        skipTextLinks: true,
+        skipImageLinks: true,
+        keepCidLinks: true,
+      }).catch((e: Error) => e),
+    ]);
+    if (theirs instanceof Error || ours instanceof Error) {
+      expect((ours as Error).message).toBe((theirs as Error).message);
+      return;
+    }
+    expect(ours.subject).toBe(theirs.subject ?? null);
+    expect(ours.messageId).toBe(theirs.messageId ?? null);
+    expect(ours.inReplyTo).toBe(theirs.inReplyTo ?? null);
+    expect(ours.references).toEqual(splitIds(theirs.references));
+    expect(ours.date?.getTime() ?? null).toBe(
+      theirs.date && !Number.isNaN(theirs.date.getTime()) ? theirs.date.getTime() : null,
+    );
+    expect(ours.from.map((f) => f.address)).toEqual(
+      (theirs.from?.value ?? [])
+        .flatMap((a) => (a.group ? a.group : [a]))
+        .flatMap((a) => (a.address ? [a.address.toLowerCase()] : [])),
+    );
+    expect([...ours.headers.keys()]).toEqual([...theirs.headers.keys()]);
+    expect(ours.text).toBe(theirs.text ?? '');
+    expect(ours.html).toBe(typeof theirs.html === 'string' ? theirs.html : null);
+    const strip = ({ content, headers, ...rest }: (typeof theirs.attachments)[number]) => ({
+      ...rest,
+      content: content.toString('base64'),
+      headers: [...headers.keys()],
+    });
+    expect(ours.attachments.map(strip)).toEqual(theirs.attachments.map(strip));
   });
 });
