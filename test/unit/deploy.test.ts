@@ -224,3 +224,30 @@ describe('package.json engines', () => {
     expect(stricter, `engines says ${pkg.engines.node}`).toEqual([]);
   });
 });
+
+describe('the Node that CI and the benchmarks run on', () => {
+  it("is the image's Node major version, and satisfies package.json's engines", () => {
+    const fetched = /^NODE_FOR_IMAGE=(\d+)\.(\d+)\.\d+$/m.exec(read('scripts/engines-node.sh'));
+    const image = /^FROM node:(\d+)-/m.exec(read('Dockerfile'));
+    expect(fetched?.[1]).toBe(image?.[1]);
+    const floor = /^>=\s*(\d+)\.(\d+)/.exec(JSON.parse(read('package.json')).engines.node)!;
+    expect(Number(fetched![1]) * 1000 + Number(fetched![2])).toBeGreaterThanOrEqual(
+      Number(floor[1]) * 1000 + Number(floor[2]),
+    );
+  });
+
+  it('is this Node when it satisfies the engines (nothing is fetched), and only a path is printed', () => {
+    const floor = /^>=\s*(\d+)\.(\d+)/.exec(JSON.parse(read('package.json')).engines.node)!;
+    const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+    const out = execFileSync('bash', [path.join(PROJECT_ROOT, 'scripts/engines-node.sh')], { encoding: 'utf8' });
+    const printed = out.trim();
+    expect(printed.split('\n')).toHaveLength(1);
+    const satisfies = major > Number(floor[1]) || (major === Number(floor[1]) && minor >= Number(floor[2]));
+    if (satisfies)
+      expect(fs.realpathSync(printed)).toBe(
+        fs.realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim()),
+      );
+    else expect(printed).toMatch(/\.ci\/node-\d+\.\d+\.\d+\/bin\/node$/);
+    expect(execFileSync(printed, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim()).toMatch(/^\d+\./);
+  });
+});

@@ -139,12 +139,23 @@ const WROTE_AT_END = new RegExp(`(?:${alternation(collect((l) => l.wrote))})\\s*
  */
 const WROTE_LAST = new RegExp(`${classOf(collect((l) => l.wrote).map((w) => [...w].at(-1)!))}[-–—_=~*\\s]*$`, 'iu');
 
+/** Where the run of decoration at the end of `s` begins ("wrote: --" → the index of " --"). */
+function decorationStart(s: string): number {
+  let end = s.length;
+  while (end > 0 && DECORATION_CHAR.test(s[end - 1]!)) end--;
+  return end;
+}
+/** The characters WROTE_LAST allows after the verb (none of them outside the BMP). */
+const DECORATION_CHAR = /^[-–—_=~*\s]$/u;
+
 /** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
 export function mayEndAttribution(line: string): boolean {
   const s = line.trimEnd();
   if (/[:：>]$|[-–—_=~*]{2}$/.test(s) || (s.includes('@') && /@\S+$/.test(s))) return true;
-  const tail = s.slice(-40);
-  return WROTE_LAST.test(tail) && WROTE_AT_END.test(tail);
+  // An end-anchored pattern is tried from every position of the text: WROTE_LAST is given only the
+  // last character before the decoration (two code units, for a pair), where alone it can match.
+  const end = decorationStart(s);
+  return WROTE_LAST.test(s.slice(Math.max(0, end - 2))) && WROTE_AT_END.test(s.slice(-40));
 }
 
 /**
@@ -166,10 +177,13 @@ export function attributionTail(line: string): number {
   return -1;
 }
 
+const SENTENCE_END = new Set(['.', '!', '?', '…']);
+
 /** "… the fix." ends a sentence; "… 2014 г." and "Fr., 28." end a date. */
 export function endsSentence(s: string): boolean {
   // The word starts where no letter or digit is before it: without the lookbehind the pattern is
   // tried from every letter of a long word to its end (quadratic in the line's length).
+  if (!SENTENCE_END.has(s.at(-1) ?? '')) return false; // what the pattern ends with, without a scan of the line
   const m = /(?<![\p{L}\p{N}])([\p{L}\p{N}]+)[.!?…]$/u.exec(s);
   return !!m && m[1]!.length >= 3 && !/\d/.test(m[1]!) && !DATE_WORDS.has(m[1]!.toLowerCase());
 }
