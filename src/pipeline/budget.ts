@@ -4,12 +4,14 @@
 // process first, and is told to come back (451 4.3.1) rather than wait past its time.
 
 /**
- * Peak memory of processing one message, per byte of it: the raw bytes as they arrive and
- * joined, the worker's parse, decoded attachments, text and HTML strings, the rows. Measured with
- * `npm run bench:memory` (a fresh server's peak RSS over its resting RSS, messages of mostly base64
- * attachments): 1 MB 11.1–13.4×, 5 MB 9.3–10.6×, 25 MB 3.3–3.7× (12.8–12.9× before the bytes went
- * to PostgreSQL by reference, src/db/bind.ts; 5.4–5.5× before growing-buffer.ts). The small messages' part is mostly fixed (heap
- * growth), so the charge stays at the dearest measured.
+ * Peak memory of processing one message, per byte of it: the raw bytes as they arrive, the
+ * worker's parse, decoded attachments, text and HTML strings, the rows. Measured with `npm run
+ * bench:memory` (a fresh server's peak RSS over its resting RSS, messages of mostly base64
+ * attachments), Node 20: 1 MB 11.1–13.4×, 5 MB 9.3–10.6×, 25 MB 3.3–3.7× (12.8–12.9× before the
+ * bytes went to PostgreSQL by reference, src/db/bind.ts; 5.4–5.5× before growing-buffer.ts); Node
+ * 24: 1 MB 14.3–16.2× (the build before growing-buffer.ts the same), 5 MB 9.3–10.5×, 25 MB 3.9–4.8×.
+ * The small messages' part is mostly fixed (heap growth); the charge is the dearest measured on
+ * Node 20, below the 1 MB message's on Node 24.
  */
 export const COST_PER_BYTE = 12;
 /** What any message costs at least: the parser's and the rows' fixed part. */
