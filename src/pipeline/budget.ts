@@ -9,7 +9,7 @@
  * bench:memory` (a fresh server's peak RSS over its resting RSS, messages of mostly base64
  * attachments), Node 20: 1 MB 11.1–13.4×, 5 MB 9.3–10.6×, 25 MB 3.3–3.7× (12.8–12.9× before the
  * bytes went to PostgreSQL by reference, src/db/bind.ts; 5.4–5.5× before growing-buffer.ts); Node
- * 24: 1 MB 14.3–16.2× (the build before growing-buffer.ts the same), 5 MB 9.3–10.5×, 25 MB 3.9–4.8×.
+ * 24: 1 MB 14.3–16.2× (the build before growing-buffer.ts the same), 5 MB 9.3–10.5×, 25 MB 3.9–4.9×.
  * The small messages' part is mostly fixed (heap growth); the charge is the dearest measured on
  * Node 20, below the 1 MB message's on Node 24.
  */
