@@ -1,7 +1,7 @@
 // RCPT TO: one decision per recipient, before any data is sent (the RCPT_* rows of the README's
 // "What it answers").
 // Only a ticket lookup touches the database (batched with the others asked at the same moment:
-// db/ticket-lookups.ts); its trouble is always a 451, never a 5xx.
+// src/db/ticket-lookups.ts); its trouble is always a 451, never a 5xx.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { failureTag, withDeadline } from '../../deadline.js';
 import { checkBounceMac, checkSignature, classifyRecipient } from '../../mail/address.js';
