@@ -3,12 +3,17 @@
 // next (`id = any($1)`), each answered from its result. Every RCPT is still answered from the
 // database as it is at that moment (nothing is cached); under load there are fewer statements —
 // fewer round trips for the main thread and less executor work for PostgreSQL (or for the CRM's
-// database behind a tickets view). A failed statement is the failure of each lookup in it.
+// database behind a tickets view). A failed statement is the failure of each lookup in it. A
+// statement still under way after SLOW_MS (no connection free, a lock, a connection that stopped
+// answering) holds up no more lookups: the next goes beside it, so that each RCPT still meets the
+// trouble of its own statement (DB_UNAVAILABLE when no connection comes) before its deadline.
 import type { Db } from './pool.js';
 import { findTickets, type Ticket } from './queries.js';
 
 /** Ids in one statement at most; more wait for the next. */
 const MAX_IDS = 256;
+/** How long the lookups asked meanwhile wait for the newest statement (one takes ~1 ms). */
+const SLOW_MS = 50;
 
 interface Waiting {
   id: string;
@@ -18,7 +23,10 @@ interface Waiting {
 
 export class TicketLookups {
   private queue: Waiting[] = [];
-  private running = false;
+  /** Statements under way, and when the newest started. */
+  private running = 0;
+  private newest = 0;
+  private timer: NodeJS.Timeout | undefined;
 
   /** `onStatement` hears the number of lookups each statement answers (a metric, and the tests). */
   constructor(
@@ -35,9 +43,18 @@ export class TicketLookups {
   }
 
   private next(): void {
-    if (this.running || !this.queue.length) return;
+    if (!this.queue.length) return;
+    const wait = this.running ? this.newest + SLOW_MS - performance.now() : 0;
+    if (wait > 0) {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.next();
+      }, wait).unref();
+      return;
+    }
     const batch = this.queue.splice(0, MAX_IDS);
-    this.running = true;
+    this.running++;
+    this.newest = performance.now();
     this.onStatement(batch.length);
     findTickets(this.db, [...new Set(batch.map((w) => w.id))])
       .then(
@@ -50,8 +67,9 @@ export class TicketLookups {
         },
       )
       .finally(() => {
-        this.running = false;
+        this.running--;
         this.next();
       });
+    this.next(); // the lookups left over (more than MAX_IDS) wait for this statement, or not for long
   }
 }
