@@ -89,7 +89,10 @@ describe('RCPT ticket lookups', () => {
     await Promise.all(clients.map((c) => c.quit()));
     const after = await metrics();
     expect(counted(after, 'sum') - counted(before, 'sum')).toBe(12);
-    // the first alone, the eleven that came while it waited together
-    expect(counted(after, 'count') - counted(before, 'count')).toBe(2);
+    // the first alone, the eleven that came while it waited together (or, on a slow machine, those
+    // that came later than 50 ms after the newest statement in one more: src/db/ticket-lookups.ts)
+    const statements = counted(after, 'count') - counted(before, 'count');
+    expect(statements).toBeGreaterThanOrEqual(2);
+    expect(statements).toBeLessThanOrEqual(4);
   });
 });
