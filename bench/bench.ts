@@ -123,6 +123,7 @@ async function main() {
           sink: null,
           dkimKeyFile,
           hostile: [],
+          postmaster: embedded?.pid ?? null,
         });
         rounds.push({ postfix: a, ticketMx: b });
         process.stderr.write(
@@ -154,7 +155,17 @@ async function main() {
       ? await hostileMessages(Number(opts.hostile), 9, { ticket: `TKT-${FIRST_TICKET}`, staffKey: dkimKey })
       : [];
     runs.push(
-      await measure({ url, dataDir, dnsAddress: dns.address, client, messages, sink: sinkOf, dkimKeyFile, hostile }),
+      await measure({
+        url,
+        dataDir,
+        dnsAddress: dns.address,
+        client,
+        messages,
+        sink: sinkOf,
+        dkimKeyFile,
+        hostile,
+        postmaster: embedded?.pid ?? null,
+      }),
     );
   }
   await client.end();
@@ -204,6 +215,8 @@ async function measure(r: {
   sink: Sink | null;
   dkimKeyFile: string;
   hostile: HostileMessage[];
+  /** The embedded PostgreSQL's postmaster (null with TEST_DATABASE_URL): whose processes' CPU is counted. */
+  postmaster: number | null;
 }): Promise<Run> {
   const port = await freePort();
   const httpPort = await freePort();
@@ -259,7 +272,7 @@ async function measure(r: {
   const cpuBefore = {
     server: cpuSeconds([server.pid!]),
     serverSystem: cpuSeconds([server.pid!], 'system'),
-    postgres: cpuSeconds(pidsNamed('postgres')),
+    postgres: cpuSeconds(postgresPids(r.postmaster)),
     load: process.cpuUsage(),
   };
   const commitsBefore = await eventLoopDelay(httpPort); // prom-client resets its event-loop histogram on every scrape
@@ -292,7 +305,7 @@ async function measure(r: {
   const cpu = {
     server: cpuSeconds([server.pid!]) - cpuBefore.server,
     serverSystem: cpuSeconds([server.pid!], 'system') - cpuBefore.serverSystem,
-    postgres: cpuSeconds(pidsNamed('postgres')) - cpuBefore.postgres,
+    postgres: cpuSeconds(postgresPids(r.postmaster)) - cpuBefore.postgres,
     load: (load.user + load.system) / 1e6,
   };
   server.kill('SIGTERM');
@@ -685,6 +698,25 @@ function cpuSeconds(pids: number[], which: 'all' | 'system' = 'all'): number {
     }
   }
   return ticks / CLOCK_TICKS;
+}
+
+/**
+ * The PostgreSQL processes whose CPU is counted: with the embedded one, its postmaster and that
+ * postmaster's children only (another PostgreSQL on the machine, such as a test run's, is not
+ * ours); with TEST_DATABASE_URL, every process named postgres.
+ */
+function postgresPids(postmaster: number | null): number[] {
+  const all = pidsNamed('postgres');
+  if (postmaster === null) return all;
+  const parent = (pid: number) => {
+    try {
+      // the parent pid is the field after the state, past the comm in parentheses
+      return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    } catch {
+      return -1;
+    }
+  };
+  return all.filter((pid) => pid === postmaster || parent(pid) === postmaster);
 }
 
 function pidsNamed(name: string): number[] {

@@ -18,7 +18,10 @@ arch=$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')
 dir=".ci/node-$NODE_FOR_IMAGE"
 if [ ! -x "$dir/bin/node" ]; then
   echo "node $(node --version) is older than engines >=$floor: fetching Node $NODE_FOR_IMAGE (node-linux-$arch) into $dir" >&2
-  mkdir -p "$dir"
-  (cd "$dir" && npm pack "node-linux-$arch@$NODE_FOR_IMAGE" --silent >/dev/null && tar -xzf node-linux-*.tgz --strip-components=1 && rm node-linux-*.tgz)
+  # unpacked beside it and renamed when whole: an interrupted fetch leaves no half a Node to trust
+  partial="$dir.partial.$$"
+  rm -rf "$partial" && mkdir -p "$partial"
+  (cd "$partial" && npm pack "node-linux-$arch@$NODE_FOR_IMAGE" --silent >/dev/null && tar -xzf node-linux-*.tgz --strip-components=1 && rm node-linux-*.tgz)
+  rm -rf "$dir" && mv "$partial" "$dir"
 fi
 echo "$PWD/$dir/bin/node"

@@ -13,6 +13,8 @@ export interface Metrics {
   dataSeconds: Histogram<'outcome'>;
   /** Messages per commit of the group commit (src/db/group-commit.ts). */
   commitMessages: Histogram;
+  /** RCPT ticket lookups answered by one statement (src/db/ticket-lookups.ts). */
+  rcptLookups: Histogram;
   connections: Gauge;
   /** Sessions that reached the soft or the hard error limit. */
   errorLimits: Counter<'limit'>;
@@ -136,6 +138,12 @@ export function createMetrics(sources: { embedded?: EmbeddedStatus | null } = {}
       name: 'ticketmx_commit_messages',
       help: 'Messages stored by one commit (group commit: the messages ready at the same moment share it)',
       buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: [registry],
+    }),
+    rcptLookups: new Histogram({
+      name: 'ticketmx_rcpt_lookups_per_statement',
+      help: 'RCPT ticket lookups answered by one statement (the lookups asked at the same moment share it)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers: [registry],
     }),
     connections: new Gauge({ name: 'ticketmx_smtp_connections', help: 'Open SMTP connections', registers: [registry] }),

@@ -78,6 +78,16 @@ export async function findTicket(db: Db, id: string): Promise<Ticket | null> {
   return rows[0] ?? null;
 }
 
+/** The tickets of these ids that exist (one statement for the RCPT lookups asked together). */
+export async function findTickets(db: Pick<Db, 'query'>, ids: string[]): Promise<Ticket[]> {
+  const { rows } = await db.query<Ticket>({
+    name: 'find_tickets',
+    text: `select ${TICKET_COLUMNS} from tickets where id = any($1::text[])`,
+    values: [ids],
+  });
+  return rows;
+}
+
 export async function insertTicket(
   db: Db,
   ticket: { id?: string; subject: string; requester: string },

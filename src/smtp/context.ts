@@ -3,6 +3,7 @@
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
+import type { TicketLookups } from '../db/ticket-lookups.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Outbox } from '../outbox/open.js';
@@ -22,6 +23,8 @@ export interface SmtpContext {
   /** Who is notified of a committed message, and the VERP key of our bounce addresses. */
   outbox: Outbox;
   limits: PerIpLimits;
+  /** The RCPT-time ticket lookups, batched. */
+  tickets: TicketLookups;
   pipeline: Pipeline;
   /** Messages processed at once and what they cost (PIPELINE_MAX_MESSAGES, PIPELINE_MAX_MEMORY_BYTES). */
   budget: WorkBudget;

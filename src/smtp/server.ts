@@ -8,6 +8,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import type { Config } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { Pool } from '../db/pool.js';
+import { TicketLookups } from '../db/ticket-lookups.js';
 import type { Logger } from '../log.js';
 import { createResolver } from '../mail/dns.js';
 import type { Metrics } from '../metrics.js';
@@ -87,6 +88,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     ...deps,
     routes: new WeakMap(),
     refusedRecipient: new WeakSet(),
+    tickets: new TicketLookups(deps.pool, (n) => deps.metrics.rcptLookups.observe(n)),
     limits: new PerIpLimits(config.maxConnectionsPerIp, config.maxMessagesPerIpPerMinute, Date.now, {
       maxPerNetwork: config.maxConnectionsPerNetwork,
       maxClients: config.maxClients,

@@ -63,3 +63,36 @@ describe('protocol refusals are counted apart from decisions', () => {
     ]);
   });
 });
+
+describe('RCPT ticket lookups', () => {
+  it('asked by many sessions at the same moment share statements, and each session gets its own answer', async () => {
+    await insertTestTicket(db.pool, 'TKT-2');
+    const before = await metrics();
+    const counted = (text: string, what: 'count' | 'sum') =>
+      Number(new RegExp(`^ticketmx_rcpt_lookups_per_statement_${what} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    const clients = await Promise.all(Array.from({ length: 12 }, () => SmtpClient.connect(server.port)));
+    for (const c of clients) {
+      await c.command('EHLO postfix.example');
+      await c.command('MAIL FROM:<ivan@flamecrm.ru>');
+    }
+    // the tickets table locked: the first lookup waits on it, the others queue behind it
+    const locker = await db.pool.connect();
+    await locker.query('begin');
+    await locker.query('lock table tickets in access exclusive mode');
+    const answers = clients.map((c, i) => c.command(`RCPT TO:<support+TKT-${[1, 2, 404][i % 3]}@flamecrm.ru>`));
+    await new Promise((r) => setTimeout(r, 200));
+    await locker.query('rollback');
+    locker.release();
+    expect((await Promise.all(answers)).map((r) => r.short)).toEqual(
+      Array.from({ length: 12 }, (_, i) => (i % 3 === 2 ? '550 5.1.1' : '250 2.1.5')),
+    );
+    await Promise.all(clients.map((c) => c.quit()));
+    const after = await metrics();
+    expect(counted(after, 'sum') - counted(before, 'sum')).toBe(12);
+    // the first alone, the eleven that came while it waited together (or, on a slow machine, those
+    // that came later than 50 ms after the newest statement in one more: src/db/ticket-lookups.ts)
+    const statements = counted(after, 'count') - counted(before, 'count');
+    expect(statements).toBeGreaterThanOrEqual(2);
+    expect(statements).toBeLessThanOrEqual(4);
+  });
+});

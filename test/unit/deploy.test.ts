@@ -236,18 +236,34 @@ describe('the Node that CI and the benchmarks run on', () => {
     );
   });
 
-  it('is this Node when it satisfies the engines (nothing is fetched), and only a path is printed', () => {
-    const floor = /^>=\s*(\d+)\.(\d+)/.exec(JSON.parse(read('package.json')).engines.node)!;
-    const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
-    const out = execFileSync('bash', [path.join(PROJECT_ROOT, 'scripts/engines-node.sh')], { encoding: 'utf8' });
-    const printed = out.trim();
-    expect(printed.split('\n')).toHaveLength(1);
-    const satisfies = major > Number(floor[1]) || (major === Number(floor[1]) && minor >= Number(floor[2]));
-    if (satisfies)
-      expect(fs.realpathSync(printed)).toBe(
-        fs.realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim()),
-      );
-    else expect(printed).toMatch(/\.ci\/node-\d+\.\d+\.\d+\/bin\/node$/);
-    expect(execFileSync(printed, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim()).toMatch(/^\d+\./);
+  // In a copy of the script beside a package.json of our own: no download (a Node already in .ci/)
+  const runIn = (engines: string) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ticket-mx-engines-'));
+    fs.mkdirSync(path.join(dir, 'scripts'));
+    fs.copyFileSync(path.join(PROJECT_ROOT, 'scripts/engines-node.sh'), path.join(dir, 'scripts/engines-node.sh'));
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ engines: { node: engines } }));
+    const version = /^NODE_FOR_IMAGE=(\S+)$/m.exec(read('scripts/engines-node.sh'))![1]!;
+    const fetched = path.join(dir, '.ci', `node-${version}`, 'bin');
+    fs.mkdirSync(fetched, { recursive: true });
+    fs.symlinkSync(process.execPath, path.join(fetched, 'node'));
+    const res = spawnSync('bash', [path.join(dir, 'scripts/engines-node.sh')], {
+      cwd: os.tmpdir(),
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` },
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
+    return { status: res.status, out: res.stdout, fetched: path.join(fetched, 'node') };
+  };
+
+  it("prints this machine's Node when it satisfies the engines, and only its path", () => {
+    const r = runIn('>=1.0');
+    expect(r.status).toBe(0);
+    expect(r.out).toBe(`${process.execPath}\n`);
+  });
+
+  it('prints the Node in .ci/ when this one is older than the engines, without fetching it again', () => {
+    const r = runIn('>=999.0');
+    expect(r.status).toBe(0);
+    expect(r.out).toBe(`${r.fetched}\n`);
   });
 });

@@ -1,8 +1,8 @@
 // RCPT TO: one decision per recipient, before any data is sent (the RCPT_* rows of the README's
 // "What it answers").
-// Only a ticket lookup touches the database; its trouble is always a 451, never a 5xx.
+// Only a ticket lookup touches the database (batched with the others asked at the same moment:
+// src/db/ticket-lookups.ts); its trouble is always a 451, never a 5xx.
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
-import { findTicket } from '../../db/queries.js';
 import { failureTag, withDeadline } from '../../deadline.js';
 import { checkBounceMac, checkSignature, classifyRecipient } from '../../mail/address.js';
 import { isClosed } from '../../mail/ticket-status.js';
@@ -76,7 +76,7 @@ async function decide(
       if (signature === 'bad') return { answer: reply.badSignature(), ticket: ticketId };
       if (signature === 'unsigned') return { answer: reply.unsigned(), ticket: ticketId };
       try {
-        const ticket = await withDeadline(findTicket(ctx.pool, ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
+        const ticket = await withDeadline(ctx.tickets.find(ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
         if (!ticket) return { answer: reply.noSuchTicket(ticketId), ticket: ticketId };
         if (isClosed(ticket.status, ctx.config)) return { answer: reply.ticketClosed(ticketId), ticket: ticketId };
         ctx.routes.set(address, { kind: 'ticket', ticket, address: address.address });
