@@ -335,7 +335,7 @@ export const SETTINGS = {
     key: 'maxClients',
     group: 'Connections and limits',
     describe:
-      'Concurrent SMTP connections; more get `421`. An idle connection costs about 7 KB (README), so the ' +
+      'Concurrent SMTP connections; more get `421`. An idle connection costs about 12 KB (README), so the ' +
       'default is far from the memory limit; the file descriptor limit must allow it.',
     parse: int(1, 1_000_000),
     local: 10_000,
