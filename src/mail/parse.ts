@@ -83,7 +83,7 @@ const PARSER_OPTIONS = {
   skipImageLinks: true,
 } as const;
 
-/** The header fields simpleParser copies onto its result, by their names there. */
+/** The header fields simpleParser copies onto its result, and their names there ("message-id": messageId). */
 const HEADER_FIELDS = [
   'subject',
   'references',
@@ -95,7 +95,9 @@ const HEADER_FIELDS = [
   'message-id',
   'in-reply-to',
   'reply-to',
-] as const;
+].map((field) => [field, field.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] as const);
+/** What a text part gives simpleParser's result. */
+const TEXT_FIELDS = new Set(['text', 'html', 'textAsHtml', 'textConversionError']);
 
 function parse(raw: Buffer): Promise<MailparserResult> {
   return collect(raw).catch((err: Error) => {
@@ -142,9 +144,7 @@ function collect(raw: Buffer): Promise<MailparserResult> {
         return;
       }
       if (data.type === 'text') {
-        for (const key of Object.keys(data))
-          if (['text', 'html', 'textAsHtml', 'textConversionError'].includes(key))
-            mail[key] = data[key as keyof MessageText];
+        for (const key of Object.keys(data)) if (TEXT_FIELDS.has(key)) mail[key] = data[key as keyof MessageText];
         return read();
       }
       const attachment = data;
@@ -165,8 +165,7 @@ function collect(raw: Buffer): Promise<MailparserResult> {
     });
     parser.on('end', () => {
       const headers = mail.headers as MailparserResult['headers'] | undefined;
-      for (const key of HEADER_FIELDS)
-        if (headers?.has(key)) mail[key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = headers.get(key);
+      for (const [field, name] of HEADER_FIELDS) if (headers?.has(field)) mail[name] = headers.get(field);
       settle(null, mail as unknown as MailparserResult);
     });
     if (raw.length <= PARSE_PIECE) parser.end(raw);
