@@ -69,13 +69,9 @@ export interface UnroutedMessageRow {
 
 const TICKET_COLUMNS = 'id, subject, requester, status, created_at as "createdAt"';
 
-export async function findTicket(db: Db, id: string): Promise<Ticket | null> {
-  const { rows } = await db.query<Ticket>({
-    name: 'find_ticket',
-    text: `select ${TICKET_COLUMNS} from tickets where id = $1`,
-    values: [id],
-  });
-  return rows[0] ?? null;
+/** One ticket by its id: the statement the RCPT lookups share, with one id. */
+export async function findTicket(db: Pick<Db, 'query'>, id: string): Promise<Ticket | null> {
+  return (await findTickets(db, [id]))[0] ?? null;
 }
 
 /** The tickets of these ids that exist (one statement for the RCPT lookups asked together). */
