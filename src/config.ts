@@ -562,6 +562,17 @@ export const SETTINGS = {
     production: [],
     show: joined('(none)'),
   }),
+  AUTH_BIND_STAFF: setting({
+    key: 'authBindStaff',
+    group: 'Sender authentication',
+    describe:
+      "Staff mail that only a DKIM signature authenticates must name its ticket in a signed field (the ticket's address " +
+      'in To or Cc, `[TKT-…]` in Subject, X-Ticket-ID, or a notification in In-Reply-To/References), else `550 5.7.1` ' +
+      '(`AUTH_NOT_BOUND`): a genuine staff message sent again to another ticket is refused. `false` turns it off.',
+    parse: bool,
+    local: true,
+    production: true,
+  }),
   DNS_SERVERS: setting({
     key: 'dnsServers',
     group: 'Sender authentication',

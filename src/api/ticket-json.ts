@@ -71,7 +71,10 @@ export const MessageJson = z
       tlsCipher: z.string().nullable(),
     }),
     auth: z.object({
-      verdict: z.string().nullable().describe('AUTH_ACCEPTED, AUTH_NOT_ALLOWED, AUTH_UNAUTHENTICATED, …'),
+      verdict: z
+        .string()
+        .nullable()
+        .describe('AUTH_ACCEPTED, AUTH_NOT_ALLOWED, AUTH_UNAUTHENTICATED, AUTH_NOT_BOUND, …'),
       reason: z.string().nullable(),
       results: z.unknown().describe('SPF, DKIM, DMARC and ARC verdicts as stored'),
       header: z.string().nullable(),

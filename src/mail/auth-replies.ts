@@ -11,7 +11,7 @@ export interface AuthReply {
 
 // The authorization replies. RFC 7372 codes where one fits, RFC 3463 otherwise:
 //   5.7.1  delivery not authorized: the author may not write to this ticket, or has no
-//          single identity to check
+//          single identity to check, or a staff signature does not name this ticket
 //   5.7.20 no passing DKIM signature (and SPF did not authenticate the author either)
 //   5.7.22 DKIM passes, but for a domain that is not the author's
 //   5.7.23 SPF failed and nothing else authenticated the author
@@ -74,6 +74,11 @@ export const authReplies = {
     code: 550,
     enhanced: '5.7.20',
     text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}`,
+  }),
+  notBound: (ticketId: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Staff signature does not name ${ticketId}: put the ticket's address in To or Cc, or reply to its notification`,
   }),
   dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({
     code: 451,

@@ -2,7 +2,15 @@
 // `authenticate()`? Pure (no I/O, no clock); the DATA phase turns the decision into an SMTP
 // reply and stores it with the message.
 import { type AuthReply, authReplies as replies } from './auth-replies.js';
-import { type AuthResults, type CheckName, domainOf, isAligned, normalizeDomain } from './authenticate.js';
+import {
+  type AuthResults,
+  type CheckName,
+  domainOf,
+  isAligned,
+  normalizeDomain,
+  signedByAuthor,
+} from './authenticate.js';
+import type { NamingField } from './ticket-binding.js';
 
 export type { AuthReply };
 
@@ -16,6 +24,7 @@ export type AuthDecisionCode =
   | 'AUTH_MULTIPLE_AUTHORS'
   | 'AUTH_NOT_ALLOWED'
   | 'AUTH_UNAUTHENTICATED'
+  | 'AUTH_NOT_BOUND'
   | 'AUTH_DNS_TEMPORARY';
 
 export interface AuthDecision {
@@ -50,6 +59,12 @@ export interface AuthorizeInput {
   /** ARC_TRUSTED_SEALERS: domains whose ARC seal vouches for forwarded mail. */
   trustedSealers: string[];
   policy: AuthPolicy;
+  /**
+   * The ticket the message is delivered to and the header fields that name it (ticket-binding.ts):
+   * staff authenticated by a signature alone must have signed one of them. Absent: not checked
+   * (AUTH_BIND_STAFF=false).
+   */
+  binding?: { ticketId: string; namedIn: NamingField[] };
 }
 
 const normalizeAddress = (address: string): string => {
@@ -96,6 +111,16 @@ const authenticatedBy = (
   if (auth.arc.result === 'pass' && sealer && trusted.has(sealer) && sealerVouches(auth, authorDomain)) return 'arc';
   return null;
 };
+
+/**
+ * A staff message names its ticket where it cannot have been changed since it was written: in a
+ * field the author's passing DKIM signature covers. Mail that SPF authenticates came from the
+ * author's own servers to this envelope, so it is not a replay; under a trusted ARC seal the
+ * forwarder vouches for the fields as it received them.
+ */
+const bound = (auth: AuthResults, by: NonNullable<AuthDecision['authenticatedBy']>, namedIn: NamingField[]): boolean =>
+  (auth.spf.result === 'pass' && auth.spf.aligned) ||
+  (by === 'arc' ? namedIn.length > 0 : namedIn.some((field) => signedByAuthor(auth, field)));
 
 /** Temporary DNS errors that, had the lookup worked, could have authenticated the author. */
 const decisiveTemporaryChecks = (auth: AuthResults, trusted: Set<string>): CheckName[] => {
@@ -195,6 +220,17 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
         code: 'AUTH_NOT_ALLOWED',
         reason: `${who}${by ? ` (authenticated by ${by.toUpperCase()})` : ''}; add the address or its domain to STAFF_SENDERS if it should be allowed to write to tickets.`,
         reply: replies.notAllowed(author),
+      };
+    } else if (by && role === 'staff' && input.binding && !bound(auth, by, input.binding.namedIn)) {
+      const { ticketId } = input.binding;
+      finding = {
+        code: 'AUTH_NOT_BOUND',
+        reason:
+          `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and no field it ` +
+          `covers names ${ticketId} (To or Cc with the ticket's address, [${ticketId}] in the Subject, X-Ticket-ID, or a ` +
+          'notification of the ticket in In-Reply-To or References): it may be a genuine staff message sent again to ' +
+          "another ticket. Reply to the ticket's notification, or put the ticket's address in To or Cc.",
+        reply: replies.notBound(ticketId),
       };
     } else if (by) {
       finding = { code: 'AUTH_ACCEPTED', reason: `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}.` };

@@ -22,6 +22,7 @@ import {
 } from '../mail/parse.js';
 import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
+import { fieldsNamingTicket } from '../mail/ticket-binding.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
 import { notificationsFor, notifyRules } from '../outbox/notify.js';
@@ -45,6 +46,7 @@ export type PipelineSettings = Pick<
   | 'staffSenders'
   | 'arcTrustedSealers'
   | 'authPolicy'
+  | 'authBindStaff'
   | 'replyAddressSecret'
   | 'attachmentMaxCount'
   | 'attachmentMaxBytes'
@@ -195,7 +197,15 @@ export async function analyse(
 
   // 6. Authorization: one reply for all recipients. A refusal for any ticket refuses the message
   //    (nothing is silently dropped); a permanent refusal outranks a temporary one.
-  const decisions = ticketRoutes.map((route) => authorize({ ...authorizeArgs(header, route.ticket, settings), auth }));
+  const decisions = ticketRoutes.map((route) =>
+    authorize({
+      ...authorizeArgs(header, route.ticket, settings),
+      auth,
+      ...(settings.authBindStaff
+        ? { binding: { ticketId: route.ticket.id, namedIn: fieldsNamingTicket(header, route.ticket.id, settings) } }
+        : {}),
+    }),
+  );
   const refusal = decisions.find((d) => d.verdict === 'reject') ?? decisions.find((d) => d.verdict === 'tempfail');
   Object.assign(facts, decisionFacts(refusal ?? decisions[0]!));
   if (refusal?.reply) return { kind: 'auth', decision: refusal, facts };
