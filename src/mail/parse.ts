@@ -110,8 +110,9 @@ function parse(raw: Buffer): Promise<MailparserResult> {
 }
 
 /**
- * mailparser's simpleParser (3.14.2, with keepCidLinks: inline images stay cid: links to their
- * attachment rather than base64 data: URIs in the HTML), but for how an attachment is kept:
+ * mailparser's simpleParser (3.14.2, pinned exactly in package.json: this mirrors its internals),
+ * with keepCidLinks (inline images stay cid: links to their attachment rather than base64 data:
+ * URIs in the HTML), but for how an attachment is kept:
  * simpleParser keeps its decoded pieces and joins them at the end, holding it twice; here each
  * piece is copied into one buffer as it is decoded (growing-buffer.ts), which reserves the
  * message's size (no decoding makes more bytes than the message has) and holds what it is. A test
