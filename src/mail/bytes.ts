@@ -74,6 +74,18 @@ export function inspectHeader(
   shape.lines = 0;
   shape.signatures = 0;
   let pos = 0;
+  // a field name folded before its colon ("Subject\r\n : …") is still that field to mailparser
+  // (it unfolds first): the name runs on over continuation lines until the colon
+  let folded: string | null = null;
+  const count = (name: string) => {
+    const field = name.trim().toLowerCase();
+    if (SIGNATURE_FIELDS.has(field)) shape.signatures++;
+    else if (!duplicate && SINGLE_INSTANCE_FIELDS.has(field)) {
+      const n = (counts.get(field) ?? 0) + 1;
+      counts.set(field, n);
+      if (n > 1) duplicate = { kind: 'duplicate-header', field, count: n };
+    }
+  };
   while (pos < raw.length) {
     const lf = raw.indexOf(LF, pos);
     const next = lf < 0 ? raw.length : lf + 1;
@@ -82,16 +94,17 @@ export function inspectHeader(
     if (end === pos) return duplicate; // the empty line: the body follows
     if (++shape.lines > limits.maxLines) return { kind: 'header-limit', what: 'lines', limit: limits.maxLines };
     const first = raw[pos];
-    if (first !== SP && first !== HT) {
+    const continuation = first === SP || first === HT;
+    // a header block that starts with a continuation line: parsers read that line as a field
+    if (!continuation || shape.lines === 1 || folded !== null) {
       const colon = raw.indexOf(COLON, pos);
+      const name: string = folded !== null && continuation ? folded : '';
       if (colon >= 0 && colon < end) {
-        const field = raw.toString('latin1', pos, colon).trim().toLowerCase();
-        if (SIGNATURE_FIELDS.has(field)) shape.signatures++;
-        else if (!duplicate && SINGLE_INSTANCE_FIELDS.has(field)) {
-          const count = (counts.get(field) ?? 0) + 1;
-          counts.set(field, count);
-          if (count > 1) duplicate = { kind: 'duplicate-header', field, count };
-        }
+        count(name + raw.toString('latin1', pos, colon));
+        folded = null;
+      } else {
+        folded = name + raw.toString('latin1', pos, end);
+        if (folded.length > 200) folded = null; // no field name is that long
       }
     }
     pos = next;

@@ -1,7 +1,9 @@
 // Byte-level checks before any parser (src/mail/bytes.ts): the header block bounded in bytes and
 // lines, single-instance fields, CRLF only however the message is cut into chunks.
+
 import { describe, expect, it } from 'vitest';
 import { bodyOffset, inspectHeader, LineEndings, SINGLE_INSTANCE_FIELDS } from '../../src/mail/bytes.js';
+import { parseMessage } from '../../src/mail/parse.js';
 
 const limits = { maxBytes: 256 * 1024, maxLines: 1000 };
 const msg = (head: string, body = 'body\r\n') => Buffer.from(`${head}\r\n${body}`, 'latin1');
@@ -39,6 +41,16 @@ describe('inspectHeader', () => {
 
   it('does not count a name inside a folded line or in the body', () => {
     expect(inspectHeader(msg('Subject: a\r\n Subject: b\r\n', 'Subject: c\r\n'), limits)).toBeNull();
+  });
+
+  it('counts a field whose name is folded before its colon, and a header that starts folded, as mailparser reads them', async () => {
+    const folded = msg('Subject\r\n : forged\r\nFrom: a@b.ru\r\nSubject: genuine\r\n');
+    expect(inspectHeader(folded, limits)).toEqual({ kind: 'duplicate-header', field: 'subject', count: 2 });
+    // what the check is for: the parser stores the first instance, DKIM verifies the last
+    expect((await parseMessage(folded)).subject).toBe('forged');
+    const leading = msg(' Message-ID: <forged@x>\r\nFrom: a@b.ru\r\nMessage-ID: <genuine@x>\r\n');
+    expect(inspectHeader(leading, limits)).toEqual({ kind: 'duplicate-header', field: 'message-id', count: 2 });
+    expect(inspectHeader(msg('X-Long\r\n name\r\n : x\r\nSubject: s\r\n'), limits)).toBeNull();
   });
 
   it('finds where the body starts', () => {
