@@ -1,6 +1,8 @@
 // Authorization policy: may this author write to this ticket, given the verdicts of
 // `authenticate()`? Pure (no I/O, no clock); the DATA phase turns the decision into an SMTP
 // reply and stores it with the message.
+
+import type { AddressRules } from './address.js';
 import { type AuthReply, authReplies as replies } from './auth-replies.js';
 import {
   type AuthResults,
@@ -10,7 +12,8 @@ import {
   normalizeDomain,
   signedByAuthor,
 } from './authenticate.js';
-import type { NamingField } from './ticket-binding.js';
+import type { ParsedHeader } from './parse.js';
+import { fieldsNamingTicket } from './ticket-binding.js';
 
 export type { AuthReply };
 
@@ -60,11 +63,11 @@ export interface AuthorizeInput {
   trustedSealers: string[];
   policy: AuthPolicy;
   /**
-   * The ticket the message is delivered to and the header fields that name it (ticket-binding.ts):
-   * staff authenticated by a signature alone must have signed one of them. Absent: not checked
-   * (AUTH_BIND_STAFF=false).
+   * The ticket the message is delivered to, and the header that may name it (ticket-binding.ts):
+   * staff authenticated by a signature alone must have signed a field naming it. Absent: not
+   * checked (AUTH_BIND_STAFF=false).
    */
-  binding?: { ticketId: string; namedIn: NamingField[] };
+  binding?: { ticketId: string; header: ParsedHeader; rules: AddressRules };
 }
 
 const normalizeAddress = (address: string): string => {
@@ -118,9 +121,15 @@ const authenticatedBy = (
  * author's own servers to this envelope, so it is not a replay; under a trusted ARC seal the
  * forwarder vouches for the fields as it received them.
  */
-const bound = (auth: AuthResults, by: NonNullable<AuthDecision['authenticatedBy']>, namedIn: NamingField[]): boolean =>
-  (auth.spf.result === 'pass' && auth.spf.aligned) ||
-  (by === 'arc' ? namedIn.length > 0 : namedIn.some((field) => signedByAuthor(auth, field)));
+const bound = (
+  auth: AuthResults,
+  by: NonNullable<AuthDecision['authenticatedBy']>,
+  { ticketId, header, rules }: NonNullable<AuthorizeInput['binding']>,
+): boolean => {
+  if (auth.spf.result === 'pass' && auth.spf.aligned) return true;
+  const namedIn = fieldsNamingTicket(header, ticketId, rules);
+  return by === 'arc' ? namedIn.length > 0 : namedIn.some((field) => signedByAuthor(auth, field));
+};
 
 /** Temporary DNS errors that, had the lookup worked, could have authenticated the author. */
 const decisiveTemporaryChecks = (auth: AuthResults, trusted: Set<string>): CheckName[] => {
@@ -221,7 +230,7 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
         reason: `${who}${by ? ` (authenticated by ${by.toUpperCase()})` : ''}; add the address or its domain to STAFF_SENDERS if it should be allowed to write to tickets.`,
         reply: replies.notAllowed(author),
       };
-    } else if (by && role === 'staff' && input.binding && !bound(auth, by, input.binding.namedIn)) {
+    } else if (by && role === 'staff' && input.binding && !bound(auth, by, input.binding)) {
       const { ticketId } = input.binding;
       finding = {
         code: 'AUTH_NOT_BOUND',

@@ -206,7 +206,8 @@ function headerOf(mail: MailparserResult): ParsedHeader {
   };
 }
 
-function mailboxes(field: AddressObject | AddressObject[] | undefined): Mailbox[] {
+/** The addresses of an address field as mailparser gives it (groups flattened), lower case. */
+export function mailboxes(field: AddressObject | AddressObject[] | undefined): Mailbox[] {
   const objects = Array.isArray(field) ? field : field ? [field] : [];
   return objects
     .flatMap((o) => o.value)

@@ -12,18 +12,26 @@ export interface TicketReferences {
   messageIds: string[];
 }
 
-const SUBJECT_RE = new RegExp(`\\[\\s*(${TICKET_ID})\\s*\\]`);
+const SUBJECT_TAG_RE = new RegExp(`\\[\\s*(${TICKET_ID})\\s*\\]`, 'g');
+
+/** The ticket ids in [TKT-…] tags of a subject, upper case, in order. */
+export const subjectTicketIds = (subject: string | null): string[] =>
+  subject ? [...subject.matchAll(SUBJECT_TAG_RE)].map((m) => m[1]!.toUpperCase()) : [];
+
+/** The ticket an X-Ticket-ID field names (the header block holds one at most: bytes.ts). */
+export function headerTicketId(headers: ParsedMessage['headers']): string | null {
+  const raw = headers.get('x-ticket-id');
+  const value = typeof raw === 'string' ? raw : Array.isArray(raw) && typeof raw[0] === 'string' ? raw[0] : null;
+  return value === null ? null : parseTicketId(value.trim());
+}
 
 export function ticketReferences(
   parsed: Pick<ParsedMessage, 'headers' | 'subject' | 'inReplyTo' | 'references'>,
 ): TicketReferences {
-  const raw = parsed.headers.get('x-ticket-id');
-  const headerValue = typeof raw === 'string' ? raw : Array.isArray(raw) && typeof raw[0] === 'string' ? raw[0] : null;
-  const subject = parsed.subject ? SUBJECT_RE.exec(parsed.subject) : null;
   const ids = [...parsed.references, ...splitIds(parsed.inReplyTo ?? undefined)];
   return {
-    header: headerValue === null ? null : parseTicketId(headerValue.trim()),
-    subject: subject ? subject[1]!.toUpperCase() : null,
+    header: headerTicketId(parsed.headers),
+    subject: subjectTicketIds(parsed.subject)[0] ?? null,
     messageIds: [...new Set(ids)],
   };
 }

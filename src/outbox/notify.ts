@@ -49,8 +49,10 @@ export type MailPayload = {
   audience: Audience;
 };
 
-/** `<notify-TKT-1-<24 hex>@flamecrm.ru>`: the random part keeps the bare support@ fallback unguessable. */
-// src/mail/ticket-binding.ts reads the ticket back out of this form (a staff answer's In-Reply-To names its ticket)
+/**
+ * `<notify-TKT-1-<24 hex>@flamecrm.ru>`: the random part keeps the bare support@ fallback unguessable.
+ * src/mail/ticket-binding.ts reads the ticket back out of this form (a staff answer's In-Reply-To names its ticket).
+ */
 export function notificationMessageId(ticketId: string, domain: string): string {
   return `<notify-${ticketId}-${crypto.randomBytes(12).toString('hex')}@${domain}>`;
 }

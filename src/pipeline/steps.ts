@@ -22,7 +22,6 @@ import {
 } from '../mail/parse.js';
 import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
-import { fieldsNamingTicket } from '../mail/ticket-binding.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
 import { notificationsFor, notifyRules } from '../outbox/notify.js';
@@ -201,9 +200,7 @@ export async function analyse(
     authorize({
       ...authorizeArgs(header, route.ticket, settings),
       auth,
-      ...(settings.authBindStaff
-        ? { binding: { ticketId: route.ticket.id, namedIn: fieldsNamingTicket(header, route.ticket.id, settings) } }
-        : {}),
+      ...(settings.authBindStaff ? { binding: { ticketId: route.ticket.id, header, rules: settings } } : {}),
     }),
   );
   const refusal = decisions.find((d) => d.verdict === 'reject') ?? decisions.find((d) => d.verdict === 'tempfail');
