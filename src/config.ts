@@ -144,6 +144,24 @@ const duration = (min: number, max: number) =>
         .max(max, `must be at most ${showDuration(max)}`),
     );
 
+/** A duration as `duration` reads it, or `0`/`off`: 0, what it keeps is kept for ever. */
+const keepDuration = (min: number, max: number) => {
+  const within = duration(min, max);
+  return z.string().transform((v, ctx) => {
+    if (/^\s*(0|off)\s*$/i.test(v)) return 0;
+    const parsed = within.safeParse(v);
+    if (parsed.success) return parsed.data;
+    const out = /^\s*\d+(ms|s|m|h|d)\s*$/i.test(v);
+    ctx.addIssue({
+      code: 'custom',
+      message: out
+        ? `${parsed.error.issues[0]?.message ?? 'is not valid'}, or 0 or off to keep every row`
+        : 'must be a duration such as 12h or 30d, or 0 or off',
+    });
+    return z.NEVER;
+  });
+};
+
 /** Milliseconds as the largest whole unit: 172800000 → 2d. */
 export function showDuration(ms: number): string {
   for (const unit of ['d', 'h', 'm', 's'] as const)
@@ -813,6 +831,17 @@ export const SETTINGS = {
     local: 2 * 86_400_000,
     production: 2 * 86_400_000,
     show: showDuration,
+  }),
+  OUTBOX_KEEP_SENT: setting({
+    key: 'outboxKeepSentMs',
+    group: 'Notifications and the outbox',
+    describe:
+      'How long a finished outbox row (sent, failed or bounced) is kept after its last attempt before `serve` ' +
+      'deletes it: `30d` by default, `12h`, `90d`…, at least `1h`; `0` or `off` keeps every row.',
+    parse: keepDuration(3_600_000, 3650 * 86_400_000),
+    local: 30 * 86_400_000,
+    production: 30 * 86_400_000,
+    show: (v) => (v ? showDuration(v) : '0 (off: kept for ever)'),
   }),
   HTTP_HOST: setting({
     key: 'httpHost',
