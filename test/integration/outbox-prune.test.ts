@@ -313,9 +313,9 @@ describe('serve prunes', () => {
       .poll(() => server!.logsWithCode('OUTBOX_PRUNED'), { timeout: 5_000 })
       .toMatchObject([{ count: 503, byStatus: { sent: 501, failed: 0, bounced: 2 }, keep: '30d' }]);
     const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
-    expect(metrics).toContain('ticketmx_outbox_pruned_total{status="sent"} 501');
-    expect(metrics).toContain('ticketmx_outbox_pruned_total{status="bounced"} 2');
-    expect(metrics).toContain('ticketmx_outbox_pruned_total{status="failed"} 0');
+    expect(metrics).toMatch(/^ticketmx_outbox_pruned_total\{status="sent"\} 501$/m);
+    expect(metrics).toMatch(/^ticketmx_outbox_pruned_total\{status="bounced"\} 2$/m);
+    expect(metrics).toMatch(/^ticketmx_outbox_pruned_total\{status="failed"\} 0$/m);
   });
 });
 
