@@ -2,7 +2,6 @@
 // 10 minutes, 500 rows a transaction, never waiting for a lock (pruneOutbox in src/db/outbox.ts).
 // Whatever goes wrong is logged (OUTBOX_PRUNE_FAILED) and tried again at the next turn: pruning never
 // stops the service. What later mail needs of a notification is kept in notification_messages.
-
 import { showDuration } from '../config.js';
 import { FINISHED_STATUSES, type FinishedStatus, pruneOutbox } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
