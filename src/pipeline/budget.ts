@@ -14,7 +14,8 @@
  * or twice, so no one ratio fits: a flat 12× charged the 25 MB message 300 MB for its 98–122, and a
  * 1 GiB budget took three of them at once where eight fit. The charge follows the measurement:
  * 16× up to about 2.7 MB, then 34 MB + 3.5× (1 MiB 16.25 MiB, 5 MiB 51.75 MiB, 25 MiB 121.75 MiB:
- * 16.3×, 10.4×, 4.9×, about the dearest measured on Node 24).
+ * 16.3×, 10.4×, 4.9×, about the dearest measured on Node 24; the run when it was set, Node 24:
+ * 14.5×, 9.2×, 4.6×).
  */
 export const COST_PER_BYTE_SMALL = 16;
 /** What a large message costs besides its bytes (parser, strings, heap growth)… */
