@@ -140,6 +140,27 @@ export const CATALOGUE = {
     enhanced: '4.3.1',
     when: 'taking the message would pass SMTP_MAX_BUFFERED_BYTES held by all connections together; nothing stored',
   },
+  DATA_BUSY_CLIENT: {
+    code: 451,
+    enhanced: '4.7.1',
+    when:
+      'the client (IPv4 address, IPv6 /64) already holds a quarter of SMTP_MAX_BUFFERED_BYTES (at least ' +
+      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored',
+  },
+  DATA_BUSY_NETWORK: {
+    code: 451,
+    enhanced: '4.7.1',
+    when:
+      'the client network (IPv4 /24, IPv6 /48) already holds half of SMTP_MAX_BUFFERED_BYTES (at least ' +
+      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored',
+  },
+  DATA_BUSY_RESERVED: {
+    code: 451,
+    enhanced: '4.7.1',
+    when:
+      'the last quarter of SMTP_MAX_BUFFERED_BYTES is kept for networks holding nothing, and the network of ' +
+      'this message held bytes when it began; nothing stored',
+  },
   DATA_TEMPFAIL: {
     code: 451,
     enhanced: '4.3.0',
@@ -312,6 +333,21 @@ export const reply = {
   authRejected: (r: AuthReply) => new SmtpReply('DATA_AUTH_REJECTED', r.text, r.enhanced),
   authTempfail: (r: AuthReply) => new SmtpReply('DATA_AUTH_TEMPFAIL', r.text, r.enhanced),
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
+  busyClient: (limit: number) =>
+    new SmtpReply(
+      'DATA_BUSY_CLIENT',
+      `Too many message bytes arriving from your address at once (limit ${limit}), message not stored, try again later`,
+    ),
+  busyNetwork: (limit: number) =>
+    new SmtpReply(
+      'DATA_BUSY_NETWORK',
+      `Too many message bytes arriving from your network at once (limit ${limit}), message not stored, try again later`,
+    ),
+  busyReserved: () =>
+    new SmtpReply(
+      'DATA_BUSY_RESERVED',
+      'The server is nearly full and keeps the rest for other networks, message not stored, try again later',
+    ),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
   bareNewline: (which: 'LF' | 'CR') =>
     new SmtpReply(

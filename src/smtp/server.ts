@@ -17,7 +17,7 @@ import { WorkBudget } from '../pipeline/budget.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { PipelinePool } from '../pipeline/pool.js';
 import { logDecision, type SmtpContext, tnxOf } from './context.js';
-import { PerIpLimits } from './limits.js';
+import { BufferedBytes, bufferLimits, PerIpLimits } from './limits.js';
 import { onConnect } from './phases/connect.js';
 import { onData } from './phases/data.js';
 import { onMailFrom } from './phases/mail-from.js';
@@ -100,7 +100,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
       maxClients: config.maxClients,
       reserved: config.reservedClients,
     }),
-    buffered: deps.metrics.buffered,
+    buffered: new BufferedBytes(bufferLimits(config.maxBufferedBytes, config.maxMessageBytes), deps.metrics.buffered),
     pipeline: new Pipeline({
       workers,
       db: deps.pool,

@@ -445,8 +445,8 @@ describe('DATA commits before 250', () => {
       server.dns,
     );
     try {
-      const open = async () => {
-        const c = await SmtpClient.connect(tight.port);
+      const open = async (ip?: string) => {
+        const c = await SmtpClient.connect(tight.port, '127.0.0.1', ip);
         await c.command('EHLO x');
         await c.command('MAIL FROM:<ivan@flamecrm.ru>');
         await c.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
@@ -460,7 +460,8 @@ describe('DATA commits before 250', () => {
         .poll(() => (tight.service.smtp.server as unknown as { connections: Set<unknown> }).connections.size)
         .toBe(1);
       await new Promise((r) => setTimeout(r, 200));
-      const second = await open();
+      // from another network: its own shares are untouched, all connections together are full
+      const second = await open('127.0.1.1');
       const refused = await second.data(`${buildMessage({ messageId: '<second@x>', body: '' })}${body}`);
       expect(refused.short).toBe('451 4.3.1');
       await second.quit();
