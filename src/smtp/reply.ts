@@ -1,6 +1,7 @@
 // SmtpReply and its named factories: the only place reply codes and log codes are written.
 // The catalogue below is the contract; a test keeps the README's table equal to it. The exact
 // 5.7.x / 4.7.x of an authorization refusal is the finding's (src/mail/auth-replies.ts).
+import { domainToASCII } from 'node:url';
 import type { AuthReply } from '../mail/auth-replies.js';
 
 export interface CatalogueEntry {
@@ -230,17 +231,40 @@ export const CATALOGUE = {
 
 export type LogCode = keyof typeof CATALOGUE;
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+const unprintable = (s: string) => s.replace(/[^\x20-\x7e]/gu, '?');
+
+/**
+ * Reply text is printable ASCII (RFC 5321 4.2.1, and what every client can show), whatever a client
+ * sent: smtp-server hands addresses over with their domain decoded to Unicode (xn--… to пример.рф)
+ * and a SMTPUTF8 local part may be anything. A word with a dot after its last `@` (or without one)
+ * goes back with that domain as its A-label; what is left that is not printable ASCII, as `?`.
+ */
+export function asciiReplyText(text: string): string {
+  if (PRINTABLE_ASCII.test(text)) return text;
+  return text.replace(/[^\s<>()"',;]+/gu, (word) => {
+    if (PRINTABLE_ASCII.test(word)) return word;
+    const at = word.lastIndexOf('@');
+    const local = word.slice(0, at + 1);
+    const domain = word.slice(at + 1);
+    const aLabel = domain.includes('.') ? domainToASCII(domain.replace(/\.$/, '')) : '';
+    return unprintable(local) + (aLabel && PRINTABLE_ASCII.test(aLabel) ? aLabel : unprintable(domain));
+  });
+}
+
 export class SmtpReply {
   readonly code: number;
   readonly enhanced: string;
+  readonly text: string;
   constructor(
     readonly logCode: LogCode,
-    readonly text: string,
+    text: string,
     /** Only for catalogue entries whose enhanced code is a family (5.7.x): the exact code. */
     enhanced?: string,
   ) {
     this.code = CATALOGUE[logCode].code;
     this.enhanced = enhanced ?? CATALOGUE[logCode].enhanced;
+    this.text = asciiReplyText(text);
   }
 
   get ok(): boolean {
