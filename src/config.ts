@@ -462,7 +462,8 @@ export const SETTINGS = {
     group: 'Connections and limits',
     describe:
       'Message bytes all connections together may hold in memory; a message that would pass it gets `451 4.3.1`. ' +
-      'At least `MAX_MESSAGE_BYTES`.',
+      'One client (IPv4 address, IPv6 /64) may hold a quarter of it, one network (/24, /48) half, and the last ' +
+      'quarter is kept for networks holding nothing; past a share `451 4.7.1`. At least `MAX_MESSAGE_BYTES`.',
     parse: int(MiB, 64 * 1024 ** 3),
     local: 512 * MiB,
     production: 512 * MiB,
@@ -517,8 +518,8 @@ export const SETTINGS = {
     key: 'pipelineMaxMemoryBytes',
     group: 'Message processing',
     describe:
-      'What the messages processed at once may cost together, each charged 12 × its size + 256 KB (the measured peak); ' +
-      'the others wait their turn.',
+      'What the messages processed at once may cost together, each charged its measured peak: 256 KB + 16 × its size, ' +
+      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB); the others wait their turn.',
     parse: int(16 * MiB, 64 * 1024 ** 3),
     local: 1024 * MiB,
     production: 1024 * MiB,
