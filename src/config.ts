@@ -799,7 +799,9 @@ export const SETTINGS = {
   OUTBOX_CONCURRENCY: setting({
     key: 'outboxConcurrency',
     group: 'Notifications and the outbox',
-    describe: 'Deliveries one sender has in flight at once (and pooled connections to the relay).',
+    describe:
+      'Deliveries of each kind (mail, CRM webhook) one sender has in flight at once, in slots of its own (and pooled ' +
+      'connections to the relay); after a timeout a kind goes one at a time until a delivery goes through.',
     parse: int(1, 100),
     local: 4,
     production: 4,
