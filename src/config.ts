@@ -33,6 +33,11 @@ export interface Setting<T> {
   production: Default<T>;
   /** How a value reads in the banner and the start-up log line; default: String(value). */
   show?: (value: T) => string;
+  /**
+   * How a value is written in the variable, where that is not String(value) (a duration: `1m`, not
+   * 60000): the README and `serve --help` show the defaults so, and the parser takes them back.
+   */
+  write?: (value: T) => string;
   /** Never echoed: not in error messages, not in the banner. */
   secret?: boolean;
 }
@@ -816,6 +821,7 @@ export const SETTINGS = {
     local: 60_000,
     production: 60_000,
     show: showDuration,
+    write: showDuration,
   }),
   OUTBOX_RETRY_DELAY: setting({
     key: 'outboxRetryDelayMs',
@@ -825,6 +831,7 @@ export const SETTINGS = {
     local: 60_000,
     production: 60_000,
     show: showDuration,
+    write: showDuration,
   }),
   OUTBOX_MAX_AGE: setting({
     key: 'outboxMaxAgeMs',
@@ -834,6 +841,7 @@ export const SETTINGS = {
     local: 2 * 86_400_000,
     production: 2 * 86_400_000,
     show: showDuration,
+    write: showDuration,
   }),
   OUTBOX_KEEP_SENT: setting({
     key: 'outboxKeepSentMs',
@@ -845,6 +853,7 @@ export const SETTINGS = {
     local: 30 * 86_400_000,
     production: 30 * 86_400_000,
     show: (v) => (v ? showDuration(v) : '0 (off: kept for ever)'),
+    write: (v) => (v ? showDuration(v) : '0'),
   }),
   HTTP_HOST: setting({
     key: 'httpHost',
@@ -926,6 +935,7 @@ export const SETTINGS = {
     local: 10_000,
     production: 10_000,
     show: showDuration,
+    write: showDuration,
   }),
 } as const;
 
@@ -1132,11 +1142,12 @@ export function maskUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 
-/** A default as the README and the help show it. */
-function defaultText(d: Default<unknown>): string {
+/** A default as the README and the help show it: a value as it would be written in the variable. */
+function defaultText(s: Setting<unknown>, d: Default<unknown>): string {
   if (isRequired(d)) return 'required';
   if (isComputed(d)) return d.text;
   if (d === null) return '(none)';
+  if (s.write) return s.write(d);
   if (Array.isArray(d)) return d.length ? d.join(',') : '(none)';
   return String(d);
 }
@@ -1153,7 +1164,7 @@ export function settingsMarkdown(): string {
     for (const name of namesIn(group)) {
       const s = SETTINGS[name] as Setting<unknown>;
       out.push(
-        `| \`${name}\` | ${inCode(defaultText(s.local))} | ${inCode(defaultText(s.production))} | ${s.describe} |`,
+        `| \`${name}\` | ${inCode(defaultText(s, s.local))} | ${inCode(defaultText(s, s.production))} | ${s.describe} |`,
       );
     }
     out.push('');
@@ -1169,8 +1180,8 @@ export function settingsHelp(width = 100): string {
     out.push(`\n${group}:`);
     for (const name of namesIn(group)) {
       const s = SETTINGS[name] as Setting<unknown>;
-      const local = defaultText(s.local);
-      const production = defaultText(s.production);
+      const local = defaultText(s, s.local);
+      const production = defaultText(s, s.production);
       out.push(`  ${name}  [${local === production ? local : `local ${local}, production ${production}`}]`);
       out.push(...wrap(s.describe.replace(/`/g, ''), width - 6).map((l) => `      ${l}`));
     }
