@@ -889,7 +889,16 @@ export const SETTINGS = {
       'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`); unset, the API is off and `/v1/…` answers 404. ' +
       '`ticket-mx api-token create` makes one.',
     unset: '(API off)',
-    parse: z.string().trim().min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)'),
+    parse: z
+      .string()
+      .trim()
+      .min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)')
+      // the bearer token is one run of non-space characters, and Node reads header bytes as latin1:
+      // a token with a space or a non-ASCII character could never authenticate
+      .regex(
+        /^[\x21-\x7e]*$/,
+        'must be printable ASCII without spaces, or no request could present it (ticket-mx api-token create makes one)',
+      ),
     secret: true,
   }),
   API_MAX_BODY_BYTES: setting({

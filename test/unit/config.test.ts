@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bearerChecker } from '../../src/api/auth.js';
+import { newApiToken } from '../../src/cli/api-token.js';
 import {
   ConfigError,
   effectiveSettings,
@@ -155,6 +157,26 @@ describe('the schema, closed statuses and the API token', () => {
       databaseSchema: 'helpdesk_mail',
       ticketClosedStatuses: ['CLOSED', 'ARCHIVED'],
     });
+  });
+
+  it('refuses a token that no request could present: a space inside, or a character beyond ASCII', () => {
+    for (const token of [`tmx_${'a'.repeat(20)} ${'b'.repeat(20)}`, `tmx_${'ё'.repeat(40)}`, `tmx_${'é'.repeat(40)}`]) {
+      const problems = problemsOf({ API_TOKEN: token });
+      expect(problems).toEqual([expect.stringMatching(/^API_TOKEN: must be printable ASCII without spaces/)]);
+      expect(problems.join('\n')).not.toContain(token.slice(4, 12));
+      // why: the bearer check takes one run of non-space characters, of a header Node reads as latin1
+      const check = bearerChecker(token);
+      const sent = Buffer.from(`Bearer ${token}`, 'utf8').toString('latin1');
+      expect(check(sent)).not.toBeNull();
+    }
+  });
+
+  it('takes every token api-token create makes, and each authenticates', () => {
+    for (let i = 0; i < 200; i++) {
+      const token = newApiToken();
+      expect(loadConfig({ API_TOKEN: token }).apiToken).toBe(token);
+      expect(bearerChecker(token)(`Bearer ${token}`)).toBeNull();
+    }
   });
 
   it('never echoes the API token', () => {
