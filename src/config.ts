@@ -2,12 +2,13 @@
 // default of each profile, description); the Config type, validation, the banner, `serve --help`
 // and the README table are all derived from that one list. A bad value stops the process with
 // every problem listed in one round, each naming its variable, never echoing a secret.
+import fs from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_SCHEMA, schemaNameProblem } from './db/schema.js';
-import { PROJECT_ROOT } from './paths.js';
+import { PROJECT_ROOT, TEMPLATES_DIR } from './paths.js';
 
 export type Profile = 'local' | 'production';
 export type AuthPolicy = 'enforce' | 'monitor';
@@ -176,17 +177,40 @@ export function showDuration(ms: number): string {
 
 const addressRe = /^[^@\s<>,;"]+@[^@\s<>,;"]+\.[^@\s<>,;"]+$/;
 
-/** smtp:// or smtps://, a host, optionally user:password@ and a port. */
-function isRelayUrl(value: string): boolean {
+/** smtp:// or smtps://, a host, optionally user:password@ (percent-encoded) and a port. */
+function relayUrlProblem(value: string): string | null {
+  const shape = 'must be an smtp:// or smtps:// URL with a host';
+  if (!URL.canParse(value)) return shape;
+  const u = new URL(value);
+  if (!(u.protocol === 'smtp:' || u.protocol === 'smtps:') || !u.hostname || !(u.pathname === '' || u.pathname === '/'))
+    return shape;
   try {
-    const u = new URL(value);
-    return (
-      (u.protocol === 'smtp:' || u.protocol === 'smtps:') && !!u.hostname && (u.pathname === '' || u.pathname === '/')
-    );
+    // src/outbox/mail.ts decodes them for the login
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
   } catch {
-    return false;
+    return 'has a user or password that is not percent-encoded (write % as %25, e.g. encodeURIComponent)';
+  }
+  return null;
+}
+
+/** What is wrong with a path that must be a directory, or null. */
+function directoryProblem(dir: string): string | null {
+  try {
+    return fs.statSync(dir).isDirectory() ? null : 'is not a directory';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'
+      ? 'does not exist'
+      : `cannot be read (${(err as NodeJS.ErrnoException).code})`;
   }
 }
+
+/** The template files of one language, as the built-in templates/ has them. */
+const templateFiles = (language: string): string[] =>
+  fs
+    .readdirSync(path.join(TEMPLATES_DIR, language))
+    .filter((f) => /\.(txt|html)$/.test(f))
+    .sort();
 
 const MiB = 1024 * 1024;
 /** 10 s, or a third of HOOK_TIMEOUT_MS when that is less: waiting and working both end before the deadline. */
@@ -747,8 +771,13 @@ export const SETTINGS = {
     group: 'Notifications and the outbox',
     describe:
       'Directory with your own notification templates (`<language>/<event>.txt` and `.html`, as in `templates/`); ' +
-      'a template it lacks is taken from `templates/`.',
-    parse: text.transform((v) => path.resolve(v)),
+      'a template it lacks is taken from `templates/`. It must exist and hold at least one template of `NOTIFY_LANGUAGE`.',
+    parse: text
+      .transform((v) => path.resolve(v))
+      .superRefine((v, ctx) => {
+        const problem = directoryProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     unset: '(built-in templates/)',
     show: none('the built-in templates/'),
   }),
@@ -758,7 +787,13 @@ export const SETTINGS = {
     describe:
       'Relay for notifications: `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://…:465`. ' +
       'Unset: each notification is written to `DATA_DIR/outbox/<id>.eml` and nothing leaves the machine.',
-    parse: z.string().trim().refine(isRelayUrl, 'must be an smtp:// or smtps:// URL with a host'),
+    parse: z
+      .string()
+      .trim()
+      .superRefine((v, ctx) => {
+        const problem = relayUrlProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     secret: true,
     show: (v) => (v ? maskUrl(v) : '(none: written to DATA_DIR/outbox/, nothing leaves the machine)'),
     unset: '(none: .eml files)',
@@ -1004,6 +1039,19 @@ const RULES: Rule[] = [
         : c.dkimPrivateKeyFile
           ? 'DKIM_SELECTOR: must be set together with DKIM_PRIVATE_KEY_FILE'
           : 'DKIM_PRIVATE_KEY_FILE: must be set together with DKIM_SELECTOR',
+  },
+  {
+    // a template TEMPLATES_DIR lacks is taken from templates/, but one with none of them is a mistake
+    uses: ['TEMPLATES_DIR', 'NOTIFY_LANGUAGE'],
+    check: (c) => {
+      if (!c.templatesDir) return null;
+      const files = templateFiles(c.notifyLanguage);
+      const has = files.filter((f) => fs.existsSync(path.join(c.templatesDir!, c.notifyLanguage, f)));
+      return has.length
+        ? null
+        : `TEMPLATES_DIR: has none of the templates of NOTIFY_LANGUAGE=${c.notifyLanguage} ` +
+            `(looked for ${files.map((f) => `${c.notifyLanguage}/${f}`).join(', ')} in ${c.templatesDir})`;
+    },
   },
   {
     uses: ['SUPPORT_LOCAL_PART'],

@@ -77,6 +77,8 @@ describe('configuration errors stop the process and name the variable', () => {
     [{ STAFF_SENDERS: 'ivan' }, /STAFF_SENDERS: must list addresses/],
     [{ TLS_CERT_FILE: '/etc/cert.pem' }, /TLS_KEY_FILE: must be set together with TLS_CERT_FILE/],
     [{ API_TOKEN: `tmx_${'a'.repeat(20)} ${'b'.repeat(20)}` }, /API_TOKEN: must be printable ASCII without spaces/],
+    [{ OUTBOUND_SMTP_URL: 'smtp://us%er:p%zz@host' }, /OUTBOUND_SMTP_URL: has a user or password that is not percent/],
+    [{ TEMPLATES_DIR: '/nonexistent' }, /TEMPLATES_DIR: does not exist/],
   ])('%j', async (env, message) => {
     const r = await runCli(['serve'], cleanEnv(env));
     expect(r.code).toBe(78);
