@@ -8,8 +8,11 @@ import {
   type AttributionStrength,
   attribution,
   attributionTail,
+  type Field,
+  hasDate,
   headerField,
   isFooter,
+  isWriter,
   LIST_FOOTER,
   MAX_MARKER_LENGTH,
   mayOpenAttribution,
@@ -59,6 +62,8 @@ const MAX_SIGNATURE_LINES = 12;
 /** An attribution may be wrapped by its client over this many lines, at the address or anywhere. */
 const MAX_ATTRIBUTION_LINES = 5;
 const MAX_LIST_FOOTER_LINES = 6;
+/** How far a header block's fields may reach: five fields, wrapped values, blank lines between paragraphs. */
+const MAX_HEADER_BLOCK_LINES = 12;
 
 type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
@@ -110,19 +115,36 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     return null;
   };
 
+  /**
+   * From/Sent/To/Subject as a client writes them: a From that names a writer, and an address or a
+   * date in the Sent field ("From: the accounting team\nTo: everyone\nSubject: …" is a list). The
+   * fields may stand one blank line apart (1C-Bitrix and Outlook lay them out as paragraphs).
+   */
   const headerBlockAt = (i: number): boolean => {
     const first = headerField(at(i).text);
     if (!first) return false;
-    const fields = new Set([first.field]);
-    let address = first.field === 'from' && /@|mailto:/.test(first.value);
-    for (let j = i + 1; j < n && j <= i + 8; j++) {
-      if (blank(j)) break;
+    const fields = new Map<Field, string>([[first.field, first.value]]);
+    for (let j = i + 1; j < n && j <= i + MAX_HEADER_BLOCK_LINES; j++) {
+      if (blank(j)) {
+        if (j + 1 < n && !blank(j + 1) && headerField(at(j + 1).text)) continue;
+        break;
+      }
       const f = headerField(at(j).text);
       if (!f) continue; // a wrapped value
-      fields.add(f.field);
-      address ||= f.field === 'from' && /@|mailto:/.test(f.value);
+      if (!fields.has(f.field)) fields.set(f.field, f.value);
     }
-    return fields.size >= 3 || (fields.size === 2 && address);
+    const from = fields.get('from');
+    if (from === undefined || !isWriter(from)) return false;
+    const address = /@|mailto:/.test(from);
+    if (fields.size === 2) return address;
+    return fields.size >= 3 && (address || hasDate(fields.get('date') ?? ''));
+  };
+
+  const introducesOriginal = (from: number): boolean => {
+    const next = nextNonBlank(from);
+    // Apple Mail quotes what it forwards: "Begin forwarded message:\n\n> From: …"
+    const t = at(next < 0 ? 0 : next).text.replace(/^[>\s]+/, '');
+    return next >= 0 && (headerField(t) !== null || attribution(t) !== null);
   };
 
   let cut: { at: number; why: Cut } | null = null;
@@ -154,7 +176,9 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       }
     }
     const sep = separator(t);
-    if (sep) {
+    // "Original:" or "Forwarded:" alone is a label of the person's, unless a header block or an
+    // attribution follows it ("Begin forwarded message:\n\nFrom: …"); a decorated one is a client's
+    if (sep && (sep.decorated || sep.rest || introducesOriginal(i + 1))) {
       cut = { at: i, why: sep.kind };
       break;
     }
