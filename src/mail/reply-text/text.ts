@@ -142,9 +142,10 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
 
   const introducesOriginal = (from: number): boolean => {
     const next = nextNonBlank(from);
+    if (next < 0) return false;
     // Apple Mail quotes what it forwards: "Begin forwarded message:\n\n> From: …"
-    const t = at(next < 0 ? 0 : next).text.replace(/^[>\s]+/, '');
-    return next >= 0 && (headerField(t) !== null || attribution(t) !== null);
+    const t = at(next).text.replace(/^[>\s]+/, '');
+    return headerField(t) !== null || attribution(t) !== null;
   };
 
   let cut: { at: number; why: Cut } | null = null;
