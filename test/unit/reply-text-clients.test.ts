@@ -118,3 +118,75 @@ describe("the person's own lines are not taken for an attribution or a header bl
     expect(reply(`${answer}\n\n${marker}\n\n${ORIGINAL}`)).toBe(answer);
   });
 });
+
+describe('invisible characters do not hide a marker, and stay in the text kept', () => {
+  const INVISIBLE: Array<[string, string]> = [
+    ['left-to-right mark', '\u200e'],
+    ['right-to-left mark', '\u200f'],
+    ['Arabic letter mark', '\u061c'],
+    ['right-to-left embedding', '\u202b'],
+    ['pop directional formatting', '\u202c'],
+    ['first strong isolate', '\u2068'],
+    ['pop directional isolate', '\u2069'],
+    ['zero-width space', '\u200b'],
+    ['zero-width non-joiner', '\u200c'],
+    ['zero-width joiner', '\u200d'],
+    ['word joiner', '\u2060'],
+    ['byte order mark', '\ufeff'],
+    ['soft hyphen', '\u00ad'],
+  ];
+  const shapes: Array<[string, (m: string) => string]> = [
+    [
+      'Gmail ru attribution',
+      (m) => `${m}вт, 4 мар. 2025 г. в 10:10, ${m}Анна Берг${m} <anna@example.com>${m}:\n\n${ORIGINAL}`,
+    ],
+    [
+      'a verb with the mark inside it',
+      (m) => `On Tue, 4 Mar 2025 at 10:10, Anna <anna@example.com> wr${m}ote:\n${QUOTED}`,
+    ],
+    [
+      'quote markers',
+      (m) =>
+        QUOTED.split('\n')
+          .map((l) => `${m}${l}`)
+          .join('\n'),
+    ],
+    [
+      'Outlook ru header block',
+      (m) =>
+        `${m}От: Анна Берг <anna@example.com>\n${m}Отправлено: 4 марта 2025 г. 10:10\nКому: support@flamecrm.ru\n${m}Тема: RE: TKT-1001\n\n${ORIGINAL}`,
+    ],
+    [
+      'a separator',
+      (m) =>
+        `-----${m}Исходное сообщение${m}-----\nОт: Анна Берг <anna@example.com>\nОтправлено: 4 марта 2025 г. 10:10\nТема: TKT-1001\n\n${ORIGINAL}`,
+    ],
+    ['a signature delimiter', (m) => `--${m} \nАнна Берг\nFlameCRM`],
+    ['a device footer', (m) => `Отправлено из Почты${m} Mail.ru`],
+  ];
+  const cases = INVISIBLE.flatMap(([name, m]) => shapes.map(([shape, make]) => [name, shape, m, make] as const));
+  it.each(cases)('%s in %s', (_name, _shape, m, make) => {
+    const answer = `Испр${m}авили, про${m}верьте.`;
+    const r = extractReply({ text: `${answer}\n\n${make(m)}` });
+    expect(r.reply).toBe(answer);
+    expect(r.removed).not.toBe('');
+  });
+
+  it('an attribution inside a line is split where it starts, marks and all', () => {
+    const m = '\u200f';
+    const r = extractReply({
+      text: `Исправили${m}. On Tue, 4 Mar 2025 at 10:10, Anna <anna@example.com> wr${m}ote:\n${QUOTED}`,
+    });
+    expect(r.reply).toBe(`Исправили${m}.`);
+    expect(r.removed).toContain(`wr${m}ote:`);
+  });
+
+  it('a forwarded text keeps its marks; the fields are read without them', () => {
+    const m = '\u200e';
+    const r = extractReply({
+      text: `---------- Forwarded message ---------\nFrom: ${m}Anna Berg${m} <anna@example.com>\nDate: Tue, 4 Mar 2025 at 10:10\nSubject: Form\nTo: <support@flamecrm.ru>\n\n${m}שלום${m}, the form is broken.`,
+    });
+    expect(r.forwarded?.from).toBe('Anna Berg <anna@example.com>');
+    expect(r.forwarded?.text).toBe(`${m}שלום${m}, the form is broken.`);
+  });
+});

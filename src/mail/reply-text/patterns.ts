@@ -33,6 +33,31 @@ const alternation = (words: string[]) =>
     ? `${EDGE}(?:${words.map((w) => escapeRegExp(w).replace(/ /g, '\\s+')).join('|')})${EDGE}`
     : words.map(word).join('|');
 
+/**
+ * Characters a reader does not see: bidi marks and embeddings (Outlook and Arabic or Hebrew
+ * clients put them around names and dates), zero-width space and joiners, word joiner, BOM, soft
+ * hyphen. Lines are read without them; the text kept keeps them.
+ */
+export const INVISIBLE_CHARS = '\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff';
+const INVISIBLE = new RegExp(`[${INVISIBLE_CHARS}]`, 'gu');
+const ANY_INVISIBLE = new RegExp(`[${INVISIBLE_CHARS}]`, 'u');
+
+/** The line as the tests read it: without invisible characters (the same string when it has none). */
+export function visible(line: string): string {
+  return ANY_INVISIBLE.test(line) ? line.replace(INVISIBLE, '') : line;
+}
+
+/** Where the `index`-th visible character of `line` is in `line` itself. */
+export function rawIndex(line: string, index: number): number {
+  if (!ANY_INVISIBLE.test(line)) return index;
+  let seen = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (seen === index) return i;
+    if (!ANY_INVISIBLE.test(line[i]!)) seen++;
+  }
+  return line.length;
+}
+
 /** The longest line any test looks at: an attribution or a header line is short. */
 export const MAX_MARKER_LENGTH = 400;
 

@@ -17,7 +17,9 @@ import {
   MAX_MARKER_LENGTH,
   mayOpenAttribution,
   RULE,
+  rawIndex,
   separator,
+  visible,
 } from './patterns.js';
 
 export interface Split {
@@ -69,7 +71,9 @@ type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
 /** forwardSubject: the message's subject says it is a forward ("Fwd: …"). */
 export function splitReply(source: Line[], options: { forwardSubject?: boolean } = {}): Split {
-  const lines = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
+  // `kept` is what the person sent, invisible characters included; `lines` is what the rules read
+  const kept = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
+  const lines = kept.map((l) => ({ text: visible(l.text), origin: l.origin }));
   const n = lines.length;
   const removed = new Array<boolean>(n).fill(false);
   const at = (i: number): Line => lines[i]!;
@@ -222,7 +226,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     // A forward, or an original with nothing written above it: the message is what was
     // forwarded, and it is kept as such rather than thrown away with the quote.
     if (cut.why === 'forwarded' || !ownAbove || (options.forwardSubject && cut.why !== 'footer')) {
-      forwarded = readForwarded(lines.slice(cut.at));
+      forwarded = readForwarded(kept.slice(cut.at));
       if (!forwarded.text && !forwarded.from) forwarded = null;
     }
   }
@@ -238,8 +242,8 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   }
 
   return {
-    reply: render(lines, (i) => !removed[i]),
-    removed: render(lines, (i) => removed[i]!),
+    reply: render(kept, (i) => !removed[i]),
+    removed: render(kept, (i) => removed[i]!),
     forwarded,
   };
 }
@@ -302,11 +306,13 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
 function splitInlineAttributions(lines: Line[]): Line[] {
   const out: Line[] = [];
   for (const line of lines) {
-    const at = line.origin === 'own' && !QUOTE_PREFIX.test(line.text) ? attributionTail(line.text) : -1;
-    if (at <= 0) {
+    const seen = visible(line.text);
+    const tail = line.origin === 'own' && !QUOTE_PREFIX.test(seen) ? attributionTail(seen) : -1;
+    if (tail <= 0) {
       out.push(line);
       continue;
     }
+    const at = rawIndex(line.text, tail);
     const before = line.text.slice(0, at).replace(/[-–—\s]+$/, '');
     if (before.trim()) out.push({ text: before, origin: line.origin });
     out.push({ text: line.text.slice(at), origin: line.origin });
@@ -324,7 +330,7 @@ export function render(lines: Line[], chosen: (i: number) => boolean): string {
   let seam = false;
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!.text;
-    if (text.trim() === '') {
+    if (visible(text).trim() === '') {
       blanks++;
       continue;
     }
