@@ -3,6 +3,7 @@
 // ends with ":" or holds a date, an address or a "wrote"-like word is cut only when it has the
 // structure a client gives it. Each case is ours, written after what those clients produce.
 import { describe, expect, it } from 'vitest';
+import { LANGUAGES } from '../../src/mail/reply-text/languages.js';
 import { extractReply } from '../../src/mail/reply-text.js';
 
 const QUOTED =
@@ -188,5 +189,207 @@ describe('invisible characters do not hide a marker, and stay in the text kept',
     });
     expect(r.forwarded?.from).toBe('Anna Berg <anna@example.com>');
     expect(r.forwarded?.text).toBe(`${m}שלום${m}, the form is broken.`);
+  });
+});
+
+describe('The Bat!', () => {
+  const ATTRIBUTION = 'Вы писали 4 марта 2025 г., 10:10:';
+  it.each([
+    [
+      'Russian template, initials at the margin',
+      `Здравствуйте, Анна.\n\n${ATTRIBUTION}\n\nАБ> Новый комментарий в заявке TKT-1001\nАБ> Здравствуйте! Письма перестали приходить.\n\nИсправили, проверьте.`,
+    ],
+    [
+      'initials after a space',
+      `Здравствуйте, Анна.\n\n${ATTRIBUTION}\n\n АБ> Новый комментарий в заявке TKT-1001\n АБ>\n АБ> Здравствуйте! Письма перестали приходить.\n\nИсправили, проверьте.`,
+    ],
+    [
+      'Latin initials, nested',
+      `Hello Anna,\n\nTuesday, March 4, 2025, 10:10:00 AM, you wrote:\n\nAB> Ivan wrote:\nAB>> The form is broken.\nAB> Any news?\n\nИсправили, проверьте.`,
+    ],
+  ])('%s', (_name, text) => {
+    const r = extractReply({ text });
+    expect(r.reply).toMatch(/^(?:Здравствуйте, Анна\.|Hello Anna,)\n\nИсправили, проверьте\.$/);
+    expect(r.removed).toMatch(/^ ?(?:АБ|AB)> /m);
+    expect(r.reply).not.toContain('>');
+  });
+
+  it('answers between quoted parts stay, each quoted part goes', () => {
+    const r = extractReply({
+      text: `Здравствуйте, Анна.\n\n${ATTRIBUTION}\n\nАБ> Первый вопрос?\n\nОтвет первый.\n\nАБ> Второй вопрос?\n\nОтвет второй.`,
+    });
+    expect(r.reply).toBe('Здравствуйте, Анна.\n\nОтвет первый.\n\nОтвет второй.');
+    expect(r.removed).toContain('АБ> Первый вопрос?');
+    expect(r.removed).toContain(ATTRIBUTION);
+  });
+
+  it('"Вы писали <date>:" names no writer: above no quote it is the person\'s sentence', () => {
+    const text = `Добрый день.\n\n${ATTRIBUTION}\nнужен отчёт за март.\nОтправили вчера.`;
+    expect(reply(text)).toBe(text);
+  });
+
+  it.each([
+    ['a capital and ">" once', 'Compare:\nA> B holds for all n.\nThe rest follows.'],
+    ['a comparison on two lines, no space after ">"', 'Итог:\nА>Б по всем пунктам.\nА>В тоже.'],
+  ])('not quoting: %s', (_name, text) => {
+    expect(reply(text)).toBe(text);
+  });
+});
+
+describe('Foxmail', () => {
+  it.each([
+    [
+      'English',
+      '------------------ Original ------------------\nFrom: "Anna Berg"<anna@example.com>;\nDate: Tue, Mar 4, 2025 10:10 AM\nTo: "support"<support@flamecrm.ru>;\nSubject: TKT-1001',
+    ],
+    [
+      'Chinese, no-break spaces',
+      '------------------\u00a0原始邮件\u00a0------------------\n发件人: "Anna Berg"<anna@example.com>;\n发送时间: 2025年3月4日(星期二) 上午10:10\n收件人: "support"<support@flamecrm.ru>;\n主题: TKT-1001',
+    ],
+  ])('text, %s', (_name, block) => {
+    const r = extractReply({ text: `Исправили, проверьте.\n\n\n${block}\n\n${ORIGINAL}` });
+    expect(r.reply).toBe('Исправили, проверьте.');
+    expect(r.removed).toContain(block.split('\n')[1]!);
+  });
+
+  it('HTML', () => {
+    const html = `<div>Исправили, проверьте.</div><div><br></div><div style="font-size: 12px;font-family: Arial Narrow;padding:2px 0 2px 0;">------------------&nbsp;Original&nbsp;------------------</div><div style="font-size: 12px;background:#efefef;padding:8px;"><div><b>From:</b> "Anna Berg"&lt;anna@example.com&gt;;</div><div><b>Date:</b>&nbsp;Tue, Mar 4, 2025 10:10 AM</div><div><b>To:</b>&nbsp;"support"&lt;support@flamecrm.ru&gt;;</div><div><b>Subject:</b>&nbsp;TKT-1001</div></div><div><br></div><div>Форма не работает.</div>`;
+    const r = extractReply({ html });
+    expect(r.method).toBe('html');
+    expect(r.reply).toBe('Исправили, проверьте.');
+    expect(r.removed).toContain('Форма не работает.');
+  });
+});
+
+describe('a bare <blockquote> without an attribution', () => {
+  it('ending the message below the answer is the original', () => {
+    const r = extractReply({
+      html: '<div>Исправили, проверьте.</div><blockquote><div>Форма не работает.</div><div>Помогите.</div></blockquote>',
+    });
+    expect(r.reply).toBe('Исправили, проверьте.');
+    expect(r.removed).toBe('Форма не работает.\nПомогите.');
+  });
+
+  it.each([
+    [
+      'with the answer going on after it',
+      '<div>См. ошибку</div><blockquote>Error 500 at /login</blockquote><div>Каждое утро.</div>',
+    ],
+    [
+      'introduced by the answer with a colon',
+      '<div>Вот лог:</div><blockquote><div>Error 500 at /login</div><div>Error 502 at /api</div></blockquote>',
+    ],
+    ['with nothing above it', '<blockquote><div>Отступ, сделанный кнопкой редактора.</div></blockquote>'],
+  ])("%s is the person's", (_name, html) => {
+    const r = extractReply({ html });
+    expect(r.removed).toBe('');
+  });
+});
+
+describe('1C-Bitrix and Outlook header fields as paragraphs', () => {
+  it.each([
+    [
+      'Russian, HTML paragraphs',
+      '<p>Исправили, проверьте.</p><p><b>От:</b> Анна Берг &lt;anna@example.com&gt;</p><p><b>Отправлено:</b> 4 марта 2025 г. 10:10</p><p><b>Кому:</b> support@flamecrm.ru</p><p><b>Тема:</b> TKT-1001</p><p>Форма не работает.</p>',
+    ],
+    [
+      'English, HTML paragraphs, no address in To',
+      '<p>Исправили, проверьте.</p><p>From: Anna Berg [mailto:anna@example.com]</p><p>Sent: Tuesday, March 4, 2025 10:10 AM</p><p>To: Support</p><p>Subject: TKT-1001</p><p>Форма не работает.</p>',
+    ],
+  ])('%s', (_name, html) => {
+    const r = extractReply({ html });
+    expect(r.reply).toBe('Исправили, проверьте.');
+    expect(r.removed).toContain('Форма не работает.');
+  });
+
+  it('as text with blank lines between the fields', () => {
+    const text = `Исправили, проверьте.\n\nОт: Анна Берг <anna@example.com>\n\nОтправлено: 4 марта 2025 г. 10:10\n\nКому: support@flamecrm.ru\n\nТема: TKT-1001\n\n${ORIGINAL}`;
+    expect(reply(text)).toBe('Исправили, проверьте.');
+  });
+
+  it('fields two blank lines apart are no block', () => {
+    const text = 'Исправили.\n\nОт: отдела продаж\n\n\nТема: счета\n\n\nКому: всем';
+    expect(reply(text)).toBe(text);
+  });
+});
+
+// Outlook's header block in each language: From, Sent, To, Subject as Outlook for Windows and
+// Outlook on the web write them, over the original pasted unquoted.
+const OUTLOOK: Array<[string, [string, string, string, string]]> = [
+  ['en', ['From', 'Sent', 'To', 'Subject']],
+  ['ru', ['От', 'Отправлено', 'Кому', 'Тема']],
+  ['uk', ['Від', 'Надіслано', 'Кому', 'Тема']],
+  ['be', ['Ад', 'Адпраўлена', 'Каму', 'Тэма']],
+  ['kk', ['Кімнен', 'Жіберілді', 'Кімге', 'Тақырып']],
+  ['kk', ['Жіберуші', 'Күні', 'Алушы', 'Тақырыбы']],
+  ['uz', ['Kimdan', 'Yuborildi', 'Kimga', 'Mavzu']],
+  ['uz', ['Кимдан', 'Юборилди', 'Кимга', 'Мавзу']],
+  ['tt', ['Кемнән', 'Җибәрелде', 'Кемгә', 'Тема']],
+  ['az', ['Kimdən', 'Göndərildi', 'Kimə', 'Mövzu']],
+  ['ka', ['ვისგან', 'გაგზავნილია', 'ვის', 'თემა']],
+  ['hy', ['Ումից', 'Ուղարկված է', 'Ում', 'Թեմա']],
+  ['tr', ['Kimden', 'Gönderildi', 'Kime', 'Konu']],
+  ['pl', ['Od', 'Wysłano', 'Do', 'Temat']],
+  ['cs', ['Od', 'Odesláno', 'Komu', 'Předmět']],
+  ['de', ['Von', 'Gesendet', 'An', 'Betreff']],
+  ['fr', ['De', 'Envoyé', 'À', 'Objet']],
+  ['es', ['De', 'Enviado', 'Para', 'Asunto']],
+  ['pt', ['De', 'Enviado', 'Para', 'Assunto']],
+  ['it', ['Da', 'Inviato', 'A', 'Oggetto']],
+  ['zh', ['发件人', '发送时间', '收件人', '主题']],
+  ['zh', ['寄件者', '寄件日期', '收件者', '主旨']],
+  ['ja', ['差出人', '送信日時', '宛先', '件名']],
+];
+
+describe("Outlook's header block in every language", () => {
+  const ANSWER = 'Исправили, проверьте.';
+  const block = ([from, sent, to, subject]: [string, string, string, string], sender: string) =>
+    `${from}: ${sender}\n${sent}: 04.03.2025 10:10\n${to}: support@flamecrm.ru\n${subject}: RE: TKT-1001`;
+
+  it.each(OUTLOOK)('%s: %j in text', (_code, names) => {
+    expect(reply(`${ANSWER}\n\n${block(names, 'Anna Berg <anna@example.com>')}\n\n${ORIGINAL}`)).toBe(ANSWER);
+    // a From with a name only is a block when the Sent field holds a date
+    expect(reply(`${ANSWER}\n\n${block(names, 'Anna Berg')}\n\n${ORIGINAL}`)).toBe(ANSWER);
+  });
+
+  it.each(OUTLOOK)("%s: %j under Outlook's rule in HTML", (_code, [from, sent, to, subject]) => {
+    const html = `<div>${ANSWER}</div><div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"><p><b>${from}:</b> Anna Berg<br><b>${sent}:</b> 04.03.2025 10:10<br><b>${to}:</b> Support<br><b>${subject}:</b> RE: TKT-1001</p></div><p>Форма не работает.</p>`;
+    const r = extractReply({ html });
+    expect(r.reply).toBe(ANSWER);
+    expect(r.removed).toContain('Форма не работает.');
+  });
+});
+
+describe("the rows of our customers' neighbours", () => {
+  it.each(['be', 'kk', 'uz', 'tt', 'az', 'ka', 'hy'])('%s has verbs, header fields and separators', (code) => {
+    const language = LANGUAGES.find((l) => l.code === code);
+    expect(language, code).toBeDefined();
+    expect(language!.wrote.length).toBeGreaterThan(0);
+    for (const field of ['from', 'date', 'to', 'subject'] as const)
+      expect(language![field]?.length, field).toBeGreaterThan(0);
+    expect(language!.original?.length).toBeGreaterThan(0);
+    expect(language!.forwarded?.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['be', '4 сакавіка 2025 г. у 10:10 Анна Берг <anna@example.com> напісаў(-ла):'],
+    ['kk', '2025 ж. 4 нау., сс, 10:10 Anna Berg <anna@example.com> жазды:'],
+    ['uz', '2025-yil 4-mart, 10:10 Anna Berg <anna@example.com> yozdi:'],
+    ['az', '4 mart 2025, 10:10 tarixində Anna Berg <anna@example.com> yazdı:'],
+    ['ka', '2025 წ. 4 მარტი, 10:10 Anna Berg <anna@example.com> დაწერა:'],
+    ['hy', '2025 թ. մարտի 4, 10:10 Anna Berg <anna@example.com> գրել է:'],
+  ])('%s: %s over the original pasted unquoted', (_code, line) => {
+    const answer = 'Исправили, проверьте.';
+    expect(reply(`${answer}\n\n${line}\n\n${ORIGINAL}`)).toBe(answer);
+  });
+
+  it.each([
+    ['be', '-----Зыходнае паведамленне-----'],
+    ['kk', '-----Бастапқы хабар-----'],
+    ['az', '-----Orijinal məktub-----'],
+    ['hy', '-----Սկզբնական հաղորդագրություն-----'],
+  ])('%s: %s', (_code, line) => {
+    const answer = 'Исправили, проверьте.';
+    expect(reply(`${answer}\n\n${line}\n${ORIGINAL}`)).toBe(answer);
   });
 });

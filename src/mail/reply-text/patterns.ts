@@ -226,6 +226,10 @@ function verbAttribution(s: string, colon: boolean, decorated: boolean): Attribu
   const after = s.slice(verbEnd).replace(/^\s*\([^()]{0,8}\)/, '');
   const atEnd = /^\s*[:：]?\s*$/.test(after);
   if (atEnd && decorated) return 'strong';
+  // The Bat!'s "Вы писали 4 марта 2025 г., 10:10:", "You wrote on 4 March 2025:": one word before
+  // the verb and the date after it name no writer, so the line counts only above a quote
+  if (!atEnd && colon && after.length <= MAX_AFTER_VERB && /^\s*[\p{L}]+\s*$/u.test(before))
+    return hasWhen(after) && sentenceWords(after) <= 1 ? 'weak' : null;
   if (!startsLikeAttribution(s) || sentenceWords(before) + sentenceWords(after) > MAX_SENTENCE_WORDS) return null;
   const evidence = hasAddress(s) || hasWhen(s);
   if (atEnd) return evidence && (colon || OPENS.test(s)) ? 'strong' : null;

@@ -54,6 +54,24 @@ export function textLines(text: string): Line[] {
 }
 
 const QUOTE_PREFIX = /^[ \t]*>/;
+/**
+ * The Bat!'s quote prefix: the writer's initials before ">" and a space (" IP> text", "ИП> text",
+ * "IP>> text"). A capital and a ">" start ordinary lines too ("A> B holds"), so it counts only for
+ * initials that prefix two lines of the message or more (initialsQuoting).
+ */
+const INITIALS_PREFIX = /^[ \t]?(\p{Lu}[\p{Lu}\p{Ll}]{0,2})>(?=[ \t>]|$)/u;
+/** Lines that carry one initials prefix before it is taken for The Bat!'s quoting. */
+const MIN_INITIALS_LINES = 2;
+
+/** The initials that prefix at least MIN_INITIALS_LINES lines. */
+function initialsQuoting(lines: Line[]): Set<string> {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    const m = INITIALS_PREFIX.exec(l.text);
+    if (m) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+  }
+  return new Set([...counts].filter(([, c]) => c >= MIN_INITIALS_LINES).map(([k]) => k));
+}
 /** ">>> >>> http://example.com <<<" is decoration around a link, not a quote. */
 const ARROWS = /^[ \t]*>[>\s]*[^<>\s][^<>]*<{2,}\s*$/;
 /** A line of a quote in the style of old web mail and Discourse: "| text". */
@@ -78,8 +96,17 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   const removed = new Array<boolean>(n).fill(false);
   const at = (i: number): Line => lines[i]!;
   const blank = (i: number): boolean => at(i).text.trim() === '';
+  const initials = initialsQuoting(lines);
+  const initialsOf = (t: string) => (initials.size ? INITIALS_PREFIX.exec(t)?.[1] : undefined);
   const quoted = (i: number): boolean =>
-    at(i).origin === 'quote' || (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text));
+    at(i).origin === 'quote' ||
+    (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text)) ||
+    initials.has(initialsOf(at(i).text) ?? '');
+  /** A quoted line without its markers, ">" or initials. */
+  const unquote = (t: string): string => {
+    const m = initialsOf(t);
+    return (m && initials.has(m) ? t.trimStart().slice(m.length) : t).replace(/^[>\s]+/, '');
+  };
   const nextNonBlank = (from: number): number => {
     for (let j = from; j < n; j++) if (!blank(j)) return j;
     return -1;
@@ -148,7 +175,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     const next = nextNonBlank(from);
     if (next < 0) return false;
     // Apple Mail quotes what it forwards: "Begin forwarded message:\n\n> From: …"
-    const t = at(next).text.replace(/^[>\s]+/, '');
+    const t = unquote(at(next).text);
     return headerField(t) !== null || attribution(t) !== null;
   };
 
@@ -160,7 +187,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     if (blank(i)) continue;
     const t = at(i).text.trim();
     if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe') || wrappedQuoteLine(i)) {
-      const inner = t.replace(/^[>\s]+/, '');
+      const inner = unquote(t);
       // Apple Mail quotes a forwarded message whole, separator included
       if (separator(inner)?.kind === 'forwarded') {
         cut = { at: i, why: 'forwarded' };
@@ -220,6 +247,8 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     i += found.span - 1;
   }
 
+  if (!cut) trailingBlockquote(lines, removed);
+
   let forwarded: Forwarded | null = null;
   if (cut) {
     for (let j = cut.at; j < n; j++) if (!blank(j)) removed[j] = true;
@@ -246,6 +275,24 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     removed: render(kept, (i) => removed[i]!),
     forwarded,
   };
+}
+
+/**
+ * A bare <blockquote> that ends the message below the answer is the original of a client that
+ * writes no attribution, as "> " lines at the end are. One the answer goes on after is the
+ * person's own (an inline quote), and so is one the answer introduces: "The log:" ends with a colon.
+ */
+function trailingBlockquote(lines: Line[], removed: boolean[]): void {
+  const blank = (i: number) => lines[i]!.text.trim() === '';
+  let last = lines.length - 1;
+  while (last >= 0 && blank(last)) last--;
+  if (last < 0 || lines[last]!.origin !== 'maybe' || removed[last]) return;
+  let first = last;
+  while (first > 0 && (lines[first - 1]!.origin === 'maybe' || blank(first - 1))) first--;
+  let above = first - 1;
+  while (above >= 0 && (blank(above) || removed[above])) above--;
+  if (above < 0 || lines[above]!.origin !== 'own' || /[:：]\s*$/.test(lines[above]!.text)) return;
+  for (let j = first; j <= last; j++) if (!blank(j)) removed[j] = true;
 }
 
 /**
