@@ -393,3 +393,71 @@ describe("the rows of our customers' neighbours", () => {
     expect(reply(`${answer}\n\n${line}\n${ORIGINAL}`)).toBe(answer);
   });
 });
+
+// Hostile bodies: lines that every test of a marker looks at, and one line too long for any. The
+// work per line is bounded (MAX_MARKER_LENGTH, the five lines an attribution may wrap over, the
+// dozen of a header block), so time grows with the body: eight times the input may take at most
+// LINEAR_SLACK times as long (a quadratic step would take 64 times), and the absolute bounds are
+// generous for a shared machine.
+describe('hostile input takes linear time', () => {
+  const LINEAR_SLACK = 24;
+  const fastest = (run: () => void) => {
+    let best = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < 3; k++) {
+      const started = performance.now();
+      run();
+      best = Math.min(best, performance.now() - started);
+    }
+    return best;
+  };
+  const colonLines = (n: number) => Array.from({ length: n }, () => '… <a@b>:').join('\n');
+  const cells = (bytes: number) => {
+    const out: string[] = [];
+    for (let i = 0, length = 0; length < bytes; i++) {
+      const cell = i % 2 ? `вт, 4 мар. 2025 г. в 10:10, Анна <a${i}@b.ru>:` : `On 4 Mar 2025 10:10 Ann <a@b> wrote:`;
+      out.push(cell);
+      length += cell.length + 1;
+    }
+    return out.join('\t');
+  };
+
+  it('2,000 lines of "… <a@b>:"', () => {
+    const text = colonLines(2000);
+    const started = performance.now();
+    const r = extractReply({ text });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(r.reply).toBe(text);
+    const small = fastest(() => extractReply({ text }));
+    const longer = colonLines(16_000);
+    const large = fastest(() => extractReply({ text: longer }));
+    expect(large / small).toBeLessThan(LINEAR_SLACK);
+  });
+
+  it.each([
+    ['as the answer', (line: string) => `Ответ.\n${line}`],
+    ['quoted with ">"', (line: string) => `Ответ.\n> ${line}`],
+    ["quoted with The Bat!'s initials", (line: string) => `Ответ.\nAB> ${line}\nAB> конец`],
+  ])('a single 60 KB line of tab-separated cells %s', (_name, make) => {
+    const text = make(cells(60 * 1024));
+    const started = performance.now();
+    const r = extractReply({ text });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(r.reply.startsWith('Ответ.')).toBe(true);
+    const small = fastest(() => extractReply({ text }));
+    const longer = make(cells(480 * 1024));
+    const large = fastest(() => extractReply({ text: longer }));
+    // a millisecond at least: below it the timer and the collector are what is measured
+    expect(large / Math.max(small, 1)).toBeLessThan(LINEAR_SLACK);
+  });
+
+  it('a 60 KB table row of such cells in HTML', () => {
+    const row = cells(60 * 1024)
+      .split('\t')
+      .map((c) => `<td>${c.replace(/</g, '&lt;')}</td>`)
+      .join('');
+    const started = performance.now();
+    const r = extractReply({ html: `<p>Ответ.</p><table><tr>${row}</tr></table>` });
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(r.reply.startsWith('Ответ.')).toBe(true);
+  });
+});

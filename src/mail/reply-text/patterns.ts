@@ -105,6 +105,8 @@ const COLON_END = /[:：]\s*$/;
 const DECORATION = /^[-–—_=~*\s]{2,}|[-–—_=~*\s]{2,}$/g;
 /** Gmail's old attribution: "2011/4/7 Ann <a@b>", a date first, an address last, nothing else. */
 const DATE_THEN_ADDRESS = /^\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{1,200}(?:<[^<>\s]{1,255}>|@[^\s<>]{1,255})$/u;
+/** How far from the end of a line its verb may start: the longest verb, "(a)", and MAX_AFTER_VERB. */
+const VERB_WINDOW = 160;
 /** How much may follow the verb: "schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:", "kirjoitti 28/10/2021 12.46:". */
 const MAX_AFTER_VERB = 90;
 
@@ -217,7 +219,10 @@ function verblessAttribution(s: string): boolean {
 function verbAttribution(s: string, colon: boolean, decorated: boolean): AttributionStrength | null {
   let verbStart = -1;
   let verbEnd = -1;
-  for (const m of s.matchAll(WROTE)) {
+  // Only a verb near the end can be the attribution's (MAX_AFTER_VERB): the search starts there,
+  // and the one global pattern is run with exec, not cloned by matchAll for every line.
+  WROTE.lastIndex = Math.max(0, s.length - VERB_WINDOW);
+  for (let m = WROTE.exec(s); m; m = WROTE.exec(s)) {
     verbStart = m.index;
     verbEnd = m.index + m[0].length;
   }
