@@ -66,6 +66,18 @@ describe("the person's own lines are not taken for an attribution or a header bl
     ],
     ['"Forwarded:" as a label', 'Hi,\nForwarded:\n3 tickets to the billing team.\nThanks'],
     [
+      '"Вы писали" with a date, the writer a pronoun',
+      'Добрый день, Анна!\n\n04.03.2025 в 10:10 Вы писали:\nпроблема с формой.\nМы её исправили.',
+    ],
+    [
+      '"From:" with an address and a sentence after it',
+      'Hi,\nFrom: Ann <ann@example.com> — she is our new admin.\nTo: please add her.\nThanks',
+    ],
+    [
+      'a memo of Тема/Кому/От with an address and no date',
+      'Добрый день!\n\nТема: продление договора\nКому: юристам\nОт: Иван Петров <ivan@example.com>\n\nПрошу согласовать.',
+    ],
+    [
       '"Исходное сообщение:" as a label',
       'Исходное сообщение:\nне приходят письма\n\nИсправленное:\nприходят с задержкой',
     ],
@@ -221,6 +233,14 @@ describe('The Bat!', () => {
     expect(r.reply).toBe('Здравствуйте, Анна.\n\nОтвет первый.\n\nОтвет второй.');
     expect(r.removed).toContain('АБ> Первый вопрос?');
     expect(r.removed).toContain(ATTRIBUTION);
+  });
+
+  it('"<date> Вы писали:" above a quote is an attribution', () => {
+    const r = extractReply({
+      text: 'Добрый день.\n\n04.03.2025 в 10:10 Вы писали:\n> нужен отчёт за март\n\nОтчёт готов.',
+    });
+    expect(r.reply).toBe('Добрый день.\n\nОтчёт готов.');
+    expect(r.removed).toContain('Вы писали:');
   });
 
   it('"Вы писали <date>:" names no writer: above no quote it is the person\'s sentence', () => {

@@ -12,6 +12,11 @@ export interface Language {
    * patterns allow.
    */
   wrote: string[];
+  /**
+   * "You" as the writer of an attribution ("At …, you wrote:", "Вы писали …:"): a client writes it
+   * only above a quote, so such a line is evidence there and nowhere else.
+   */
+  you?: string[];
   /** Words that open an attribution before its date ("On", "Le", "Am", "W dniu"). */
   opens?: string[];
   /** Month and weekday names and abbreviations, as evidence that a line holds a date. */
@@ -38,6 +43,7 @@ export interface Language {
 export const LANGUAGES: Language[] = [
   {
     code: 'en',
+    you: ['you'],
     forwardPrefixes: ['Fwd', 'Fw', 'Forward'],
     wrote: ['wrote', 'writes', 'sent', 'said'],
     // "At 10:10 AM 3/4/2025, you wrote:" (Eudora)
@@ -109,6 +115,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'ru',
+    you: ['Вы', 'ты'],
     forwardPrefixes: ['Пересл', 'Fwd'],
     // "писали": The Bat!'s "Вы писали 4 марта 2025 г., 10:10:"
     wrote: ['написал(а)', 'написала', 'написал', 'пишет', 'писал(а)', 'писали', 'писал'],
@@ -182,6 +189,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'uk',
+    you: ['Ви', 'ти'],
     forwardPrefixes: ['Пересл', 'Переслати'],
     wrote: ['написав(ла)', 'написала', 'написав', 'пише'],
     dateWords: [
@@ -233,6 +241,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'de',
+    you: ['Sie', 'du'],
     forwardPrefixes: ['WG', 'Wtrlt', 'Weitergeleitet'],
     wrote: ['schrieb', 'hat geschrieben', 'schreibt'],
     opens: ['Am'],
@@ -292,6 +301,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'fr',
+    you: ['vous', 'tu'],
     forwardPrefixes: ['TR', 'Tr', 'Transféré'],
     wrote: ['a écrit', 'écrit'],
     opens: ['Le'],
@@ -350,6 +360,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'es',
+    you: ['usted', 'tú'],
     forwardPrefixes: ['RV', 'Reenviar', 'Rv'],
     wrote: ['escribió', 'escribio', 'ha escrito'],
     opens: ['El'],
@@ -524,6 +535,7 @@ export const LANGUAGES: Language[] = [
   },
   {
     code: 'pl',
+    you: ['Pan', 'Pani', 'ty'],
     forwardPrefixes: ['PD', 'Prześlij dalej'],
     wrote: ['napisał(a)', 'napisała', 'napisał', 'pisze'],
     opens: ['W dniu', 'Dnia', 'użytkownik'],
@@ -1139,6 +1151,7 @@ export const LANGUAGES: Language[] = [
   // clients' translations; where two are in use, both are listed.
   {
     code: 'be',
+    you: ['Вы', 'ты'],
     forwardPrefixes: ['Перасл'],
     wrote: ['напісаў(-ла)', 'напісаў(ла)', 'напісала', 'напісаў', 'піша'],
     dateWords: [

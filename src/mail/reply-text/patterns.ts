@@ -157,6 +157,13 @@ function sentenceWords(s: string): number {
   return n;
 }
 
+const PRONOUNS = new Set(collect((l) => l.you).map((w) => w.toLowerCase()));
+/** The word right before the verb is "you", "Вы", "du": the writer is the reader, not named. */
+function byPronoun(before: string): boolean {
+  const last = /([\p{Lu}\p{Ll}]+)[\s,]*$/u.exec(before)?.[1];
+  return !!last && PRONOUNS.has(last.toLowerCase()) && !hasAddress(before);
+}
+
 /** The most sentence words an attribution may hold ("At 6/16/2016 08:32 PM, you wrote:", "a las"). */
 const MAX_SENTENCE_WORDS = 2;
 
@@ -237,7 +244,10 @@ function verbAttribution(s: string, colon: boolean, decorated: boolean): Attribu
     return hasWhen(after) && sentenceWords(after) <= 1 ? 'weak' : null;
   if (!startsLikeAttribution(s) || sentenceWords(before) + sentenceWords(after) > MAX_SENTENCE_WORDS) return null;
   const evidence = hasAddress(s) || hasWhen(s);
-  if (atEnd) return evidence && (colon || OPENS.test(s)) ? 'strong' : null;
+  const opens = OPENS.test(s);
+  // "04.03.2025 в 10:10 Вы писали:": a pronoun names no writer, and without an opening word ("On
+  // Nov 26, 2013 you wrote:", "At …, you wrote:") the line counts above a quote only
+  if (atEnd) return evidence && (colon || opens) ? (!opens && byPronoun(before) ? 'weak' : 'strong') : null;
   if (!colon || after.length > MAX_AFTER_VERB) return null;
   // the date after the verb, the writer before it: German, Finnish, Hungarian, Arabic clients
   if (hasWhen(after) && sentenceWords(after) <= 1 && hasAddress(before)) return 'strong';
@@ -349,8 +359,17 @@ export function headerField(line: string): { field: Field; value: string } | nul
  * "\"ООО Ромашка\""). "the accounting team" or "me" is a person's own list of who and what.
  */
 export function isWriter(value: string): boolean {
-  if (hasAddress(value) || /mailto:/i.test(value)) return true;
-  return /^["'«(]*[^\p{Ll}\s]/u.test(value) && nameLike(value, 1);
+  const v = value.trim();
+  if (!v.includes('@')) return /^["'«(]*[^\p{Ll}\s]/u.test(v) && nameLike(v, 1);
+  // the addresses end the value ("Ann <a@b>", "bob@b [mailto:" wrapped, "… on behalf of c@d"):
+  // "Ann <ann@example.com> — she is our new admin" is a sentence about Ann
+  const found = [...v.matchAll(ADDRESSES)];
+  if (!found.length) return false;
+  const first = found[0]!;
+  const last = found.at(-1)!;
+  const after = v.slice(last.index + last[0].length).replace(/mailto/gi, '');
+  const before = v.slice(0, first.index);
+  return !/[\p{Lu}\p{Ll}]/u.test(after) && !hasWhen(before) && sentenceWords(before) <= 3;
 }
 
 /** Yahoo's one-line form: "From: Ann <a@b>To: Bob <c@d>Sent: …Subject: …" split back into fields. */

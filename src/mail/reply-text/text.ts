@@ -167,8 +167,12 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     const from = fields.get('from');
     if (from === undefined || !isWriter(from)) return false;
     const address = /@|mailto:/.test(from);
+    const dated = hasDate(fields.get('date') ?? '');
+    // Outlook, 1C-Bitrix and web mail put From first; a block that starts otherwise ("Date:" in web
+    // mail, "Message du :") says when: "Тема: …\nКому: …\nОт: Иван <a@b>" is a memo
+    if (first.field !== 'from' && !dated) return false;
     if (fields.size === 2) return address;
-    return fields.size >= 3 && (address || hasDate(fields.get('date') ?? ''));
+    return fields.size >= 3 && (address || dated);
   };
 
   const introducesOriginal = (from: number): boolean => {
