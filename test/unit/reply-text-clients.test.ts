@@ -78,6 +78,10 @@ describe("the person's own lines are not taken for an attribution or a header bl
       'Добрый день!\n\nТема: продление договора\nКому: юристам\nОт: Иван Петров <ivan@example.com>\n\nПрошу согласовать.',
     ],
     [
+      'two fields with addresses and no date',
+      'Познакомьтесь:\n\nОт: Иван Петров <ivan@example.com>\nКому: Анна Берг <anna@example.com>\n\nИван пишет Анне по договору.',
+    ],
+    [
       '"Исходное сообщение:" as a label',
       'Исходное сообщение:\nне приходят письма\n\nИсправленное:\nприходят с задержкой',
     ],
@@ -121,6 +125,10 @@ describe("the person's own lines are not taken for an attribution or a header bl
     [
       'Outlook en header block, no address',
       'From: Anna Berg\nSent: Tuesday, March 4, 2025 10:10 AM\nTo: Support\nSubject: RE: TKT-1001',
+    ],
+    [
+      'two Outlook fields with an address and a date',
+      'От: Анна Берг <anna@example.com>\nОтправлено: 4 марта 2025 г. 10:10',
     ],
     [
       'Apple Mail forward label',

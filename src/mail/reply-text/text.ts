@@ -171,7 +171,9 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     // Outlook, 1C-Bitrix and web mail put From first; a block that starts otherwise ("Date:" in web
     // mail, "Message du :") says when: "Тема: …\nКому: …\nОт: Иван <a@b>" is a memo
     if (first.field !== 'from' && !dated) return false;
-    if (fields.size === 2) return address;
+    // two fields are a block only with both a writer's address and a date ("From: Ann <a@b>\nTo: Bob
+    // <c@d>" is the person's note of who writes to whom)
+    if (fields.size === 2) return address && dated;
     return fields.size >= 3 && (address || dated);
   };
 
