@@ -478,6 +478,19 @@ describe('hostile input takes linear time', () => {
     expect(large / Math.max(small, 1)).toBeLessThan(LINEAR_SLACK);
   });
 
+  it('2,000 header-field lines of 1.5 KB with an address each', () => {
+    const fields = (n: number) =>
+      Array.from({ length: n }, (_, i) => `${i % 2 ? 'To' : 'From'}: ${'a'.repeat(1500)}@b.ru`).join('\n');
+    const text = `Ответ.\n${fields(2000)}`;
+    const started = performance.now();
+    expect(extractReply({ text }).reply.startsWith('Ответ.')).toBe(true);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    const longer = `Ответ.\n${fields(16_000)}`;
+    const small = fastest(() => extractReply({ text }));
+    const large = fastest(() => extractReply({ text: longer }));
+    expect(large / Math.max(small, 1)).toBeLessThan(LINEAR_SLACK);
+  });
+
   it('a 60 KB table row of such cells in HTML', () => {
     const row = cells(60 * 1024)
       .split('\t')

@@ -360,6 +360,8 @@ export function headerField(line: string): { field: Field; value: string } | nul
  */
 export function isWriter(value: string): boolean {
   const v = value.trim();
+  // a name and an address or two are short; the address pattern is not run over a long value
+  if (v.length > MAX_MARKER_LENGTH) return false;
   if (!v.includes('@')) return /^["'«(]*[^\p{Ll}\s]/u.test(v) && nameLike(v, 1);
   // the addresses end the value ("Ann <a@b>", "bob@b [mailto:" wrapped, "… on behalf of c@d"):
   // "Ann <ann@example.com> — she is our new admin" is a sentence about Ann
