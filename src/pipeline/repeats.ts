@@ -5,7 +5,7 @@
 // same ticket within an hour is set aside as a loop — stored as unrouted mail with the reason,
 // answered 250, posted nowhere and notifying nobody. The text is compared with its digits and
 // spacing folded ("request #4521 received" and "#4522" are the same words), and only a text a
-// machine would repeat counts: some words at least, no attachment (three screenshots in a row are
+// machine would repeat counts: two lines of words at least (80 characters), no attachment (three screenshots in a row are
 // a person's). In memory, per process, as the per-IP limits: a restart forgets, the hourly cap holds.
 import crypto from 'node:crypto';
 import type { TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
@@ -16,8 +16,8 @@ type Stored = Extract<Analysis, { kind: 'store' }>;
 /** Committed messages with the same text a ticket takes from one author within the window; the next is a loop. */
 export const REPEATS_ALLOWED = 2;
 export const REPEAT_WINDOW_MS = 60 * 60 * 1000;
-/** Texts shorter than this (folded) are what people repeat: "Спасибо!", "Ok", "+1". */
-export const REPEAT_MIN_CHARS = 40;
+/** Texts shorter than this (folded) are what people repeat: "Спасибо!", "Ok", "+1", a sentence. Acknowledgements run longer. */
+export const REPEAT_MIN_CHARS = 80;
 /** Keys kept at most; the oldest go first. */
 const MAX_KEYS = 20_000;
 

@@ -6,7 +6,8 @@ import { REPEAT_WINDOW_MS, RepeatedReplies } from '../../src/pipeline/repeats.js
 
 const row = (replyText: string, ticketId = 'TKT-1', authorAddress = 'a@example.ru') =>
   ({ ticketId, authorAddress, replyText }) as TicketMessageRow;
-const LONG = 'Thank you for your message. Request 4521 is registered, we answer within 2 days.';
+const LONG =
+  'Thank you for your message. Request 4521 is registered, an engineer of ours will answer within 2 business days.';
 
 describe('RepeatedReplies', () => {
   it('folds digits, case and spacing; keys by ticket and author', () => {
