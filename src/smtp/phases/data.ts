@@ -5,7 +5,7 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
 import { DeadlineExceeded, failureTag } from '../../deadline.js';
-import { inspectHeader, LineEndings } from '../../mail/bytes.js';
+import { emptyHeaderShape, inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { GrowingBuffer } from '../../mail/growing-buffer.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
@@ -120,7 +120,7 @@ export function onData(ctx: SmtpContext) {
       }
       // its own ArrayBuffer, so that it can be moved to a worker without copying
       const raw = received.take();
-      const header = { lines: 0, signatures: 0 };
+      const header = emptyHeaderShape();
       const problem = inspectHeader(raw, { maxBytes: config.maxHeaderBytes, maxLines: config.maxHeaderLines }, header);
       if (problem) {
         release();
@@ -177,6 +177,8 @@ export function onData(ctx: SmtpContext) {
         lines: lineEndings.lines,
         boundaries: lineEndings.dashLines,
         signatures: header.signatures,
+        tags: lineEndings.tags,
+        addressBytes: header.addressBytes,
       };
       process(ctx, session, { raw, routes, network, shape }, deadline.signal, release)
         .then((outcome) => {
