@@ -510,7 +510,8 @@ export const SETTINGS = {
     key: 'pipelineQueueTimeoutMs',
     group: 'Message processing',
     describe:
-      'Longest a message waits for its turn; then `451 4.3.1` (our load: the sender retries). Less than `HOOK_TIMEOUT_MS`.',
+      'Longest a message waits for its turn (a place in the budget, then a worker thread); then `451 4.3.1` (our load: ' +
+      'the sender retries). Less than `HOOK_TIMEOUT_MS`.',
     parse: int(10, 600_000),
     local: THIRD_OF_DEADLINE,
     production: THIRD_OF_DEADLINE,

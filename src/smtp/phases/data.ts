@@ -212,10 +212,12 @@ async function process(
   const { raw, routes, network, shape } = message;
   // answered well inside the deadline, so that the reply names our load rather than the deadline
   const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
+  const waitUntil = performance.now() + wait; // for the budget's turn and a worker thread together
   const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
   try {
     releaseBuffered();
-    return await ctx.pipeline.process({ raw, envelope: envelopeOf(session), routes, network }, signal, shape);
+    const input = { raw, envelope: envelopeOf(session), routes, network };
+    return await ctx.pipeline.process(input, signal, shape, waitUntil);
   } finally {
     done();
   }
