@@ -11,7 +11,7 @@ import { buildMessage, deliver, type Reply } from '../helpers/smtp-client.js';
 const TO = 'support+TKT-6001@flamecrm.ru';
 const HOSTILE = 10;
 /** What a normal reply may take while the hostile ones hold the pool: generous. */
-const NORMAL_BOUND_MS = 3_500;
+const NORMAL_BOUND_MS = 5_000;
 
 let db: TestDatabase;
 let server: TestServer;
@@ -48,6 +48,34 @@ const hostile = (i: number) =>
   );
 
 describe('the worker threads under messages that each run to the CPU limit', () => {
+  it('threads + 1 of them: both refused 550 5.6.0, a normal reply from another network 250 before the second', async () => {
+    const before = server.logs.length;
+    const sent = [0, 1].map((i) =>
+      deliver(server.port, { ip: '127.0.0.1', from: 'ivan@flamecrm.ru', to: [TO], message: hostile(100 + i) }),
+    );
+    await expect.poll(() => server.service.smtp.budget.state.messages, { timeout: 30_000 }).toBe(2);
+    const started = performance.now();
+    const normal = await deliver(server.port, {
+      ip: '127.0.1.1',
+      from: 'ivan@flamecrm.ru',
+      to: [TO],
+      message: buildMessage({ to: TO, messageId: '<normal-first@x>', body: 'Готово.' }),
+    });
+    const normalMs = performance.now() - started;
+    const replies = await Promise.all(sent);
+    console.log(`threads + 1: normal reply ${Math.round(normalMs)} ms; hostile: ${replies.map((r) => r.short)}`);
+    expect(normal.short).toBe('250 2.0.0');
+    expect(normalMs).toBeLessThan(NORMAL_BOUND_MS);
+    expect(replies.map((r) => r.short)).toEqual(['550 5.6.0', '550 5.6.0']);
+    expect(server.logsWithCode('DATA_DEADLINE')).toEqual([]);
+    // the thread the first one left went to the other network's message, not to the second one
+    const order = server.logs
+      .slice(before)
+      .filter((l) => l.code === 'DATA_COMMITTED' || l.code === 'DATA_TOO_COMPLEX')
+      .map((l) => l.code);
+    expect(order).toEqual(['DATA_TOO_COMPLEX', 'DATA_COMMITTED', 'DATA_TOO_COMPLEX']);
+  }, 120_000);
+
   it(`${HOSTILE} of them on one thread: a normal reply from another network gets 250 within ${NORMAL_BOUND_MS} ms`, async () => {
     const sent = Array.from({ length: HOSTILE }, (_, i) =>
       deliver(server.port, { ip: '127.0.0.1', from: 'ivan@flamecrm.ru', to: [TO], message: hostile(i) }),
