@@ -1,5 +1,5 @@
 // `npm run bench:memory`: what one idle connection and one message really cost the server in memory,
-// the figures behind SMTP_MAX_CLIENTS and the pipeline budget's COST_PER_BYTE (src/pipeline/budget.ts).
+// the figures behind SMTP_MAX_CLIENTS and the pipeline budget's costOf (src/pipeline/budget.ts).
 // A real ticket-mx in its own process against an embedded PostgreSQL, a fresh one for each
 // measurement (what an earlier large message left to the allocator would hide the next one's
 // cost); the server's peak RSS is reset before each measurement (/proc/<pid>/clear_refs) and read

@@ -144,6 +144,24 @@ const duration = (min: number, max: number) =>
         .max(max, `must be at most ${showDuration(max)}`),
     );
 
+/** A duration as `duration` reads it, or `0`/`off`: 0, what it keeps is kept for ever. */
+const keepDuration = (min: number, max: number) => {
+  const within = duration(min, max);
+  return z.string().transform((v, ctx) => {
+    if (/^\s*(0|off)\s*$/i.test(v)) return 0;
+    const parsed = within.safeParse(v);
+    if (parsed.success) return parsed.data;
+    const out = /^\s*\d+(ms|s|m|h|d)\s*$/i.test(v);
+    ctx.addIssue({
+      code: 'custom',
+      message: out
+        ? `${parsed.error.issues[0]?.message ?? 'is not valid'}, or 0 or off to keep every row`
+        : 'must be a duration such as 12h or 30d, or 0 or off',
+    });
+    return z.NEVER;
+  });
+};
+
 /** Milliseconds as the largest whole unit: 172800000 → 2d. */
 export function showDuration(ms: number): string {
   for (const unit of ['d', 'h', 'm', 's'] as const)
@@ -444,7 +462,8 @@ export const SETTINGS = {
     group: 'Connections and limits',
     describe:
       'Message bytes all connections together may hold in memory; a message that would pass it gets `451 4.3.1`. ' +
-      'At least `MAX_MESSAGE_BYTES`.',
+      'One client (IPv4 address, IPv6 /64) may hold a quarter of it, one network (/24, /48) half, and the last ' +
+      'quarter is kept for networks holding nothing; past a share `451 4.7.1`. At least `MAX_MESSAGE_BYTES`.',
     parse: int(MiB, 64 * 1024 ** 3),
     local: 512 * MiB,
     production: 512 * MiB,
@@ -500,8 +519,8 @@ export const SETTINGS = {
     key: 'pipelineMaxMemoryBytes',
     group: 'Message processing',
     describe:
-      'What the messages processed at once may cost together, each charged 12 × its size + 256 KB (the measured peak); ' +
-      'the others wait their turn.',
+      'What the messages processed at once may cost together, each charged its measured peak: 256 KB + 16 × its size, ' +
+      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB); the others wait their turn.',
     parse: int(16 * MiB, 64 * 1024 ** 3),
     local: 1024 * MiB,
     production: 1024 * MiB,
@@ -815,6 +834,17 @@ export const SETTINGS = {
     local: 2 * 86_400_000,
     production: 2 * 86_400_000,
     show: showDuration,
+  }),
+  OUTBOX_KEEP_SENT: setting({
+    key: 'outboxKeepSentMs',
+    group: 'Notifications and the outbox',
+    describe:
+      'How long a finished outbox row (sent, failed or bounced) is kept after its last attempt before `serve` ' +
+      'deletes it: `30d` by default, `12h`, `90d`…, at least `1h`; `0` or `off` keeps every row.',
+    parse: keepDuration(3_600_000, 3650 * 86_400_000),
+    local: 30 * 86_400_000,
+    production: 30 * 86_400_000,
+    show: (v) => (v ? showDuration(v) : '0 (off: kept for ever)'),
   }),
   HTTP_HOST: setting({
     key: 'httpHost',

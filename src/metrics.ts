@@ -22,6 +22,8 @@ export interface Metrics {
   buffered: { bytes: number };
   /** Deliveries by kind (mail) and outcome: sent, deferred, failed, bounced. */
   outboxSends: Counter<'kind' | 'outcome'>;
+  /** Finished outbox rows deleted after OUTBOX_KEEP_SENT (src/outbox/prune.ts), by status. */
+  outboxPruned: Counter<'status'>;
   /** Where the outbox gauges read from when scraped (set by the service once the pool exists). */
   outbox: { stats: (() => Promise<{ kind: string; depth: number; oldestDueSeconds: number }[]>) | null };
 }
@@ -107,6 +109,7 @@ export function createMetrics(sources: { embedded?: EmbeddedStatus | null } = {}
       labelNames: ['kind', 'outcome'],
       registers: [registry],
     }),
+    outboxPruned: outboxPruned(registry),
     replies: new Counter({
       name: 'ticketmx_smtp_decisions_total',
       help: 'SMTP decisions by log code and reply code',
@@ -154,4 +157,16 @@ export function createMetrics(sources: { embedded?: EmbeddedStatus | null } = {}
       registers: [registry],
     }),
   };
+}
+
+function outboxPruned(registry: Registry): Counter<'status'> {
+  const counter = new Counter({
+    name: 'ticketmx_outbox_pruned_total',
+    help: 'Finished outbox rows deleted once older than OUTBOX_KEEP_SENT, by status (sent, failed, bounced)',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  // every status from the start: a rate() over a series that appears only at its first deletion misses it
+  for (const status of ['sent', 'failed', 'bounced']) counter.inc({ status }, 0);
+  return counter;
 }

@@ -1,5 +1,5 @@
 // Starting and stopping the whole service: database (embedded or DATABASE_URL), migrations,
-// pool, HTTP, the outbox sender and SMTP. Used by `serve`, the tests and the benchmark alike.
+// pool, HTTP, the outbox sender and prune, SMTP. Used by `serve`, the tests and the benchmark alike.
 // What is opened is closed in reverse order: on stop, and when a later step of the start fails
 // or is interrupted.
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { type RunningHttp, startHttpServer } from './http.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { createSender, type Outbox, openOutbox } from './outbox/open.js';
+import { OutboxPruner } from './outbox/prune.js';
 import type { Sender } from './outbox/sender.js';
 import { type RunningSmtp, startSmtpServer } from './smtp/server.js';
 
@@ -188,6 +189,15 @@ export function runService(config: Readonly<Config>, log: Logger, database?: Dat
         stack.push({ name: 'outbox sender', close: () => s.close() });
         sender = s;
       }
+      // in the background: a first turn over a long-unpruned outbox must not hold up the start
+      const pruner = new OutboxPruner({
+        pool,
+        keepMs: config.outboxKeepSentMs,
+        log,
+        onPruned: (status, rows) => metrics.outboxPruned.inc({ status }, rows),
+      });
+      pruner.start();
+      stack.push({ name: 'outbox prune', close: () => pruner.close() });
       interrupted();
       // SMTP last, so that it closes first: no new connections, in-flight DATA commits before the pool ends.
       const smtp = await startSmtpServer({ config, pool, log, metrics, outbox });

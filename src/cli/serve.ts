@@ -14,7 +14,8 @@ export const serve: Command = {
 
 Runs the SMTP server on SMTP_HOST:SMTP_PORT (local profile 127.0.0.1:2525, production 0.0.0.0:25)
 and /healthz, /metrics on HTTP_PORT, and the outbox sender (notifications through
-OUTBOUND_SMTP_URL, or .eml files under DATA_DIR/outbox/ when it is unset). Applies pending
+OUTBOUND_SMTP_URL, or .eml files under DATA_DIR/outbox/ when it is unset); finished outbox rows
+older than OUTBOX_KEEP_SENT are deleted at start and every 10 minutes. Applies pending
 migrations first; without DATABASE_URL it runs and supervises an embedded PostgreSQL under
 DATA_DIR. Exits non-zero when a start step fails. SIGINT/SIGTERM stop it gracefully: idle
 sessions get 421 at once, messages in DATA are finished (committed or refused with 451) first,

@@ -1,8 +1,8 @@
 // Every SQL statement of the outbox, one named function each, always parameterised: queueing (in the
-// caller's transaction), claiming with FOR UPDATE SKIP LOCKED, marking, listing. What a row means
+// caller's transaction), claiming with FOR UPDATE SKIP LOCKED, marking, listing, pruning. What a row means
 // and how it is delivered is src/outbox/'s.
 import type pg from 'pg';
-import type { Db } from './pool.js';
+import { type Db, type Pool, withTransaction } from './pool.js';
 
 /** Channel of the NOTIFY that queue_outbox sends on commit; the senders LISTEN to it. */
 export const OUTBOX_CHANNEL = 'ticketmx_outbox';
@@ -305,15 +305,61 @@ export async function loadNotificationContext(
                            and tm.received_at <= (select created_at from outbox where id = $4)
                          order by tm.received_at desc limit $5)
                        union all
-                       (select n.message_id, o.created_at, 1
-                          from outbox o join notification_messages n on n.outbox_id = o.id
-                         where o.ticket_id = $1 and o.recipient = $3 and o.id < $4
-                         order by o.id desc limit $5)
+                       -- not the outbox: its finished rows are pruned (migrations/0009_outbox_prune.sql)
+                       (select n.message_id, n.sent_at, 1
+                          from notification_messages n
+                         where n.ticket_id = $1 and n.recipient = $3 and n.outbox_id < $4
+                         order by n.outbox_id desc limit $5)
                      ) seen order by at desc, tie desc limit $5
                    ) newest order by at, tie) as thread`,
     values: [row.ticketId, row.ticketMessageId, row.recipient, row.id, threadLimit],
   });
   return rows[0]!;
+}
+
+/** Statuses after which nothing more is done with a row (a sent row may still bounce). */
+export const FINISHED_STATUSES = ['sent', 'failed', 'bounced'] as const satisfies readonly OutboxStatus[];
+export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
+
+export interface PruneBatch {
+  olderThanMs: number;
+  limit: number;
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+/**
+ * Deletes up to `limit` finished rows whose last attempt (sent, or the attempt that failed) is older
+ * than `olderThanMs`, oldest first, in a transaction of its own that waits for nobody: a row another
+ * transaction holds (a bounce being marked, an `outbox retry`) is skipped, and a lock on the table or
+ * a slow statement ends it (lock_timeout, statement_timeout, local to it) rather than hold up the
+ * senders and the commits of mail. Returns how many rows of each status went.
+ */
+export async function pruneOutbox(pool: Pool, b: PruneBatch): Promise<Partial<Record<FinishedStatus, number>>> {
+  return withTransaction(pool, async (tx) => {
+    await tx.query({
+      name: 'prune_outbox_timeouts',
+      text: "select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+      values: [`${b.lockTimeoutMs}ms`, `${b.statementTimeoutMs}ms`],
+    });
+    // the expression and the predicate of the index outbox_finished (migrations/0009_outbox_prune.sql)
+    const { rows } = await tx.query<{ status: FinishedStatus; n: number }>({
+      name: 'prune_outbox',
+      text: `with doomed as (
+               select id from outbox
+                where status in ('sent', 'failed', 'bounced')
+                  and coalesce(sent_at, last_attempt_at, created_at) < now() - make_interval(secs => $1)
+                order by coalesce(sent_at, last_attempt_at, created_at)
+                limit $2
+                for update skip locked
+             ), deleted as (
+               delete from outbox o using doomed where o.id = doomed.id returning o.status
+             )
+             select status, count(*)::int as n from deleted group by status`,
+      values: [b.olderThanMs / 1000, b.limit],
+    });
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  });
 }
 
 /** The VERP key the outbox migration made: the same for every instance on this database. */

@@ -2,9 +2,12 @@
 // the DATA phase already holds, turned into plain verdicts. Deciding what the verdicts allow is
 // `authorize()`'s job; nothing here rejects, and DNS trouble is reported, never thrown.
 import { createRequire } from 'node:module';
-import { type ARCChainEntry, type AuthenticateOptions, authenticate as mailauthAuthenticate } from 'mailauth';
+import type { ARCChainEntry, AuthenticateOptions } from 'mailauth';
 import './dkim-keys.js';
 import { isTemporaryDnsError, type Resolver } from './dns.js';
+import { mailauth } from './mailauth-lean.js';
+
+const mailauthAuthenticate = mailauth.authenticate;
 
 // mailauth's own alignment helpers (not in its typings), so that "aligned" here means what it
 // means in its DMARC code: same Organizational Domain by the Public Suffix List, A-labels.

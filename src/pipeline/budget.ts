@@ -1,23 +1,32 @@
 // How many messages are processed at once and what they may cost together. A message is charged
-// what processing it really costs in memory (COST_PER_BYTE times its size: measured, see README),
-// not its raw bytes; one that does not fit waits its turn, networks with the fewest messages in
-// process first, and is told to come back (451 4.3.1) rather than wait past its time.
+// what processing it really costs in memory (costOf its size: measured, see README), not its raw
+// bytes; one that does not fit waits its turn, networks with the fewest messages in process first,
+// and is told to come back (451 4.3.1) rather than wait past its time.
 
 /**
- * Peak memory of processing one message, per byte of it: the raw bytes as they arrive, the
- * worker's parse, decoded attachments, text and HTML strings, the rows. Measured with `npm run
- * bench:memory` (a fresh server's peak RSS over its resting RSS, messages of mostly base64
- * attachments), Node 20: 1 MB 11.1–13.4×, 5 MB 9.3–10.6×, 25 MB 3.3–3.7× (12.8–12.9× before the
- * bytes went to PostgreSQL by reference, src/db/bind.ts; 5.4–5.5× before growing-buffer.ts); Node
- * 24: 1 MB 14.3–16.2× (the build before growing-buffer.ts the same), 5 MB 9.3–10.5×, 25 MB 3.9–4.9×.
- * The small messages' part is mostly fixed (heap growth); the charge is the dearest measured on
- * Node 20, below the 1 MB message's on Node 24.
+ * Peak memory of processing one message: the raw bytes as they arrive, the worker's parse, decoded
+ * attachments, text and HTML strings, the rows. Measured with `npm run bench:memory` (a fresh
+ * server's peak RSS over its resting RSS, messages of mostly base64 attachments), over the size:
+ * Node 20: 1 MB 11.1–13.4×, 5 MB 9.3–10.6×, 25 MB 3.3–3.7× (12.8–12.9× before the bytes went to
+ * PostgreSQL by reference, src/db/bind.ts; 5.4–5.5× before growing-buffer.ts); Node 24: 1 MB
+ * 14.3–16.2× (the build before growing-buffer.ts the same), 5 MB 9.3–10.5×, 25 MB 3.9–4.9×.
+ * A small message's part is mostly fixed (heap growth), a large one's mostly its bytes held once
+ * or twice, so no one ratio fits: a flat 12× charged the 25 MB message 300 MB for its 98–122, and a
+ * 1 GiB budget took three of them at once where eight fit. The charge follows the measurement:
+ * 16× up to about 2.7 MB, then 34 MB + 3.5× (1 MiB 16.25 MiB, 5 MiB 51.75 MiB, 25 MiB 121.75 MiB:
+ * 16.3×, 10.4×, 4.9×, about the dearest measured on Node 24; the run when it was set, Node 24:
+ * 14.5×, 9.2×, 4.6×).
  */
-export const COST_PER_BYTE = 12;
+export const COST_PER_BYTE_SMALL = 16;
+/** What a large message costs besides its bytes (parser, strings, heap growth)… */
+export const COST_LARGE_FIXED = 34 * 1024 * 1024;
+/** …and per byte of it (the raw bytes and the decoded attachment, held until the commit). */
+export const COST_PER_BYTE_LARGE = 3.5;
 /** What any message costs at least: the parser's and the rows' fixed part. */
 export const COST_BASE = 256 * 1024;
 
-export const costOf = (bytes: number): number => COST_BASE + COST_PER_BYTE * bytes;
+export const costOf = (bytes: number): number =>
+  COST_BASE + Math.ceil(Math.min(COST_PER_BYTE_SMALL * bytes, COST_LARGE_FIXED + COST_PER_BYTE_LARGE * bytes));
 
 /** Waited longer than the queue allows, or the caller gave up (its deadline). */
 export class Overloaded extends Error {

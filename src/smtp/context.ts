@@ -10,7 +10,7 @@ import type { Outbox } from '../outbox/open.js';
 import type { WorkBudget } from '../pipeline/budget.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Route } from '../pipeline/types.js';
-import type { PerIpLimits } from './limits.js';
+import type { BufferedBytes, PerIpLimits } from './limits.js';
 import type { SmtpReply } from './reply.js';
 
 export type { Route };
@@ -28,8 +28,8 @@ export interface SmtpContext {
   pipeline: Pipeline;
   /** Messages processed at once and what they cost (PIPELINE_MAX_MESSAGES, PIPELINE_MAX_MEMORY_BYTES). */
   budget: WorkBudget;
-  /** Message bytes held in memory by all connections (SMTP_MAX_BUFFERED_BYTES). */
-  buffered: { bytes: number };
+  /** Message bytes held while they arrive: by all connections (SMTP_MAX_BUFFERED_BYTES), each client, each network. */
+  buffered: BufferedBytes;
   /** Keyed by the address object smtp-server keeps in envelope.rcptTo, so a new transaction starts empty. */
   routes: WeakMap<SMTPServerAddress, Route>;
   /** Sessions whose current transaction had a recipient refused: their 503 to DATA is its echo. */

@@ -1,6 +1,7 @@
 // Per-client limits on the SMTP surface: concurrent connections per IPv4 address or IPv6 /64 (one
 // host usually holds a whole /64) and per network (IPv4 /24, IPv6 /48: one operator's machines),
-// room kept for networks not yet connected, and transactions started per minute. In memory, per
+// room kept for networks not yet connected, transactions started per minute, and the share of
+// SMTP_MAX_BUFFERED_BYTES a client and a network may hold with unfinished DATA. In memory, per
 // process: they protect this instance, they are not a shared quota.
 import { isIPv6 } from 'node:net';
 
@@ -108,5 +109,143 @@ export class PerIpLimits {
     const count = (this.window.counts.get(ip) ?? 0) + 1;
     this.window.counts.set(ip, count);
     return count <= this.maxPerMinute;
+  }
+}
+
+/**
+ * Why bytes of a message arriving are refused: its client or its network holds its share already,
+ * only the room kept for networks that hold nothing is left, or all of SMTP_MAX_BUFFERED_BYTES is held.
+ */
+export type BufferRefusal = 'client' | 'network' | 'reserved' | 'full';
+
+/**
+ * What one client (clientKey) may hold of SMTP_MAX_BUFFERED_BYTES: 22 slow connections of one
+ * address under the per-IP limit held all of it, and every other sender got 451 4.3.1.
+ */
+export const CLIENT_BUFFER_SHARE = 1 / 4;
+/** What one network (networkKey) may hold, however many addresses or /64s it sends from. */
+export const NETWORK_BUFFER_SHARE = 1 / 2;
+/** The last part, kept for messages whose network held nothing when their first byte came. */
+export const RESERVED_BUFFER_SHARE = 1 / 4;
+
+export interface BufferLimits {
+  /** SMTP_MAX_BUFFERED_BYTES. */
+  total: number;
+  client: number;
+  network: number;
+  /** Bytes of `total` that only a message of a network holding nothing at its start may use. */
+  reserved: number;
+}
+
+/** The shares in bytes; never less than the largest message, or that message would get 451 on every retry. */
+export function bufferLimits(maxBufferedBytes: number, maxMessageBytes: number): BufferLimits {
+  const share = (part: number) =>
+    Math.min(maxBufferedBytes, Math.max(maxMessageBytes, Math.floor(part * maxBufferedBytes)));
+  return {
+    total: maxBufferedBytes,
+    client: share(CLIENT_BUFFER_SHARE),
+    network: share(NETWORK_BUFFER_SHARE),
+    reserved: Math.floor(RESERVED_BUFFER_SHARE * maxBufferedBytes),
+  };
+}
+
+/** A refusal and the figures it was decided on, for the reply and its log line. */
+export interface BufferVerdict {
+  refused: BufferRefusal;
+  /** The bytes the refusal counts: the client's, the network's, or all connections'. */
+  held: number;
+  /** The limit they would have passed. */
+  limit: number;
+  /** clientKey or networkKey, for the client and network refusals. */
+  key?: string;
+}
+
+/** One message's hold on the buffer while it arrives. */
+export interface BufferClaim {
+  /** Bytes this message holds now. */
+  readonly held: number;
+  /**
+   * Decided at its first byte: a message whose network held nothing then may use the room kept.
+   * One message at a time per network, so neither many connections of one address nor many
+   * addresses of one /24 (nor /64s of one /48) take the reserve that is there for other senders.
+   */
+  readonly mayUseReserve: boolean;
+  /** Counts `n` more bytes; null when they may be held, otherwise why not (nothing is counted). */
+  take(n: number): BufferVerdict | null;
+  /** Gives back all it holds; again, nothing. */
+  release(): void;
+}
+
+/** Message bytes held in memory by all connections while they arrive, and by each client and network. */
+export class BufferedBytes {
+  private clients = new Map<string, number>();
+  private networks = new Map<string, number>();
+
+  constructor(
+    readonly limits: BufferLimits,
+    /** The count of all connections' bytes (the metrics gauge reads it). */
+    private readonly all: { bytes: number } = { bytes: 0 },
+  ) {}
+
+  get bytes(): number {
+    return this.all.bytes;
+  }
+
+  /** What the client at `ip` and its network hold now. */
+  heldBy(ip: string): { client: number; network: number } {
+    return { client: this.clients.get(clientKey(ip)) ?? 0, network: this.networks.get(networkKey(ip)) ?? 0 };
+  }
+
+  /** A hold for one message of the client at `ip`; released once, whatever becomes of the message. */
+  claim(ip: string): BufferClaim {
+    const client = clientKey(ip);
+    const network = networkKey(ip);
+    let started = false;
+    const claim = {
+      held: 0,
+      mayUseReserve: false,
+      take: (n: number): BufferVerdict | null => {
+        if (n <= 0) return null;
+        if (!started) {
+          started = true;
+          claim.mayUseReserve = !this.networks.has(network);
+        }
+        const verdict = this.verdict(client, network, claim.mayUseReserve, n);
+        if (verdict) return verdict;
+        this.add(client, network, n);
+        claim.held += n;
+        return null;
+      },
+      release: () => {
+        if (claim.held) this.add(client, network, -claim.held);
+        claim.held = 0;
+      },
+    };
+    return claim;
+  }
+
+  private verdict(client: string, network: string, mayUseReserve: boolean, n: number): BufferVerdict | null {
+    const { limits } = this;
+    const byClient = this.clients.get(client) ?? 0;
+    const byNetwork = this.networks.get(network) ?? 0;
+    const all = this.all.bytes;
+    if (byClient + n > limits.client) return { refused: 'client', held: byClient, limit: limits.client, key: client };
+    if (byNetwork + n > limits.network)
+      return { refused: 'network', held: byNetwork, limit: limits.network, key: network };
+    if (all + n > limits.total) return { refused: 'full', held: all, limit: limits.total };
+    if (!mayUseReserve && all + n > limits.total - limits.reserved)
+      return { refused: 'reserved', held: all, limit: limits.total - limits.reserved };
+    return null;
+  }
+
+  private add(client: string, network: string, n: number): void {
+    const change = (map: Map<string, number>, key: string) => {
+      const now = (map.get(key) ?? 0) + n;
+      if (now > 0) map.set(key, now);
+      else map.delete(key);
+    };
+    change(this.clients, client);
+    change(this.networks, network);
+    this.all.bytes = Math.max(0, this.all.bytes + n);
   }
 }

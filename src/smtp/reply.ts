@@ -1,6 +1,7 @@
 // SmtpReply and its named factories: the only place reply codes and log codes are written.
 // The catalogue below is the contract; a test keeps the README's table equal to it. The exact
 // 5.7.x / 4.7.x of an authorization refusal is the finding's (src/mail/auth-replies.ts).
+import { domainToASCII } from 'node:url';
 import type { AuthReply } from '../mail/auth-replies.js';
 
 export interface CatalogueEntry {
@@ -140,6 +141,27 @@ export const CATALOGUE = {
     enhanced: '4.3.1',
     when: 'taking the message would pass SMTP_MAX_BUFFERED_BYTES held by all connections together; nothing stored',
   },
+  DATA_BUSY_CLIENT: {
+    code: 451,
+    enhanced: '4.7.1',
+    when:
+      'the client (IPv4 address, IPv6 /64) already holds a quarter of SMTP_MAX_BUFFERED_BYTES (at least ' +
+      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored',
+  },
+  DATA_BUSY_NETWORK: {
+    code: 451,
+    enhanced: '4.7.1',
+    when:
+      'the client network (IPv4 /24, IPv6 /48) already holds half of SMTP_MAX_BUFFERED_BYTES (at least ' +
+      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored',
+  },
+  DATA_BUSY_RESERVED: {
+    code: 451,
+    enhanced: '4.7.1',
+    when:
+      'the last quarter of SMTP_MAX_BUFFERED_BYTES is kept for networks holding nothing, and the network of ' +
+      'this message held bytes when it began; nothing stored',
+  },
   DATA_TEMPFAIL: {
     code: 451,
     enhanced: '4.3.0',
@@ -211,17 +233,40 @@ export const CATALOGUE = {
 
 export type LogCode = keyof typeof CATALOGUE;
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+const unprintable = (s: string) => s.replace(/[^\x20-\x7e]/gu, '?');
+
+/**
+ * Reply text is printable ASCII (RFC 5321 4.2.1, and what every client can show), whatever a client
+ * sent: smtp-server hands addresses over with their domain decoded to Unicode (xn--… to пример.рф)
+ * and a SMTPUTF8 local part may be anything. A word with a dot after its last `@` (or without one)
+ * goes back with that domain as its A-label; what is left that is not printable ASCII, as `?`.
+ */
+export function asciiReplyText(text: string): string {
+  if (PRINTABLE_ASCII.test(text)) return text;
+  return text.replace(/[^\s<>()"',;]+/gu, (word) => {
+    if (PRINTABLE_ASCII.test(word)) return word;
+    const at = word.lastIndexOf('@');
+    const local = word.slice(0, at + 1);
+    const domain = word.slice(at + 1);
+    const aLabel = domain.includes('.') ? domainToASCII(domain.replace(/\.$/, '')) : '';
+    return unprintable(local) + (aLabel && PRINTABLE_ASCII.test(aLabel) ? aLabel : unprintable(domain));
+  });
+}
+
 export class SmtpReply {
   readonly code: number;
   readonly enhanced: string;
+  readonly text: string;
   constructor(
     readonly logCode: LogCode,
-    readonly text: string,
+    text: string,
     /** Only for catalogue entries whose enhanced code is a family (5.7.x): the exact code. */
     enhanced?: string,
   ) {
     this.code = CATALOGUE[logCode].code;
     this.enhanced = enhanced ?? CATALOGUE[logCode].enhanced;
+    this.text = asciiReplyText(text);
   }
 
   get ok(): boolean {
@@ -314,6 +359,21 @@ export const reply = {
   authRejected: (r: AuthReply) => new SmtpReply('DATA_AUTH_REJECTED', r.text, r.enhanced),
   authTempfail: (r: AuthReply) => new SmtpReply('DATA_AUTH_TEMPFAIL', r.text, r.enhanced),
   busy: () => new SmtpReply('DATA_BUSY', 'Insufficient system storage right now, please try again later'),
+  busyClient: (limit: number) =>
+    new SmtpReply(
+      'DATA_BUSY_CLIENT',
+      `Too many message bytes arriving from your address at once (limit ${limit}), message not stored, try again later`,
+    ),
+  busyNetwork: (limit: number) =>
+    new SmtpReply(
+      'DATA_BUSY_NETWORK',
+      `Too many message bytes arriving from your network at once (limit ${limit}), message not stored, try again later`,
+    ),
+  busyReserved: () =>
+    new SmtpReply(
+      'DATA_BUSY_RESERVED',
+      'The server is nearly full and keeps the rest for other networks, message not stored, try again later',
+    ),
   tooBig: (limit: number) => new SmtpReply('DATA_TOO_BIG', `Message exceeds the maximum size of ${limit} bytes`),
   bareNewline: (which: 'LF' | 'CR') =>
     new SmtpReply(

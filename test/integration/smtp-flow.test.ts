@@ -208,6 +208,23 @@ describe('DATA commits before 250', () => {
     expect(await counts(db.pool)).toEqual({ raw: 0, tm: 0, um: 0 });
   });
 
+  it('answers in ASCII whatever the address: an IDN domain as its A-label, a UTF-8 local part as ?', async () => {
+    const client = await SmtpClient.connect(server.port);
+    await client.command('EHLO x');
+    expect((await client.command('MAIL FROM:<ivan@example.ru> SMTPUTF8')).code).toBe(250);
+    // smtp-server hands the domain over decoded (пример.рф); it goes back as the client wrote it
+    const relay = await client.command('RCPT TO:<a@xn--e1afmkfd.xn--p1ai>');
+    expect(relay.lines).toEqual(['550 5.7.1 Relaying denied: we do not accept mail for xn--e1afmkfd.xn--p1ai']);
+    const unicode = await client.command('RCPT TO:<a@пример.рф>');
+    expect(unicode.lines).toEqual(['550 5.7.1 Relaying denied: we do not accept mail for xn--e1afmkfd.xn--p1ai']);
+    const mailbox = await client.command('RCPT TO:<иван@flamecrm.ru>');
+    expect(mailbox.code).toBe(550);
+    expect(mailbox.lines.join('\n')).toMatch(/^550 5\.1\.1 .*\?\?\?\?@flamecrm\.ru/);
+    for (const r of [relay, unicode, mailbox]) expect(r.lines.join('')).toMatch(/^[\x20-\x7e]*$/);
+    client.destroy();
+    expect(await counts(db.pool)).toEqual({ raw: 0, tm: 0, um: 0 });
+  });
+
   it('refuses a message over MAX_MESSAGE_BYTES with 552 5.3.4 and stores nothing', async () => {
     const client = await SmtpClient.connect(server.port);
     await client.command('EHLO x');
@@ -445,8 +462,8 @@ describe('DATA commits before 250', () => {
       server.dns,
     );
     try {
-      const open = async () => {
-        const c = await SmtpClient.connect(tight.port);
+      const open = async (ip?: string) => {
+        const c = await SmtpClient.connect(tight.port, '127.0.0.1', ip);
         await c.command('EHLO x');
         await c.command('MAIL FROM:<ivan@flamecrm.ru>');
         await c.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
@@ -460,7 +477,8 @@ describe('DATA commits before 250', () => {
         .poll(() => (tight.service.smtp.server as unknown as { connections: Set<unknown> }).connections.size)
         .toBe(1);
       await new Promise((r) => setTimeout(r, 200));
-      const second = await open();
+      // from another network: its own shares are untouched, all connections together are full
+      const second = await open('127.0.1.1');
       const refused = await second.data(`${buildMessage({ messageId: '<second@x>', body: '' })}${body}`);
       expect(refused.short).toBe('451 4.3.1');
       await second.quit();

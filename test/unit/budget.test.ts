@@ -3,6 +3,33 @@ import { describe, expect, it } from 'vitest';
 import { costOf, Overloaded, WorkBudget } from '../../src/pipeline/budget.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
+const MiB = 2 ** 20;
+
+describe('costOf', () => {
+  it.each([
+    // bytes, charge in MiB: 256 KB + 16 × size up to about 2.7 MiB, then 256 KB + 34 MiB + 3.5 × size
+    [0, 0.25],
+    [64 * 1024, 1.25],
+    [MiB, 16.25],
+    [2 * MiB, 32.25],
+    [5 * MiB, 51.75],
+    [25 * MiB, 121.75],
+  ])('%i bytes are charged %f MiB (the measured peak, npm run bench:memory)', (bytes, mib) => {
+    expect(costOf(bytes)).toBe(mib * MiB);
+  });
+
+  it('never charges less for more bytes, and is continuous where the two parts meet', () => {
+    const meet = (34 * MiB) / (16 - 3.5);
+    for (const b of [meet - 1, meet, meet + 1].map(Math.floor)) expect(costOf(b + 1)).toBeGreaterThanOrEqual(costOf(b));
+    expect(Math.abs(costOf(Math.ceil(meet)) - costOf(Math.floor(meet)))).toBeLessThanOrEqual(16);
+  });
+
+  it('lets a 1 GiB budget take eight 25 MiB messages at once (a flat 12× took three)', async () => {
+    const budget = new WorkBudget(16, 1024 * MiB);
+    for (let i = 0; i < 8; i++) await budget.acquire(costOf(25 * MiB), `n${i}`, 1000);
+    await expect(budget.acquire(costOf(25 * MiB), 'n8', 20)).rejects.toBeInstanceOf(Overloaded);
+  });
+});
 
 describe('WorkBudget', () => {
   it('runs at most maxMessages at once; the next waits and goes when one is released', async () => {

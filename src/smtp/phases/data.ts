@@ -1,7 +1,8 @@
-// DATA: the bytes (read with a byte cap, CRLF only, the header block bounded), the budget (messages
-// processed at once and what they cost), the deadline, and the reply to the pipeline's outcome. What
-// happens to the message in between is the pipeline's (src/pipeline/). Any trouble of ours,
-// including our own deadline, answers 451.
+// DATA: the bytes (read with a byte cap, CRLF only, the header block bounded, within the share of
+// the buffer their client and network may hold: src/smtp/limits.ts), the budget (messages processed
+// at once and what they cost), the deadline, and the reply to the pipeline's outcome. What happens
+// to the message in between is the pipeline's (src/pipeline/). Any trouble of ours, including our
+// own deadline, answers 451.
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
 import { DeadlineExceeded, failureTag } from '../../deadline.js';
@@ -12,7 +13,7 @@ import { recordRefusals } from '../../pipeline/deliver.js';
 import type { MessageShape } from '../../pipeline/inline.js';
 import type { Facts, Outcome, Route } from '../../pipeline/types.js';
 import { logDecision, type SmtpContext, tnxOf } from '../context.js';
-import { networkKey } from '../limits.js';
+import { type BufferVerdict, networkKey } from '../limits.js';
 import { reply, type SmtpReply } from '../reply.js';
 import { storeDeliveryReport } from './bounce.js';
 
@@ -34,13 +35,11 @@ export function onData(ctx: SmtpContext) {
     const received = new GrowingBuffer(cap);
     let bytes = 0;
     let tooBig = false;
-    let busy = false;
-    // What this message holds of the budget all connections share; given back exactly once.
-    let held = 0;
-    const release = () => {
-      ctx.buffered.bytes -= held;
-      held = 0;
-    };
+    // Why the buffer took no more of this message (the figures at that moment), if it did not.
+    let busy: BufferVerdict | null = null;
+    // What this message holds of the buffer all connections share; given back exactly once.
+    const claim = ctx.buffered.claim(session.remoteAddress);
+    const release = () => claim.release();
     const drop = () => {
       received.drop(); // nothing more is kept, and what was kept is let go
       release();
@@ -53,20 +52,23 @@ export function onData(ctx: SmtpContext) {
         tooBig = true;
         return drop();
       }
-      if (ctx.buffered.bytes + chunk.length > config.maxBufferedBytes) {
-        busy = true;
-        return drop();
-      }
+      busy = claim.take(chunk.length);
+      if (busy) return drop();
       lineEndings.feed(chunk);
-      ctx.buffered.bytes += chunk.length;
-      held += chunk.length;
       received.append(chunk);
     });
     stream.once('error', (err) => {
       drop();
       ctx.metrics.replies.inc({ code: 'DATA_ABORTED', reply: '0' });
       ctx.log.info(
-        { code: 'DATA_ABORTED', cid: session.id, ip: session.remoteAddress, bytes, err: err.message },
+        {
+          code: 'DATA_ABORTED',
+          cid: session.id,
+          ip: session.remoteAddress,
+          bytes,
+          err: err.message,
+          ...(busy ? { refused: busy.refused } : {}),
+        },
         'DATA_ABORTED',
       );
       callback(err);
@@ -109,7 +111,7 @@ export function onData(ctx: SmtpContext) {
         return cap < config.maxMessageBytes
           ? answer(reply.unroutedTooBig(cap), { limit: cap, network })
           : answer(reply.tooBig(cap), { limit: cap });
-      if (busy) return answer(reply.busy(), { buffered: ctx.buffered.bytes, limit: config.maxBufferedBytes });
+      if (busy) return answer(busyReply(busy), busyFacts(busy));
 
       // The first refusals cost nothing: bytes the parsers would disagree about, a header block
       // that would cost mailauth's header parser more than the budget.
@@ -244,6 +246,26 @@ async function report(
   } finally {
     done();
   }
+}
+
+/** The buffer took no more of the message: all of it is held, or the client's or network's share, or what is kept. */
+function busyReply(busy: BufferVerdict): SmtpReply {
+  switch (busy.refused) {
+    case 'full':
+      return reply.busy();
+    case 'client':
+      return reply.busyClient(busy.limit);
+    case 'network':
+      return reply.busyNetwork(busy.limit);
+    case 'reserved':
+      return reply.busyReserved();
+  }
+}
+
+function busyFacts(busy: BufferVerdict): Record<string, unknown> {
+  if (busy.refused === 'client') return { client: busy.key, clientBytes: busy.held, limit: busy.limit };
+  if (busy.refused === 'network') return { network: busy.key, networkBytes: busy.held, limit: busy.limit };
+  return { buffered: busy.held, limit: busy.limit };
 }
 
 /** The reply to each way a message can end. */
