@@ -94,10 +94,6 @@ export class PipelinePool {
     return this.options.threads;
   }
 
-  get state(): { taken: number; waiting: number } {
-    return { taken: this.taken, waiting: this.waiters.length };
-  }
-
   /**
    * Runs the steps of one message in a worker. The raw bytes are moved there (`input.raw` is
    * detached). Rejects with Overloaded when no thread is free by `waitUntil` (performance.now()).
@@ -105,6 +101,8 @@ export class PipelinePool {
   async analyse(input: PipelineInput, signal?: AbortSignal, waitUntil?: number): Promise<Analysed> {
     const done = await this.thread(input.network, waitUntil, signal);
     try {
+      // given up while it waited for its thread (the deadline): the thread goes to the next one
+      signal?.throwIfAborted();
       return await this.run(input, signal);
     } finally {
       done();
