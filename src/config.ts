@@ -664,7 +664,10 @@ export const SETTINGS = {
   TICKET_MAX_MESSAGES_PER_HOUR: setting({
     key: 'ticketMaxMessagesPerHour',
     group: 'Tickets and attachments',
-    describe: 'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. `0` turns it off.',
+    describe:
+      'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. The other loop breaker ' +
+      'comes with it: the third message within an hour with the same text (40 characters or more, digits and ' +
+      'spacing aside, no attachment) from one author to one ticket is recorded as a loop, not posted. `0` turns both off.',
     parse: int(0, 1_000_000),
     local: 60,
     production: 60,

@@ -4,6 +4,7 @@
 // staff are notified. The bytes are read like the recipient's server would: mailparser, and DKIM
 // verified by mailauth against the loopback DNS. Then bounces: a DSN to the VERP address marks the
 // row bounced; a forged VERP address is refused.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -414,6 +415,37 @@ describe('bounces come home, never as backscatter', () => {
     expect(r.short, r.text).toBe('250 2.0.0');
     expect(r.text).toMatch(/delivery report \(delayed\) recorded as \d+/);
     expect((await waitForStatus(db.pool, id, 'sent')).status).toBe('sent');
+  });
+
+  it.each([
+    [
+      'an RFC 3834 vacation notice',
+      ['Auto-Submitted: auto-replied', 'Subject: Out of office'],
+      'Back on Monday. Urgent: 550 5.1.1 is our room.',
+    ],
+    [
+      'a notice with no header that a person would call a number in',
+      ['Subject: Re: your ticket'],
+      'I am away. Urgent: call 555 0100.',
+    ],
+  ])('%s from <> to the VERP address is recorded, and the row stays sent', async (_, headers, body) => {
+    const message = [
+      `From: Ivan <${recipient}>`,
+      `To: ${verp}`,
+      ...headers,
+      `Message-ID: <away-${crypto.randomUUID()}@example.ru>`,
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      body,
+      '',
+    ].join('\r\n');
+    const r = await deliver(server.port, { ip: '127.0.0.9', from: '', to: [verp], message });
+    expect(r.short, r.text).toBe('250 2.0.0');
+    expect((await waitForStatus(db.pool, id, 'sent')).status).toBe('sent');
+    const { rows } = await db.pool.query('select reason from unrouted_messages where recipient = $1 order by id', [
+      verp.toLowerCase(),
+    ]);
+    expect(rows.at(-1).reason).toMatch(new RegExp(`^(auto-reply|mail) to a bounce address for outbox ${id}$`));
   });
 
   it('a DSN to the VERP address marks the row bounced with the remote diagnostic; ticket show says so', async () => {
