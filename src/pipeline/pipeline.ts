@@ -36,14 +36,20 @@ export class Pipeline {
 
   /**
    * `input.raw` is moved to a worker, unless the message runs here (`shape`, inline.ts), and is
-   * unusable afterwards. `signal` gives up on the worker's part.
+   * unusable afterwards. `signal` gives up on the worker's part; a message that has no worker
+   * thread by `waitUntil` (performance.now()) is Overloaded (pool.ts).
    */
-  async process(input: PipelineInput, signal?: AbortSignal, shape?: MessageShape): Promise<Outcome> {
+  async process(
+    input: PipelineInput,
+    signal?: AbortSignal,
+    shape?: MessageShape,
+    waitUntil?: number,
+  ): Promise<Outcome> {
     const { settings } = this.options;
     const inline = runsInline(shape, settings.pipelineInlineMaxBytes);
     const { analysis, raw, sha256 } = inline
       ? await this.analyseHere(input)
-      : await this.options.workers.analyse(input, signal);
+      : await this.options.workers.analyse(input, signal, waitUntil);
     analysis.facts.path = inline ? 'inline' : 'worker';
     if (analysis.kind !== 'store') return analysis;
     const { db: pool, commits } = this.options;
