@@ -305,6 +305,12 @@ describe('one conversation, end to end', () => {
       'Content-Transfer-Encoding: base64',
       '',
       pdf.toString('base64'),
+      '--B',
+      'Content-Type: application/octet-stream; name="invoice.pdf.exe"',
+      'Content-Disposition: attachment; filename="invoice.pdf.exe"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('MZ\x90\x00 not really a program').toString('base64'),
       '--B--',
       '',
     ].join('\r\n');
@@ -313,9 +319,16 @@ describe('one conversation, end to end', () => {
     const relayed = (await relay.waitFor(6))[5]!;
     const parsed = await simpleParser(relayed.raw);
     expect(parsed.text).toContain('Счёт во вложении.');
+    // a program never goes out under our signature, whoever sent it: named, kept in the ticket
     expect(parsed.attachments.map((a) => [a.filename, a.contentType, a.content.equals(pdf)])).toEqual([
       ['invoice.pdf', 'application/pdf', true],
     ]);
+    expect(parsed.text).toMatch(/invoice\.pdf\.exe \(application\/octet-stream\)/);
+    expect(parsed.html).toContain('invoice.pdf.exe');
+    const { rows } = await db.pool.query(
+      "select count(*)::int as n from attachments where filename = 'invoice.pdf.exe'",
+    );
+    expect(rows[0].n).toBe(1);
     expect(await dkimResults(relayed.raw, dns)).toMatchObject([{ result: 'pass' }]);
   });
 });
