@@ -178,7 +178,12 @@ export function judgeSmtpError(err: SmtpError): DeliveryResult {
     err.code !== 'ETLS';
   return permanent
     ? { outcome: 'failed', reply }
-    : { outcome: 'deferred', reply: err.code ? `${reply} [${err.code}]` : reply };
+    : {
+        outcome: 'deferred',
+        reply: err.code ? `${reply} [${err.code}]` : reply,
+        // nodemailer's connection, greeting and socket timeouts: the relay hangs (sender.ts then goes one at a time)
+        ...(err.code === 'ETIMEDOUT' ? { timedOut: true } : {}),
+      };
 }
 
 export function mailDelivery(pool: Pool, s: MailSettings): Delivery {

@@ -333,6 +333,18 @@ describe('the sender', () => {
     expect(result.reply).toContain((err as { response?: string }).response ?? (err as { message: string }).message);
   });
 
+  it("a relay that hangs (nodemailer's ETIMEDOUT) is a timeout, a refusal is not", () => {
+    expect(judgeSmtpError(Object.assign(new Error('Greeting never received'), { code: 'ETIMEDOUT' }))).toMatchObject({
+      outcome: 'deferred',
+      timedOut: true,
+    });
+    expect(
+      judgeSmtpError(
+        Object.assign(new Error('x'), { responseCode: 451, response: '451 4.7.1 later', code: 'EENVELOPE' }),
+      ),
+    ).not.toHaveProperty('timedOut');
+  });
+
   it('reads user and password (percent-encoded) from OUTBOUND_SMTP_URL', () => {
     expect(parseRelayUrl('smtps://mailer%40flamecrm.ru:p%40ss%3Aw%2Frd@smtp.yandex.ru:465')).toEqual({
       host: 'smtp.yandex.ru',
