@@ -20,7 +20,7 @@ import {
   parseMessage,
   UnparseableMessage,
 } from '../mail/parse.js';
-import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
+import { bodyText, REPLY_INPUT_MAX_CHARS, replyOfParsed } from '../mail/reply-text/message.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
@@ -330,33 +330,10 @@ interface Body {
   html: string | null;
 }
 
-/**
- * What reply extraction is given at most of the text and of the HTML, each (UTF-16 code units):
- * the answer is at the top, and past this there is only more of what it quotes. The full text,
- * the stored HTML and the raw message are kept whole; only the reply (and what was removed from
- * it) is taken from the first part. Extraction parses and lays out the HTML again, about 0.35 s of
- * CPU per MB (`<td>x` cells, after htmlToText was made linear): 2 MB of HTML (MAX_HTML_LENGTH)
- * took 0.8–0.9 s, this much about 0.1 s. Lines need no bound of their own: a 60 KB line costs
- * the reply rules under 3 ms as text and under 20 ms as HTML.
- */
-export const REPLY_INPUT_MAX_CHARS = 256 * 1024;
-
-/** The first `max` code units of `s`, cut before the last `boundary` in its second half, never inside a pair. */
-function cutBefore(s: string, max: number, boundary: string): string {
-  if (s.length <= max) return s;
-  const at = s.lastIndexOf(boundary, max);
-  let end = at > max / 2 ? at : max;
-  const before = s.charCodeAt(end - 1);
-  if (before >= 0xd800 && before <= 0xdbff) end--;
-  return s.slice(0, end);
-}
-
 /** What the ticket shows (the answer), and everything else kept beside it. */
 function bodyOf(parsed: ParsedMessage, fullText: string, facts: Facts): Body {
-  const text = cutBefore(fullText, REPLY_INPUT_MAX_CHARS, '\n');
-  const html = parsed.html === null ? null : cutBefore(parsed.html, REPLY_INPUT_MAX_CHARS, '<');
-  if (text !== fullText || html !== parsed.html) facts.replyInputCut = true;
-  const extracted = replyOfParsed({ text: parsed.text, html, subject: parsed.subject }, text);
+  const extracted = replyOfParsed(parsed, fullText);
+  if (extracted.inputCut) facts.replyInputCut = true;
   return {
     replyText: extracted.reply,
     fullText,
@@ -409,6 +386,8 @@ function ticketMessageRow(
     authReason: decision.reason,
   };
 }
+
+export { REPLY_INPUT_MAX_CHARS };
 
 /** The SHA-256 stored beside the raw bytes (computed where the CPU work is done). */
 export const sha256Of = (raw: Buffer): Buffer => crypto.createHash('sha256').update(raw).digest();
