@@ -35,6 +35,11 @@ export const PROBLEMS = {
     title: 'No such ticket',
     when: 'the ticket id is well-formed but no ticket has it (or the CRM deleted it)',
   },
+  MESSAGE_NOT_FOUND: {
+    status: 404,
+    title: 'No such message',
+    when: 'the ticket has no message with this id',
+  },
   TICKET_EXISTS: {
     status: 409,
     title: 'Ticket already exists',
@@ -150,6 +155,8 @@ export const problem = {
   notFound: (method: string, url: string) =>
     new ApiProblem('NOT_FOUND', `No route ${method} ${url}; GET /v1/openapi.json lists the routes.`),
   ticketNotFound: (id: string) => new ApiProblem('TICKET_NOT_FOUND', `No such ticket ${id}.`),
+  messageNotFound: (id: string, messageId: string) =>
+    new ApiProblem('MESSAGE_NOT_FOUND', `Ticket ${id} has no message ${messageId}.`),
   ticketExists: (id: string) => new ApiProblem('TICKET_EXISTS', `Ticket ${id} already exists.`),
   ticketClosed: (id: string, status: string) =>
     new ApiProblem('TICKET_CLOSED', `Ticket ${id} is closed (status ${status}) and takes no more messages.`),

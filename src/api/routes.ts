@@ -10,12 +10,12 @@ import {
   type ApiRequest,
   findApiRequest,
   findTicket,
-  findTicketMessage,
-  findTicketMessageByKey,
+  findTicketMessageBounded,
   insertApiRequest,
   isReadOnlyView,
-  listTicketMessagesAfter,
-  type StoredTicketMessage,
+  listTicketMessagesBounded,
+  readMessageText,
+  TEXT_FIELDS,
 } from '../db/queries.js';
 import { failureTag } from '../deadline.js';
 import type { Logger } from '../log.js';
@@ -26,6 +26,7 @@ import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { bearerChecker } from './auth.js';
+import { PAGE_BYTES, PAGE_MESSAGES, TEXT_PIECE_CHARS, TEXT_PREVIEW_CHARS } from './limits.js';
 import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
 import {
   MessageJson,
@@ -86,12 +87,34 @@ const MessagesPage = z
   .object({
     messages: z.array(MessageJson),
     next: z.string().describe('the `after` to poll with next: the last id returned, or the `after` given'),
-    more: z.boolean().describe('true when `limit` cut the page: ask again with `after=next` at once'),
+    more: z
+      .boolean()
+      .describe(
+        `true when \`limit\` or the size cap (${PAGE_BYTES} bytes) cut the page: ask again with \`after=next\` at once`,
+      ),
   })
   .meta({ id: 'MessagesPage' });
 
 /** Ids are PostgreSQL bigints. */
 const MAX_ID = 9223372036854775807n;
+
+const MessageIdParams = TicketIdParams.extend({
+  messageId: z
+    .string()
+    .regex(/^\d{1,19}$/, 'must be a message id (digits)')
+    .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`),
+});
+
+const TextPiece = z
+  .object({
+    messageId: z.string(),
+    field: z.enum(TEXT_FIELDS),
+    offset: z.number().int().describe('where this piece starts, in characters (Unicode code points)'),
+    length: z.number().int().describe('the whole text, in characters; 0 when the message has none'),
+    text: z.string().describe(`at most ${TEXT_PIECE_CHARS} characters from offset`),
+    next: z.number().int().nullable().describe('the offset of the next piece; null when this one is the last'),
+  })
+  .meta({ id: 'TextPiece' });
 
 const EMAIL = z
   .string()
@@ -172,10 +195,13 @@ const BODY_PROBLEMS = {
 /** A typed message's HTML is stored as received mail's is: sanitized, so that the CRM may show it. */
 const storedHtml = (html: string | undefined, text: string) => (html === undefined ? null : sanitizeHtml(html, text));
 
-/** The message as the API answers it: the full JSON of GET /v1/tickets/{id}?full=true. */
-async function fullMessage(pool: Pool, m: StoredTicketMessage) {
-  return (await messagesJson(pool, [m], true))[0]!;
+/** One message as the API answers it: the JSON of GET /v1/tickets/{id}?full=true, its long texts bounded. */
+async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } | { idempotencyKey: string }) {
+  const m = await findTicketMessageBounded(pool, ticketId, by, TEXT_PREVIEW_CHARS);
+  return m && (await messagesJson(pool, [m], true))[0]!;
 }
+
+const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit: PAGE_MESSAGES };
 
 /** The problem code each request ended with, for its log line. */
 const problems = new WeakMap<FastifyRequest, ProblemCode>();
@@ -380,8 +406,8 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);
       // a retry of an answer already stored is answered as it was, even if the ticket closed since
-      const earlier = key ? await findTicketMessageByKey(pool, id, `api:${key}`) : null;
-      if (earlier) return reply.code(200).send({ message: await fullMessage(pool, earlier), outbox: [] });
+      const earlier = key ? await boundedMessage(pool, id, { idempotencyKey: `api:${key}` }) : null;
+      if (earlier) return reply.code(200).send({ message: earlier, outbox: [] });
       if (isClosed(ticket.status, config)) throw problem.ticketClosed(id, ticket.status);
       const stored = await withTransaction(pool, (tx) =>
         storeStaffAnswer(
@@ -402,12 +428,14 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
         throw err;
       });
       // null: the same key won a race with us; answer with what it stored
-      const message = stored.messageId
-        ? await findTicketMessage(pool, stored.messageId)
-        : await findTicketMessageByKey(pool, id, `api:${key}`);
+      const message = await boundedMessage(
+        pool,
+        id,
+        stored.messageId ? { id: stored.messageId } : { idempotencyKey: `api:${key}` },
+      );
       if (!message) throw new Error(`the answer to ${id} was stored but cannot be read back`);
       reply.code(stored.messageId ? 201 : 200);
-      return { message: await fullMessage(pool, message), outbox: stored.outboxIds };
+      return { message, outbox: stored.outboxIds };
     },
   );
 
@@ -416,7 +444,10 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
     {
       schema: {
         summary: 'A ticket with its messages',
-        description: 'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`).',
+        description:
+          'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`), bounded: each long text cut at ' +
+          `${TEXT_PREVIEW_CHARS} characters (listed in the message's \`truncated\`), the messages stopped before ` +
+          `${PAGE_BYTES} bytes or ${PAGE_MESSAGES} messages (\`messagesMore\`; the rest from the messages route).`,
         tags: ['tickets'],
         params: TicketIdParams,
         querystring: z.object({ full }),
@@ -431,7 +462,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const { id } = req.params;
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);
-      return ticketDocument(pool, ticket, req.query.full);
+      return ticketDocument(pool, ticket, req.query.full, API_BOUNDS);
     },
   );
 
@@ -441,7 +472,9 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       schema: {
         summary: "A ticket's messages after an id (for a CRM that polls)",
         description:
-          'Messages with an id above `after`, in id order, at most `limit`. Ids are taken before commit, so a ' +
+          `Messages with an id above \`after\`, in id order, at most \`limit\` and about ${PAGE_BYTES} bytes ` +
+          `(one message at least), each long text cut at ${TEXT_PREVIEW_CHARS} characters (its \`truncated\` ` +
+          'lists which; GET …/messages/{messageId}/{field} gives them whole). Ids are taken before commit, so a ' +
           'message that committed late can carry a lower id than one already returned: poll with `after` a little ' +
           'below the last id you handled and de-duplicate by id (or take the webhook, which misses nothing).',
         tags: ['tickets'],
@@ -452,7 +485,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
             .regex(/^\d{1,19}$/, 'must be a message id (digits)')
             .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`)
             .default('0'),
-          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          limit: z.coerce.number().int().min(1).max(PAGE_MESSAGES).default(100),
           full,
         }),
         response: {
@@ -466,11 +499,79 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const { id } = req.params;
       const { after, limit } = req.query;
       if (!(await findTicket(pool, id))) throw problem.ticketNotFound(id);
-      const rows = await listTicketMessagesAfter(pool, id, after, limit);
+      const page = await listTicketMessagesBounded(pool, id, after, { ...API_BOUNDS, limit, full: req.query.full });
       return {
-        messages: await messagesJson(pool, rows, req.query.full),
-        next: rows.at(-1)?.id ?? after,
-        more: rows.length === limit,
+        messages: await messagesJson(pool, page.messages, req.query.full),
+        next: page.messages.at(-1)?.id ?? after,
+        more: page.more,
+      };
+    },
+  );
+
+  v1.get(
+    '/tickets/:id/messages/:messageId',
+    {
+      schema: {
+        summary: 'One message, with fullText, removedText and html',
+        description:
+          `As in GET /v1/tickets/{id}?full=true: each long text cut at ${TEXT_PREVIEW_CHARS} characters and ` +
+          'listed in `truncated`; GET …/{messageId}/{field} gives each whole, piece by piece.',
+        tags: ['tickets'],
+        params: MessageIdParams,
+        response: {
+          200: MessageJson,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket, or no such message in it (TICKET_NOT_FOUND, MESSAGE_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id, messageId } = req.params;
+      const message = await boundedMessage(pool, id, { id: messageId });
+      if (message) return message;
+      throw (await findTicket(pool, id)) ? problem.messageNotFound(id, messageId) : problem.ticketNotFound(id);
+    },
+  );
+
+  v1.get(
+    '/tickets/:id/messages/:messageId/:field',
+    {
+      schema: {
+        summary: 'One long text of a message, whole, piece by piece',
+        description:
+          `Up to ${TEXT_PIECE_CHARS} characters of the field from \`offset\` (in characters), with the text's ` +
+          'whole `length`; ask again with `offset=next` until `next` is null. forwardedText is forwarded.text.',
+        tags: ['tickets'],
+        params: MessageIdParams.extend({ field: z.enum(TEXT_FIELDS) }),
+        querystring: z.object({
+          offset: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(2 ** 31 - 1)
+            .default(0),
+        }),
+        response: {
+          200: TextPiece,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket, or no such message in it (TICKET_NOT_FOUND, MESSAGE_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id, messageId, field } = req.params;
+      const { offset } = req.query;
+      const piece = await readMessageText(pool, id, messageId, field, offset, TEXT_PIECE_CHARS);
+      if (!piece)
+        throw (await findTicket(pool, id)) ? problem.messageNotFound(id, messageId) : problem.ticketNotFound(id);
+      const end = offset + TEXT_PIECE_CHARS;
+      return {
+        messageId,
+        field,
+        offset,
+        length: piece.length,
+        text: piece.text,
+        next: end < piece.length ? end : null,
       };
     },
   );
