@@ -63,6 +63,23 @@ const WEBHOOKS = {
   },
 };
 
+/**
+ * What one HTTP connection may take. The clients are a CRM, a scraper and a health check: few
+ * connections, quick requests, so that neither a silent socket nor a slow body holds a slot for long.
+ */
+export const HTTP_LIMITS = {
+  /** A connection that has not sent a whole request head within this is closed (Node checks every second). */
+  headersMs: 10_000,
+  /** The whole request, body included: a body sent slowly is cut with 408 (REQUEST_TIMEOUT). */
+  requestMs: 30_000,
+  /** A socket with no traffic either way for this long is closed, whatever it was doing. */
+  idleMs: 60_000,
+  /** A kept-alive connection waits this long for its next request. */
+  keepAliveMs: 5_000,
+  /** Connections at once; the next one is closed at accept. */
+  maxConnections: 256,
+};
+
 export interface RunningHttp {
   port: number;
   /** What the server answers, as `GET /v1/tickets/{id}` (what the OpenAPI document lists). */
@@ -91,6 +108,10 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
     genReqId: () => crypto.randomBytes(6).toString('hex'),
     bodyLimit: config.apiMaxBodyBytes,
     forceCloseConnections: true,
+    connectionTimeout: HTTP_LIMITS.idleMs,
+    requestTimeout: HTTP_LIMITS.requestMs,
+    keepAliveTimeout: HTTP_LIMITS.keepAliveMs,
+    http: { headersTimeout: HTTP_LIMITS.headersMs, connectionsCheckingInterval: 1_000 },
     return503OnClosing: true,
     // an API is not a file server: /v1/tickets/ is not /v1/tickets
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
@@ -172,6 +193,7 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
 
 export async function startHttpServer(opts: HttpOptions): Promise<RunningHttp> {
   const { app, routes } = await buildHttpApp(opts);
+  app.server.maxConnections = HTTP_LIMITS.maxConnections;
   // listening on fastify's server ourselves: fastify.listen would log a line of its own without a code
   await new Promise<void>((resolve, reject) => {
     app.server.once('error', reject);
