@@ -75,6 +75,11 @@ export const PROBLEMS = {
     title: 'Request does not match the schema',
     when: 'a body, path or query parameter breaks the OpenAPI schema; `errors` lists each `{ path, message }`',
   },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    title: 'Idempotency-Key used with another body',
+    when: 'an `Idempotency-Key` that an earlier request with a different body took: nothing is done',
+  },
   BAD_REQUEST: {
     status: 400,
     title: 'Request not understood',
@@ -176,6 +181,11 @@ export const problem = {
       'VALIDATION_FAILED',
       errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; '),
       { errors },
+    ),
+  idempotencyKeyReused: (key: string) =>
+    new ApiProblem(
+      'IDEMPOTENCY_KEY_REUSED',
+      `Idempotency-Key ${key} was used before with another body; use a new key for a new request.`,
     ),
   badRequest: (why: string) => new ApiProblem('BAD_REQUEST', `${why}.`),
   databaseUnavailable: () =>

@@ -1,6 +1,7 @@
 // The HTTP API under /v1 (a fastify plugin): bearer auth, the routes with their zod schemas (the
 // OpenAPI document at /v1/openapi.json is generated from them), and the one error handler that
 // writes every refusal as an RFC 9457 problem document. SQL stays in src/db/queries.ts.
+import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -8,9 +9,11 @@ import type { Config } from '../config.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import {
   type ApiRequest,
+  findApiAnswerBody,
   findApiRequest,
   findTicket,
   findTicketMessageBounded,
+  insertApiAnswer,
   insertApiRequest,
   isReadOnlyView,
   listTicketMessagesBounded,
@@ -183,6 +186,21 @@ const CreateIdempotencyHeaders = z.looseObject({
     ),
 });
 
+/** What a request with an Idempotency-Key is compared by: its validated body (key order and spacing aside). */
+const bodySha256 = (body: unknown) => crypto.createHash('sha256').update(JSON.stringify(body)).digest();
+
+/** A retry must carry the body the key was first used with (null: a key from before migration 0010). */
+function checkSameBody(key: string, stored: Buffer | null | undefined, body: Buffer) {
+  if (stored && !stored.equals(body)) throw problem.idempotencyKeyReused(key);
+}
+
+const KEY_PROBLEMS = {
+  422: problemResponse(
+    'a parameter or the body breaks the schema (VALIDATION_FAILED), or the Idempotency-Key was used with ' +
+      'another body (IDEMPOTENCY_KEY_REUSED)',
+  ),
+};
+
 /** A second request with an Idempotency-Key that another request took first. */
 class KeyTaken extends Error {}
 
@@ -320,6 +338,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           201: CreatedTicket,
           ...COMMON_PROBLEMS,
           ...BODY_PROBLEMS,
+          ...KEY_PROBLEMS,
           409: problemResponse(
             'the id exists (TICKET_EXISTS), or the tickets view takes no inserts (TICKETS_READ_ONLY)',
           ),
@@ -330,7 +349,9 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const b = req.body;
       const key = req.headers['idempotency-key'];
       // a retry of a create that was made already is answered with what it made
+      const sha = bodySha256(b);
       const answerEarlier = async (earlier: ApiRequest) => {
+        checkSameBody(key!, earlier.bodySha256, sha);
         const ticket = await findTicket(pool, earlier.ticketId);
         if (!ticket) throw problem.ticketNotFound(earlier.ticketId);
         reply.code(200).header('location', `${app.prefix}/tickets/${ticket.id}`);
@@ -352,7 +373,10 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           },
           opts.rules,
         );
-        if (key && !(await insertApiRequest(tx, key, { ticketId: c.ticket.id, messageId: c.messageId })))
+        if (
+          key &&
+          !(await insertApiRequest(tx, key, { ticketId: c.ticket.id, messageId: c.messageId, bodySha256: sha }))
+        )
           throw new KeyTaken();
         return c;
       }).catch(async (err: unknown) => {
@@ -394,6 +418,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           201: StoredAnswer,
           ...COMMON_PROBLEMS,
           ...BODY_PROBLEMS,
+          ...KEY_PROBLEMS,
           404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
           409: problemResponse('the ticket is closed (TICKET_CLOSED)'),
         },
@@ -406,11 +431,15 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);
       // a retry of an answer already stored is answered as it was, even if the ticket closed since
+      const sha = bodySha256(b);
       const earlier = key ? await boundedMessage(pool, id, { idempotencyKey: `api:${key}` }) : null;
-      if (earlier) return reply.code(200).send({ message: earlier, outbox: [] });
+      if (earlier) {
+        checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
+        return reply.code(200).send({ message: earlier, outbox: [] });
+      }
       if (isClosed(ticket.status, config)) throw problem.ticketClosed(id, ticket.status);
-      const stored = await withTransaction(pool, (tx) =>
-        storeStaffAnswer(
+      const stored = await withTransaction(pool, async (tx) => {
+        const answer = await storeStaffAnswer(
           tx,
           {
             ticketId: id,
@@ -422,12 +451,16 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
             source: 'api',
           },
           opts.rules,
-        ),
-      ).catch((err: unknown) => {
+        );
+        if (key && answer.messageId)
+          await insertApiAnswer(tx, { ticketId: id, key, bodySha256: sha, messageId: answer.messageId });
+        return answer;
+      }).catch((err: unknown) => {
         if (err instanceof NoSuchTicket) throw problem.ticketNotFound(id);
         throw err;
       });
-      // null: the same key won a race with us; answer with what it stored
+      // null: the same key won a race with us; answer with what it stored, if it was this body
+      if (!stored.messageId) checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
       const message = await boundedMessage(
         pool,
         id,

@@ -825,13 +825,16 @@ export async function ping(db: Db): Promise<void> {
 export interface ApiRequest {
   ticketId: string;
   messageId: string | null;
+  /** The SHA-256 of the body that made it; null for a row from before migration 0010. */
+  bodySha256?: Buffer | null;
 }
 
 /** The ticket an earlier POST /v1/tickets with this key made, if any. */
 export async function findApiRequest(db: Db, key: string): Promise<ApiRequest | null> {
   const { rows } = await db.query<ApiRequest>({
     name: 'find_api_request',
-    text: `select ticket_id as "ticketId", message_id::text as "messageId" from api_requests where idempotency_key = $1`,
+    text: `select ticket_id as "ticketId", message_id::text as "messageId", body_sha256 as "bodySha256"
+             from api_requests where idempotency_key = $1`,
     values: [key],
   });
   return rows[0] ?? null;
@@ -841,9 +844,32 @@ export async function findApiRequest(db: Db, key: string): Promise<ApiRequest | 
 export async function insertApiRequest(db: Db, key: string, r: ApiRequest): Promise<boolean> {
   const { rowCount } = await db.query({
     name: 'insert_api_request',
-    text: `insert into api_requests (idempotency_key, ticket_id, message_id) values ($1, $2, $3)
+    text: `insert into api_requests (idempotency_key, ticket_id, message_id, body_sha256) values ($1, $2, $3, $4)
            on conflict (idempotency_key) do nothing`,
-    values: [key, r.ticketId, r.messageId],
+    values: [key, r.ticketId, r.messageId, r.bodySha256 ?? null],
   });
   return rowCount === 1;
+}
+
+/** Records the body of an answer stored with an Idempotency-Key, in the transaction that stores it. */
+export async function insertApiAnswer(
+  db: Db,
+  a: { ticketId: string; key: string; bodySha256: Buffer; messageId: string },
+): Promise<void> {
+  await db.query({
+    name: 'insert_api_answer',
+    text: `insert into api_answers (ticket_id, idempotency_key, body_sha256, message_id) values ($1, $2, $3, $4)
+           on conflict do nothing`,
+    values: [a.ticketId, a.key, a.bodySha256, a.messageId],
+  });
+}
+
+/** The SHA-256 of the body an answer with this key was stored from; null for one from before migration 0010. */
+export async function findApiAnswerBody(db: Db, ticketId: string, key: string): Promise<Buffer | null> {
+  const { rows } = await db.query<{ bodySha256: Buffer }>({
+    name: 'find_api_answer_body',
+    text: `select body_sha256 as "bodySha256" from api_answers where ticket_id = $1 and idempotency_key = $2`,
+    values: [ticketId, key],
+  });
+  return rows[0]?.bodySha256 ?? null;
 }

@@ -403,7 +403,20 @@ describe('POST /v1/tickets', () => {
     const headers = { 'idempotency-key': 'crm-create-4711' };
     const body = { subject: 'Retried create', requester: 'retry@example.ru', message: { text: 'Hello' } };
     const first = await post('/v1/tickets', body, headers);
-    const second = await post('/v1/tickets', { ...body, subject: 'changed on retry' }, headers);
+    // the same body in another key order and spacing is the same request
+    const second = await call('POST', '/v1/tickets', {
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(
+        { message: { text: 'Hello' }, requester: 'retry@example.ru', subject: 'Retried create' },
+        null,
+        2,
+      ),
+    });
+    // another body with the key is refused, and makes nothing
+    const changed = await post('/v1/tickets', { ...body, subject: 'changed on retry' }, headers);
+    expect(expectProblem(changed, 'IDEMPOTENCY_KEY_REUSED', '/v1/tickets').detail).toBe(
+      'Idempotency-Key crm-create-4711 was used before with another body; use a new key for a new request.',
+    );
     // two at once with one key: one of them makes the ticket, the other answers with it
     const racing = await Promise.all([1, 2].map(() => post('/v1/tickets', body, { 'idempotency-key': 'crm-race' })));
     expect([first.status, second.status]).toEqual([201, 200]);
@@ -466,9 +479,14 @@ describe('POST /v1/tickets/{id}/messages', () => {
     await insertTestTicket(db.pool, 'TKT-301');
     const headers = { 'idempotency-key': 'crm-reply-8812' };
     const first = await post('/v1/tickets/TKT-301/messages', answer, headers);
-    const second = await post('/v1/tickets/TKT-301/messages', { ...answer, text: 'changed on retry' }, headers);
+    const second = await post('/v1/tickets/TKT-301/messages', answer, headers);
     expect([first.status, second.status]).toEqual([201, 200]);
     expect(second.json).toEqual({ message: first.json.message, outbox: [] });
+    const changed = await post('/v1/tickets/TKT-301/messages', { ...answer, text: 'changed on retry' }, headers);
+    expectProblem(changed, 'IDEMPOTENCY_KEY_REUSED', '/v1/tickets/TKT-301/messages');
+    // the same key on another ticket is another answer
+    await insertTestTicket(db.pool, 'TKT-303');
+    expect((await post('/v1/tickets/TKT-303/messages', { ...answer, text: 'other' }, headers)).status).toBe(201);
     const counts = await db.pool.query(
       `select (select count(*)::int from ticket_messages where ticket_id = 'TKT-301') as messages,
               (select count(*)::int from outbox where ticket_id = 'TKT-301') as outbox`,
