@@ -60,6 +60,11 @@ export const PROBLEMS = {
     title: 'Body is not JSON',
     when: 'the body does not parse as JSON, or is empty where JSON is expected',
   },
+  PROTOTYPE_POISONING: {
+    status: 400,
+    title: 'Body has a forbidden key',
+    when: 'the JSON has a `__proto__` key, or a `constructor` with a `prototype`: refused as prototype poisoning',
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Body must be application/json',
@@ -83,7 +88,19 @@ export const PROBLEMS = {
   BAD_REQUEST: {
     status: 400,
     title: 'Request not understood',
-    when: 'another request that cannot be read, such as a malformed URL',
+    when:
+      'another request that cannot be read, such as a malformed URL, request line or header, or Content-Length ' +
+      'with Transfer-Encoding (these close the connection, their `instance` is `urn:ticket-mx:request:<id>`)',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request too slow',
+    when: 'the request, body included, was not complete within 30 s; the connection is closed',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request head too large',
+    when: "the request line and headers are larger than Node's limit (16 KiB); the connection is closed",
   },
   DATABASE_UNAVAILABLE: {
     status: 503,
@@ -172,6 +189,14 @@ export const problem = {
         'or give the view an INSTEAD OF trigger (deploy/crm-view.sql).',
     ),
   malformedJson: (why: string) => new ApiProblem('MALFORMED_JSON', `The body is not valid JSON: ${why}.`),
+  prototypePoisoning: () =>
+    new ApiProblem(
+      'PROTOTYPE_POISONING',
+      'The body has a "__proto__" key (or a "constructor" with a "prototype"): refused as prototype poisoning.',
+    ),
+  requestTimeout: (ms: number) =>
+    new ApiProblem('REQUEST_TIMEOUT', `The request was not complete within ${ms / 1000} s.`),
+  headersTooLarge: () => new ApiProblem('HEADERS_TOO_LARGE', 'The request line and headers are too large.'),
   unsupportedMediaType: (type: string) =>
     new ApiProblem('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not accepted; send application/json.`),
   bodyTooLarge: (limit: number) =>

@@ -221,6 +221,25 @@ async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } |
 
 const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit: PAGE_MESSAGES };
 
+/** A JSON body, refused (an ApiProblem) when empty, not JSON, or carrying a prototype-poisoning key. */
+export function parseJsonBody(body: string): unknown {
+  if (body.length === 0) throw problem.malformedJson('the body is empty');
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw problem.malformedJson('it does not parse');
+  }
+  // what secure-json-parse refuses: JSON.parse makes __proto__ an own key, which a later copy may assign
+  if (body.includes('__proto__') || body.includes('constructor'))
+    JSON.parse(body, (key, v) => {
+      if (key === '__proto__' || (key === 'constructor' && v && typeof v === 'object' && 'prototype' in v))
+        throw problem.prototypePoisoning();
+      return v;
+    });
+  return value;
+}
+
 /** The problem code each request ended with, for its log line. */
 const problems = new WeakMap<FastifyRequest, ProblemCode>();
 
@@ -251,10 +270,6 @@ export function toProblem(err: unknown, req: FastifyRequest): ApiProblem {
       return problem.bodyTooLarge(req.server.initialConfig.bodyLimit ?? 0);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return problem.unsupportedMediaType(String(req.headers['content-type'] ?? '(none)'));
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return problem.malformedJson('the body is empty');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return problem.malformedJson('it does not parse');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return problem.malformedJson('its size does not match Content-Length');
   }
@@ -270,6 +285,15 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
   const v1 = app.withTypeProvider<ZodTypeProvider>();
   // JSON only: fastify would also hand a text/plain body to the schema, which then calls it "not an object"
   v1.removeContentTypeParser('text/plain');
+  // fastify's own JSON parser says "does not parse" of a body it refuses as prototype poisoning too
+  v1.removeContentTypeParser('application/json');
+  v1.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   v1.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public) return;
