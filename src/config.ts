@@ -498,9 +498,10 @@ export const SETTINGS = {
     key: 'pipelineInlineMaxBytes',
     group: 'Message processing',
     describe:
-      'Messages up to this size, of at most 2,000 lines, 64 MIME boundaries and 8 DKIM/ARC signatures, are processed on ' +
-      'the main thread, without the hand-off to a worker (measured: at most tens of milliseconds of CPU, whatever their ' +
-      'bytes); larger ones on the workers. `0` sends every message to the workers.',
+      'Messages up to this size, of at most 2,000 lines, 64 MIME boundaries, 8 DKIM/ARC signatures, 4,000 `<` (HTML ' +
+      'tags) and 8 KiB of address fields, are processed on the main thread, without the hand-off to a worker (measured: ' +
+      'at most tens of milliseconds of CPU, whatever their bytes); larger ones on the workers. `0` sends every message ' +
+      'to the workers.',
     parse: int(0, 1024 * MiB),
     local: 64 * 1024,
     production: 64 * 1024,
@@ -528,7 +529,8 @@ export const SETTINGS = {
     key: 'pipelineQueueTimeoutMs',
     group: 'Message processing',
     describe:
-      'Longest a message waits for its turn; then `451 4.3.1` (our load: the sender retries). Less than `HOOK_TIMEOUT_MS`.',
+      'Longest a message waits for its turn (a place in the budget, then a worker thread); then `451 4.3.1` (our load: ' +
+      'the sender retries). Less than `HOOK_TIMEOUT_MS`.',
     parse: int(10, 600_000),
     local: THIRD_OF_DEADLINE,
     production: THIRD_OF_DEADLINE,
@@ -662,7 +664,10 @@ export const SETTINGS = {
   TICKET_MAX_MESSAGES_PER_HOUR: setting({
     key: 'ticketMaxMessagesPerHour',
     group: 'Tickets and attachments',
-    describe: 'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. `0` turns it off.',
+    describe:
+      'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. The other loop breaker ' +
+      'comes with it: the third message within an hour with the same text (80 characters or more, digits and ' +
+      'spacing aside, no attachment) from one author to one ticket is recorded as a loop, not posted. `0` turns both off.',
     parse: int(0, 1_000_000),
     local: 60,
     production: 60,

@@ -272,6 +272,8 @@ export interface NotificationContext {
     rawMessageId: string | null;
     /** Whether it has attachments that are not inline (listAttachedFiles reads them). */
     hasFiles: boolean;
+    /** The authorization's code (AUTH_ACCEPTED: the author was authenticated), null for older rows. */
+    authVerdict: string | null;
   } | null;
   /**
    * The Message-IDs the recipient has seen in the ticket before this notification, oldest first:
@@ -294,7 +296,8 @@ export async function loadNotificationContext(
              (select json_build_object('authorAddress', m.author_address, 'authorName', m.author_name,
                        'subject', m.subject, 'replyText', m.reply_text, 'rawMessageId', m.raw_message_id::text,
                        'hasFiles', exists (select 1 from attachments a
-                                            where a.raw_message_id = m.raw_message_id and not a.inline))
+                                            where a.raw_message_id = m.raw_message_id and not a.inline),
+                       'authVerdict', m.auth_verdict)
                 from ticket_messages m where m.id = $2) as message,
              array(select "messageId" from (
                      select "messageId", at, tie from (

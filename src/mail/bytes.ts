@@ -40,9 +40,15 @@ export interface HeaderShape {
   lines: number;
   /** DKIM-Signature, ARC-Seal and ARC-Message-Signature fields: each one is a key lookup and a verification. */
   signatures: number;
+  /** Bytes of the address fields (From, Sender, Reply-To, To, Cc, Bcc), continuation lines included. */
+  addressBytes: number;
 }
 
+export const emptyHeaderShape = (): HeaderShape => ({ lines: 0, signatures: 0, addressBytes: 0 });
+
 const SIGNATURE_FIELDS: ReadonlySet<string> = new Set(['dkim-signature', 'arc-seal', 'arc-message-signature']);
+/** Each address is parsed, lower-cased and classified (authorize, the ticket binding, classify). */
+const ADDRESS_FIELDS: ReadonlySet<string> = new Set(['from', 'sender', 'reply-to', 'to', 'cc', 'bcc']);
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -50,6 +56,10 @@ const SP = 0x20;
 const HT = 0x09;
 const COLON = 0x3a;
 const DASH = 0x2d;
+const LT = 0x3c;
+
+/** Where LineEndings stops counting '<': the shape's bounds (src/pipeline/inline.ts) are far below. */
+export const TAG_COUNT_CAP = 1 << 16;
 
 /** Where the body starts: just past the empty line that ends the header block (raw.length without one). */
 export function bodyOffset(raw: Buffer): number {
@@ -67,18 +77,26 @@ export function inspectHeader(
   raw: Buffer,
   limits: HeaderLimits,
   /** Filled in with what was counted (complete when the result is null). */
-  shape: HeaderShape = { lines: 0, signatures: 0 },
+  shape: HeaderShape = emptyHeaderShape(),
 ): HeaderProblem | null {
   const counts = new Map<string, number>();
   let duplicate: HeaderProblem | null = null;
-  shape.lines = 0;
-  shape.signatures = 0;
+  Object.assign(shape, emptyHeaderShape());
   let pos = 0;
+  // the field being read: its bytes so far, and whether it is an address field
+  let fieldBytes = 0;
+  let addressField = false;
+  const endField = () => {
+    if (addressField) shape.addressBytes += fieldBytes;
+    fieldBytes = 0;
+    addressField = false;
+  };
   // a field name folded before its colon ("Subject\r\n : …") is still that field to mailparser
   // (it unfolds first): the name runs on over continuation lines until the colon
   let folded: string | null = null;
   const count = (name: string) => {
     const field = name.trim().toLowerCase();
+    if (ADDRESS_FIELDS.has(field)) addressField = true;
     if (SIGNATURE_FIELDS.has(field)) shape.signatures++;
     else if (!duplicate && SINGLE_INSTANCE_FIELDS.has(field)) {
       const n = (counts.get(field) ?? 0) + 1;
@@ -91,10 +109,15 @@ export function inspectHeader(
     const next = lf < 0 ? raw.length : lf + 1;
     if (next > limits.maxBytes) return { kind: 'header-limit', what: 'bytes', limit: limits.maxBytes };
     const end = lf > pos && raw[lf - 1] === CR ? lf - 1 : lf < 0 ? raw.length : lf;
-    if (end === pos) return duplicate; // the empty line: the body follows
+    if (end === pos) {
+      endField();
+      return duplicate; // the empty line: the body follows
+    }
     if (++shape.lines > limits.maxLines) return { kind: 'header-limit', what: 'lines', limit: limits.maxLines };
     const first = raw[pos];
     const continuation = first === SP || first === HT;
+    if (!continuation) endField();
+    fieldBytes += next - pos;
     // a header block that starts with a continuation line: parsers read that line as a field
     if (!continuation || shape.lines === 1 || folded !== null) {
       const colon = raw.indexOf(COLON, pos);
@@ -109,6 +132,7 @@ export function inspectHeader(
     }
     pos = next;
   }
+  endField();
   return duplicate;
 }
 
@@ -122,6 +146,12 @@ export class LineEndings {
   /** Line endings so far, and lines that start with "--" (MIME boundaries): the message's shape, on the way. */
   lines = 0;
   dashLines = 0;
+  /**
+   * '<' bytes (HTML tags, and the brackets of addresses and Message-IDs), up to TAG_COUNT_CAP: each
+   * tag is a node to parse, lay out as text, sanitize and test for quote markers. HTML sent
+   * base64- or QP-encoded (=3C) is not seen here; it decodes to at most the message's bytes.
+   */
+  tags = 0;
   private lastWasCr = false;
   /** The start of a line that began at the end of the last chunk: dashes seen (0, 1), or −1 once decided. */
   private lineStart = -1;
@@ -156,6 +186,7 @@ export class LineEndings {
         return;
       }
     }
+    for (let p = chunk.indexOf(LT); p >= 0 && this.tags < TAG_COUNT_CAP; p = chunk.indexOf(LT, p + 1)) this.tags++;
     this.lastWasCr = chunk[chunk.length - 1] === CR;
   }
 

@@ -1,5 +1,6 @@
 // Whether a parsed message is a person's reply or something a machine sent: an auto-reply, a
 // bounce, a loop, or one of our own notifications coming back. Pure; what to do with it is data.ts's.
+import { BOUNCE_LOCAL_PART } from './address.js';
 import type { ParsedMessage } from './parse.js';
 
 export type NotAReply = { kind: 'auto-reply' | 'bounce' | 'loop' | 'own-notification'; reason: string };
@@ -58,12 +59,34 @@ const NOREPLY_LOCAL_PARTS = new Set(['noreply', 'no-reply']);
 const DELIVERY_REPORTS = new Set(['delivery-status', 'global-delivery-status']);
 const READ_RECEIPTS = new Set(['disposition-notification', 'global-disposition-notification']);
 
-// Reply and forward prefixes (any number, "Re[2]:" included), then a phrase auto-responders put
-// first. Each repetition of the prefix group must end in ":", so no input makes it backtrack.
+// Mailing-list fields (RFC 2919, RFC 2369): a message a list distributes is not one person's reply to
+// the ticket, and answering it would mail the list. List-Unsubscribe alone does not count: it marks
+// bulk mail, which Precedence already catches, and some mail systems add it to people's mail too.
+// mailparser gathers the List-* fields into one structured `list` header ({ id: { name, id }, post: …
+// }); a header map without it (another parser) may carry them under their own names.
+const LIST_HEADERS: Array<[key: 'id' | 'post', name: string]> = [
+  ['id', 'List-Id'],
+  ['post', 'List-Post'],
+];
+
+// Reply and forward prefixes (any number, "Re[2]:" included, in the languages mail clients write
+// them), then a phrase auto-responders put first: "automatic reply" and "out of office" as Outlook,
+// Exchange, Gmail, Yandex, Mail.ru and Apple Mail word them in the languages of their interfaces.
+// Each repetition of the prefix group must end in ":", so no input makes it backtrack.
 const AUTO_SUBJECT = new RegExp(
-  '^\\s*(?:(?:re|fwd?|aw|wg|ответ|отв|пересл)\\s*(?:\\[\\d{1,4}\\]\\s*)?:\\s*)*' +
-    '(автоответ|автоматический ответ|auto:|automatic reply|out of office|отсутствую в офисе|нахожусь в отпуске|' +
-    'auto[- ]?reply|autoresponse|abwesenheitsnotiz|automatische antwort|réponse automatique)',
+  '^\\s*(?:(?:re|fwd?|aw|wg|sv|vs|rv|ref|res|odp|enc|tr|yn|ynt|ответ|отв|пересл|відп|回复|答复|轉寄|回覆)\\s*(?:\\[\\d{1,4}\\]\\s*)?[:：]\\s*)*' +
+    '(автоответ|автоматический ответ|автоматичний ответ|автоматична відповідь|автовідповідь|автожауап|' +
+    'аўтаматычны адказ|отсутствую в офисе|нахожусь в отпуске|не в офисе|поза офісом|' +
+    'auto:|automatic reply|autoreply|auto[- ]reply|autoresponse|auto-response|out of (?:the )?office|' +
+    'abwesenheitsnotiz|automatische antwort|abwesend|' +
+    'réponse automatique|absence du bureau|absent du bureau|message d.absence|' +
+    'respuesta automática|fuera de la oficina|risposta automatica|fuori sede|fuori ufficio|' +
+    'resposta automática|ausência temporária|fora do escritório|automatisch antwoord|afwezig|' +
+    'odpowiedź automatyczna|automatyczna odpowiedź|poza biurem|automatická odpověď|mimo kancelář|' +
+    'automatická odpoveď|automatikus válasz|házon kívül|răspuns automat|' +
+    'otomatik yanıt|otomatik cevap|ofis dışında|automatiskt svar|automatisk svar|frånvaro|fravær|' +
+    'automaattinen vastaus|poissa toimistolta|αυτόματη απάντηση|' +
+    '自动回复|自動回覆|自動回复|自動返信|不在通知|자동 응답|자동응답)',
   'iu',
 );
 const ADDRESS_SEPARATORS = /[\s<>"',;()[\]]+/;
@@ -123,6 +146,8 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
     if (value !== null && !NEGATIVE.has(firstToken(value)))
       return { kind: 'auto-reply', reason: `${name}: ${shown(value) || '(empty)'}` };
   }
+  const list = listField(headers);
+  if (list) return { kind: 'auto-reply', reason: `${list} (mailing-list traffic)` };
   const precedence = headerString(headers, 'precedence');
   if (precedence !== null && BULK_PRECEDENCE.has(firstToken(precedence))) {
     return { kind: 'auto-reply', reason: `Precedence: ${firstToken(precedence)}` };
@@ -199,6 +224,22 @@ function structuredParam(headers: Map<string, unknown>, name: string, param: str
   return typeof p === 'string' ? p.slice(0, HEADER_SCAN_LIMIT) : null;
 }
 
+/** "List-Id: <value>" when the message came from a mailing list (LIST_HEADERS), else null. */
+function listField(headers: Map<string, unknown>): string | null {
+  const list = headers.get('list');
+  for (const [key, name] of LIST_HEADERS) {
+    const own = headerString(headers, `list-${key}`);
+    if (own !== null) return `${name}: ${shown(own) || '(empty)'}`;
+    const part = list && typeof list === 'object' ? (list as Record<string, unknown>)[key] : undefined;
+    if (part && typeof part === 'object') {
+      const p = part as { id?: unknown; mail?: unknown; url?: unknown; name?: unknown };
+      const value = [p.id, p.mail, p.url, p.name].find((v): v is string => typeof v === 'string' && v !== '') ?? '';
+      return `${name}: ${shown(value.slice(0, HEADER_SCAN_LIMIT)) || '(empty)'}`;
+    }
+  }
+  return null;
+}
+
 /** "auto-replied; owner-email=..." → "auto-replied" */
 function firstToken(value: string): string {
   const semicolon = value.indexOf(';');
@@ -233,7 +274,14 @@ function ownMatcher(own: OwnAddresses): OwnMatcher {
       const at = address.lastIndexOf('@');
       if (at < 0 || !domains.has(address.slice(at + 1))) return false;
       const local = address.slice(0, at);
-      return local === support || local.startsWith(`${support}+`) || NOREPLY_LOCAL_PARTS.has(local);
+      return (
+        local === support ||
+        local.startsWith(`${support}+`) ||
+        NOREPLY_LOCAL_PARTS.has(local) ||
+        // our envelope sender (VERP): nothing of ours writes from it, so mail From it is mail looping back
+        local === BOUNCE_LOCAL_PART ||
+        local.startsWith(`${BOUNCE_LOCAL_PART}+`)
+      );
     },
     messageIdDomains: new Set((own.notificationMessageIdDomains ?? []).map((d) => d.toLowerCase())),
   };

@@ -55,11 +55,30 @@ export function readDeliveryReport(raw: Buffer): DeliveryReport | null {
   };
 }
 
+// An SMTP error as bounces that are not RFC 3464 quote it (qmail's "Remote host said: 550 …",
+// Exim's indented "550 5.1.1 …", appliances' "Diagnostic: 550 …"): a reply code (RFC 5321 4.2: 4yz
+// or 5yz, y 0–5) either with an enhanced status of its own class (RFC 3463) anywhere in a line, or
+// without one where a reply stands, at the start of a line or after "said:"/"replied:"/"error:",
+// and then words of a refusal. A number in a person's sentence ("call 555 0100", "room 450") is
+// neither.
+const ENHANCED_ERROR = /(?:^|[^\w.])([45][0-5]\d)[ -]([45]\.\d{1,3}\.\d{1,3})(?![\w.])[^\r\n]*/gm;
+const BARE_ERROR =
+  /(?:^[ \t>]*|(?:said|replied|reply|response|error|diagnostic[- ]code|diagnostic|answer(?:ed)?):[ \t]*)([45][0-5]\d)[ -][ \t]*([^\r\n]*)/gim;
+const REFUSAL_WORDS =
+  /\b(?:user|mailbox|recipient|address|account|domain|host|unknown|rejected|refused|denied|invalid|disabled|exist|found|unavailable|quota|full|blocked|relay|spam|policy|not allowed|over|limit|unrouteable|no such)/i;
+
 /** For a bounce that is not RFC 3464 (qmail, some appliances): the first SMTP error line of its text. */
 export function findSmtpError(text: string): { status: string | null; diagnostic: string } | null {
-  const m = /\b([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\b)?[^\r\n]*/.exec(text.slice(0, SCAN_LIMIT));
-  if (!m) return null;
-  return { status: m[2] ?? `${m[1]![0]}.0.0`, diagnostic: clean(m[0]) };
+  const scanned = text.slice(0, SCAN_LIMIT);
+  for (const m of scanned.matchAll(ENHANCED_ERROR)) {
+    if (m[1]![0] !== m[2]![0]) continue; // 550 4.2.2 is not a reply; a class of its own each
+    return { status: m[2]!, diagnostic: clean(m[0].replace(/^[^45]*/, '')) };
+  }
+  for (const m of scanned.matchAll(BARE_ERROR)) {
+    if (!REFUSAL_WORDS.test(m[2]!)) continue;
+    return { status: `${m[1]![0]}.0.0`, diagnostic: clean(`${m[1]} ${m[2]}`) };
+  }
+  return null;
 }
 
 function fields(group: string): Map<string, string> {

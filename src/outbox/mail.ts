@@ -14,9 +14,10 @@ import { type ClaimedRow, loadNotificationContext } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
 import { listAttachedFiles } from '../db/queries.js';
 import { bounceAddress, replyAddress } from '../mail/address.js';
+import { withheld, withheldNote } from './attachment-policy.js';
 import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
 import type { MailPayload, NotificationEvent } from './notify.js';
-import { renderMail, type Templates, type TemplateValues } from './templates.js';
+import { escapeHtml, renderMail, type Templates, type TemplateValues } from './templates.js';
 
 /** Older Message-IDs are dropped from References past this many (the newest are kept). */
 const THREAD_LIMIT = 20;
@@ -80,8 +81,23 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
   };
   const mail = renderMail(template, values);
   const domain = config.mailDomains[0]!;
-  // what the author attached goes along (a screenshot, an invoice); inline images of their HTML do not
-  const files = message?.rawMessageId && message.hasFiles ? await listAttachedFiles(pool, message.rawMessageId) : [];
+  // what an authenticated author attached goes along (a screenshot, an invoice), never a program;
+  // inline images of their HTML do not (src/outbox/attachment-policy.ts)
+  const found = message?.rawMessageId && message.hasFiles ? await listAttachedFiles(pool, message.rawMessageId) : [];
+  const files = found.filter((f) => !withheld(f, message?.authVerdict ?? null));
+  const note = withheldNote(
+    found.flatMap((f) => {
+      const why = withheld(f, message?.authVerdict ?? null);
+      return why ? [{ filename: f.filename, contentType: f.contentType, why }] : [];
+    }),
+    ticket.id,
+    config.notifyLanguage,
+  );
+  if (note) {
+    mail.text = `${mail.text.trimEnd()}\n\n${note}\n`;
+    const shown = `<p style="color:#666">${escapeHtml(note).replace(/\n/g, '<br>')}</p>\n`;
+    mail.html = mail.html.includes('</body>') ? mail.html.replace('</body>', `${shown}</body>`) : mail.html + shown;
+  }
   const composed = new MailComposer({
     from: { name: mail.fromName ?? '', address: `${config.supportLocalPart}@${domain}` },
     to: row.recipient,

@@ -87,7 +87,7 @@ function splitHeaders(source: string): { headers: Map<string, string>; body: str
   return { headers, body: end < 0 ? '' : text.slice(end + 2) };
 }
 
-const escapeHtml = (s: string) =>
+export const escapeHtml = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
 function fill(template: string, values: TemplateValues, encode: (s: string) => string): string {

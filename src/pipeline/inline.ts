@@ -15,15 +15,36 @@ export interface MessageShape {
   boundaries: number;
   /** DKIM-Signature, ARC-Seal and ARC-Message-Signature fields: a key lookup and a verification each. */
   signatures: number;
+  /** '<' bytes (src/mail/bytes.ts LineEndings.tags): HTML tags, each a node parsed, laid out, sanitized. */
+  tags: number;
+  /** Bytes of From, Sender, Reply-To, To, Cc and Bcc: each address is parsed and classified. */
+  addressBytes: number;
 }
 
 /**
  * The shape beside the size (PIPELINE_INLINE_MAX_BYTES): real replies have tens to hundreds of
- * lines, a few parts and one to three signatures. Past these, per-line and per-part costs (the
- * reply text's tests of each line, mailparser's and mailauth's work per part and per line) are
- * what would add up.
+ * lines, a few parts, one to three signatures, tens to a few hundred tags (the fixtures/eml replies:
+ * 5–137 '<') and a few hundred bytes of addresses. Past these, per-line, per-part, per-tag and
+ * per-address costs (the reply text's tests of each line, mailparser's and mailauth's work per part
+ * and per line, the HTML tree laid out, sanitized and searched for quote markers, each address
+ * parsed and classified) are what would add up.
+ *
+ * Tags and address bytes measured with `npm run bench:steps -- --shape dear --size 8000,16000,32000,60000`
+ * (Node 24, worst of 10, on a shared 2-core machine): table-cells (one <td> every 5 bytes) 15, 10,
+ * 20, 33 ms of CPU (148 ms at 60 KB before htmlToText was made linear); address-list (a Cc list)
+ * 7.6, 15, 14, 20–34 ms; a normal reply costs a few. At 4000 tags (table-cells of 20 KB) and 8 KiB
+ * of addresses a message costs about 10 ms, as the other shapes let in do. HTML sent base64- or
+ * QP-encoded is not counted (base64-html 25–29 ms, qp-html 19–25 ms at 60 KB): the size bounds it.
+ * Long lines and long fields other than addresses cost little (a 60 KB line 2–4 ms, a 36 KB
+ * encoded Subject 14 ms) and are not counted.
  */
-export const INLINE_SHAPE = Object.freeze({ lines: 2000, boundaries: 64, signatures: 8 });
+export const INLINE_SHAPE = Object.freeze({
+  lines: 2000,
+  boundaries: 64,
+  signatures: 8,
+  tags: 4000,
+  addressBytes: 8 * 1024,
+});
 
 export function runsInline(shape: MessageShape | undefined, maxBytes: number): boolean {
   return (
@@ -31,6 +52,8 @@ export function runsInline(shape: MessageShape | undefined, maxBytes: number): b
     shape.bytes <= maxBytes &&
     shape.lines <= INLINE_SHAPE.lines &&
     shape.boundaries <= INLINE_SHAPE.boundaries &&
-    shape.signatures <= INLINE_SHAPE.signatures
+    shape.signatures <= INLINE_SHAPE.signatures &&
+    shape.tags <= INLINE_SHAPE.tags &&
+    shape.addressBytes <= INLINE_SHAPE.addressBytes
   );
 }

@@ -9,6 +9,7 @@ import type { Resolver } from '../mail/dns.js';
 import { deliver } from './deliver.js';
 import { type MessageShape, runsInline } from './inline.js';
 import type { Analysed, PipelinePool } from './pool.js';
+import { RepeatedReplies, setAsideRepeats } from './repeats.js';
 import { analyse, type PipelineInput, type PipelineSettings, type PipelineWorld, sha256Of } from './steps.js';
 import type { Outcome } from './types.js';
 import { databaseWorld } from './world.js';
@@ -26,6 +27,8 @@ export interface PipelineOptions {
 
 export class Pipeline {
   private readonly world: PipelineWorld;
+  /** Texts each ticket took lately, to set aside a loop that no header marks (src/pipeline/repeats.ts). */
+  private readonly repeats = new RepeatedReplies();
 
   constructor(private readonly options: PipelineOptions) {
     this.world = databaseWorld(options.db, options.resolver);
@@ -33,18 +36,37 @@ export class Pipeline {
 
   /**
    * `input.raw` is moved to a worker, unless the message runs here (`shape`, inline.ts), and is
-   * unusable afterwards. `signal` gives up on the worker's part.
+   * unusable afterwards. `signal` gives up on the worker's part; a message that has no worker
+   * thread by `waitUntil` (performance.now()) is Overloaded (pool.ts).
    */
-  async process(input: PipelineInput, signal?: AbortSignal, shape?: MessageShape): Promise<Outcome> {
+  async process(
+    input: PipelineInput,
+    signal?: AbortSignal,
+    shape?: MessageShape,
+    waitUntil?: number,
+  ): Promise<Outcome> {
     const { settings } = this.options;
     const inline = runsInline(shape, settings.pipelineInlineMaxBytes);
     const { analysis, raw, sha256 } = inline
       ? await this.analyseHere(input)
-      : await this.options.workers.analyse(input, signal);
+      : await this.options.workers.analyse(input, signal, waitUntil);
     analysis.facts.path = inline ? 'inline' : 'worker';
     if (analysis.kind !== 'store') return analysis;
     const { db: pool, commits } = this.options;
-    return deliver({ pool, commits }, settings, analysis, { raw, sha256, network: input.network }, signal);
+    // both loop breakers are TICKET_MAX_MESSAGES_PER_HOUR's: 0 turns the repeated-text one off too
+    const { analysis: toStore, keys } = settings.ticketMaxMessagesPerHour
+      ? setAsideRepeats(analysis, this.repeats)
+      : { analysis, keys: [] };
+    const outcome = await deliver(
+      { pool, commits },
+      settings,
+      toStore,
+      { raw, sha256, network: input.network },
+      signal,
+    );
+    // only what was posted counts: a retry (duplicate) or a refusal is not a text the ticket took again
+    if (outcome.kind === 'committed') for (const key of keys) this.repeats.record(key);
+    return outcome;
   }
 
   private async analyseHere(input: PipelineInput): Promise<Analysed> {

@@ -1,8 +1,10 @@
 // The worker threads that run the pipeline's CPU-bound steps (piscina), and the main thread's side
 // of each task: it answers the worker's ticket lookups (the database pool stays here), and a
 // watchdog reads the worker thread's own CPU time, so that a message over its CPU budget is cut off
-// (the thread is terminated and replaced) and refused as too complex. Per message, two messages
-// cross threads (the task, the result): each hand-off costs CPU on a loaded machine.
+// (the thread is terminated and replaced) and refused as too complex. A task is given to piscina
+// only with a thread free for it: the wait for one is here, bounded and fair between networks.
+// Per message, two messages cross threads (the task, the result): each hand-off costs CPU on a
+// loaded machine.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +14,7 @@ import type { Pool } from '../db/pool.js';
 import { unroutedBytesToday } from '../db/queries.js';
 import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
 import { PROJECT_ROOT } from '../paths.js';
+import { Overloaded } from './budget.js';
 import type { PipelineInput } from './steps.js';
 import type { Analysis } from './types.js';
 import { type Answer, cpuTicksOf, type Request, type Task, type TaskResult, type WorkerData } from './worker.js';
@@ -43,8 +46,14 @@ export interface Analysed {
 const TICK_MS = 10;
 const WATCH_EVERY_MS = 50;
 
-/** Tasks submitted at once at most (admitted by budget.ts, queued or running in piscina). */
+/** Tasks submitted at once at most (one a thread: PIPELINE_WORKERS is at most 256). */
 const SLOTS = 4096;
+
+/** A task waiting for a thread. */
+interface ThreadWaiter {
+  network: string;
+  grant: () => void;
+}
 
 interface Running {
   slot: number;
@@ -60,6 +69,10 @@ export class PipelinePool {
   private watchdog: NodeJS.Timeout | null = null;
   private readonly board = new Int32Array(new SharedArrayBuffer(SLOTS * 2 * 4));
   private readonly freeSlots = Array.from({ length: SLOTS }, (_, i) => SLOTS - 1 - i);
+  /** Threads given a task; each network's tasks on threads or waiting for one; the waiting, oldest first. */
+  private taken = 0;
+  private readonly inPool = new Map<string, number>();
+  private readonly waiters: ThreadWaiter[] = [];
 
   constructor(private readonly options: PoolOptions) {
     this.piscina = new Piscina({
@@ -81,8 +94,100 @@ export class PipelinePool {
     return this.options.threads;
   }
 
-  /** Runs the steps of one message in a worker. The raw bytes are moved there (`input.raw` is detached). */
-  async analyse(input: PipelineInput, signal?: AbortSignal): Promise<Analysed> {
+  /**
+   * Runs the steps of one message in a worker. The raw bytes are moved there (`input.raw` is
+   * detached). Rejects with Overloaded when no thread is free by `waitUntil` (performance.now()).
+   */
+  async analyse(input: PipelineInput, signal?: AbortSignal, waitUntil?: number): Promise<Analysed> {
+    const done = await this.thread(input.network, waitUntil, signal);
+    try {
+      // given up while it waited for its thread (the deadline): the thread goes to the next one
+      signal?.throwIfAborted();
+      return await this.run(input, signal);
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * A thread for one task, taken before piscina is given it. piscina's own queue has no bound and
+   * serves the first come: threads + 1 messages that each run to the CPU limit kept every message
+   * behind them there (after the budget had let them in, src/pipeline/budget.ts) until the DATA
+   * deadline answered 451 [DEADLINE], which the sender's retry met again. Here the wait ends by the
+   * caller's time with Overloaded (451 4.3.1), and a thread that comes free goes to the network
+   * with the fewest tasks in the pool (on threads or waiting, the one that just finished still
+   * counted, so that turns go round between networks), then to the oldest waiter.
+   */
+  private thread(network: string, waitUntil: number | undefined, signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.count(network, 1);
+    if (this.taken < this.options.threads && !this.waiters.length) return Promise.resolve(this.take(network));
+    return new Promise((resolve, reject) => {
+      const started = performance.now();
+      const leave = () => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        return i >= 0;
+      };
+      const giveUp = (err: unknown) => {
+        if (!leave()) return;
+        this.count(network, -1);
+        reject(err);
+      };
+      const waiter: ThreadWaiter = {
+        network,
+        grant: () => {
+          leave();
+          resolve(this.take(network));
+        },
+      };
+      const onAbort = () => giveUp(signal!.reason);
+      const timer =
+        waitUntil === undefined
+          ? null
+          : setTimeout(
+              () => {
+                const waited = Math.round(performance.now() - started);
+                const busy = `${this.taken} of ${this.options.threads} threads busy, ${this.waiters.length} waiting`;
+                giveUp(new Overloaded(`no worker thread free within ${waited} ms (${busy})`));
+              },
+              Math.max(0, waitUntil - performance.now()),
+            );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  private take(network: string): () => void {
+    this.taken++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.taken--;
+      const next = this.next();
+      this.count(network, -1);
+      next?.grant();
+    };
+  }
+
+  private count(network: string, by: 1 | -1): void {
+    const n = (this.inPool.get(network) ?? 0) + by;
+    if (n > 0) this.inPool.set(network, n);
+    else this.inPool.delete(network);
+  }
+
+  /** The waiter a freed thread goes to: of the network with the fewest tasks in the pool, the oldest. */
+  private next(): ThreadWaiter | undefined {
+    let best: ThreadWaiter | undefined;
+    for (const w of this.waiters)
+      if (!best || (this.inPool.get(w.network) ?? 0) < (this.inPool.get(best.network) ?? 0)) best = w;
+    return best;
+  }
+
+  private async run(input: PipelineInput, signal?: AbortSignal): Promise<Analysed> {
     const slot = this.freeSlots.pop();
     if (slot === undefined) throw new Error('more pipeline tasks at once than the clock board holds');
     Atomics.store(this.board, slot * 2, 0);

@@ -209,7 +209,9 @@ export const CATALOGUE = {
   DATA_OVERLOADED: {
     code: 451,
     enhanced: '4.3.1',
-    when: 'the message waited PIPELINE_QUEUE_TIMEOUT_MS for its turn to be processed (our load); nothing stored',
+    when:
+      'the message waited PIPELINE_QUEUE_TIMEOUT_MS for its turn to be processed (our load: a place in the budget, ' +
+      'then a worker thread); nothing stored',
   },
   DATA_UNROUTED_TOO_BIG: {
     code: 552,

@@ -26,6 +26,11 @@ export const DEAR_SHAPES = [
   'empty-lines',
   'base64',
   'dkim-signatures',
+  'table-cells',
+  'base64-html',
+  'qp-html',
+  'address-list',
+  'long-line',
 ] as const;
 export type DearShape = (typeof DEAR_SHAPES)[number];
 
@@ -126,6 +131,39 @@ export function dearMessage(shape: DearShape, size: number, to: string, i = 0): 
       text = `${h}${open}${fill(`${'QUJD'.repeat(19)}\r\n`, size - Buffer.byteLength(h + open) - 7)}--b--\r\n`;
       break;
     }
+    case 'table-cells':
+      // one table row of cells: one line of text as long as the message (the attack run's shape)
+      text = html('<td>x', '<table><tr>');
+      break;
+    case 'base64-html': {
+      // the same row, base64-encoded: no '<' in the bytes that arrive
+      const h = head('text/html; charset=utf-8').replace(
+        'Content-Type: text/html; charset=utf-8\r\n',
+        'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n',
+      );
+      const cells = Math.floor(((size - Buffer.byteLength(h)) * 0.74 - 11) / 5);
+      const b64 = Buffer.from(`<table><tr>${'<td>x'.repeat(Math.max(1, cells))}`).toString('base64');
+      text = h + b64.replace(/.{1,76}/g, '$&\r\n');
+      break;
+    }
+    case 'qp-html': {
+      // the same row, quoted-printable with every '<' encoded (=3C)
+      const h = head('text/html; charset=utf-8').replace(
+        'Content-Type: text/html; charset=utf-8\r\n',
+        'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n',
+      );
+      text = `${h}=3Ctable=3E=3Ctr=3E=\r\n${fill('=3Ctd=3Ex=\r\n', size - Buffer.byteLength(h) - 22)}`;
+      break;
+    }
+    case 'address-list': {
+      // a Cc list of four addresses a line (80 bytes), as long as the size allows (720 lines at 60 KB)
+      const cc = fill('a.berg@flamecrm.ru, '.repeat(4).replace(/ $/, '\r\n '), Math.min(size - 800, 80_000));
+      text = buildMessage({ to, messageId, headers: [`Cc: ${cc}z@flamecrm.ru`] });
+      break;
+    }
+    case 'long-line':
+      text = plain(`${fill('Готово, проверьте. ', size - 800)}\r\n`);
+      break;
     case 'dkim-signatures': {
       // signatures that name keys nobody publishes: a lookup each (no key, no verification)
       const sig = (k: number) =>

@@ -4,6 +4,7 @@
 // staff are notified. The bytes are read like the recipient's server would: mailparser, and DKIM
 // verified by mailauth against the loopback DNS. Then bounces: a DSN to the VERP address marks the
 // row bounced; a forged VERP address is refused.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -304,6 +305,12 @@ describe('one conversation, end to end', () => {
       'Content-Transfer-Encoding: base64',
       '',
       pdf.toString('base64'),
+      '--B',
+      'Content-Type: application/octet-stream; name="invoice.pdf.exe"',
+      'Content-Disposition: attachment; filename="invoice.pdf.exe"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('MZ\x90\x00 not really a program').toString('base64'),
       '--B--',
       '',
     ].join('\r\n');
@@ -312,9 +319,16 @@ describe('one conversation, end to end', () => {
     const relayed = (await relay.waitFor(6))[5]!;
     const parsed = await simpleParser(relayed.raw);
     expect(parsed.text).toContain('Счёт во вложении.');
+    // a program never goes out under our signature, whoever sent it: named, kept in the ticket
     expect(parsed.attachments.map((a) => [a.filename, a.contentType, a.content.equals(pdf)])).toEqual([
       ['invoice.pdf', 'application/pdf', true],
     ]);
+    expect(parsed.text).toMatch(/invoice\.pdf\.exe \(application\/octet-stream\)/);
+    expect(parsed.html).toContain('invoice.pdf.exe');
+    const { rows } = await db.pool.query(
+      "select count(*)::int as n from attachments where filename = 'invoice.pdf.exe'",
+    );
+    expect(rows[0].n).toBe(1);
     expect(await dkimResults(relayed.raw, dns)).toMatchObject([{ result: 'pass' }]);
   });
 });
@@ -414,6 +428,37 @@ describe('bounces come home, never as backscatter', () => {
     expect(r.short, r.text).toBe('250 2.0.0');
     expect(r.text).toMatch(/delivery report \(delayed\) recorded as \d+/);
     expect((await waitForStatus(db.pool, id, 'sent')).status).toBe('sent');
+  });
+
+  it.each([
+    [
+      'an RFC 3834 vacation notice',
+      ['Auto-Submitted: auto-replied', 'Subject: Out of office'],
+      'Back on Monday. Urgent: 550 5.1.1 is our room.',
+    ],
+    [
+      'a notice with no header that a person would call a number in',
+      ['Subject: Re: your ticket'],
+      'I am away. Urgent: call 555 0100.',
+    ],
+  ])('%s from <> to the VERP address is recorded, and the row stays sent', async (_, headers, body) => {
+    const message = [
+      `From: Ivan <${recipient}>`,
+      `To: ${verp}`,
+      ...headers,
+      `Message-ID: <away-${crypto.randomUUID()}@example.ru>`,
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      body,
+      '',
+    ].join('\r\n');
+    const r = await deliver(server.port, { ip: '127.0.0.9', from: '', to: [verp], message });
+    expect(r.short, r.text).toBe('250 2.0.0');
+    expect((await waitForStatus(db.pool, id, 'sent')).status).toBe('sent');
+    const { rows } = await db.pool.query('select reason from unrouted_messages where recipient = $1 order by id', [
+      verp.toLowerCase(),
+    ]);
+    expect(rows.at(-1).reason).toMatch(new RegExp(`^(auto-reply|mail) to a bounce address for outbox ${id}$`));
   });
 
   it('a DSN to the VERP address marks the row bounced with the remote diagnostic; ticket show says so', async () => {

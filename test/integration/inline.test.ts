@@ -55,6 +55,18 @@ const send = async (server: TestServer, to: string, message: Buffer) => {
   return { reply: r.short, path: line.path, code: line.code };
 };
 const signed = (m: Buffer | string) => dkimSigned(m, 'flamecrm.ru', 'mail', key);
+const htmlMessage = (html: string, to = INLINE, messageId?: string) =>
+  buildMessage({ to, ...(messageId ? { messageId } : {}) }).replace(
+    'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThe printer works again.\r\n',
+    `Content-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n`,
+  );
+/** An address list of at least `bytes`, four addresses a line (MAX_HEADER_LINES allows 1000). */
+const ccList = (bytes: number) =>
+  'anna.berg@flamecrm.ru, '
+    .repeat(4)
+    .replace(/ $/, '\r\n ')
+    .repeat(Math.ceil(bytes / 94))
+    .concat('z@flamecrm.ru');
 
 describe('which messages run on the main thread', () => {
   it.each([
@@ -85,6 +97,21 @@ describe('which messages run on the main thread', () => {
           to: INLINE,
           headers: Array.from({ length: INLINE_SHAPE.signatures }, (_, k) => `ARC-Seal: i=${k + 1}; a=rsa-sha256`),
         }),
+      'worker',
+    ],
+    [
+      `just under ${INLINE_SHAPE.tags} tags`,
+      () => htmlMessage(`<table><tr>${'<td>x'.repeat(INLINE_SHAPE.tags - 100)}`),
+      'inline',
+    ],
+    [
+      `more than ${INLINE_SHAPE.tags} tags (the attack run's table row)`,
+      () => htmlMessage(`<table><tr>${'<td>x'.repeat(INLINE_SHAPE.tags + 1)}`),
+      'worker',
+    ],
+    [
+      `more than ${INLINE_SHAPE.addressBytes} bytes of addresses`,
+      () => buildMessage({ to: INLINE, headers: [`Cc: ${ccList(INLINE_SHAPE.addressBytes)}`] }),
       'worker',
     ],
   ])('%s', async (_name, make, path) => {
@@ -148,7 +175,21 @@ describe('the dearest shapes we know, just under the bound', () => {
       `inline: ${seen.join(', ')}; event loop held at most ${(loop.max / 1e6).toFixed(0)} ms (server, clients ` +
         `and DNS share it); normal client worst ${Math.round(Math.max(...normal))} ms`,
     );
-    expect(seen.filter((s) => s.includes(' inline ')).length).toBeGreaterThan(DEAR_SHAPES.length / 2);
+    // half of them are within the shape's bounds at this size; the HTML ones that are not go by their tags
+    expect(seen.filter((s) => s.includes(' inline ')).map((s) => s.split(' ')[0])).toEqual([
+      'folded-header',
+      'wide-html',
+      'colon-lines',
+      'verb-lines',
+      'long-verb-lines',
+      'address-lines',
+      'date-lines',
+      'quoted',
+      'encoded-words',
+      'base64',
+      'base64-html',
+      'long-line',
+    ]);
     expect(loop.max / 1e6).toBeLessThan(LOOP_BOUND_MS);
 
     // the same rows, whichever thread made them
@@ -165,4 +206,39 @@ describe('the dearest shapes we know, just under the bound', () => {
     expect([...here.keys()].sort()).toEqual([...there.keys()].sort());
     for (const [id, row] of here) expect({ id, ...row }).toEqual({ id, ...there.get(id) });
   }, 300_000);
+});
+
+describe("the attack run's messages go to the workers", () => {
+  it(`20 table rows of 63 KB at once and a 63 KB From list leave the event loop free (held < ${LOOP_BOUND_MS} ms)`, async () => {
+    const rows = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        signed(htmlMessage(`<table><tr>${'<td>x'.repeat(12_500)}`, INLINE, `<attack-row-${i}@x>`)),
+      ),
+    );
+    // a stranger's list of authors: refused on what the header says (AUTH_MULTIPLE_AUTHORS)
+    const authors = buildMessage({ to: INLINE, from: ccList(63_000), messageId: '<attack-authors@x>' });
+    expect(rows[0]!.length).toBeGreaterThan(62_000);
+    expect(rows[0]!.length).toBeLessThan(64 * 1024);
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    const replies = await Promise.all([
+      ...rows.map((m) => deliver(inline.port, { from: 'ivan@flamecrm.ru', to: [INLINE], message: m })),
+      deliver(inline.port, { ip: '127.0.2.1', from: 'x@example.com', to: [INLINE], message: authors }),
+      deliver(inline.port, {
+        ip: '127.0.1.1',
+        from: 'ivan@flamecrm.ru',
+        to: [INLINE],
+        message: await signed(buildMessage({ to: INLINE, messageId: '<attack-normal@x>', body: 'Готово.' })),
+      }),
+    ]);
+    loop.disable();
+    const held = loop.max / 1e6;
+    console.log(`20 table rows, a From list and a normal reply at once: event loop held at most ${held.toFixed(0)} ms`);
+    const lineOf = (id: string) => inline.logs.find((l) => String(l.code).startsWith('DATA_') && l.messageId === id);
+    expect(replies.map((r) => r.short)).toEqual([...rows.map(() => '250 2.0.0'), '550 5.7.1', '250 2.0.0']);
+    for (let i = 0; i < rows.length; i++) expect(lineOf(`<attack-row-${i}@x>`)).toMatchObject({ path: 'worker' });
+    expect(lineOf('<attack-authors@x>')).toMatchObject({ path: 'worker', auth: 'AUTH_MULTIPLE_AUTHORS' });
+    expect(lineOf('<attack-normal@x>')).toMatchObject({ path: 'inline' });
+    expect(held).toBeLessThan(LOOP_BOUND_MS);
+  }, 120_000);
 });

@@ -502,6 +502,53 @@ describe('auto-replies, bounces and loops', () => {
   });
 });
 
+describe('a loop no header marks', () => {
+  const ack = (n: number) =>
+    `Thank you for contacting Example Support. Your request #${4520 + n} has been received, ` +
+    `an engineer will answer within ${n + 1} business days.`;
+
+  it('the third message with the same text (digits aside) from one author to one ticket within an hour is a loop', async () => {
+    await insertTestTicket(db.pool, 'TKT-2100', 'client@example.ru');
+    await insertTestTicket(db.pool, 'TKT-2101', 'client@example.ru');
+    const looped = await startTestServer(
+      db.url,
+      { AUTH_POLICY: 'monitor', NOTIFY_STAFF_TO: 'staff@flamecrm.ru' },
+      server.dns,
+    );
+    try {
+      const to = (t: string) => `support+${t}@flamecrm.ru`;
+      const post = (ticket: string, body: string, from = 'client@example.ru', messageId = uniqueId()) =>
+        send(buildMessage({ from, to: to(ticket), messageId, body }), [to(ticket)], from, looped.port);
+      const answers = [];
+      for (let n = 0; n < 4; n++) answers.push(await post('TKT-2100', ack(n)));
+      expect(answers.map((r) => r.short)).toEqual(['250 2.0.0', '250 2.0.0', '250 2.0.0', '250 2.0.0']);
+      expect(answers[1]!.text).toMatch(/^Ok: committed as/);
+      expect(answers[2]!.text).toMatch(/^Ok: loop recorded as \d+, not posted to the ticket/);
+      expect(answers[3]!.text).toMatch(/^Ok: loop recorded as/);
+      const posted = await db.pool.query("select count(*)::int as n from ticket_messages where ticket_id = 'TKT-2100'");
+      expect(posted.rows[0].n).toBe(2);
+      const unrouted = await db.pool.query(
+        "select reason from unrouted_messages where ticket_id = 'TKT-2100' order by id",
+      );
+      expect(unrouted.rows.map((r) => r.reason)).toEqual([
+        expect.stringMatching(/^loop: the same text from client@example\.ru to TKT-2100 3 times within an hour/),
+        expect.stringMatching(/^loop: /),
+      ]);
+      // nobody is told of the loop's messages: two notifications, for the two posted
+      const notified = await db.pool.query("select count(*)::int as n from outbox where ticket_id = 'TKT-2100'");
+      expect(notified.rows[0].n).toBe(2);
+      expect(looped.logsWithCode('DATA_NOT_A_REPLY').at(-1)).toMatchObject({ notReply: 'loop' });
+
+      // what people repeat is theirs: a short thanks, the same words to another ticket, another author
+      for (let n = 0; n < 3; n++) expect((await post('TKT-2100', 'Спасибо!')).text).toMatch(/^Ok: committed as/);
+      expect((await post('TKT-2101', ack(9))).text).toMatch(/^Ok: committed as/);
+      expect((await post('TKT-2100', ack(9), 'ivan@flamecrm.ru')).text).toMatch(/^Ok: committed as/);
+    } finally {
+      await looped.close();
+    }
+  });
+});
+
 describe('malformed MIME', () => {
   it('answers every malformed message with a clear final reply and keeps serving', async () => {
     const messages = malformedMessages(60, 7);

@@ -2,7 +2,14 @@
 // lines, single-instance fields, CRLF only however the message is cut into chunks.
 
 import { describe, expect, it } from 'vitest';
-import { bodyOffset, inspectHeader, LineEndings, SINGLE_INSTANCE_FIELDS } from '../../src/mail/bytes.js';
+import {
+  bodyOffset,
+  emptyHeaderShape,
+  inspectHeader,
+  LineEndings,
+  SINGLE_INSTANCE_FIELDS,
+  TAG_COUNT_CAP,
+} from '../../src/mail/bytes.js';
 import { parseMessage } from '../../src/mail/parse.js';
 
 const limits = { maxBytes: 256 * 1024, maxLines: 1000 };
@@ -94,12 +101,34 @@ describe("the message's shape, counted on the way (what decides inline processin
       }
   });
 
+  it("LineEndings counts '<' (tags, and address brackets) up to TAG_COUNT_CAP, in any chunks", () => {
+    const l = new LineEndings();
+    for (const c of ['<p>a</p>\r\n', '<', '<<td>x\r\n', '']) l.feed(Buffer.from(c));
+    expect(l.tags).toBe(5);
+    const flood = new LineEndings();
+    flood.feed(Buffer.from(`${'<td>x'.repeat(TAG_COUNT_CAP)}\r\n`));
+    flood.feed(Buffer.from('<td>x\r\n'));
+    expect(flood.tags).toBe(TAG_COUNT_CAP);
+  });
+
   it('inspectHeader counts header lines and signature fields, also past a duplicate', () => {
-    const shape = { lines: 0, signatures: 0 };
+    const shape = emptyHeaderShape();
     const raw = msg(
       'DKIM-Signature: v=1;\r\n b=x\r\nSubject: a\r\nSubject: b\r\nARC-Seal: i=1\r\nArc-Message-Signature: i=1\r\n',
     );
     expect(inspectHeader(raw, limits, shape)).toMatchObject({ kind: 'duplicate-header', field: 'subject' });
-    expect(shape).toEqual({ lines: 6, signatures: 3 });
+    expect(shape).toEqual({ lines: 6, signatures: 3, addressBytes: 0 });
+  });
+
+  it('inspectHeader counts the bytes of the address fields, folded lines and folded names included', () => {
+    const from = 'From: Ann <a@b.ru>\r\n';
+    const cc = 'cc : x@y.ru,\r\n z@y.ru\r\n';
+    const to = 'To\r\n : t@y.ru\r\n';
+    const shape = emptyHeaderShape();
+    expect(inspectHeader(msg(`${from}Subject: s\r\n${cc}X-Cc: no@y.ru\r\n${to}`), limits, shape)).toBeNull();
+    expect(shape.addressBytes).toBe(from.length + cc.length + to.length);
+    // the last field, with no empty line after it
+    expect(inspectHeader(Buffer.from(`Subject: s\r\n${cc}`), limits, shape)).toBeNull();
+    expect(shape.addressBytes).toBe(cc.length);
   });
 });

@@ -121,6 +121,14 @@ describe('classifyMessage: headers', () => {
     ['X-Loop naming someone else', ['X-Loop: ivan.petrov@example.ru'], null],
     ['X-Loop naming a staff address at our domain', ['X-Loop: ivan@flamecrm.ru'], null],
     ['a loop outranks an auto-reply header', ['Auto-Submitted: auto-replied', 'X-Loop: support@flamecrm.ru'], 'loop'],
+    [
+      'List-Id (a mailing list distributed it)',
+      ['List-Id: Customers <customers.lists.example.ru>'],
+      'auto-reply',
+      'List-Id: customers.lists.example.ru (mailing-list traffic)',
+    ],
+    ['List-Post', ['List-Post: <mailto:customers@lists.example.ru>'], 'auto-reply', 'List-Post:'],
+    ['List-Unsubscribe alone is not a list', ['List-Unsubscribe: <mailto:unsub@example.ru>'], null],
   ];
   it.each(cases)('%s', async (_name, headers, kind, reason) => {
     const result = await classify(raw(headers));
@@ -165,6 +173,27 @@ describe('classifyMessage: subjects', () => {
     ['Fwd: Out of Office', 'Out of Office'],
     ['Re[2]: АВТООТВЕТ', 'АВТООТВЕТ'],
     ['  re:  RE : автоответ', 'автоответ'],
+    ['Réponse automatique : [TKT-1001]', 'Réponse automatique'],
+    ["Absence du bureau jusqu'au 10 mars", 'Absence du bureau'],
+    ['RE: Absent du bureau', 'Absent du bureau'],
+    ["Message d'absence", "Message d'absence"],
+    ['Respuesta automática: [TKT-1001]', 'Respuesta automática'],
+    ['RV: Fuera de la oficina', 'Fuera de la oficina'],
+    ['Risposta automatica: [TKT-1001]', 'Risposta automatica'],
+    ['Resposta automática: [TKT-1001]', 'Resposta automática'],
+    ['Automatisch antwoord: [TKT-1001]', 'Automatisch antwoord'],
+    ['Odpowiedź automatyczna: [TKT-1001]', 'Odpowiedź automatyczna'],
+    ['Automatická odpověď: [TKT-1001]', 'Automatická odpověď'],
+    ['Otomatik yanıt: [TKT-1001]', 'Otomatik yanıt'],
+    ['Automatiskt svar: [TKT-1001]', 'Automatiskt svar'],
+    ['SV: Automatisk svar', 'Automatisk svar'],
+    ['Automaattinen vastaus: [TKT-1001]', 'Automaattinen vastaus'],
+    ['Автовідповідь: [TKT-1001]', 'Автовідповідь'],
+    ['Відп: Автоматична відповідь', 'Автоматична відповідь'],
+    ['Автожауап: [TKT-1001]', 'Автожауап'],
+    ['自动回复: [TKT-1001]', '自动回复'],
+    ['自動返信：[TKT-1001]', '自動返信'],
+    ['Out of the office until Monday', 'Out of the office'],
   ];
   it.each(autoReplies)('"%s" is an auto-reply', async (subject, phrase) => {
     expect(await classify(raw([`Subject: ${subject}`]))).toEqual({
@@ -185,6 +214,10 @@ describe('classifyMessage: subjects', () => {
     'Re: Autopilot',
     'Auto parts',
     'Re: [TKT-1001] Не приходят письма с сайта',
+    'Re: [TKT-1001] Réponse automatique ne marche pas',
+    'Absentee ballot',
+    'Re: [TKT-1001] Absence du bureau prévue ?',
+    'Ref: invoice 4411',
   ];
   it.each(replies)('"%s" is a reply', async (subject) => {
     expect(await classify(raw([`Subject: ${subject}`]))).toBeNull();
@@ -295,6 +328,8 @@ describe('classifyMessage: our own notifications coming back', () => {
     ['support@ the other domain, any case', 'From: SUPPORT@help.example.com', 'own-notification'],
     ['a tagged support address', 'From: support+TKT-1001@flamecrm.ru', 'own-notification'],
     ['noreply@', 'From: "FlameCRM" <noreply@flamecrm.ru>', 'own-notification'],
+    ['our bounce address (VERP)', 'From: bounces+1234.0123456789abcdef@flamecrm.ru', 'own-notification'],
+    ['the bare bounces@', 'From: <bounces@flamecrm.ru>', 'own-notification'],
     ['no-reply@', 'From: No-Reply@flamecrm.ru', 'own-notification'],
     ['a configured notification sender', 'From: FlameCRM <notify@crm-mailer.example.net>', 'own-notification'],
     ['staff at our domain', 'From: Иван <ivan@flamecrm.ru>', null],

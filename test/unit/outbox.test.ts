@@ -263,6 +263,49 @@ describe('delivery reports', () => {
     expect(failureOf(null, qmail, false)).toBeNull(); // an out-of-office to the bounce address is no bounce
     expect(failureOf(null, 'Delayed: 451 4.7.1 try later', true)).toBeNull();
     expect(findSmtpError('nothing here')).toBeNull();
+    // an auto-reply to the bounce address is no bounce, whatever numbers it carries
+    expect(failureOf(null, qmail, true, 'Auto-Submitted: auto-replied (RFC 3834)')).toBeNull();
+  });
+
+  it.each([
+    [
+      'qmail',
+      'Hi. This is the qmail-send program.\n<gone@example.ru>:\nRemote host said: 550 5.1.1 <gone@example.ru>... User unknown\n',
+      '5.1.1',
+      '550 5.1.1 <gone@example.ru>... User unknown',
+    ],
+    [
+      'Exim, indented',
+      'SMTP error from remote mail server after RCPT TO:<gone@example.ru>:\n    550 5.1.1 <gone@example.ru>: Recipient address rejected\n',
+      '5.1.1',
+      '550 5.1.1 <gone@example.ru>: Recipient address rejected',
+    ],
+    [
+      'a code alone after "said:"',
+      'host mx.example.ru[192.0.2.1] said: 550 Requested action not taken: mailbox unavailable\n',
+      '5.0.0',
+      '550 Requested action not taken: mailbox unavailable',
+    ],
+    [
+      'a code alone at the start of a line',
+      'Delivery failed:\n554 Message refused as spam\n',
+      '5.0.0',
+      '554 Message refused as spam',
+    ],
+    ['a 4xx one', 'Remote host said: 452 4.2.2 Mailbox full\n', '4.2.2', '452 4.2.2 Mailbox full'],
+  ])('finds the SMTP error of a bounce that is not RFC 3464 (%s)', (_, text, status, diagnostic) => {
+    expect(findSmtpError(text)).toEqual({ status, diagnostic });
+  });
+
+  it.each([
+    ['a phone number', 'I am out of the office. Urgent: call 555 0100.'],
+    ['a phone number at the start of a line', 'Call me:\n555 0100 or 555 0199'],
+    ['a room and a price', 'Meet in room 450 at 10; the fee is 500 rub.'],
+    ['a code with an enhanced status of another class', 'Order 550 4.2.2 shipped'],
+    ['a code out of range', 'Remote host said: 590 5.1.1 whatever'],
+    ['a date-like number', 'Version 4.3.1 released on 5.12.2026'],
+  ])("a number in a person's text is no SMTP error (%s)", (_, text) => {
+    expect(findSmtpError(text)).toBeNull();
   });
 });
 

@@ -1,7 +1,17 @@
 // A forwarded message as data: who wrote it, when, its subject and its text, read from the block
 // a client puts under the note (a separator, a header block or an attribution, then the text).
 import type { Line } from '../html/text.js';
-import { attribution, type Field, hasAddress, headerField, inlineFields, RULE, separator } from './patterns.js';
+import {
+  attribution,
+  type Field,
+  hasAddress,
+  headerField,
+  INVISIBLE_CHARS,
+  inlineFields,
+  RULE,
+  separator,
+  visible,
+} from './patterns.js';
 
 export interface Forwarded {
   from: string | null;
@@ -12,11 +22,15 @@ export interface Forwarded {
 }
 
 const QUOTE_PREFIX = /^[ \t]*>[ \t]?/;
+/** The same prefix in the text as sent, where invisible characters may stand around it. */
+const RAW_QUOTE_PREFIX = new RegExp(`^[ \\t${INVISIBLE_CHARS}]*>[ \\t]?`, 'u');
 const MAX_HEADER_LINES = 12;
 
 /** Reads the forwarded message from its first line (the separator, header or attribution) on. */
 export function readForwarded(block: Line[]): Forwarded {
-  let lines = block.map((l) => l.text);
+  // the fields are read without invisible characters; the forwarded text keeps them
+  let raw = block.map((l) => l.text);
+  let lines = raw.map(visible);
   const fields: Partial<Record<Field, string>> = {};
   let i = 0;
   const skipBlank = () => {
@@ -31,8 +45,10 @@ export function readForwarded(block: Line[]): Forwarded {
   } else if (RULE.test(lines[i] ?? '')) i++;
   // Apple Mail and MailMate quote the whole forward with "> ", often below an unquoted separator
   const rest = lines.slice(i);
-  if (rest.some((l) => l.trim()) && rest.filter((l) => l.trim()).every((l) => QUOTE_PREFIX.test(l)))
+  if (rest.some((l) => l.trim()) && rest.filter((l) => l.trim()).every((l) => QUOTE_PREFIX.test(l))) {
     lines = [...lines.slice(0, i), ...rest.map((l) => l.replace(QUOTE_PREFIX, ''))];
+    raw = [...raw.slice(0, i), ...raw.slice(i).map((l) => l.replace(RAW_QUOTE_PREFIX, ''))];
+  }
   skipBlank();
   if (separator(lines[i]?.trim() ?? '')) i++;
   skipBlank();
@@ -61,7 +77,7 @@ export function readForwarded(block: Line[]): Forwarded {
       fields[previous.field] = `${previous.value} ${line.trim()}`;
   }
   i = last;
-  const body = lines.slice(i);
+  const body = raw.slice(i);
   return {
     from: clean(fields.from),
     date: clean(fields.date),

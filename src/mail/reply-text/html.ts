@@ -4,6 +4,7 @@
 
 import { type Line, layoutLines, type Role } from '../html/text.js';
 import { type Document, type Element, isTag, leadingText } from '../html/tree.js';
+import { headerField, visible } from './patterns.js';
 
 export function htmlLines(doc: Document): Line[] {
   return layoutLines(doc, classify);
@@ -23,9 +24,6 @@ const QUOTE_CLASSES = new Set([
   'yahoo_quoted',
 ]);
 const GMAIL_QUOTE_CLASSES = new Set(['gmail_quote', 'gmail_quote_container']);
-const OUTLOOK_HEADER =
-  /^(?:From|От|Von|De|Från|Od|Van|Da|Fra|Kimden|Feladó|Lähettäjä|Від|发件人|差出人|보낸 사람)\s*[:：]/i;
-
 function classify(el: Element): Role {
   const id = el.attribs.id ?? '';
   if (CUT_ID.test(id)) return 'cut';
@@ -43,7 +41,12 @@ function classify(el: Element): Role {
     // Gmail, Apple Mail and Thunderbird also indent with a bare blockquote.
     return 'maybe';
   }
-  if (el.name === 'div' && /border-top\s*:\s*solid/i.test(style) && OUTLOOK_HEADER.test(leadingText(el, 16)))
+  // Outlook's header block under a rule: "From:" in any language of the table
+  if (
+    el.name === 'div' &&
+    /border-top\s*:\s*solid/i.test(style) &&
+    headerField(visible(leadingText(el, 24)))?.field === 'from'
+  )
     return 'cut';
   return null;
 }

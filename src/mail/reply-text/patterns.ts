@@ -33,6 +33,31 @@ const alternation = (words: string[]) =>
     ? `${EDGE}(?:${words.map((w) => escapeRegExp(w).replace(/ /g, '\\s+')).join('|')})${EDGE}`
     : words.map(word).join('|');
 
+/**
+ * Characters a reader does not see: bidi marks and embeddings (Outlook and Arabic or Hebrew
+ * clients put them around names and dates), zero-width space and joiners, word joiner, BOM, soft
+ * hyphen. Lines are read without them; the text kept keeps them.
+ */
+export const INVISIBLE_CHARS = '\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff';
+const INVISIBLE = new RegExp(`[${INVISIBLE_CHARS}]`, 'gu');
+const ANY_INVISIBLE = new RegExp(`[${INVISIBLE_CHARS}]`, 'u');
+
+/** The line as the tests read it: without invisible characters (the same string when it has none). */
+export function visible(line: string): string {
+  return ANY_INVISIBLE.test(line) ? line.replace(INVISIBLE, '') : line;
+}
+
+/** Where the `index`-th visible character of `line` is in `line` itself. */
+export function rawIndex(line: string, index: number): number {
+  if (!ANY_INVISIBLE.test(line)) return index;
+  let seen = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (seen === index) return i;
+    if (!ANY_INVISIBLE.test(line[i]!)) seen++;
+  }
+  return line.length;
+}
+
 /** The longest line any test looks at: an attribution or a header line is short. */
 export const MAX_MARKER_LENGTH = 400;
 
@@ -78,11 +103,10 @@ const OPENS_AT = new RegExp(OPENS_SOURCE, 'uy');
 const COLON_END = /[:：]\s*$/;
 /** Dashes, underscores, equals signs around a line: "---- John wrote ----". */
 const DECORATION = /^[-–—_=~*\s]{2,}|[-–—_=~*\s]{2,}$/g;
-/** "… <a@b>:", "… a@b:", "… (a@b):", "… [mailto:a@b]:" — an address right before the closing colon. */
-const ADDRESS_BEFORE_COLON =
-  /(?:<[^<>\s]{1,255}>|\([^()\s]{1,255}\)|\[[^[\]\s]{1,255}\]|[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255})\s*[:：]\s*$/u;
 /** Gmail's old attribution: "2011/4/7 Ann <a@b>", a date first, an address last, nothing else. */
 const DATE_THEN_ADDRESS = /^\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{1,200}(?:<[^<>\s]{1,255}>|@[^\s<>]{1,255})$/u;
+/** How far from the end of a line its verb may start: the longest verb, "(a)", and MAX_AFTER_VERB. */
+const VERB_WINDOW = 160;
 /** How much may follow the verb: "schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:", "kirjoitti 28/10/2021 12.46:". */
 const MAX_AFTER_VERB = 90;
 
@@ -101,29 +125,140 @@ export function attribution(line: string): AttributionStrength | null {
   if (s.length < 6) return null;
   const colon = COLON_END.test(s);
   if (!colon) return !decorated && DATE_THEN_ADDRESS.test(s) ? 'weak' : verbAttribution(s, false, decorated);
-  return verbAttribution(s, true, decorated) ?? (hasWhen(s) && ADDRESS_BEFORE_COLON.test(s) ? 'strong' : null);
+  return verbAttribution(s, true, decorated) ?? (verblessAttribution(s) ? 'strong' : null);
 }
 
 /** A date or a time. */
 const hasWhen = (s: string) => hasTime(s) || hasDate(s);
 
-/** The attributions that name the verb: "… wrote:", "… schrieb am …:", "---- Ann wrote ----". */
+/** Every date word, two-letter weekdays too: at the start of a line they open a date ("вт, 4 мар."). */
+const ANY_DATE_WORD = new Set(DATE_WORD_LIST.map((w) => w.toLowerCase()));
+/** The words of the opening phrases, one by one ("Il giorno", "W dniu", "пользователь"). */
+const OPEN_WORDS = new Set(collect((l) => l.opens).flatMap((w) => w.toLowerCase().split(/\s+/)));
+const ADDRESSES = new RegExp(ADDRESS.source, 'gu');
+
+/**
+ * How many words of a cased script start with a small letter and are not a date word, an opening
+ * word or a piece of an address: "the meeting is moved, details" has five, "Anna Berg", "am Fr.,
+ * 28. Apr. 2017 um 11:53 Uhr" and "Il giorno … alle ore" none or two. A client writes a name and a
+ * date around its verb; a person writes a sentence. Words under three letters ("в", "at", "de",
+ * "um") are the connectors every client uses, and are not counted.
+ */
+function sentenceWords(s: string): number {
+  const addresses = s.includes('@') ? [...s.matchAll(ADDRESSES)].map((m) => m[0].toLowerCase()) : [];
+  let n = 0;
+  for (const m of s.matchAll(WORDS)) {
+    const w = m[0];
+    if (w.length < 3 || !/^\p{Ll}/u.test(w)) continue;
+    const lower = w.toLowerCase();
+    if (DATE_WORDS.has(lower) || OPEN_WORDS.has(lower) || addresses.some((a) => a.includes(lower))) continue;
+    n++;
+  }
+  return n;
+}
+
+const PRONOUNS = new Set(collect((l) => l.you).map((w) => w.toLowerCase()));
+/** The word right before the verb is "you", "Вы", "du": the writer is the reader, not named. */
+function byPronoun(before: string): boolean {
+  const last = /([\p{Lu}\p{Ll}]+)[\s,]*$/u.exec(before)?.[1];
+  return !!last && PRONOUNS.has(last.toLowerCase()) && !hasAddress(before);
+}
+
+/** The most sentence words an attribution may hold ("At 6/16/2016 08:32 PM, you wrote:", "a las"). */
+const MAX_SENTENCE_WORDS = 2;
+
+/**
+ * A name as clients write it before an address or a verb: a few words, no date, no sentence.
+ * `small`: how many sentence words it may hold ("codinghorror via Discourse Meta <…>").
+ */
+function nameLike(s: string, small = 0): boolean {
+  const t = s.trim().replace(/[<([\s]+$/, '');
+  const words = t.split(/\s+/).filter(Boolean);
+  return words.length > 0 && words.length <= 6 && !hasWhen(t) && sentenceWords(t) <= small && !endsSentence(t);
+}
+
+/**
+ * Where a client's attribution starts: an opening word ("On", "Am", "Le"), the date ("вт, 4 мар.",
+ * "27.01.2012", "2016年"), or the name and address of the writer ("Ann Berg <a@b> schrieb am …",
+ * "\"John Doe\" <a@b>, 28/10/2021 … yazdı:"). A line that starts otherwise ("Yesterday Ann <a@b>
+ * wrote:", "the meeting on 14.03 …") is a sentence of the person's.
+ */
+function startsLikeAttribution(s: string): boolean {
+  if (OPENS.test(s) || /^[\p{N}(（]/u.test(s)) return true;
+  const first = /^[\p{Lu}\p{Ll}]+/u.exec(s)?.[0];
+  if (first && ANY_DATE_WORD.has(first.toLowerCase())) return true;
+  if (DATE_SUBSTRINGS.some((w) => s.startsWith(w))) return true;
+  // "Ann Berg <a@b> wrote:": a display name before "<a@b>" may hold small words ("Very long author
+  // name <…>", "codinghorror via Discourse Meta <…>"); before a bare address, none
+  const address = s.includes('@') ? ADDRESS.exec(s) : null;
+  if (!address) return false;
+  const name = s.slice(0, address.index).replace(/mailto:$/i, '');
+  return /^[\s<([]*$/.test(name) || nameLike(name, /[<([]\s*$/.test(name) ? MAX_SENTENCE_WORDS : 0);
+}
+
+/**
+ * "… <a@b>:", "… (a@b):", "… [mailto:a@b]:": an address in brackets right before the closing
+ * colon. A bare one ("write to ann@example.com:") is how people write, not how clients do.
+ */
+const BRACKETED_ADDRESS_BEFORE_COLON =
+  /(?:<[^<>\s@]{0,255}@[^<>\s]{1,255}>|\([^()\s@]{0,255}@[^()\s]{1,255}\)|\[[^[\]\s@]{0,255}@[^[\]\s]{1,255}\])\s*[:：]\s*$/u;
+
+/** "2017-02-05 13:29 GMT+02:00 Very long author name <…>:", "… 3:32 PM +0300 from a@b <a@b>:". */
+const MAX_VERBLESS_SENTENCE_WORDS = 3;
+
+/** Gmail ru, Mail.ru, Yandex: "вт, 4 мар. 2025 г. в 10:10, Анна Берг <anna@example.com>:", no verb. */
+function verblessAttribution(s: string): boolean {
+  return (
+    s.includes('@') &&
+    BRACKETED_ADDRESS_BEFORE_COLON.test(s) &&
+    hasTime(s) &&
+    hasDate(s) &&
+    startsLikeAttribution(s) &&
+    sentenceWords(s) <= MAX_VERBLESS_SENTENCE_WORDS
+  );
+}
+
+/**
+ * The attributions that name the verb: "… wrote:", "… schrieb am …:", "---- Ann wrote ----". Apart
+ * from a decorated one, each is a client's shape: it starts as clients start one, holds a date or
+ * an address, and is no sentence (sentenceWords).
+ */
 function verbAttribution(s: string, colon: boolean, decorated: boolean): AttributionStrength | null {
+  let verbStart = -1;
   let verbEnd = -1;
-  for (const m of s.matchAll(WROTE)) verbEnd = m.index + m[0].length;
+  // Only a verb near the end can be the attribution's (MAX_AFTER_VERB): the search starts there,
+  // and the one global pattern is run with exec, not cloned by matchAll for every line.
+  WROTE.lastIndex = Math.max(0, s.length - VERB_WINDOW);
+  for (let m = WROTE.exec(s); m; m = WROTE.exec(s)) {
+    verbStart = m.index;
+    verbEnd = m.index + m[0].length;
+  }
   if (verbEnd < 0) return null;
+  const before = s.slice(0, verbStart);
   const after = s.slice(verbEnd).replace(/^\s*\([^()]{0,8}\)/, '');
   const atEnd = /^\s*[:：]?\s*$/.test(after);
+  if (atEnd && decorated) return 'strong';
+  // The Bat!'s "Вы писали 4 марта 2025 г., 10:10:", "You wrote on 4 March 2025:": one word before
+  // the verb and the date after it name no writer, so the line counts only above a quote
+  if (!atEnd && colon && after.length <= MAX_AFTER_VERB && /^\s*[\p{L}]+\s*$/u.test(before))
+    return hasWhen(after) && sentenceWords(after) <= 1 ? 'weak' : null;
+  if (!startsLikeAttribution(s) || sentenceWords(before) + sentenceWords(after) > MAX_SENTENCE_WORDS) return null;
+  const evidence = hasAddress(s) || hasWhen(s);
   const opens = OPENS.test(s);
-  const evidence = () => hasAddress(s) || hasWhen(s);
-  if (atEnd && colon && (decorated || opens || evidence())) return 'strong';
-  if (atEnd && !colon && (decorated || (opens && evidence()))) return 'strong';
-  // the date or the name after the verb: German, Finnish, Hungarian, Arabic clients
-  if (!atEnd && colon && after.length <= MAX_AFTER_VERB) {
-    if (hasAddress(after) || hasWhen(after)) return 'strong';
-    if (opens && evidence()) return 'strong'; // "Am 04.03.2025 um 10:10 schrieb Anna Berg:"
-  }
-  return null;
+  // "04.03.2025 в 10:10 Вы писали:": a pronoun names no writer, and without an opening word ("On
+  // Nov 26, 2013 you wrote:", "At …, you wrote:") the line counts above a quote only
+  if (atEnd) return evidence && (colon || opens) ? (!opens && byPronoun(before) ? 'weak' : 'strong') : null;
+  if (!colon || after.length > MAX_AFTER_VERB) return null;
+  // the date after the verb, the writer before it: German, Finnish, Hungarian, Arabic clients
+  if (hasWhen(after) && sentenceWords(after) <= 1 && hasAddress(before)) return 'strong';
+  // the date before the verb, the writer after it: "Am 04.03.2025 um 10:10 schrieb Anna Berg:"
+  // ("… skrev \"John Doe\" <a@b> följande:"); an address outside brackets is a sentence's
+  const writer = after
+    .replace(/[:：]\s*$/, '')
+    .replace(/<[^<>\s@]{0,255}@[^<>\s]{1,255}>/, ' ')
+    .trim();
+  const named = writer === '' || (!writer.includes('@') && writer.split(/\s+/).length <= 5 && nameLike(writer, 1));
+  return hasWhen(before) && named ? 'strong' : null;
 }
 
 /** A character class of these characters, each escaped. */
@@ -219,6 +354,26 @@ export function headerField(line: string): { field: Field; value: string } | nul
   return field ? { field, value: m[2]!.trim() } : null;
 }
 
+/**
+ * A header block's From value as clients write it: an address, or a name ("Anna Berg", "FlameCRM",
+ * "\"ООО Ромашка\""). "the accounting team" or "me" is a person's own list of who and what.
+ */
+export function isWriter(value: string): boolean {
+  const v = value.trim();
+  // a name and an address or two are short; the address pattern is not run over a long value
+  if (v.length > MAX_MARKER_LENGTH) return false;
+  if (!v.includes('@')) return /^["'«(]*[^\p{Ll}\s]/u.test(v) && nameLike(v, 1);
+  // the addresses end the value ("Ann <a@b>", "bob@b [mailto:" wrapped, "… on behalf of c@d"):
+  // "Ann <ann@example.com> — she is our new admin" is a sentence about Ann
+  const found = [...v.matchAll(ADDRESSES)];
+  if (!found.length) return false;
+  const first = found[0]!;
+  const last = found.at(-1)!;
+  const after = v.slice(last.index + last[0].length).replace(/mailto/gi, '');
+  const before = v.slice(0, first.index);
+  return !/[\p{Lu}\p{Ll}]/u.test(after) && !hasWhen(before) && sentenceWords(before) <= 3;
+}
+
 /** Yahoo's one-line form: "From: Ann <a@b>To: Bob <c@d>Sent: …Subject: …" split back into fields. */
 const INLINE_FIELD = new RegExp(`(${unique(FIELD_NAMES.keys()).map(escapeRegExp).join('|')})\\s*[:：]`, 'giu');
 export function inlineFields(text: string): Array<{ field: Field; value: string }> {
@@ -243,7 +398,7 @@ const SEPARATOR = new RegExp(
 );
 
 /** A separator line: which kind, and what follows it on the same line (Yahoo puts the fields there). */
-export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string } | null {
+export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string; decorated: boolean } | null {
   if (line.length > MAX_MARKER_LENGTH * 4 || !/[-–—_=*~]{2}|[:：]/.test(line)) return null;
   const m = SEPARATOR.exec(line);
   if (!m) return null;
@@ -252,7 +407,7 @@ export function separator(line: string): { kind: 'forwarded' | 'original'; rest:
   // "Forwarded message" in a sentence is text: a separator is decorated, or ends with a colon
   if (!decorated && !(m[5] && rest === '')) return null;
   if (rest && !inlineFields(rest).length) return null;
-  return { kind: m[2] ? 'forwarded' : 'original', rest };
+  return { kind: m[2] ? 'forwarded' : 'original', rest, decorated };
 }
 
 const FORWARD_SUBJECT = new RegExp(

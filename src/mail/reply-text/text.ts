@@ -8,13 +8,18 @@ import {
   type AttributionStrength,
   attribution,
   attributionTail,
+  type Field,
+  hasDate,
   headerField,
   isFooter,
+  isWriter,
   LIST_FOOTER,
   MAX_MARKER_LENGTH,
   mayOpenAttribution,
   RULE,
+  rawIndex,
   separator,
+  visible,
 } from './patterns.js';
 
 export interface Split {
@@ -49,6 +54,24 @@ export function textLines(text: string): Line[] {
 }
 
 const QUOTE_PREFIX = /^[ \t]*>/;
+/**
+ * The Bat!'s quote prefix: the writer's initials before ">" and a space (" IP> text", "ИП> text",
+ * "IP>> text"). A capital and a ">" start ordinary lines too ("A> B holds"), so it counts only for
+ * initials that prefix two lines of the message or more (initialsQuoting).
+ */
+const INITIALS_PREFIX = /^[ \t]?(\p{Lu}[\p{Lu}\p{Ll}]{0,2})>(?=[ \t>]|$)/u;
+/** Lines that carry one initials prefix before it is taken for The Bat!'s quoting. */
+const MIN_INITIALS_LINES = 2;
+
+/** The initials that prefix at least MIN_INITIALS_LINES lines. */
+function initialsQuoting(lines: Line[]): Set<string> {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    const m = INITIALS_PREFIX.exec(l.text);
+    if (m) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+  }
+  return new Set([...counts].filter(([, c]) => c >= MIN_INITIALS_LINES).map(([k]) => k));
+}
 /** ">>> >>> http://example.com <<<" is decoration around a link, not a quote. */
 const ARROWS = /^[ \t]*>[>\s]*[^<>\s][^<>]*<{2,}\s*$/;
 /** A line of a quote in the style of old web mail and Discourse: "| text". */
@@ -59,18 +82,31 @@ const MAX_SIGNATURE_LINES = 12;
 /** An attribution may be wrapped by its client over this many lines, at the address or anywhere. */
 const MAX_ATTRIBUTION_LINES = 5;
 const MAX_LIST_FOOTER_LINES = 6;
+/** How far a header block's fields may reach: five fields, wrapped values, blank lines between paragraphs. */
+const MAX_HEADER_BLOCK_LINES = 12;
 
 type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
 /** forwardSubject: the message's subject says it is a forward ("Fwd: …"). */
 export function splitReply(source: Line[], options: { forwardSubject?: boolean } = {}): Split {
-  const lines = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
+  // `kept` is what the person sent, invisible characters included; `lines` is what the rules read
+  const kept = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
+  const lines = kept.map((l) => ({ text: visible(l.text), origin: l.origin }));
   const n = lines.length;
   const removed = new Array<boolean>(n).fill(false);
   const at = (i: number): Line => lines[i]!;
   const blank = (i: number): boolean => at(i).text.trim() === '';
+  const initials = initialsQuoting(lines);
+  const initialsOf = (t: string) => (initials.size ? INITIALS_PREFIX.exec(t)?.[1] : undefined);
   const quoted = (i: number): boolean =>
-    at(i).origin === 'quote' || (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text));
+    at(i).origin === 'quote' ||
+    (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text)) ||
+    initials.has(initialsOf(at(i).text) ?? '');
+  /** A quoted line without its markers, ">" or initials. */
+  const unquote = (t: string): string => {
+    const m = initialsOf(t);
+    return (m && initials.has(m) ? t.trimStart().slice(m.length) : t).replace(/^[>\s]+/, '');
+  };
   const nextNonBlank = (from: number): number => {
     for (let j = from; j < n; j++) if (!blank(j)) return j;
     return -1;
@@ -110,19 +146,43 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     return null;
   };
 
+  /**
+   * From/Sent/To/Subject as a client writes them: a From that names a writer, and an address or a
+   * date in the Sent field ("From: the accounting team\nTo: everyone\nSubject: …" is a list). The
+   * fields may stand one blank line apart (1C-Bitrix and Outlook lay them out as paragraphs).
+   */
   const headerBlockAt = (i: number): boolean => {
     const first = headerField(at(i).text);
     if (!first) return false;
-    const fields = new Set([first.field]);
-    let address = first.field === 'from' && /@|mailto:/.test(first.value);
-    for (let j = i + 1; j < n && j <= i + 8; j++) {
-      if (blank(j)) break;
+    const fields = new Map<Field, string>([[first.field, first.value]]);
+    for (let j = i + 1; j < n && j <= i + MAX_HEADER_BLOCK_LINES; j++) {
+      if (blank(j)) {
+        if (j + 1 < n && !blank(j + 1) && headerField(at(j + 1).text)) continue;
+        break;
+      }
       const f = headerField(at(j).text);
       if (!f) continue; // a wrapped value
-      fields.add(f.field);
-      address ||= f.field === 'from' && /@|mailto:/.test(f.value);
+      if (!fields.has(f.field)) fields.set(f.field, f.value);
     }
-    return fields.size >= 3 || (fields.size === 2 && address);
+    const from = fields.get('from');
+    if (from === undefined || !isWriter(from)) return false;
+    const address = /@|mailto:/.test(from);
+    const dated = hasDate(fields.get('date') ?? '');
+    // Outlook, 1C-Bitrix and web mail put From first; a block that starts otherwise ("Date:" in web
+    // mail, "Message du :") says when: "Тема: …\nКому: …\nОт: Иван <a@b>" is a memo
+    if (first.field !== 'from' && !dated) return false;
+    // two fields are a block only with both a writer's address and a date ("From: Ann <a@b>\nTo: Bob
+    // <c@d>" is the person's note of who writes to whom)
+    if (fields.size === 2) return address && dated;
+    return fields.size >= 3 && (address || dated);
+  };
+
+  const introducesOriginal = (from: number): boolean => {
+    const next = nextNonBlank(from);
+    if (next < 0) return false;
+    // Apple Mail quotes what it forwards: "Begin forwarded message:\n\n> From: …"
+    const t = unquote(at(next).text);
+    return headerField(t) !== null || attribution(t) !== null;
   };
 
   let cut: { at: number; why: Cut } | null = null;
@@ -133,7 +193,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     if (blank(i)) continue;
     const t = at(i).text.trim();
     if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe') || wrappedQuoteLine(i)) {
-      const inner = t.replace(/^[>\s]+/, '');
+      const inner = unquote(t);
       // Apple Mail quotes a forwarded message whole, separator included
       if (separator(inner)?.kind === 'forwarded') {
         cut = { at: i, why: 'forwarded' };
@@ -154,7 +214,9 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       }
     }
     const sep = separator(t);
-    if (sep) {
+    // "Original:" or "Forwarded:" alone is a label of the person's, unless a header block or an
+    // attribution follows it ("Begin forwarded message:\n\nFrom: …"); a decorated one is a client's
+    if (sep && (sep.decorated || sep.rest || introducesOriginal(i + 1))) {
       cut = { at: i, why: sep.kind };
       break;
     }
@@ -191,13 +253,15 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     i += found.span - 1;
   }
 
+  if (!cut) trailingBlockquote(lines, removed);
+
   let forwarded: Forwarded | null = null;
   if (cut) {
     for (let j = cut.at; j < n; j++) if (!blank(j)) removed[j] = true;
     // A forward, or an original with nothing written above it: the message is what was
     // forwarded, and it is kept as such rather than thrown away with the quote.
     if (cut.why === 'forwarded' || !ownAbove || (options.forwardSubject && cut.why !== 'footer')) {
-      forwarded = readForwarded(lines.slice(cut.at));
+      forwarded = readForwarded(kept.slice(cut.at));
       if (!forwarded.text && !forwarded.from) forwarded = null;
     }
   }
@@ -213,10 +277,28 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   }
 
   return {
-    reply: render(lines, (i) => !removed[i]),
-    removed: render(lines, (i) => removed[i]!),
+    reply: render(kept, (i) => !removed[i]),
+    removed: render(kept, (i) => removed[i]!),
     forwarded,
   };
+}
+
+/**
+ * A bare <blockquote> that ends the message below the answer is the original of a client that
+ * writes no attribution, as "> " lines at the end are. One the answer goes on after is the
+ * person's own (an inline quote), and so is one the answer introduces: "The log:" ends with a colon.
+ */
+function trailingBlockquote(lines: Line[], removed: boolean[]): void {
+  const blank = (i: number) => lines[i]!.text.trim() === '';
+  let last = lines.length - 1;
+  while (last >= 0 && blank(last)) last--;
+  if (last < 0 || lines[last]!.origin !== 'maybe' || removed[last]) return;
+  let first = last;
+  while (first > 0 && (lines[first - 1]!.origin === 'maybe' || blank(first - 1))) first--;
+  let above = first - 1;
+  while (above >= 0 && (blank(above) || removed[above])) above--;
+  if (above < 0 || lines[above]!.origin !== 'own' || /[:：]\s*$/.test(lines[above]!.text)) return;
+  for (let j = first; j <= last; j++) if (!blank(j)) removed[j] = true;
 }
 
 /**
@@ -277,11 +359,13 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
 function splitInlineAttributions(lines: Line[]): Line[] {
   const out: Line[] = [];
   for (const line of lines) {
-    const at = line.origin === 'own' && !QUOTE_PREFIX.test(line.text) ? attributionTail(line.text) : -1;
-    if (at <= 0) {
+    const seen = visible(line.text);
+    const tail = line.origin === 'own' && !QUOTE_PREFIX.test(seen) ? attributionTail(seen) : -1;
+    if (tail <= 0) {
       out.push(line);
       continue;
     }
+    const at = rawIndex(line.text, tail);
     const before = line.text.slice(0, at).replace(/[-–—\s]+$/, '');
     if (before.trim()) out.push({ text: before, origin: line.origin });
     out.push({ text: line.text.slice(at), origin: line.origin });
@@ -299,7 +383,7 @@ export function render(lines: Line[], chosen: (i: number) => boolean): string {
   let seam = false;
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!.text;
-    if (text.trim() === '') {
+    if (visible(text).trim() === '') {
       blanks++;
       continue;
     }

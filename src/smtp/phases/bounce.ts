@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import { markOutboxBounced } from '../../db/outbox.js';
 import { withTransaction } from '../../db/pool.js';
 import { chargeUnroutedBytes, type Envelope, storeMessage, type UnroutedMessageRow } from '../../db/queries.js';
+import { classifyInput, classifyMessage } from '../../mail/classify.js';
 import { type DeliveryReport, findSmtpError, readDeliveryReport } from '../../mail/dsn.js';
 import { idempotencyKey, type ParsedMessage, parseMessage } from '../../mail/parse.js';
 import type { Route, SmtpContext } from '../context.js';
@@ -14,14 +15,33 @@ import { reply, type SmtpReply } from '../reply.js';
 type BounceRoute = Extract<Route, { kind: 'bounce' }>;
 
 /** What the report says happened, as the outbox keeps it: "550 5.1.1 …", or null when it was not a failure. */
-export function failureOf(report: DeliveryReport | null, text: string, nullSender: boolean): string | null {
+export function failureOf(
+  report: DeliveryReport | null,
+  text: string,
+  nullSender: boolean,
+  autoReply: string | null = null,
+): string | null {
   if (report) {
     if (report.action !== 'failed') return null;
     return report.diagnostic ?? (report.status ? `Status: ${report.status}` : 'failed (the report gives no reason)');
   }
-  // not RFC 3464: only a null-sender message with a permanent SMTP error in its text counts
-  const error = nullSender ? findSmtpError(text) : null;
+  // not RFC 3464: only a null-sender message with a permanent SMTP error in its text counts, and not
+  // an auto-reply (RFC 3834 sends vacation notices to the envelope sender, from <>, too)
+  const error = nullSender && !autoReply ? findSmtpError(text) : null;
   return error?.status?.startsWith('5') ? error.diagnostic : null;
+}
+
+/** Why a message to a bounce address is an auto-reply rather than a report, or null (classify.ts's rules). */
+function autoReplyOf(parsed: ParsedMessage | null, ctx: SmtpContext): string | null {
+  if (!parsed) return null;
+  const verdict = classifyMessage(
+    classifyInput(parsed, null, {
+      mailDomains: ctx.config.mailDomains,
+      supportLocalPart: ctx.config.supportLocalPart,
+      notificationSenders: ctx.config.notificationSenders,
+    }),
+  );
+  return verdict?.kind === 'auto-reply' ? verdict.reason : null;
 }
 
 /** Thrown inside the transaction when the network's daily budget of unrouted mail is spent: nothing is kept. */
@@ -36,10 +56,15 @@ export async function storeDeliveryReport(
 ): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
   const parsed: ParsedMessage | null = await parseMessage(raw).catch(() => null);
   const report = readDeliveryReport(raw);
-  const failure = failureOf(report, parsed?.text ?? '', !envelope.mailFrom);
+  const autoReply = report ? null : autoReplyOf(parsed, ctx);
+  const failure = failureOf(report, parsed?.text ?? '', !envelope.mailFrom, autoReply);
   const bounces = routes.filter((r): r is BounceRoute => r.kind === 'bounce');
   const key = parsed ? idempotencyKey(raw, parsed) : `sha256:${crypto.createHash('sha256').update(raw).digest('hex')}`;
-  const what = report ? `delivery report (${report.action ?? 'no action'})` : 'mail to a bounce address';
+  const what = report
+    ? `delivery report (${report.action ?? 'no action'})`
+    : autoReply
+      ? 'auto-reply to a bounce address'
+      : 'mail to a bounce address';
   // RCPT keeps a report alone in its transaction (RCPT_BOUNCE_MIXED): every route is a bounce address
   const unrouted = bounces.map(
     (route): UnroutedMessageRow => ({

@@ -6,7 +6,7 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
 import { DeadlineExceeded, failureTag } from '../../deadline.js';
-import { inspectHeader, LineEndings } from '../../mail/bytes.js';
+import { emptyHeaderShape, inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { GrowingBuffer } from '../../mail/growing-buffer.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
@@ -122,7 +122,7 @@ export function onData(ctx: SmtpContext) {
       }
       // its own ArrayBuffer, so that it can be moved to a worker without copying
       const raw = received.take();
-      const header = { lines: 0, signatures: 0 };
+      const header = emptyHeaderShape();
       const problem = inspectHeader(raw, { maxBytes: config.maxHeaderBytes, maxLines: config.maxHeaderLines }, header);
       if (problem) {
         release();
@@ -179,6 +179,8 @@ export function onData(ctx: SmtpContext) {
         lines: lineEndings.lines,
         boundaries: lineEndings.dashLines,
         signatures: header.signatures,
+        tags: lineEndings.tags,
+        addressBytes: header.addressBytes,
       };
       process(ctx, session, { raw, routes, network, shape }, deadline.signal, release)
         .then((outcome) => {
@@ -212,10 +214,12 @@ async function process(
   const { raw, routes, network, shape } = message;
   // answered well inside the deadline, so that the reply names our load rather than the deadline
   const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
+  const waitUntil = performance.now() + wait; // for the budget's turn and a worker thread together
   const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
   try {
     releaseBuffered();
-    return await ctx.pipeline.process({ raw, envelope: envelopeOf(session), routes, network }, signal, shape);
+    const input = { raw, envelope: envelopeOf(session), routes, network };
+    return await ctx.pipeline.process(input, signal, shape, waitUntil);
   } finally {
     done();
   }
