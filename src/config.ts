@@ -2,12 +2,13 @@
 // default of each profile, description); the Config type, validation, the banner, `serve --help`
 // and the README table are all derived from that one list. A bad value stops the process with
 // every problem listed in one round, each naming its variable, never echoing a secret.
+import fs from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_SCHEMA, schemaNameProblem } from './db/schema.js';
-import { PROJECT_ROOT } from './paths.js';
+import { PROJECT_ROOT, TEMPLATES_DIR } from './paths.js';
 
 export type Profile = 'local' | 'production';
 export type AuthPolicy = 'enforce' | 'monitor';
@@ -33,6 +34,11 @@ export interface Setting<T> {
   production: Default<T>;
   /** How a value reads in the banner and the start-up log line; default: String(value). */
   show?: (value: T) => string;
+  /**
+   * How a value is written in the variable, where that is not String(value) (a duration: `1m`, not
+   * 60000): the README and `serve --help` show the defaults so, and the parser takes them back.
+   */
+  write?: (value: T) => string;
   /** Never echoed: not in error messages, not in the banner. */
   secret?: boolean;
 }
@@ -171,17 +177,40 @@ export function showDuration(ms: number): string {
 
 const addressRe = /^[^@\s<>,;"]+@[^@\s<>,;"]+\.[^@\s<>,;"]+$/;
 
-/** smtp:// or smtps://, a host, optionally user:password@ and a port. */
-function isRelayUrl(value: string): boolean {
+/** smtp:// or smtps://, a host, optionally user:password@ (percent-encoded) and a port. */
+function relayUrlProblem(value: string): string | null {
+  const shape = 'must be an smtp:// or smtps:// URL with a host';
+  if (!URL.canParse(value)) return shape;
+  const u = new URL(value);
+  if (!(u.protocol === 'smtp:' || u.protocol === 'smtps:') || !u.hostname || !(u.pathname === '' || u.pathname === '/'))
+    return shape;
   try {
-    const u = new URL(value);
-    return (
-      (u.protocol === 'smtp:' || u.protocol === 'smtps:') && !!u.hostname && (u.pathname === '' || u.pathname === '/')
-    );
+    // src/outbox/mail.ts decodes them for the login
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
   } catch {
-    return false;
+    return 'has a user or password that is not percent-encoded (write % as %25, e.g. encodeURIComponent)';
+  }
+  return null;
+}
+
+/** What is wrong with a path that must be a directory, or null. */
+function directoryProblem(dir: string): string | null {
+  try {
+    return fs.statSync(dir).isDirectory() ? null : 'is not a directory';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'
+      ? 'does not exist'
+      : `cannot be read (${(err as NodeJS.ErrnoException).code})`;
   }
 }
+
+/** The template files of one language, as the built-in templates/ has them. */
+const templateFiles = (language: string): string[] =>
+  fs
+    .readdirSync(path.join(TEMPLATES_DIR, language))
+    .filter((f) => /\.(txt|html)$/.test(f))
+    .sort();
 
 const MiB = 1024 * 1024;
 /** 10 s, or a third of HOOK_TIMEOUT_MS when that is less: waiting and working both end before the deadline. */
@@ -747,8 +776,13 @@ export const SETTINGS = {
     group: 'Notifications and the outbox',
     describe:
       'Directory with your own notification templates (`<language>/<event>.txt` and `.html`, as in `templates/`); ' +
-      'a template it lacks is taken from `templates/`.',
-    parse: text.transform((v) => path.resolve(v)),
+      'a template it lacks is taken from `templates/`. It must exist and hold at least one template of `NOTIFY_LANGUAGE`.',
+    parse: text
+      .transform((v) => path.resolve(v))
+      .superRefine((v, ctx) => {
+        const problem = directoryProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     unset: '(built-in templates/)',
     show: none('the built-in templates/'),
   }),
@@ -758,7 +792,13 @@ export const SETTINGS = {
     describe:
       'Relay for notifications: `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://…:465`. ' +
       'Unset: each notification is written to `DATA_DIR/outbox/<id>.eml` and nothing leaves the machine.',
-    parse: z.string().trim().refine(isRelayUrl, 'must be an smtp:// or smtps:// URL with a host'),
+    parse: z
+      .string()
+      .trim()
+      .superRefine((v, ctx) => {
+        const problem = relayUrlProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     secret: true,
     show: (v) => (v ? maskUrl(v) : '(none: written to DATA_DIR/outbox/, nothing leaves the machine)'),
     unset: '(none: .eml files)',
@@ -804,7 +844,9 @@ export const SETTINGS = {
   OUTBOX_CONCURRENCY: setting({
     key: 'outboxConcurrency',
     group: 'Notifications and the outbox',
-    describe: 'Deliveries one sender has in flight at once (and pooled connections to the relay).',
+    describe:
+      'Deliveries of each kind (mail, CRM webhook) one sender has in flight at once, in slots of its own (and pooled ' +
+      'connections to the relay); after a timeout a kind goes one at a time until a delivery goes through.',
     parse: int(1, 100),
     local: 4,
     production: 4,
@@ -819,6 +861,7 @@ export const SETTINGS = {
     local: 60_000,
     production: 60_000,
     show: showDuration,
+    write: showDuration,
   }),
   OUTBOX_RETRY_DELAY: setting({
     key: 'outboxRetryDelayMs',
@@ -828,6 +871,7 @@ export const SETTINGS = {
     local: 60_000,
     production: 60_000,
     show: showDuration,
+    write: showDuration,
   }),
   OUTBOX_MAX_AGE: setting({
     key: 'outboxMaxAgeMs',
@@ -837,6 +881,7 @@ export const SETTINGS = {
     local: 2 * 86_400_000,
     production: 2 * 86_400_000,
     show: showDuration,
+    write: showDuration,
   }),
   OUTBOX_KEEP_SENT: setting({
     key: 'outboxKeepSentMs',
@@ -848,6 +893,7 @@ export const SETTINGS = {
     local: 30 * 86_400_000,
     production: 30 * 86_400_000,
     show: (v) => (v ? showDuration(v) : '0 (off: kept for ever)'),
+    write: (v) => (v ? showDuration(v) : '0'),
   }),
   HTTP_HOST: setting({
     key: 'httpHost',
@@ -883,7 +929,16 @@ export const SETTINGS = {
       'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`); unset, the API is off and `/v1/…` answers 404. ' +
       '`ticket-mx api-token create` makes one.',
     unset: '(API off)',
-    parse: z.string().trim().min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)'),
+    parse: z
+      .string()
+      .trim()
+      .min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)')
+      // the bearer token is one run of non-space characters, and Node reads header bytes as latin1:
+      // a token with a space or a non-ASCII character could never authenticate
+      .regex(
+        /^[\x21-\x7e]*$/,
+        'must be printable ASCII without spaces, or no request could present it (ticket-mx api-token create makes one)',
+      ),
     secret: true,
   }),
   API_MAX_BODY_BYTES: setting({
@@ -929,6 +984,7 @@ export const SETTINGS = {
     local: 10_000,
     production: 10_000,
     show: showDuration,
+    write: showDuration,
   }),
 } as const;
 
@@ -988,6 +1044,19 @@ const RULES: Rule[] = [
         : c.dkimPrivateKeyFile
           ? 'DKIM_SELECTOR: must be set together with DKIM_PRIVATE_KEY_FILE'
           : 'DKIM_PRIVATE_KEY_FILE: must be set together with DKIM_SELECTOR',
+  },
+  {
+    // a template TEMPLATES_DIR lacks is taken from templates/, but one with none of them is a mistake
+    uses: ['TEMPLATES_DIR', 'NOTIFY_LANGUAGE'],
+    check: (c) => {
+      if (!c.templatesDir) return null;
+      const files = templateFiles(c.notifyLanguage);
+      const has = files.filter((f) => fs.existsSync(path.join(c.templatesDir!, c.notifyLanguage, f)));
+      return has.length
+        ? null
+        : `TEMPLATES_DIR: has none of the templates of NOTIFY_LANGUAGE=${c.notifyLanguage} ` +
+            `(looked for ${files.map((f) => `${c.notifyLanguage}/${f}`).join(', ')} in ${c.templatesDir})`;
+    },
   },
   {
     uses: ['SUPPORT_LOCAL_PART'],
@@ -1135,11 +1204,12 @@ export function maskUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 
-/** A default as the README and the help show it. */
-function defaultText(d: Default<unknown>): string {
+/** A default as the README and the help show it: a value as it would be written in the variable. */
+function defaultText(s: Setting<unknown>, d: Default<unknown>): string {
   if (isRequired(d)) return 'required';
   if (isComputed(d)) return d.text;
   if (d === null) return '(none)';
+  if (s.write) return s.write(d);
   if (Array.isArray(d)) return d.length ? d.join(',') : '(none)';
   return String(d);
 }
@@ -1156,7 +1226,7 @@ export function settingsMarkdown(): string {
     for (const name of namesIn(group)) {
       const s = SETTINGS[name] as Setting<unknown>;
       out.push(
-        `| \`${name}\` | ${inCode(defaultText(s.local))} | ${inCode(defaultText(s.production))} | ${s.describe} |`,
+        `| \`${name}\` | ${inCode(defaultText(s, s.local))} | ${inCode(defaultText(s, s.production))} | ${s.describe} |`,
       );
     }
     out.push('');
@@ -1172,8 +1242,8 @@ export function settingsHelp(width = 100): string {
     out.push(`\n${group}:`);
     for (const name of namesIn(group)) {
       const s = SETTINGS[name] as Setting<unknown>;
-      const local = defaultText(s.local);
-      const production = defaultText(s.production);
+      const local = defaultText(s, s.local);
+      const production = defaultText(s, s.production);
       out.push(`  ${name}  [${local === production ? local : `local ${local}, production ${production}`}]`);
       out.push(...wrap(s.describe.replace(/`/g, ''), width - 6).map((l) => `      ${l}`));
     }

@@ -154,7 +154,8 @@ async function runSender(args: string[], io: Out): Promise<number> {
   // --once answers on stdout; a long-running sender logs there, like serve
   const log = values.once ? commandLogger(config) : createLogger(config.logLevel);
   const db = await openDatabase(config, log);
-  const pool = createPool({ connectionString: db.url, max: config.outboxConcurrency + 2, log });
+  // mail and webhooks each have OUTBOX_CONCURRENCY slots (src/outbox/sender.ts), plus the claim and LISTEN
+  const pool = createPool({ connectionString: db.url, max: 2 * config.outboxConcurrency + 2, log });
   try {
     await migrate(db.url);
     const sender = createSender(await openOutbox(config, pool), { config, pool, databaseUrl: db.url, log });

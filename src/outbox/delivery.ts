@@ -5,8 +5,11 @@ import type { ClaimedRow } from '../db/outbox.js';
 export type DeliveryResult =
   /** Handed over: the remote side accepted it (its reply is kept). */
   | { outcome: 'sent'; reply: string }
-  /** Try again later: a 4xx, a timeout, a refused connection, anything on our side. */
-  | { outcome: 'deferred'; reply: string }
+  /**
+   * Try again later: a 4xx, a timeout, a refused connection, anything on our side. `timedOut`: the
+   * other side did not answer in time (the sender then sends this kind one at a time for a while).
+   */
+  | { outcome: 'deferred'; reply: string; timedOut?: boolean }
   /** Never: the remote side refused it for good (a 5xx); the reply is kept. */
   | { outcome: 'failed'; reply: string };
 

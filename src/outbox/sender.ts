@@ -4,6 +4,8 @@
 // exponential backoff until OUTBOX_MAX_AGE; failed with the remote reply kept. A sender that dies
 // mid-send leaves a claim whose lease ends, and the row is sent again (the same bytes, the same
 // Message-ID): at most one duplicate, never a loss. Stop: sends in flight finish or are put back.
+// Each kind has its own OUTBOX_CONCURRENCY slots (a CRM that hangs never holds back mail to people,
+// nor a slow relay the CRM), and after a timeout a kind sends one at a time until one goes through.
 import os from 'node:os';
 import pg from 'pg';
 import {
@@ -26,6 +28,7 @@ export interface SenderOptions {
   databaseUrl: string;
   deliveries: Delivery[];
   log: Logger;
+  /** Deliveries of each kind in flight at once. */
   concurrency: number;
   sendTimeoutMs: number;
   retryDelayMs: number;
@@ -73,6 +76,11 @@ export class Sender {
   private timer: NodeJS.Timeout | null = null;
   private listener: pg.Client | null = null;
   private relistenDelayMs = 500;
+  /**
+   * Kinds whose last attempt ran out of time: they send one at a time until one is delivered, since
+   * more at once to a destination that does not answer only queues more timeouts.
+   */
+  private readonly probing = new Set<string>();
 
   constructor(private readonly o: SenderOptions) {
     this.byKind = new Map(o.deliveries.map((d) => [d.kind, d]));
@@ -108,13 +116,24 @@ export class Sender {
   /** `outbox run --once`: delivers what is due now (one attempt each), waits for the sends, returns. */
   async runOnce(): Promise<SendCounts> {
     for (;;) {
-      const free = this.o.concurrency - this.inFlight.size;
-      const rows = free > 0 && !this.stopping ? await this.claim(free) : [];
-      for (const row of rows) this.run(row);
+      let claimed = 0;
+      for (const kind of this.kinds) {
+        const free = this.free(kind);
+        const rows = free > 0 && !this.stopping ? await this.claim(kind, free) : [];
+        for (const row of rows) this.run(row);
+        claimed += rows.length;
+      }
       if (!this.inFlight.size) return { ...this.counts };
-      if (!rows.length || this.inFlight.size >= this.o.concurrency)
+      if (!claimed || this.kinds.every((k) => this.free(k) <= 0))
         await Promise.race([...this.inFlight.values()].map((t) => t.done));
     }
+  }
+
+  /** The slots of this kind not in use: OUTBOX_CONCURRENCY of its own, one while it is probing after a timeout. */
+  private free(kind: string): number {
+    let busy = 0;
+    for (const task of this.inFlight.values()) if (task.row.kind === kind) busy++;
+    return (this.probing.has(kind) ? 1 : this.o.concurrency) - busy;
   }
 
   /** A NOTIFY arrived, a send finished, or the timer rang: claim what is due. */
@@ -136,17 +155,24 @@ export class Sender {
   private async pump(): Promise<void> {
     let delayMs: number;
     try {
-      for (;;) {
-        const free = this.o.concurrency - this.inFlight.size;
-        if (free <= 0) return; // a finishing send wakes us
-        const rows = await this.claim(free);
-        for (const row of rows) this.stopping ? await this.giveBack(row) : this.run(row);
-        if (this.stopping) return;
-        if (rows.length < free) break;
+      // a kind with no free slot is woken by its next finishing send; the others claim what is due
+      const waiting: string[] = [];
+      for (const kind of this.kinds) {
+        for (;;) {
+          const free = this.free(kind);
+          if (free <= 0) break;
+          const rows = await this.claim(kind, free);
+          for (const row of rows) this.stopping ? await this.giveBack(row) : this.run(row);
+          if (this.stopping) return;
+          if (rows.length < free) {
+            if (this.free(kind) > 0) waiting.push(kind);
+            break;
+          }
+        }
       }
-      // a send in flight wakes us when it finishes; the timer is for when nothing is in flight
-      if (this.inFlight.size) return;
-      const seconds = await secondsUntilNextDue(this.o.pool, this.kinds);
+      // the timer is for the kinds with room: a retry of theirs falling due while another kind is busy
+      if (!waiting.length) return;
+      const seconds = await secondsUntilNextDue(this.o.pool, waiting);
       const pollMs = this.o.pollMs ?? 30_000;
       // overdue but not claimable: another sender is claiming it this very moment
       delayMs = seconds === null ? pollMs : Math.min(pollMs, Math.max(250, Math.ceil(seconds * 1000)));
@@ -160,9 +186,9 @@ export class Sender {
     this.timer.unref();
   }
 
-  private claim(limit: number): Promise<ClaimedRow[]> {
+  private claim(kind: string, limit: number): Promise<ClaimedRow[]> {
     return claimOutbox(this.o.pool, {
-      kinds: this.kinds,
+      kinds: [kind],
       limit,
       leaseSeconds: this.leaseSeconds,
       claimedBy: this.claimedBy,
@@ -185,10 +211,11 @@ export class Sender {
   private async attempt(row: ClaimedRow, controller: AbortController): Promise<void> {
     const delivery = this.byKind.get(row.kind)!;
     const started = performance.now();
-    const timer = setTimeout(
-      () => controller.abort(new Error(`no answer within ${this.o.sendTimeoutMs} ms`)),
-      this.o.sendTimeoutMs,
-    );
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      controller.abort(new Error(`no answer within ${this.o.sendTimeoutMs} ms`));
+    }, this.o.sendTimeoutMs);
     let result: DeliveryResult;
     try {
       let content = row.content;
@@ -200,12 +227,31 @@ export class Sender {
       result = await abortable(delivery.deliver(row, content, controller.signal), controller.signal);
     } catch (err) {
       const reply = (err as Error)?.message ?? String(err);
-      result = err instanceof PermanentFailure ? { outcome: 'failed', reply } : { outcome: 'deferred', reply };
+      result =
+        err instanceof PermanentFailure
+          ? { outcome: 'failed', reply }
+          : { outcome: 'deferred', reply, timedOut: late && !this.stopping };
     } finally {
       clearTimeout(timer);
     }
     if (this.putBack.has(row.id)) return;
+    this.pace(row.kind, result);
     await this.finish(row, result, Math.round(performance.now() - started));
+  }
+
+  /** A timeout puts the kind on one slot; the first delivery that goes through gives it all of them back. */
+  private pace(kind: string, result: DeliveryResult): void {
+    if (result.outcome === 'deferred' && result.timedOut && !this.probing.has(kind)) {
+      this.probing.add(kind);
+      this.o.log.warn(
+        { code: 'OUTBOX_ONE_AT_A_TIME', kind, reply: result.reply },
+        `outbox: ${kind} timed out; sending ${kind} one at a time until one is delivered`,
+      );
+    } else if (result.outcome === 'sent' && this.probing.delete(kind))
+      this.o.log.info(
+        { code: 'OUTBOX_ALL_SLOTS', kind, concurrency: this.o.concurrency },
+        `outbox: ${kind} answers again; ${this.o.concurrency} at a time`,
+      );
   }
 
   private async finish(row: ClaimedRow, result: DeliveryResult, ms: number): Promise<void> {

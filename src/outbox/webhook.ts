@@ -107,7 +107,7 @@ export async function postWebhook(
       signal: AbortSignal.any([signal, timeout]),
     });
   } catch (err) {
-    if (timeout.aborted) return { outcome: 'deferred', reply: `no answer within ${s.timeoutMs} ms` };
+    if (timeout.aborted) return { outcome: 'deferred', reply: `no answer within ${s.timeoutMs} ms`, timedOut: true };
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     return { outcome: 'deferred', reply: cause?.code ?? cause?.message ?? (err as Error).message };
   }

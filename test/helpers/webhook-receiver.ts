@@ -1,7 +1,8 @@
 // The CRM's webhook endpoint in the tests: a real HTTP server on a free loopback port that records
 // every request with its raw body and answers as told: a status per request, or 'hang' (no answer,
 // the connection left open until the sender gives up). It can be started on a given port, so that
-// a receiver that was down comes back where ticket-mx expects it.
+// a receiver that was down comes back where ticket-mx expects it. Each request records how many
+// were open (unanswered, their connection not yet closed) when it arrived, itself included.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
@@ -11,6 +12,8 @@ export interface ReceivedRequest {
   url: string;
   headers: http.IncomingHttpHeaders;
   body: Buffer;
+  /** Requests open when this one arrived, itself included. */
+  open: number;
 }
 
 export interface TestReceiver {
@@ -27,9 +30,12 @@ export interface TestReceiver {
 
 export async function startReceiver(port = 0): Promise<TestReceiver> {
   const received: ReceivedRequest[] = [];
+  const open = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
+    open.add(res);
+    res.on('close', () => open.delete(res));
     req.on('end', () => {
       const n = received.length;
       received.push({
@@ -37,6 +43,7 @@ export async function startReceiver(port = 0): Promise<TestReceiver> {
         url: req.url ?? '',
         headers: req.headers,
         body: Buffer.concat(chunks),
+        open: open.size,
       });
       const answer = receiver.answer(n);
       if (answer === 'hang') return;

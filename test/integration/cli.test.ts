@@ -76,6 +76,9 @@ describe('configuration errors stop the process and name the variable', () => {
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/],
     [{ STAFF_SENDERS: 'ivan' }, /STAFF_SENDERS: must list addresses/],
     [{ TLS_CERT_FILE: '/etc/cert.pem' }, /TLS_KEY_FILE: must be set together with TLS_CERT_FILE/],
+    [{ API_TOKEN: `tmx_${'a'.repeat(20)} ${'b'.repeat(20)}` }, /API_TOKEN: must be printable ASCII without spaces/],
+    [{ OUTBOUND_SMTP_URL: 'smtp://us%er:p%zz@host' }, /OUTBOUND_SMTP_URL: has a user or password that is not percent/],
+    [{ TEMPLATES_DIR: '/nonexistent' }, /TEMPLATES_DIR: does not exist/],
   ])('%j', async (env, message) => {
     const r = await runCli(['serve'], cleanEnv(env));
     expect(r.code).toBe(78);

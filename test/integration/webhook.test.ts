@@ -3,6 +3,8 @@
 // same bytes) three times and the signature of each attempt verifies; a receiver that stays down
 // leaves the event queued, and a later ticket-mx delivers it once the receiver is back; a staff
 // answer posted to the API gets its webhook too; deploy/crm-webhook.mjs, run as the CRM, verifies.
+// A CRM that never answers holds back no mail (each kind has its own slots), and after its timeouts
+// webhooks go one at a time until one is delivered.
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import { PROJECT_ROOT } from '../../src/paths.js';
 import { cleanEnv } from '../helpers/cli.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { waitForStatus } from '../helpers/outbox.js';
+import { startRelay } from '../helpers/relay.js';
 import { startTestServer } from '../helpers/server.js';
 import { buildMessage, deliver } from '../helpers/smtp-client.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
@@ -129,6 +132,58 @@ describe('a reply over SMTP, a receiver that times out, then fails, then takes i
       expect(done.last_reply).toBe('HTTP 204 No Content');
     } finally {
       await server.close();
+      await receiver.close();
+    }
+  });
+});
+
+describe('a CRM that never answers, and mail to staff at the same time', () => {
+  it('holds back no mail; after the timeouts webhooks go one at a time until one is delivered', async () => {
+    await insertTestTicket(db.pool, 'TKT-503', 'client@example.ru', 'Paper jam');
+    const receiver = await startReceiver();
+    // the first four (as many as the slots) hang until the sender gives up; the CRM is back after that
+    receiver.answer = (n) => (n < 4 ? 'hang' : 204);
+    const relay = await startRelay();
+    const server = await startTestServer(db.url, {
+      ...settings(receiver.url),
+      CRM_WEBHOOK_TIMEOUT: '10s',
+      OUTBOX_RETRY_DELAY: '1h',
+      OUTBOX_CONCURRENCY: '4',
+      OUTBOUND_SMTP_URL: relay.url,
+      NOTIFY_STAFF_TO: 'anna@flamecrm.ru,ivan@flamecrm.ru',
+    });
+    try {
+      // eight replies: sixteen mails to staff and eight webhooks, the first four of which hang
+      for (let i = 0; i < 8; i++) {
+        const sent = await deliver(server.port, {
+          from: 'client@example.ru',
+          to: ['support+TKT-503@flamecrm.ru'],
+          message: buildMessage({
+            from: 'client@example.ru',
+            to: 'support+TKT-503@flamecrm.ru',
+            messageId: `<hang-${i}@example.ru>`,
+            body: `Still jammed (${i}).`,
+          }),
+        });
+        expect(sent.short).toBe('250 2.0.0');
+      }
+      const lastCommit = Date.now();
+      // sharing the slots, the mails of the later replies waited for the hanging webhooks (10 s)
+      await relay.waitFor(16, 5_000);
+      expect(Date.now() - lastCommit).toBeLessThan(5_000);
+      expect(receiver.received).toHaveLength(4);
+
+      // all four timed out; then one webhook alone, and once it is delivered the rest together
+      await receiver.waitFor(8, 30_000);
+      expect(receiver.received[4]!.open, 'the fifth webhook waited for the four that hung').toBe(1);
+      const rows = await webhookRows('TKT-503');
+      await Promise.all(rows.slice(4).map((r) => waitForStatus(db.pool, r.id, 'sent')));
+      expect(rows.slice(0, 4).map((r) => r.status)).toEqual(['queued', 'queued', 'queued', 'queued']);
+      expect(server.logsWithCode('OUTBOX_ONE_AT_A_TIME')).toEqual([expect.objectContaining({ kind: 'webhook' })]);
+      expect(server.logsWithCode('OUTBOX_ALL_SLOTS')).toEqual([expect.objectContaining({ kind: 'webhook' })]);
+    } finally {
+      await server.close();
+      await relay.close();
       await receiver.close();
     }
   });

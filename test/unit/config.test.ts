@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bearerChecker } from '../../src/api/auth.js';
+import { newApiToken } from '../../src/cli/api-token.js';
 import {
   ConfigError,
   effectiveSettings,
@@ -119,6 +121,8 @@ describe('bad values', () => {
     [{ DATABASE_SCHEMA: 'x; drop table tickets' }, 'DATABASE_SCHEMA'],
     [{ TICKET_CLOSED_STATUSES: ' , ' }, 'TICKET_CLOSED_STATUSES'],
     [{ API_TOKEN: 'too-short' }, 'API_TOKEN'],
+    [{ OUTBOUND_SMTP_URL: 'smtp://us%er:p%zz@host' }, 'OUTBOUND_SMTP_URL'],
+    [{ TEMPLATES_DIR: '/nonexistent' }, 'TEMPLATES_DIR'],
   ])('%j names %s', (env, name) => {
     let error: unknown;
     try {
@@ -157,11 +161,67 @@ describe('the schema, closed statuses and the API token', () => {
     });
   });
 
+  it('refuses a token that no request could present: a space inside, or a character beyond ASCII', () => {
+    for (const token of [`tmx_${'a'.repeat(20)} ${'b'.repeat(20)}`, `tmx_${'ё'.repeat(40)}`, `tmx_${'é'.repeat(40)}`]) {
+      const problems = problemsOf({ API_TOKEN: token });
+      expect(problems).toEqual([expect.stringMatching(/^API_TOKEN: must be printable ASCII without spaces/)]);
+      expect(problems.join('\n')).not.toContain(token.slice(4, 12));
+      // why: the bearer check takes one run of non-space characters, of a header Node reads as latin1
+      const check = bearerChecker(token);
+      const sent = Buffer.from(`Bearer ${token}`, 'utf8').toString('latin1');
+      expect(check(sent)).not.toBeNull();
+    }
+  });
+
+  it('takes every token api-token create makes, and each authenticates', () => {
+    for (let i = 0; i < 200; i++) {
+      const token = newApiToken();
+      expect(loadConfig({ API_TOKEN: token }).apiToken).toBe(token);
+      expect(bearerChecker(token)(`Bearer ${token}`)).toBeNull();
+    }
+  });
+
   it('never echoes the API token', () => {
     const token = 'tmx_0123456789abcdef0123456789abcdef0123456789a';
     const shown = effectiveSettings(loadConfig({ API_TOKEN: token }), { API_TOKEN: token });
     expect(JSON.stringify(shown)).not.toContain(token);
     expect(problemsOf({ API_TOKEN: 'tmx_short' }).join('\n')).not.toContain('tmx_short');
+  });
+});
+
+describe('the relay URL and the templates directory', () => {
+  it('refuses a user or password that is not percent-encoded, without echoing it, and takes one that is', () => {
+    const problems = problemsOf({ OUTBOUND_SMTP_URL: 'smtp://us%er:p%zz@relay.example.ru:587' });
+    expect(problems).toEqual([
+      'OUTBOUND_SMTP_URL: has a user or password that is not percent-encoded (write % as %25, e.g. encodeURIComponent)',
+    ]);
+    expect(problems.join('\n')).not.toContain('p%zz');
+    const url = `smtp://${encodeURIComponent('us%er')}:${encodeURIComponent('p%zz')}@relay.example.ru:587`;
+    expect(loadConfig({ OUTBOUND_SMTP_URL: url }).outboundSmtpUrl).toBe(url);
+  });
+
+  it('refuses a TEMPLATES_DIR that is missing, a file, or holds no template of NOTIFY_LANGUAGE; takes a partial one', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ticket-mx-templates-'));
+    try {
+      const file = path.join(dir, 'file.txt');
+      fs.writeFileSync(file, 'x');
+      expect(problemsOf({ TEMPLATES_DIR: path.join(dir, 'nope') })).toEqual([
+        `TEMPLATES_DIR: does not exist (got ${JSON.stringify(path.join(dir, 'nope'))})`,
+      ]);
+      expect(problemsOf({ TEMPLATES_DIR: file })).toEqual([
+        `TEMPLATES_DIR: is not a directory (got ${JSON.stringify(file)})`,
+      ]);
+      // a directory, but with no ru/ templates in it (say, the parent of the right one)
+      fs.mkdirSync(path.join(dir, 'en'));
+      fs.writeFileSync(path.join(dir, 'en', 'staff-reply.txt'), 'Subject: x\n\ny');
+      const [problem] = problemsOf({ TEMPLATES_DIR: dir });
+      expect(problem).toMatch(/^TEMPLATES_DIR: has none of the templates of NOTIFY_LANGUAGE=ru \(looked for /);
+      for (const f of fs.readdirSync(path.join(PROJECT_ROOT, 'templates', 'ru'))) expect(problem).toContain(`ru/${f}`);
+      // the one it has is of en: fine with NOTIFY_LANGUAGE=en, and one file is enough (the rest are built in)
+      expect(loadConfig({ TEMPLATES_DIR: dir, NOTIFY_LANGUAGE: 'en' }).templatesDir).toBe(dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROBLEMS, problemType } from '../../src/api/problems.js';
-import { settingsMarkdown } from '../../src/config.js';
+import { SETTINGS, settingsMarkdown, VARIABLE_NAMES } from '../../src/config.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { CATALOGUE } from '../../src/smtp/reply.js';
 
@@ -40,6 +40,33 @@ describe('README', () => {
       settingsMarkdown(),
     );
     expect(section('Configuration')).toContain(documented);
+  });
+
+  it('prints every default as a value the variable takes: given back, it parses to the default itself', () => {
+    const begin = readme.indexOf('<!-- settings:begin');
+    const rows = tableRows(readme.slice(begin, readme.indexOf('<!-- settings:end -->')));
+    expect(rows.map((r) => r[0])).toEqual(VARIABLE_NAMES.map((n) => `\`${n}\``));
+    let checked = 0;
+    for (const [cell, local, production] of rows) {
+      const name = cell!.replace(/`/g, '') as keyof typeof SETTINGS;
+      const s = SETTINGS[name];
+      for (const [shown, d] of [
+        [local!, s.local],
+        [production!, s.production],
+      ] as const) {
+        const plain = d !== null && !(typeof d === 'object' && !Array.isArray(d));
+        // a value is printed in code; prose ("required", "(none)", "the host name") only for what has none
+        if (!plain || (Array.isArray(d) && !d.length)) {
+          expect(shown, `${name}: ${shown}`).not.toMatch(/^`/);
+          continue;
+        }
+        expect(shown, `${name}: a default value is printed in code`).toMatch(/^`[^`]+`$/);
+        const parsed = s.parse.safeParse(shown.slice(1, -1));
+        expect(parsed.success ? parsed.data : parsed.error.issues[0]?.message, `${name}=${shown}`).toEqual(d);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
   });
 
   it('documents exactly the replies of src/smtp/reply.ts', () => {
