@@ -2,7 +2,8 @@
 // (Prometheus) and, when API_TOKEN is set, the HTTP API under /v1 (src/api/routes.ts) with its
 // OpenAPI document. Without API_TOKEN every /v1 path answers the problem API_DISABLED.
 import crypto from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import {
@@ -11,7 +12,7 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
-import { problem } from './api/problems.js';
+import { type ApiProblem, problem } from './api/problems.js';
 import { api, sendProblem } from './api/routes.js';
 import type { Config } from './config.js';
 import type { Pool } from './db/pool.js';
@@ -22,7 +23,7 @@ import { WEBHOOK_EVENT } from './outbox/notify.js';
 import type { Outbox } from './outbox/open.js';
 // registers the WebhookEvent schema: the document's webhooks refer to it as a component
 import './outbox/webhook.js';
-import { withDeadline } from './deadline.js';
+import { failureTag, withDeadline } from './deadline.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './outbox/webhook-signature.js';
 
 const signatureHeader = (name: string, description: string, example: string) => ({
@@ -63,6 +64,75 @@ const WEBHOOKS = {
   },
 };
 
+/**
+ * What one HTTP connection may take. The clients are a CRM, a scraper and a health check: few
+ * connections, quick requests, so that neither a silent socket nor a slow body holds a slot for long.
+ */
+export const HTTP_LIMITS = {
+  /** A connection that has not sent a whole request head within this is closed (Node checks every second). */
+  headersMs: 10_000,
+  /** The whole request, body included: a body sent slowly is cut with 408 (REQUEST_TIMEOUT). */
+  requestMs: 30_000,
+  /** A socket with no traffic either way for this long is closed, whatever it was doing. */
+  idleMs: 60_000,
+  /** A kept-alive connection waits this long for its next request. */
+  keepAliveMs: 5_000,
+  /** Connections at once; the next one is closed at accept. */
+  maxConnections: 256,
+};
+
+/** Why Node's HTTP parser gave up on a request, for the problem's detail (the codes are llhttp's). */
+function clientErrorProblem(err: NodeJS.ErrnoException): ApiProblem {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return problem.requestTimeout(HTTP_LIMITS.requestMs);
+    case 'HPE_HEADER_OVERFLOW':
+      return problem.headersTooLarge();
+    case 'HPE_INVALID_METHOD':
+    case 'HPE_INVALID_URL':
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_VERSION':
+      return problem.badRequest('The request line is malformed');
+    case 'HPE_INVALID_HEADER_TOKEN':
+      return problem.badRequest('A header name or value has a character HTTP does not allow');
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      return problem.badRequest('Content-Length and Transfer-Encoding together are refused (request smuggling)');
+    default:
+      return problem.badRequest(`The request cannot be read (${err.code ?? 'malformed'})`);
+  }
+}
+
+/**
+ * A request Node's parser refused before fastify saw it: the API's problem document (there is no URL
+ * to name, so `instance` names the occurrence), one HTTP_CLIENT_ERROR line, and the connection closed.
+ */
+function answerClientError(log: Logger, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const p = clientErrorProblem(err);
+  const requestId = crypto.randomBytes(6).toString('hex');
+  log.info(
+    {
+      code: 'HTTP_CLIENT_ERROR',
+      rid: requestId,
+      problem: p.code,
+      err: err.code ?? err.message,
+      ip: socket.remoteAddress,
+    },
+    'HTTP request refused by the parser',
+  );
+  // as Node's own handler: only when no response to an earlier request on the socket is half-written
+  const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !pending?.headersSent) {
+    const body = JSON.stringify(p.document(`urn:ticket-mx:request:${requestId}`, requestId));
+    socket.write(
+      `HTTP/1.1 ${p.status} ${http.STATUS_CODES[p.status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 export interface RunningHttp {
   port: number;
   /** What the server answers, as `GET /v1/tickets/{id}` (what the OpenAPI document lists). */
@@ -91,6 +161,11 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
     genReqId: () => crypto.randomBytes(6).toString('hex'),
     bodyLimit: config.apiMaxBodyBytes,
     forceCloseConnections: true,
+    connectionTimeout: HTTP_LIMITS.idleMs,
+    requestTimeout: HTTP_LIMITS.requestMs,
+    keepAliveTimeout: HTTP_LIMITS.keepAliveMs,
+    http: { headersTimeout: HTTP_LIMITS.headersMs, connectionsCheckingInterval: 1_000 },
+    clientErrorHandler: (err, socket) => answerClientError(opts.log, err as NodeJS.ErrnoException, socket as Socket),
     return503OnClosing: true,
     // an API is not a file server: /v1/tickets/ is not /v1/tickets
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
@@ -136,8 +211,11 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
       await withDeadline(ping(opts.pool), 2_000, 'health check');
       return `${JSON.stringify({ status: 'ok', database: 'ok' })}\n`;
     } catch (err) {
+      // the details stay in the log: the answer is for anyone who can reach the port
+      const tag = failureTag(err);
+      opts.log.warn({ code: 'HEALTH_FAILED', tag, err: (err as Error).message }, 'health check failed');
       reply.code(503);
-      return `${JSON.stringify({ status: 'unavailable', database: (err as Error).message })}\n`;
+      return `${JSON.stringify({ status: 'unavailable', database: tag })}\n`;
     }
   });
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', ...operator } }, async (_req, reply) => {
@@ -172,6 +250,7 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
 
 export async function startHttpServer(opts: HttpOptions): Promise<RunningHttp> {
   const { app, routes } = await buildHttpApp(opts);
+  app.server.maxConnections = HTTP_LIMITS.maxConnections;
   // listening on fastify's server ourselves: fastify.listen would log a line of its own without a code
   await new Promise<void>((resolve, reject) => {
     app.server.once('error', reject);

@@ -35,6 +35,11 @@ export const PROBLEMS = {
     title: 'No such ticket',
     when: 'the ticket id is well-formed but no ticket has it (or the CRM deleted it)',
   },
+  MESSAGE_NOT_FOUND: {
+    status: 404,
+    title: 'No such message',
+    when: 'the ticket has no message with this id',
+  },
   TICKET_EXISTS: {
     status: 409,
     title: 'Ticket already exists',
@@ -55,6 +60,11 @@ export const PROBLEMS = {
     title: 'Body is not JSON',
     when: 'the body does not parse as JSON, or is empty where JSON is expected',
   },
+  PROTOTYPE_POISONING: {
+    status: 400,
+    title: 'Body has a forbidden key',
+    when: 'the JSON has a `__proto__` key, or a `constructor` with a `prototype`: refused as prototype poisoning',
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Body must be application/json',
@@ -70,10 +80,27 @@ export const PROBLEMS = {
     title: 'Request does not match the schema',
     when: 'a body, path or query parameter breaks the OpenAPI schema; `errors` lists each `{ path, message }`',
   },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    title: 'Idempotency-Key used with another body',
+    when: 'an `Idempotency-Key` that an earlier request with a different body took: nothing is done',
+  },
   BAD_REQUEST: {
     status: 400,
     title: 'Request not understood',
-    when: 'another request that cannot be read, such as a malformed URL',
+    when:
+      'another request that cannot be read, such as a malformed URL, request line or header, or Content-Length ' +
+      'with Transfer-Encoding (these close the connection, their `instance` is `urn:ticket-mx:request:<id>`)',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request too slow',
+    when: 'the request, body included, was not complete within 30 s; the connection is closed',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request head too large',
+    when: "the request line and headers are larger than Node's limit (16 KiB); the connection is closed",
   },
   DATABASE_UNAVAILABLE: {
     status: 503,
@@ -150,6 +177,8 @@ export const problem = {
   notFound: (method: string, url: string) =>
     new ApiProblem('NOT_FOUND', `No route ${method} ${url}; GET /v1/openapi.json lists the routes.`),
   ticketNotFound: (id: string) => new ApiProblem('TICKET_NOT_FOUND', `No such ticket ${id}.`),
+  messageNotFound: (id: string, messageId: string) =>
+    new ApiProblem('MESSAGE_NOT_FOUND', `Ticket ${id} has no message ${messageId}.`),
   ticketExists: (id: string) => new ApiProblem('TICKET_EXISTS', `Ticket ${id} already exists.`),
   ticketClosed: (id: string, status: string) =>
     new ApiProblem('TICKET_CLOSED', `Ticket ${id} is closed (status ${status}) and takes no more messages.`),
@@ -160,6 +189,14 @@ export const problem = {
         'or give the view an INSTEAD OF trigger (deploy/crm-view.sql).',
     ),
   malformedJson: (why: string) => new ApiProblem('MALFORMED_JSON', `The body is not valid JSON: ${why}.`),
+  prototypePoisoning: () =>
+    new ApiProblem(
+      'PROTOTYPE_POISONING',
+      'The body has a "__proto__" key (or a "constructor" with a "prototype"): refused as prototype poisoning.',
+    ),
+  requestTimeout: (ms: number) =>
+    new ApiProblem('REQUEST_TIMEOUT', `The request was not complete within ${ms / 1000} s.`),
+  headersTooLarge: () => new ApiProblem('HEADERS_TOO_LARGE', 'The request line and headers are too large.'),
   unsupportedMediaType: (type: string) =>
     new ApiProblem('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not accepted; send application/json.`),
   bodyTooLarge: (limit: number) =>
@@ -169,6 +206,11 @@ export const problem = {
       'VALIDATION_FAILED',
       errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; '),
       { errors },
+    ),
+  idempotencyKeyReused: (key: string) =>
+    new ApiProblem(
+      'IDEMPOTENCY_KEY_REUSED',
+      `Idempotency-Key ${key} was used before with another body; use a new key for a new request.`,
     ),
   badRequest: (why: string) => new ApiProblem('BAD_REQUEST', `${why}.`),
   databaseUnavailable: () =>

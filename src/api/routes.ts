@@ -1,6 +1,7 @@
 // The HTTP API under /v1 (a fastify plugin): bearer auth, the routes with their zod schemas (the
 // OpenAPI document at /v1/openapi.json is generated from them), and the one error handler that
 // writes every refusal as an RFC 9457 problem document. SQL stays in src/db/queries.ts.
+import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -8,14 +9,16 @@ import type { Config } from '../config.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import {
   type ApiRequest,
+  findApiAnswerBody,
   findApiRequest,
   findTicket,
-  findTicketMessage,
-  findTicketMessageByKey,
+  findTicketMessageBounded,
+  insertApiAnswer,
   insertApiRequest,
   isReadOnlyView,
-  listTicketMessagesAfter,
-  type StoredTicketMessage,
+  listTicketMessagesBounded,
+  readMessageText,
+  TEXT_FIELDS,
 } from '../db/queries.js';
 import { failureTag } from '../deadline.js';
 import type { Logger } from '../log.js';
@@ -26,6 +29,7 @@ import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { bearerChecker } from './auth.js';
+import { PAGE_BYTES, PAGE_MESSAGES, TEXT_PIECE_CHARS, TEXT_PREVIEW_CHARS } from './limits.js';
 import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
 import {
   MessageJson,
@@ -86,12 +90,34 @@ const MessagesPage = z
   .object({
     messages: z.array(MessageJson),
     next: z.string().describe('the `after` to poll with next: the last id returned, or the `after` given'),
-    more: z.boolean().describe('true when `limit` cut the page: ask again with `after=next` at once'),
+    more: z
+      .boolean()
+      .describe(
+        `true when \`limit\` or the size cap (${PAGE_BYTES} bytes) cut the page: ask again with \`after=next\` at once`,
+      ),
   })
   .meta({ id: 'MessagesPage' });
 
 /** Ids are PostgreSQL bigints. */
 const MAX_ID = 9223372036854775807n;
+
+const MessageIdParams = TicketIdParams.extend({
+  messageId: z
+    .string()
+    .regex(/^\d{1,19}$/, 'must be a message id (digits)')
+    .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`),
+});
+
+const TextPiece = z
+  .object({
+    messageId: z.string(),
+    field: z.enum(TEXT_FIELDS),
+    offset: z.number().int().describe('where this piece starts, in characters (Unicode code points)'),
+    length: z.number().int().describe('the whole text, in characters; 0 when the message has none'),
+    text: z.string().describe(`at most ${TEXT_PIECE_CHARS} characters from offset`),
+    next: z.number().int().nullable().describe('the offset of the next piece; null when this one is the last'),
+  })
+  .meta({ id: 'TextPiece' });
 
 const EMAIL = z
   .string()
@@ -160,6 +186,21 @@ const CreateIdempotencyHeaders = z.looseObject({
     ),
 });
 
+/** What a request with an Idempotency-Key is compared by: its validated body (key order and spacing aside). */
+const bodySha256 = (body: unknown) => crypto.createHash('sha256').update(JSON.stringify(body)).digest();
+
+/** A retry must carry the body the key was first used with (null: a key from before migration 0010). */
+function checkSameBody(key: string, stored: Buffer | null | undefined, body: Buffer) {
+  if (stored && !stored.equals(body)) throw problem.idempotencyKeyReused(key);
+}
+
+const KEY_PROBLEMS = {
+  422: problemResponse(
+    'a parameter or the body breaks the schema (VALIDATION_FAILED), or the Idempotency-Key was used with ' +
+      'another body (IDEMPOTENCY_KEY_REUSED)',
+  ),
+};
+
 /** A second request with an Idempotency-Key that another request took first. */
 class KeyTaken extends Error {}
 
@@ -172,9 +213,31 @@ const BODY_PROBLEMS = {
 /** A typed message's HTML is stored as received mail's is: sanitized, so that the CRM may show it. */
 const storedHtml = (html: string | undefined, text: string) => (html === undefined ? null : sanitizeHtml(html, text));
 
-/** The message as the API answers it: the full JSON of GET /v1/tickets/{id}?full=true. */
-async function fullMessage(pool: Pool, m: StoredTicketMessage) {
-  return (await messagesJson(pool, [m], true))[0]!;
+/** One message as the API answers it: the JSON of GET /v1/tickets/{id}?full=true, its long texts bounded. */
+async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } | { idempotencyKey: string }) {
+  const m = await findTicketMessageBounded(pool, ticketId, by, TEXT_PREVIEW_CHARS);
+  return m && (await messagesJson(pool, [m], true))[0]!;
+}
+
+const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit: PAGE_MESSAGES };
+
+/** A JSON body, refused (an ApiProblem) when empty, not JSON, or carrying a prototype-poisoning key. */
+export function parseJsonBody(body: string): unknown {
+  if (body.length === 0) throw problem.malformedJson('the body is empty');
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw problem.malformedJson('it does not parse');
+  }
+  // what secure-json-parse refuses: JSON.parse makes __proto__ an own key, which a later copy may assign
+  if (body.includes('__proto__') || body.includes('constructor'))
+    JSON.parse(body, (key, v) => {
+      if (key === '__proto__' || (key === 'constructor' && v && typeof v === 'object' && 'prototype' in v))
+        throw problem.prototypePoisoning();
+      return v;
+    });
+  return value;
 }
 
 /** The problem code each request ended with, for its log line. */
@@ -207,10 +270,6 @@ export function toProblem(err: unknown, req: FastifyRequest): ApiProblem {
       return problem.bodyTooLarge(req.server.initialConfig.bodyLimit ?? 0);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return problem.unsupportedMediaType(String(req.headers['content-type'] ?? '(none)'));
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return problem.malformedJson('the body is empty');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return problem.malformedJson('it does not parse');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return problem.malformedJson('its size does not match Content-Length');
   }
@@ -226,6 +285,15 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
   const v1 = app.withTypeProvider<ZodTypeProvider>();
   // JSON only: fastify would also hand a text/plain body to the schema, which then calls it "not an object"
   v1.removeContentTypeParser('text/plain');
+  // fastify's own JSON parser says "does not parse" of a body it refuses as prototype poisoning too
+  v1.removeContentTypeParser('application/json');
+  v1.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   v1.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public) return;
@@ -294,6 +362,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           201: CreatedTicket,
           ...COMMON_PROBLEMS,
           ...BODY_PROBLEMS,
+          ...KEY_PROBLEMS,
           409: problemResponse(
             'the id exists (TICKET_EXISTS), or the tickets view takes no inserts (TICKETS_READ_ONLY)',
           ),
@@ -304,7 +373,9 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const b = req.body;
       const key = req.headers['idempotency-key'];
       // a retry of a create that was made already is answered with what it made
+      const sha = bodySha256(b);
       const answerEarlier = async (earlier: ApiRequest) => {
+        checkSameBody(key!, earlier.bodySha256, sha);
         const ticket = await findTicket(pool, earlier.ticketId);
         if (!ticket) throw problem.ticketNotFound(earlier.ticketId);
         reply.code(200).header('location', `${app.prefix}/tickets/${ticket.id}`);
@@ -326,7 +397,10 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           },
           opts.rules,
         );
-        if (key && !(await insertApiRequest(tx, key, { ticketId: c.ticket.id, messageId: c.messageId })))
+        if (
+          key &&
+          !(await insertApiRequest(tx, key, { ticketId: c.ticket.id, messageId: c.messageId, bodySha256: sha }))
+        )
           throw new KeyTaken();
         return c;
       }).catch(async (err: unknown) => {
@@ -368,6 +442,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
           201: StoredAnswer,
           ...COMMON_PROBLEMS,
           ...BODY_PROBLEMS,
+          ...KEY_PROBLEMS,
           404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
           409: problemResponse('the ticket is closed (TICKET_CLOSED)'),
         },
@@ -380,11 +455,15 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);
       // a retry of an answer already stored is answered as it was, even if the ticket closed since
-      const earlier = key ? await findTicketMessageByKey(pool, id, `api:${key}`) : null;
-      if (earlier) return reply.code(200).send({ message: await fullMessage(pool, earlier), outbox: [] });
+      const sha = bodySha256(b);
+      const earlier = key ? await boundedMessage(pool, id, { idempotencyKey: `api:${key}` }) : null;
+      if (earlier) {
+        checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
+        return reply.code(200).send({ message: earlier, outbox: [] });
+      }
       if (isClosed(ticket.status, config)) throw problem.ticketClosed(id, ticket.status);
-      const stored = await withTransaction(pool, (tx) =>
-        storeStaffAnswer(
+      const stored = await withTransaction(pool, async (tx) => {
+        const answer = await storeStaffAnswer(
           tx,
           {
             ticketId: id,
@@ -396,18 +475,24 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
             source: 'api',
           },
           opts.rules,
-        ),
-      ).catch((err: unknown) => {
+        );
+        if (key && answer.messageId)
+          await insertApiAnswer(tx, { ticketId: id, key, bodySha256: sha, messageId: answer.messageId });
+        return answer;
+      }).catch((err: unknown) => {
         if (err instanceof NoSuchTicket) throw problem.ticketNotFound(id);
         throw err;
       });
-      // null: the same key won a race with us; answer with what it stored
-      const message = stored.messageId
-        ? await findTicketMessage(pool, stored.messageId)
-        : await findTicketMessageByKey(pool, id, `api:${key}`);
+      // null: the same key won a race with us; answer with what it stored, if it was this body
+      if (!stored.messageId) checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
+      const message = await boundedMessage(
+        pool,
+        id,
+        stored.messageId ? { id: stored.messageId } : { idempotencyKey: `api:${key}` },
+      );
       if (!message) throw new Error(`the answer to ${id} was stored but cannot be read back`);
       reply.code(stored.messageId ? 201 : 200);
-      return { message: await fullMessage(pool, message), outbox: stored.outboxIds };
+      return { message, outbox: stored.outboxIds };
     },
   );
 
@@ -416,7 +501,10 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
     {
       schema: {
         summary: 'A ticket with its messages',
-        description: 'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`).',
+        description:
+          'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`), bounded: each long text cut at ' +
+          `${TEXT_PREVIEW_CHARS} characters (listed in the message's \`truncated\`), the messages stopped before ` +
+          `${PAGE_BYTES} bytes or ${PAGE_MESSAGES} messages (\`messagesMore\`; the rest from the messages route).`,
         tags: ['tickets'],
         params: TicketIdParams,
         querystring: z.object({ full }),
@@ -431,7 +519,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const { id } = req.params;
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);
-      return ticketDocument(pool, ticket, req.query.full);
+      return ticketDocument(pool, ticket, req.query.full, API_BOUNDS);
     },
   );
 
@@ -441,7 +529,9 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       schema: {
         summary: "A ticket's messages after an id (for a CRM that polls)",
         description:
-          'Messages with an id above `after`, in id order, at most `limit`. Ids are taken before commit, so a ' +
+          `Messages with an id above \`after\`, in id order, at most \`limit\` and about ${PAGE_BYTES} bytes ` +
+          `(one message at least), each long text cut at ${TEXT_PREVIEW_CHARS} characters (its \`truncated\` ` +
+          'lists which; GET …/messages/{messageId}/{field} gives them whole). Ids are taken before commit, so a ' +
           'message that committed late can carry a lower id than one already returned: poll with `after` a little ' +
           'below the last id you handled and de-duplicate by id (or take the webhook, which misses nothing).',
         tags: ['tickets'],
@@ -452,7 +542,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
             .regex(/^\d{1,19}$/, 'must be a message id (digits)')
             .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`)
             .default('0'),
-          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          limit: z.coerce.number().int().min(1).max(PAGE_MESSAGES).default(100),
           full,
         }),
         response: {
@@ -466,11 +556,79 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const { id } = req.params;
       const { after, limit } = req.query;
       if (!(await findTicket(pool, id))) throw problem.ticketNotFound(id);
-      const rows = await listTicketMessagesAfter(pool, id, after, limit);
+      const page = await listTicketMessagesBounded(pool, id, after, { ...API_BOUNDS, limit, full: req.query.full });
       return {
-        messages: await messagesJson(pool, rows, req.query.full),
-        next: rows.at(-1)?.id ?? after,
-        more: rows.length === limit,
+        messages: await messagesJson(pool, page.messages, req.query.full),
+        next: page.messages.at(-1)?.id ?? after,
+        more: page.more,
+      };
+    },
+  );
+
+  v1.get(
+    '/tickets/:id/messages/:messageId',
+    {
+      schema: {
+        summary: 'One message, with fullText, removedText and html',
+        description:
+          `As in GET /v1/tickets/{id}?full=true: each long text cut at ${TEXT_PREVIEW_CHARS} characters and ` +
+          'listed in `truncated`; GET …/{messageId}/{field} gives each whole, piece by piece.',
+        tags: ['tickets'],
+        params: MessageIdParams,
+        response: {
+          200: MessageJson,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket, or no such message in it (TICKET_NOT_FOUND, MESSAGE_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id, messageId } = req.params;
+      const message = await boundedMessage(pool, id, { id: messageId });
+      if (message) return message;
+      throw (await findTicket(pool, id)) ? problem.messageNotFound(id, messageId) : problem.ticketNotFound(id);
+    },
+  );
+
+  v1.get(
+    '/tickets/:id/messages/:messageId/:field',
+    {
+      schema: {
+        summary: 'One long text of a message, whole, piece by piece',
+        description:
+          `Up to ${TEXT_PIECE_CHARS} characters of the field from \`offset\` (in characters), with the text's ` +
+          'whole `length`; ask again with `offset=next` until `next` is null. forwardedText is forwarded.text.',
+        tags: ['tickets'],
+        params: MessageIdParams.extend({ field: z.enum(TEXT_FIELDS) }),
+        querystring: z.object({
+          offset: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(2 ** 31 - 1)
+            .default(0),
+        }),
+        response: {
+          200: TextPiece,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket, or no such message in it (TICKET_NOT_FOUND, MESSAGE_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id, messageId, field } = req.params;
+      const { offset } = req.query;
+      const piece = await readMessageText(pool, id, messageId, field, offset, TEXT_PIECE_CHARS);
+      if (!piece)
+        throw (await findTicket(pool, id)) ? problem.messageNotFound(id, messageId) : problem.ticketNotFound(id);
+      const end = offset + TEXT_PIECE_CHARS;
+      return {
+        messageId,
+        field,
+        offset,
+        length: piece.length,
+        text: piece.text,
+        next: end < piece.length ? end : null,
       };
     },
   );

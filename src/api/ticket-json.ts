@@ -5,11 +5,14 @@ import { z } from 'zod';
 import { listTicketOutbox, OUTBOX_STATUSES, type OutboxRow } from '../db/outbox.js';
 import type { Db } from '../db/pool.js';
 import {
+  type BoundedTicketMessage,
   listAttachments,
   listRefusals,
-  listTicketMessages,
+  listTicketMessagesBounded,
+  type MessageBounds,
   type StoredAttachment,
   type StoredTicketMessage,
+  TEXT_FIELDS,
   type Ticket,
 } from '../db/queries.js';
 
@@ -82,6 +85,13 @@ export const MessageJson = z
     rawMessageId: z.string().nullable().describe('the mail as received; null for a message typed in (cli, api)'),
     source: z.enum(['smtp', 'cli', 'api']).describe('smtp: a mail; cli: ticket create/reply; api: the HTTP API'),
     attachments: z.array(AttachmentJson),
+    truncated: z
+      .array(z.enum(TEXT_FIELDS))
+      .optional()
+      .describe(
+        'in API answers: the long texts cut at 65536 characters (forwardedText is forwarded.text); ' +
+          'GET /v1/tickets/{id}/messages/{messageId}/{field} gives each whole, piece by piece',
+      ),
   })
   .meta({ id: 'Message' });
 
@@ -122,6 +132,12 @@ export const TicketWithMessagesJson = z
     messages: z.array(MessageJson),
     notifications: z.array(OutboxRowJson).describe('what the ticket queued: mail and webhooks, with their status'),
     refused: z.array(RefusalJson).describe('mail to the ticket refused at DATA, why (at most 20 an hour are kept)'),
+    messagesMore: z
+      .boolean()
+      .describe(
+        'true when the size cap cut `messages`: the rest from GET /v1/tickets/{id}/messages?after=<messagesNext>',
+      ),
+    messagesNext: z.string().describe('the id of the last message returned (0 when none)'),
   })
   .meta({ id: 'TicketWithMessages' });
 
@@ -136,7 +152,11 @@ export const ticketJson = (t: Ticket): TicketJson => ({
   createdAt: t.createdAt.toISOString(),
 });
 
-export function messageJson(m: StoredTicketMessage, attachments: StoredAttachment[], full: boolean): MessageJson {
+export function messageJson(
+  m: StoredTicketMessage | BoundedTicketMessage,
+  attachments: StoredAttachment[],
+  full: boolean,
+): MessageJson {
   return {
     id: m.id,
     from: m.authorAddress,
@@ -163,6 +183,7 @@ export function messageJson(m: StoredTicketMessage, attachments: StoredAttachmen
     rawMessageId: m.rawMessageId,
     source: m.source,
     attachments,
+    ...('truncated' in m ? { truncated: m.truncated } : {}),
   };
 }
 
@@ -186,7 +207,11 @@ export function outboxRowJson(r: OutboxRow): z.infer<typeof OutboxRowJson> {
 }
 
 /** Stored messages with their attachments' metadata, serialized. */
-export async function messagesJson(db: Db, messages: StoredTicketMessage[], full: boolean): Promise<MessageJson[]> {
+export async function messagesJson(
+  db: Db,
+  messages: Array<StoredTicketMessage | BoundedTicketMessage>,
+  full: boolean,
+): Promise<MessageJson[]> {
   const attachments = await listAttachments(
     db,
     messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),
@@ -194,22 +219,33 @@ export async function messagesJson(db: Db, messages: StoredTicketMessage[], full
   return messages.map((m) => messageJson(m, (m.rawMessageId && attachments.get(m.rawMessageId)) || [], full));
 }
 
+/** No bound at all (`ticket show --json`): every message whole. */
+export const UNBOUNDED: Omit<MessageBounds, 'full'> = {
+  textChars: 2 ** 31 - 1,
+  pageBytes: Number.MAX_SAFE_INTEGER,
+  limit: 2 ** 31 - 1,
+};
+
 /**
- * A ticket, its messages in the order they were committed, its outbox rows and the mail refused for
- * it (`ticket show --json`, GET /v1/tickets/{id}).
+ * A ticket, its messages by id, its outbox rows and the mail refused for it (`ticket show --json`,
+ * GET /v1/tickets/{id}, which passes the API's bounds of src/api/limits.ts).
  */
 export async function ticketDocument(
   db: Db,
   ticket: Ticket,
   full: boolean,
+  bounds: Omit<MessageBounds, 'full'> = UNBOUNDED,
 ): Promise<z.infer<typeof TicketWithMessagesJson>> {
+  const page = await listTicketMessagesBounded(db, ticket.id, '0', { ...bounds, full });
   return {
     ticket: ticketJson(ticket),
-    messages: await messagesJson(db, await listTicketMessages(db, ticket.id), full),
+    messages: await messagesJson(db, page.messages, full),
     notifications: (await listTicketOutbox(db, ticket.id)).map(outboxRowJson),
     refused: (await listRefusals(db, ticket.id)).map(({ ticketId: _ticket, refusedAt, ...r }) => ({
       refusedAt: refusedAt.toISOString(),
       ...r,
     })),
+    messagesMore: page.more,
+    messagesNext: page.messages.at(-1)?.id ?? '0',
   };
 }

@@ -587,21 +587,6 @@ export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promis
   return rows[0]?.id ?? null;
 }
 
-/** A ticket's messages with an id above `afterId`, by id (for a CRM that polls), at most `limit`. */
-export async function listTicketMessagesAfter(
-  db: Db,
-  ticketId: string,
-  afterId: string,
-  limit: number,
-): Promise<StoredTicketMessage[]> {
-  const { rows } = await db.query<StoredTicketMessage>({
-    name: 'list_ticket_messages_after',
-    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and id > $2 order by id limit $3`,
-    values: [ticketId, afterId, limit],
-  });
-  return rows;
-}
-
 /** One ticket message by id, or null (the CRM webhook, the API's answer). */
 export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
   const { rows } = await db.query<StoredTicketMessage>({
@@ -612,16 +597,134 @@ export async function findTicketMessage(db: Db, id: string): Promise<StoredTicke
   return rows[0] ?? null;
 }
 
-/** The message a typed idempotency key stored in a ticket, or null (a retried API answer). */
-export async function findTicketMessageByKey(
+// ---------------------------------------------------------------------------------------------
+// The HTTP API's reads, bounded in SQL: long texts cut to `textChars` characters with left() (and
+// whether each was cut), and a page stopped before the message whose JSON would pass `pageBytes`,
+// so that no huge row is ever loaded whole into Node (src/api/limits.ts has the bounds).
+
+/** The long text fields of a message, as the API names them. */
+export const TEXT_FIELDS = ['text', 'fullText', 'removedText', 'html', 'forwardedText'] as const;
+export type TextField = (typeof TEXT_FIELDS)[number];
+
+export type BoundedTicketMessage = StoredTicketMessage & { truncated: TextField[] };
+
+export interface MessageBounds {
+  /** Characters each long text keeps. */
+  textChars: number;
+  /** What a page may add up to (the first message is always returned). */
+  pageBytes: number;
+  /** Messages a page returns at most. */
+  limit: number;
+  /** fullText, removedText and html too (else they are not read at all). */
+  full: boolean;
+}
+
+const cut = (column: string) => `octet_length(left(${column}, $1)) < octet_length(${column})`;
+// $1 textChars, $2 full; the where clause's own parameters follow
+const BOUNDED_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
+  author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
+  left(reply_text, $1) as "replyText",
+  case when $2 then left(full_text, $1) end as "fullText",
+  case when $2 then left(removed_text, $1) end as "removedText",
+  case when $2 then left(html, $1) end as "html",
+  case when forwarded is not null
+       then jsonb_set(forwarded, '{text}', to_jsonb(left(coalesce(forwarded->>'text', ''), $1))) end as forwarded,
+  message_id as "messageId", in_reply_to as "inReplyTo", "references", sent_at as "sentAt",
+  host(client_ip) as "clientIp", client_hostname as "clientHostname", helo, mail_from as "mailFrom",
+  rcpt_to as "rcptTo", tls, tls_cipher as "tlsCipher", auth_results as "authResults",
+  auth_header as "authHeader", auth_verdict as "authVerdict", auth_reason as "authReason",
+  received_at as "receivedAt",
+  array_remove(array[
+    case when ${cut('reply_text')} then 'text' end,
+    case when $2 and ${cut('full_text')} then 'fullText' end,
+    case when $2 and ${cut('removed_text')} then 'removedText' end,
+    case when $2 and coalesce(${cut('html')}, false) then 'html' end,
+    case when coalesce(${cut("(forwarded->>'text')")}, false) then 'forwardedText' end
+  ], null) as truncated`;
+
+/**
+ * What the page would weigh: each row's JSON (as PostgreSQL writes it) and its attachments' metadata,
+ * summed in id order; a row is returned while the sum stays within the cap, the first one always.
+ */
+const boundedPage = (where: string, limit: string, cap: string) => `
+  with page as (
+    select ${BOUNDED_COLUMNS} from ticket_messages where ${where} order by id limit ${limit} + 1
+  ), sized as (
+    select p.*, row_number() over w as n,
+           sum(octet_length(row_to_json(p)::text) + coalesce((
+             select sum(200 + octet_length(coalesce(a.filename, '')) + octet_length(a.content_type)
+                        + octet_length(coalesce(a.content_id, '')))
+               from attachments a where a.raw_message_id = p."rawMessageId"), 0)) over w as running
+      from page p window w as (order by id rows unbounded preceding)
+  )
+  select *, (select count(*) from sized) as "rowsRead" from sized
+   where n <= ${limit} and (n = 1 or running <= ${cap}) order by id`;
+
+type BoundedRow = BoundedTicketMessage & { n: string; running: string; rowsRead: string };
+
+const unsized = ({ n: _n, running: _r, rowsRead: _c, ...m }: BoundedRow): BoundedTicketMessage => m;
+
+/**
+ * A ticket's messages with an id above `afterId`, by id, bounded; `more` when a row was left for the
+ * next page (by the limit or the byte cap).
+ */
+export async function listTicketMessagesBounded(
   db: Db,
   ticketId: string,
-  idempotencyKey: string,
-): Promise<StoredTicketMessage | null> {
-  const { rows } = await db.query<StoredTicketMessage>({
-    name: 'find_ticket_message_by_key',
-    text: `select ${MESSAGE_COLUMNS} from ticket_messages where ticket_id = $1 and idempotency_key = $2`,
-    values: [ticketId, idempotencyKey],
+  afterId: string,
+  bounds: MessageBounds,
+): Promise<{ messages: BoundedTicketMessage[]; more: boolean }> {
+  const { rows } = await db.query<BoundedRow>({
+    name: 'list_ticket_messages_bounded',
+    text: boundedPage('ticket_id = $3 and id > $4', '$5::bigint', '$6::bigint'),
+    values: [bounds.textChars, bounds.full, ticketId, afterId, bounds.limit, bounds.pageBytes],
+  });
+  return { messages: rows.map(unsized), more: rows.length > 0 && Number(rows[0]!.rowsRead) > rows.length };
+}
+
+/** One message (of a ticket, unless null), its long texts cut to `textChars`, or null. */
+export async function findTicketMessageBounded(
+  db: Db,
+  ticketId: string | null,
+  by: { id: string } | { idempotencyKey: string },
+  textChars: number,
+): Promise<BoundedTicketMessage | null> {
+  const { rows } = await db.query<BoundedRow>({
+    name: 'id' in by ? 'find_ticket_message_bounded' : 'find_ticket_message_bounded_by_key',
+    text: `select ${BOUNDED_COLUMNS}, 0 as n, 0 as running, 0 as "rowsRead" from ticket_messages
+            where ($3::text is null or ticket_id = $3) and ${'id' in by ? 'id = $4' : 'idempotency_key = $4'}`,
+    values: [textChars, true, ticketId, 'id' in by ? by.id : by.idempotencyKey],
+  });
+  return rows[0] ? unsized(rows[0]) : null;
+}
+
+const TEXT_COLUMNS: Record<TextField, string> = {
+  text: 'reply_text',
+  fullText: 'full_text',
+  removedText: 'removed_text',
+  html: 'html',
+  forwardedText: "(forwarded->>'text')",
+};
+
+/**
+ * A piece of one long text of a message: `chars` characters from character `offset` (0-based), and
+ * the text's whole length in characters (0 when the message has none); null when there is no such
+ * message in the ticket.
+ */
+export async function readMessageText(
+  db: Db,
+  ticketId: string,
+  messageId: string,
+  field: TextField,
+  offset: number,
+  chars: number,
+): Promise<{ text: string; length: number } | null> {
+  const column = TEXT_COLUMNS[field];
+  const { rows } = await db.query<{ text: string; length: number }>({
+    name: `read_message_text_${field}`,
+    text: `select coalesce(substr(${column}, $3 + 1, $4), '') as text, coalesce(char_length(${column}), 0)::int as length
+             from ticket_messages where ticket_id = $1 and id = $2`,
+    values: [ticketId, messageId, offset, chars],
   });
   return rows[0] ?? null;
 }
@@ -722,13 +825,16 @@ export async function ping(db: Db): Promise<void> {
 export interface ApiRequest {
   ticketId: string;
   messageId: string | null;
+  /** The SHA-256 of the body that made it; null for a row from before migration 0010. */
+  bodySha256?: Buffer | null;
 }
 
 /** The ticket an earlier POST /v1/tickets with this key made, if any. */
 export async function findApiRequest(db: Db, key: string): Promise<ApiRequest | null> {
   const { rows } = await db.query<ApiRequest>({
     name: 'find_api_request',
-    text: `select ticket_id as "ticketId", message_id::text as "messageId" from api_requests where idempotency_key = $1`,
+    text: `select ticket_id as "ticketId", message_id::text as "messageId", body_sha256 as "bodySha256"
+             from api_requests where idempotency_key = $1`,
     values: [key],
   });
   return rows[0] ?? null;
@@ -738,9 +844,32 @@ export async function findApiRequest(db: Db, key: string): Promise<ApiRequest | 
 export async function insertApiRequest(db: Db, key: string, r: ApiRequest): Promise<boolean> {
   const { rowCount } = await db.query({
     name: 'insert_api_request',
-    text: `insert into api_requests (idempotency_key, ticket_id, message_id) values ($1, $2, $3)
+    text: `insert into api_requests (idempotency_key, ticket_id, message_id, body_sha256) values ($1, $2, $3, $4)
            on conflict (idempotency_key) do nothing`,
-    values: [key, r.ticketId, r.messageId],
+    values: [key, r.ticketId, r.messageId, r.bodySha256 ?? null],
   });
   return rowCount === 1;
+}
+
+/** Records the body of an answer stored with an Idempotency-Key, in the transaction that stores it. */
+export async function insertApiAnswer(
+  db: Db,
+  a: { ticketId: string; key: string; bodySha256: Buffer; messageId: string },
+): Promise<void> {
+  await db.query({
+    name: 'insert_api_answer',
+    text: `insert into api_answers (ticket_id, idempotency_key, body_sha256, message_id) values ($1, $2, $3, $4)
+           on conflict do nothing`,
+    values: [a.ticketId, a.key, a.bodySha256, a.messageId],
+  });
+}
+
+/** The SHA-256 of the body an answer with this key was stored from; null for one from before migration 0010. */
+export async function findApiAnswerBody(db: Db, ticketId: string, key: string): Promise<Buffer | null> {
+  const { rows } = await db.query<{ bodySha256: Buffer }>({
+    name: 'find_api_answer_body',
+    text: `select body_sha256 as "bodySha256" from api_answers where ticket_id = $1 and idempotency_key = $2`,
+    values: [ticketId, key],
+  });
+  return rows[0]?.bodySha256 ?? null;
 }

@@ -3,11 +3,12 @@
 // at the first attempt from the stored message (the JSON of src/api/ticket-json.ts) and re-sent
 // byte for byte on every retry; only the timestamp and the signature are of each attempt.
 import { z } from 'zod';
+import { TEXT_PREVIEW_CHARS } from '../api/limits.js';
 import { MessageJson, messagesJson, TicketJson, ticketJson } from '../api/ticket-json.js';
 import type { Config } from '../config.js';
 import type { ClaimedRow } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
-import { findTicket, findTicketMessage } from '../db/queries.js';
+import { findTicket, findTicketMessageBounded } from '../db/queries.js';
 import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
 import { shownUrl, WEBHOOK_EVENT, type WebhookPayload } from './notify.js';
 import { EVENT_ID_HEADER, signWebhook } from './webhook-signature.js';
@@ -41,7 +42,7 @@ export async function composeWebhook(pool: Pool, row: ClaimedRow): Promise<Buffe
   const { eventId } = row.payload as WebhookPayload;
   if (!eventId) throw new PermanentFailure('a webhook row without an event id');
   if (!row.ticketMessageId) throw new PermanentFailure('a webhook row without a ticket message');
-  const message = await findTicketMessage(pool, row.ticketMessageId);
+  const message = await findTicketMessageBounded(pool, null, { id: row.ticketMessageId }, TEXT_PREVIEW_CHARS);
   if (!message) throw new PermanentFailure(`ticket message ${row.ticketMessageId} no longer exists`);
   const ticket = await findTicket(pool, message.ticketId);
   const event: WebhookEvent = {

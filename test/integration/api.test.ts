@@ -231,6 +231,107 @@ describe('GET /v1/tickets/{id}/messages', () => {
   });
 });
 
+describe('bounded reads', () => {
+  // 8 messages of ~3 MB each (Cyrillic, 2 bytes a character; a control character every 1000, 6 bytes as
+  // JSON): unbounded, GET ?full=true answered every byte of each (the attack run's 79.5 MB)
+  const CHARS = 1_500_000;
+  const ids: string[] = [];
+  beforeAll(async () => {
+    await insertTestTicket(db.pool, 'TKT-56', 'client@example.ru', 'Huge');
+    for (let n = 0; n < 8; n++) {
+      const { rows } = await db.pool.query<{ id: string }>(
+        `insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_role, subject,
+                                      reply_text, full_text, removed_text, html, forwarded, rcpt_to)
+         select 'TKT-56', 'huge-' || $1::int, 'api', 'anna@flamecrm.ru', 'staff', 'huge', t, t || 'quoted', t,
+                '<p>' || t, jsonb_build_object('from', 'x@y', 'date', null, 'subject', null, 'to', null, 'text', t), '{}'
+           from (select $1::int || repeat(repeat('я', 999) || chr(1), $2 / 1000) || 'end' as t) s
+         returning id`,
+        [n, CHARS],
+      );
+      ids.push(rows[0]!.id);
+    }
+  });
+
+  const bytes = (r: { text: string }) => Buffer.byteLength(r.text);
+
+  it('GET /v1/tickets/{id}?full=true: texts cut and listed in truncated, messages stopped before 4 MiB', async () => {
+    const r = await call('GET', '/v1/tickets/TKT-56?full=true');
+    expect(r.status).toBe(200);
+    expect(bytes(r)).toBeLessThan(4.5 * 1024 * 1024);
+    const messages = r.json.messages as Record<string, unknown>[];
+    expect(messages.length).toBeGreaterThan(1);
+    expect(messages.length).toBeLessThan(8);
+    expect(r.json).toMatchObject({ messagesMore: true, messagesNext: messages.at(-1)!.id });
+    for (const m of messages) {
+      expect(m.truncated).toEqual(['text', 'fullText', 'removedText', 'html', 'forwardedText']);
+      for (const field of ['text', 'fullText', 'removedText', 'html'])
+        expect([...(m[field] as string)]).toHaveLength(65_536);
+      expect([...(m.forwarded as { text: string }).text]).toHaveLength(65_536);
+    }
+    const brief = await call('GET', '/v1/tickets/TKT-56');
+    expect(bytes(brief)).toBeLessThan(4.5 * 1024 * 1024);
+    expect(brief.json.messages[0].truncated).toEqual(['text', 'forwardedText']);
+    expect(brief.json.messages[0]).not.toHaveProperty('fullText');
+  });
+
+  it('GET …/messages?limit=1000&full=true pages by the size cap; following next returns every message once', async () => {
+    const seen: string[] = [];
+    let after = '0';
+    for (let pages = 0; ; pages++) {
+      expect(pages).toBeLessThan(6);
+      const r = await call('GET', `/v1/tickets/TKT-56/messages?limit=1000&full=true&after=${after}`);
+      expect(r.status).toBe(200);
+      expect(bytes(r)).toBeLessThan(4.5 * 1024 * 1024);
+      seen.push(...r.json.messages.map((m: { id: string }) => m.id));
+      after = r.json.next;
+      if (!r.json.more) break;
+      expect(r.json.messages.length).toBeGreaterThan(0);
+    }
+    expect(seen).toEqual(ids);
+  });
+
+  it('GET …/messages/{messageId} and …/{field}: each text whole, piece by piece, by character offsets', async () => {
+    const one = await call('GET', `/v1/tickets/TKT-56/messages/${ids[2]}`);
+    expect(one.status).toBe(200);
+    expect(one.json).toMatchObject({
+      id: ids[2],
+      truncated: ['text', 'fullText', 'removedText', 'html', 'forwardedText'],
+    });
+    const expected = (await db.pool.query('select full_text from ticket_messages where id = $1', [ids[2]])).rows[0]
+      .full_text as string;
+    let whole = '';
+    let offset: number | null = 0;
+    for (let pieces = 0; offset !== null; pieces++) {
+      expect(pieces).toBeLessThan(5);
+      const r = await call('GET', `/v1/tickets/TKT-56/messages/${ids[2]}/fullText?offset=${offset}`);
+      expect(r.status).toBe(200);
+      expect(bytes(r)).toBeLessThan(4 * 1024 * 1024);
+      expect(r.json).toMatchObject({ messageId: ids[2], field: 'fullText', offset, length: [...expected].length });
+      whole += r.json.text;
+      offset = r.json.next;
+    }
+    expect(whole).toBe(expected);
+    const past = await call('GET', `/v1/tickets/TKT-56/messages/${ids[2]}/html?offset=99999999`);
+    expect(past.json).toMatchObject({ text: '', next: null, length: CHARS + 7 });
+    expectProblem(
+      await call('GET', '/v1/tickets/TKT-100/messages/' + ids[2]),
+      'MESSAGE_NOT_FOUND',
+      `/v1/tickets/TKT-100/messages/${ids[2]}`,
+    );
+    expectProblem(
+      await call('GET', `/v1/tickets/TKT-999/messages/${ids[2]}/text`),
+      'TICKET_NOT_FOUND',
+      `/v1/tickets/TKT-999/messages/${ids[2]}/text`,
+    );
+    const bad = await call('GET', `/v1/tickets/TKT-56/messages/${ids[2]}/bytes?offset=-1`);
+    expect(
+      expectProblem(bad, 'VALIDATION_FAILED', `/v1/tickets/TKT-56/messages/${ids[2]}/bytes?offset=-1`).errors?.map(
+        (e) => e.path,
+      ),
+    ).toEqual(['params.field']);
+  });
+});
+
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   call('POST', path, { headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
@@ -302,7 +403,20 @@ describe('POST /v1/tickets', () => {
     const headers = { 'idempotency-key': 'crm-create-4711' };
     const body = { subject: 'Retried create', requester: 'retry@example.ru', message: { text: 'Hello' } };
     const first = await post('/v1/tickets', body, headers);
-    const second = await post('/v1/tickets', { ...body, subject: 'changed on retry' }, headers);
+    // the same body in another key order and spacing is the same request
+    const second = await call('POST', '/v1/tickets', {
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(
+        { message: { text: 'Hello' }, requester: 'retry@example.ru', subject: 'Retried create' },
+        null,
+        2,
+      ),
+    });
+    // another body with the key is refused, and makes nothing
+    const changed = await post('/v1/tickets', { ...body, subject: 'changed on retry' }, headers);
+    expect(expectProblem(changed, 'IDEMPOTENCY_KEY_REUSED', '/v1/tickets').detail).toBe(
+      'Idempotency-Key crm-create-4711 was used before with another body; use a new key for a new request.',
+    );
     // two at once with one key: one of them makes the ticket, the other answers with it
     const racing = await Promise.all([1, 2].map(() => post('/v1/tickets', body, { 'idempotency-key': 'crm-race' })));
     expect([first.status, second.status]).toEqual([201, 200]);
@@ -365,9 +479,14 @@ describe('POST /v1/tickets/{id}/messages', () => {
     await insertTestTicket(db.pool, 'TKT-301');
     const headers = { 'idempotency-key': 'crm-reply-8812' };
     const first = await post('/v1/tickets/TKT-301/messages', answer, headers);
-    const second = await post('/v1/tickets/TKT-301/messages', { ...answer, text: 'changed on retry' }, headers);
+    const second = await post('/v1/tickets/TKT-301/messages', answer, headers);
     expect([first.status, second.status]).toEqual([201, 200]);
     expect(second.json).toEqual({ message: first.json.message, outbox: [] });
+    const changed = await post('/v1/tickets/TKT-301/messages', { ...answer, text: 'changed on retry' }, headers);
+    expectProblem(changed, 'IDEMPOTENCY_KEY_REUSED', '/v1/tickets/TKT-301/messages');
+    // the same key on another ticket is another answer
+    await insertTestTicket(db.pool, 'TKT-303');
+    expect((await post('/v1/tickets/TKT-303/messages', { ...answer, text: 'other' }, headers)).status).toBe(201);
     const counts = await db.pool.query(
       `select (select count(*)::int from ticket_messages where ticket_id = 'TKT-301') as messages,
               (select count(*)::int from outbox where ticket_id = 'TKT-301') as outbox`,
@@ -459,11 +578,21 @@ describe('bodies', () => {
       '/v1/tickets',
     );
     expectProblem(await call('POST', '/v1/tickets', { headers: json, body: '' }), 'MALFORMED_JSON', '/v1/tickets');
-    expectProblem(
-      await call('POST', '/v1/tickets', { headers: json, body: '{"__proto__": {"x": 1}}' }),
-      'MALFORMED_JSON',
-      '/v1/tickets',
-    );
+  });
+
+  it('a __proto__ key, or constructor.prototype: 400 PROTOTYPE_POISONING, saying so; nothing stored', async () => {
+    const before = (await db.pool.query('select count(*)::int as n from tickets')).rows[0].n;
+    for (const body of [
+      '{"subject":"x","requester":"a@example.ru","__proto__":{"admin":true}}',
+      '{"subject":"x","requester":"a@example.ru","message":{"text":"t","constructor":{"prototype":{"x":1}}}}',
+    ]) {
+      const r = await call('POST', '/v1/tickets', { headers: { 'content-type': 'application/json' }, body });
+      expect(expectProblem(r, 'PROTOTYPE_POISONING', '/v1/tickets').detail).toContain('prototype poisoning');
+    }
+    // the words alone are no poisoning
+    const fine = await post('/v1/tickets', { subject: '__proto__ constructor', requester: 'proto@example.ru' });
+    expect(fine.status).toBe(201);
+    expect((await db.pool.query('select count(*)::int as n from tickets')).rows[0].n).toBe(before + 1);
   });
 
   it('another media type: 415 UNSUPPORTED_MEDIA_TYPE', async () => {

@@ -124,6 +124,8 @@ describe('against DATABASE_URL', () => {
       messages: [],
       notifications: [],
       refused: [],
+      messagesMore: false,
+      messagesNext: '0',
     });
     const missing = await runCli(['ticket', 'show', 'TKT-556'], env);
     expect(missing.code).toBe(1);

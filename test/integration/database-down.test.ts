@@ -76,6 +76,12 @@ describe('PostgreSQL stopped mid-run', () => {
 
     const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
     expect(health.status).toBe(503);
+    // a stable code, not PostgreSQL's message: that is in the log
+    expect(await health.json()).toEqual({ status: 'unavailable', database: 'DB_UNAVAILABLE' });
+    expect(server.logsWithCode('HEALTH_FAILED').at(-1)).toMatchObject({
+      tag: 'DB_UNAVAILABLE',
+      err: expect.any(String),
+    });
     // the HTTP API: a temporary problem, never a 500 or a 404
     const api = await fetch(`http://127.0.0.1:${server.httpPort}/v1/tickets/TKT-7`, {
       headers: { authorization: `Bearer ${API_TOKEN}` },

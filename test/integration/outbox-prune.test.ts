@@ -432,7 +432,7 @@ describe('migration 0009', () => {
       `select queue_outbox('[{"kind": "mail", "event": "ticket_created", "ticket_id": "TKT-7",
                              "recipient": "staff@helpdesk.test", "payload": {"messageId": "<notify-TKT-7-1@flamecrm.ru>"}}]')`,
     );
-    expect(await migrate(url)).toEqual(['0009_outbox_prune.sql']);
+    expect(await migrate(url)).toContain('0009_outbox_prune.sql'); // and any later one
   });
   afterAll(async () => {
     await client?.end();
