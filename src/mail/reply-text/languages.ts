@@ -40,6 +40,26 @@ export interface Language {
   footers?: string[];
 }
 
+/**
+ * Danish and Norwegian write the time and the weekdays alike ("man" and "tor" are words too, in
+ * English and German: Monday and Thursday are left out).
+ */
+const DANO_NORWEGIAN_TIME_WORDS = [
+  'kl',
+  'tir',
+  'ons',
+  'fre',
+  'lør',
+  'søn',
+  'mandag',
+  'tirsdag',
+  'onsdag',
+  'torsdag',
+  'fredag',
+  'lørdag',
+  'søndag',
+];
+
 export const LANGUAGES: Language[] = [
   {
     code: 'en',
@@ -702,20 +722,7 @@ export const LANGUAGES: Language[] = [
       'okt',
       'nov',
       'dec',
-      'kl',
-      // "man" and "tor" are words too (English, German): Monday and Thursday are left out
-      'tir',
-      'ons',
-      'fre',
-      'lør',
-      'søn',
-      'mandag',
-      'tirsdag',
-      'onsdag',
-      'torsdag',
-      'fredag',
-      'lørdag',
-      'søndag',
+      ...DANO_NORWEGIAN_TIME_WORDS,
     ],
     from: ['Fra', 'Afsender'],
     date: ['Sendt', 'Dato'],
@@ -744,20 +751,7 @@ export const LANGUAGES: Language[] = [
       'okt',
       'nov',
       'des',
-      'kl',
-      // "man" and "tor" are words too (English, German): Monday and Thursday are left out
-      'tir',
-      'ons',
-      'fre',
-      'lør',
-      'søn',
-      'mandag',
-      'tirsdag',
-      'onsdag',
-      'torsdag',
-      'fredag',
-      'lørdag',
-      'søndag',
+      ...DANO_NORWEGIAN_TIME_WORDS,
     ],
     from: ['Fra', 'Avsender'],
     date: ['Sendt', 'Dato'],

@@ -46,6 +46,6 @@ export function replyOfParsed(
 }
 
 /** Parses raw bytes (mailparser may refuse them: UnparseableMessage) and extracts the reply. */
-export async function replyOfRaw(raw: Buffer): Promise<ReplyText> {
+export async function replyOfRaw(raw: Buffer): Promise<ReplyText & { inputCut: boolean }> {
   return replyOfParsed(await parseMessage(raw));
 }
