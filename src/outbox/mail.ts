@@ -14,7 +14,7 @@ import { type ClaimedRow, loadNotificationContext } from '../db/outbox.js';
 import type { Pool } from '../db/pool.js';
 import { listAttachedFiles } from '../db/queries.js';
 import { bounceAddress, replyAddress } from '../mail/address.js';
-import { withheld, withheldNote } from './attachment-policy.js';
+import { type Withheld, withheld, withheldNote } from './attachment-policy.js';
 import { type Delivery, type DeliveryResult, PermanentFailure } from './delivery.js';
 import type { MailPayload, NotificationEvent } from './notify.js';
 import { escapeHtml, renderMail, type Templates, type TemplateValues } from './templates.js';
@@ -84,12 +84,10 @@ export async function composeNotification(pool: Pool, row: ClaimedRow, s: MailSe
   // what an authenticated author attached goes along (a screenshot, an invoice), never a program;
   // inline images of their HTML do not (src/outbox/attachment-policy.ts)
   const found = message?.rawMessageId && message.hasFiles ? await listAttachedFiles(pool, message.rawMessageId) : [];
-  const files = found.filter((f) => !withheld(f, message?.authVerdict ?? null));
+  const judged = found.map((f) => ({ ...f, why: withheld(f, message?.authVerdict ?? null) }));
+  const files = judged.filter((f) => f.why === null);
   const note = withheldNote(
-    found.flatMap((f) => {
-      const why = withheld(f, message?.authVerdict ?? null);
-      return why ? [{ filename: f.filename, contentType: f.contentType, why }] : [];
-    }),
+    judged.filter((f): f is typeof f & { why: Withheld } => f.why !== null),
     ticket.id,
     config.notifyLanguage,
   );

@@ -2,6 +2,7 @@
 // what processing it really costs in memory (costOf its size: measured, see README), not its raw
 // bytes; one that does not fit waits its turn, networks with the fewest messages in process first,
 // and is told to come back (451 4.3.1) rather than wait past its time.
+import { addCount } from '../counts.js';
 
 /**
  * Peak memory of processing one message: the raw bytes as they arrive, the worker's parse, decoded
@@ -98,16 +99,14 @@ export class WorkBudget {
   private take(cost: number, network: string): () => void {
     this.messages++;
     this.bytes += cost;
-    this.running.set(network, (this.running.get(network) ?? 0) + 1);
+    addCount(this.running, network, 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.messages--;
       this.bytes -= cost;
-      const left = (this.running.get(network) ?? 1) - 1;
-      if (left > 0) this.running.set(network, left);
-      else this.running.delete(network);
+      addCount(this.running, network, -1);
       this.admit();
     };
   }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { addCount } from '../counts.js';
 import type { Pool } from '../db/pool.js';
 import { unroutedBytesToday } from '../db/queries.js';
 import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
@@ -120,7 +121,7 @@ export class PipelinePool {
    */
   private thread(network: string, waitUntil: number | undefined, signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    this.count(network, 1);
+    addCount(this.inPool, network, 1);
     if (this.taken < this.options.threads && !this.waiters.length) return Promise.resolve(this.take(network));
     return new Promise((resolve, reject) => {
       const started = performance.now();
@@ -133,7 +134,7 @@ export class PipelinePool {
       };
       const giveUp = (err: unknown) => {
         if (!leave()) return;
-        this.count(network, -1);
+        addCount(this.inPool, network, -1);
         reject(err);
       };
       const waiter: ThreadWaiter = {
@@ -168,15 +169,9 @@ export class PipelinePool {
       given = true;
       this.taken--;
       const next = this.next();
-      this.count(network, -1);
+      addCount(this.inPool, network, -1);
       next?.grant();
     };
-  }
-
-  private count(network: string, by: 1 | -1): void {
-    const n = (this.inPool.get(network) ?? 0) + by;
-    if (n > 0) this.inPool.set(network, n);
-    else this.inPool.delete(network);
   }
 
   /** The waiter a freed thread goes to: of the network with the fewest tasks in the pool, the oldest. */

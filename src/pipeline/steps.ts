@@ -20,7 +20,7 @@ import {
   parseMessage,
   UnparseableMessage,
 } from '../mail/parse.js';
-import { bodyText, REPLY_INPUT_MAX_CHARS, replyOfParsed } from '../mail/reply-text/message.js';
+import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
@@ -303,13 +303,8 @@ function supportTicket(
 }
 
 function classify(header: ParsedHeader, envelope: Envelope, settings: PipelineSettings): NotAReply | null {
-  return classifyMessage(
-    classifyInput(header, envelope.mailFrom, {
-      mailDomains: settings.mailDomains,
-      supportLocalPart: settings.supportLocalPart,
-      notificationSenders: settings.notificationSenders,
-    }),
-  );
+  // the settings are the OwnAddresses: mailDomains, supportLocalPart, notificationSenders
+  return classifyMessage(classifyInput(header, envelope.mailFrom, settings));
 }
 
 /**
@@ -386,8 +381,6 @@ function ticketMessageRow(
     authReason: decision.reason,
   };
 }
-
-export { REPLY_INPUT_MAX_CHARS };
 
 /** The SHA-256 stored beside the raw bytes (computed where the CPU work is done). */
 export const sha256Of = (raw: Buffer): Buffer => crypto.createHash('sha256').update(raw).digest();

@@ -45,7 +45,7 @@ export interface Facts {
   network?: string;
   /** Worker CPU the message took, in milliseconds (Linux: the thread's own time). */
   cpuMs?: number;
-  /** The reply was extracted from the first REPLY_INPUT_MAX_CHARS of the text and HTML (src/pipeline/steps.ts). */
+  /** The reply was extracted from the first REPLY_INPUT_MAX_CHARS of the text and HTML (src/mail/reply-text/message.ts). */
   replyInputCut?: true;
   /** Where its steps ran: on the main thread (a small message of a simple shape, inline.ts) or in a worker. */
   path?: 'inline' | 'worker';

@@ -4,6 +4,7 @@
 // SMTP_MAX_BUFFERED_BYTES a client and a network may hold with unfinished DATA. In memory, per
 // process: they protect this instance, they are not a shared quota.
 import { isIPv6 } from 'node:net';
+import { addCount } from '../counts.js';
 
 /** The eight groups of an IPv6 address, expanded; the address itself for anything else. */
 function ipv6Groups(ip: string): string[] {
@@ -89,13 +90,8 @@ export class PerIpLimits {
   }
 
   closeConnection(ip: string): void {
-    const drop = (map: Map<string, number>, key: string) => {
-      const left = (map.get(key) ?? 1) - 1;
-      if (left > 0) map.set(key, left);
-      else map.delete(key);
-    };
-    drop(this.connections, clientKey(ip));
-    drop(this.networks, networkKey(ip));
+    addCount(this.connections, clientKey(ip), -1);
+    addCount(this.networks, networkKey(ip), -1);
     this.open = Math.max(0, this.open - 1);
   }
 
@@ -239,13 +235,8 @@ export class BufferedBytes {
   }
 
   private add(client: string, network: string, n: number): void {
-    const change = (map: Map<string, number>, key: string) => {
-      const now = (map.get(key) ?? 0) + n;
-      if (now > 0) map.set(key, now);
-      else map.delete(key);
-    };
-    change(this.clients, client);
-    change(this.networks, network);
+    addCount(this.clients, client, n);
+    addCount(this.networks, network, n);
     this.all.bytes = Math.max(0, this.all.bytes + n);
   }
 }

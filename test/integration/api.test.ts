@@ -314,7 +314,7 @@ describe('bounded reads', () => {
     const past = await call('GET', `/v1/tickets/TKT-56/messages/${ids[2]}/html?offset=99999999`);
     expect(past.json).toMatchObject({ text: '', next: null, length: CHARS + 7 });
     expectProblem(
-      await call('GET', '/v1/tickets/TKT-100/messages/' + ids[2]),
+      await call('GET', `/v1/tickets/TKT-100/messages/${ids[2]}`),
       'MESSAGE_NOT_FOUND',
       `/v1/tickets/TKT-100/messages/${ids[2]}`,
     );

@@ -1,8 +1,8 @@
 // Large HTML bodies: their text costs time linear in their size (src/mail/html/text.ts), and reply
-// extraction is given the first REPLY_INPUT_MAX_CHARS of the text and the HTML (src/pipeline/steps.ts)
+// extraction is given the first REPLY_INPUT_MAX_CHARS of the text and the HTML (src/mail/reply-text/message.ts)
 // while the full text, the stored HTML and the raw bytes are kept whole. Real server, real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPLY_INPUT_MAX_CHARS } from '../../src/pipeline/steps.js';
+import { REPLY_INPUT_MAX_CHARS } from '../../src/mail/reply-text/message.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { buildMessage, deliver } from '../helpers/smtp-client.js';

@@ -34,13 +34,7 @@ export function failureOf(
 /** Why a message to a bounce address is an auto-reply rather than a report, or null (classify.ts's rules). */
 function autoReplyOf(parsed: ParsedMessage | null, ctx: SmtpContext): string | null {
   if (!parsed) return null;
-  const verdict = classifyMessage(
-    classifyInput(parsed, null, {
-      mailDomains: ctx.config.mailDomains,
-      supportLocalPart: ctx.config.supportLocalPart,
-      notificationSenders: ctx.config.notificationSenders,
-    }),
-  );
+  const verdict = classifyMessage(classifyInput(parsed, null, ctx.config));
   return verdict?.kind === 'auto-reply' ? verdict.reason : null;
 }
 
