@@ -3,6 +3,7 @@
 // as the 503 a pipelined DATA gets after its RCPT was refused) are counted apart, so that an alert
 // on refused mail does not fire for the echo of a 451.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { FINISHED_STATUSES } from './db/outbox.js';
 
 export interface Metrics {
   registry: Registry;
@@ -167,6 +168,6 @@ function outboxPruned(registry: Registry): Counter<'status'> {
     registers: [registry],
   });
   // every status from the start: a rate() over a series that appears only at its first deletion misses it
-  for (const status of ['sent', 'failed', 'bounced']) counter.inc({ status }, 0);
+  for (const status of FINISHED_STATUSES) counter.inc({ status }, 0);
   return counter;
 }

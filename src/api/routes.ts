@@ -101,12 +101,12 @@ const MessagesPage = z
 /** Ids are PostgreSQL bigints. */
 const MAX_ID = 9223372036854775807n;
 
-const MessageIdParams = TicketIdParams.extend({
-  messageId: z
-    .string()
-    .regex(/^\d{1,19}$/, 'must be a message id (digits)')
-    .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`),
-});
+const MessageId = z
+  .string()
+  .regex(/^\d{1,19}$/, 'must be a message id (digits)')
+  .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`);
+
+const MessageIdParams = TicketIdParams.extend({ messageId: MessageId });
 
 const TextPiece = z
   .object({
@@ -224,20 +224,22 @@ const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit
 /** A JSON body, refused (an ApiProblem) when empty, not JSON, or carrying a prototype-poisoning key. */
 export function parseJsonBody(body: string): unknown {
   if (body.length === 0) throw problem.malformedJson('the body is empty');
-  let value: unknown;
+  // what secure-json-parse refuses: JSON.parse makes __proto__ an own key, which a later copy may
+  // assign; the reviver (slower) only runs when the body holds such a key at all
+  const reviver =
+    body.includes('__proto__') || body.includes('constructor')
+      ? (key: string, v: unknown) => {
+          if (key === '__proto__' || (key === 'constructor' && v && typeof v === 'object' && 'prototype' in v))
+            throw problem.prototypePoisoning();
+          return v;
+        }
+      : undefined;
   try {
-    value = JSON.parse(body);
-  } catch {
+    return JSON.parse(body, reviver);
+  } catch (err) {
+    if (err instanceof ApiProblem) throw err;
     throw problem.malformedJson('it does not parse');
   }
-  // what secure-json-parse refuses: JSON.parse makes __proto__ an own key, which a later copy may assign
-  if (body.includes('__proto__') || body.includes('constructor'))
-    JSON.parse(body, (key, v) => {
-      if (key === '__proto__' || (key === 'constructor' && v && typeof v === 'object' && 'prototype' in v))
-        throw problem.prototypePoisoning();
-      return v;
-    });
-  return value;
 }
 
 /** The problem code each request ended with, for its log line. */
@@ -456,11 +458,14 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       if (!ticket) throw problem.ticketNotFound(id);
       // a retry of an answer already stored is answered as it was, even if the ticket closed since
       const sha = bodySha256(b);
-      const earlier = key ? await boundedMessage(pool, id, { idempotencyKey: `api:${key}` }) : null;
-      if (earlier) {
-        checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
-        return reply.code(200).send({ message: earlier, outbox: [] });
-      }
+      // what this key stored before, if it was this body (IDEMPOTENCY_KEY_REUSED if not)
+      const answerEarlier = async () => {
+        const m = await boundedMessage(pool, id, { idempotencyKey: `api:${key}` });
+        if (m) checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
+        return m;
+      };
+      const earlier = key ? await answerEarlier() : null;
+      if (earlier) return reply.code(200).send({ message: earlier, outbox: [] });
       if (isClosed(ticket.status, config)) throw problem.ticketClosed(id, ticket.status);
       const stored = await withTransaction(pool, async (tx) => {
         const answer = await storeStaffAnswer(
@@ -484,12 +489,9 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
         throw err;
       });
       // null: the same key won a race with us; answer with what it stored, if it was this body
-      if (!stored.messageId) checkSameBody(key!, await findApiAnswerBody(pool, id, key!), sha);
-      const message = await boundedMessage(
-        pool,
-        id,
-        stored.messageId ? { id: stored.messageId } : { idempotencyKey: `api:${key}` },
-      );
+      const message = stored.messageId
+        ? await boundedMessage(pool, id, { id: stored.messageId })
+        : await answerEarlier();
       if (!message) throw new Error(`the answer to ${id} was stored but cannot be read back`);
       reply.code(stored.messageId ? 201 : 200);
       return { message, outbox: stored.outboxIds };
@@ -537,11 +539,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
         tags: ['tickets'],
         params: TicketIdParams,
         querystring: z.object({
-          after: z
-            .string()
-            .regex(/^\d{1,19}$/, 'must be a message id (digits)')
-            .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`)
-            .default('0'),
+          after: MessageId.default('0'),
           limit: z.coerce.number().int().min(1).max(PAGE_MESSAGES).default(100),
           full,
         }),

@@ -11,10 +11,10 @@ import {
   listTicketMessagesBounded,
   type MessageBounds,
   type StoredAttachment,
-  type StoredTicketMessage,
   TEXT_FIELDS,
   type Ticket,
 } from '../db/queries.js';
+import { TEXT_PREVIEW_CHARS } from './limits.js';
 
 export const TicketJson = z
   .object({
@@ -89,7 +89,7 @@ export const MessageJson = z
       .array(z.enum(TEXT_FIELDS))
       .optional()
       .describe(
-        'in API answers: the long texts cut at 65536 characters (forwardedText is forwarded.text); ' +
+        `the long texts cut at ${TEXT_PREVIEW_CHARS} characters (forwardedText is forwarded.text); ` +
           'GET /v1/tickets/{id}/messages/{messageId}/{field} gives each whole, piece by piece',
       ),
   })
@@ -152,11 +152,7 @@ export const ticketJson = (t: Ticket): TicketJson => ({
   createdAt: t.createdAt.toISOString(),
 });
 
-export function messageJson(
-  m: StoredTicketMessage | BoundedTicketMessage,
-  attachments: StoredAttachment[],
-  full: boolean,
-): MessageJson {
+export function messageJson(m: BoundedTicketMessage, attachments: StoredAttachment[], full: boolean): MessageJson {
   return {
     id: m.id,
     from: m.authorAddress,
@@ -183,7 +179,7 @@ export function messageJson(
     rawMessageId: m.rawMessageId,
     source: m.source,
     attachments,
-    ...('truncated' in m ? { truncated: m.truncated } : {}),
+    truncated: m.truncated,
   };
 }
 
@@ -207,11 +203,7 @@ export function outboxRowJson(r: OutboxRow): z.infer<typeof OutboxRowJson> {
 }
 
 /** Stored messages with their attachments' metadata, serialized. */
-export async function messagesJson(
-  db: Db,
-  messages: Array<StoredTicketMessage | BoundedTicketMessage>,
-  full: boolean,
-): Promise<MessageJson[]> {
+export async function messagesJson(db: Db, messages: BoundedTicketMessage[], full: boolean): Promise<MessageJson[]> {
   const attachments = await listAttachments(
     db,
     messages.flatMap((m) => (m.rawMessageId ? [m.rawMessageId] : [])),

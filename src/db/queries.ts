@@ -525,14 +525,17 @@ export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempoten
 /** Where a ticket message came from: a mail, `ticket create --message`, the HTTP API. */
 export type MessageSource = 'smtp' | 'cli' | 'api';
 
-const MESSAGE_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
+/** Every column of a message but its long texts (reply, full, removed, HTML, the forwarded message). */
+const MESSAGE_META_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
   author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
-  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", forwarded, html,
   message_id as "messageId",
   in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
   client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
   tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
   auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"`;
+
+const MESSAGE_COLUMNS = `${MESSAGE_META_COLUMNS},
+  reply_text as "replyText", full_text as "fullText", removed_text as "removedText", forwarded, html`;
 
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
   const { rows } = await db.query<StoredTicketMessage>(
@@ -587,16 +590,6 @@ export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promis
   return rows[0]?.id ?? null;
 }
 
-/** One ticket message by id, or null (the CRM webhook, the API's answer). */
-export async function findTicketMessage(db: Db, id: string): Promise<StoredTicketMessage | null> {
-  const { rows } = await db.query<StoredTicketMessage>({
-    name: 'find_ticket_message',
-    text: `select ${MESSAGE_COLUMNS} from ticket_messages where id = $1`,
-    values: [id],
-  });
-  return rows[0] ?? null;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The HTTP API's reads, bounded in SQL: long texts cut to `textChars` characters with left() (and
 // whether each was cut), and a page stopped before the message whose JSON would pass `pageBytes`,
@@ -619,27 +612,28 @@ export interface MessageBounds {
   full: boolean;
 }
 
+const TEXT_COLUMNS: Record<TextField, string> = {
+  text: 'reply_text',
+  fullText: 'full_text',
+  removedText: 'removed_text',
+  html: 'html',
+  forwardedText: "(forwarded->>'text')",
+};
+/** The texts read only with `full`. */
+const FULL_ONLY: ReadonlySet<TextField> = new Set(['fullText', 'removedText', 'html']);
 const cut = (column: string) => `octet_length(left(${column}, $1)) < octet_length(${column})`;
 // $1 textChars, $2 full; the where clause's own parameters follow
-const BOUNDED_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
-  author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
+const BOUNDED_COLUMNS = `${MESSAGE_META_COLUMNS},
   left(reply_text, $1) as "replyText",
   case when $2 then left(full_text, $1) end as "fullText",
   case when $2 then left(removed_text, $1) end as "removedText",
   case when $2 then left(html, $1) end as "html",
   case when forwarded is not null
        then jsonb_set(forwarded, '{text}', to_jsonb(left(coalesce(forwarded->>'text', ''), $1))) end as forwarded,
-  message_id as "messageId", in_reply_to as "inReplyTo", "references", sent_at as "sentAt",
-  host(client_ip) as "clientIp", client_hostname as "clientHostname", helo, mail_from as "mailFrom",
-  rcpt_to as "rcptTo", tls, tls_cipher as "tlsCipher", auth_results as "authResults",
-  auth_header as "authHeader", auth_verdict as "authVerdict", auth_reason as "authReason",
-  received_at as "receivedAt",
-  array_remove(array[
-    case when ${cut('reply_text')} then 'text' end,
-    case when $2 and ${cut('full_text')} then 'fullText' end,
-    case when $2 and ${cut('removed_text')} then 'removedText' end,
-    case when $2 and coalesce(${cut('html')}, false) then 'html' end,
-    case when coalesce(${cut("(forwarded->>'text')")}, false) then 'forwardedText' end
+  array_remove(array[${TEXT_FIELDS.map(
+    (f) =>
+      `\n    case when ${FULL_ONLY.has(f) ? '$2 and ' : ''}coalesce(${cut(TEXT_COLUMNS[f])}, false) then '${f}' end`,
+  ).join(',')}
   ], null) as truncated`;
 
 /**
@@ -689,22 +683,14 @@ export async function findTicketMessageBounded(
   by: { id: string } | { idempotencyKey: string },
   textChars: number,
 ): Promise<BoundedTicketMessage | null> {
-  const { rows } = await db.query<BoundedRow>({
+  const { rows } = await db.query<BoundedTicketMessage>({
     name: 'id' in by ? 'find_ticket_message_bounded' : 'find_ticket_message_bounded_by_key',
-    text: `select ${BOUNDED_COLUMNS}, 0 as n, 0 as running, 0 as "rowsRead" from ticket_messages
+    text: `select ${BOUNDED_COLUMNS} from ticket_messages
             where ($3::text is null or ticket_id = $3) and ${'id' in by ? 'id = $4' : 'idempotency_key = $4'}`,
     values: [textChars, true, ticketId, 'id' in by ? by.id : by.idempotencyKey],
   });
-  return rows[0] ? unsized(rows[0]) : null;
+  return rows[0] ?? null;
 }
-
-const TEXT_COLUMNS: Record<TextField, string> = {
-  text: 'reply_text',
-  fullText: 'full_text',
-  removedText: 'removed_text',
-  html: 'html',
-  forwardedText: "(forwarded->>'text')",
-};
 
 /**
  * A piece of one long text of a message: `chars` characters from character `offset` (0-based), and
