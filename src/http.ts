@@ -12,6 +12,7 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
+import { HTTP_LIMITS } from './api/limits.js';
 import { type ApiProblem, problem } from './api/problems.js';
 import { api, sendProblem } from './api/routes.js';
 import type { Config } from './config.js';
@@ -24,6 +25,10 @@ import type { Outbox } from './outbox/open.js';
 // registers the WebhookEvent schema: the document's webhooks refer to it as a component
 import './outbox/webhook.js';
 import { failureTag, withDeadline } from './deadline.js';
+
+/** The id of one request in its log lines and its problem document. */
+const newRequestId = () => crypto.randomBytes(6).toString('hex');
+
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './outbox/webhook-signature.js';
 
 const signatureHeader = (name: string, description: string, example: string) => ({
@@ -64,23 +69,6 @@ const WEBHOOKS = {
   },
 };
 
-/**
- * What one HTTP connection may take. The clients are a CRM, a scraper and a health check: few
- * connections, quick requests, so that neither a silent socket nor a slow body holds a slot for long.
- */
-export const HTTP_LIMITS = {
-  /** A connection that has not sent a whole request head within this is closed (Node checks every second). */
-  headersMs: 10_000,
-  /** The whole request, body included: a body sent slowly is cut with 408 (REQUEST_TIMEOUT). */
-  requestMs: 30_000,
-  /** A socket with no traffic either way for this long is closed, whatever it was doing. */
-  idleMs: 60_000,
-  /** A kept-alive connection waits this long for its next request. */
-  keepAliveMs: 5_000,
-  /** Connections at once; the next one is closed at accept. */
-  maxConnections: 256,
-};
-
 /** Why Node's HTTP parser gave up on a request, for the problem's detail (the codes are llhttp's). */
 function clientErrorProblem(err: NodeJS.ErrnoException): ApiProblem {
   switch (err.code) {
@@ -110,7 +98,7 @@ function clientErrorProblem(err: NodeJS.ErrnoException): ApiProblem {
 function answerClientError(log: Logger, err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const p = clientErrorProblem(err);
-  const requestId = crypto.randomBytes(6).toString('hex');
+  const requestId = newRequestId();
   log.info(
     {
       code: 'HTTP_CLIENT_ERROR',
@@ -158,7 +146,7 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
     loggerInstance: opts.log as FastifyBaseLogger,
     // one line per API request with a code (API_REQUEST) instead of fastify's two without
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'rid' }),
-    genReqId: () => crypto.randomBytes(6).toString('hex'),
+    genReqId: newRequestId,
     bodyLimit: config.apiMaxBodyBytes,
     forceCloseConnections: true,
     connectionTimeout: HTTP_LIMITS.idleMs,

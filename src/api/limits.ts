@@ -12,3 +12,20 @@ export const TEXT_PIECE_CHARS = 512 * 1024;
 
 /** Messages one page (and the ticket document) returns at most. */
 export const PAGE_MESSAGES = 1000;
+
+/**
+ * What one HTTP connection may take. The clients are a CRM, a scraper and a health check: few
+ * connections, quick requests, so that neither a silent socket nor a slow body holds a slot for long.
+ */
+export const HTTP_LIMITS = {
+  /** A connection that has not sent a whole request head within this is closed (Node checks every second). */
+  headersMs: 10_000,
+  /** The whole request, body included: a body sent slowly is cut with 408 (REQUEST_TIMEOUT). */
+  requestMs: 30_000,
+  /** A socket with no traffic either way for this long is closed, whatever it was doing. */
+  idleMs: 60_000,
+  /** A kept-alive connection waits this long for its next request. */
+  keepAliveMs: 5_000,
+  /** Connections at once; the next one is closed at accept. */
+  maxConnections: 256,
+};

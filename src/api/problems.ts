@@ -1,6 +1,8 @@
 // The HTTP API's errors as RFC 9457 problem documents: one catalogue of stable codes (a test keeps
 // the README's table equal to it) and a named factory per refusal. Routes throw an ApiProblem;
 // the error handler in src/api/routes.ts turns it, and fastify's own errors, into the document.
+import http from 'node:http';
+import { HTTP_LIMITS } from './limits.js';
 
 export interface ProblemEntry {
   status: number;
@@ -95,12 +97,12 @@ export const PROBLEMS = {
   REQUEST_TIMEOUT: {
     status: 408,
     title: 'Request too slow',
-    when: 'the request, body included, was not complete within 30 s; the connection is closed',
+    when: `the request, body included, was not complete within ${HTTP_LIMITS.requestMs / 1000} s; the connection is closed`,
   },
   HEADERS_TOO_LARGE: {
     status: 431,
     title: 'Request head too large',
-    when: "the request line and headers are larger than Node's limit (16 KiB); the connection is closed",
+    when: `the request line and headers are larger than Node's limit (${http.maxHeaderSize / 1024} KiB); the connection is closed`,
   },
   DATABASE_UNAVAILABLE: {
     status: 503,

@@ -1,9 +1,9 @@
 // The HTTP server's own limits against a real ticket-mx over raw TCP: a silent connection is closed,
-// a slow body is cut, connections past the cap are refused at accept (src/http.ts HTTP_LIMITS).
+// a slow body is cut, connections past the cap are refused at accept (HTTP_LIMITS in src/api/limits.ts).
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HTTP_LIMITS } from '../../src/api/limits.js';
 import { PROBLEMS, problemType } from '../../src/api/problems.js';
-import { HTTP_LIMITS } from '../../src/http.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
