@@ -100,7 +100,8 @@ const OPENS_SOURCE = `(?:${alternation(collect((l) => l.opens))})(?=[\\s,])`;
 // Case matters: "Am 27.10.2021 um 09:31 schrieb" opens, "10:10 AM" does not.
 const OPENS = new RegExp(`^${OPENS_SOURCE}`, 'u');
 const OPENS_AT = new RegExp(OPENS_SOURCE, 'uy');
-const COLON_END = /[:：]\s*$/;
+/** A colon ends `s`, which has no whitespace at its end (`/[:：]\s*$/`, without a scan of the line). */
+const endsWithColon = (s: string) => s.endsWith(':') || s.endsWith('：');
 /** Dashes, underscores, equals signs around a line: "---- John wrote ----". */
 const DECORATION = /^[-–—_=~*\s]{2,}|[-–—_=~*\s]{2,}$/g;
 /** Gmail's old attribution: "2011/4/7 Ann <a@b>", a date first, an address last, nothing else. */
@@ -123,7 +124,7 @@ export function attribution(line: string): AttributionStrength | null {
   const decorated = stripped.length < s.length && /^[-–—_=~*]{2,}|[-–—_=~*]{2,}$/.test(s);
   s = stripped.trim();
   if (s.length < 6) return null;
-  const colon = COLON_END.test(s);
+  const colon = endsWithColon(s);
   if (!colon) return !decorated && DATE_THEN_ADDRESS.test(s) ? 'weak' : verbAttribution(s, false, decorated);
   return verbAttribution(s, true, decorated) ?? (verblessAttribution(s) ? 'strong' : null);
 }
@@ -283,14 +284,47 @@ function decorationStart(s: string): number {
 /** The characters WROTE_LAST allows after the verb (none of them outside the BMP). */
 const DECORATION_CHAR = /^[-–—_=~*\s]$/u;
 
+/** The characters of a rule after an attribution ("wrote: ----"), whitespace aside. */
+const RULE_CHARS = '-–—_=~*';
+
+/**
+ * A colon, a bracket, two rule characters (`/[:：>]$|[-–—_=~*]{2}$/`) or an address (`/@\S+$/`: an
+ * "@" with no whitespace after it up to the end) at the end of `s`, which has no whitespace there.
+ * Read from the end: the patterns, anchored at the end only, were tried from every position.
+ */
+function endsWithMark(s: string): boolean {
+  const last = s.at(-1);
+  if (last === ':' || last === '：' || last === '>') return true;
+  if (s.length >= 2 && RULE_CHARS.includes(last!) && RULE_CHARS.includes(s.at(-2)!)) return true;
+  const at = s.length >= 2 ? s.lastIndexOf('@', s.length - 2) : -1;
+  return at >= 0 && !/\s/.test(s.slice(at + 1));
+}
+
+/**
+ * Whether the last character before the decoration ends a verb. An end-anchored pattern is tried
+ * from every position of the text: WROTE_LAST is given only that character (two code units, for a
+ * pair), where alone it can match.
+ */
+function endsWithVerbLetter(s: string): boolean {
+  const end = decorationStart(s);
+  return WROTE_LAST.test(s.slice(Math.max(0, end - 2)));
+}
+
 /** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
 export function mayEndAttribution(line: string): boolean {
   const s = line.trimEnd();
-  if (/[:：>]$|[-–—_=~*]{2}$/.test(s) || (s.includes('@') && /@\S+$/.test(s))) return true;
-  // An end-anchored pattern is tried from every position of the text: WROTE_LAST is given only the
-  // last character before the decoration (two code units, for a pair), where alone it can match.
-  const end = decorationStart(s);
-  return WROTE_LAST.test(s.slice(Math.max(0, end - 2))) && WROTE_AT_END.test(s.slice(-40));
+  return endsWithMark(s) || (endsWithVerbLetter(s) && WROTE_AT_END.test(s.slice(-40)));
+}
+
+/**
+ * Whether an attribution wrapped onto `line` (trimmed, not blank) may end on it: false only when
+ * mayEndAttribution is false for the line and for the line joined after any other with a space,
+ * neither holding "<" or ">" (unwrapping at a bracket joins two words). The end it looks at is the
+ * line's own, unless the line is all decoration, whose run may reach into the line before; the verb
+ * may too ("a" / "écrit"), and is not looked for.
+ */
+export function mayEndWrapped(line: string): boolean {
+  return decorationStart(line) === 0 || endsWithMark(line) || endsWithVerbLetter(line);
 }
 
 /**
@@ -300,7 +334,7 @@ export function mayEndAttribution(line: string): boolean {
  */
 export function attributionTail(line: string): number {
   const s = line.trimEnd();
-  if (s.length > MAX_MARKER_LENGTH || !COLON_END.test(s)) return -1;
+  if (s.length > MAX_MARKER_LENGTH || !endsWithColon(s)) return -1;
   for (let i = 1; i < s.length - 6; i++) {
     const before = s[i - 1]!;
     if (before !== ' ' && before !== '-' && before !== '\t') continue;

@@ -15,6 +15,7 @@ import {
   isWriter,
   LIST_FOOTER,
   MAX_MARKER_LENGTH,
+  mayEndWrapped,
   mayOpenAttribution,
   RULE,
   rawIndex,
@@ -47,10 +48,12 @@ const unwrap = (joined: string) => {
 };
 
 export function textLines(text: string): Line[] {
-  return text
-    .replace(/^\ufeff/, '')
-    .split(/\r\n|\r|\n/)
-    .map((line) => ({ text: line, origin: 'own' }));
+  const body = text.replace(/^\ufeff/, '');
+  // a string is split faster than a pattern: most text has no CR
+  return (body.includes('\r') ? body.split(/\r\n|\r|\n/) : body.split('\n')).map((line) => ({
+    text: line,
+    origin: 'own',
+  }));
 }
 
 const QUOTE_PREFIX = /^[ \t]*>/;
@@ -90,18 +93,26 @@ type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 /** forwardSubject: the message's subject says it is a forward ("Fwd: …"). */
 export function splitReply(source: Line[], options: { forwardSubject?: boolean } = {}): Split {
   // `kept` is what the person sent, invisible characters included; `lines` is what the rules read
-  const kept = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
-  const lines = kept.map((l) => ({ text: visible(l.text), origin: l.origin }));
+  const { kept, lines } = splitInlineAttributions(source);
   const n = lines.length;
   const removed = new Array<boolean>(n).fill(false);
   const at = (i: number): Line => lines[i]!;
-  const blank = (i: number): boolean => at(i).text.trim() === '';
+  // The rules ask the same of a line many times (an attribution may end on each of the lines below
+  // where it starts): what only the line decides is worked out once, trimmed text first.
+  const trimmed = lines.map((l) => l.text.trim());
+  const blank = (i: number): boolean => trimmed[i] === '';
   const initials = initialsQuoting(lines);
   const initialsOf = (t: string) => (initials.size ? INITIALS_PREFIX.exec(t)?.[1] : undefined);
-  const quoted = (i: number): boolean =>
-    at(i).origin === 'quote' ||
-    (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text)) ||
-    initials.has(initialsOf(at(i).text) ?? '');
+  const quoted = once(
+    n,
+    (i) =>
+      at(i).origin === 'quote' ||
+      (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text)) ||
+      initials.has(initialsOf(at(i).text) ?? ''),
+  );
+  /** "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line. */
+  const attributionOfItsOwn = once(n, (i) => startsAttribution(trimmed[i]!) && attribution(trimmed[i]!) !== null);
+  const mayEnd = once(n, (i) => mayEndWrapped(trimmed[i]!));
   /** A quoted line without its markers, ">" or initials. */
   const unquote = (t: string): string => {
     const m = initialsOf(t);
@@ -119,26 +130,30 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
 
   const attributionSpan = (i: number): { span: number; strength: AttributionStrength } | null => {
     let joined = '';
+    // whether a line of `joined` holds a bracket: without one, unwrap leaves it as it is
+    let bracket = false;
     for (let k = 1; k <= MAX_ATTRIBUTION_LINES && i + k <= n; k++) {
       const last = i + k - 1;
-      const t = at(last).text.trim();
+      const t = trimmed[last]!;
       if (k > 1) {
         if (blank(last) || at(last).origin !== at(i).origin) return null;
         // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
         if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
         if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
-        // "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line.
-        if (startsAttribution(t) && attribution(t)) return null;
+        if (attributionOfItsOwn(last)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
+      bracket ||= t.includes('<') || t.includes('>');
       // an attribution is one short sentence; a long line is text, and patterns over it cost
       if (joined.length > MAX_MARKER_LENGTH) return null;
+      // most lines end as no attribution can, whatever is joined before them
+      if (!bracket && !mayEnd(last)) continue;
       const strength = attribution(unwrap(joined));
       if (!strength) continue;
       // it starts where the shortest attribution ending on this line starts: the lines above
       // that one are the person's ("I will let you know.\nOp 16 aug. … het\nvolgende geschreven:")
       for (let later = i + 1; later <= last; later++) {
-        const rest = lines.slice(later, last + 1).map((l) => l.text.trim());
+        const rest = trimmed.slice(later, last + 1);
         if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
       }
       return { span: k, strength };
@@ -191,7 +206,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   let bareBlockquoteQuotes = false;
   for (let i = 0; i < n && !cut; i++) {
     if (blank(i)) continue;
-    const t = at(i).text.trim();
+    const t = trimmed[i]!;
     if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe') || wrappedQuoteLine(i)) {
       const inner = unquote(t);
       // Apple Mail quotes a forwarded message whole, separator included
@@ -277,9 +292,18 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   }
 
   return {
-    reply: render(kept, (i) => !removed[i]),
-    removed: render(kept, (i) => removed[i]!),
+    reply: render(kept, blank, (i) => !removed[i]),
+    removed: render(kept, blank, (i) => removed[i]!),
     forwarded,
+  };
+}
+
+/** `test` of each line index below `n`, asked at most once for each. */
+function once(n: number, test: (i: number) => boolean): (i: number) => boolean {
+  const known = new Int8Array(n); // 0: not asked yet, 1: true, -1: false
+  return (i) => {
+    if (known[i] === 0) known[i] = test(i) ? 1 : -1;
+    return known[i] === 1;
   };
 }
 
@@ -355,35 +379,43 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
 /**
  * "reply On Wed, … wrote:" — a person's words on the line of an attribution stay: the line is
  * split where the attribution starts, and only the attribution is a candidate for cutting.
+ * `kept`: the lines right-trimmed and split; `lines`: the same without invisible characters.
  */
-function splitInlineAttributions(lines: Line[]): Line[] {
-  const out: Line[] = [];
-  for (const line of lines) {
-    const seen = visible(line.text);
-    const tail = line.origin === 'own' && !QUOTE_PREFIX.test(seen) ? attributionTail(seen) : -1;
+function splitInlineAttributions(source: Line[]): { kept: Line[]; lines: Line[] } {
+  const kept: Line[] = [];
+  const lines: Line[] = [];
+  const push = (text: string, origin: Line['origin'], seen = visible(text)) => {
+    kept.push({ text, origin });
+    lines.push({ text: seen, origin });
+  };
+  for (const { text: untrimmed, origin } of source) {
+    const text = untrimmed.trimEnd();
+    const seen = visible(text);
+    const tail = origin === 'own' && !QUOTE_PREFIX.test(seen) ? attributionTail(seen) : -1;
     if (tail <= 0) {
-      out.push(line);
+      push(text, origin, seen);
       continue;
     }
-    const at = rawIndex(line.text, tail);
-    const before = line.text.slice(0, at).replace(/[-–—\s]+$/, '');
-    if (before.trim()) out.push({ text: before, origin: line.origin });
-    out.push({ text: line.text.slice(at), origin: line.origin });
+    const at = rawIndex(text, tail);
+    const before = text.slice(0, at).replace(/[-–—\s]+$/, '');
+    if (before.trim()) push(before, origin);
+    push(text.slice(at), origin);
   }
-  return out;
+  return { kept, lines };
 }
 
 /**
  * Joins the chosen lines. Where lines were left out between two chosen ones, exactly one blank
- * line marks the seam; elsewhere runs of three or more blank lines collapse to one.
+ * line marks the seam; elsewhere runs of three or more blank lines collapse to one. `blank`: the
+ * line shows nothing (nothing but invisible characters and whitespace).
  */
-export function render(lines: Line[], chosen: (i: number) => boolean): string {
+export function render(lines: Line[], blank: (i: number) => boolean, chosen: (i: number) => boolean): string {
   const out: string[] = [];
   let blanks = 0;
   let seam = false;
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!.text;
-    if (visible(text).trim() === '') {
+    if (blank(i)) {
       blanks++;
       continue;
     }
