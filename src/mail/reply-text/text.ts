@@ -70,7 +70,9 @@ const MIN_INITIALS_LINES = 2;
 function initialsQuoting(lines: Line[]): Set<string> {
   const counts = new Map<string, number>();
   for (const l of lines) {
-    const m = INITIALS_PREFIX.exec(l.text);
+    // the prefix's ">" comes after at most a blank and three letters (two code units each)
+    const gt = l.text.indexOf('>');
+    const m = gt > 0 && gt < 8 ? INITIALS_PREFIX.exec(l.text) : null;
     if (m) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
   }
   return new Set([...counts].filter(([, c]) => c >= MIN_INITIALS_LINES).map(([k]) => k));
@@ -107,12 +109,17 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     n,
     (i) =>
       at(i).origin === 'quote' ||
-      (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text)) ||
+      // ARROWS ends with "<<": a line without one is not asked
+      (QUOTE_PREFIX.test(at(i).text) && !(at(i).text.includes('<<') && ARROWS.test(at(i).text))) ||
       initials.has(initialsOf(at(i).text) ?? ''),
   );
-  /** "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line. */
-  const attributionOfItsOwn = once(n, (i) => startsAttribution(trimmed[i]!) && attribution(trimmed[i]!) !== null);
+  const bracket = once(n, (i) => trimmed[i]!.includes('<') || trimmed[i]!.includes('>'));
   const mayEnd = once(n, (i) => mayEndWrapped(trimmed[i]!));
+  /** "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line. */
+  const attributionOfItsOwn = once(
+    n,
+    (i) => mayEnd(i) && startsAttribution(trimmed[i]!) && attribution(trimmed[i]!) !== null,
+  );
   /** A quoted line without its markers, ">" or initials. */
   const unquote = (t: string): string => {
     const m = initialsOf(t);
@@ -128,10 +135,31 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   const wrappedQuoteLine = (i: number): boolean =>
     i > 0 && i + 1 < n && quoted(i - 1) && quoted(i + 1) && at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text);
 
+  /**
+   * Whether attributionSpan(i) has a line to give attribution(): one where an attribution may end,
+   * or one with a bracket (unwrap may join words at it), before a line that ends the attribution.
+   * Most lines end as no attribution can, whatever is joined before them. Asked of the lines in
+   * order, it looks at each line once: `plainFrom` to `plainTo` (exclusive) are lines where none
+   * may end, each going on from the one above.
+   */
+  let plainFrom = 0;
+  let plainTo = 0;
+  const mayEndBelow = (i: number): boolean => {
+    if (i < plainFrom || i >= plainTo) plainFrom = plainTo = i;
+    for (; plainTo < n && plainTo < i + MAX_ATTRIBUTION_LINES; plainTo++) {
+      const j = plainTo;
+      // a quoted line goes on an attribution only after "<" (">:" closing an address)
+      if (j > i && (blank(j) || at(j).origin !== at(i).origin || quoted(j))) return false;
+      if (bracket(j) || mayEnd(j)) return true;
+    }
+    return false;
+  };
+
   const attributionSpan = (i: number): { span: number; strength: AttributionStrength } | null => {
+    if (!mayEndBelow(i)) return null;
     let joined = '';
     // whether a line of `joined` holds a bracket: without one, unwrap leaves it as it is
-    let bracket = false;
+    let unwrapped = true;
     for (let k = 1; k <= MAX_ATTRIBUTION_LINES && i + k <= n; k++) {
       const last = i + k - 1;
       const t = trimmed[last]!;
@@ -143,11 +171,10 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
         if (attributionOfItsOwn(last)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
-      bracket ||= t.includes('<') || t.includes('>');
+      unwrapped &&= !bracket(last);
       // an attribution is one short sentence; a long line is text, and patterns over it cost
       if (joined.length > MAX_MARKER_LENGTH) return null;
-      // most lines end as no attribution can, whatever is joined before them
-      if (!bracket && !mayEnd(last)) continue;
+      if (unwrapped && !mayEnd(last)) continue;
       const strength = attribution(unwrap(joined));
       if (!strength) continue;
       // it starts where the shortest attribution ending on this line starts: the lines above
