@@ -5,7 +5,7 @@
 import { parseHtml, stripTags } from '../html/tree.js';
 import type { Forwarded } from './forward.js';
 import { htmlLines } from './html.js';
-import { isForwardSubject } from './patterns.js';
+import { forgetAttributions, isForwardSubject } from './patterns.js';
 import { type Split, splitReply, textLines } from './text.js';
 
 export type { Forwarded };
@@ -27,6 +27,7 @@ export interface ReplyText {
 }
 
 export function extractReply(input: ReplyInput): ReplyText {
+  forgetAttributions();
   const html = input.html ?? '';
   const doc = html.trim() ? parseHtml(html) : null;
   // HTML too big or deep to parse still has text: a linear strip of its tags

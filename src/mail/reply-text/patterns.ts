@@ -142,8 +142,32 @@ export type AttributionStrength = 'strong' | 'weak';
  * whatever follows it is the original. 'weak': only evidence when quoted text follows it.
  */
 export function attribution(line: string): AttributionStrength | null {
-  let s = line.trim();
+  const s = line.trim();
   if (s.length < 6 || s.length > MAX_MARKER_LENGTH || !mayEndAttribution(s)) return null;
+  const known = ATTRIBUTIONS.get(s);
+  if (known !== undefined) return known;
+  const found = attributionOf(s);
+  if (ATTRIBUTIONS.size >= MAX_ATTRIBUTIONS) ATTRIBUTIONS.clear();
+  ATTRIBUTIONS.set(s, found);
+  return found;
+}
+
+/**
+ * attribution()'s answers for the lines of one message that passed its cheap tests: a message with
+ * a text and an HTML part asks it of each attribution twice, and its tests of one line cost
+ * microseconds. Cleared when full, and for each message (forgetAttributions, from extractReply),
+ * so that what a message costs does not depend on the one before.
+ */
+const ATTRIBUTIONS = new Map<string, AttributionStrength | null>();
+const MAX_ATTRIBUTIONS = 64;
+
+export function forgetAttributions(): void {
+  ATTRIBUTIONS.clear();
+}
+
+/** attribution() of a trimmed line that may end one. */
+function attributionOf(line: string): AttributionStrength | null {
+  let s = line;
   const stripped = s.replace(DECORATION, '');
   const decorated = stripped.length < s.length && /^[-–—_=~*]{2,}|[-–—_=~*]{2,}$/.test(s);
   s = stripped.trim();
@@ -458,10 +482,31 @@ const SEPARATOR = new RegExp(
   `^[\\s>]*([-–—_=*~]{2,})?\\s*(?:(${FORWARDED})|(${ORIGINAL}))\\s*([-–—_=*~]{2,})?\\s*([:：])?(.*)$`,
   'iu',
 );
+/** What SEPARATOR allows before the phrase: whitespace, quote markers, a rule. */
+const SEPARATOR_LEAD = /^[\s>\-–—_=*~]*/;
+const PHRASES = [...collect((l) => l.forwarded), ...collect((l) => l.original)];
+/**
+ * The first word of every phrase, with SEPARATOR's flags, tried where the lead ends: no phrase
+ * starts with a character of the lead, so a separator's phrase starts there. Most lines with a
+ * colon are no separator, and SEPARATOR, compiled with case folding, is slow to be tried on them.
+ * (null, and SEPARATOR asked of every line, if a phrase did start so.)
+ */
+const SEPARATOR_HEAD = PHRASES.some((p) => SEPARATOR_LEAD.exec(p)![0] !== '')
+  ? null
+  : new RegExp(
+      `(?:${unique(PHRASES.map((p) => p.split(' ')[0]!))
+        .map(escapeRegExp)
+        .join('|')})`,
+      'iuy',
+    );
 
 /** A separator line: which kind, and what follows it on the same line (Yahoo puts the fields there). */
 export function separator(line: string): { kind: 'forwarded' | 'original'; rest: string; decorated: boolean } | null {
   if (line.length > MAX_MARKER_LENGTH * 4 || !/[-–—_=*~]{2}|[:：]/.test(line)) return null;
+  if (SEPARATOR_HEAD) {
+    SEPARATOR_HEAD.lastIndex = SEPARATOR_LEAD.exec(line)![0].length;
+    if (!SEPARATOR_HEAD.test(line)) return null;
+  }
   const m = SEPARATOR.exec(line);
   if (!m) return null;
   const decorated = !!(m[1] || m[4]);
