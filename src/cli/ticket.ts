@@ -65,7 +65,10 @@ Shows a ticket, its messages (the reply text by default) and its notifications w
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
                       "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
-                      "to", "event", "status", "lastReply", ... } ], "refused": [ { "refusedAt", "code", "reply", "reason", "fromAddress", "messageId", "clientIp" } ] }
+                      "to", "event", "status", "lastReply", ... } ], "refused": [ { "id",
+                      "refusedAt", "code", "reply", "reason", "fromAddress", "messageId",
+                      "clientIp" } ], "messagesMore", ... }: the JSON of GET /v1/tickets/{id},
+                      nothing cut
 A message that forwards another shows the note above it, then "forwarded from X on D" with the
 forwarded text. Mail to the ticket refused at DATA (550 …) is listed after the messages with the
 reply it got and why (at most 20 refusals a ticket an hour are kept).`,
