@@ -888,7 +888,8 @@ export const SETTINGS = {
     group: 'Notifications and the outbox',
     describe:
       'How long a finished outbox row (sent, failed or bounced) is kept after its last attempt before `serve` ' +
-      'deletes it: `30d` by default, `12h`, `90d`…, at least `1h`; `0` or `off` keeps every row.',
+      '(or `ticket-mx outbox run`) deletes it: `30d` by default, `12h`, `90d`…, at least `1h`; `0` or `off` ' +
+      'keeps every row.',
     parse: keepDuration(3_600_000, 3650 * 86_400_000),
     local: 30 * 86_400_000,
     production: 30 * 86_400_000,
