@@ -536,7 +536,8 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       schema: {
         summary: 'A ticket with its messages',
         description:
-          'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`), bounded: each long text and ' +
+          'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`; the messages by id here, by ' +
+          'received time there), bounded: each long text and ' +
           `header field cut at ${TEXT_PREVIEW_CHARS} characters (listed in the message's \`truncated\`), the ` +
           `messages (by id) stopped before ${PAGE_BYTES} bytes or ${PAGE_MESSAGES} messages (\`messagesMore\`; the ` +
           `rest from the messages route), the notifications and the refusals each before ${LIST_BYTES} bytes or ` +
