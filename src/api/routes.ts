@@ -368,13 +368,17 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
   v1.get(
     '/openapi.json',
     {
-      config: { public: true },
+      // OPENAPI_PUBLIC=false: behind the token like every other route
+      config: { public: config.openapiPublic },
       schema: {
         summary: 'This document',
         description: 'The OpenAPI 3.1 description of the API, generated from the same zod schemas that validate it.',
         tags: ['meta'],
-        security: [],
-        response: { 200: z.record(z.string(), z.unknown()).describe('OpenAPI 3.1') },
+        ...(config.openapiPublic ? { security: [] } : {}),
+        response: {
+          200: z.record(z.string(), z.unknown()).describe('OpenAPI 3.1'),
+          ...(config.openapiPublic ? {} : { 401: COMMON_PROBLEMS[401] }),
+        },
       },
     },
     async () => app.swagger() as unknown as Record<string, unknown>,
@@ -729,7 +733,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Served without the bearer token (the OpenAPI document). */
+    /** Served without the bearer token (the OpenAPI document, unless OPENAPI_PUBLIC=false). */
     public?: boolean;
   }
 }

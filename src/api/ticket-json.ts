@@ -155,7 +155,8 @@ export const TicketWithMessagesJson = z
     notificationsMore: z
       .boolean()
       .describe(
-        'true when a cap cut `notifications`: the rest from GET /v1/tickets/{id}/notifications?after=<notificationsNext>',
+        'true when a cap cut `notifications`: the rest from ' +
+          'GET /v1/tickets/{id}/notifications?after=<notificationsNext>',
       ),
     notificationsNext: z.string().describe('the id of the last notification returned (0 when none)'),
     refusedMore: z

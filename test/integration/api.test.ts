@@ -1,6 +1,6 @@
 // The HTTP API against a real ticket-mx and PostgreSQL over real HTTP: bearer auth, every refusal
 // as an exact problem document, the read endpoints in the shape of `ticket show --json`, and the
-// OpenAPI document (valid, every route listed).
+// OpenAPI document (valid, every route listed); METRICS_TOKEN and OPENAPI_PUBLIC=false.
 import net from 'node:net';
 import { validate } from '@readme/openapi-parser';
 import nodemailer from 'nodemailer';
@@ -377,7 +377,7 @@ describe('bounded header fields, notifications and refusals', () => {
   const bytes = (r: { text: string }) => Buffer.byteLength(r.text);
   const HEADER_FIELDS = ['subject', 'from', 'fromName', 'messageId', 'inReplyTo', 'references'];
 
-  it('a message with huge header fields: each cut at 65,536 characters, listed in truncated, the page bounded', async () => {
+  it('huge header fields: each cut at 65,536 characters, listed in truncated, the page bounded', async () => {
     const stored = (
       await db.pool.query(
         `select subject, author_address, author_name, message_id, in_reply_to, "references"
@@ -856,11 +856,58 @@ describe('health and metrics on the same server', () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', database: 'ok' });
     expect((await fetch(`${base}/healthz`, { method: 'HEAD' })).status).toBe(200);
-    expect((await fetch(`${base}/metrics`)).headers.get('content-type')).toContain('text/plain');
+    // without METRICS_TOKEN, no token is asked for
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
     const post = await fetch(`${base}/healthz`, { method: 'POST' });
     expect([post.status, await post.text()]).toEqual([405, 'method not allowed\n']);
     const other = await fetch(`${base}/other`);
     expect([other.status, await other.text()]).toEqual([404, 'not found: try /healthz or /metrics\n']);
+  });
+});
+
+describe('METRICS_TOKEN and OPENAPI_PUBLIC=false', () => {
+  const METRICS = `tmx_${'m'.repeat(40)}`;
+  let locked: TestServer;
+  let url: string;
+  beforeAll(async () => {
+    locked = await startTestServer(db.url, { API_TOKEN: TOKEN, METRICS_TOKEN: METRICS, OPENAPI_PUBLIC: 'false' });
+    url = `http://127.0.0.1:${locked.httpPort}`;
+  });
+  afterAll(async () => locked?.close());
+
+  it('/metrics asks for the bearer token Prometheus sends; /healthz never asks', async () => {
+    const get = (path: string, authorization?: string) =>
+      fetch(`${url}${path}`, { headers: authorization ? { authorization } : {} });
+    for (const [authorization, error] of [
+      [undefined, ''],
+      [`Bearer ${TOKEN}`, ', error="invalid_token"'],
+      [`Basic ${Buffer.from(`x:${METRICS}`).toString('base64')}`, ''],
+    ] as const) {
+      const r = await get('/metrics', authorization);
+      expect(r.status).toBe(401);
+      expect(r.headers.get('www-authenticate')).toBe(`Bearer realm="ticket-mx metrics"${error}`);
+      expect(await r.text()).toMatch(/^unauthorized: /);
+    }
+    expect(locked.logsWithCode('METRICS_UNAUTHORIZED').map((l) => l.why)).toEqual(['missing', 'invalid', 'missing']);
+    const ok = await get('/metrics', `Bearer ${METRICS}`);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(/^ticketmx_smtp_connections /m);
+    expect((await get('/healthz')).status).toBe(200);
+    // neither token is printed anywhere
+    expect(JSON.stringify(locked.logs)).not.toContain(METRICS);
+  });
+
+  it('the OpenAPI document asks for API_TOKEN, and says so', async () => {
+    const r = await fetch(`${url}/v1/openapi.json`);
+    expect(r.status).toBe(401);
+    expect((await r.json()).code).toBe('TOKEN_MISSING');
+    const doc = await (await fetch(`${url}/v1/openapi.json`, { headers: auth })).json();
+    expect((await validate(structuredClone(doc))).valid).toBe(true);
+    expect(doc.paths['/v1/openapi.json'].get).not.toHaveProperty('security');
+    expect(doc.paths['/metrics'].get.security).toEqual([{ metrics: [] }]);
+    expect(doc.components.securitySchemes.metrics).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 });
 

@@ -338,7 +338,7 @@ describe('outbox run prunes', () => {
     await db.pool.query('delete from outbox');
   });
 
-  it('--once: one turn, what is older than OUTBOX_KEEP_SENT goes, recent rows stay; its output is unchanged', async () => {
+  it('--once: one turn, what is older than OUTBOX_KEEP_SENT goes, recent rows stay; output unchanged', async () => {
     const old = [...(await addRows(db.pool, 3, 'sent', 31)), ...(await addRows(db.pool, 2, 'failed', 40))];
     const recent = await addRows(db.pool, 2, 'bounced', 2);
     const r = await runCli(['outbox', 'run', '--once'], env);
