@@ -693,7 +693,8 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
         summary: 'One long text or header field of a message, whole, piece by piece',
         description:
           `Up to ${TEXT_PIECE_CHARS} characters of the field from \`offset\` (in characters), with the text's ` +
-          'whole `length`; ask again with `offset=next` until `next` is null. forwardedText is forwarded.text; ' +
+          'whole `length`; ask again with `offset=next` until `next` is null. forwardedText is forwarded.text ' +
+          '(forwardedFrom, forwardedDate, forwardedSubject and forwardedTo its other fields); ' +
           'from and fromName are the author; references is the References field, its ids joined by spaces.',
         tags: ['tickets'],
         params: MessageIdParams.extend({ field: z.enum(TEXT_FIELDS) }),

@@ -92,7 +92,8 @@ export const MessageJson = z
       .optional()
       .describe(
         `the long texts and header fields cut at ${TEXT_PREVIEW_CHARS} characters (forwardedText is ` +
-          'forwarded.text, from and fromName the author; references keeps the ids that fit whole); ' +
+          'forwarded.text, forwardedFrom forwarded.from and so on; from and fromName are the author; references ' +
+          'keeps the ids that fit whole); ' +
           'GET /v1/tickets/{id}/messages/{messageId}/{field} gives each whole, piece by piece',
       ),
   })

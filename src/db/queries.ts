@@ -663,7 +663,8 @@ export function sizedResult<T>(rows: SizedRow<T>[]): { rows: T[]; more: boolean 
 
 /**
  * The long text fields of a message, as the API names them, then the header fields (references is
- * the References field: the ids joined by spaces).
+ * the References field: the ids joined by spaces) and those of a forwarded message (its lines of
+ * the body, as long as the body lets them be).
  */
 export const TEXT_FIELDS = [
   'text',
@@ -677,6 +678,10 @@ export const TEXT_FIELDS = [
   'messageId',
   'inReplyTo',
   'references',
+  'forwardedFrom',
+  'forwardedDate',
+  'forwardedSubject',
+  'forwardedTo',
 ] as const;
 export type TextField = (typeof TEXT_FIELDS)[number];
 
@@ -707,6 +712,10 @@ const TEXT_COLUMNS: Record<TextField, string> = {
   messageId: 'message_id',
   inReplyTo: 'in_reply_to',
   references: `array_to_string("references", ' ')`,
+  forwardedFrom: "(forwarded->>'from')",
+  forwardedDate: "(forwarded->>'date')",
+  forwardedSubject: "(forwarded->>'subject')",
+  forwardedTo: "(forwarded->>'to')",
 };
 /** The texts read only with `full`. */
 const FULL_ONLY: ReadonlySet<TextField> = new Set(['fullText', 'removedText', 'html']);
@@ -724,7 +733,9 @@ const BOUNDED_COLUMNS = `${MESSAGE_META_COLUMNS},
   case when $2 then left(removed_text, $1) end as "removedText",
   case when $2 then left(html, $1) end as "html",
   case when forwarded is not null
-       then jsonb_set(forwarded, '{text}', to_jsonb(left(coalesce(forwarded->>'text', ''), $1))) end as forwarded,
+       then forwarded || jsonb_build_object('text', left(coalesce(forwarded->>'text', ''), $1),
+              'from', left(forwarded->>'from', $1), 'date', left(forwarded->>'date', $1),
+              'subject', left(forwarded->>'subject', $1), 'to', left(forwarded->>'to', $1)) end as forwarded,
   array_remove(array[${TEXT_FIELDS.map(
     (f) =>
       `\n    case when ${FULL_ONLY.has(f) ? '$2 and ' : ''}coalesce(${cut(TEXT_COLUMNS[f])}, false) then '${f}' end`,

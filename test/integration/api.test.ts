@@ -346,10 +346,12 @@ describe('bounded header fields, notifications and refusals', () => {
     await insertTestTicket(db.pool, 'TKT-58', 'client@example.ru', 'Huge refusals');
     const { rows } = await db.pool.query<{ id: string }>(
       `insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_name, author_role,
-                                    subject, message_id, in_reply_to, "references", reply_text, full_text, rcpt_to)
+                                    subject, message_id, in_reply_to, "references", reply_text, full_text, rcpt_to,
+                                    forwarded)
        select 'TKT-57', 'huge-headers', 'api', 'a' || t || '@example.ru', 'n' || t, 'requester', 's' || t,
               '<m' || t || '>', '<r' || t || '>',
-              array(select '<ref-' || g || '@example.ru>' from generate_series(1, $2::int) g), 'short', 'short', '{}'
+              array(select '<ref-' || g || '@example.ru>' from generate_series(1, $2::int) g), 'short', 'short', '{}',
+              jsonb_build_object('from', 'f' || t, 'date', null, 'subject', 'fs' || t, 'to', 'x@y', 'text', 'fwd')
          from (select repeat(repeat('я', 99) || chr(1), $1 / 100) as t) s
        returning id`,
       [CHARS, REFS],
@@ -375,12 +377,21 @@ describe('bounded header fields, notifications and refusals', () => {
   });
 
   const bytes = (r: { text: string }) => Buffer.byteLength(r.text);
-  const HEADER_FIELDS = ['subject', 'from', 'fromName', 'messageId', 'inReplyTo', 'references'];
+  const HEADER_FIELDS = [
+    'subject',
+    'from',
+    'fromName',
+    'messageId',
+    'inReplyTo',
+    'references',
+    'forwardedFrom',
+    'forwardedSubject',
+  ];
 
   it('huge header fields: each cut at 65,536 characters, listed in truncated, the page bounded', async () => {
     const stored = (
       await db.pool.query(
-        `select subject, author_address, author_name, message_id, in_reply_to, "references"
+        `select subject, author_address, author_name, message_id, in_reply_to, "references", forwarded
            from ticket_messages where id = $1`,
         [messageId],
       )
@@ -400,6 +411,13 @@ describe('bounded header fields, notifications and refusals', () => {
       expect(m.fromName).toBe([...stored.author_name].slice(0, 65_536).join(''));
       expect(m.messageId).toBe([...stored.message_id].slice(0, 65_536).join(''));
       expect(m.inReplyTo).toBe([...stored.in_reply_to].slice(0, 65_536).join(''));
+      expect(m.forwarded).toEqual({
+        from: [...stored.forwarded.from].slice(0, 65_536).join(''),
+        date: null,
+        subject: [...stored.forwarded.subject].slice(0, 65_536).join(''),
+        to: 'x@y',
+        text: 'fwd',
+      });
       // whole ids only: as many as fit in 65,536 characters joined by spaces
       const refs = m.references as string[];
       expect(refs).toEqual(stored.references.slice(0, refs.length));
@@ -411,6 +429,7 @@ describe('bounded header fields, notifications and refusals', () => {
       ['subject', stored.subject],
       ['fromName', stored.author_name],
       ['references', stored.references.join(' ')],
+      ['forwardedSubject', stored.forwarded.subject],
     ] as const) {
       let whole = '';
       let offset: number | null = 0;
