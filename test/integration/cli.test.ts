@@ -126,6 +126,10 @@ describe('against DATABASE_URL', () => {
       refused: [],
       messagesMore: false,
       messagesNext: '0',
+      notificationsMore: false,
+      notificationsNext: '0',
+      refusedMore: false,
+      refusedNext: '0',
     });
     const missing = await runCli(['ticket', 'show', 'TKT-556'], env);
     expect(missing.code).toBe(1);
