@@ -80,7 +80,31 @@ function hasDateWord(s: string): boolean {
 const NUMERIC_DATE = /\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{4}年|\d{1,2}月/u;
 const TIME = /(?<!\d)\d{1,2}[:.]\d{2}(?!\d)/;
 // One address token; '@' is outside every class so the match cannot backtrack far.
-const ADDRESS = /[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255}\.[^\s<>()[\]"'@:;,.]{2,63}/;
+const ADDRESS = /[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255}\.[^\s<>()[\]"'@:;,.]{2,63}/g;
+/** The same token counted in code points, as one of several in a line (sentenceWords, isWriter). */
+const ADDRESSES = new RegExp(ADDRESS.source, 'gu');
+/** Characters that are in no address (whitespace aside): a run of the others ends at each "@". */
+const NOT_IN_ADDRESS = ' \t\n\v\f\r<>()[]"\'@:;,';
+
+/**
+ * The first match of an address pattern in `s`, tried from where one can first start: the run of
+ * address characters before the first "@" (64 code points at most, so 128 code units). Tried from
+ * every position of the line, the pattern cost most of an attribution's tests.
+ */
+function firstAddress(pattern: RegExp, s: string): RegExpExecArray | null {
+  const at = s.indexOf('@');
+  if (at < 0) return null;
+  let from = at;
+  while (from > 0 && at - from < 128 && !NOT_IN_ADDRESS.includes(s[from - 1]!)) from--;
+  pattern.lastIndex = from;
+  return pattern.exec(s);
+}
+/** Every address of `s`, in order (what matchAll finds, without its copy of the pattern). */
+function addresses(s: string): RegExpExecArray[] {
+  const found: RegExpExecArray[] = [];
+  for (let m = firstAddress(ADDRESSES, s); m; m = ADDRESSES.exec(s)) found.push(m);
+  return found;
+}
 
 export function hasDate(s: string): boolean {
   return NUMERIC_DATE.test(s) || hasDateWord(s);
@@ -89,7 +113,7 @@ export function hasTime(s: string): boolean {
   return TIME.test(s);
 }
 export function hasAddress(s: string): boolean {
-  return ADDRESS.test(s);
+  return firstAddress(ADDRESS, s) !== null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +124,8 @@ const OPENS_SOURCE = `(?:${alternation(collect((l) => l.opens))})(?=[\\s,])`;
 // Case matters: "Am 27.10.2021 um 09:31 schrieb" opens, "10:10 AM" does not.
 const OPENS = new RegExp(`^${OPENS_SOURCE}`, 'u');
 const OPENS_AT = new RegExp(OPENS_SOURCE, 'uy');
-const COLON_END = /[:：]\s*$/;
+/** A colon ends `s`, which has no whitespace at its end (`/[:：]\s*$/`, without a scan of the line). */
+const endsWithColon = (s: string) => s.endsWith(':') || s.endsWith('：');
 /** Dashes, underscores, equals signs around a line: "---- John wrote ----". */
 const DECORATION = /^[-–—_=~*\s]{2,}|[-–—_=~*\s]{2,}$/g;
 /** Gmail's old attribution: "2011/4/7 Ann <a@b>", a date first, an address last, nothing else. */
@@ -123,7 +148,7 @@ export function attribution(line: string): AttributionStrength | null {
   const decorated = stripped.length < s.length && /^[-–—_=~*]{2,}|[-–—_=~*]{2,}$/.test(s);
   s = stripped.trim();
   if (s.length < 6) return null;
-  const colon = COLON_END.test(s);
+  const colon = endsWithColon(s);
   if (!colon) return !decorated && DATE_THEN_ADDRESS.test(s) ? 'weak' : verbAttribution(s, false, decorated);
   return verbAttribution(s, true, decorated) ?? (verblessAttribution(s) ? 'strong' : null);
 }
@@ -135,7 +160,6 @@ const hasWhen = (s: string) => hasTime(s) || hasDate(s);
 const ANY_DATE_WORD = new Set(DATE_WORD_LIST.map((w) => w.toLowerCase()));
 /** The words of the opening phrases, one by one ("Il giorno", "W dniu", "пользователь"). */
 const OPEN_WORDS = new Set(collect((l) => l.opens).flatMap((w) => w.toLowerCase().split(/\s+/)));
-const ADDRESSES = new RegExp(ADDRESS.source, 'gu');
 
 /**
  * How many words of a cased script start with a small letter and are not a date word, an opening
@@ -145,13 +169,13 @@ const ADDRESSES = new RegExp(ADDRESS.source, 'gu');
  * "um") are the connectors every client uses, and are not counted.
  */
 function sentenceWords(s: string): number {
-  const addresses = s.includes('@') ? [...s.matchAll(ADDRESSES)].map((m) => m[0].toLowerCase()) : [];
+  const found = s.includes('@') ? addresses(s).map((m) => m[0].toLowerCase()) : [];
   let n = 0;
   for (const m of s.matchAll(WORDS)) {
     const w = m[0];
     if (w.length < 3 || !/^\p{Ll}/u.test(w)) continue;
     const lower = w.toLowerCase();
-    if (DATE_WORDS.has(lower) || OPEN_WORDS.has(lower) || addresses.some((a) => a.includes(lower))) continue;
+    if (DATE_WORDS.has(lower) || OPEN_WORDS.has(lower) || found.some((a) => a.includes(lower))) continue;
     n++;
   }
   return n;
@@ -190,7 +214,7 @@ function startsLikeAttribution(s: string): boolean {
   if (DATE_SUBSTRINGS.some((w) => s.startsWith(w))) return true;
   // "Ann Berg <a@b> wrote:": a display name before "<a@b>" may hold small words ("Very long author
   // name <…>", "codinghorror via Discourse Meta <…>"); before a bare address, none
-  const address = s.includes('@') ? ADDRESS.exec(s) : null;
+  const address = firstAddress(ADDRESS, s);
   if (!address) return false;
   const name = s.slice(0, address.index).replace(/mailto:$/i, '');
   return /^[\s<([]*$/.test(name) || nameLike(name, /[<([]\s*$/.test(name) ? MAX_SENTENCE_WORDS : 0);
@@ -274,23 +298,61 @@ const WROTE_AT_END = new RegExp(`(?:${alternation(collect((l) => l.wrote))})\\s*
  */
 const WROTE_LAST = new RegExp(`${classOf(collect((l) => l.wrote).map((w) => [...w].at(-1)!))}[-–—_=~*\\s]*$`, 'iu');
 
+/** The characters of a rule after an attribution ("wrote: ----"), whitespace aside. */
+const RULE_CHARS = '-–—_=~*';
+
 /** Where the run of decoration at the end of `s` begins ("wrote: --" → the index of " --"). */
 function decorationStart(s: string): number {
   let end = s.length;
-  while (end > 0 && DECORATION_CHAR.test(s[end - 1]!)) end--;
+  while (end > 0 && mayDecorate(s[end - 1]!) && DECORATION_CHAR.test(s[end - 1]!)) end--;
   return end;
+}
+/** Printable ASCII but the rule's characters is no decoration: the pattern is not asked (of most line ends). */
+function mayDecorate(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  return c <= 0x20 || c >= 0x7f || RULE_CHARS.includes(ch);
 }
 /** The characters WROTE_LAST allows after the verb (none of them outside the BMP). */
 const DECORATION_CHAR = /^[-–—_=~*\s]$/u;
 
+/**
+ * A colon, a bracket, two rule characters (`/[:：>]$|[-–—_=~*]{2}$/`) or an address (`/@\S+$/`: an
+ * "@" with no whitespace after it up to the end) at the end of `s`, which has no whitespace there.
+ * Read from the end: the patterns, anchored at the end only, were tried from every position.
+ */
+function endsWithMark(s: string): boolean {
+  const last = s.at(-1);
+  if (last === ':' || last === '：' || last === '>') return true;
+  if (s.length >= 2 && RULE_CHARS.includes(last!) && RULE_CHARS.includes(s.at(-2)!)) return true;
+  const at = s.length >= 2 && s.includes('@') ? s.lastIndexOf('@', s.length - 2) : -1;
+  return at >= 0 && !/\s/.test(s.slice(at + 1));
+}
+
+/**
+ * Whether the last character before the decoration ends a verb. An end-anchored pattern is tried
+ * from every position of the text: WROTE_LAST is given only that character (two code units, for a
+ * pair), where alone it can match.
+ */
+function endsWithVerbLetter(s: string): boolean {
+  const end = decorationStart(s);
+  return WROTE_LAST.test(s.slice(Math.max(0, end - 2)));
+}
+
 /** Cheap tests first: an attribution ends with a colon, a decoration, an address or its verb. */
 export function mayEndAttribution(line: string): boolean {
   const s = line.trimEnd();
-  if (/[:：>]$|[-–—_=~*]{2}$/.test(s) || (s.includes('@') && /@\S+$/.test(s))) return true;
-  // An end-anchored pattern is tried from every position of the text: WROTE_LAST is given only the
-  // last character before the decoration (two code units, for a pair), where alone it can match.
-  const end = decorationStart(s);
-  return WROTE_LAST.test(s.slice(Math.max(0, end - 2))) && WROTE_AT_END.test(s.slice(-40));
+  return endsWithMark(s) || (endsWithVerbLetter(s) && WROTE_AT_END.test(s.slice(-40)));
+}
+
+/**
+ * Whether an attribution wrapped onto `line` (trimmed, not blank) may end on it: false only when
+ * mayEndAttribution is false for the line and for the line joined after any other with a space,
+ * neither holding "<" or ">" (unwrapping at a bracket joins two words). The end it looks at is the
+ * line's own, unless the line is all decoration, whose run may reach into the line before; the verb
+ * may too ("a" / "écrit"), and is not looked for.
+ */
+export function mayEndWrapped(line: string): boolean {
+  return decorationStart(line) === 0 || endsWithMark(line) || endsWithVerbLetter(line);
 }
 
 /**
@@ -300,7 +362,7 @@ export function mayEndAttribution(line: string): boolean {
  */
 export function attributionTail(line: string): number {
   const s = line.trimEnd();
-  if (s.length > MAX_MARKER_LENGTH || !COLON_END.test(s)) return -1;
+  if (s.length > MAX_MARKER_LENGTH || !endsWithColon(s)) return -1;
   for (let i = 1; i < s.length - 6; i++) {
     const before = s[i - 1]!;
     if (before !== ' ' && before !== '-' && before !== '\t') continue;
@@ -365,7 +427,7 @@ export function isWriter(value: string): boolean {
   if (!v.includes('@')) return /^["'«(]*[^\p{Ll}\s]/u.test(v) && nameLike(v, 1);
   // the addresses end the value ("Ann <a@b>", "bob@b [mailto:" wrapped, "… on behalf of c@d"):
   // "Ann <ann@example.com> — she is our new admin" is a sentence about Ann
-  const found = [...v.matchAll(ADDRESSES)];
+  const found = addresses(v);
   if (!found.length) return false;
   const first = found[0]!;
   const last = found.at(-1)!;
@@ -437,6 +499,17 @@ const FOOTER_FIRST = new RegExp(
   `^${classOf(FOOTER_LIST.filter((f) => !f.startsWith('…')).map((f) => [...f][0]!))}`,
   'iu',
 );
+/**
+ * The first word of a footer that starts with one ("Sent", "Отправлено", "iPhone-ról"), with the
+ * flags of FOOTERS: most lines pass FOOTER_FIRST (a capital is where sentences start), and FOOTERS
+ * compiled with case folding is slow to be tried even at the start alone.
+ */
+const FOOTER_HEAD = new RegExp(
+  `^(?:${unique(FOOTER_LIST.filter((f) => !f.startsWith('…')).map((f) => f.split(/[ …]/)[0]!))
+    .map(escapeRegExp)
+    .join('|')})`,
+  'iu',
+);
 const FOOTER_TAIL = new RegExp(
   `(?:${FOOTER_LIST.filter((f) => f.startsWith('…'))
     .map((f) => escapeRegExp(f.split('…').at(-1)!).replace(/ /g, '\\s+'))
@@ -454,18 +527,22 @@ const FOOTERS = new RegExp(
 const FOOTER_LINK =
   /\s*(?:<https?:[^<>\s]{0,300}>|\(https?:[^()\s]{0,300}\)|\[([^[\]]{0,80})\]\(https?:[^()\s]{0,300}\))/giu;
 
+/** What may stand around a footer, whitespace aside ("— Sent from my iPhone", "(Sent from …)"). */
+const FOOTER_OPENERS = '-–—_*(<[';
+const FOOTER_CLOSERS = '-–—_*)>]';
+
 /** The whole line is a device or app footer ("Sent from my iPhone", "Отправлено из Почты Mail.ru"). */
 export function isFooter(line: string): boolean {
   if (line.length > 400) return false;
   // every link of a footer is http(s): a line without one has none to take out
-  const s = (
+  let s = (
     /http/i.test(line) ? line.replace(FOOTER_LINK, (_all, text: string | undefined) => (text ? ` ${text}` : '')) : line
-  )
-    .trim()
-    .replace(/^[-–—_*\s(<[]+|[-–—_*\s)>\]]+$/g, '')
-    .trim();
+  ).trim();
+  // the pattern, anchored at the end, is tried from every position: only for a line that ends so
+  if (FOOTER_OPENERS.includes(s.charAt(0)) || FOOTER_CLOSERS.includes(s.charAt(s.length - 1)))
+    s = s.replace(/^[-–—_*\s(<[]+|[-–—_*\s)>\]]+$/g, '').trim();
   if (s.length < 4 || s.length > 120) return false;
-  return (FOOTER_FIRST.test(s) || FOOTER_TAIL.test(s)) && FOOTERS.test(s);
+  return ((FOOTER_FIRST.test(s) && FOOTER_HEAD.test(s)) || FOOTER_TAIL.test(s)) && FOOTERS.test(s);
 }
 
 /** A mailing-list footer: "riak-users mailing list", a listinfo or unsubscribe link. */

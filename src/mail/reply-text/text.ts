@@ -15,6 +15,7 @@ import {
   isWriter,
   LIST_FOOTER,
   MAX_MARKER_LENGTH,
+  mayEndWrapped,
   mayOpenAttribution,
   RULE,
   rawIndex,
@@ -47,10 +48,12 @@ const unwrap = (joined: string) => {
 };
 
 export function textLines(text: string): Line[] {
-  return text
-    .replace(/^\ufeff/, '')
-    .split(/\r\n|\r|\n/)
-    .map((line) => ({ text: line, origin: 'own' }));
+  const body = text.replace(/^\ufeff/, '');
+  // a string is split faster than a pattern: most text has no CR
+  return (body.includes('\r') ? body.split(/\r\n|\r|\n/) : body.split('\n')).map((line) => ({
+    text: line,
+    origin: 'own',
+  }));
 }
 
 const QUOTE_PREFIX = /^[ \t]*>/;
@@ -67,7 +70,9 @@ const MIN_INITIALS_LINES = 2;
 function initialsQuoting(lines: Line[]): Set<string> {
   const counts = new Map<string, number>();
   for (const l of lines) {
-    const m = INITIALS_PREFIX.exec(l.text);
+    // the prefix's ">" comes after at most a blank and three letters (two code units each)
+    const gt = l.text.indexOf('>');
+    const m = gt > 0 && gt < 8 ? INITIALS_PREFIX.exec(l.text) : null;
     if (m) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
   }
   return new Set([...counts].filter(([, c]) => c >= MIN_INITIALS_LINES).map(([k]) => k));
@@ -90,18 +95,31 @@ type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 /** forwardSubject: the message's subject says it is a forward ("Fwd: …"). */
 export function splitReply(source: Line[], options: { forwardSubject?: boolean } = {}): Split {
   // `kept` is what the person sent, invisible characters included; `lines` is what the rules read
-  const kept = splitInlineAttributions(source.map((l) => ({ text: l.text.trimEnd(), origin: l.origin })));
-  const lines = kept.map((l) => ({ text: visible(l.text), origin: l.origin }));
+  const { kept, lines } = splitInlineAttributions(source);
   const n = lines.length;
   const removed = new Array<boolean>(n).fill(false);
   const at = (i: number): Line => lines[i]!;
-  const blank = (i: number): boolean => at(i).text.trim() === '';
+  // The rules ask the same of a line many times (an attribution may end on each of the lines below
+  // where it starts): what only the line decides is worked out once, trimmed text first.
+  const trimmed = lines.map((l) => l.text.trim());
+  const blank = (i: number): boolean => trimmed[i] === '';
   const initials = initialsQuoting(lines);
   const initialsOf = (t: string) => (initials.size ? INITIALS_PREFIX.exec(t)?.[1] : undefined);
-  const quoted = (i: number): boolean =>
-    at(i).origin === 'quote' ||
-    (QUOTE_PREFIX.test(at(i).text) && !ARROWS.test(at(i).text)) ||
-    initials.has(initialsOf(at(i).text) ?? '');
+  const quoted = once(
+    n,
+    (i) =>
+      at(i).origin === 'quote' ||
+      // ARROWS ends with "<<": a line without one is not asked
+      (QUOTE_PREFIX.test(at(i).text) && !(at(i).text.includes('<<') && ARROWS.test(at(i).text))) ||
+      initials.has(initialsOf(at(i).text) ?? ''),
+  );
+  const bracket = once(n, (i) => trimmed[i]!.includes('<') || trimmed[i]!.includes('>'));
+  const mayEnd = once(n, (i) => mayEndWrapped(trimmed[i]!));
+  /** "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line. */
+  const attributionOfItsOwn = once(
+    n,
+    (i) => mayEnd(i) && startsAttribution(trimmed[i]!) && attribution(trimmed[i]!) !== null,
+  );
   /** A quoted line without its markers, ">" or initials. */
   const unquote = (t: string): string => {
     const m = initialsOf(t);
@@ -117,28 +135,52 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   const wrappedQuoteLine = (i: number): boolean =>
     i > 0 && i + 1 < n && quoted(i - 1) && quoted(i + 1) && at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text);
 
+  /**
+   * Whether attributionSpan(i) has a line to give attribution(): one where an attribution may end,
+   * or one with a bracket (unwrap may join words at it), before a line that ends the attribution.
+   * Most lines end as no attribution can, whatever is joined before them. Asked of the lines in
+   * order, it looks at each line once: `plainFrom` to `plainTo` (exclusive) are lines where none
+   * may end, each going on from the one above.
+   */
+  let plainFrom = 0;
+  let plainTo = 0;
+  const mayEndBelow = (i: number): boolean => {
+    if (i < plainFrom || i >= plainTo) plainFrom = plainTo = i;
+    for (; plainTo < n && plainTo < i + MAX_ATTRIBUTION_LINES; plainTo++) {
+      const j = plainTo;
+      // a quoted line goes on an attribution only after "<" (">:" closing an address)
+      if (j > i && (blank(j) || at(j).origin !== at(i).origin || quoted(j))) return false;
+      if (bracket(j) || mayEnd(j)) return true;
+    }
+    return false;
+  };
+
   const attributionSpan = (i: number): { span: number; strength: AttributionStrength } | null => {
+    if (!mayEndBelow(i)) return null;
     let joined = '';
+    // whether a line of `joined` holds a bracket: without one, unwrap leaves it as it is
+    let unwrapped = true;
     for (let k = 1; k <= MAX_ATTRIBUTION_LINES && i + k <= n; k++) {
       const last = i + k - 1;
-      const t = at(last).text.trim();
+      const t = trimmed[last]!;
       if (k > 1) {
         if (blank(last) || at(last).origin !== at(i).origin) return null;
         // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
         if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
         if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
-        // "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line.
-        if (startsAttribution(t) && attribution(t)) return null;
+        if (attributionOfItsOwn(last)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
+      unwrapped &&= !bracket(last);
       // an attribution is one short sentence; a long line is text, and patterns over it cost
       if (joined.length > MAX_MARKER_LENGTH) return null;
+      if (unwrapped && !mayEnd(last)) continue;
       const strength = attribution(unwrap(joined));
       if (!strength) continue;
       // it starts where the shortest attribution ending on this line starts: the lines above
       // that one are the person's ("I will let you know.\nOp 16 aug. … het\nvolgende geschreven:")
       for (let later = i + 1; later <= last; later++) {
-        const rest = lines.slice(later, last + 1).map((l) => l.text.trim());
+        const rest = trimmed.slice(later, last + 1);
         if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
       }
       return { span: k, strength };
@@ -191,7 +233,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   let bareBlockquoteQuotes = false;
   for (let i = 0; i < n && !cut; i++) {
     if (blank(i)) continue;
-    const t = at(i).text.trim();
+    const t = trimmed[i]!;
     if (quoted(i) || (bareBlockquoteQuotes && at(i).origin === 'maybe') || wrappedQuoteLine(i)) {
       const inner = unquote(t);
       // Apple Mail quotes a forwarded message whole, separator included
@@ -277,9 +319,18 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   }
 
   return {
-    reply: render(kept, (i) => !removed[i]),
-    removed: render(kept, (i) => removed[i]!),
+    reply: render(kept, blank, (i) => !removed[i]),
+    removed: render(kept, blank, (i) => removed[i]!),
     forwarded,
+  };
+}
+
+/** `test` of each line index below `n`, asked at most once for each. */
+function once(n: number, test: (i: number) => boolean): (i: number) => boolean {
+  const known = new Int8Array(n); // 0: not asked yet, 1: true, -1: false
+  return (i) => {
+    if (known[i] === 0) known[i] = test(i) ? 1 : -1;
+    return known[i] === 1;
   };
 }
 
@@ -355,35 +406,43 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
 /**
  * "reply On Wed, … wrote:" — a person's words on the line of an attribution stay: the line is
  * split where the attribution starts, and only the attribution is a candidate for cutting.
+ * `kept`: the lines right-trimmed and split; `lines`: the same without invisible characters.
  */
-function splitInlineAttributions(lines: Line[]): Line[] {
-  const out: Line[] = [];
-  for (const line of lines) {
-    const seen = visible(line.text);
-    const tail = line.origin === 'own' && !QUOTE_PREFIX.test(seen) ? attributionTail(seen) : -1;
+function splitInlineAttributions(source: Line[]): { kept: Line[]; lines: Line[] } {
+  const kept: Line[] = [];
+  const lines: Line[] = [];
+  const push = (text: string, origin: Line['origin'], seen = visible(text)) => {
+    kept.push({ text, origin });
+    lines.push({ text: seen, origin });
+  };
+  for (const { text: untrimmed, origin } of source) {
+    const text = untrimmed.trimEnd();
+    const seen = visible(text);
+    const tail = origin === 'own' && !QUOTE_PREFIX.test(seen) ? attributionTail(seen) : -1;
     if (tail <= 0) {
-      out.push(line);
+      push(text, origin, seen);
       continue;
     }
-    const at = rawIndex(line.text, tail);
-    const before = line.text.slice(0, at).replace(/[-–—\s]+$/, '');
-    if (before.trim()) out.push({ text: before, origin: line.origin });
-    out.push({ text: line.text.slice(at), origin: line.origin });
+    const at = rawIndex(text, tail);
+    const before = text.slice(0, at).replace(/[-–—\s]+$/, '');
+    if (before.trim()) push(before, origin);
+    push(text.slice(at), origin);
   }
-  return out;
+  return { kept, lines };
 }
 
 /**
  * Joins the chosen lines. Where lines were left out between two chosen ones, exactly one blank
- * line marks the seam; elsewhere runs of three or more blank lines collapse to one.
+ * line marks the seam; elsewhere runs of three or more blank lines collapse to one. `blank`: the
+ * line shows nothing (nothing but invisible characters and whitespace).
  */
-export function render(lines: Line[], chosen: (i: number) => boolean): string {
+export function render(lines: Line[], blank: (i: number) => boolean, chosen: (i: number) => boolean): string {
   const out: string[] = [];
   let blanks = 0;
   let seam = false;
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!.text;
-    if (visible(text).trim() === '') {
+    if (blank(i)) {
       blanks++;
       continue;
     }
