@@ -69,7 +69,7 @@ export async function main(argv: string[], io: Out = stdio): Promise<number> {
     return await run(argv, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`ticket-mx: ${err.message}\nRun 'ticket-mx --help' for usage.`);
+      io.err(`ticket-mx: ${err.message}\nRun 'ticket-mx ${err.command ? `${err.command} ` : ''}--help' for usage.`);
       return 2;
     }
     if (err instanceof ConfigError) {
@@ -105,14 +105,22 @@ async function run(argv: string[], io: Out): Promise<number> {
       (second ? io.out : io.err)(usage);
       return second ? 0 : 2;
     }
-    throw new UsageError(
+    const unknown = new UsageError(
       `unknown ${first} command '${second}' (${grouped.map((c) => c.name.split(' ')[1]).join(', ')})`,
     );
+    unknown.command = first;
+    throw unknown;
   }
   if (!command) throw new UsageError(`unknown command '${first}'`);
   if (args.some(isHelp)) {
     io.out(typeof command.help === 'function' ? command.help() : command.help);
     return 0;
   }
-  return command.run(args, io);
+  try {
+    return await command.run(args, io);
+  } catch (err) {
+    // the hint names the command's own --help, which says what it takes
+    if (err instanceof UsageError) err.command ??= command.name;
+    throw err;
+  }
 }

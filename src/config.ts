@@ -105,6 +105,18 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const text = z.string().trim().min(1);
+/** A bearer token (API_TOKEN, METRICS_TOKEN). */
+const bearerToken = z
+  .string()
+  .trim()
+  .min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)')
+  // the bearer token is one run of non-space characters, and Node reads header bytes as latin1:
+  // a token with a space or a non-ASCII character could never authenticate
+  .regex(
+    /^[\x21-\x7e]*$/,
+    'must be printable ASCII without spaces, or no request could present it (ticket-mx api-token create makes one)',
+  );
+
 const ip = z
   .string()
   .trim()
@@ -888,7 +900,8 @@ export const SETTINGS = {
     group: 'Notifications and the outbox',
     describe:
       'How long a finished outbox row (sent, failed or bounced) is kept after its last attempt before `serve` ' +
-      'deletes it: `30d` by default, `12h`, `90d`…, at least `1h`; `0` or `off` keeps every row.',
+      '(or `ticket-mx outbox run`) deletes it: `30d` by default, `12h`, `90d`…, at least `1h`; `0` or `off` ' +
+      'keeps every row.',
     parse: keepDuration(3_600_000, 3650 * 86_400_000),
     local: 30 * 86_400_000,
     production: 30 * 86_400_000,
@@ -899,8 +912,8 @@ export const SETTINGS = {
     key: 'httpHost',
     group: 'Health, metrics and logs',
     describe:
-      'Address for `/healthz`, `/metrics` and the HTTP API (set `0.0.0.0` for a Prometheus or a CRM on another host; ' +
-      'put TLS in front of the API then).',
+      'Address for `/healthz`, `/metrics` and the HTTP API (set `0.0.0.0` for a Prometheus, with `METRICS_TOKEN`, ' +
+      'or a CRM on another host; put TLS in front of the API then).',
     parse: ip,
     // metrics and health are for the operator: loopback unless asked otherwise
     local: '127.0.0.1',
@@ -913,6 +926,17 @@ export const SETTINGS = {
     parse: int(0, 65535),
     local: 8025,
     production: 8025,
+  }),
+  METRICS_TOKEN: optional({
+    key: 'metricsToken',
+    group: 'Health, metrics and logs',
+    describe:
+      '`GET /metrics` asks for `Authorization: Bearer <METRICS_TOKEN>` (Prometheus: `authorization: { ' +
+      'credentials_file: … }` in the scrape config); a request without it gets `401`. Unset: `/metrics` answers ' +
+      'whoever reaches `HTTP_HOST`. `/healthz` never asks. `ticket-mx api-token create` makes one.',
+    unset: '(no token)',
+    parse: bearerToken,
+    secret: true,
   }),
   LOG_LEVEL: setting({
     key: 'logLevel',
@@ -929,17 +953,18 @@ export const SETTINGS = {
       'Bearer token of the HTTP API (`/v1/…` on `HTTP_PORT`); unset, the API is off and `/v1/…` answers 404. ' +
       '`ticket-mx api-token create` makes one.',
     unset: '(API off)',
-    parse: z
-      .string()
-      .trim()
-      .min(32, 'must be at least 32 characters (ticket-mx api-token create makes one)')
-      // the bearer token is one run of non-space characters, and Node reads header bytes as latin1:
-      // a token with a space or a non-ASCII character could never authenticate
-      .regex(
-        /^[\x21-\x7e]*$/,
-        'must be printable ASCII without spaces, or no request could present it (ticket-mx api-token create makes one)',
-      ),
+    parse: bearerToken,
     secret: true,
+  }),
+  OPENAPI_PUBLIC: setting({
+    key: 'openapiPublic',
+    group: 'HTTP API',
+    describe:
+      '`GET /v1/openapi.json` answers without a token (`true`); `false`: it asks for `API_TOKEN` like every other ' +
+      '`/v1/…` route.',
+    parse: bool,
+    local: true,
+    production: true,
   }),
   API_MAX_BODY_BYTES: setting({
     key: 'apiMaxBodyBytes',

@@ -1,6 +1,7 @@
 // The HTTP server on HTTP_HOST:HTTP_PORT (fastify): GET /healthz (PostgreSQL reachable?), GET /metrics
-// (Prometheus) and, when API_TOKEN is set, the HTTP API under /v1 (src/api/routes.ts) with its
-// OpenAPI document. Without API_TOKEN every /v1 path answers the problem API_DISABLED.
+// (Prometheus; behind METRICS_TOKEN when it is set) and, when API_TOKEN is set, the HTTP API under /v1
+// (src/api/routes.ts) with its OpenAPI document. Without API_TOKEN every /v1 path answers the problem
+// API_DISABLED.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -12,6 +13,7 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
+import { bearerMatcher } from './api/auth.js';
 import { HTTP_LIMITS } from './api/limits.js';
 import { type ApiProblem, problem } from './api/problems.js';
 import { api, sendProblem } from './api/routes.js';
@@ -183,7 +185,14 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
             'Tickets and their messages over HTTP: create a ticket, read it, answer it (mailed to the requester ' +
             'through the outbox), poll for new messages. Errors are RFC 9457 problem documents.',
         },
-        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API_TOKEN' } } },
+        components: {
+          securitySchemes: {
+            bearer: { type: 'http', scheme: 'bearer', description: 'API_TOKEN' },
+            ...(config.metricsToken
+              ? { metrics: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' } as const }
+              : {}),
+          },
+        },
         security: [{ bearer: [] }],
         webhooks: WEBHOOKS,
       },
@@ -206,7 +215,31 @@ export async function buildHttpApp(opts: HttpOptions): Promise<{ app: FastifyIns
       return `${JSON.stringify({ status: 'unavailable', database: tag })}\n`;
     }
   });
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', ...operator } }, async (_req, reply) => {
+  const metricsToken = config.metricsToken ? bearerMatcher(config.metricsToken) : null;
+  const metricsSchema = {
+    summary: 'Prometheus metrics',
+    ...operator,
+    ...(metricsToken && { security: [{ metrics: [] }] }),
+  };
+  app.get('/metrics', { schema: metricsSchema }, async (req, reply) => {
+    const refused = metricsToken?.(req.headers.authorization);
+    if (refused) {
+      opts.log.info(
+        { code: 'METRICS_UNAUTHORIZED', rid: req.id, why: refused, ip: req.ip },
+        '/metrics refused: no or a wrong METRICS_TOKEN',
+      );
+      reply.header(
+        'www-authenticate',
+        `Bearer realm="ticket-mx metrics"${refused === 'invalid' ? ', error="invalid_token"' : ''}`,
+      );
+      return text(
+        reply,
+        401,
+        refused === 'missing'
+          ? 'unauthorized: send Authorization: Bearer <METRICS_TOKEN>\n'
+          : 'unauthorized: the bearer token is not METRICS_TOKEN\n',
+      );
+    }
     try {
       const body = await opts.metrics.registry.metrics();
       return reply.header('cache-control', 'no-store').type(opts.metrics.registry.contentType).send(body);

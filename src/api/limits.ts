@@ -13,6 +13,12 @@ export const TEXT_PIECE_CHARS = 512 * 1024;
 /** Messages one page (and the ticket document) returns at most. */
 export const PAGE_MESSAGES = 1000;
 
+/** Outbox rows, or refusals, one page (and the ticket document) returns at most. */
+export const PAGE_ROWS = 1000;
+
+/** What a page of outbox rows or refusals (and each list in the ticket document) adds up to, as JSON, at most. */
+export const LIST_BYTES = 1024 * 1024;
+
 /**
  * What one HTTP connection may take. The clients are a CRM, a scraper and a health check: few
  * connections, quick requests, so that neither a silent socket nor a slow body holds a slot for long.

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../config.js';
+import { listTicketOutboxBounded } from '../db/outbox.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import {
   type ApiRequest,
@@ -16,6 +17,7 @@ import {
   insertApiAnswer,
   insertApiRequest,
   isReadOnlyView,
+  listRefusalsBounded,
   listTicketMessagesBounded,
   readMessageText,
   TEXT_FIELDS,
@@ -29,11 +31,15 @@ import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { bearerChecker } from './auth.js';
-import { PAGE_BYTES, PAGE_MESSAGES, TEXT_PIECE_CHARS, TEXT_PREVIEW_CHARS } from './limits.js';
+import { LIST_BYTES, PAGE_BYTES, PAGE_MESSAGES, PAGE_ROWS, TEXT_PIECE_CHARS, TEXT_PREVIEW_CHARS } from './limits.js';
 import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
 import {
   MessageJson,
   messagesJson,
+  OutboxRowJson,
+  outboxRowJson,
+  RefusalJson,
+  refusalJson,
   TicketJson,
   TicketWithMessagesJson,
   ticketDocument,
@@ -98,13 +104,38 @@ const MessagesPage = z
   })
   .meta({ id: 'MessagesPage' });
 
+const NotificationsPage = z
+  .object({
+    notifications: z.array(OutboxRowJson),
+    next: z.string().describe('the `after` to ask with next: the last id returned, or the `after` given'),
+    more: z
+      .boolean()
+      .describe(
+        `true when \`limit\` or the size cap (${LIST_BYTES} bytes) cut the page: ask again with \`after=next\``,
+      ),
+  })
+  .meta({ id: 'NotificationsPage' });
+
+const RefusalsPage = z
+  .object({
+    refused: z.array(RefusalJson),
+    next: z.string().describe('the `after` to ask with next: the last id returned, or the `after` given'),
+    more: z
+      .boolean()
+      .describe(
+        `true when \`limit\` or the size cap (${LIST_BYTES} bytes) cut the page: ask again with \`after=next\``,
+      ),
+  })
+  .meta({ id: 'RefusalsPage' });
+
 /** Ids are PostgreSQL bigints. */
 const MAX_ID = 9223372036854775807n;
 
 const MessageId = z
   .string()
   .regex(/^\d{1,19}$/, 'must be a message id (digits)')
-  .refine((v) => BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`);
+  // zod runs this after a failed regex too, and BigInt('x') throws (a 500 where a 422 is due)
+  .refine((v) => !/^\d+$/.test(v) || BigInt(v) <= MAX_ID, `must be at most ${MAX_ID}`);
 
 const MessageIdParams = TicketIdParams.extend({ messageId: MessageId });
 
@@ -220,6 +251,7 @@ async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } |
 }
 
 const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit: PAGE_MESSAGES };
+const API_ROWS = { limit: PAGE_ROWS, pageBytes: LIST_BYTES };
 
 /** A JSON body, refused (an ApiProblem) when empty, not JSON, or carrying a prototype-poisoning key. */
 export function parseJsonBody(body: string): unknown {
@@ -336,13 +368,17 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
   v1.get(
     '/openapi.json',
     {
-      config: { public: true },
+      // OPENAPI_PUBLIC=false: behind the token like every other route
+      config: { public: config.openapiPublic },
       schema: {
         summary: 'This document',
         description: 'The OpenAPI 3.1 description of the API, generated from the same zod schemas that validate it.',
         tags: ['meta'],
-        security: [],
-        response: { 200: z.record(z.string(), z.unknown()).describe('OpenAPI 3.1') },
+        ...(config.openapiPublic ? { security: [] } : {}),
+        response: {
+          200: z.record(z.string(), z.unknown()).describe('OpenAPI 3.1'),
+          ...(config.openapiPublic ? {} : { 401: COMMON_PROBLEMS[401] }),
+        },
       },
     },
     async () => app.swagger() as unknown as Record<string, unknown>,
@@ -504,9 +540,12 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       schema: {
         summary: 'A ticket with its messages',
         description:
-          'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`), bounded: each long text cut at ' +
-          `${TEXT_PREVIEW_CHARS} characters (listed in the message's \`truncated\`), the messages stopped before ` +
-          `${PAGE_BYTES} bytes or ${PAGE_MESSAGES} messages (\`messagesMore\`; the rest from the messages route).`,
+          'The same JSON as `ticket-mx ticket show --json` (`--full`: `full=true`; the messages by id here, by ' +
+          'received time there), bounded: each long text and ' +
+          `header field cut at ${TEXT_PREVIEW_CHARS} characters (listed in the message's \`truncated\`), the ` +
+          `messages (by id) stopped before ${PAGE_BYTES} bytes or ${PAGE_MESSAGES} messages (\`messagesMore\`; the ` +
+          `rest from the messages route), the notifications and the refusals each before ${LIST_BYTES} bytes or ` +
+          `${PAGE_ROWS} rows (\`notificationsMore\`, \`refusedMore\`; the rest from their routes).`,
         tags: ['tickets'],
         params: TicketIdParams,
         querystring: z.object({ full }),
@@ -521,7 +560,66 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
       const { id } = req.params;
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);
-      return ticketDocument(pool, ticket, req.query.full, API_BOUNDS);
+      return ticketDocument(pool, ticket, req.query.full, API_BOUNDS, API_ROWS);
+    },
+  );
+
+  const AfterQuery = z.object({
+    after: MessageId.default('0').describe('the id of the last row you have; 0 for the first page'),
+    limit: z.coerce.number().int().min(1).max(PAGE_ROWS).default(PAGE_ROWS),
+  });
+
+  v1.get(
+    '/tickets/:id/notifications',
+    {
+      schema: {
+        summary: "A ticket's notifications (outbox rows) after an id",
+        description:
+          `The outbox rows of the ticket with an id above \`after\`, by id, at most \`limit\` and about ` +
+          `${LIST_BYTES} bytes (one row at least): the rest of the ticket document's \`notifications\`.`,
+        tags: ['tickets'],
+        params: TicketIdParams,
+        querystring: AfterQuery,
+        response: {
+          200: NotificationsPage,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      const { after, limit } = req.query;
+      if (!(await findTicket(pool, id))) throw problem.ticketNotFound(id);
+      const page = await listTicketOutboxBounded(pool, id, after, { limit, pageBytes: LIST_BYTES });
+      return { notifications: page.rows.map(outboxRowJson), next: page.rows.at(-1)?.id ?? after, more: page.more };
+    },
+  );
+
+  v1.get(
+    '/tickets/:id/refused',
+    {
+      schema: {
+        summary: 'The mail refused for a ticket, after an id',
+        description:
+          `The refusals recorded for the ticket after the one with id \`after\`, oldest first, at most \`limit\` ` +
+          `and about ${LIST_BYTES} bytes (one at least): the rest of the ticket document's \`refused\`.`,
+        tags: ['tickets'],
+        params: TicketIdParams,
+        querystring: AfterQuery,
+        response: {
+          200: RefusalsPage,
+          ...COMMON_PROBLEMS,
+          404: problemResponse('no such ticket (TICKET_NOT_FOUND)'),
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      const { after, limit } = req.query;
+      if (!(await findTicket(pool, id))) throw problem.ticketNotFound(id);
+      const page = await listRefusalsBounded(pool, id, after, { limit, pageBytes: LIST_BYTES });
+      return { refused: page.refusals.map(refusalJson), next: page.refusals.at(-1)?.id ?? after, more: page.more };
     },
   );
 
@@ -592,10 +690,12 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
     '/tickets/:id/messages/:messageId/:field',
     {
       schema: {
-        summary: 'One long text of a message, whole, piece by piece',
+        summary: 'One long text or header field of a message, whole, piece by piece',
         description:
           `Up to ${TEXT_PIECE_CHARS} characters of the field from \`offset\` (in characters), with the text's ` +
-          'whole `length`; ask again with `offset=next` until `next` is null. forwardedText is forwarded.text.',
+          'whole `length`; ask again with `offset=next` until `next` is null. forwardedText is forwarded.text ' +
+          '(forwardedFrom, forwardedDate, forwardedSubject and forwardedTo its other fields); ' +
+          'from and fromName are the author; references is the References field, its ids joined by spaces.',
         tags: ['tickets'],
         params: MessageIdParams.extend({ field: z.enum(TEXT_FIELDS) }),
         querystring: z.object({
@@ -634,7 +734,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Served without the bearer token (the OpenAPI document). */
+    /** Served without the bearer token (the OpenAPI document, unless OPENAPI_PUBLIC=false). */
     public?: boolean;
   }
 }

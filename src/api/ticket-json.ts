@@ -2,19 +2,21 @@
 // `outbox list --json`, GET /v1/tickets/{id}, the polling endpoint and the CRM webhook — as zod
 // schemas (the OpenAPI document is generated from them) and the one serializer that fills them.
 import { z } from 'zod';
-import { listTicketOutbox, OUTBOX_STATUSES, type OutboxRow } from '../db/outbox.js';
+import { listTicketOutboxBounded, OUTBOX_STATUSES, type OutboxRow } from '../db/outbox.js';
 import type { Db } from '../db/pool.js';
 import {
   type BoundedTicketMessage,
+  type ListedRefusal,
   listAttachments,
-  listRefusals,
+  listRefusalsBounded,
   listTicketMessagesBounded,
   type MessageBounds,
+  type RowBounds,
   type StoredAttachment,
   TEXT_FIELDS,
   type Ticket,
 } from '../db/queries.js';
-import { TEXT_PREVIEW_CHARS } from './limits.js';
+import { LIST_BYTES, PAGE_ROWS, TEXT_PREVIEW_CHARS } from './limits.js';
 
 export const TicketJson = z
   .object({
@@ -89,7 +91,9 @@ export const MessageJson = z
       .array(z.enum(TEXT_FIELDS))
       .optional()
       .describe(
-        `the long texts cut at ${TEXT_PREVIEW_CHARS} characters (forwardedText is forwarded.text); ` +
+        `the long texts and header fields cut at ${TEXT_PREVIEW_CHARS} characters (forwardedText is ` +
+          'forwarded.text, forwardedFrom forwarded.from and so on; from and fromName are the author; references ' +
+          'keeps the ids that fit whole); ' +
           'GET /v1/tickets/{id}/messages/{messageId}/{field} gives each whole, piece by piece',
       ),
   })
@@ -116,6 +120,7 @@ export const OutboxRowJson = z
 
 export const RefusalJson = z
   .object({
+    id: z.string().describe('the `after` of GET /v1/tickets/{id}/refused'),
     refusedAt: z.iso.datetime(),
     code: z.string().describe('the log code of the refusal (DATA_AUTH_REJECTED, …)'),
     reply: z.string().describe('the SMTP reply the sender got'),
@@ -130,18 +135,40 @@ export const TicketWithMessagesJson = z
   .object({
     ticket: TicketJson,
     messages: z.array(MessageJson),
-    notifications: z.array(OutboxRowJson).describe('what the ticket queued: mail and webhooks, with their status'),
-    refused: z.array(RefusalJson).describe('mail to the ticket refused at DATA, why (at most 20 an hour are kept)'),
+    notifications: z
+      .array(OutboxRowJson)
+      .describe(
+        `what the ticket queued: mail and webhooks, with their status, by id; at most ${PAGE_ROWS} rows and ` +
+          `${LIST_BYTES} bytes`,
+      ),
+    refused: z
+      .array(RefusalJson)
+      .describe(
+        'mail to the ticket refused at DATA, why (at most 20 an hour are kept), oldest first; at most ' +
+          `${PAGE_ROWS} and ${LIST_BYTES} bytes`,
+      ),
     messagesMore: z
       .boolean()
       .describe(
         'true when the size cap cut `messages`: the rest from GET /v1/tickets/{id}/messages?after=<messagesNext>',
       ),
     messagesNext: z.string().describe('the id of the last message returned (0 when none)'),
+    notificationsMore: z
+      .boolean()
+      .describe(
+        'true when a cap cut `notifications`: the rest from ' +
+          'GET /v1/tickets/{id}/notifications?after=<notificationsNext>',
+      ),
+    notificationsNext: z.string().describe('the id of the last notification returned (0 when none)'),
+    refusedMore: z
+      .boolean()
+      .describe('true when a cap cut `refused`: the rest from GET /v1/tickets/{id}/refused?after=<refusedNext>'),
+    refusedNext: z.string().describe('the id of the last refusal returned (0 when none)'),
   })
   .meta({ id: 'TicketWithMessages' });
 
 export type TicketJson = z.infer<typeof TicketJson>;
+export type RefusalJson = z.infer<typeof RefusalJson>;
 export type MessageJson = z.infer<typeof MessageJson>;
 
 export const ticketJson = (t: Ticket): TicketJson => ({
@@ -202,6 +229,12 @@ export function outboxRowJson(r: OutboxRow): z.infer<typeof OutboxRowJson> {
   };
 }
 
+export const refusalJson = ({ ticketId: _ticket, id, refusedAt, ...r }: ListedRefusal): RefusalJson => ({
+  id,
+  refusedAt: refusedAt.toISOString(),
+  ...r,
+});
+
 /** Stored messages with their attachments' metadata, serialized. */
 export async function messagesJson(db: Db, messages: BoundedTicketMessage[], full: boolean): Promise<MessageJson[]> {
   const attachments = await listAttachments(
@@ -211,33 +244,39 @@ export async function messagesJson(db: Db, messages: BoundedTicketMessage[], ful
   return messages.map((m) => messageJson(m, (m.rawMessageId && attachments.get(m.rawMessageId)) || [], full));
 }
 
-/** No bound at all (`ticket show --json`): every message whole. */
+/** No bound at all (`ticket show --json`): every message, outbox row and refusal, whole. */
 export const UNBOUNDED: Omit<MessageBounds, 'full'> = {
   textChars: 2 ** 31 - 1,
   pageBytes: Number.MAX_SAFE_INTEGER,
   limit: 2 ** 31 - 1,
 };
+export const UNBOUNDED_ROWS: RowBounds = { limit: 2 ** 31 - 1, pageBytes: Number.MAX_SAFE_INTEGER };
 
 /**
- * A ticket, its messages by id, its outbox rows and the mail refused for it (`ticket show --json`,
- * GET /v1/tickets/{id}, which passes the API's bounds of src/api/limits.ts).
+ * A ticket, its messages (by id; by received time with `byReceived`), its outbox rows and the mail
+ * refused for it (`ticket show --json`; GET /v1/tickets/{id}, which passes the API's bounds of
+ * src/api/limits.ts).
  */
 export async function ticketDocument(
   db: Db,
   ticket: Ticket,
   full: boolean,
   bounds: Omit<MessageBounds, 'full'> = UNBOUNDED,
+  rows: RowBounds = UNBOUNDED_ROWS,
 ): Promise<z.infer<typeof TicketWithMessagesJson>> {
   const page = await listTicketMessagesBounded(db, ticket.id, '0', { ...bounds, full });
+  const outbox = await listTicketOutboxBounded(db, ticket.id, '0', rows);
+  const refused = await listRefusalsBounded(db, ticket.id, '0', rows);
   return {
     ticket: ticketJson(ticket),
     messages: await messagesJson(db, page.messages, full),
-    notifications: (await listTicketOutbox(db, ticket.id)).map(outboxRowJson),
-    refused: (await listRefusals(db, ticket.id)).map(({ ticketId: _ticket, refusedAt, ...r }) => ({
-      refusedAt: refusedAt.toISOString(),
-      ...r,
-    })),
+    notifications: outbox.rows.map(outboxRowJson),
+    refused: refused.refusals.map(refusalJson),
     messagesMore: page.more,
     messagesNext: page.messages.at(-1)?.id ?? '0',
+    notificationsMore: outbox.more,
+    notificationsNext: outbox.rows.at(-1)?.id ?? '0',
+    refusedMore: refused.more,
+    refusedNext: refused.refusals.at(-1)?.id ?? '0',
   };
 }

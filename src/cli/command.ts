@@ -22,7 +22,10 @@ export interface Command {
 }
 
 /** Exit code 2 with the message and a pointer to --help. */
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  /** The command whose `--help` the hint names; the dispatcher sets it. */
+  command?: string;
+}
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   args: string[],

@@ -16,6 +16,7 @@ import { createPool } from '../db/pool.js';
 import { createLogger } from '../log.js';
 import { composeNotification } from '../outbox/mail.js';
 import { createSender, openOutbox } from '../outbox/open.js';
+import { OutboxPruner } from '../outbox/prune.js';
 import { openDatabase } from '../service.js';
 import { type Command, commandLogger, type Out, parse, printable, UsageError, withDatabase } from './command.js';
 
@@ -62,9 +63,10 @@ export const outboxRun: Command = {
 Delivers the outbox: wakes on LISTEN, claims due rows with FOR UPDATE SKIP LOCKED (any number of
 senders may run), sends through OUTBOUND_SMTP_URL (or writes DATA_DIR/outbox/<id>.eml when it is
 unset), retries with backoff up to OUTBOX_MAX_AGE. Logs one JSON line per attempt on stdout.
+Deletes finished rows older than OUTBOX_KEEP_SENT, as serve does: at start and every 10 minutes.
 Stops on SIGINT/SIGTERM: sends in flight finish or are put back.
-  --once              one attempt at everything due now, then exit; prints "sent N, deferred N,
-                      failed N" (exit 1 when something failed)`,
+  --once              one attempt at everything due now and one pruning turn, then exit; prints
+                      "sent N, deferred N, failed N" (exit 1 when something failed)`,
   run: (args, io) => runSender(args, io),
 };
 
@@ -159,13 +161,18 @@ async function runSender(args: string[], io: Out): Promise<number> {
   try {
     await migrate(db.url);
     const sender = createSender(await openOutbox(config, pool), { config, pool, databaseUrl: db.url, log });
+    // as serve does (src/service.ts): a sender of its own must not leave the outbox growing
+    const pruner = new OutboxPruner({ pool, keepMs: config.outboxKeepSentMs, log });
     if (values.once) {
       const counts = await sender.runOnce();
       await sender.close();
+      // a failed turn is logged (OUTBOX_PRUNE_FAILED) and is not the sends' failure
+      if (config.outboxKeepSentMs) await pruner.run();
       io.out(`sent ${counts.sent}, deferred ${counts.deferred}, failed ${counts.failed}`);
       return counts.failed ? 1 : 0;
     }
     await sender.start();
+    pruner.start();
     io.err('ticket-mx: outbox sender running; Ctrl-C to stop');
     let signals = 0;
     let onSignal!: (signal: NodeJS.Signals) => void;
@@ -176,7 +183,7 @@ async function runSender(args: string[], io: Out): Promise<number> {
         signals++;
         if (signals === 1) {
           log.info({ code: 'SERVICE_STOPPING', signal }, 'stopping the outbox sender');
-          sender.close().then(resolve, resolve);
+          Promise.all([sender.close(), pruner.close()]).then(() => resolve(), resolve);
           return;
         }
         io.err(`ticket-mx: ${signal} again: stopping PostgreSQL, exiting (sends in flight are put back)`);

@@ -1,7 +1,7 @@
 // `ticket-mx ticket create|reply|show|list|close`: tickets from the command line, in our own table
 // or the CRM's behind the tickets view, with the notifications they queue. What senders wrote is
 // printed without control characters; --json is for scripts.
-import { ticketDocument, ticketJson } from '../api/ticket-json.js';
+import { ticketDocument, ticketJson, UNBOUNDED } from '../api/ticket-json.js';
 import type { VariableName } from '../config.js';
 import { listTicketOutbox } from '../db/outbox.js';
 import { withTransaction } from '../db/pool.js';
@@ -61,11 +61,15 @@ export const ticketShow: Command = {
   summary: 'show a ticket and the replies stored for it',
   help: `Usage: ticket-mx ticket show <id> [--json] [--full]
 
-Shows a ticket, its messages (the reply text by default) and its notifications with their status.
+Shows a ticket, its messages (the reply text by default; by received time, then id) and its
+notifications with their status.
   --full              show each message's full text (with the quoted history) too
   --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
                       "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
-                      "to", "event", "status", "lastReply", ... } ], "refused": [ { "refusedAt", "code", "reply", "reason", "fromAddress", "messageId", "clientIp" } ] }
+                      "to", "event", "status", "lastReply", ... } ], "refused": [ { "id",
+                      "refusedAt", "code", "reply", "reason", "fromAddress", "messageId",
+                      "clientIp" } ], "messagesMore", ... }: the JSON of GET /v1/tickets/{id},
+                      nothing cut
 A message that forwards another shows the note above it, then "forwarded from X on D" with the
 forwarded text. Mail to the ticket refused at DATA (550 …) is listed after the messages with the
 reply it got and why (at most 20 refusals a ticket an hour are kept).`,
@@ -214,7 +218,9 @@ async function showTicket(args: string[], io: Out): Promise<number> {
       return 1;
     }
     if (values.json) {
-      io.out(JSON.stringify(await ticketDocument(pool, ticket, !!values.full), null, 2));
+      // in the order the text below prints them (the API's pages go by id, which is their cursor)
+      const bounds = { ...UNBOUNDED, byReceived: true };
+      io.out(JSON.stringify(await ticketDocument(pool, ticket, !!values.full, bounds), null, 2));
       return 0;
     }
     const messages = await listTicketMessages(pool, id);

@@ -3,6 +3,7 @@
 // and how it is delivered is src/outbox/'s.
 import type pg from 'pg';
 import { type Db, type Pool, withTransaction } from './pool.js';
+import { type RowBounds, type SizedRow, sizedResult, sizedRows } from './queries.js';
 
 /** Channel of the NOTIFY that queue_outbox sends on commit; the senders LISTEN to it. */
 export const OUTBOX_CHANNEL = 'ticketmx_outbox';
@@ -259,6 +260,33 @@ export async function listTicketOutbox(db: Db, ticketId: string): Promise<Outbox
     values: [ticketId],
   });
   return rows;
+}
+
+/**
+ * A ticket's rows with an id above `afterId`, by id, at most `limit` and `pageBytes` of JSON (one at
+ * least); `more` when one was left for the next page. Of the payload only the messageId is read.
+ */
+export async function listTicketOutboxBounded(
+  db: Db,
+  ticketId: string,
+  afterId: string,
+  bounds: RowBounds,
+): Promise<{ rows: OutboxRow[]; more: boolean }> {
+  const select = FIELDS.map(([c, k]) =>
+    c === 'payload' ? `jsonb_build_object('messageId', payload->'messageId') as payload` : `${c} as "${k}"`,
+  ).join(', ');
+  const { rows } = await db.query<SizedRow<OutboxRow>>({
+    name: 'list_ticket_outbox_bounded',
+    text: sizedRows(
+      `select row_number() over (order by id) as n, ${select}
+         from outbox where ticket_id = $1 and id > $2 order by id limit $3::bigint + 1`,
+      'octet_length(row_to_json(p)::text)',
+      '$3::bigint',
+      '$4::bigint',
+    ),
+    values: [ticketId, afterId, bounds.limit, bounds.pageBytes],
+  });
+  return sizedResult(rows);
 }
 
 /** What a notification is made of: its ticket, the message that caused it, and its thread. */

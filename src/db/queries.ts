@@ -386,6 +386,40 @@ export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
   });
 }
 
+/** A refusal as the API lists it: with its id, the `after` of the next page. */
+export type ListedRefusal = Required<RefusedMessage> & { id: string };
+
+/**
+ * The refusals of a ticket after the one with id `afterId` ('0': from the first), oldest first, at most
+ * `limit` and `pageBytes` of JSON (one at least); `more` when one was left for the next page.
+ */
+export async function listRefusalsBounded(
+  db: Db,
+  ticketId: string,
+  afterId: string,
+  bounds: RowBounds,
+): Promise<{ refusals: ListedRefusal[]; more: boolean }> {
+  const { rows } = await db.query<SizedRow<ListedRefusal>>({
+    name: 'list_refusals_bounded',
+    text: sizedRows(
+      `select row_number() over (order by refused_at, id) as n, id, ticket_id as "ticketId",
+              refused_at as "refusedAt", code, reply, reason, from_address as "fromAddress",
+              message_id as "messageId", host(client_ip) as "clientIp"
+         from refused_messages
+        where ticket_id = $1
+          and (refused_at, id) > (coalesce((select refused_at from refused_messages where id = $2 and ticket_id = $1),
+                                           '-infinity'), $2::bigint)
+        order by refused_at, id limit $3::bigint + 1`,
+      'octet_length(row_to_json(p)::text)',
+      '$3::bigint',
+      '$4::bigint',
+    ),
+    values: [ticketId, afterId, bounds.limit, bounds.pageBytes],
+  });
+  const page = sizedResult(rows);
+  return { refusals: page.rows, more: page.more };
+}
+
 /** The refusals recorded for a ticket, oldest first. */
 export async function listRefusals(db: Db, ticketId: string): Promise<Required<RefusedMessage>[]> {
   const { rows } = await db.query<Required<RefusedMessage>>(
@@ -525,16 +559,18 @@ export type StoredTicketMessage = Omit<TicketMessageRow, 'envelope' | 'idempoten
 /** Where a ticket message came from: a mail, `ticket create --message`, the HTTP API. */
 export type MessageSource = 'smtp' | 'cli' | 'api';
 
-/** Every column of a message but its long texts (reply, full, removed, HTML, the forwarded message). */
+/** Every column of a message but its long texts and its header fields (MESSAGE_HEADER_COLUMNS). */
 const MESSAGE_META_COLUMNS = `id, ticket_id as "ticketId", raw_message_id as "rawMessageId", source,
-  author_address as "authorAddress", author_name as "authorName", author_role as "authorRole", subject,
-  message_id as "messageId",
-  in_reply_to as "inReplyTo", "references", sent_at as "sentAt", host(client_ip) as "clientIp",
+  author_role as "authorRole", sent_at as "sentAt", host(client_ip) as "clientIp",
   client_hostname as "clientHostname", helo, mail_from as "mailFrom", rcpt_to as "rcptTo", tls,
   tls_cipher as "tlsCipher", auth_results as "authResults", auth_header as "authHeader",
   auth_verdict as "authVerdict", auth_reason as "authReason", received_at as "receivedAt"`;
 
-const MESSAGE_COLUMNS = `${MESSAGE_META_COLUMNS},
+/** The fields copied from the header, which a sender makes as long as MAX_HEADER_BYTES lets them. */
+const MESSAGE_HEADER_COLUMNS = `author_address as "authorAddress", author_name as "authorName", subject,
+  message_id as "messageId", in_reply_to as "inReplyTo", "references"`;
+
+const MESSAGE_COLUMNS = `${MESSAGE_META_COLUMNS}, ${MESSAGE_HEADER_COLUMNS},
   reply_text as "replyText", full_text as "fullText", removed_text as "removedText", forwarded, html`;
 
 export async function listTicketMessages(db: Db, ticketId: string): Promise<StoredTicketMessage[]> {
@@ -590,13 +626,63 @@ export async function insertTicketMessage(db: Db, m: TypedTicketMessage): Promis
   return rows[0]?.id ?? null;
 }
 
+/** What a page of a list (outbox rows, refusals) holds at most: rows, and bytes of JSON (the first row always). */
+export interface RowBounds {
+  limit: number;
+  pageBytes: number;
+}
+
+/** A row of `sizedRows`, before `sizedResult` takes its bookkeeping off. */
+export type SizedRow<T> = T & { n: string; running: string; rowsRead: string };
+
+/**
+ * The rows of `select` — which numbers them in their order as `n` and reads `limit` + 1 of them —
+ * while their summed `size` stays within `cap` (the first row always) and at most `limit`.
+ */
+export function sizedRows(select: string, size: string, limit: string, cap: string): string {
+  return `
+  with page as (${select}), sized as (
+    select p.*, sum(${size}) over (order by n rows unbounded preceding) as running from page p
+  )
+  select *, (select count(*) from sized) as "rowsRead" from sized
+   where n <= ${limit} and (n = 1 or running <= ${cap}) order by n`;
+}
+
+/** The rows without their bookkeeping, and whether one was left for the next page. */
+export function sizedResult<T>(rows: SizedRow<T>[]): { rows: T[]; more: boolean } {
+  return {
+    rows: rows.map(({ n: _n, running: _r, rowsRead: _c, ...row }) => row as T),
+    more: rows.length > 0 && Number(rows[0]!.rowsRead) > rows.length,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The HTTP API's reads, bounded in SQL: long texts cut to `textChars` characters with left() (and
 // whether each was cut), and a page stopped before the message whose JSON would pass `pageBytes`,
 // so that no huge row is ever loaded whole into Node (src/api/limits.ts has the bounds).
 
-/** The long text fields of a message, as the API names them. */
-export const TEXT_FIELDS = ['text', 'fullText', 'removedText', 'html', 'forwardedText'] as const;
+/**
+ * The long text fields of a message, as the API names them, then the header fields (references is
+ * the References field: the ids joined by spaces) and those of a forwarded message (its lines of
+ * the body, as long as the body lets them be).
+ */
+export const TEXT_FIELDS = [
+  'text',
+  'fullText',
+  'removedText',
+  'html',
+  'forwardedText',
+  'subject',
+  'from',
+  'fromName',
+  'messageId',
+  'inReplyTo',
+  'references',
+  'forwardedFrom',
+  'forwardedDate',
+  'forwardedSubject',
+  'forwardedTo',
+] as const;
 export type TextField = (typeof TEXT_FIELDS)[number];
 
 export type BoundedTicketMessage = StoredTicketMessage & { truncated: TextField[] };
@@ -610,6 +696,8 @@ export interface MessageBounds {
   limit: number;
   /** fullText, removedText and html too (else they are not read at all). */
   full: boolean;
+  /** By received time, then id (`ticket show`), instead of by id (the API's pages, whose `after` is an id). */
+  byReceived?: boolean;
 }
 
 const TEXT_COLUMNS: Record<TextField, string> = {
@@ -618,18 +706,36 @@ const TEXT_COLUMNS: Record<TextField, string> = {
   removedText: 'removed_text',
   html: 'html',
   forwardedText: "(forwarded->>'text')",
+  subject: 'subject',
+  from: 'author_address',
+  fromName: 'author_name',
+  messageId: 'message_id',
+  inReplyTo: 'in_reply_to',
+  references: `array_to_string("references", ' ')`,
+  forwardedFrom: "(forwarded->>'from')",
+  forwardedDate: "(forwarded->>'date')",
+  forwardedSubject: "(forwarded->>'subject')",
+  forwardedTo: "(forwarded->>'to')",
 };
 /** The texts read only with `full`. */
 const FULL_ONLY: ReadonlySet<TextField> = new Set(['fullText', 'removedText', 'html']);
 const cut = (column: string) => `octet_length(left(${column}, $1)) < octet_length(${column})`;
 // $1 textChars, $2 full; the where clause's own parameters follow
 const BOUNDED_COLUMNS = `${MESSAGE_META_COLUMNS},
+  left(author_address, $1) as "authorAddress", left(author_name, $1) as "authorName", left(subject, $1) as subject,
+  left(message_id, $1) as "messageId", left(in_reply_to, $1) as "inReplyTo",
+  case when char_length(${TEXT_COLUMNS.references}) <= $1 then "references"
+       else array(select r from (select r, i, sum(char_length(r) + 1) over (order by i) - 1 as upto
+                                   from unnest("references") with ordinality u(r, i)) s
+                   where upto <= $1 order by i) end as "references",
   left(reply_text, $1) as "replyText",
   case when $2 then left(full_text, $1) end as "fullText",
   case when $2 then left(removed_text, $1) end as "removedText",
   case when $2 then left(html, $1) end as "html",
   case when forwarded is not null
-       then jsonb_set(forwarded, '{text}', to_jsonb(left(coalesce(forwarded->>'text', ''), $1))) end as forwarded,
+       then forwarded || jsonb_build_object('text', left(coalesce(forwarded->>'text', ''), $1),
+              'from', left(forwarded->>'from', $1), 'date', left(forwarded->>'date', $1),
+              'subject', left(forwarded->>'subject', $1), 'to', left(forwarded->>'to', $1)) end as forwarded,
   array_remove(array[${TEXT_FIELDS.map(
     (f) =>
       `\n    case when ${FULL_ONLY.has(f) ? '$2 and ' : ''}coalesce(${cut(TEXT_COLUMNS[f])}, false) then '${f}' end`,
@@ -640,27 +746,28 @@ const BOUNDED_COLUMNS = `${MESSAGE_META_COLUMNS},
  * What the page would weigh: each row's JSON (as PostgreSQL writes it) and its attachments' metadata,
  * summed in id order; a row is returned while the sum stays within the cap, the first one always.
  */
-const boundedPage = (where: string, limit: string, cap: string) => `
+const boundedPage = (where: string, limit: string, cap: string, byReceived = false) => `
   with page as (
-    select ${BOUNDED_COLUMNS} from ticket_messages where ${where} order by id limit ${limit} + 1
+    select ${BOUNDED_COLUMNS} from ticket_messages where ${where}
+     order by ${byReceived ? 'received_at, id' : 'id'} limit ${limit} + 1
   ), sized as (
     select p.*, row_number() over w as n,
            sum(octet_length(row_to_json(p)::text) + coalesce((
              select sum(200 + octet_length(coalesce(a.filename, '')) + octet_length(a.content_type)
                         + octet_length(coalesce(a.content_id, '')))
                from attachments a where a.raw_message_id = p."rawMessageId"), 0)) over w as running
-      from page p window w as (order by id rows unbounded preceding)
+      from page p window w as (order by ${byReceived ? '"receivedAt", id' : 'id'} rows unbounded preceding)
   )
   select *, (select count(*) from sized) as "rowsRead" from sized
-   where n <= ${limit} and (n = 1 or running <= ${cap}) order by id`;
+   where n <= ${limit} and (n = 1 or running <= ${cap}) order by n`;
 
 type BoundedRow = BoundedTicketMessage & { n: string; running: string; rowsRead: string };
 
 const unsized = ({ n: _n, running: _r, rowsRead: _c, ...m }: BoundedRow): BoundedTicketMessage => m;
 
 /**
- * A ticket's messages with an id above `afterId`, by id, bounded; `more` when a row was left for the
- * next page (by the limit or the byte cap).
+ * A ticket's messages with an id above `afterId`, by id (or by received time), bounded; `more` when a
+ * row was left for the next page (by the limit or the byte cap).
  */
 export async function listTicketMessagesBounded(
   db: Db,
@@ -669,8 +776,8 @@ export async function listTicketMessagesBounded(
   bounds: MessageBounds,
 ): Promise<{ messages: BoundedTicketMessage[]; more: boolean }> {
   const { rows } = await db.query<BoundedRow>({
-    name: 'list_ticket_messages_bounded',
-    text: boundedPage('ticket_id = $3 and id > $4', '$5::bigint', '$6::bigint'),
+    name: bounds.byReceived ? 'list_ticket_messages_bounded_by_received' : 'list_ticket_messages_bounded',
+    text: boundedPage('ticket_id = $3 and id > $4', '$5::bigint', '$6::bigint', bounds.byReceived),
     values: [bounds.textChars, bounds.full, ticketId, afterId, bounds.limit, bounds.pageBytes],
   });
   return { messages: rows.map(unsized), more: rows.length > 0 && Number(rows[0]!.rowsRead) > rows.length };

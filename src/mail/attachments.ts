@@ -19,6 +19,7 @@ const CID_LINK = /\bcid:([^'"\s<>()]{1,998})/gi;
  * and iOS send ordinary attachments that way, and a view that hid them would lose them.
  */
 export function attachmentRows(attachments: Attachment[], html?: string | null): AttachmentRow[] {
+  if (!attachments.length) return []; // the HTML's links are only read for attachments to match
   const linked = html === undefined || html === null ? null : cidLinks(html);
   return attachments.map((a) => {
     const content = Buffer.isBuffer(a.content) ? a.content : Buffer.alloc(0);

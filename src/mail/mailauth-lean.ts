@@ -11,6 +11,7 @@
 // The upstreamable change this stands for: mailauth/lib/mailauth.js requiring its BIMI module lazily, inside
 // the `if (!opts.disableBimi)` branch and in validateVMC/validateSvg.
 import { createRequire } from 'node:module';
+import './mailauth-scan.js';
 
 const require = createRequire(import.meta.url);
 

@@ -199,7 +199,7 @@ function headerOf(mail: MailparserResult): ParsedHeader {
     // mailparser leaves In-Reply-To as one unsplit string and References as a string or an array
     inReplyTo: mail.inReplyTo ?? null,
     references: splitIds(mail.references),
-    date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : null,
+    date: storableDate(mail.date),
     headers: mail.headers,
     contentType: contentType?.value?.toLowerCase() ?? null,
     reportType: contentType?.params?.['report-type']?.toLowerCase() ?? null,
@@ -241,4 +241,15 @@ export function idempotencyKey(raw: Buffer, parsed: ParsedHeader): string {
   );
   hash.update(body);
   return `sha256:${hash.digest('hex')}`;
+}
+
+/**
+ * The Date header as PostgreSQL's timestamptz takes it from JSON, or null: a year outside 1–9999
+ * ("Dec 20026", a typo) is written by toISOString as "+020026-…", which PostgreSQL refuses, and the
+ * message would get 451 on every retry.
+ */
+export function storableDate(date: Date | undefined | null): Date | null {
+  if (!date || Number.isNaN(date.getTime())) return null;
+  const year = date.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? date : null;
 }

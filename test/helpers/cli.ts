@@ -41,6 +41,9 @@ export function runCliWithInput(args: string[], env: NodeJS.ProcessEnv, input: s
     const child = spawn(process.execPath, [BIN, ...args], { env, cwd: PROJECT_ROOT, timeout: 60_000 });
     let stdout = '';
     let stderr = '';
+    // no character split between two chunks
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.once('error', reject);

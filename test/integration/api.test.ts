@@ -1,12 +1,12 @@
 // The HTTP API against a real ticket-mx and PostgreSQL over real HTTP: bearer auth, every refusal
 // as an exact problem document, the read endpoints in the shape of `ticket show --json`, and the
-// OpenAPI document (valid, every route listed).
+// OpenAPI document (valid, every route listed); METRICS_TOKEN and OPENAPI_PUBLIC=false.
 import net from 'node:net';
 import { validate } from '@readme/openapi-parser';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEMS, problemType } from '../../src/api/problems.js';
-import { cleanEnv, runCli } from '../helpers/cli.js';
+import { cleanEnv, runCli, runCliWithInput } from '../helpers/cli.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -223,6 +223,9 @@ describe('GET /v1/tickets/{id}/messages', () => {
       '/v1/tickets/TKT-200/messages?after=-1&limit=5000',
     );
     expect(p.errors?.map((e) => e.path)).toEqual(['querystring.after', 'querystring.limit']);
+    // not digits at all: refused as such, not a 500 from the bigint check
+    for (const path of ['/v1/tickets/TKT-200/messages?after=x', '/v1/tickets/TKT-200/messages/abc'])
+      expect(expectProblem(await call('GET', path), 'VALIDATION_FAILED', path).errors).toHaveLength(1);
     expectProblem(
       await call('GET', '/v1/tickets/TKT-999/messages'),
       'TICKET_NOT_FOUND',
@@ -329,6 +332,197 @@ describe('bounded reads', () => {
         (e) => e.path,
       ),
     ).toEqual(['params.field']);
+  });
+});
+
+describe('bounded header fields, notifications and refusals', () => {
+  // one message whose header fields alone (~1.2 MB each as JSON) passed the 4 MiB page bound, a ticket
+  // with 1,500 outbox rows and 1,200 refusals, and one with refusals of 200 KB each
+  const CHARS = 300_000;
+  const REFS = 20_000;
+  let messageId: string;
+  beforeAll(async () => {
+    await insertTestTicket(db.pool, 'TKT-57', 'client@example.ru', 'Huge headers');
+    await insertTestTicket(db.pool, 'TKT-58', 'client@example.ru', 'Huge refusals');
+    const { rows } = await db.pool.query<{ id: string }>(
+      `insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_name, author_role,
+                                    subject, message_id, in_reply_to, "references", reply_text, full_text, rcpt_to,
+                                    forwarded)
+       select 'TKT-57', 'huge-headers', 'api', 'a' || t || '@example.ru', 'n' || t, 'requester', 's' || t,
+              '<m' || t || '>', '<r' || t || '>',
+              array(select '<ref-' || g || '@example.ru>' from generate_series(1, $2::int) g), 'short', 'short', '{}',
+              jsonb_build_object('from', 'f' || t, 'date', null, 'subject', 'fs' || t, 'to', 'x@y', 'text', 'fwd')
+         from (select repeat(repeat('я', 99) || chr(1), $1 / 100) as t) s
+       returning id`,
+      [CHARS, REFS],
+    );
+    messageId = rows[0]!.id;
+    await db.pool.query(
+      `insert into outbox (kind, event, ticket_id, recipient, status, attempts, last_reply)
+       select 'mail', 'staff_reply', 'TKT-57', 'r' || g || '@example.ru', 'failed', 1, '550 5.1.1 no ' || g
+         from generate_series(1, 1500) g`,
+    );
+    await db.pool.query(
+      `insert into refused_messages (ticket_id, refused_at, code, reply, reason, from_address, message_id, client_ip)
+       select 'TKT-57', now() - make_interval(secs => 5000 - g), 'DATA_AUTH_REJECTED', '550 5.7.1 no', null,
+              'x' || g || '@example.ru', '<m' || g || '>', '192.0.2.1'
+         from generate_series(1, 1200) g`,
+    );
+    await db.pool.query(
+      `insert into refused_messages (ticket_id, refused_at, code, reply, reason, from_address, message_id, client_ip)
+       select 'TKT-58', now() - make_interval(secs => 100 - g), 'DATA_AUTH_REJECTED', '550 5.7.1 no', null,
+              'x@example.ru', '<' || repeat('я', 100000) || g || '>', '192.0.2.1'
+         from generate_series(1, 30) g`,
+    );
+  });
+
+  const bytes = (r: { text: string }) => Buffer.byteLength(r.text);
+  const HEADER_FIELDS = [
+    'subject',
+    'from',
+    'fromName',
+    'messageId',
+    'inReplyTo',
+    'references',
+    'forwardedFrom',
+    'forwardedSubject',
+  ];
+
+  it('huge header fields: each cut at 65,536 characters, listed in truncated, the page bounded', async () => {
+    const stored = (
+      await db.pool.query(
+        `select subject, author_address, author_name, message_id, in_reply_to, "references", forwarded
+           from ticket_messages where id = $1`,
+        [messageId],
+      )
+    ).rows[0];
+    for (const path of [
+      '/v1/tickets/TKT-57',
+      `/v1/tickets/TKT-57/messages/${messageId}`,
+      '/v1/tickets/TKT-57/messages',
+    ]) {
+      const r = await call('GET', path);
+      expect(r.status).toBe(200);
+      expect(bytes(r)).toBeLessThan(2 * 1024 * 1024);
+      const m = 'messages' in r.json ? r.json.messages[0] : r.json;
+      expect(m.truncated).toEqual(HEADER_FIELDS);
+      expect(m.subject).toBe([...stored.subject].slice(0, 65_536).join(''));
+      expect(m.from).toBe([...stored.author_address].slice(0, 65_536).join(''));
+      expect(m.fromName).toBe([...stored.author_name].slice(0, 65_536).join(''));
+      expect(m.messageId).toBe([...stored.message_id].slice(0, 65_536).join(''));
+      expect(m.inReplyTo).toBe([...stored.in_reply_to].slice(0, 65_536).join(''));
+      expect(m.forwarded).toEqual({
+        from: [...stored.forwarded.from].slice(0, 65_536).join(''),
+        date: null,
+        subject: [...stored.forwarded.subject].slice(0, 65_536).join(''),
+        to: 'x@y',
+        text: 'fwd',
+      });
+      // whole ids only: as many as fit in 65,536 characters joined by spaces
+      const refs = m.references as string[];
+      expect(refs).toEqual(stored.references.slice(0, refs.length));
+      expect(refs.join(' ').length).toBeLessThanOrEqual(65_536);
+      expect([...stored.references.slice(0, refs.length + 1)].join(' ').length).toBeGreaterThan(65_536);
+    }
+    // each whole through the field route
+    for (const [field, expected] of [
+      ['subject', stored.subject],
+      ['fromName', stored.author_name],
+      ['references', stored.references.join(' ')],
+      ['forwardedSubject', stored.forwarded.subject],
+    ] as const) {
+      let whole = '';
+      let offset: number | null = 0;
+      while (offset !== null) {
+        const r = await call('GET', `/v1/tickets/TKT-57/messages/${messageId}/${field}?offset=${offset}`);
+        expect(r.status).toBe(200);
+        whole += r.json.text;
+        offset = r.json.next;
+      }
+      expect(whole).toBe(expected);
+    }
+    // the CLI cuts nothing
+    // (megabytes of output: runCli's execFile stops at 1 MiB)
+    const cli = await runCliWithInput(
+      ['ticket', 'show', 'TKT-57', '--json'],
+      cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru' }),
+      '',
+    );
+    const json = JSON.parse(cli.stdout);
+    expect(json.messages[0].subject).toBe(stored.subject);
+    expect(json.messages[0].references).toHaveLength(REFS);
+    expect(json.notifications).toHaveLength(1500);
+    expect(json.refused).toHaveLength(1200);
+    expect(json).toMatchObject({ notificationsMore: false, refusedMore: false });
+  });
+
+  it('notifications and refusals: 1,000 in the ticket, the rest from their routes, each once, in order', async () => {
+    const doc = await call('GET', '/v1/tickets/TKT-57');
+    const outboxIds = (
+      await db.pool.query<{ id: string }>("select id from outbox where ticket_id = 'TKT-57' order by id")
+    ).rows.map((r) => r.id);
+    const refusalIds = (
+      await db.pool.query<{ id: string }>(
+        "select id from refused_messages where ticket_id = 'TKT-57' order by refused_at, id",
+      )
+    ).rows.map((r) => r.id);
+    expect(doc.json.notifications).toHaveLength(1000);
+    expect(doc.json).toMatchObject({
+      notificationsMore: true,
+      notificationsNext: outboxIds[999],
+      refusedMore: true,
+      refusedNext: refusalIds[999],
+    });
+    expect(doc.json.refused).toHaveLength(1000);
+    expect(doc.json.refused[0]).toMatchObject({ id: refusalIds[0], code: 'DATA_AUTH_REJECTED', reply: '550 5.7.1 no' });
+    for (const [route, key, first, all] of [
+      ['notifications', 'notifications', doc.json.notifications, outboxIds],
+      ['refused', 'refused', doc.json.refused, refusalIds],
+    ] as const) {
+      const seen: string[] = first.map((x: { id: string }) => x.id);
+      let after = doc.json[`${key === 'refused' ? 'refused' : 'notifications'}Next`];
+      for (let pages = 0; ; pages++) {
+        expect(pages).toBeLessThan(5);
+        const r = await call('GET', `/v1/tickets/TKT-57/${route}?after=${after}&limit=200`);
+        expect(r.status).toBe(200);
+        seen.push(...r.json[key].map((x: { id: string }) => x.id));
+        after = r.json.next;
+        if (!r.json.more) break;
+      }
+      expect(seen).toEqual(all);
+    }
+    expectProblem(
+      await call('GET', '/v1/tickets/TKT-999/notifications'),
+      'TICKET_NOT_FOUND',
+      '/v1/tickets/TKT-999/notifications',
+    );
+    const bad = await call('GET', '/v1/tickets/TKT-57/refused?limit=1001&after=x');
+    expect(
+      expectProblem(bad, 'VALIDATION_FAILED', '/v1/tickets/TKT-57/refused?limit=1001&after=x').errors?.map(
+        (e) => e.path,
+      ),
+    ).toEqual(['querystring.after', 'querystring.limit']);
+  });
+
+  it('refusals of 200 KB each: stopped before 1 MiB, the rest on the next pages', async () => {
+    const doc = await call('GET', '/v1/tickets/TKT-58');
+    expect(bytes(doc)).toBeLessThan(1.2 * 1024 * 1024);
+    const first = doc.json.refused as { id: string }[];
+    expect(first.length).toBeGreaterThan(1);
+    expect(first.length).toBeLessThan(30);
+    expect(doc.json.refusedMore).toBe(true);
+    const seen = first.map((r) => r.id);
+    let after = doc.json.refusedNext;
+    for (let pages = 0; ; pages++) {
+      expect(pages).toBeLessThan(10);
+      const r = await call('GET', `/v1/tickets/TKT-58/refused?after=${after}`);
+      expect(bytes(r)).toBeLessThan(1.2 * 1024 * 1024);
+      seen.push(...r.json.refused.map((x: { id: string }) => x.id));
+      after = r.json.next;
+      if (!r.json.more) break;
+    }
+    expect(new Set(seen).size).toBe(30);
+    expect(seen).toHaveLength(30);
   });
 });
 
@@ -660,6 +854,18 @@ describe('OpenAPI', () => {
       'message',
     ]);
     expect(doc.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+    // the bounds of the ticket document are described
+    expect(doc.components.schemas.TicketWithMessages.required).toEqual(
+      expect.arrayContaining(['notificationsMore', 'notificationsNext', 'refusedMore', 'refusedNext']),
+    );
+    expect(doc.components.schemas.Message.properties.truncated.items.enum).toEqual(
+      expect.arrayContaining(['subject', 'references']),
+    );
+    expect(doc.paths['/v1/tickets/{id}/notifications'].get.parameters.map((p: { name: string }) => p.name)).toEqual([
+      'after',
+      'limit',
+      'id',
+    ]);
   });
 });
 
@@ -669,11 +875,58 @@ describe('health and metrics on the same server', () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', database: 'ok' });
     expect((await fetch(`${base}/healthz`, { method: 'HEAD' })).status).toBe(200);
-    expect((await fetch(`${base}/metrics`)).headers.get('content-type')).toContain('text/plain');
+    // without METRICS_TOKEN, no token is asked for
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
     const post = await fetch(`${base}/healthz`, { method: 'POST' });
     expect([post.status, await post.text()]).toEqual([405, 'method not allowed\n']);
     const other = await fetch(`${base}/other`);
     expect([other.status, await other.text()]).toEqual([404, 'not found: try /healthz or /metrics\n']);
+  });
+});
+
+describe('METRICS_TOKEN and OPENAPI_PUBLIC=false', () => {
+  const METRICS = `tmx_${'m'.repeat(40)}`;
+  let locked: TestServer;
+  let url: string;
+  beforeAll(async () => {
+    locked = await startTestServer(db.url, { API_TOKEN: TOKEN, METRICS_TOKEN: METRICS, OPENAPI_PUBLIC: 'false' });
+    url = `http://127.0.0.1:${locked.httpPort}`;
+  });
+  afterAll(async () => locked?.close());
+
+  it('/metrics asks for the bearer token Prometheus sends; /healthz never asks', async () => {
+    const get = (path: string, authorization?: string) =>
+      fetch(`${url}${path}`, { headers: authorization ? { authorization } : {} });
+    for (const [authorization, error] of [
+      [undefined, ''],
+      [`Bearer ${TOKEN}`, ', error="invalid_token"'],
+      [`Basic ${Buffer.from(`x:${METRICS}`).toString('base64')}`, ''],
+    ] as const) {
+      const r = await get('/metrics', authorization);
+      expect(r.status).toBe(401);
+      expect(r.headers.get('www-authenticate')).toBe(`Bearer realm="ticket-mx metrics"${error}`);
+      expect(await r.text()).toMatch(/^unauthorized: /);
+    }
+    expect(locked.logsWithCode('METRICS_UNAUTHORIZED').map((l) => l.why)).toEqual(['missing', 'invalid', 'missing']);
+    const ok = await get('/metrics', `Bearer ${METRICS}`);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(/^ticketmx_smtp_connections /m);
+    expect((await get('/healthz')).status).toBe(200);
+    // neither token is printed anywhere
+    expect(JSON.stringify(locked.logs)).not.toContain(METRICS);
+  });
+
+  it('the OpenAPI document asks for API_TOKEN, and says so', async () => {
+    const r = await fetch(`${url}/v1/openapi.json`);
+    expect(r.status).toBe(401);
+    expect((await r.json()).code).toBe('TOKEN_MISSING');
+    const doc = await (await fetch(`${url}/v1/openapi.json`, { headers: auth })).json();
+    expect((await validate(structuredClone(doc))).valid).toBe(true);
+    expect(doc.paths['/v1/openapi.json'].get).not.toHaveProperty('security');
+    expect(doc.paths['/metrics'].get.security).toEqual([{ metrics: [] }]);
+    expect(doc.components.securitySchemes.metrics).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 });
 

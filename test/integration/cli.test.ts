@@ -65,6 +65,18 @@ describe('help and usage', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
   });
+
+  it.each([
+    [['frobnicate'], 'ticket-mx --help'],
+    [['ticket', 'delete'], 'ticket-mx ticket --help'],
+    [['ticket', 'show'], 'ticket-mx ticket show --help'],
+    [['serve', '--port', '25'], 'ticket-mx serve --help'],
+    [['reprocess'], 'ticket-mx reprocess --help'],
+  ])('ticket-mx %j points at the help that says what it takes', async (args, help) => {
+    const r = await runCli(args, cleanEnv());
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(`Run '${help}' for usage.`);
+  });
 });
 
 describe('configuration errors stop the process and name the variable', () => {
@@ -126,6 +138,10 @@ describe('against DATABASE_URL', () => {
       refused: [],
       messagesMore: false,
       messagesNext: '0',
+      notificationsMore: false,
+      notificationsNext: '0',
+      refusedMore: false,
+      refusedNext: '0',
     });
     const missing = await runCli(['ticket', 'show', 'TKT-556'], env);
     expect(missing.code).toBe(1);

@@ -3,7 +3,8 @@
 // holds is skipped, a lock on the table ends the turn at once, and neither crashes nor blocks anything;
 // `serve` prunes at start and on its timer, and stops with it; a later notification still threads
 // onto the pruned ones (and a reply to one still finds its ticket); 0/off disables; bad values are
-// refused naming the variable. Also migration 0009 on an installation that has notifications.
+// refused naming the variable; `outbox run` (and `run --once`) prunes the same way. Also migration 0009 on an
+// installation that has notifications.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import { notifyRules } from '../../src/outbox/notify.js';
 import { OutboxPruner } from '../../src/outbox/prune.js';
 import { createTicketWithMessage } from '../../src/outbox/tickets.js';
 import { MIGRATIONS_DIR } from '../../src/paths.js';
-import { cleanEnv, runCli } from '../helpers/cli.js';
+import { cleanEnv, runCli, spawnCli } from '../helpers/cli.js';
 import { createEmptyDatabase, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { readMail, waitForStatus } from '../helpers/outbox.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -317,6 +318,58 @@ describe('serve prunes', () => {
     expect(metrics).toMatch(/^ticketmx_outbox_pruned_total\{status="bounced"\} 2$/m);
     expect(metrics).toMatch(/^ticketmx_outbox_pruned_total\{status="failed"\} 0$/m);
   });
+});
+
+describe('outbox run prunes', () => {
+  let db: TestDatabase;
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmx-run-prune-'));
+    env = cleanEnv({ DATABASE_URL: db.url, MAIL_DOMAINS: 'flamecrm.ru', DATA_DIR: dataDir });
+  });
+  afterAll(async () => {
+    await db?.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    await db.pool.query('delete from outbox');
+  });
+
+  it('--once: one turn, what is older than OUTBOX_KEEP_SENT goes, recent rows stay; output unchanged', async () => {
+    const old = [...(await addRows(db.pool, 3, 'sent', 31)), ...(await addRows(db.pool, 2, 'failed', 40))];
+    const recent = await addRows(db.pool, 2, 'bounced', 2);
+    const r = await runCli(['outbox', 'run', '--once'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('sent 0, deferred 0, failed 0');
+    expect(await existing(db.pool, old)).toEqual([]);
+    expect(await existing(db.pool, recent)).toEqual(recent);
+    // the setting is honoured: 1d takes the 2-day-old rows too; off takes nothing
+    const older = await addRows(db.pool, 2, 'sent', 400);
+    expect((await runCli(['outbox', 'run', '--once'], { ...env, OUTBOX_KEEP_SENT: 'off' })).code).toBe(0);
+    expect(await existing(db.pool, older)).toEqual(older);
+    expect((await runCli(['outbox', 'run', '--once'], { ...env, OUTBOX_KEEP_SENT: '1d' })).code).toBe(0);
+    expect(await existing(db.pool, [...older, ...recent])).toEqual([]);
+  });
+
+  it('running: prunes at start, logs OUTBOX_PRUNED, and stops on SIGTERM', async () => {
+    const old = await addRows(db.pool, 4, 'sent', 31);
+    const recent = await addRows(db.pool, 1, 'sent', 1);
+    const child = spawnCli(['outbox', 'run'], env);
+    try {
+      await expect.poll(() => existing(db.pool, old), { timeout: 30_000 }).toEqual([]);
+      await expect.poll(() => child.output(), { timeout: 5_000 }).toContain('"code":"OUTBOX_PRUNED"');
+      expect(child.output()).toMatch(/"code":"OUTBOX_PRUNED"[^\n]*"count":4/);
+      expect(await existing(db.pool, recent)).toEqual(recent);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
 
 describe('threading outlives the outbox rows', () => {

@@ -1,5 +1,5 @@
 // CLI parity on our own tickets table: ticket list (status filter, JSON), ticket close (and the
-// server refusing the closed ticket at RCPT), api-token create.
+// server refusing the closed ticket at RCPT), ticket show's order (text and JSON alike), api-token create.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
@@ -121,6 +121,37 @@ describe('ticket close', () => {
     const r = await cli('ticket', 'close', 'TKT-404');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no such ticket TKT-404');
+  });
+});
+
+describe('ticket show', () => {
+  it('lists messages by received time, then id, in the text and in --json alike', async () => {
+    expect(
+      (await cli('ticket', 'create', '--subject', 'Order', '--requester', 'c@example.ru', '--id', 'TKT-90')).code,
+    ).toBe(0);
+    // ids are taken before commit: a message that committed late has a lower id than one before it
+    const { rows } = await db.pool.query<{ id: string; tag: string }>(
+      `insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_role, reply_text,
+                                    full_text, rcpt_to, received_at)
+       select 'TKT-90', 'order-' || tag, 'cli', 'c@example.ru', 'requester', 'message ' || tag, 'message ' || tag,
+              '{}', timestamptz '2026-01-01 12:00:00Z' + at
+         from (values ('c', interval '3 min'), ('a', interval '1 min'), ('b2', interval '2 min'),
+                      ('b1', interval '2 min')) v(tag, at)
+       returning id, substr(idempotency_key, 7) as tag`,
+    );
+    const idOf = Object.fromEntries(rows.map((r) => [r.tag, r.id]));
+    // b2 and b1 were received at the same moment: the lower id first
+    const expected = ['a', 'b2', 'b1', 'c'].map((t) => idOf[t]);
+    const text = await cli('ticket', 'show', 'TKT-90');
+    expect(text.code, text.stderr).toBe(0);
+    expect([...text.stdout.matchAll(/^--- #(\d+) /gm)].map((m) => m[1])).toEqual(expected);
+    for (const flags of [[], ['--full']]) {
+      const json = (await cli('ticket', 'show', 'TKT-90', '--json', ...flags)).json();
+      expect(json.messages.map((m: { id: string }) => m.id)).toEqual(expected);
+      expect(json.messages.map((m: { text: string }) => m.text)).toEqual(
+        ['a', 'b2', 'b1', 'c'].map((t) => `message ${t}`),
+      );
+    }
   });
 });
 

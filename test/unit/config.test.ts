@@ -121,6 +121,9 @@ describe('bad values', () => {
     [{ DATABASE_SCHEMA: 'x; drop table tickets' }, 'DATABASE_SCHEMA'],
     [{ TICKET_CLOSED_STATUSES: ' , ' }, 'TICKET_CLOSED_STATUSES'],
     [{ API_TOKEN: 'too-short' }, 'API_TOKEN'],
+    [{ METRICS_TOKEN: 'too-short' }, 'METRICS_TOKEN'],
+    [{ METRICS_TOKEN: `tmx_${'a'.repeat(20)} ${'b'.repeat(20)}` }, 'METRICS_TOKEN'],
+    [{ OPENAPI_PUBLIC: 'maybe' }, 'OPENAPI_PUBLIC'],
     [{ OUTBOUND_SMTP_URL: 'smtp://us%er:p%zz@host' }, 'OUTBOUND_SMTP_URL'],
     [{ TEMPLATES_DIR: '/nonexistent' }, 'TEMPLATES_DIR'],
   ])('%j names %s', (env, name) => {
@@ -181,11 +184,21 @@ describe('the schema, closed statuses and the API token', () => {
     }
   });
 
-  it('never echoes the API token', () => {
+  it('never echoes the API token or the metrics token', () => {
     const token = 'tmx_0123456789abcdef0123456789abcdef0123456789a';
-    const shown = effectiveSettings(loadConfig({ API_TOKEN: token }), { API_TOKEN: token });
+    const metrics = 'tmx_fedcba9876543210fedcba9876543210fedcba9876b';
+    const env = { API_TOKEN: token, METRICS_TOKEN: metrics };
+    const shown = effectiveSettings(loadConfig(env), env);
     expect(JSON.stringify(shown)).not.toContain(token);
+    expect(JSON.stringify(shown)).not.toContain(metrics);
     expect(problemsOf({ API_TOKEN: 'tmx_short' }).join('\n')).not.toContain('tmx_short');
+    expect(problemsOf({ METRICS_TOKEN: 'tmx_short' }).join('\n')).not.toContain('tmx_short');
+  });
+
+  it('METRICS_TOKEN unset and OPENAPI_PUBLIC true by default, in both profiles', () => {
+    for (const env of [{}, { DATABASE_URL: 'postgres://db/x', MAIL_DOMAINS: 'x.ru' }])
+      expect(loadConfig(env)).toMatchObject({ metricsToken: null, openapiPublic: true });
+    expect(loadConfig({ METRICS_TOKEN: newApiToken(), OPENAPI_PUBLIC: 'false' }).openapiPublic).toBe(false);
   });
 });
 

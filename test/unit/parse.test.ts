@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
-import { idempotencyKey, parseMessage, splitIds } from '../../src/mail/parse.js';
+import { idempotencyKey, parseMessage, splitIds, storableDate } from '../../src/mail/parse.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { MALFORMED_KINDS, malformedMessages } from '../helpers/malformed.js';
 
@@ -36,6 +36,28 @@ describe('parseMessage', () => {
     ]);
     expect((await parseMessage(cp1251)).text.trim()).toBe('Привет');
     expect((await parseMessage(koi8)).text.trim()).toBe('Привет');
+  });
+});
+
+describe('the Date header', () => {
+  const dated = (date: string) =>
+    Buffer.from(`From: a@b.ru\r\nTo: support+TKT-1@flamecrm.ru\r\nDate: ${date}\r\nSubject: x\r\n\r\nbody\r\n`);
+
+  it.each([
+    ['Wed, 02 Dec 20026 18:00:00 +0300'],
+    ['Sat, 1 Jan 10000 00:00:00 +0000'],
+    ['Fri, 31 Dec 9999 23:59:59 -1200'],
+  ])('a year PostgreSQL would refuse from JSON (%s) is no date', async (date) => {
+    const p = await parseMessage(dated(date));
+    expect(p.date).toBeNull();
+  });
+
+  it('an ordinary date stays, and what is kept is what toISOString writes with four digits', async () => {
+    const p = await parseMessage(dated('Wed, 02 Dec 2026 18:00:00 +0300'));
+    expect(p.date?.toISOString()).toBe('2026-12-02T15:00:00.000Z');
+    expect(storableDate(new Date(Date.UTC(9999, 11, 31, 11, 0)))?.toISOString()).toBe('9999-12-31T11:00:00.000Z');
+    expect(storableDate(new Date(Date.UTC(10000, 0, 1)))).toBeNull();
+    expect(storableDate(new Date(Number.NaN))).toBeNull();
   });
 });
 
