@@ -262,6 +262,11 @@ export async function listTicketOutbox(db: Db, ticketId: string): Promise<Outbox
   return rows;
 }
 
+/** COLUMNS, but of the payload only the messageId (a page of rows must not read every payload whole). */
+const BOUNDED_COLUMNS = FIELDS.map(([c, k]) =>
+  c === 'payload' ? `jsonb_build_object('messageId', payload->'messageId') as payload` : `${c} as "${k}"`,
+).join(', ');
+
 /**
  * A ticket's rows with an id above `afterId`, by id, at most `limit` and `pageBytes` of JSON (one at
  * least); `more` when one was left for the next page. Of the payload only the messageId is read.
@@ -272,14 +277,11 @@ export async function listTicketOutboxBounded(
   afterId: string,
   bounds: RowBounds,
 ): Promise<{ rows: OutboxRow[]; more: boolean }> {
-  const select = FIELDS.map(([c, k]) =>
-    c === 'payload' ? `jsonb_build_object('messageId', payload->'messageId') as payload` : `${c} as "${k}"`,
-  ).join(', ');
   const { rows } = await db.query<SizedRow<OutboxRow>>({
     name: 'list_ticket_outbox_bounded',
     text: sizedRows(
-      `select row_number() over (order by id) as n, ${select}
-         from outbox where ticket_id = $1 and id > $2 order by id limit $3::bigint + 1`,
+      `select ${BOUNDED_COLUMNS} from outbox where ticket_id = $1 and id > $2 order by id limit $3::bigint + 1`,
+      'id',
       'octet_length(row_to_json(p)::text)',
       '$3::bigint',
       '$4::bigint',

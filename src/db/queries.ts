@@ -402,7 +402,7 @@ export async function listRefusalsBounded(
   const { rows } = await db.query<SizedRow<ListedRefusal>>({
     name: 'list_refusals_bounded',
     text: sizedRows(
-      `select row_number() over (order by refused_at, id) as n, id, ticket_id as "ticketId",
+      `select id, ticket_id as "ticketId",
               refused_at as "refusedAt", code, reply, reason, from_address as "fromAddress",
               message_id as "messageId", host(client_ip) as "clientIp"
          from refused_messages
@@ -410,6 +410,7 @@ export async function listRefusalsBounded(
           and (refused_at, id) > (coalesce((select refused_at from refused_messages where id = $2 and ticket_id = $1),
                                            '-infinity'), $2::bigint)
         order by refused_at, id limit $3::bigint + 1`,
+      '"refusedAt", id',
       'octet_length(row_to_json(p)::text)',
       '$3::bigint',
       '$4::bigint',
@@ -636,13 +637,14 @@ export interface RowBounds {
 export type SizedRow<T> = T & { n: string; running: string; rowsRead: string };
 
 /**
- * The rows of `select` — which numbers them in their order as `n` and reads `limit` + 1 of them —
- * while their summed `size` stays within `cap` (the first row always) and at most `limit`.
+ * The rows of `select` (named `p`; it reads `limit` + 1 of them) in the order `order` of its columns,
+ * numbered `n`, while their summed `size` stays within `cap` (the first row always) and at most `limit`.
  */
-export function sizedRows(select: string, size: string, limit: string, cap: string): string {
+export function sizedRows(select: string, order: string, size: string, limit: string, cap: string): string {
   return `
   with page as (${select}), sized as (
-    select p.*, sum(${size}) over (order by n rows unbounded preceding) as running from page p
+    select p.*, row_number() over w as n, sum(${size}) over w as running
+      from page p window w as (order by ${order} rows unbounded preceding)
   )
   select *, (select count(*) from sized) as "rowsRead" from sized
    where n <= ${limit} and (n = 1 or running <= ${cap}) order by n`;
@@ -746,24 +748,18 @@ const BOUNDED_COLUMNS = `${MESSAGE_META_COLUMNS},
  * What the page would weigh: each row's JSON (as PostgreSQL writes it) and its attachments' metadata,
  * summed in id order; a row is returned while the sum stays within the cap, the first one always.
  */
-const boundedPage = (where: string, limit: string, cap: string, byReceived = false) => `
-  with page as (
-    select ${BOUNDED_COLUMNS} from ticket_messages where ${where}
-     order by ${byReceived ? 'received_at, id' : 'id'} limit ${limit} + 1
-  ), sized as (
-    select p.*, row_number() over w as n,
-           sum(octet_length(row_to_json(p)::text) + coalesce((
-             select sum(200 + octet_length(coalesce(a.filename, '')) + octet_length(a.content_type)
-                        + octet_length(coalesce(a.content_id, '')))
-               from attachments a where a.raw_message_id = p."rawMessageId"), 0)) over w as running
-      from page p window w as (order by ${byReceived ? '"receivedAt", id' : 'id'} rows unbounded preceding)
-  )
-  select *, (select count(*) from sized) as "rowsRead" from sized
-   where n <= ${limit} and (n = 1 or running <= ${cap}) order by n`;
-
-type BoundedRow = BoundedTicketMessage & { n: string; running: string; rowsRead: string };
-
-const unsized = ({ n: _n, running: _r, rowsRead: _c, ...m }: BoundedRow): BoundedTicketMessage => m;
+const boundedPage = (where: string, limit: string, cap: string, byReceived = false) =>
+  sizedRows(
+    `select ${BOUNDED_COLUMNS} from ticket_messages where ${where}
+      order by ${byReceived ? 'received_at, id' : 'id'} limit ${limit} + 1`,
+    byReceived ? '"receivedAt", id' : 'id',
+    `octet_length(row_to_json(p)::text) + coalesce((
+       select sum(200 + octet_length(coalesce(a.filename, '')) + octet_length(a.content_type)
+                  + octet_length(coalesce(a.content_id, '')))
+         from attachments a where a.raw_message_id = p."rawMessageId"), 0)`,
+    limit,
+    cap,
+  );
 
 /**
  * A ticket's messages with an id above `afterId`, by id (or by received time), bounded; `more` when a
@@ -775,12 +771,13 @@ export async function listTicketMessagesBounded(
   afterId: string,
   bounds: MessageBounds,
 ): Promise<{ messages: BoundedTicketMessage[]; more: boolean }> {
-  const { rows } = await db.query<BoundedRow>({
+  const { rows } = await db.query<SizedRow<BoundedTicketMessage>>({
     name: bounds.byReceived ? 'list_ticket_messages_bounded_by_received' : 'list_ticket_messages_bounded',
     text: boundedPage('ticket_id = $3 and id > $4', '$5::bigint', '$6::bigint', bounds.byReceived),
     values: [bounds.textChars, bounds.full, ticketId, afterId, bounds.limit, bounds.pageBytes],
   });
-  return { messages: rows.map(unsized), more: rows.length > 0 && Number(rows[0]!.rowsRead) > rows.length };
+  const page = sizedResult(rows);
+  return { messages: page.rows, more: page.more };
 }
 
 /** One message (of a ticket, unless null), its long texts cut to `textChars`, or null. */
