@@ -138,6 +138,34 @@ describe('two recipient addresses of one ticket are one message', () => {
   });
 });
 
+describe('a repeated RCPT TO in one transaction', () => {
+  const lookups = async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    return Number(/^ticketmx_rcpt_lookups_per_statement_sum (\d+)$/m.exec(metrics)?.[1]);
+  };
+
+  it('is answered from the first route (logged repeat: true), without a second lookup or delivery', async () => {
+    const before = await lookups();
+    const logged = server.logsWithCode('RCPT_TICKET').length;
+    const r = await deliver(server.port, {
+      ip: '127.0.0.1',
+      from: 'client@example.ru',
+      to: ['support+TKT-7001@flamecrm.ru', 'SUPPORT+tkt-7001@FLAMECRM.RU'],
+      message: buildMessage({ from: 'client@example.ru', to: 'support+TKT-7001@flamecrm.ru', messageId: mid() }),
+    });
+    expect(r.short).toBe('250 2.0.0');
+    expect((await lookups()) - before).toBe(1);
+    const rcpt = server.logsWithCode('RCPT_TICKET').slice(logged);
+    expect(rcpt.map((l) => [l.rcpt, l.repeat])).toEqual([
+      ['support+TKT-7001@flamecrm.ru', undefined],
+      ['SUPPORT+tkt-7001@FLAMECRM.RU', true],
+    ]);
+    expect((await db.pool.query('select count(*)::int as n from ticket_messages')).rows[0].n).toBe(1);
+    const { rows } = await db.pool.query('select kind from outbox order by id');
+    expect(rows.map((x) => x.kind).sort()).toEqual(['mail', 'webhook']);
+  });
+});
+
 describe('the HTTP API cleans or refuses what PostgreSQL cannot hold, never a 500', () => {
   const base = () => `http://127.0.0.1:${server.httpPort}`;
   const post = (path: string, body: unknown) =>

@@ -13,11 +13,12 @@ export function onRcptTo(ctx: SmtpContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
     const started = performance.now();
     decide(ctx, address, session).then(
-      ({ answer, ticket, err }) => {
+      ({ answer, ticket, err, repeat }) => {
         logDecision(ctx, session, answer, {
           rcpt: address.address,
           ticket,
           ms: Math.round(performance.now() - started),
+          ...(repeat ? { repeat } : {}),
           ...(err ? { err } : {}),
         });
         callback(answer.ok ? null : answer.toError());
@@ -36,7 +37,16 @@ async function decide(
   ctx: SmtpContext,
   address: SMTPServerAddress,
   session: SMTPServerSession,
-): Promise<{ answer: SmtpReply; ticket?: string; err?: string }> {
+): Promise<{ answer: SmtpReply; ticket?: string; err?: string; repeat?: true }> {
+  // The same address again in this transaction (smtp-server compares without case and keeps one
+  // entry): answered from the route it was given, no second lookup, still one delivery.
+  const key = address.address.toLowerCase();
+  const earlier = session.envelope.rcptTo.find((a) => a.address.toLowerCase() === key);
+  const route = earlier && ctx.routes.get(earlier);
+  if (route) {
+    ctx.routes.set(address, route);
+    return { answer: acceptedBy(route), ticket: route.kind === 'ticket' ? route.ticket.id : undefined, repeat: true };
+  }
   const recipient = classifyRecipient(address.address, ctx.config);
   // The recipient's own reasons first: one refused for them (no such ticket, a closed one, a bad
   // bounce address) gets its 550 whatever the transaction holds, never a 452 that sends the sender
@@ -50,6 +60,20 @@ async function decide(
   if (accepted.some((k) => (k === 'bounce') !== isBounce)) return { answer: reply.bounceMixed(), ticket: own.ticket };
   ctx.routes.set(address, own.route);
   return own;
+}
+
+/** The answer a recipient given this route had. */
+function acceptedBy(route: Route): SmtpReply {
+  switch (route.kind) {
+    case 'ticket':
+      return reply.ticketRecipient();
+    case 'support':
+      return reply.support();
+    case 'postmaster':
+      return reply.postmaster();
+    case 'bounce':
+      return reply.bounceRecipient();
+  }
 }
 
 /** What this recipient alone decides: an answer, and for one accepted, the route DATA will take. */
