@@ -2,7 +2,7 @@
 // the README's table equal to it) and a named factory per refusal. Routes throw an ApiProblem;
 // the error handler in src/api/routes.ts turns it, and fastify's own errors, into the document.
 import http from 'node:http';
-import { HTTP_LIMITS } from './limits.js';
+import { HTTP_LIMITS, JSON_MAX_DEPTH } from './limits.js';
 
 export interface ProblemEntry {
   status: number;
@@ -61,6 +61,11 @@ export const PROBLEMS = {
     status: 400,
     title: 'Body is not JSON',
     when: 'the body does not parse as JSON, or is empty where JSON is expected',
+  },
+  JSON_TOO_DEEP: {
+    status: 400,
+    title: 'Body nested too deep',
+    when: `the JSON nests arrays and objects more than ${JSON_MAX_DEPTH} levels deep; refused before it is parsed`,
   },
   PROTOTYPE_POISONING: {
     status: 400,
@@ -191,6 +196,8 @@ export const problem = {
         'or give the view an INSTEAD OF trigger (deploy/crm-view.sql).',
     ),
   malformedJson: (why: string) => new ApiProblem('MALFORMED_JSON', `The body is not valid JSON: ${why}.`),
+  jsonTooDeep: (limit: number) =>
+    new ApiProblem('JSON_TOO_DEEP', `The body nests arrays and objects more than ${limit} levels deep.`),
   prototypePoisoning: () =>
     new ApiProblem(
       'PROTOTYPE_POISONING',

@@ -31,7 +31,15 @@ import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { bearerChecker } from './auth.js';
-import { LIST_BYTES, PAGE_BYTES, PAGE_MESSAGES, PAGE_ROWS, TEXT_PIECE_CHARS, TEXT_PREVIEW_CHARS } from './limits.js';
+import {
+  JSON_MAX_DEPTH,
+  LIST_BYTES,
+  PAGE_BYTES,
+  PAGE_MESSAGES,
+  PAGE_ROWS,
+  TEXT_PIECE_CHARS,
+  TEXT_PREVIEW_CHARS,
+} from './limits.js';
 import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
 import {
   MessageJson,
@@ -73,7 +81,9 @@ const problemResponse = (description: string) => ({
 
 /** The refusals every authenticated route can give. */
 const COMMON_PROBLEMS = {
-  400: problemResponse('a URL or a body that cannot be read (BAD_REQUEST, MALFORMED_JSON)'),
+  400: problemResponse(
+    'a URL or a body that cannot be read (BAD_REQUEST, MALFORMED_JSON, JSON_TOO_DEEP, PROTOTYPE_POISONING)',
+  ),
   401: problemResponse('no or a wrong bearer token (TOKEN_MISSING, TOKEN_INVALID)'),
   422: problemResponse('a parameter or the body breaks the schema (VALIDATION_FAILED)'),
   503: problemResponse('PostgreSQL did not answer (DATABASE_UNAVAILABLE)'),
@@ -253,9 +263,13 @@ async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } |
 const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit: PAGE_MESSAGES };
 const API_ROWS = { limit: PAGE_ROWS, pageBytes: LIST_BYTES };
 
-/** A JSON body, refused (an ApiProblem) when empty, not JSON, or carrying a prototype-poisoning key. */
+/**
+ * A JSON body, refused (an ApiProblem) when empty, nested deeper than JSON_MAX_DEPTH, not JSON, or
+ * carrying a prototype-poisoning key.
+ */
 export function parseJsonBody(body: string): unknown {
   if (body.length === 0) throw problem.malformedJson('the body is empty');
+  if (nestsDeeper(body, JSON_MAX_DEPTH)) throw problem.jsonTooDeep(JSON_MAX_DEPTH);
   // what secure-json-parse refuses: JSON.parse makes __proto__ an own key, which a later copy may
   // assign; the reviver (slower) only runs when the body holds such a key at all
   const reviver =
@@ -272,6 +286,30 @@ export function parseJsonBody(body: string): unknown {
     if (err instanceof ApiProblem) throw err;
     throw problem.malformedJson('it does not parse');
   }
+}
+
+/**
+ * Whether the arrays and objects of a JSON text nest deeper than `max`, in one pass without
+ * recursion; a bracket inside a string does not count. Malformed text is left to JSON.parse.
+ */
+export function nestsDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // to the closing quote, one after an even number of backslashes; a long string is one indexOf
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        if (i < 0) return false;
+        let backslashes = 0;
+        while (text.charCodeAt(i - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 /** The problem code each request ended with, for its log line. */

@@ -789,6 +789,23 @@ describe('bodies', () => {
     expect((await db.pool.query('select count(*)::int as n from tickets')).rows[0].n).toBe(before + 1);
   });
 
+  it('a body nested deeper than 32 levels: 400 JSON_TOO_DEEP, never a 500; brackets in strings do not count', async () => {
+    const json = { 'content-type': 'application/json' };
+    const nested = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+    for (const body of [nested(33), '['.repeat(4000), `{"subject":"x","requester":"a@example.ru","m":${nested(40)}}`]) {
+      const r = await call('POST', '/v1/tickets', { headers: json, body });
+      expect(expectProblem(r, 'JSON_TOO_DEEP', '/v1/tickets').detail).toContain('32 levels');
+    }
+    // 32 levels are read (and then refused by the schema); a string full of brackets is no nesting
+    expectProblem(
+      await call('POST', '/v1/tickets', { headers: json, body: nested(32) }),
+      'VALIDATION_FAILED',
+      '/v1/tickets',
+    );
+    const body = JSON.stringify({ subject: `[{"\\${'['.repeat(100)}`, requester: 'deep@example.ru' });
+    expect((await call('POST', '/v1/tickets', { headers: json, body })).status).toBe(201);
+  });
+
   it('another media type: 415 UNSUPPORTED_MEDIA_TYPE', async () => {
     const r = await call('POST', '/v1/tickets', { headers: { 'content-type': 'text/plain' }, body: 'hello' });
     expect(expectProblem(r, 'UNSUPPORTED_MEDIA_TYPE', '/v1/tickets').detail).toContain('text/plain');
