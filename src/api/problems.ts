@@ -75,7 +75,9 @@ export const PROBLEMS = {
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Body must be application/json',
-    when: 'a body with another Content-Type',
+    when:
+      'a body with another Content-Type, or application/json with a charset other than utf-8 or us-ascii ' +
+      '(the body is not decoded)',
   },
   BODY_TOO_LARGE: {
     status: 413,
@@ -208,6 +210,11 @@ export const problem = {
   headersTooLarge: () => new ApiProblem('HEADERS_TOO_LARGE', 'The request line and headers are too large.'),
   unsupportedMediaType: (type: string) =>
     new ApiProblem('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not accepted; send application/json.`),
+  unsupportedCharset: (charset: string) =>
+    new ApiProblem(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `A JSON body in charset ${charset} is not accepted; send it as UTF-8 (RFC 8259 8.1), charset=utf-8 or none.`,
+    ),
   bodyTooLarge: (limit: number) =>
     new ApiProblem('BODY_TOO_LARGE', `The body is larger than ${limit} bytes (API_MAX_BODY_BYTES).`),
   validationFailed: (errors: { path: string; message: string }[]) =>

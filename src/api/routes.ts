@@ -248,7 +248,7 @@ class KeyTaken extends Error {}
 /** The refusals of a route that takes a body, besides the common ones. */
 const BODY_PROBLEMS = {
   413: problemResponse('the body is larger than API_MAX_BODY_BYTES (BODY_TOO_LARGE)'),
-  415: problemResponse('the body is not application/json (UNSUPPORTED_MEDIA_TYPE)'),
+  415: problemResponse('the body is not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)'),
 };
 
 /** A typed message's HTML is stored as received mail's is: sanitized, so that the CRM may show it. */
@@ -312,6 +312,15 @@ export function nestsDeeper(text: string, max: number): boolean {
   return false;
 }
 
+/** The charsets a JSON body may name: UTF-8 (RFC 8259 8.1), and ASCII, which is UTF-8 too. */
+const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/** The charset parameter of a Content-Type, lower-cased, or undefined when it has none. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return m ? (m[1] ?? m[2] ?? '').toLowerCase() : undefined;
+}
+
 /** The problem code each request ended with, for its log line. */
 const problems = new WeakMap<FastifyRequest, ProblemCode>();
 
@@ -359,8 +368,11 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
   v1.removeContentTypeParser('text/plain');
   // fastify's own JSON parser says "does not parse" of a body it refuses as prototype poisoning too
   v1.removeContentTypeParser('application/json');
-  v1.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  v1.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     try {
+      // fastify decodes every body as UTF-8: one in another charset would be read as garbage
+      const charset = charsetOf(req.headers['content-type']);
+      if (charset && !JSON_CHARSETS.has(charset)) throw problem.unsupportedCharset(charset);
       done(null, parseJsonBody(body as string));
     } catch (err) {
       done(err as Error, undefined);

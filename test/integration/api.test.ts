@@ -811,6 +811,36 @@ describe('bodies', () => {
     expect(expectProblem(r, 'UNSUPPORTED_MEDIA_TYPE', '/v1/tickets').detail).toContain('text/plain');
   });
 
+  it('JSON in a charset other than utf-8 or us-ascii: 415 UNSUPPORTED_MEDIA_TYPE naming it, never mis-decoded', async () => {
+    const before = (await db.pool.query('select count(*)::int as n from tickets')).rows[0].n;
+    const body = JSON.stringify({ subject: 'Принтер горит', requester: 'charset@example.ru' });
+    for (const [charset, bytes] of [
+      ['utf-16', Buffer.from(`\ufeff${body}`, 'utf16le')],
+      ['UTF-16LE', Buffer.from(body, 'utf16le')],
+      ['"iso-8859-5"', Buffer.from(body, 'latin1')],
+    ] as const) {
+      const res = await fetch(`${base}/v1/tickets`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': `application/json; charset=${charset}` },
+        body: bytes,
+      });
+      const text = await res.text();
+      expect(res.status, `${charset}: ${text}`).toBe(415);
+      expect(JSON.parse(text)).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+      expect(JSON.parse(text).detail).toContain(`charset ${charset.replace(/"/g, '').toLowerCase()}`);
+    }
+    expect((await db.pool.query('select count(*)::int as n from tickets')).rows[0].n).toBe(before);
+    for (const charset of ['utf-8', 'UTF-8', '"us-ascii"']) {
+      const ascii = charset.includes('ascii');
+      const res = await call('POST', '/v1/tickets', {
+        headers: { 'content-type': `application/json;charset=${charset}` },
+        body: ascii ? JSON.stringify({ subject: 'Printer', requester: 'ascii@example.ru' }) : body,
+      });
+      expect(res.status, res.text).toBe(201);
+      if (!ascii) expect(res.json.ticket.subject).toBe('Принтер горит');
+    }
+  });
+
   it('a body over API_MAX_BODY_BYTES: 413 BODY_TOO_LARGE, also when it is streamed without a length', async () => {
     const big = JSON.stringify({ subject: 'x'.repeat(5000) });
     const r = await call('POST', '/v1/tickets', { headers: { 'content-type': 'application/json' }, body: big });
