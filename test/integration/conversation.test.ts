@@ -331,6 +331,30 @@ describe('one conversation, end to end', () => {
     expect(rows[0].n).toBe(1);
     expect(await dkimResults(relayed.raw, dns)).toMatchObject([{ result: 'pass' }]);
   });
+
+  it("an out-of-office known only by its subject notifies nobody; a person's subject about one is a reply", async () => {
+    const before = await outboxRows(db.pool, ticketId);
+    const send = (subject: string, messageId: string, body: string) =>
+      deliver(server.port, {
+        ip: '127.0.0.2',
+        from: REQUESTER,
+        to: [ticketAddress(ticketId)],
+        message: buildMessage({ from: REQUESTER, to: ticketAddress(ticketId), subject, messageId, body }),
+      });
+    const away = await send('Отсутствую в офисе до 10 марта', '<away-2@mail.example.ru>', 'Я в отпуске.');
+    expect(away.text).toMatch(/^Ok: auto-reply recorded as \d+, not posted to the ticket$/);
+    const person = await send('Автоответ не работает в Outlook', '<answer-4@mail.example.ru>', 'Не уходит автоответ.');
+    expect(person.short, person.text).toBe('250 2.0.0');
+
+    const { rows } = await db.pool.query(
+      "select message_id from ticket_messages where message_id in ('<away-2@mail.example.ru>', '<answer-4@mail.example.ru>')",
+    );
+    expect(rows).toEqual([{ message_id: '<answer-4@mail.example.ru>' }]);
+    // the person's message is the next mail staff get, and the only new outbox row
+    const relayed = (await relay.waitFor(7))[6]!;
+    expect((await readMail(relayed.raw)).text).toContain('Не уходит автоответ.');
+    expect(await outboxRows(db.pool, ticketId)).toHaveLength(before.length + 1);
+  });
 });
 
 async function verpSecret(): Promise<string> {
