@@ -21,6 +21,7 @@ export type TemplateValues = Record<(typeof PLACEHOLDERS)[number], string>;
 const FILES: Record<NotificationEvent, string> = {
   ticket_created: 'ticket-created',
   requester_reply: 'requester-reply',
+  stranger_reply: 'stranger-reply',
   staff_reply: 'staff-reply',
 };
 

@@ -91,11 +91,11 @@ describe('who is notified', () => {
       ],
     ],
     [
-      'a stranger accepted under monitor → staff, never the requester',
+      'a stranger accepted under monitor → staff, as a third party, never the requester',
       message('stranger', 'who@else.org', false),
       [
-        ['requester_reply', 'info@flamecrm.ru'],
-        ['requester_reply', 'boss@flamecrm.ru'],
+        ['stranger_reply', 'info@flamecrm.ru'],
+        ['stranger_reply', 'boss@flamecrm.ru'],
       ],
     ],
     [
