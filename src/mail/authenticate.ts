@@ -97,7 +97,7 @@ export interface AuthResults {
   temporary: boolean;
   temporaryChecks: CheckName[];
   /** Valid DKIM signatures past DKIM_MAX_SIGNATURES (src/mail/dkim-limit.ts): not verified, in no verdict. */
-  dkimUnverified: number;
+  dkimUnverified?: number;
 }
 
 export interface AuthenticateInput {
