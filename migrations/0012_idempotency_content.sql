@@ -9,9 +9,11 @@
 -- message still meet on them, and on nothing else.
 --
 -- Rows stored before 0012 have the id alone. So that a retry of one of them is still recognised
--- (never stored twice), store_message also counts a row under the key's earlier form, earlier_key:
--- for those ids, what held before 0012 still holds. No row gets that form any more, so the check
--- needs no lock: only a process from before 0012, during an upgrade, could still write one.
+-- (never stored twice), store_message also counts a row under the key's earlier form (earlier_key)
+-- whose raw message has the same body as this one (earlier_copy): a retry of a message stored
+-- before the upgrade is a duplicate, another message under an id squatted before it is not. No row
+-- gets the earlier form any more (only a process from before 0012, during an upgrade), so that
+-- check needs no lock; and it reads the earlier raw message only when such a row exists.
 -- Never edit this file once landed.
 
 -- the key a message had before 0012: 'mid:<id>' for 'mid:<id> sha256:<hex>'; null for every other key
@@ -20,8 +22,44 @@ language sql immutable as $$
   select case when p_key ~ '^mid(-sha256)?:.* sha256:[0-9a-f]{64}$' then left(p_key, -72) end
 $$;
 
--- store_message as 0003 made it, with a row under earlier_key counted as existing (where 0003 looks
--- for the key: the hourly cap, the inserts, the first copy's id). Comments are 0003's.
+-- what follows the header block (the first empty line), as src/mail/parse.ts contentHash takes it
+create function message_body(p_bytes bytea) returns bytea
+language sql immutable as $$
+  select case when position('\x0d0a0d0a'::bytea in p_bytes) > 0
+              then substring(p_bytes from position('\x0d0a0d0a'::bytea in p_bytes) + 4)
+              when position('\x0a0a'::bytea in p_bytes) > 0
+              then substring(p_bytes from position('\x0a0a'::bytea in p_bytes) + 2)
+              else ''::bytea end
+$$;
+
+-- the raw message id of a row stored before 0012 for this message: its ticket (or, for unrouted
+-- mail, its recipient), the earlier form of its key, the same body; null when there is none
+create function earlier_copy(p_ticket_id text, p_recipient text, p_key text, p_bytes bytea) returns bigint
+language plpgsql stable as $$
+declare
+  v_earlier text := earlier_key(p_key);
+  v_raw bigint;
+begin
+  if v_earlier is null then
+    return null;
+  end if;
+  if p_recipient is null then
+    select tm.raw_message_id into v_raw from ticket_messages tm
+     where tm.ticket_id = p_ticket_id and tm.idempotency_key = v_earlier;
+  else
+    select um.raw_message_id into v_raw from unrouted_messages um
+     where um.recipient = p_recipient and um.idempotency_key = v_earlier;
+  end if;
+  if v_raw is null or (select message_body(r.bytes) from raw_messages r where r.id = v_raw)
+                      is distinct from message_body(p_bytes) then
+    return null;
+  end if;
+  return v_raw;
+end;
+$$;
+
+-- store_message as 0003 made it, with an earlier_copy counted as existing wherever 0003 looks for
+-- the key: the hourly cap, the inserts, the first copy's id.
 create or replace function store_message(
   p_sha256 bytea, p_bytes bytea, p_ticket_messages jsonb, p_unrouted jsonb,
   p_attachments jsonb, p_attachment_bytes bytea[], p_max_per_hour integer)
@@ -37,8 +75,8 @@ begin
     select r.ticket_id into v_limited
       from jsonb_to_recordset(p_ticket_messages) as r(ticket_id text, idempotency_key text)
      where not exists (select 1 from ticket_messages tm
-                        where tm.ticket_id = r.ticket_id
-                          and tm.idempotency_key in (r.idempotency_key, earlier_key(r.idempotency_key)))
+                        where tm.ticket_id = r.ticket_id and tm.idempotency_key = r.idempotency_key)
+       and earlier_copy(r.ticket_id, null, r.idempotency_key, p_bytes) is null
        and (select count(*) from ticket_messages tm
              where tm.ticket_id = r.ticket_id and tm.received_at > now() - interval '1 hour') >= p_max_per_hour
      limit 1;
@@ -69,8 +107,7 @@ begin
       rcpt_to, coalesce(tls, false), tls_cipher, auth_results, auth_header, auth_verdict, auth_reason,
       nullif(forwarded, 'null'::jsonb)
     from rows
-    where not exists (select 1 from ticket_messages tm
-                       where tm.ticket_id = rows.ticket_id and tm.idempotency_key = earlier_key(rows.idempotency_key))
+    where earlier_copy(ticket_id, null, idempotency_key, p_bytes) is null
     on conflict (ticket_id, idempotency_key) do nothing
     returning id, ticket_id
   )
@@ -87,8 +124,7 @@ begin
     select v_raw, recipient, ticket_id, reason, idempotency_key, from_address, subject, message_id,
       client_ip, helo, mail_from
     from rows
-    where not exists (select 1 from unrouted_messages um
-                       where um.recipient = rows.recipient and um.idempotency_key = earlier_key(rows.idempotency_key))
+    where earlier_copy(null, recipient, idempotency_key, p_bytes) is null
     on conflict (recipient, idempotency_key) do nothing
     returning id
   )
@@ -100,12 +136,16 @@ begin
       select null::bigint, 0, coalesce(
         (select tm.raw_message_id from ticket_messages tm
            join jsonb_to_recordset(p_ticket_messages) as r(ticket_id text, idempotency_key text)
-             on tm.ticket_id = r.ticket_id and tm.idempotency_key in (r.idempotency_key, earlier_key(r.idempotency_key))
+             on tm.ticket_id = r.ticket_id and tm.idempotency_key = r.idempotency_key
           order by tm.id limit 1),
         (select um.raw_message_id from unrouted_messages um
            join jsonb_to_recordset(p_unrouted) as r(recipient text, idempotency_key text)
-             on um.recipient = r.recipient and um.idempotency_key in (r.idempotency_key, earlier_key(r.idempotency_key))
-          order by um.id limit 1)), null::text;
+             on um.recipient = r.recipient and um.idempotency_key = r.idempotency_key
+          order by um.id limit 1),
+        (select min(earlier_copy(r.ticket_id, null, r.idempotency_key, p_bytes))
+           from jsonb_to_recordset(p_ticket_messages) as r(ticket_id text, idempotency_key text)),
+        (select min(earlier_copy(null, r.recipient, r.idempotency_key, p_bytes))
+           from jsonb_to_recordset(p_unrouted) as r(recipient text, idempotency_key text))), null::text;
     return;
   end if;
 

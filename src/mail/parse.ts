@@ -228,7 +228,7 @@ export function splitIds(value: string | string[] | undefined): string[] {
  * learned an id before its message was sent (a quoted References line, a predictable generator)
  * send something else under it first, and the real message was answered 250 as a duplicate and
  * dropped (attack run, finding 5). Without one: 'sha256:<content>'. Keys from before migration 0012
- * were the id alone; store_message still takes one of those for the same message.
+ * were the id alone; store_message still takes one of those for a message with the same body.
  */
 export function idempotencyKey(raw: Buffer, parsed: ParsedHeader): string {
   const content = contentHash(raw, parsed);

@@ -2,7 +2,7 @@
 // a relayed retry with one more Received line is recognised; a message sent first under somebody
 // else's Message-ID does not make the real one a "duplicate" that is answered 250 and dropped;
 // copies delivered at the same moment are one row; a retry of a row stored before 0012 (its key the
-// Message-ID alone) is still recognised. Real server, real PostgreSQL.
+// Message-ID alone) is still recognised, by its body. Real server, real PostgreSQL.
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { storeMessage } from '../../src/db/queries.js';
@@ -130,7 +130,7 @@ describe('a duplicate is the same message', () => {
     expect(await rowsOf('<side-by-side@x>')).toHaveLength(1);
   });
 
-  it('still recognises a retry of a message stored before migration 0012 (its key the Message-ID alone)', async () => {
+  it('recognises a retry of a message stored before migration 0012 (key: the Message-ID alone) by its body', async () => {
     const message = buildMessage({ to: TO, messageId: '<before-0012@mail.flamecrm.ru>', body: 'Old.' });
     expect((await send(message)).short).toBe('250 2.0.0');
     // as 0011 and earlier wrote it
@@ -140,5 +140,9 @@ describe('a duplicate is the same message', () => {
     );
     expect((await send(`${RECEIVED}\r\n${message}`)).text).toMatch(/^Ok: already committed as/);
     expect(await rowsOf('<before-0012@mail.flamecrm.ru>')).toHaveLength(1);
+    // but a message squatted before 0012 does not swallow the real one: its body is compared
+    const real = buildMessage({ to: TO, messageId: '<before-0012@mail.flamecrm.ru>', body: 'New.' });
+    expect((await send(real)).text).toMatch(/^Ok: committed as/);
+    expect(await rowsOf('<before-0012@mail.flamecrm.ru>')).toHaveLength(2);
   });
 });
