@@ -232,6 +232,7 @@ const EVENT_NAMES: Record<string, string> = {
   ticket_created: 'ticket created',
   staff_reply: 'staff reply',
   requester_reply: 'requester reply',
+  stranger_reply: 'reply from a third party',
 };
 
 /** One line: `12  sent  mail  ticket created  TKT-1  to info@flamecrm.ru  attempt 1  …: 250 2.0.0 Ok`. */

@@ -260,7 +260,7 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
     for (const m of messages) {
       out(
-        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${m.authorRole})` : ''}`,
+        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${ROLE_NAMES[m.authorRole] ?? m.authorRole})` : ''}`,
       );
       out(`    subject: ${m.subject ?? ''}`);
       if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'the command line' : 'the HTTP API'}`);
@@ -369,6 +369,11 @@ interface StoredAuth {
 }
 
 /** One line of verdicts: spf=pass (flamecrm.ru, aligned) dkim=pass (flamecrm.ru s=mail, aligned) … */
+/** The author's role as the text shows it; --json and the API keep the stored word. */
+const ROLE_NAMES: Record<string, string> = {
+  stranger: 'third party: neither the requester nor staff',
+};
+
 function describeChecks(results: unknown): string {
   const r = (results ?? {}) as StoredAuth;
   const aligned = (a: boolean) => (a ? ', aligned' : '');

@@ -129,7 +129,9 @@ export const CATALOGUE = {
   DATA_DUPLICATE: {
     code: 250,
     enhanced: '2.0.0',
-    when: 'a retry of a message already committed for every recipient; no new row',
+    when:
+      'a retry of a message already committed for every recipient (same Message-ID, From, Date, Subject and body); ' +
+      'no new row',
   },
   DATA_TOO_BIG: {
     code: 552,

@@ -490,7 +490,7 @@ describe('the README walk-through on the embedded PostgreSQL', () => {
     // the reply came from someone who is not staff here (STAFF_SENDERS is empty): staff are told of it
     await expect
       .poll(async () => (await runCli(['outbox', 'list'], cleanEnv({ DATA_DIR: dataDir }))).stdout, { timeout: 20_000 })
-      .toMatch(/^2 {2}sent {2}mail {2}requester reply {2}TKT-\d+ {2}to info@flamecrm\.ru/m);
+      .toMatch(/^2 {2}sent {2}mail {2}reply from a third party {2}TKT-\d+ {2}to info@flamecrm\.ru/m);
     expect((await runCli(['ticket', 'show', id!], cleanEnv({ DATA_DIR: dataDir }))).stdout).toMatch(
       /2 notifications\n {4}notification 1 to info@flamecrm\.ru \(ticket created\) sent \S+: written to /,
     );
