@@ -513,7 +513,12 @@ export function separator(line: string): { kind: 'forwarded' | 'original'; rest:
   const rest = m[6]!.trim();
   // "Forwarded message" in a sentence is text: a separator is decorated, or ends with a colon
   if (!decorated && !(m[5] && rest === '')) return null;
-  if (rest && !inlineFields(rest).length) return null;
+  if (rest && !inlineFields(rest).length) {
+    // Thunderbird's translations that keep the English: "-------- Preposlaná správa --- Forwarded
+    // Message --------" is one separator, said twice
+    const again = decorated ? separator(rest) : null;
+    return again?.decorated && !again.rest ? { kind: m[2] ? 'forwarded' : 'original', rest: '', decorated } : null;
+  }
   return { kind: m[2] ? 'forwarded' : 'original', rest, decorated };
 }
 
