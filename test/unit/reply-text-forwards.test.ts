@@ -135,3 +135,54 @@ describe("Yahoo's attributions in their translations", () => {
     expect(extractReply({ text }).reply).toBe(text);
   });
 });
+
+describe('header lines in a row under a rule', () => {
+  it.each([
+    [
+      'Yandex',
+      '-------- Пересылаемое сообщение --------',
+      'Кому: support@flamecrm.ru\nТема: Форма\nОт: Анна Берг\nДата: 04.03.2025, 10:10',
+    ],
+    ['a bare rule, To and Subject only', '----------------', 'Кому: support@flamecrm.ru;\nТема: Форма'],
+    ['a bare rule, From and Subject, no address', '----------------', 'От: Анна Берг\nТема: Форма'],
+    [
+      'a label the table does not know',
+      '-------- Skickat vidare --------',
+      'Från: Anna Berg <anna@example.com>\nÄmne: Форма',
+    ],
+    [
+      'a rule, one blank line, then the fields',
+      '________________________________\n',
+      'Тема: Форма\nОт: anna@example.com',
+    ],
+  ])('%s: a forward without a note', (_name, rule, fields) => {
+    const r = extractReply({ text: `${rule}\n${fields}\n\n${BODY}` });
+    expect(r.reply).toBe('');
+    expect(r.forwarded).toMatchObject({ subject: 'Форма', text: BODY });
+  });
+
+  it('under a note, the block and what follows are cut', () => {
+    const r = extractReply({ text: `${NOTE}\n\n----------------\nКому: support@flamecrm.ru\nТема: Форма\n\n${BODY}` });
+    expect(r.reply).toBe(NOTE);
+    expect(r.removed).toContain(BODY);
+  });
+
+  it.each([
+    ['one field line under a rule', `${NOTE}\n\n----------------\nТема: Форма\n\n${BODY}`],
+    ['two field lines without a rule', `${NOTE}\n\nКому: бухгалтерия\nТема: счёт за март\n\nПришлите до пятницы.`],
+    ['a rule, then a line of text, then field lines', `${NOTE}\n----------------\nИтоги:\nТема: Форма\nКому: всем`],
+    ['fields two blank lines under the rule', `${NOTE}\n----------------\n\n\nТема: Форма\nКому: support@flamecrm.ru`],
+    ['the same field twice', `${NOTE}\n----------------\nТема: Форма\nТема: Счёт`],
+    ['a route under a rule', 'Рейс:\n----------------\nFrom: Moscow\nTo: Berlin\nDate: 12 March\n\nСпасибо'],
+    ['a route without a rule', 'Маршрут:\nFrom: Moscow\nTo: Berlin\nDate: 12 March\n\nСпасибо'],
+  ])("%s is the person's text", (_name, text) => {
+    expect(extractReply({ text }).reply).toBe(text);
+  });
+
+  it('HTML: the block under a rule in divs', () => {
+    const html = `<div>${NOTE}</div><div>----------------</div><div>Кому: support@flamecrm.ru</div><div>Тема: Форма</div><div><br></div><div>Форма заявки перестала работать.</div>`;
+    const r = extractReply({ html });
+    expect(r.reply).toBe(NOTE);
+    expect(r.removed).toContain('Форма заявки перестала работать.');
+  });
+});

@@ -534,6 +534,14 @@ export function isForwardSubject(subject: string | null | undefined): boolean {
 
 /** A rule Outlook or a web client draws above the original: underscores, dashes, equals signs. */
 export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
+/** A label between two rules, in a language the table may not know: "-------- Message --------". */
+const RULED_LABEL_START = /^\s*[-–—_=*~]{4,}\s*[^-–—_=*~\s]/;
+const RULED_LABEL_END = /[-–—_=*~]{4,}\s*$/;
+
+/** A rule, or a short label between two rules: what a client draws above the original's header lines. */
+export function isRuled(line: string): boolean {
+  return RULE.test(line) || (line.length <= 120 && RULED_LABEL_START.test(line) && RULED_LABEL_END.test(line));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Device and app footers.

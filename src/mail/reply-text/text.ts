@@ -9,9 +9,12 @@ import {
   attribution,
   attributionTail,
   type Field,
+  hasAddress,
   hasDate,
+  hasTime,
   headerField,
   isFooter,
+  isRuled,
   isWriter,
   LIST_FOOTER,
   MAX_MARKER_LENGTH,
@@ -89,6 +92,8 @@ const MAX_ATTRIBUTION_LINES = 5;
 const MAX_LIST_FOOTER_LINES = 6;
 /** How far a header block's fields may reach: five fields, wrapped values, blank lines between paragraphs. */
 const MAX_HEADER_BLOCK_LINES = 12;
+/** Header lines in a row (From, Date, Subject, To) that make a block under a rule. */
+const MIN_RUN_FIELDS = 2;
 
 type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
@@ -216,7 +221,31 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     // two fields are a block only with both a writer's address and a date ("From: Ann <a@b>\nTo: Bob
     // <c@d>" is the person's note of who writes to whom)
     if (fields.size === 2) return address && dated;
-    return fields.size >= 3 && (address || dated);
+    // without an address, a client's block names the subject or sends at a time (Windows Mail's
+    // "Sent: Thursday, 26 June 2014 15:05"): "From: Moscow\nTo: Berlin\nDate: 12 March" is a route
+    const when = fields.get('date') ?? '';
+    return fields.size >= 3 && (address || (dated && (fields.has('subject') || hasTime(when))));
+  };
+
+  /**
+   * Header lines in a row under a rule, as Yandex, Thunderbird and web mail lay them out ("Кому:",
+   * "Тема:", "От:", "Дата:" in any order): two of From, Date, Subject and To or more, one a line,
+   * each named once (Cc may stand among them), and among them a Subject or a From or To with an
+   * address: under a rule that structure is the evidence, whoever the writer is. One such line
+   * ("Тема: …") is a person's, and so is a route ("From: Moscow\nTo: Berlin\nDate: 12 March").
+   */
+  const fieldRunAt = (i: number): boolean => {
+    const seen = new Set<Field>();
+    let mail = false;
+    for (let j = i; j < n && j < i + MAX_HEADER_BLOCK_LINES; j++) {
+      if (at(j).origin !== at(i).origin) break;
+      const f = headerField(at(j).text);
+      if (!f || f.value === '' || seen.has(f.field)) break;
+      seen.add(f.field);
+      mail ||= f.field === 'subject' || ((f.field === 'from' || f.field === 'to') && hasAddress(f.value));
+    }
+    seen.delete('cc');
+    return seen.size >= MIN_RUN_FIELDS && mail;
   };
 
   const introducesOriginal = (from: number): boolean => {
@@ -266,9 +295,14 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       cut = { at: i, why: 'header' };
       break;
     }
-    if (RULE.test(t)) {
+    if (isRuled(t)) {
       const next = nextNonBlank(i + 1);
-      if (next >= 0 && (headerBlockAt(next) || separator(at(next).text.trim()))) {
+      const rule = RULE.test(t);
+      if (
+        next >= 0 &&
+        ((rule && (headerBlockAt(next) || separator(at(next).text.trim()))) ||
+          (next <= i + 2 && at(next).origin === at(i).origin && fieldRunAt(next)))
+      ) {
         cut = { at: i, why: 'header' };
         break;
       }
