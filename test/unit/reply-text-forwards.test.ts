@@ -186,3 +186,33 @@ describe('header lines in a row under a rule', () => {
     expect(r.removed).toContain('Форма заявки перестала работать.');
   });
 });
+
+describe('an attribution whose address a client rendered from a link', () => {
+  const QUOTE = quote(BODY);
+  it.each([
+    ['on its own lines', 'On Tue, 4 Mar 2025 at 10:10 Anna Berg\n<\nmailto:Anna Berg <anna@example.com>\n> wrote:'],
+    ['after a blank line', 'On Tue, 4 Mar 2025 at 10:10 Anna Berg\n\n<\nmailto:Anna Berg <anna@example.com>\n> wrote:'],
+  ])('%s is one attribution', (_name, attribution) => {
+    const r = extractReply({ text: `${NOTE}\n\n${attribution}\n${QUOTE}` });
+    expect(r.reply).toBe(NOTE);
+    expect(r.removed).toContain('mailto:Anna Berg');
+    expect(extractReply({ text: `${NOTE}\n\n${attribution}\n${BODY}` }).reply).toBe(NOTE);
+  });
+
+  it.each([
+    [
+      'markup pasted after a blank line',
+      'On Tue, 4 Mar 2025 at 10:10 the page showed\n\n<\ndiv class="error">\nand nothing else.',
+    ],
+    [
+      'a sentence, a blank line, an address',
+      'Write to Anna Berg.\n\n<\nmailto:Anna Berg <anna@example.com>\nshe answers fast.',
+    ],
+    [
+      'two blank lines before the address',
+      'On Tue, 4 Mar 2025 at 10:10 Anna Berg\n\n\n<\nmailto:Anna Berg <anna@example.com>\nis who to ask.',
+    ],
+  ])("%s is the person's", (_name, text) => {
+    expect(extractReply({ text }).reply).toBe(text);
+  });
+});

@@ -41,7 +41,22 @@ const startsAttribution = (line: string) => {
   // the address alternative scans up to 64 characters: only worth it when there is an "@"
   return !/^(?:[<>([]|mailto:)/i.test(t) && !(t.includes('@') && /^[^\s<>()[\]"'@]{1,64}@/.test(t));
 };
-const unclosedAddress = (joined: string) => joined.lastIndexOf('<') > joined.lastIndexOf('>');
+/**
+ * An address opened and not closed: more "<" than ">" ("Ann <", and "Ann < mailto:Ann <a@b>", where
+ * a client wrote the link's text and its target both).
+ */
+const unclosedAddress = (joined: string) => {
+  let depth = 0;
+  for (const ch of joined)
+    if (ch === '<') depth++;
+    else if (ch === '>' && depth > 0) depth--;
+  return depth > 0;
+};
+/**
+ * A blank line inside an attribution: only before the line that opens its address ("On … Ann\n\n<\n
+ * mailto:Ann <a@b>\n> wrote:", as a client renders a link of its HTML as text).
+ */
+const opensAddress = (line: string) => line.trim() === '<';
 
 /** "Ann <" / "a@b> wrote:" and "<" / "mailto:Ann <a@b>" / ">" are one address once joined. */
 const unwrap = (joined: string) => {
@@ -153,6 +168,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     if (i < plainFrom || i >= plainTo) plainFrom = plainTo = i;
     for (; plainTo < n && plainTo < i + MAX_ATTRIBUTION_LINES; plainTo++) {
       const j = plainTo;
+      if (j > i && blank(j) && j + 1 < n && opensAddress(trimmed[j + 1]!) && !blank(j - 1)) continue;
       // a quoted line goes on an attribution only after "<" (">:" closing an address)
       if (j > i && (blank(j) || at(j).origin !== at(i).origin || quoted(j))) return false;
       if (bracket(j) || mayEnd(j)) return true;
@@ -169,10 +185,11 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       const last = i + k - 1;
       const t = trimmed[last]!;
       if (k > 1) {
+        if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
+        if (blank(last) && last + 1 < n && opensAddress(trimmed[last + 1]!) && !blank(last - 1)) continue;
         if (blank(last) || at(last).origin !== at(i).origin) return null;
         // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
         if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
-        if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
         if (attributionOfItsOwn(last)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
@@ -185,7 +202,8 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       // it starts where the shortest attribution ending on this line starts: the lines above
       // that one are the person's ("I will let you know.\nOp 16 aug. … het\nvolgende geschreven:")
       for (let later = i + 1; later <= last; later++) {
-        const rest = trimmed.slice(later, last + 1);
+        if (blank(later)) continue;
+        const rest = trimmed.slice(later, last + 1).filter((t) => t !== '');
         if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
       }
       return { span: k, strength };
