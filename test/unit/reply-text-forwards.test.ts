@@ -216,3 +216,41 @@ describe('an attribution whose address a client rendered from a link', () => {
     expect(extractReply({ text }).reply).toBe(text);
   });
 });
+
+describe('the remaining shapes of a quote', () => {
+  const ATTRIBUTION = 'On Tue, 4 Mar 2025 at 10:10, Anna Berg <anna@example.com> wrote:';
+
+  it('"| " lines under an attribution are its quote', () => {
+    const r = extractReply({ text: `${NOTE}\n\n${ATTRIBUTION}\n\n| Форма не работает.\n|\n| Анна\n|` });
+    expect(r.reply).toBe(NOTE);
+    expect(r.removed).toContain('| Форма не работает.');
+  });
+
+  it('an answer below the "| " quote stays', () => {
+    const text = `${ATTRIBUTION}\n| Форма не работает?\n\nРаботает, проверили.`;
+    expect(extractReply({ text }).reply).toBe('Работает, проверили.');
+  });
+
+  it('a table of "| " rows without an attribution is the person\'s', () => {
+    const text = `${NOTE}\n\n| Заявка | Статус |\n| TKT-1001 | открыта |`;
+    expect(extractReply({ text }).reply).toBe(text);
+  });
+
+  it('the rest of a link the client wrapped out of a quote line goes with the quote', () => {
+    const text = `${NOTE}\n\n${ATTRIBUTION}\n\n> Заявка открыта (https://flamecrm.ru/t?id=1001&\nkey=5e2f_a)\n>\n> Анна`;
+    const r = extractReply({ text });
+    expect(r.reply).toBe(NOTE);
+    expect(r.removed).toContain('key=5e2f_a)');
+  });
+
+  it('a one-word answer under a quoted link stays', () => {
+    const text = `${ATTRIBUTION}\n> Проверьте https://flamecrm.ru/t/1001\nГотово.\n> И эту?\nТоже.`;
+    expect(extractReply({ text }).reply).toBe('Готово.\n\nТоже.');
+  });
+
+  it('"ᐧ", a tracking image\'s text, at the end goes; inside the text it stays', () => {
+    expect(extractReply({ text: `${NOTE}\n\nᐧ` })).toMatchObject({ reply: NOTE, removed: 'ᐧ' });
+    const text = `${NOTE}\nᐧ\nСпасибо`;
+    expect(extractReply({ text }).reply).toBe(text);
+  });
+});

@@ -99,12 +99,26 @@ function initialsQuoting(lines: Line[]): Set<string> {
 const ARROWS = /^[ \t]*>[>\s]*[^<>\s][^<>]*<{2,}\s*$/;
 /** A line of a quote in the style of old web mail and Discourse: "| text". */
 const BAR_PREFIX = /^[ \t]*\|/;
+/** The most of a link a client carries over to a line of its own. */
+const MAX_WRAPPED_LINK = 200;
+/** The line's last word is a link ("(http://host/path", "<https://…"), which may go on below it. */
+const endsInLink = (line: string) => /(?:^|\s)[(<[]?(?:https?:\/\/|www\.)\S*$/i.test(line.slice(-MAX_WRAPPED_LINK));
+/**
+ * A line that can be the rest of a link: no whitespace, and a character of a path or query in it
+ * ("_nonce=3dd518)", "id=5&key=2"). "Done." or "OK" answering the quote above is not.
+ */
+const linkRest = (line: string) => !/\s/.test(line) && /[/=&?%#_~]/.test(line);
 const SIGNATURE_DELIMITER = /^--\s*$/;
 /** A signature is short; a longer tail after "--" is more likely text the person meant to send. */
 const MAX_SIGNATURE_LINES = 12;
 /** An attribution may be wrapped by its client over this many lines, at the address or anywhere. */
 const MAX_ATTRIBUTION_LINES = 5;
 const MAX_LIST_FOOTER_LINES = 6;
+/**
+ * "ᐧ" (U+1427) alone on a line: the text of the tracking image that Gmail add-ons (Streak and
+ * others) put under the answer. The person typed none of it.
+ */
+const TRACKER_MARK = /^\s*\u1427\s*$/u;
 /** How far a header block's fields may reach: five fields, wrapped values, blank lines between paragraphs. */
 const MAX_HEADER_BLOCK_LINES = 12;
 /** Header lines in a row (From, Date, Subject, To) that make a block under a rule. */
@@ -151,9 +165,18 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   };
   let ownAbove = false;
   let quoteIntroduced = false;
-  /** A quote line its client wrapped without a new ">": lower case, between two quote lines. */
+  /**
+   * A quote line its client wrapped without a new ">", between two quote lines: lower case after a
+   * long line, or the rest of a link the line above ends in ("> View (http://host/a" /
+   * "_b=1)": no whitespace, as no answer is).
+   */
   const wrappedQuoteLine = (i: number): boolean =>
-    i > 0 && i + 1 < n && quoted(i - 1) && quoted(i + 1) && at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text);
+    i > 0 &&
+    i + 1 < n &&
+    quoted(i - 1) &&
+    quoted(i + 1) &&
+    ((at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text)) ||
+      (trimmed[i]!.length <= MAX_WRAPPED_LINK && linkRest(trimmed[i]!) && endsInLink(trimmed[i - 1]!)));
 
   /**
    * Whether attributionSpan(i) has a line to give attribution(): one where an attribution may end,
@@ -345,6 +368,12 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     quoteIntroduced = true;
     if (next >= 0 && at(next).origin === 'maybe') bareBlockquoteQuotes = true;
     i += found.span - 1;
+    // "| " lines under an attribution quote what it introduces, up to the first other line
+    if (next >= 0 && BAR_PREFIX.test(at(next).text) && !quoted(next)) {
+      let j = next;
+      for (; j < n && (blank(j) || BAR_PREFIX.test(at(j).text)); j++) if (!blank(j)) removed[j] = true;
+      i = j - 1;
+    }
   }
 
   if (!cut) trailingBlockquote(lines, removed);
@@ -422,7 +451,7 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
       }
     }
     if (last < 0) break;
-    if (isFooter(lines[last]!.text)) {
+    if (isFooter(lines[last]!.text) || TRACKER_MARK.test(lines[last]!.text)) {
       removed[last] = true;
       taken.push(last);
       continue;
