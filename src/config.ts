@@ -775,8 +775,9 @@ export const SETTINGS = {
     key: 'notifyStaffTo',
     group: 'Notifications and the outbox',
     describe:
-      'Comma-separated staff addresses that get "ticket created" and every reply of a requester ' +
-      '(one mail each, `Reply-To` the ticket address). Empty: staff get no notifications.',
+      'Comma-separated staff addresses that get "ticket created" and every reply of a requester, or of a ' +
+      'third party accepted under `AUTH_POLICY=monitor` (one mail each, `Reply-To` the ticket address). ' +
+      'Empty: staff get no notifications.',
     parse: lowerList(z.string().regex(addressRe, 'must list addresses such as info@flamecrm.ru')),
     local: ['info@flamecrm.ru'],
     production: [],
