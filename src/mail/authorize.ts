@@ -253,7 +253,10 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
     role = roleOf(author, authorDomain, input.staff, input.requester);
     const sameFrom = auth.fromDomain === authorDomain;
     by = sameFrom ? authenticatedBy(auth, authorDomain, trusted) : null;
-    const unsigned = by ? unsignedBodyFields(auth, by, input.bodyFields).map((f) => BODY_FIELD_NAMES[f] ?? f) : [];
+    // staff only: a requester's mail that a forwarder passes on is often signed by Yandex or Microsoft 365,
+    // which leave these fields out, and garbling their own text in their own ticket gains nobody anything
+    const unsigned =
+      by && role === 'staff' ? unsignedBodyFields(auth, by, input.bodyFields).map((f) => BODY_FIELD_NAMES[f] ?? f) : [];
     const who =
       role === 'stranger'
         ? `${author} is neither staff nor the ticket's requester`

@@ -414,12 +414,23 @@ const cases: Case[] = [
           'From:Date:Subject:Message-ID:Content-Type:MIME-Version',
         ),
       ),
-    verdict: 'reject',
-    code: 'AUTH_MIME_UNSIGNED',
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
     role: 'requester',
     authenticatedBy: 'dkim',
+  },
+  {
+    name: 'staff, DKIM only, Content-Transfer-Encoding unsigned (as Microsoft 365 signs)',
+    build: async () =>
+      viaEsp(
+        await sign(compose(ADMIN), 'flamecrm.ru', 'mail', 'From:Date:Subject:Message-ID:Content-Type:MIME-Version'),
+      ),
+    verdict: 'reject',
+    code: 'AUTH_MIME_UNSIGNED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
     enhanced: '5.7.21',
-    reasonMentions: ['does not cover Content-Transfer-Encoding:', 'd=example.ru'],
+    reasonMentions: ['does not cover Content-Transfer-Encoding:', 'd=flamecrm.ru'],
   },
   {
     name: 'staff, SPF aligned: MIME fields the signature does not cover are not asked about',
