@@ -230,6 +230,11 @@ const THIRD_OF_DEADLINE: Computed<number> = {
   compute: (c) => Math.min(10_000, Math.floor(((c.hookTimeoutMs as number | undefined) ?? 30_000) / 3)),
   text: '10000, or a third of HOOK_TIMEOUT_MS if less',
 };
+/** 7.5 s, or a quarter of HOOK_TIMEOUT_MS when that is less: with the two thirds above it ends before the deadline. */
+const QUARTER_OF_DEADLINE: Computed<number> = {
+  compute: (c) => Math.min(7_500, Math.floor(((c.hookTimeoutMs as number | undefined) ?? 30_000) / 4)),
+  text: '7500, or a quarter of HOOK_TIMEOUT_MS if less',
+};
 const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
 const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
 const orOff = (v: number) => (v ? String(v) : '0 (off)');
@@ -668,6 +673,17 @@ export const SETTINGS = {
     production: 60,
     show: orOff,
   }),
+  AUTH_DNS_BUDGET_MS: setting({
+    key: 'authDnsBudgetMs',
+    group: 'Sender authentication',
+    describe:
+      "Time after a message's final dot that its SPF, DKIM, ARC and DMARC lookups may still take (they run on the main " +
+      'thread, SPF from the DATA command on, so no worker waits for DNS); a lookup still open then is a temporary ' +
+      'error. With `PIPELINE_QUEUE_TIMEOUT_MS` and `PIPELINE_CPU_LIMIT_MS` less than `HOOK_TIMEOUT_MS`.',
+    parse: int(100, 600_000),
+    local: QUARTER_OF_DEADLINE,
+    production: QUARTER_OF_DEADLINE,
+  }),
   ARC_TRUSTED_SEALERS: setting({
     key: 'arcTrustedSealers',
     group: 'Sender authentication',
@@ -759,8 +775,9 @@ export const SETTINGS = {
     key: 'notifyStaffTo',
     group: 'Notifications and the outbox',
     describe:
-      'Comma-separated staff addresses that get "ticket created" and every reply of a requester ' +
-      '(one mail each, `Reply-To` the ticket address). Empty: staff get no notifications.',
+      'Comma-separated staff addresses that get "ticket created" and every reply of a requester, or of a ' +
+      'third party accepted under `AUTH_POLICY=monitor` (one mail each, `Reply-To` the ticket address). ' +
+      'Empty: staff get no notifications.',
     parse: lowerList(z.string().regex(addressRe, 'must list addresses such as info@flamecrm.ru')),
     local: ['info@flamecrm.ru'],
     production: [],
@@ -1128,6 +1145,17 @@ const RULES: Rule[] = [
         ? 'PIPELINE_CPU_LIMIT_MS: with PIPELINE_QUEUE_TIMEOUT_MS it must stay below HOOK_TIMEOUT_MS ' +
           `(${c.pipelineQueueTimeoutMs} + ${c.pipelineCpuLimitMs} >= ${c.hookTimeoutMs}), or a message over its CPU ` +
           'budget would get 451 at the deadline on every retry instead of 550 5.6.0'
+        : null,
+  },
+  {
+    // the DNS budget is spent before the wait for a turn and the CPU: all three end before the deadline
+    uses: ['AUTH_DNS_BUDGET_MS', 'PIPELINE_CPU_LIMIT_MS', 'PIPELINE_QUEUE_TIMEOUT_MS', 'HOOK_TIMEOUT_MS'],
+    check: (c) =>
+      c.pipelineQueueTimeoutMs + c.pipelineCpuLimitMs < c.hookTimeoutMs &&
+      c.authDnsBudgetMs + c.pipelineQueueTimeoutMs + c.pipelineCpuLimitMs >= c.hookTimeoutMs
+        ? 'AUTH_DNS_BUDGET_MS: with PIPELINE_QUEUE_TIMEOUT_MS and PIPELINE_CPU_LIMIT_MS it must stay below ' +
+          `HOOK_TIMEOUT_MS (${c.authDnsBudgetMs} + ${c.pipelineQueueTimeoutMs} + ${c.pipelineCpuLimitMs} >= ` +
+          `${c.hookTimeoutMs}), or a message whose DNS is slow would get 451 at the deadline on every retry`
         : null,
   },
 ];

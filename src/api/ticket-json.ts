@@ -55,7 +55,7 @@ export const MessageJson = z
     id: z.string().describe('the ticket message id (ticket_messages_v1.id), increasing; a decimal string'),
     from: z.string().nullable().describe('the author address'),
     fromName: z.string().nullable(),
-    role: z.string().nullable().describe('staff, requester or stranger'),
+    role: z.string().nullable().describe('staff, requester or stranger (a third party: neither of the others)'),
     subject: z.string().nullable(),
     text: z.string().describe('the reply text: quotes, attribution lines and signatures removed'),
     forwarded: ForwardedJson.nullable().describe('a message the author forwarded, kept beside their note'),
@@ -103,7 +103,12 @@ export const OutboxRowJson = z
   .object({
     id: z.string(),
     kind: z.string().describe('mail or webhook'),
-    event: z.string().describe('ticket_created, staff_reply, requester_reply, ticket_message.created'),
+    event: z
+      .string()
+      .describe(
+        'ticket_created, staff_reply, requester_reply, stranger_reply (a third party: neither the requester nor ' +
+          'staff), ticket_message.created',
+      ),
     ticket: z.string().nullable(),
     ticketMessageId: z.string().nullable(),
     to: z.string().describe('a mail address, or the webhook URL'),

@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import type { ARCChainEntry, AuthenticateOptions } from 'mailauth';
 import './dkim-keys.js';
+import { unverifiedSignatures } from './dkim-limit.js';
 import { isTemporaryDnsError, type Resolver } from './dns.js';
 import { mailauth } from './mailauth-lean.js';
 
@@ -95,6 +96,8 @@ export interface AuthResults {
   /** Some check ended in a temporary DNS error; a retry may give another answer. */
   temporary: boolean;
   temporaryChecks: CheckName[];
+  /** Valid DKIM signatures past DKIM_MAX_SIGNATURES (src/mail/dkim-limit.ts): not verified, in no verdict. */
+  dkimUnverified?: number;
 }
 
 export interface AuthenticateInput {
@@ -296,6 +299,7 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
     headers: result.headers,
     temporary: temporaryChecks.length > 0,
     temporaryChecks,
+    dkimUnverified: unverifiedSignatures((result.dkim as { headers?: unknown }).headers),
   };
 };
 

@@ -69,24 +69,154 @@ const LIST_HEADERS: Array<[key: 'id' | 'post', name: string]> = [
   ['post', 'List-Post'],
 ];
 
-// Reply and forward prefixes (any number, "Re[2]:" included, in the languages mail clients write
-// them), then a phrase auto-responders put first: "automatic reply" and "out of office" as Outlook,
-// Exchange, Gmail, Yandex, Mail.ru and Apple Mail word them in the languages of their interfaces.
-// Each repetition of the prefix group must end in ":", so no input makes it backtrack.
+// The subject of an auto-reply has a machine's shape: reply and forward prefixes (any number,
+// "Re[2]:" included, in the languages mail clients write them), then a phrase an auto-responder
+// puts first, as Outlook, Exchange, Gmail, Yandex, Mail.ru and Apple Mail word it in the languages
+// of their interfaces, then one of three endings:
+//   - a colon, before the subject it answers ("Automatic reply: Re: [TKT-1]", "Out of Office AutoReply:"),
+//   - the end of the subject ("Fuori sede", "Re: Автоответ"),
+//   - for a phrase of absence, the date it lasts until ("Отсутствую в офисе до 10 марта",
+//     "Out of the office until Monday", "Abwesend vom 3.-7. März"),
+// or the phrase in brackets ("[Auto-Reply] Re: …"). A person's subject that merely begins with
+// the words ("Автоответ не работает в Outlook", "Out of office replies are not sent") has none of
+// these shapes. Each repetition of the prefix group must end in ":", so no input makes it backtrack.
+const REPLY_PREFIX =
+  '(?:re|fwd?|aw|wg|sv|vs|rv|ref|res|odp|enc|tr|yn|ynt|ответ|отв|пересл|відп|回复|答复|轉寄|回覆)' +
+  '\\s*(?:\\[\\d{1,4}\\]\\s*)?[:：]\\s*';
+/** "Automatic reply" as auto-responders write it; "Auto" only before a colon. */
+const AUTO_REPLY_PHRASES = [
+  'автоответ',
+  'автоматический ответ',
+  'автоматичний ответ',
+  'автоматична відповідь',
+  'автовідповідь',
+  'автожауап',
+  'аўтаматычны адказ',
+  'автоматичен отговор',
+  'auto(?=\\s*[:：])',
+  'automatic reply',
+  'auto[- ]?reply',
+  'auto[- ]?response',
+  'automatische antwort',
+  'réponse automatique',
+  'respuesta automática',
+  'risposta automatica',
+  'resposta automática',
+  'automatisch antwoord',
+  'odpowiedź automatyczna',
+  'automatyczna odpowiedź',
+  'automatická odpověď',
+  'automatická odpoveď',
+  'automatikus válasz',
+  'răspuns automat',
+  'automatski odgovor',
+  'samodejni odgovor',
+  'automātiskā atbilde',
+  'automatinis atsakymas',
+  'automaatne vastus',
+  'otomatik yanıt',
+  'otomatik cevap',
+  'automatiskt svar',
+  'automatisk svar',
+  'automaattinen vastaus',
+  'αυτόματη απάντηση',
+  'תשובה אוטומטית',
+  'رد تلقائي',
+  'balasan otomatis',
+  'trả lời tự động',
+  '自动回复',
+  '自动答复',
+  '自動回覆',
+  '自動回复',
+  '自動返信',
+  '自動応答',
+  '자동 응답',
+  '자동응답',
+  '자동 회신',
+];
+/** "Out of office" and "I am away", which may be followed by the date they last until. */
+const ABSENCE_PHRASES = [
+  'отсутствую(?: в офисе| на работе| на рабочем месте)?',
+  'нахожусь в отпуске',
+  'в отпуске',
+  'нет на месте',
+  'не в офисе',
+  'вне офиса',
+  'поза офісом',
+  'відсутн(?:ій|я)(?: в офісі)?',
+  'out[- ]of[- ](?:the[- ])?office',
+  'away from (?:the )?office',
+  'on (?:vacation|holiday|leave)',
+  'abwesenheitsnotiz',
+  'abwesend',
+  'nicht im büro',
+  'im urlaub',
+  'absence du bureau',
+  'absente? du bureau',
+  'absente?',
+  "message d['’]absence",
+  'en congés?',
+  'en vacances',
+  'fuera de la oficina',
+  'fuera de oficina',
+  'ausente',
+  'de vacaciones',
+  'fuori sede',
+  'fuori ufficio',
+  'in ferie',
+  'assente',
+  'ausência temporária',
+  'fora do escritório',
+  'de férias',
+  'afwezig',
+  'niet op kantoor',
+  'op vakantie',
+  'poza biurem',
+  'na urlopie',
+  'mimo kancelář',
+  'na dovolené',
+  'házon kívül',
+  'ofis dışında',
+  'frånvarande',
+  'frånvaro',
+  'fraværende',
+  'fravær',
+  'poissa(?: toimistolta)?',
+  'lomalla',
+  '不在通知',
+  '不在',
+  '外出中',
+  '부재중',
+];
+/** Words that lead to the date an absence lasts until, or from which it starts (then a digit). */
+const UNTIL_WORDS = [
+  'until',
+  'till',
+  'through',
+  'до',
+  "jusqu['’](?:au|à|a)",
+  'bis',
+  'hasta',
+  "fino (?:al|a|all['’])",
+  'sino al',
+  'até',
+  'tot',
+  'do',
+  'indtil',
+  'inntil',
+  'til',
+  'fram till',
+];
+const FROM_WORDS = ['from', 'с', 'з', 'du', 'vom', 'von', 'dal', 'del', 'desde', 'de', 'od', 'van', 'fra', 'från'];
+const ABSENCE_DATE =
+  `(?:\\s*[-–—,(]\\s*|\\s+)(?:(?:${UNTIL_WORDS.join('|')})\\s+(?![^?]*\\?\\s*$)\\S|(?:${FROM_WORDS.join('|')})\\s+\\d|` +
+  '\\d{1,2}[./-]\\d)';
+const PHRASE = `(?:${[...AUTO_REPLY_PHRASES, ...ABSENCE_PHRASES].join('|')})`;
 const AUTO_SUBJECT = new RegExp(
-  '^\\s*(?:(?:re|fwd?|aw|wg|sv|vs|rv|ref|res|odp|enc|tr|yn|ynt|ответ|отв|пересл|відп|回复|答复|轉寄|回覆)\\s*(?:\\[\\d{1,4}\\]\\s*)?[:：]\\s*)*' +
-    '(автоответ|автоматический ответ|автоматичний ответ|автоматична відповідь|автовідповідь|автожауап|' +
-    'аўтаматычны адказ|отсутствую в офисе|нахожусь в отпуске|не в офисе|поза офісом|' +
-    'auto:|automatic reply|autoreply|auto[- ]reply|autoresponse|auto-response|out of (?:the )?office|' +
-    'abwesenheitsnotiz|automatische antwort|abwesend|' +
-    'réponse automatique|absence du bureau|absent du bureau|message d.absence|' +
-    'respuesta automática|fuera de la oficina|risposta automatica|fuori sede|fuori ufficio|' +
-    'resposta automática|ausência temporária|fora do escritório|automatisch antwoord|afwezig|' +
-    'odpowiedź automatyczna|automatyczna odpowiedź|poza biurem|automatická odpověď|mimo kancelář|' +
-    'automatická odpoveď|automatikus válasz|házon kívül|răspuns automat|' +
-    'otomatik yanıt|otomatik cevap|ofis dışında|automatiskt svar|automatisk svar|frånvaro|fravær|' +
-    'automaattinen vastaus|poissa toimistolta|αυτόματη απάντηση|' +
-    '自动回复|自動回覆|自動回复|自動返信|不在通知|자동 응답|자동응답)',
+  `^\\s*(?:${REPLY_PREFIX})*(?:` +
+    `[[(【]\\s*(${PHRASE})\\s*[\\])】]|` +
+    `(${PHRASE}(?:\\s+${PHRASE})*)\\s*(?:[:：]|[.!]?\\s*$)|` +
+    `(${ABSENCE_PHRASES.join('|')})(?=${ABSENCE_DATE}))`,
   'iu',
 );
 const ADDRESS_SEPARATORS = /[\s<>"',;()[\]]+/;
@@ -153,7 +283,10 @@ export function classifyMessage(input: ClassifyInput): NotAReply | null {
     return { kind: 'auto-reply', reason: `Precedence: ${firstToken(precedence)}` };
   }
   const subjectMatch = input.subject ? AUTO_SUBJECT.exec(input.subject.slice(0, SUBJECT_SCAN_LIMIT)) : null;
-  if (subjectMatch) return { kind: 'auto-reply', reason: `Subject starts with "${subjectMatch[1]}"` };
+  if (subjectMatch) {
+    const phrase = subjectMatch[1] ?? subjectMatch[2] ?? subjectMatch[3];
+    return { kind: 'auto-reply', reason: `Subject starts with "${phrase}"` };
+  }
 
   if (input.mailFrom === null || input.mailFrom === '')
     return { kind: 'bounce', reason: 'null sender: MAIL FROM:<> (a bounce or other automatic message)' };

@@ -1,5 +1,6 @@
 // Who is notified of what (pure): ticket created → staff; a staff reply → the requester; a reply of
-// the requester (or of anyone else accepted) → staff; never the author of the message. Each
+// the requester → staff, and one of a third party (a stranger AUTH_POLICY=monitor accepted) → staff
+// as such; never the author of the message. Each
 // notification is one outbox row of kind 'mail' per recipient, with its own random Message-ID.
 // With CRM_WEBHOOK_URL, every new ticket message also gets one row of kind 'webhook' for the CRM,
 // with its own random event id.
@@ -8,7 +9,7 @@ import type { Config } from '../config.js';
 import type { NewOutboxRow } from '../db/outbox.js';
 import type { Ticket } from '../db/queries.js';
 
-export type NotificationEvent = 'ticket_created' | 'staff_reply' | 'requester_reply';
+export type NotificationEvent = 'ticket_created' | 'staff_reply' | 'requester_reply' | 'stranger_reply';
 export type Audience = 'staff' | 'requester';
 
 export interface NotifyRules {
@@ -100,9 +101,11 @@ export function notificationsFor(
         rows.push(mail('staff_reply', 'requester', ticket.id, ticket.requester, rules));
       continue;
     }
-    // the requester, or anyone else the policy accepted (AUTH_POLICY=monitor): staff should know
+    // the requester, or anyone else the policy accepted (AUTH_POLICY=monitor): staff should know, and
+    // know which: a third party's message is not the requester's
+    const event = m.authorRole === 'stranger' ? 'stranger_reply' : 'requester_reply';
     for (const to of rules.staffTo)
-      if (!same(m.authorAddress, to)) rows.push(mail('requester_reply', 'staff', ticket.id, to, rules));
+      if (!same(m.authorAddress, to)) rows.push(mail(event, 'staff', ticket.id, to, rules));
   }
   return rows;
 }

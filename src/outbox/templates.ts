@@ -1,6 +1,7 @@
 // The notification templates: `templates/<language>/<event>.txt|.html`, overridden file by file from
 // TEMPLATES_DIR. Loaded and checked once at start (an unknown placeholder stops the start); rendering
-// is plain `{{name}}` substitution, HTML-escaped in the HTML part. The layout is templates/README.md.
+// is plain `{{name}}` substitution, each value but the text on one line (oneLine), HTML-escaped in the
+// HTML part. The layout is templates/README.md.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { NotificationEvent } from './notify.js';
@@ -20,6 +21,7 @@ export type TemplateValues = Record<(typeof PLACEHOLDERS)[number], string>;
 const FILES: Record<NotificationEvent, string> = {
   ticket_created: 'ticket-created',
   requester_reply: 'requester-reply',
+  stranger_reply: 'stranger-reply',
   staff_reply: 'staff-reply',
 };
 
@@ -90,12 +92,25 @@ function splitHeaders(source: string): { headers: Map<string, string>; body: str
 export const escapeHtml = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
+/**
+ * A value from mail or the CRM as one line, for a header or a one-line place of a template: CR, LF,
+ * tabs, the other C0 and C1 controls and Unicode's line and paragraph separators become a space,
+ * runs of spaces one, the ends trimmed. nodemailer folds and encodes header values, but a break
+ * it keeps (as a space, or in an encoded-word) still shows the customer two lines where we wrote one.
+ */
+export const oneLine = (s: string): string => s.replace(/[\s\p{Cc}]+/gu, ' ').trim();
+
+/** `{{text}}` keeps its lines; every other value stands in a line of the template, header or text. */
+const MULTILINE: ReadonlySet<string> = new Set(['text']);
+
 function fill(template: string, values: TemplateValues, encode: (s: string) => string): string {
-  return template.replace(PLACEHOLDER_RE, (_, key: keyof TemplateValues) => encode(values[key] ?? ''));
+  return template.replace(PLACEHOLDER_RE, (_, key: keyof TemplateValues) => {
+    const value = values[key] ?? '';
+    return encode(MULTILINE.has(key) ? value : oneLine(value));
+  });
 }
 
 export function renderMail(template: Template, values: TemplateValues): RenderedMail {
-  const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, ' ').trim();
   return {
     subject: oneLine(fill(template.subject, values, oneLine)),
     fromName: template.fromName && oneLine(fill(template.fromName, values, oneLine)),

@@ -1,17 +1,19 @@
-// The pipeline as the SMTP layer sees it: the bytes of one message in, its outcome out. The steps
-// (steps.ts) run on the worker pool (pool.ts), or here on the main thread for a small message of a
-// simple shape (inline.ts); the rows are committed here on the main thread (deliver.ts); the budget
-// of messages processed at once is budget.ts's.
+// The pipeline as the SMTP layer sees it: the bytes of one message in, its outcome out. The DNS its
+// authentication needs is fetched here on the main thread first (src/mail/auth-dns.ts); the steps
+// (steps.ts) then run on the worker pool (pool.ts), or here for a small message of a simple shape
+// (inline.ts); the rows are committed here (deliver.ts); the budget of messages processed at once is
+// budget.ts's.
 import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
 import type { Pool } from '../db/pool.js';
+import { AuthDnsFetch, replayResolver } from '../mail/auth-dns.js';
 import type { Resolver } from '../mail/dns.js';
 import { deliver } from './deliver.js';
 import { type MessageShape, runsInline } from './inline.js';
 import type { Analysed, PipelinePool } from './pool.js';
 import { RepeatedReplies, setAsideRepeats } from './repeats.js';
 import { analyse, type PipelineInput, type PipelineSettings, type PipelineWorld, sha256Of } from './steps.js';
-import type { Outcome } from './types.js';
+import type { Envelope, Outcome } from './types.js';
 import { databaseWorld } from './world.js';
 
 export interface PipelineOptions {
@@ -69,8 +71,24 @@ export class Pipeline {
     return outcome;
   }
 
+  /**
+   * Starts the DNS of one message's authentication on this thread (src/mail/auth-dns.ts): SPF at
+   * once, the rest when `record()` gets the bytes. Its recording goes in `input.dns`.
+   */
+  authDns(envelope: Envelope): AuthDnsFetch {
+    return new AuthDnsFetch(this.options.resolver, {
+      ip: envelope.clientIp,
+      helo: envelope.helo ?? '',
+      mailFrom: envelope.mailFrom ?? '',
+      mta: this.options.settings.smtpHostname,
+    });
+  }
+
   private async analyseHere(input: PipelineInput): Promise<Analysed> {
-    const analysis = await analyse(input, this.world, this.options.settings);
+    const world = input.dns
+      ? { ...this.world, resolver: replayResolver(input.dns, this.options.resolver) }
+      : this.world;
+    const analysis = await analyse(input, world, this.options.settings);
     return { analysis, raw: input.raw, sha256: sha256Of(input.raw) };
   }
 

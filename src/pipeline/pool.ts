@@ -199,6 +199,7 @@ export class PipelinePool {
       envelope: input.envelope,
       routes: input.routes,
       network: input.network,
+      dns: input.dns ?? [],
       port: port2,
       slot,
     };

@@ -2,13 +2,15 @@
 // classify → check the author → authenticate → authorize → parse the body → extract → rows. Cheap
 // refusals come first, and a step only runs when the ones before it let the message through, so a
 // stranger's 25 MB message is refused on its From line. Runs in a worker thread (worker.ts); what
-// talks to the world (DNS, the ticket lookups) is injected as `PipelineWorld`.
+// talks to the world (DNS, the ticket lookups) is injected as `PipelineWorld`; the DNS answers
+// authentication needs were fetched before, on the main thread (src/mail/auth-dns.ts).
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
+import type { DnsRecording } from '../mail/auth-dns.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
-import { type AuthDecision, authorize, authorizeAuthor } from '../mail/authorize.js';
+import { type AuthDecision, authorize, authorizeAuthor, BODY_FIELDS } from '../mail/authorize.js';
 import { bodyOffset } from '../mail/bytes.js';
 import { classifyInput, classifyMessage, type NotAReply } from '../mail/classify.js';
 import type { Resolver } from '../mail/dns.js';
@@ -81,6 +83,11 @@ export interface PipelineInput {
   routes: Route[];
   /** The client's network (limits.ts networkKey): what unrouted mail is counted under. */
   network: string;
+  /**
+   * The answers authentication needs, fetched on the main thread (src/mail/auth-dns.ts): the
+   * steps' resolver answers from them (pool.ts, pipeline.ts), so that no worker waits for DNS.
+   */
+  dns?: DnsRecording;
 }
 
 export async function analyse(
@@ -163,6 +170,7 @@ export async function analyse(
     mta: settings.smtpHostname,
     resolver: world.resolver,
   });
+  if (auth.dkimUnverified) facts.dkimUnverified = auth.dkimUnverified;
   const ticketRoutes: TicketRoute[] = [...explicit];
   const unrouted: UnroutedMessageRow[] = [];
   const reference = candidates && supportTicket(candidates, auth);
@@ -283,6 +291,7 @@ function authorizeArgs(header: ParsedHeader, ticket: Ticket, settings: PipelineS
     staff: settings.staffSenders,
     trustedSealers: settings.arcTrustedSealers,
     policy: settings.authPolicy,
+    bodyFields: BODY_FIELDS.filter((field) => header.headers.has(field)),
   };
 }
 

@@ -47,6 +47,8 @@ export interface Facts {
   cpuMs?: number;
   /** The reply was extracted from the first REPLY_INPUT_MAX_CHARS of the text and HTML (src/mail/reply-text/message.ts). */
   replyInputCut?: true;
+  /** Valid DKIM signatures past DKIM_MAX_SIGNATURES, not verified (src/mail/dkim-limit.ts). */
+  dkimUnverified?: number;
   /** Where its steps ran: on the main thread (a small message of a simple shape, inline.ts) or in a worker. */
   path?: 'inline' | 'worker';
   err?: string;

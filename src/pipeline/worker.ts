@@ -1,6 +1,7 @@
-// A worker thread of the pipeline pool (pool.ts): runs the steps of one message per task. Each
-// thread has its own DNS resolver and cache (lookups are I/O, and asking the main thread for each
-// cost two thread hand-offs); the ticket lookups of mail to the bare support@ and the unrouted
+// A worker thread of the pipeline pool (pool.ts): runs the steps of one message per task. The DNS
+// answers authentication needs come with the task, fetched on the main thread (src/mail/auth-dns.ts):
+// a thread that waited for a slow sender's DNS held every other message behind it. Each thread
+// keeps a resolver of its own (and cache) only for a question that fetch did not foresee; the ticket lookups of mail to the bare support@ and the unrouted
 // budget are asked of the main thread, which keeps the database pool, over the task's port. The
 // raw bytes arrive and leave transferred, not copied. Which OS thread runs a task, and its CPU clock
 // at the start, go into a shared slot that the main thread's watchdog reads.
@@ -8,6 +9,7 @@ import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Envelope } from '../db/queries.js';
+import { type DnsRecording, replayResolver } from '../mail/auth-dns.js';
 import { createResolver, type Resolver } from '../mail/dns.js';
 import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
 import { analyse, type PipelineSettings, type PipelineWorld, type SupportTickets, sha256Of } from './steps.js';
@@ -18,6 +20,8 @@ export interface Task {
   envelope: Envelope;
   routes: Route[];
   network: string;
+  /** The answers of the message's authentication lookups (src/mail/auth-dns.ts). */
+  dns: DnsRecording;
   port: MessagePort;
   /** This task's slot in the clock board (pool.ts). */
   slot: number;
@@ -76,7 +80,7 @@ export default async function run(task: Task): Promise<unknown> {
       port.postMessage({ ...request, id });
     });
   const world: PipelineWorld = {
-    resolver,
+    resolver: replayResolver(task.dns, resolver),
     findSupportTickets: (refs, guessable) => ask<SupportTickets>({ op: 'tickets', refs, guessable }),
     unroutedBytesToday: (network) => ask<number>({ op: 'unrouted', network }),
   };

@@ -331,6 +331,30 @@ describe('one conversation, end to end', () => {
     expect(rows[0].n).toBe(1);
     expect(await dkimResults(relayed.raw, dns)).toMatchObject([{ result: 'pass' }]);
   });
+
+  it("an out-of-office known only by its subject notifies nobody; a person's subject about one is a reply", async () => {
+    const before = await outboxRows(db.pool, ticketId);
+    const send = (subject: string, messageId: string, body: string) =>
+      deliver(server.port, {
+        ip: '127.0.0.2',
+        from: REQUESTER,
+        to: [ticketAddress(ticketId)],
+        message: buildMessage({ from: REQUESTER, to: ticketAddress(ticketId), subject, messageId, body }),
+      });
+    const away = await send('Отсутствую в офисе до 10 марта', '<away-2@mail.example.ru>', 'Я в отпуске.');
+    expect(away.text).toMatch(/^Ok: auto-reply recorded as \d+, not posted to the ticket$/);
+    const person = await send('Автоответ не работает в Outlook', '<answer-4@mail.example.ru>', 'Не уходит автоответ.');
+    expect(person.short, person.text).toBe('250 2.0.0');
+
+    const { rows } = await db.pool.query(
+      "select message_id from ticket_messages where message_id in ('<away-2@mail.example.ru>', '<answer-4@mail.example.ru>')",
+    );
+    expect(rows).toEqual([{ message_id: '<answer-4@mail.example.ru>' }]);
+    // the person's message is the next mail staff get, and the only new outbox row
+    const relayed = (await relay.waitFor(7))[6]!;
+    expect((await readMail(relayed.raw)).text).toContain('Не уходит автоответ.');
+    expect(await outboxRows(db.pool, ticketId)).toHaveLength(before.length + 1);
+  });
 });
 
 async function verpSecret(): Promise<string> {
@@ -495,5 +519,77 @@ describe('bounces come home, never as backscatter', () => {
     expect(r1.short).toBe('250 2.0.0');
     expect(r2.text).toMatch(/already committed/);
     expect((await db.pool.query('select count(*)::int as n from unrouted_messages')).rows[0].n).toBe(before + 1);
+  });
+});
+
+describe("a third party's reply (AUTH_POLICY=monitor) is told to staff as one, not as the requester's", () => {
+  const TOKEN = `tmx_${'c'.repeat(40)}`;
+  let monitor: TestServer;
+  let ticketId: string;
+  let before: number;
+
+  beforeAll(async () => {
+    before = relay.messages.length;
+    monitor = await startTestServer(
+      db.url,
+      { ...env(), AUTH_POLICY: 'monitor', STAFF_SENDERS: '@flamecrm.ru', API_TOKEN: TOKEN },
+      dns,
+    );
+    const created = await runCli(
+      ['ticket', 'create', '--subject', 'Сканер', '--requester', REQUESTER, '--message', 'Не сканирует.', '--json'],
+      cli(),
+    );
+    expect(created.code, created.stderr).toBe(0);
+    ticketId = JSON.parse(created.stdout).ticket.id;
+  });
+  afterAll(async () => {
+    await monitor?.close();
+  });
+
+  it('the notification, ticket show (text and --json) and GET /v1/tickets/{id} all say who wrote', async () => {
+    const r = await deliver(monitor.port, {
+      ip: '127.0.0.3',
+      from: 'someone@stranger.org',
+      to: [ticketAddress(ticketId)],
+      message: buildMessage({
+        from: 'Someone <someone@stranger.org>',
+        to: ticketAddress(ticketId),
+        subject: `Re: [${ticketId}] Сканер`,
+        body: 'Я не клиент, но у меня тоже не сканирует.',
+      }),
+    });
+    expect(r.short, r.text).toBe('250 2.0.0');
+
+    // "ticket created", then the third party's reply, both to staff
+    await relay.waitFor(before + 2);
+    const mails = await Promise.all(relay.messages.slice(before).map((m) => readMail(m.raw)));
+    const reply = mails.find((m) => m.header('x-ticket-id') === ticketId && m.text.includes('Я не клиент'))!;
+    expect(reply.to).toBe(STAFF);
+    expect(reply.text).toContain(`Ответ третьего лица в тикете ${ticketId}`);
+    expect(reply.text).toContain(`От: someone@stranger.org (не заявитель тикета, ${REQUESTER}, и не сотрудник)`);
+    expect(reply.text).not.toContain('Новый ответ в тикете');
+
+    const rows = await outboxRows(db.pool, ticketId);
+    expect(rows.map((row) => [row.event, row.recipient])).toEqual([
+      ['ticket_created', STAFF],
+      ['stranger_reply', STAFF],
+    ]);
+    const human = (await runCli(['ticket', 'show', ticketId], cli())).stdout;
+    expect(human).toMatch(/from Someone <someone@stranger\.org> \(third party: neither the requester nor staff\)/);
+    expect(human).toMatch(new RegExp(`notification ${rows[1]!.id} to ${STAFF} \\(reply from a third party\\)`));
+    expect(human).not.toContain('requester reply');
+
+    const json = JSON.parse((await runCli(['ticket', 'show', ticketId, '--json'], cli())).stdout);
+    const api = await fetch(`http://127.0.0.1:${monitor.httpPort}/v1/tickets/${ticketId}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(api.status).toBe(200);
+    for (const doc of [json, await api.json()]) {
+      expect(doc.messages.map((m: { from: string; role: string }) => [m.from, m.role])).toEqual([
+        [REQUESTER, 'requester'],
+        ['someone@stranger.org', 'stranger'],
+      ]);
+      expect(doc.notifications.map((n: { event: string }) => n.event)).toEqual(['ticket_created', 'stranger_reply']);
+    }
   });
 });

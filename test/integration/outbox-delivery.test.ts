@@ -3,18 +3,20 @@
 // reply kept; 550 → failed with the reply kept (and `outbox retry`); past OUTBOX_MAX_AGE → failed;
 // two senders on one database → no row twice; the sender killed between send and mark → at most
 // one duplicate, with the same Message-ID; a stop finishes or puts back what is in flight; a
-// rolled-back message queues nothing.
+// rolled-back message queues nothing. Values from mail and the CRM with line breaks in them are one
+// line in the notification's headers and in the lines of its text.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { ClaimedRow } from '../../src/db/outbox.js';
+import { type ClaimedRow, queueOutbox } from '../../src/db/outbox.js';
 import { createPool, withTransaction } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { mailDelivery } from '../../src/outbox/mail.js';
-import { notifyRules } from '../../src/outbox/notify.js';
+import { notifyRules, ticketCreatedNotifications } from '../../src/outbox/notify.js';
 import { createSender, openOutbox } from '../../src/outbox/open.js';
 import { Sender } from '../../src/outbox/sender.js';
 import { createTicketWithMessage } from '../../src/outbox/tickets.js';
@@ -553,5 +555,107 @@ describe('TLS to the relay', () => {
     const result = await attempt('false');
     expect(result).toMatchObject({ outcome: 'sent' });
     expect(relay.messages).toHaveLength(1);
+  });
+});
+
+describe("values from mail and the CRM are one line in a notification's headers and lines", () => {
+  let db: TestDatabase;
+  let relay: TestRelay;
+  let server: TestServer;
+  let templates: string;
+  const injected = 'Hi\r\nBcc: x@evil.example\r\n\tX-Injected: 1\u0085\u2028end';
+  const word = (s: string) => `=?utf-8?b?${Buffer.from(s).toString('base64')}?=`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // a CRM title with a newline in it, as the CRM's own table may hold one
+    await insertTestTicket(db.pool, 'TKT-80', 'client@example.ru', 'Printer\nBcc: crm@evil.example');
+    relay = await startRelay();
+    // an operator's template that puts the author's display name and the message's subject in headers
+    templates = fs.mkdtempSync(path.join(os.tmpdir(), 'ticket-mx-templates-'));
+    fs.mkdirSync(path.join(templates, 'en'));
+    fs.writeFileSync(
+      path.join(templates, 'en', 'requester-reply.txt'),
+      'Subject: Re: [{{ticketId}}] {{subject}}\nFrom-Name: {{author}} via Support\n\n' +
+        'Author: {{author}}\nTicket: {{ticketSubject}}\nSubject: {{subject}}\n\n{{text}}\n',
+    );
+    server = await startTestServer(db.url, {
+      OUTBOUND_SMTP_URL: relay.url,
+      NOTIFY_STAFF_TO: STAFF,
+      NOTIFY_LANGUAGE: 'en',
+      TEMPLATES_DIR: templates,
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await relay?.close();
+    await db?.drop();
+    if (templates) fs.rmSync(templates, { recursive: true, force: true });
+  });
+
+  /** The header block of the raw bytes, each field unfolded onto one line. */
+  const headerLines = (raw: Buffer) =>
+    raw
+      .toString('latin1')
+      .split('\r\n\r\n')[0]!
+      .replace(/\r\n[ \t]/g, ' ')
+      .split('\r\n');
+
+  it('an encoded-word subject and display name with CR/LF: one Subject, no injected field, one line of text', async () => {
+    const r = await deliver(server.port, {
+      ip: '127.0.0.2',
+      from: 'client@example.ru',
+      to: ['support+TKT-80@flamecrm.ru'],
+      message: [
+        `From: ${word('Eve\r\nBcc: name@evil.example')} <client@example.ru>`,
+        'To: support+TKT-80@flamecrm.ru',
+        `Subject: ${word(injected)}`,
+        'Message-ID: <one-line-1@example.ru>',
+        'MIME-Version: 1.0',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'The printer prints blank pages.',
+        '',
+      ].join('\r\n'),
+    });
+    expect(r.short, r.text).toBe('250 2.0.0');
+    const [relayed] = await relay.waitFor(1);
+    const fields = headerLines(relayed!.raw);
+    expect(fields.filter((l) => /^subject:/i.test(l))).toHaveLength(1);
+    expect(fields.filter((l) => /^from:/i.test(l))).toHaveLength(1);
+    expect(fields.filter((l) => /^(bcc|x-injected):/i.test(l))).toEqual([]);
+
+    const mail = await simpleParser(relayed!.raw);
+    expect(mail.subject).toBe('Re: [TKT-80] Hi Bcc: x@evil.example X-Injected: 1 end');
+    expect(mail.from?.value[0]).toEqual({
+      name: 'Eve Bcc: name@evil.example <client@example.ru> via Support',
+      address: 'support@flamecrm.ru',
+    });
+    const lines = (mail.text ?? '').split('\n');
+    expect(lines).toContain('Author: Eve Bcc: name@evil.example <client@example.ru>');
+    expect(lines).toContain('Ticket: Printer Bcc: crm@evil.example');
+    expect(lines).toContain('Subject: Hi Bcc: x@evil.example X-Injected: 1 end');
+    expect(lines.filter((l) => /^\s*(bcc|x-injected):/i.test(l))).toEqual([]);
+    expect(mail.html).toContain('Subject: Hi Bcc: x@evil.example X-Injected: 1 end</p>');
+  });
+
+  it("the CRM's title with a newline: the built-in template's Subject and lines stay one line each", async () => {
+    await insertTestTicket(db.pool, 'TKT-81', 'client@example.ru', 'Printer\r\n\r\nBcc: crm@evil.example\u000b!');
+    const { rows } = await db.pool.query("select id, subject, requester, status from tickets where id = 'TKT-81'");
+    const rules = notifyRules({
+      notifyStaffTo: [STAFF],
+      notifyRequester: true,
+      mailDomains: ['flamecrm.ru'],
+      crmWebhookUrl: null,
+    });
+    await withTransaction(db.pool, (tx) => queueOutbox(tx, ticketCreatedNotifications(rows[0], rules)));
+    const relayed = (await relay.waitFor(2))[1]!;
+    const fields = headerLines(relayed.raw);
+    expect(fields.filter((l) => /^subject:/i.test(l))).toHaveLength(1);
+    expect(fields.filter((l) => /^bcc:/i.test(l))).toEqual([]);
+    const mail = await readMail(relayed.raw);
+    expect(mail.subject).toBe('[TKT-81] Printer Bcc: crm@evil.example !');
+    expect(mail.text.split('\n')).toContain('Subject: Printer Bcc: crm@evil.example !');
+    expect(mail.text.split('\n').filter((l) => /^bcc:/i.test(l))).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@ import { findSmtpError, readDeliveryReport } from '../../src/mail/dsn.js';
 import { judgeSmtpError, parseRelayUrl, readDkimKey } from '../../src/outbox/mail.js';
 import { notificationsFor, notifyRules, ticketCreatedNotifications } from '../../src/outbox/notify.js';
 import { retryDelay } from '../../src/outbox/sender.js';
-import { loadTemplates, renderMail, TemplateError } from '../../src/outbox/templates.js';
+import { loadTemplates, oneLine, renderMail, TemplateError } from '../../src/outbox/templates.js';
 import { TEMPLATES_DIR } from '../../src/paths.js';
 import { failureOf } from '../../src/smtp/phases/bounce.js';
 
@@ -91,11 +91,11 @@ describe('who is notified', () => {
       ],
     ],
     [
-      'a stranger accepted under monitor → staff, never the requester',
+      'a stranger accepted under monitor → staff, as a third party, never the requester',
       message('stranger', 'who@else.org', false),
       [
-        ['requester_reply', 'info@flamecrm.ru'],
-        ['requester_reply', 'boss@flamecrm.ru'],
+        ['stranger_reply', 'info@flamecrm.ru'],
+        ['stranger_reply', 'boss@flamecrm.ru'],
       ],
     ],
     [
@@ -168,6 +168,26 @@ describe('templates', () => {
     expect(mail.html).not.toContain('<script>');
     expect(mail.text).toContain('<script>alert(1)</script>');
     expect(renderMail(t.ticket_created, values).text).toMatch(/^New support ticket TKT-12345/);
+  });
+
+  it('every value but the text is one line: in headers, in the lines of the text and of the HTML', () => {
+    expect(oneLine(' a\r\n\tb\u0000c\u0085d\u2028e\u000b\u000c f\u007f  ')).toBe('a b c d e f');
+    const t = loadTemplates({ builtIn: TEMPLATES_DIR, override: null, language: 'ru' });
+    const mail = renderMail(t.requester_reply, {
+      ...values,
+      ticketSubject: 'Принтер\nBcc: crm@evil.example',
+      from: 'client@example.ru\r\nX-Injected: 1',
+      subject: 'Hi\r\nBcc: x@evil.example',
+      text: 'Первая строка\nвторая строка',
+    });
+    expect(mail.subject).toBe('Re: [TKT-12345] Принтер Bcc: crm@evil.example');
+    const lines = mail.text.split('\n');
+    expect(lines).toContain('От: client@example.ru X-Injected: 1');
+    expect(lines).toContain('Тема: Hi Bcc: x@evil.example');
+    expect(lines.filter((l) => /^(bcc|x-injected):/i.test(l))).toEqual([]);
+    // the text itself keeps its lines
+    expect(lines).toEqual(expect.arrayContaining(['Первая строка', 'вторая строка']));
+    expect(mail.html).toContain('Тема: Hi Bcc: x@evil.example</p>');
   });
 
   it('TEMPLATES_DIR overrides file by file; a template it lacks comes from templates/', () => {

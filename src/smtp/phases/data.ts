@@ -6,7 +6,9 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
 import { DeadlineExceeded, failureTag } from '../../deadline.js';
+import type { AuthDnsFetch } from '../../mail/auth-dns.js';
 import { emptyHeaderShape, inspectHeader, LineEndings } from '../../mail/bytes.js';
+import { DKIM_MAX_SIGNATURES } from '../../mail/dkim-limit.js';
 import { GrowingBuffer } from '../../mail/growing-buffer.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
@@ -39,6 +41,9 @@ export function onData(ctx: SmtpContext) {
     let busy: BufferVerdict | null = null;
     // What this message holds of the buffer all connections share; given back exactly once.
     const claim = ctx.buffered.claim(session.remoteAddress);
+    // SPF needs only the envelope: it runs while the bytes arrive (src/mail/auth-dns.ts)
+    const authenticates = routes.some((r) => r.kind === 'ticket' || r.kind === 'support');
+    const dns = authenticates ? ctx.pipeline.authDns(envelopeOf(session)) : null;
     const release = () => claim.release();
     const drop = () => {
       received.drop(); // nothing more is kept, and what was kept is let go
@@ -79,6 +84,18 @@ export function onData(ctx: SmtpContext) {
         const ms = performance.now() - started;
         ctx.metrics.dataSeconds.observe({ outcome: r.logCode }, ms / 1000);
         logDecision(ctx, session, r, { bytes, ms: Math.round(ms * 10) / 10, ...facts });
+        if (facts.dkimUnverified)
+          ctx.log.info(
+            {
+              code: 'AUTH_DKIM_SIGNATURES_CAPPED',
+              cid: session.id,
+              tnx: tnxOf(session),
+              messageId: facts.messageId,
+              unverified: facts.dkimUnverified,
+              limit: DKIM_MAX_SIGNATURES,
+            },
+            'AUTH_DKIM_SIGNATURES_CAPPED',
+          );
         // a permanent refusal of mail to a ticket is recorded for `ticket show` (after the reply's
         // log line, never before the reply: nothing waits for it)
         const tickets = [
@@ -182,7 +199,7 @@ export function onData(ctx: SmtpContext) {
         tags: lineEndings.tags,
         addressBytes: header.addressBytes,
       };
-      process(ctx, session, { raw, routes, network, shape }, deadline.signal, release)
+      process(ctx, session, { raw, routes, network, shape, dns }, deadline.signal, release)
         .then((outcome) => {
           clearTimeout(timer);
           const r = replyTo(outcome);
@@ -207,18 +224,22 @@ export function onData(ctx: SmtpContext) {
 async function process(
   ctx: SmtpContext,
   session: SMTPServerSession,
-  message: { raw: Buffer; routes: Route[]; network: string; shape: MessageShape },
+  message: { raw: Buffer; routes: Route[]; network: string; shape: MessageShape; dns: AuthDnsFetch | null },
   signal: AbortSignal,
   releaseBuffered: () => void,
 ): Promise<Outcome> {
   const { raw, routes, network, shape } = message;
+  // the DNS first, holding only the message's bytes: no turn in the budget, no worker thread
+  const dnsUntil = performance.now() + ctx.config.authDnsBudgetMs;
+  const dns = message.dns ? await message.dns.record(raw, dnsUntil, signal) : undefined;
+  signal.throwIfAborted();
   // answered well inside the deadline, so that the reply names our load rather than the deadline
   const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
   const waitUntil = performance.now() + wait; // for the budget's turn and a worker thread together
   const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
   try {
     releaseBuffered();
-    const input = { raw, envelope: envelopeOf(session), routes, network };
+    const input = { raw, envelope: envelopeOf(session), routes, network, ...(dns ? { dns } : {}) };
     return await ctx.pipeline.process(input, signal, shape, waitUntil);
   } finally {
     done();

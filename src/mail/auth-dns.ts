@@ -1,0 +1,252 @@
+// The DNS of one message's authentication, fetched on the main thread so that no worker thread
+// waits for it: a sender whose DNS answers in seconds held the only worker, and every other
+// sender's message behind it, for as long as its lookups took. SPF starts when DATA does (its
+// inputs are the envelope's) and runs while the bytes arrive; at the final dot the header tells the
+// rest: the keys of the DKIM signatures mailauth will verify (src/mail/dkim-limit.ts caps them)
+// and of the ARC sets, and DMARC's record and Tree Walks for the From domain and every identifier
+// that could align. Each runs mailauth's own code on the same inputs as authenticate() will, so it
+// asks the same questions; what it asks and what comes back is recorded. The recording ends
+// AUTH_DNS_BUDGET_MS after the dot: a question still open then is recorded as a timeout (a
+// temperror, which authorize() treats by the existing rules). The steps then authenticate against
+// the recording (replayResolver): what it holds is answered at once; a question it lacks (nothing
+// here foresaw it) goes to the live resolver. Answers that come after the budget are kept for the
+// sender's retry (`late`).
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { bodyOffset } from './bytes.js';
+import { DKIM_MAX_SIGNATURES } from './dkim-limit.js';
+import type { Resolver } from './dns.js';
+
+/** One question's outcome: the answer, or the error's code and message. */
+export type RecordedAnswer = { answer: unknown } | { error: { code: string; message: string } };
+/** Questions (`TYPE name`, lower case) and their outcomes; structured-cloneable, for a worker. */
+export type DnsRecording = [question: string, outcome: RecordedAnswer][];
+
+export interface AuthDnsInput {
+  ip: string;
+  /** EHLO/HELO name; '' when none. */
+  helo: string;
+  /** MAIL FROM address; '' for the null sender. */
+  mailFrom: string;
+  /** Our host name (SPF's %{r} macro). */
+  mta: string;
+}
+
+interface ParsedTag {
+  value?: unknown;
+}
+interface SignatureHeader {
+  type?: string;
+  skip?: unknown;
+  invalid?: unknown;
+  selector?: string;
+  signingDomain?: string;
+}
+interface ArcLink {
+  'arc-seal'?: { parsed?: Record<string, ParsedTag | undefined> };
+}
+interface Verifier {
+  messageHeaders(headers: unknown): Promise<void>;
+  signatureHeaders: SignatureHeader[];
+  headerFrom: string[];
+  fromFields: number;
+  arc: { chain?: ArcLink[] | false };
+}
+
+const require = createRequire(import.meta.url);
+const { spf } = require('mailauth/lib/spf/index.js') as { spf(opts: object): Promise<unknown> };
+const { evaluateDmarc } = require('mailauth/lib/dmarc/index.js') as { evaluateDmarc(opts: object): Promise<unknown> };
+const { DkimVerifier } = require('mailauth/lib/dkim/dkim-verifier.js') as {
+  DkimVerifier: new (options: object) => Verifier;
+};
+const tools = require('mailauth/lib/tools.js') as {
+  parseHeaders(buf: Buffer): { parsed: { key: string | null }[] };
+  toALabel(name: string): string;
+};
+
+/** DKIM-Signature fields read here at most (src/mail/dkim-limit.ts verifies the first valid ones). */
+const READ_SIGNATURES = 4 * DKIM_MAX_SIGNATURES;
+
+/** What a question still open at the budget is recorded as: c-ares's timeout, a temporary error. */
+const TIMED_OUT = 'ETIMEOUT';
+
+const questionOf = (name: string, rrtype: string): string =>
+  `${rrtype.toUpperCase()} ${name.toLowerCase().replace(/\.+$/, '')}`;
+
+const errorOf = (err: unknown): { code: string; message: string } => {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return { code: typeof e?.code === 'string' ? e.code : 'ESERVFAIL', message: String(e?.message ?? err) };
+};
+
+const outcomeOf = (recorded: RecordedAnswer): Promise<unknown> =>
+  'answer' in recorded
+    ? Promise.resolve(recorded.answer)
+    : Promise.reject(Object.assign(new Error(recorded.error.message), { code: recorded.error.code }));
+
+/** The SPF options mailauth's authenticate() derives from ours (mailauth/lib/mailauth.js). */
+export const spfOptions = (input: AuthDnsInput, resolver: Resolver) => {
+  let helo = input.helo || input.ip;
+  if (helo && isIP(helo)) helo = `[${helo}]`;
+  return { ip: input.ip, helo, sender: input.mailFrom || undefined, mta: input.mta, resolver };
+};
+
+/**
+ * Answers that came after their message's budget had run out, kept for its retry. The lookups are
+ * not abandoned at the budget: mailauth's SPF and DMARC go on in the background and ask what they
+ * would have asked next, so that a domain whose DNS takes longer than the budget is answered from
+ * here when the sender retries (minutes later, past DNS_CACHE_SECONDS), and its 451 4.7.x is not
+ * the answer to every retry. Temporary errors are not kept.
+ */
+const late = new Map<string, { expires: number; outcome: RecordedAnswer }>();
+/** How long a late answer is kept: longer than the retries of a sending server's first hour. */
+export const LATE_KEEP_MS = 60 * 60 * 1000;
+/** Late answers kept at most; the oldest goes first. */
+export const LATE_MAX = 10_000;
+
+const keepLate = (question: string, outcome: RecordedAnswer): void => {
+  if ('error' in outcome && outcome.error.code !== 'ENOTFOUND' && outcome.error.code !== 'ENODATA') return;
+  late.delete(question);
+  if (late.size >= LATE_MAX) late.delete(late.keys().next().value!);
+  late.set(question, { expires: Date.now() + LATE_KEEP_MS, outcome });
+};
+
+const lateOutcome = (question: string): RecordedAnswer | undefined => {
+  const kept = late.get(question);
+  if (!kept) return undefined;
+  if (kept.expires > Date.now()) return kept.outcome;
+  late.delete(question);
+  return undefined;
+};
+
+/** Forgets the late answers (tests). */
+export const clearLateAnswers = (): void => late.clear();
+
+/** One message's lookups, from the start of DATA until `record()` ends them. */
+export class AuthDnsFetch {
+  private readonly outcomes = new Map<string, RecordedAnswer>();
+  /** Asked and not answered yet. */
+  private readonly open = new Set<string>();
+  private readonly work: Promise<unknown>[] = [];
+  private ended = false;
+  private readonly resolver: Resolver;
+
+  constructor(
+    private readonly live: Resolver,
+    private readonly input: AuthDnsInput,
+  ) {
+    const asked = new Map<string, Promise<unknown>>();
+    this.resolver = (name, rrtype) => {
+      const question = questionOf(name, rrtype);
+      const known = this.outcomes.get(question);
+      if (known) return outcomeOf(known);
+      const kept = lateOutcome(question);
+      if (kept) {
+        this.keep(question, kept);
+        return outcomeOf(kept);
+      }
+      let pending = asked.get(question);
+      if (!pending) {
+        this.open.add(question);
+        pending = this.live(name, rrtype).then(
+          (answer) => {
+            this.keep(question, { answer });
+            return answer;
+          },
+          (err: unknown) => {
+            this.keep(question, { error: errorOf(err) });
+            throw err;
+          },
+        );
+        asked.set(question, pending);
+      }
+      return pending;
+    };
+    this.add(spf(spfOptions(input, this.resolver)));
+  }
+
+  /**
+   * Starts the lookups the message's header calls for, waits for all of them until `until`
+   * (performance.now()) or `signal`, and returns what was recorded; nothing is recorded after.
+   */
+  async record(raw: Buffer, until: number, signal?: AbortSignal): Promise<DnsRecording> {
+    await this.fromHeader(raw).catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    await Promise.race([
+      Promise.allSettled(this.work),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, until - performance.now()));
+        onAbort = resolve;
+        signal?.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+    this.ended = true;
+    for (const question of this.open)
+      this.outcomes.set(question, {
+        error: { code: TIMED_OUT, message: `${question}: no answer within AUTH_DNS_BUDGET_MS` },
+      });
+    return [...this.outcomes];
+  }
+
+  private keep(question: string, outcome: RecordedAnswer): void {
+    if (this.ended) {
+      keepLate(question, outcome);
+      return;
+    }
+    this.open.delete(question);
+    this.outcomes.set(question, outcome);
+  }
+
+  private add(task: Promise<unknown>): void {
+    task.catch(() => undefined);
+    this.work.push(task);
+  }
+
+  /** The key and DMARC lookups, found by mailauth's own reading of the header. */
+  private async fromHeader(raw: Buffer): Promise<void> {
+    const verifier = new DkimVerifier({});
+    const headers = tools.parseHeaders(raw.subarray(0, bodyOffset(raw)));
+    // this runs on the main thread: the signatures past the first few are not read here (350 of
+    // them took 12 ms); the cap is reached among those unless most are invalid, and a key this
+    // misses is looked up by the steps themselves, DKIM_MAX_SIGNATURES at most
+    let signatures = 0;
+    headers.parsed = headers.parsed.filter((h) => h.key !== 'dkim-signature' || ++signatures <= READ_SIGNATURES);
+    await verifier.messageHeaders(headers);
+    const key = (selector: unknown, domain: unknown) => {
+      if (typeof selector !== 'string' || typeof domain !== 'string' || !selector || !domain) return;
+      this.add(this.resolver(tools.toALabel(`${selector}._domainkey.${domain}`), 'TXT'));
+    };
+    // DKIM signatures under the cap and the newest ARC-Message-Signature: a key each (looked up
+    // only if its body hash matches, which is not known here: asked anyway)
+    const verified = verifier.signatureHeaders.filter((s) => !s.skip && !s.invalid);
+    for (const s of verified) key(s.selector, s.signingDomain);
+    for (const link of verifier.arc.chain || []) {
+      const seal = link['arc-seal']?.parsed;
+      key(seal?.s?.value, seal?.d?.value);
+    }
+    if (!verifier.headerFrom.length) return;
+    // DMARC as if every signature passed and SPF did: the Tree Walks of all that could align
+    const spfDomain = (this.input.mailFrom || spfOptions(this.input, this.resolver).helo).split('@').pop() ?? '';
+    this.add(
+      evaluateDmarc({
+        headerFrom: verifier.headerFrom,
+        fromFields: verifier.fromFields,
+        spfDomains: spfDomain ? [spfDomain] : [],
+        dkimDomains: verified.filter((s) => s.type === 'DKIM').map((s) => ({ domain: s.signingDomain })),
+        resolver: this.resolver,
+        strict: false,
+      }),
+    );
+  }
+}
+
+/** Answers from a recording; a question it does not hold goes to `live`. */
+export function replayResolver(recording: DnsRecording, live: Resolver): Resolver {
+  const outcomes = new Map(recording);
+  return (name, rrtype) => {
+    const recorded = outcomes.get(questionOf(name, rrtype));
+    return recorded ? outcomeOf(recorded) : live(name, rrtype);
+  };
+}

@@ -1,0 +1,156 @@
+// The DKIM signature cap (src/mail/dkim-limit.ts) and the DNS fetched before authentication
+// (src/mail/auth-dns.ts), against a real DNS server on loopback: authenticating against the
+// recording gives the verdicts that authenticating live gives, asking nothing more, and a message
+// with more valid signatures than the cap has only the cap's worth verified.
+import crypto from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthDnsFetch, type AuthDnsInput, replayResolver } from '../../src/mail/auth-dns.js';
+import { authenticate } from '../../src/mail/authenticate.js';
+import { DKIM_MAX_SIGNATURES, OVER_LIMIT } from '../../src/mail/dkim-limit.js';
+import { createResolver, type Resolver } from '../../src/mail/dns.js';
+import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { arcForwarded, dkimSigned } from '../helpers/mail-auth.js';
+import { buildMessage } from '../helpers/smtp-client.js';
+
+const MTA = 'mx.ticket-mx.test';
+
+let dns: TestDnsServer;
+let resolver: Resolver;
+const keys: Record<string, string> = {};
+
+beforeAll(async () => {
+  dns = await startDnsServer(loadZones(new URL('../../fixtures/dns/zones.json', import.meta.url)));
+  resolver = createResolver({ servers: [dns.address], timeoutMs: 500, tries: 2 });
+  keys.flamecrm = publishDkimKey(dns, 'flamecrm.ru', 'mail');
+  keys.other = publishDkimKey(dns, 'mail.unrelated.test', 'esp');
+  keys.arc = publishDkimKey(dns, 'forwarder.test', 'arc');
+});
+
+afterAll(async () => {
+  await dns?.close();
+});
+
+const message = (from = 'ivan@flamecrm.ru') => Buffer.from(buildMessage({ from, messageId: `<${Math.random()}@t>` }));
+
+/** authenticate() as the steps run it, against the recording of an AuthDnsFetch, and what went live. */
+async function replayed(raw: Buffer, input: AuthDnsInput) {
+  const fetch = new AuthDnsFetch(resolver, input);
+  const recording = await fetch.record(raw, performance.now() + 5_000);
+  const live: string[] = [];
+  const auth = await authenticate({
+    message: raw,
+    ...input,
+    resolver: replayResolver(recording, (name, type) => {
+      live.push(`${type} ${name}`);
+      return resolver(name, type);
+    }),
+  });
+  return { auth, live, recording };
+}
+
+const envelope = (over: Partial<AuthDnsInput> = {}): AuthDnsInput => ({
+  ip: '127.0.0.1',
+  helo: 'mail.flamecrm.ru',
+  mailFrom: 'ivan@flamecrm.ru',
+  mta: MTA,
+  ...over,
+});
+
+describe('authentication against the DNS fetched before it', () => {
+  it.each([
+    ['unsigned, SPF pass', async () => message(), envelope()],
+    [
+      'DKIM-signed, SPF fail',
+      async () => dkimSigned(message(), 'flamecrm.ru', 'mail', keys.flamecrm!),
+      envelope({ ip: '127.9.9.9' }),
+    ],
+    [
+      'signed by a subdomain of another organization',
+      async () => dkimSigned(message(), 'mail.unrelated.test', 'esp', keys.other!),
+      envelope({ ip: '127.9.9.9' }),
+    ],
+    ['the null sender', async () => message(), envelope({ mailFrom: '', helo: 'mx.flamecrm.ru' })],
+    [
+      'forwarded and ARC-sealed',
+      async () =>
+        arcForwarded(
+          await dkimSigned(message(), 'flamecrm.ru', 'mail', keys.flamecrm!),
+          { ip: '127.0.0.1', helo: 'mail.flamecrm.ru', mailFrom: 'ivan@flamecrm.ru' },
+          { domain: 'forwarder.test', selector: 'arc', privateKey: keys.arc! },
+          dns,
+        ),
+      envelope({ ip: '127.9.9.9', mailFrom: 'list@forwarder.test' }),
+    ],
+  ])('%s: the same verdicts as live, nothing asked live', async (_name, build, input) => {
+    const raw = await build();
+    const direct = await authenticate({ message: raw, ...input, resolver });
+    const { auth, live } = await replayed(raw, input);
+    expect(live).toEqual([]);
+    expect({ ...auth, headers: '' }).toEqual({ ...direct, headers: '' });
+  });
+
+  it('records a question still open at the budget as a timeout (a temperror), and asks it no more', async () => {
+    const input = envelope({ mailFrom: 'someone@spf-timeout.ru' });
+    const fetch = new AuthDnsFetch(resolver, input);
+    const started = performance.now();
+    const recording = await fetch.record(message('someone@spf-timeout.ru'), started + 100);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(recording).toContainEqual([
+      'TXT _spf.unresponsive.test',
+      { error: expect.objectContaining({ code: 'ETIMEOUT' }) },
+    ]);
+    const live: string[] = [];
+    const auth = await authenticate({
+      message: message('someone@spf-timeout.ru'),
+      ...input,
+      resolver: replayResolver(recording, (name, type) => {
+        live.push(`${type} ${name}`);
+        return resolver(name, type);
+      }),
+    });
+    expect(auth.spf.result).toBe('temperror');
+    expect(live).toEqual([]);
+  });
+});
+
+describe(`at most ${DKIM_MAX_SIGNATURES} DKIM signatures verified`, () => {
+  /** `n` valid signatures of other selectors (l=1, their body hash right, their b= random) above `below`. */
+  const flood = (n: number, below: Buffer, bodyStart: string) =>
+    Buffer.concat([
+      Buffer.from(
+        Array.from(
+          { length: n },
+          (_, i) =>
+            `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=flamecrm.ru; s=flood${i}; l=1; h=from; ` +
+            `bh=${crypto.createHash('sha256').update(bodyStart).digest('base64')}; ` +
+            `b=${crypto.randomBytes(256).toString('base64')}\r\n`,
+        ).join(''),
+      ),
+      below,
+    ]);
+
+  it(`past the cap: not verified, no pass, no key looked up; counted`, async () => {
+    const signed = await dkimSigned(message(), 'flamecrm.ru', 'mail', keys.flamecrm!);
+    const before = dns.queries.length;
+    // the good signature comes last, past the cap
+    const auth = await authenticate({ message: flood(20, signed, 'T'), ...envelope({ ip: '127.9.9.9' }), resolver });
+    expect(auth.dkim).toHaveLength(DKIM_MAX_SIGNATURES);
+    expect(auth.dkim.every((row) => row.result !== 'pass')).toBe(true);
+    expect(auth.dkimUnverified).toBe(21 - DKIM_MAX_SIGNATURES);
+    const keyQueries = dns.queries.slice(before).filter((q) => q.includes('._domainkey.'));
+    expect(keyQueries.length).toBeLessThanOrEqual(DKIM_MAX_SIGNATURES);
+    expect(OVER_LIMIT).toContain(String(DKIM_MAX_SIGNATURES));
+  });
+
+  it('within the cap: verified as before', async () => {
+    const signed = await dkimSigned(message(), 'flamecrm.ru', 'mail', keys.flamecrm!);
+    const auth = await authenticate({
+      message: flood(DKIM_MAX_SIGNATURES - 1, signed, 'T'),
+      ...envelope({ ip: '127.9.9.9' }),
+      resolver,
+    });
+    expect(auth.dkim).toHaveLength(DKIM_MAX_SIGNATURES);
+    expect(auth.dkim.filter((row) => row.result === 'pass').map((row) => row.selector)).toEqual(['mail']);
+    expect(auth.dkimUnverified).toBe(0);
+  });
+});
