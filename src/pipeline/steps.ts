@@ -45,6 +45,7 @@ export type PipelineSettings = Pick<
   | 'supportLocalPart'
   | 'notificationSenders'
   | 'staffSenders'
+  | 'staffDkimDomains'
   | 'arcTrustedSealers'
   | 'authPolicy'
   | 'authBindStaff'
@@ -289,6 +290,7 @@ function authorizeArgs(header: ParsedHeader, ticket: Ticket, settings: PipelineS
     fromAddresses: header.from,
     requester: ticket.requester,
     staff: settings.staffSenders,
+    staffDkimDomains: settings.staffDkimDomains,
     trustedSealers: settings.arcTrustedSealers,
     policy: settings.authPolicy,
     bodyFields: BODY_FIELDS.filter((field) => header.headers.has(field)),

@@ -27,6 +27,9 @@ beforeAll(async () => {
   for (const [domain, selector] of [
     ['flamecrm.ru', 'mail'],
     ['flamecrm.ru', 'slow'],
+    // a subdomain delegated to a mailing service: any of its account holders may get this key applied
+    ['mail.flamecrm.ru', 's1'],
+    ['mail.example.ru', 's1'],
     ['example.ru', 's1'],
     ['unrelated.test', 'k1'],
     ['stranger.org', 'sel'],
@@ -36,6 +39,8 @@ beforeAll(async () => {
   ] as const) {
     keys[`${selector}._domainkey.${domain}`] = publishDkimKey(dns, domain, selector);
   }
+  // a mailing service's return path under the staff domain, its own servers in the SPF record
+  dns.setRecords('bounce.flamecrm.ru', 'TXT', ['v=spf1 ip4:203.0.113.9 -all']);
   // the key exists but its lookup never comes back
   dns.setDelay('slow._domainkey.flamecrm.ru', Infinity);
 });
@@ -155,6 +160,8 @@ interface Case {
   enhanced?: string;
   /** Words the reason must contain so a human knows what to fix. */
   reasonMentions?: string[];
+  /** STAFF_DKIM_DOMAINS; none by default. */
+  staffDkimDomains?: string[];
 }
 
 const ADMIN = 'Админ Иванов <admin@flamecrm.ru>';
@@ -192,6 +199,46 @@ const cases: Case[] = [
   {
     name: 'requester, DKIM aligned, domain without DMARC',
     build: async () => viaEsp(await sign(compose('client@example.ru'), 'example.ru', 's1')),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'requester',
+    authenticatedBy: 'dkim',
+  },
+  {
+    // DMARC passes (adkim=r), but whoever can sign for a subdomain is not every staff member
+    name: 'staff, DKIM only for a subdomain (d=mail.flamecrm.ru), sent through a mailing service',
+    build: async () => viaEsp(await sign(compose(ADMIN), 'mail.flamecrm.ru', 's1')),
+    verdict: 'reject',
+    code: 'AUTH_STAFF_SUBDOMAIN',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.22',
+    reasonMentions: ['d=mail.flamecrm.ru', 'not for flamecrm.ru itself', 'STAFF_DKIM_DOMAINS'],
+  },
+  {
+    name: 'staff, DKIM d=mail.flamecrm.ru listed in STAFF_DKIM_DOMAINS',
+    build: async () => viaEsp(await sign(compose(ADMIN), 'mail.flamecrm.ru', 's1')),
+    staffDkimDomains: ['Mail.FlameCRM.ru'],
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+  },
+  {
+    // aspf=r: a mailing service's return path under the domain passes DMARC through its own servers
+    name: 'staff, SPF only for a subdomain MAIL FROM (bounce.flamecrm.ru), no DKIM',
+    build: async () => ({ ...viaEsp(compose(ADMIN)), mailFrom: 'msg-42@bounce.flamecrm.ru' }),
+    staffDkimDomains: ['bounce.flamecrm.ru'], // a DKIM setting: no SPF identity
+    verdict: 'reject',
+    code: 'AUTH_STAFF_SUBDOMAIN',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.1',
+    reasonMentions: ['SPF passes for the MAIL FROM domain bounce.flamecrm.ru', 'not for flamecrm.ru itself'],
+  },
+  {
+    name: 'requester, DKIM only for a subdomain (d=mail.example.ru): relaxed alignment',
+    build: async () => viaEsp(await sign(compose('client@example.ru'), 'mail.example.ru', 's1')),
     verdict: 'accept',
     code: 'AUTH_ACCEPTED',
     role: 'requester',
@@ -518,6 +565,7 @@ const decide = async (c: Case, policy: AuthPolicy): Promise<AuthDecision> => {
     auth,
     trustedSealers: TRUSTED_SEALERS,
     policy,
+    ...(c.staffDkimDomains ? { staffDkimDomains: c.staffDkimDomains } : {}),
   });
 };
 
