@@ -629,6 +629,18 @@ export const SETTINGS = {
     production: [],
     show: joined('(none)'),
   }),
+  STAFF_DKIM_DOMAINS: setting({
+    key: 'staffDkimDomains',
+    group: 'Sender authentication',
+    describe:
+      'Comma-separated subdomains whose DKIM signature authenticates staff of their parent domain (staff mail signed as ' +
+      '`d=mail.flamecrm.ru` for `@flamecrm.ru`). Otherwise staff need `d=` (or the MAIL FROM domain) equal to their ' +
+      "domain: any other subdomain's key (a mailing service it is delegated to) is refused `550 5.7.22`.",
+    parse: lowerList(z.string().regex(domainRe, 'must list domain names such as mail.flamecrm.ru')),
+    local: [],
+    production: [],
+    show: joined('(none)'),
+  }),
   AUTH_BIND_STAFF: setting({
     key: 'authBindStaff',
     group: 'Sender authentication',

@@ -10,7 +10,7 @@ import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMess
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
 import type { DnsRecording } from '../mail/auth-dns.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
-import { type AuthDecision, authorize, authorizeAuthor } from '../mail/authorize.js';
+import { type AuthDecision, authorize, authorizeAuthor, BODY_FIELDS } from '../mail/authorize.js';
 import { bodyOffset } from '../mail/bytes.js';
 import { classifyInput, classifyMessage, type NotAReply } from '../mail/classify.js';
 import type { Resolver } from '../mail/dns.js';
@@ -45,6 +45,7 @@ export type PipelineSettings = Pick<
   | 'supportLocalPart'
   | 'notificationSenders'
   | 'staffSenders'
+  | 'staffDkimDomains'
   | 'arcTrustedSealers'
   | 'authPolicy'
   | 'authBindStaff'
@@ -289,8 +290,10 @@ function authorizeArgs(header: ParsedHeader, ticket: Ticket, settings: PipelineS
     fromAddresses: header.from,
     requester: ticket.requester,
     staff: settings.staffSenders,
+    staffDkimDomains: settings.staffDkimDomains,
     trustedSealers: settings.arcTrustedSealers,
     policy: settings.authPolicy,
+    bodyFields: BODY_FIELDS.filter((field) => header.headers.has(field)),
   };
 }
 
