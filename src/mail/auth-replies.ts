@@ -72,13 +72,13 @@ export const authReplies = {
   staffSubdomain: (domain: string, found: string | null): AuthReply => ({
     code: 550,
     enhanced: found === null || found.startsWith('d=') ? '5.7.22' : '5.7.1',
-    text: `Staff mail not authenticated: ${found ?? 'a subdomain'} is not ${domain}; sign as d=${domain} or send through ${domain}'s own servers`,
+    text: `Staff mail not authenticated: ${found === null ? 'a subdomain' : quote(found)} is not ${quote(domain)}; sign as d=${quote(domain)} or send through ${quote(domain)}'s own servers`,
   }),
   /** `fields`: the field names, joined by commas. */
   mimeUnsigned: (domain: string, fields: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.21',
-    text: `DKIM signature of ${domain} does not cover ${fields}: sign them, or send through ${domain}'s own servers`,
+    text: `DKIM signature of ${quote(domain)} does not cover ${quote(fields)}: sign them, or send through ${quote(domain)}'s own servers`,
   }),
   spfFailed: (domain: string): AuthReply => ({
     code: 550,

@@ -60,6 +60,9 @@ const CLIENT_VALUED: Record<string, (v: string) => SmtpReply> = {
   spfError: (v) => reply.authRejected(authReplies.spfError(v)),
   noDkim: (v) => reply.authRejected(authReplies.noDkim(v)),
   notBound: (v) => reply.authRejected(authReplies.notBound(v)),
+  // the staff domain is ours (STAFF_SENDERS); what passed (a d= or a MAIL FROM under it) is the client's
+  staffSubdomain: (v) => reply.authRejected(authReplies.staffSubdomain('flamecrm.ru', v)),
+  mimeUnsigned: (v) => reply.authRejected(authReplies.mimeUnsigned(v, 'Content-Type')),
 };
 const OURS = new Set([
   'attachmentsLimit',
