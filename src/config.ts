@@ -722,7 +722,8 @@ export const SETTINGS = {
     key: 'ticketMaxMessagesPerHour',
     group: 'Tickets and attachments',
     describe:
-      'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. The other loop breaker ' +
+      'Messages one ticket accepts per hour from one author (a mail-loop breaker; strangers share one count); ' +
+      'more from that author get `450 4.7.1`, others still get in. The other loop breaker ' +
       'comes with it: the third message within an hour with the same text (80 characters or more, digits and ' +
       'spacing aside, no attachment) from one author to one ticket is recorded as a loop, not posted. `0` turns both off.',
     parse: int(0, 1_000_000),

@@ -124,7 +124,7 @@ export const CATALOGUE = {
   DATA_TICKET_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
-    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)',
+    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages from this author in the last hour (a mail loop?)',
   },
   DATA_DUPLICATE: {
     code: 250,
@@ -317,7 +317,7 @@ export const reply = {
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(
       'DATA_TICKET_RATE_LIMITED',
-      `Ticket ${ticketId} already received ${limit} messages in the last hour, try again later`,
+      `Ticket ${ticketId} already received ${limit} messages from you in the last hour, try again later`,
     ),
   relayDenied: (domain: string) =>
     new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
