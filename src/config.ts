@@ -612,6 +612,18 @@ export const SETTINGS = {
     production: 50 * MiB,
     show: orOff,
   }),
+  UNROUTED_MAX_BYTES_PER_DAY: setting({
+    key: 'unroutedMaxBytesPerDay',
+    group: 'Message processing',
+    describe:
+      'Bytes of unrouted mail all client networks together may have stored per day (the per-network budget times ' +
+      'many networks is no bound), counted in the database for all instances; more get `452 4.3.1` until the next ' +
+      'day. `0` turns it off.',
+    parse: int(0, 1024 ** 5),
+    local: 1024 * MiB,
+    production: 1024 * MiB,
+    show: orOff,
+  }),
   AUTH_POLICY: setting({
     key: 'authPolicy',
     group: 'Sender authentication',

@@ -225,6 +225,11 @@ export const CATALOGUE = {
     enhanced: '4.7.1',
     when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
   },
+  DATA_UNROUTED_FULL: {
+    code: 452,
+    enhanced: '4.3.1',
+    when: 'all networks together already had UNROUTED_MAX_BYTES_PER_DAY of unrouted mail stored today',
+  },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
   SMTP_SHUTTING_DOWN: {
     code: 421,
@@ -402,6 +407,11 @@ export const reply = {
     new SmtpReply(
       'DATA_UNROUTED_QUOTA',
       `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
+  unroutedFull: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_FULL',
+      `We already keep ${limit} bytes of mail that is not a ticket reply from today, try again tomorrow`,
     ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),

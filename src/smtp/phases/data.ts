@@ -322,6 +322,8 @@ function replyTo(outcome: Outcome): SmtpReply {
       return reply.unroutedTooBig(outcome.limit);
     case 'unrouted-quota':
       return reply.unroutedQuota(outcome.limit);
+    case 'unrouted-full':
+      return reply.unroutedFull(outcome.limit);
     case 'too-complex':
       return reply.tooComplex();
   }
