@@ -566,7 +566,7 @@ export const SETTINGS = {
     group: 'Message processing',
     describe:
       'What the messages processed at once may cost together, each charged its measured peak: 256 KB + 16 × its size, ' +
-      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB); the others wait their turn.',
+      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB), and 4 more per control character; the others wait their turn.',
     parse: int(16 * MiB, 64 * 1024 ** 3),
     local: 1024 * MiB,
     production: 1024 * MiB,
