@@ -385,6 +385,20 @@ export interface RefusedMessage {
  */
 export const REFUSALS_PER_TICKET_PER_HOUR = 20;
 
+/**
+ * Characters kept of each text of a refusal: the From address and the Message-ID as the client sent
+ * them, and the reply and reason, which may quote the From. A hostile header of up to
+ * MAX_HEADER_BYTES makes no huge row.
+ */
+export const REFUSAL_FIELD_CHARS = 64 * 1024;
+
+/** The first REFUSAL_FIELD_CHARS of a refusal's text, never half a surrogate pair. */
+function refusalField(s: string | null): string | null {
+  if (s === null) return null;
+  const high = s.charCodeAt(REFUSAL_FIELD_CHARS - 1);
+  return wellFormed(s.slice(0, high >= 0xd800 && high <= 0xdbff ? REFUSAL_FIELD_CHARS - 1 : REFUSAL_FIELD_CHARS));
+}
+
 /** Records why mail to a ticket was refused; nothing when the ticket already has its hour's share. */
 export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
   await db.query({
@@ -396,10 +410,10 @@ export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
     values: [
       r.ticketId,
       r.code,
-      wellFormed(r.reply),
-      r.reason === null ? null : wellFormed(r.reason),
-      r.fromAddress === null ? null : wellFormed(r.fromAddress),
-      r.messageId === null ? null : wellFormed(r.messageId),
+      refusalField(r.reply),
+      refusalField(r.reason),
+      refusalField(r.fromAddress),
+      refusalField(r.messageId),
       r.clientIp,
       REFUSALS_PER_TICKET_PER_HOUR,
     ],

@@ -38,8 +38,8 @@ export const CATALOGUE = {
     code: 452,
     enhanced: '4.5.3',
     when:
-      'a bounces+…@ address and another recipient in one transaction: a delivery report goes alone, ' +
-      'the sender sends the rest in a transaction of its own',
+      'a bounces+…@ address and another recipient we would accept in one transaction: a delivery report goes ' +
+      'alone, the sender sends the rest in a transaction of its own (one refused for its own reason gets its 550)',
   },
   RCPT_RELAY_DENIED: { code: 550, enhanced: '5.7.1', when: 'recipient domain is not in MAIL_DOMAINS' },
   RCPT_NO_SUCH_MAILBOX: {
@@ -181,7 +181,7 @@ export const CATALOGUE = {
   DATA_AUTH_REJECTED: {
     code: 550,
     enhanced: '5.7.x',
-    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket (see Who may write to a ticket)',
+    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket, or a signature alone does not cover the fields that decide how the body is read (see Who may write to a ticket)',
   },
   DATA_AUTH_TEMPFAIL: {
     code: 451,
