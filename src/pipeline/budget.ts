@@ -30,7 +30,7 @@ export const COST_BASE = 256 * 1024;
  * What a control character (\x00–\x1f but tab, CR, LF, and \x7f; src/mail/bytes.ts LineEndings.controls)
  * costs besides: a body of them is laid out, cut and stored as text like any, but costs more than
  * the bytes' figure above. Measured (test/integration/control-characters.test.ts, a real serve's
- * peak RSS over its resting RSS, Node 24): 20 MB of them 167–178 MB where costOf charged 104 MiB,
+ * peak RSS over its resting RSS, Node 24): 20 MB of them 167–181 MB where costOf charged 104 MiB,
  * 25 MB ~217 MB where it charged 122 MiB: 3.2–3.8 more per byte.
  */
 export const COST_PER_CONTROL_BYTE = 4;
