@@ -124,7 +124,7 @@ export const CATALOGUE = {
   DATA_TICKET_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
-    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)',
+    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages from this author in the last hour (a mail loop?)',
   },
   DATA_DUPLICATE: {
     code: 250,
@@ -225,6 +225,11 @@ export const CATALOGUE = {
     enhanced: '4.7.1',
     when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
   },
+  DATA_UNROUTED_FULL: {
+    code: 452,
+    enhanced: '4.3.1',
+    when: 'all networks together already had UNROUTED_MAX_BYTES_PER_DAY of unrouted mail stored today',
+  },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
   SMTP_SHUTTING_DOWN: {
     code: 421,
@@ -317,7 +322,7 @@ export const reply = {
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(
       'DATA_TICKET_RATE_LIMITED',
-      `Ticket ${ticketId} already received ${limit} messages in the last hour, try again later`,
+      `Ticket ${ticketId} already received ${limit} messages from you in the last hour, try again later`,
     ),
   relayDenied: (domain: string) =>
     new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
@@ -402,6 +407,11 @@ export const reply = {
     new SmtpReply(
       'DATA_UNROUTED_QUOTA',
       `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
+  unroutedFull: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_FULL',
+      `We already keep ${limit} bytes of mail that is not a ticket reply from today, try again tomorrow`,
     ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),

@@ -377,11 +377,61 @@ describe('defect 7: unrouted mail has its own size limit and a daily budget per 
       });
       expect(other.short).toBe('250 2.0.0');
       expect((await fromStaff(staffMail(), undefined, limited)).short).toBe('250 2.0.0');
-      const { rows } = await db.pool.query('select network, bytes::int from unrouted_budget order by network');
+      const { rows } = await db.pool.query(
+        "select network, bytes::int from unrouted_budget where network <> '*' order by network",
+      );
       expect(rows.map((x) => x.network)).toEqual(['127.0.3.0/24', '127.0.4.0/24']);
       expect(rows[0].bytes).toBeLessThanOrEqual(200_000);
+      // all networks' row holds the sum
+      const all = await db.pool.query("select bytes::int from unrouted_budget where network = '*'");
+      expect(all.rows[0].bytes).toBe(rows[0].bytes + rows[1].bytes);
     } finally {
       await limited.close();
+    }
+  });
+
+  it('stops unrouted mail from every network at UNROUTED_MAX_BYTES_PER_DAY with 452 4.3.1; ticket mail still gets in', async () => {
+    // attack run 4, F-low-5: the per-network budget times 1,000 networks was 50 GB a day
+    const full = await startTestServer(db.url, { ...ENFORCE, UNROUTED_MAX_BYTES_PER_DAY: '200000' }, server.dns);
+    try {
+      const big = () => staffMail({ body: `${'z'.repeat(98)}\r\n`.repeat(450) }); // 45 KB
+      const replies: string[] = [];
+      // one message from each of six networks: no network comes near its own 50 MiB
+      for (let n = 0; n < 6; n++)
+        replies.push(
+          (
+            await deliver(full.port, {
+              ip: `127.0.${10 + n}.1`,
+              from: 'x@flood.example',
+              to: ['postmaster@flamecrm.ru'],
+              message: big(),
+            })
+          ).text,
+        );
+      expect(replies.slice(0, 4).every((r) => r.startsWith('Ok'))).toBe(true);
+      expect(replies.slice(4)).toEqual(
+        Array(2).fill('We already keep 200000 bytes of mail that is not a ticket reply from today, try again tomorrow'),
+      );
+      expect(full.logsWithCode('DATA_UNROUTED_FULL').at(-1)).toMatchObject({
+        reply: expect.stringMatching(/^452 4\.3\.1/),
+      });
+      // an auto-reply to a ticket, from yet another network, is unrouted mail too
+      const auto = staffMail({ headers: ['Auto-Submitted: auto-replied'], body: `${'z'.repeat(98)}\r\n`.repeat(450) });
+      const r = await deliver(full.port, {
+        ip: '127.0.20.1',
+        from: 'x@flood.example',
+        to: ['support+TKT-2001@flamecrm.ru'],
+        message: auto,
+      });
+      expect(r.short).toBe('452 4.3.1');
+      expect((await fromStaff(staffMail(), undefined, full)).short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query(
+        "select count(*)::int as n, (select bytes::int from unrouted_budget where network = '*') as bytes from unrouted_messages",
+      );
+      expect(rows[0].n).toBe(4);
+      expect(rows[0].bytes).toBeLessThanOrEqual(200_000);
+    } finally {
+      await full.close();
     }
   });
 });
