@@ -60,6 +60,8 @@ export type Refusal =
   | { kind: 'duplicate-header'; field: string; count: number }
   | { kind: 'bare-newline'; which: 'LF' | 'CR' }
   | { kind: 'unparseable' }
+  /** More MIME parts than the parser takes (src/mail/parse.ts MAX_MIME_PARTS). */
+  | { kind: 'too-many-parts'; limit: number }
   | { kind: 'no-ticket' }
   /** Mail to the bare support@ whose ticket is closed (TICKET_CLOSED_STATUSES). */
   | { kind: 'ticket-closed'; ticket: string }

@@ -116,6 +116,11 @@ export const CATALOGUE = {
     enhanced: '5.6.0',
     when: 'nothing usable could be decoded: no text, no HTML that shows anything, no attachment',
   },
+  DATA_TOO_MANY_PARTS: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'the message has more than 1000 MIME parts (the parser decodes no more; nested parts count)',
+  },
   DATA_ATTACHMENTS_LIMIT: {
     code: 552,
     enhanced: '5.3.4',
@@ -313,6 +318,8 @@ export const reply = {
     ),
   unparseable: () =>
     new SmtpReply('DATA_UNPARSEABLE', 'Message could not be decoded: no text, HTML or attachment found'),
+  tooManyParts: (limit: number) =>
+    new SmtpReply('DATA_TOO_MANY_PARTS', `Message has more than ${limit} MIME parts, more than the limit of ${limit}`),
   attachmentsLimit: (why: string) => new SmtpReply('DATA_ATTACHMENTS_LIMIT', why),
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(

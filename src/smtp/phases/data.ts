@@ -308,6 +308,8 @@ function replyTo(outcome: Outcome): SmtpReply {
       return reply.bareNewline(outcome.which);
     case 'unparseable':
       return reply.unparseable();
+    case 'too-many-parts':
+      return reply.tooManyParts(outcome.limit);
     case 'no-ticket':
       return reply.noTicket();
     case 'ticket-closed':
