@@ -228,7 +228,7 @@ export async function analyse(
   const parsed = whole ?? (failure ? null : await parseMessage(raw).catch(unparseable));
   if (!parsed) return undecodable(failure, facts, settings);
   const text = bodyText(parsed);
-  if (!isUsable(parsed, text)) return { kind: 'unparseable', facts };
+  if (!isUsable(parsed, text)) return { kind: 'unparseable', parser: false, facts };
   const attachments = attachmentRows(parsed.attachments, parsed.html);
   facts.attachments = attachments.length;
   const limits = checkAttachmentLimits(attachments, {
@@ -262,7 +262,7 @@ export async function analyse(
  */
 function undecodable(failure: UnparseableMessage | null, facts: Facts, settings: PipelineSettings): Analysis {
   if (failure) facts.err = failure.message;
-  if (!(failure instanceof TooManyParts)) return { kind: 'unparseable', facts };
+  if (!(failure instanceof TooManyParts)) return { kind: 'unparseable', parser: failure !== null, facts };
   if (failure.attachmentsSeen > settings.attachmentMaxCount) {
     facts.attachments = failure.attachmentsSeen;
     const why = `at least ${failure.attachmentsSeen} attachments, more than the limit of ${settings.attachmentMaxCount}`;

@@ -409,6 +409,17 @@ describe('attack run 4, F-low-2: more MIME parts than the parser takes', () => {
     expect(r.text).toContain('more than 1000 MIME parts');
   });
 
+  it('says when the parser refused the message, and logs its words as err', async () => {
+    // a part's header block over mailsplit's 1 MB: the parser's error, not "nothing found"
+    const big = `--zz\r\nContent-Type: text/plain\r\n${`X-A: ${'a'.repeat(60)}\r\n`.repeat(20_000)}\r\nx\r\n`;
+    const r = await fromStaff(multipart(big));
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toBe('Message could not be decoded: its MIME structure is broken');
+    expect(server.logsWithCode('DATA_UNPARSEABLE').at(-1)).toMatchObject({
+      err: 'Max header size for a MIME node exceeded',
+    });
+  });
+
   it('answers 1000 attachments with the attachment limit, 60 as before, and takes 300 parts', async () => {
     const many = await fromStaff(multipart(attachments(1000)));
     expect(many.short).toBe('552 5.3.4');
