@@ -28,6 +28,7 @@ export type AuthDecisionCode =
   | 'AUTH_NOT_ALLOWED'
   | 'AUTH_UNAUTHENTICATED'
   | 'AUTH_NOT_BOUND'
+  | 'AUTH_MIME_UNSIGNED'
   | 'AUTH_DNS_TEMPORARY';
 
 export interface AuthDecision {
@@ -68,7 +69,25 @@ export interface AuthorizeInput {
    * checked (AUTH_BIND_STAFF=false).
    */
   binding?: { ticketId: string; header: ParsedHeader; rules: AddressRules };
+  /**
+   * Which of BODY_FIELDS the header holds, as the parser read it (lower case): a signature alone
+   * authenticates the message only if it covers each of them.
+   */
+  bodyFields: string[];
 }
+
+/**
+ * The header fields that decide how the body is read: its charset, encoding and parts. Added or
+ * changed after signing, they make the signed bytes show other text (or none, or other parts).
+ */
+export const BODY_FIELDS: readonly string[] = ['mime-version', 'content-type', 'content-transfer-encoding'];
+
+/** The field names as people write them, for reasons and replies. */
+const BODY_FIELD_NAMES: Readonly<Record<string, string>> = {
+  'mime-version': 'MIME-Version',
+  'content-type': 'Content-Type',
+  'content-transfer-encoding': 'Content-Transfer-Encoding',
+};
 
 const normalizeAddress = (address: string): string => {
   const trimmed = address.trim();
@@ -129,6 +148,21 @@ const bound = (
   if (auth.spf.result === 'pass' && auth.spf.aligned) return true;
   const namedIn = fieldsNamingTicket(header, ticketId, rules);
   return by === 'arc' ? namedIn.length > 0 : namedIn.some((field) => signedByAuthor(auth, field));
+};
+
+/**
+ * The body fields of the message that nothing vouches for: none when SPF authenticates the author
+ * (the message comes from their own servers as it is) or a trusted ARC seal does (the sealer read
+ * it as it is); otherwise those the author's passing signature does not cover. An absent field is
+ * fine: the body is read by the defaults, as it was signed.
+ */
+const unsignedBodyFields = (
+  auth: AuthResults,
+  by: NonNullable<AuthDecision['authenticatedBy']>,
+  present: string[],
+): string[] => {
+  if ((auth.spf.result === 'pass' && auth.spf.aligned) || by === 'arc') return [];
+  return present.filter((field) => BODY_FIELDS.includes(field) && !signedByAuthor(auth, field));
 };
 
 /** Temporary DNS errors that, had the lookup worked, could have authenticated the author. */
@@ -219,6 +253,10 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
     role = roleOf(author, authorDomain, input.staff, input.requester);
     const sameFrom = auth.fromDomain === authorDomain;
     by = sameFrom ? authenticatedBy(auth, authorDomain, trusted) : null;
+    // staff only: a requester's mail that a forwarder passes on is often signed by Yandex or Microsoft 365,
+    // which leave these fields out, and garbling their own text in their own ticket gains nobody anything
+    const unsigned =
+      by && role === 'staff' ? unsignedBodyFields(auth, by, input.bodyFields).map((f) => BODY_FIELD_NAMES[f] ?? f) : [];
     const who =
       role === 'stranger'
         ? `${author} is neither staff nor the ticket's requester`
@@ -240,6 +278,18 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
           'notification of the ticket in In-Reply-To or References): it may be a genuine staff message sent again to ' +
           "another ticket. Reply to the ticket's notification, or put the ticket's address in To or Cc.",
         reply: replies.notBound(ticketId),
+      };
+    } else if (by && unsigned.length) {
+      const names = unsigned.join(', ');
+      finding = {
+        code: 'AUTH_MIME_UNSIGNED',
+        reason:
+          `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and it does not ` +
+          `cover ${names}: these decide how the signed body is read (charset, encoding, parts), and anyone ` +
+          'holding the message could have added or changed them, so the text stored would not be the text signed. ' +
+          `Sign ${names} with DKIM (h=) as d=${authorDomain}, or send through ${authorDomain}'s own mail ` +
+          'servers (listed in its SPF record).',
+        reply: replies.mimeUnsigned(authorDomain, names),
       };
     } else if (by) {
       finding = { code: 'AUTH_ACCEPTED', reason: `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}.` };

@@ -10,7 +10,7 @@ import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMess
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
 import type { DnsRecording } from '../mail/auth-dns.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
-import { type AuthDecision, authorize, authorizeAuthor } from '../mail/authorize.js';
+import { type AuthDecision, authorize, authorizeAuthor, BODY_FIELDS } from '../mail/authorize.js';
 import { bodyOffset } from '../mail/bytes.js';
 import { classifyInput, classifyMessage, type NotAReply } from '../mail/classify.js';
 import type { Resolver } from '../mail/dns.js';
@@ -310,6 +310,7 @@ function authorizeArgs(header: ParsedHeader, ticket: Ticket, settings: PipelineS
     staff: settings.staffSenders,
     trustedSealers: settings.arcTrustedSealers,
     policy: settings.authPolicy,
+    bodyFields: BODY_FIELDS.filter((field) => header.headers.has(field)),
   };
 }
 

@@ -186,7 +186,7 @@ export const CATALOGUE = {
   DATA_AUTH_REJECTED: {
     code: 550,
     enhanced: '5.7.x',
-    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket (see Who may write to a ticket)',
+    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket, or a signature alone does not cover the fields that decide how the body is read (see Who may write to a ticket)',
   },
   DATA_AUTH_TEMPFAIL: {
     code: 451,

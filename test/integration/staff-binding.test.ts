@@ -92,14 +92,15 @@ describe('AUTH_BIND_STAFF (default on)', () => {
   it('binds by any signed field that names the ticket: To, [TKT-…] in Subject, a notification in In-Reply-To', async () => {
     const toOnly = await staffMail({ to: 'support+TKT-2002@flamecrm.ru', subject: 'Картридж' });
     const subjectOnly = await staffMail({ to: 'boris@example.ru', subject: 'Re: [TKT-2002] Картридж' });
-    // signed as Office 365 signs: From, Date, Subject, Message-ID, In-Reply-To, not To
+    // signed as Office 365 signs: From, Date, Subject, Message-ID, In-Reply-To, not To (and the MIME
+    // fields: Content-Transfer-Encoding too, which Office 365 leaves out, see AUTH_MIME_UNSIGNED)
     const inReplyTo = await staffMail(
       {
         to: 'support+TKT-2002@flamecrm.ru',
         subject: 'RE: Картридж',
         extra: [`In-Reply-To: ${notificationMessageId('TKT-2002', 'flamecrm.ru')}`],
       },
-      'from:date:subject:message-id:in-reply-to',
+      'from:date:subject:message-id:in-reply-to:content-type:mime-version:content-transfer-encoding',
     );
     for (const message of [toOnly, subjectOnly, inReplyTo]) {
       expect((await send(enforce, message, 'TKT-2002')).short).toBe('250 2.0.0');
