@@ -59,7 +59,10 @@ export type Refusal =
   | { kind: 'header-limit'; what: 'bytes' | 'lines'; limit: number }
   | { kind: 'duplicate-header'; field: string; count: number }
   | { kind: 'bare-newline'; which: 'LF' | 'CR' }
-  | { kind: 'unparseable' }
+  /** `parser`: mailparser refused the bytes (its words are the log line's err); else nothing in them shows. */
+  | { kind: 'unparseable'; parser: boolean }
+  /** More MIME parts than the parser takes (src/mail/parse.ts MAX_MIME_PARTS). */
+  | { kind: 'too-many-parts'; limit: number }
   | { kind: 'no-ticket' }
   /** Mail to the bare support@ whose ticket is closed (TICKET_CLOSED_STATUSES). */
   | { kind: 'ticket-closed'; ticket: string }

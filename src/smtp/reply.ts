@@ -114,7 +114,12 @@ export const CATALOGUE = {
   DATA_UNPARSEABLE: {
     code: 550,
     enhanced: '5.6.0',
-    when: 'nothing usable could be decoded: no text, no HTML that shows anything, no attachment',
+    when: "the MIME parser refused the message (its words are the log line's err), or nothing usable could be decoded: no text, no HTML that shows anything, no attachment",
+  },
+  DATA_TOO_MANY_PARTS: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'the message has more than 1000 MIME parts (the parser decodes no more; nested parts count)',
   },
   DATA_ATTACHMENTS_LIMIT: {
     code: 552,
@@ -316,8 +321,16 @@ export const reply = {
       'DATA_NO_TICKET',
       'No ticket reference found: reply to the notification, or write to support+TKT-<number>@',
     ),
-  unparseable: () =>
-    new SmtpReply('DATA_UNPARSEABLE', 'Message could not be decoded: no text, HTML or attachment found'),
+  // the parser's own words go to the log only: some of them quote the message (a charset's name)
+  unparseable: (parser: boolean) =>
+    new SmtpReply(
+      'DATA_UNPARSEABLE',
+      parser
+        ? 'Message could not be decoded: its MIME structure is broken'
+        : 'Message could not be decoded: no text, HTML or attachment found',
+    ),
+  tooManyParts: (limit: number) =>
+    new SmtpReply('DATA_TOO_MANY_PARTS', `Message has more than ${limit} MIME parts, more than the limit of ${limit}`),
   attachmentsLimit: (why: string) => new SmtpReply('DATA_ATTACHMENTS_LIMIT', why),
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(

@@ -468,6 +468,68 @@ describe('defect 8: error limits per session', () => {
   });
 });
 
+describe('attack run 4, F-low-2: more MIME parts than the parser takes', () => {
+  /** A staff reply: a text part "body", then `rest` (parts of the multipart/mixed "zz"). */
+  const multipart = (rest: string) =>
+    staffMail({
+      headers: ['Content-Type: multipart/mixed; boundary="zz"'],
+      body: `--zz\r\nContent-Type: text/plain\r\n\r\nbody\r\n${rest}--zz--`,
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+  const textParts = (n: number) => '--zz\r\nContent-Type: text/plain\r\n\r\nmore\r\n'.repeat(n);
+  const attachments = (n: number) =>
+    Array.from(
+      { length: n },
+      (_, i) =>
+        `--zz\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="f${i}.bin"\r\n` +
+        'Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n',
+    ).join('');
+
+  it('refuses 1001 text parts with 552 5.3.4 naming the limit, and logs the parser’s words', async () => {
+    const r = await fromStaff(multipart(textParts(1001)));
+    expect(r.short).toBe('552 5.3.4');
+    expect(r.text).toContain('more than 1000 MIME parts');
+    expect(server.logsWithCode('DATA_TOO_MANY_PARTS').at(-1)).toMatchObject({
+      limit: 1000,
+      err: 'more than 1000 MIME parts',
+    });
+    expect(await counts(db.pool)).toMatchObject({ raw: 0, tm: 0 });
+  });
+
+  it('refuses parts nested 2000 deep the same way', async () => {
+    let body = '';
+    for (let i = 0; i < 2000; i++) body += `--b${i}\r\nContent-Type: multipart/mixed; boundary="b${i + 1}"\r\n\r\n`;
+    const message = staffMail({
+      headers: ['Content-Type: multipart/mixed; boundary="b0"'],
+      body: `${body}--b2000\r\nContent-Type: text/plain\r\n\r\nleaf`,
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+    const r = await fromStaff(message);
+    expect(r.short).toBe('552 5.3.4');
+    expect(r.text).toContain('more than 1000 MIME parts');
+  });
+
+  it('says when the parser refused the message, and logs its words as err', async () => {
+    // a part's header block over mailsplit's 1 MB: the parser's error, not "nothing found"
+    const big = `--zz\r\nContent-Type: text/plain\r\n${`X-A: ${'a'.repeat(60)}\r\n`.repeat(20_000)}\r\nx\r\n`;
+    const r = await fromStaff(multipart(big));
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toBe('Message could not be decoded: its MIME structure is broken');
+    expect(server.logsWithCode('DATA_UNPARSEABLE').at(-1)).toMatchObject({
+      err: 'Max header size for a MIME node exceeded',
+    });
+  });
+
+  it('answers 1000 attachments with the attachment limit, 60 as before, and takes 300 parts', async () => {
+    const many = await fromStaff(multipart(attachments(1000)));
+    expect(many.short).toBe('552 5.3.4');
+    expect(many.text).toMatch(/^at least \d+ attachments, more than the limit of 50$/);
+    const sixty = await fromStaff(multipart(attachments(60)));
+    expect(sixty.short).toBe('552 5.3.4');
+    expect(sixty.text).toBe('60 attachments, more than the limit of 50');
+    const fine = await fromStaff(multipart(textParts(300)));
+    expect(fine.short).toBe('250 2.0.0');
+  });
+});
+
 describe('also: line endings, the greeting, WIZ', () => {
   it.each([
     ['bare LF', 'Subject: x\nX-Other: y\r\n'],

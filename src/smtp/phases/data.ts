@@ -322,7 +322,9 @@ function replyTo(outcome: Outcome): SmtpReply {
     case 'bare-newline':
       return reply.bareNewline(outcome.which);
     case 'unparseable':
-      return reply.unparseable();
+      return reply.unparseable(outcome.parser);
+    case 'too-many-parts':
+      return reply.tooManyParts(outcome.limit);
     case 'no-ticket':
       return reply.noTicket();
     case 'ticket-closed':
