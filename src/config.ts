@@ -566,7 +566,7 @@ export const SETTINGS = {
     group: 'Message processing',
     describe:
       'What the messages processed at once may cost together, each charged its measured peak: 256 KB + 16 × its size, ' +
-      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB); the others wait their turn.',
+      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB), and 4 more per control character; the others wait their turn.',
     parse: int(16 * MiB, 64 * 1024 ** 3),
     local: 1024 * MiB,
     production: 1024 * MiB,
@@ -610,6 +610,18 @@ export const SETTINGS = {
     parse: int(0, 1024 ** 4),
     local: 50 * MiB,
     production: 50 * MiB,
+    show: orOff,
+  }),
+  UNROUTED_MAX_BYTES_PER_DAY: setting({
+    key: 'unroutedMaxBytesPerDay',
+    group: 'Message processing',
+    describe:
+      'Bytes of unrouted mail all client networks together may have stored per day (the per-network budget times ' +
+      'many networks is no bound), counted in the database for all instances; more get `452 4.3.1` until the next ' +
+      'day. `0` turns it off.',
+    parse: int(0, 1024 ** 5),
+    local: 1024 * MiB,
+    production: 1024 * MiB,
     show: orOff,
   }),
   AUTH_POLICY: setting({
@@ -734,7 +746,8 @@ export const SETTINGS = {
     key: 'ticketMaxMessagesPerHour',
     group: 'Tickets and attachments',
     describe:
-      'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. The other loop breaker ' +
+      'Messages one ticket accepts per hour from one author (a mail-loop breaker; strangers share one count); ' +
+      'more from that author get `450 4.7.1`, others still get in. The other loop breaker ' +
       'comes with it: the third message within an hour with the same text (80 characters or more, digits and ' +
       'spacing aside, no attachment) from one author to one ticket is recorded as a loop, not posted. `0` turns both off.',
     parse: int(0, 1_000_000),

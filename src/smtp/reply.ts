@@ -114,7 +114,12 @@ export const CATALOGUE = {
   DATA_UNPARSEABLE: {
     code: 550,
     enhanced: '5.6.0',
-    when: 'nothing usable could be decoded: no text, no HTML that shows anything, no attachment',
+    when: "the MIME parser refused the message (its words are the log line's err), or nothing usable could be decoded: no text, no HTML that shows anything, no attachment",
+  },
+  DATA_TOO_MANY_PARTS: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'the message has more than 1000 MIME parts (the parser decodes no more; nested parts count)',
   },
   DATA_ATTACHMENTS_LIMIT: {
     code: 552,
@@ -124,7 +129,7 @@ export const CATALOGUE = {
   DATA_TICKET_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
-    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)',
+    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages from this author in the last hour (a mail loop?)',
   },
   DATA_DUPLICATE: {
     code: 250,
@@ -225,6 +230,11 @@ export const CATALOGUE = {
     enhanced: '4.7.1',
     when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
   },
+  DATA_UNROUTED_FULL: {
+    code: 452,
+    enhanced: '4.3.1',
+    when: 'all networks together already had UNROUTED_MAX_BYTES_PER_DAY of unrouted mail stored today',
+  },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
   SMTP_SHUTTING_DOWN: {
     code: 421,
@@ -293,13 +303,21 @@ export const reply = {
       'DATA_NO_TICKET',
       'No ticket reference found: reply to the notification, or write to support+TKT-<number>@',
     ),
-  unparseable: () =>
-    new SmtpReply('DATA_UNPARSEABLE', 'Message could not be decoded: no text, HTML or attachment found'),
+  // the parser's own words go to the log only: some of them quote the message (a charset's name)
+  unparseable: (parser: boolean) =>
+    new SmtpReply(
+      'DATA_UNPARSEABLE',
+      parser
+        ? 'Message could not be decoded: its MIME structure is broken'
+        : 'Message could not be decoded: no text, HTML or attachment found',
+    ),
+  tooManyParts: (limit: number) =>
+    new SmtpReply('DATA_TOO_MANY_PARTS', `Message has more than ${limit} MIME parts, more than the limit of ${limit}`),
   attachmentsLimit: (why: string) => new SmtpReply('DATA_ATTACHMENTS_LIMIT', why),
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(
       'DATA_TICKET_RATE_LIMITED',
-      `Ticket ${quote(ticketId)} already received ${limit} messages in the last hour, try again later`,
+      `Ticket ${quote(ticketId)} already received ${limit} messages from you in the last hour, try again later`,
     ),
   relayDenied: (domain: string) =>
     new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${quote(domain)}`),
@@ -384,6 +402,11 @@ export const reply = {
     new SmtpReply(
       'DATA_UNROUTED_QUOTA',
       `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
+  unroutedFull: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_FULL',
+      `We already keep ${limit} bytes of mail that is not a ticket reply from today, try again tomorrow`,
     ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),

@@ -593,6 +593,18 @@ describe('POST /v1/tickets', () => {
     expect(rows).toEqual([{ subject: 'S' }]);
   });
 
+  // attack run 4, F-info-1: TKT-000000000000000001 was a second ticket beside TKT-1
+  it('refuses a given id with leading zeros: 422 naming the field, and stores nothing', async () => {
+    for (const id of ['TKT-000000000000000001', 'tkt-07001']) {
+      const r = await post('/v1/tickets', { id, subject: 'Padded', requester: 'a@example.ru' });
+      expect(expectProblem(r, 'VALIDATION_FAILED', '/v1/tickets').errors).toEqual([
+        { path: 'body.id', message: 'must be written without leading zeros, such as TKT-42 (not TKT-0042)' },
+      ]);
+    }
+    const { rows } = await db.pool.query("select id from tickets where subject = 'Padded'");
+    expect(rows).toEqual([]);
+  });
+
   it('the same Idempotency-Key twice creates one ticket and one notification; the retry answers 200', async () => {
     const headers = { 'idempotency-key': 'crm-create-4711' };
     const body = { subject: 'Retried create', requester: 'retry@example.ru', message: { text: 'Hello' } };
