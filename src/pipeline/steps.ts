@@ -7,10 +7,11 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
+import { type UnroutedSpent, unroutedLimits, unroutedOver } from '../db/unrouted-budget.js';
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
 import type { DnsRecording } from '../mail/auth-dns.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
-import { type AuthDecision, authorize, authorizeAuthor } from '../mail/authorize.js';
+import { type AuthDecision, authorize, authorizeAuthor, BODY_FIELDS } from '../mail/authorize.js';
 import { bodyOffset } from '../mail/bytes.js';
 import { classifyInput, classifyMessage, type NotAReply } from '../mail/classify.js';
 import type { Resolver } from '../mail/dns.js';
@@ -45,6 +46,7 @@ export type PipelineSettings = Pick<
   | 'supportLocalPart'
   | 'notificationSenders'
   | 'staffSenders'
+  | 'staffDkimDomains'
   | 'arcTrustedSealers'
   | 'authPolicy'
   | 'authBindStaff'
@@ -53,6 +55,7 @@ export type PipelineSettings = Pick<
   | 'attachmentMaxBytes'
   | 'unroutedMaxMessageBytes'
   | 'unroutedMaxBytesPerNetworkPerDay'
+  | 'unroutedMaxBytesPerDay'
   | 'ticketClosedStatuses'
   | 'notifyStaffTo'
   | 'notifyRequester'
@@ -73,8 +76,8 @@ export interface PipelineWorld {
   resolver: Resolver;
   /** With `guessable` false (signed reply addresses), X-Ticket-ID and the subject are not looked up. */
   findSupportTickets(refs: TicketReferences, guessable: boolean): Promise<SupportTickets>;
-  /** Bytes of unrouted mail stored today for this client network (all instances together). */
-  unroutedBytesToday(network: string): Promise<number>;
+  /** Bytes of unrouted mail stored today for this client network and for all (all instances together). */
+  unroutedBytesToday(network: string): Promise<UnroutedSpent>;
 }
 
 export interface PipelineInput {
@@ -252,7 +255,7 @@ function unparseable(err: unknown): null {
   throw err;
 }
 
-/** Mail that no ticket takes has its own size limit and a byte budget per client network per day. */
+/** Mail that no ticket takes has its own size limit and byte budgets per day: per client network, and all networks'. */
 async function unroutedAnalysis(
   input: PipelineInput,
   world: PipelineWorld,
@@ -264,9 +267,11 @@ async function unroutedAnalysis(
   const size = input.raw.length;
   if (size > settings.unroutedMaxMessageBytes)
     return { kind: 'unrouted-too-big', size, limit: settings.unroutedMaxMessageBytes, facts };
-  const budget = settings.unroutedMaxBytesPerNetworkPerDay;
-  if (budget && (await world.unroutedBytesToday(input.network)) + size > budget)
-    return { kind: 'unrouted-quota', limit: budget, facts };
+  const limits = unroutedLimits(settings);
+  const over =
+    limits.perNetwork || limits.all ? unroutedOver(await world.unroutedBytesToday(input.network), limits, size) : null;
+  if (over === 'network') return { kind: 'unrouted-quota', limit: limits.perNetwork, facts };
+  if (over === 'all') return { kind: 'unrouted-full', limit: limits.all, facts };
   return { kind: 'store', rows, unroutedOnly: true, notReply, facts };
 }
 
@@ -289,8 +294,10 @@ function authorizeArgs(header: ParsedHeader, ticket: Ticket, settings: PipelineS
     fromAddresses: header.from,
     requester: ticket.requester,
     staff: settings.staffSenders,
+    staffDkimDomains: settings.staffDkimDomains,
     trustedSealers: settings.arcTrustedSealers,
     policy: settings.authPolicy,
+    bodyFields: BODY_FIELDS.filter((field) => header.headers.has(field)),
   };
 }
 

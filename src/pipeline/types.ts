@@ -68,6 +68,8 @@ export type Refusal =
   | { kind: 'unrouted-too-big'; size: number; limit: number }
   /** Temporary: the network's byte budget for unrouted mail is spent for today. */
   | { kind: 'unrouted-quota'; limit: number }
+  /** Temporary: all networks' byte budget for unrouted mail (UNROUTED_MAX_BYTES_PER_DAY) is spent for today. */
+  | { kind: 'unrouted-full'; limit: number }
   /** The message took more than its CPU or memory budget in the worker. */
   | { kind: 'too-complex'; limit: 'cpu' | 'memory'; budget: number };
 

@@ -124,7 +124,7 @@ export const CATALOGUE = {
   DATA_TICKET_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
-    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)',
+    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages from this author in the last hour (a mail loop?)',
   },
   DATA_DUPLICATE: {
     code: 250,
@@ -181,7 +181,7 @@ export const CATALOGUE = {
   DATA_AUTH_REJECTED: {
     code: 550,
     enhanced: '5.7.x',
-    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket (see Who may write to a ticket)',
+    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket, or only a subdomain of their domain authenticates staff, or a signature alone does not cover the fields that decide how the body is read (see Who may write to a ticket)',
   },
   DATA_AUTH_TEMPFAIL: {
     code: 451,
@@ -224,6 +224,11 @@ export const CATALOGUE = {
     code: 450,
     enhanced: '4.7.1',
     when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
+  },
+  DATA_UNROUTED_FULL: {
+    code: 452,
+    enhanced: '4.3.1',
+    when: 'all networks together already had UNROUTED_MAX_BYTES_PER_DAY of unrouted mail stored today',
   },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
   SMTP_SHUTTING_DOWN: {
@@ -317,7 +322,7 @@ export const reply = {
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(
       'DATA_TICKET_RATE_LIMITED',
-      `Ticket ${ticketId} already received ${limit} messages in the last hour, try again later`,
+      `Ticket ${ticketId} already received ${limit} messages from you in the last hour, try again later`,
     ),
   relayDenied: (domain: string) =>
     new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
@@ -402,6 +407,11 @@ export const reply = {
     new SmtpReply(
       'DATA_UNROUTED_QUOTA',
       `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
+  unroutedFull: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_FULL',
+      `We already keep ${limit} bytes of mail that is not a ticket reply from today, try again tomorrow`,
     ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
