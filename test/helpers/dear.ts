@@ -31,6 +31,9 @@ export const DEAR_SHAPES = [
   'qp-html',
   'address-list',
   'long-line',
+  'flat-html',
+  'flat-table',
+  'html-entities',
 ] as const;
 export type DearShape = (typeof DEAR_SHAPES)[number];
 
@@ -161,6 +164,17 @@ export function dearMessage(shape: DearShape, size: number, to: string, i = 0): 
       text = buildMessage({ to, messageId, headers: [`Cc: ${cc}z@flamecrm.ru`] });
       break;
     }
+    case 'flat-html':
+      // attack run 4 (F-med-2): elements one deep, so no nesting cap; 250,000 of them at 2 MB
+      text = html('<b>x</b>');
+      break;
+    case 'flat-table':
+      text = html('<tr><td>x</td></tr>', '<table>');
+      break;
+    case 'html-entities':
+      // no '<' at all: three entities every 15 bytes for the parser to decode
+      text = html('&amp;&#x41;&lt;', '');
+      break;
     case 'long-line':
       text = plain(`${fill('Готово, проверьте. ', size - 800)}\r\n`);
       break;

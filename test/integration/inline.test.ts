@@ -189,6 +189,7 @@ describe('the dearest shapes we know, just under the bound', () => {
       'base64',
       'base64-html',
       'long-line',
+      'html-entities',
     ]);
     expect(loop.max / 1e6).toBeLessThan(LOOP_BOUND_MS);
 
