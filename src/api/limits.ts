@@ -20,6 +20,13 @@ export const PAGE_ROWS = 1000;
 export const LIST_BYTES = 1024 * 1024;
 
 /**
+ * Levels a JSON body's arrays and objects may nest (JSON_TOO_DEEP past it): our bodies nest a few,
+ * and nothing that walks a body recursively (the schema, the Idempotency-Key's hash) comes near the
+ * end of the stack.
+ */
+export const JSON_MAX_DEPTH = 32;
+
+/**
  * What one HTTP connection may take. The clients are a CRM, a scraper and a health check: few
  * connections, quick requests, so that neither a silent socket nor a slow body holds a slot for long.
  */

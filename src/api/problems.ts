@@ -2,7 +2,7 @@
 // the README's table equal to it) and a named factory per refusal. Routes throw an ApiProblem;
 // the error handler in src/api/routes.ts turns it, and fastify's own errors, into the document.
 import http from 'node:http';
-import { HTTP_LIMITS } from './limits.js';
+import { HTTP_LIMITS, JSON_MAX_DEPTH } from './limits.js';
 
 export interface ProblemEntry {
   status: number;
@@ -62,6 +62,11 @@ export const PROBLEMS = {
     title: 'Body is not JSON',
     when: 'the body does not parse as JSON, or is empty where JSON is expected',
   },
+  JSON_TOO_DEEP: {
+    status: 400,
+    title: 'Body nested too deep',
+    when: `the JSON nests arrays and objects more than ${JSON_MAX_DEPTH} levels deep; refused before it is parsed`,
+  },
   PROTOTYPE_POISONING: {
     status: 400,
     title: 'Body has a forbidden key',
@@ -70,7 +75,9 @@ export const PROBLEMS = {
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Body must be application/json',
-    when: 'a body with another Content-Type',
+    when:
+      'a body with another Content-Type, or application/json with a charset other than utf-8 or us-ascii ' +
+      '(the body is not decoded)',
   },
   BODY_TOO_LARGE: {
     status: 413,
@@ -191,6 +198,8 @@ export const problem = {
         'or give the view an INSTEAD OF trigger (deploy/crm-view.sql).',
     ),
   malformedJson: (why: string) => new ApiProblem('MALFORMED_JSON', `The body is not valid JSON: ${why}.`),
+  jsonTooDeep: (limit: number) =>
+    new ApiProblem('JSON_TOO_DEEP', `The body nests arrays and objects more than ${limit} levels deep.`),
   prototypePoisoning: () =>
     new ApiProblem(
       'PROTOTYPE_POISONING',
@@ -201,6 +210,11 @@ export const problem = {
   headersTooLarge: () => new ApiProblem('HEADERS_TOO_LARGE', 'The request line and headers are too large.'),
   unsupportedMediaType: (type: string) =>
     new ApiProblem('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not accepted; send application/json.`),
+  unsupportedCharset: (charset: string) =>
+    new ApiProblem(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `A JSON body in charset ${charset} is not accepted; send it as UTF-8 (RFC 8259 8.1), charset=utf-8 or none.`,
+    ),
   bodyTooLarge: (limit: number) =>
     new ApiProblem('BODY_TOO_LARGE', `The body is larger than ${limit} bytes (API_MAX_BODY_BYTES).`),
   validationFailed: (errors: { path: string; message: string }[]) =>

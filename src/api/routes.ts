@@ -31,7 +31,15 @@ import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { bearerChecker } from './auth.js';
-import { LIST_BYTES, PAGE_BYTES, PAGE_MESSAGES, PAGE_ROWS, TEXT_PIECE_CHARS, TEXT_PREVIEW_CHARS } from './limits.js';
+import {
+  JSON_MAX_DEPTH,
+  LIST_BYTES,
+  PAGE_BYTES,
+  PAGE_MESSAGES,
+  PAGE_ROWS,
+  TEXT_PIECE_CHARS,
+  TEXT_PREVIEW_CHARS,
+} from './limits.js';
 import { ApiProblem, PROBLEMS, type ProblemCode, problem } from './problems.js';
 import {
   MessageJson,
@@ -73,7 +81,9 @@ const problemResponse = (description: string) => ({
 
 /** The refusals every authenticated route can give. */
 const COMMON_PROBLEMS = {
-  400: problemResponse('a URL or a body that cannot be read (BAD_REQUEST, MALFORMED_JSON)'),
+  400: problemResponse(
+    'a URL or a body that cannot be read (BAD_REQUEST, MALFORMED_JSON, JSON_TOO_DEEP, PROTOTYPE_POISONING)',
+  ),
   401: problemResponse('no or a wrong bearer token (TOKEN_MISSING, TOKEN_INVALID)'),
   422: problemResponse('a parameter or the body breaks the schema (VALIDATION_FAILED)'),
   503: problemResponse('PostgreSQL did not answer (DATABASE_UNAVAILABLE)'),
@@ -238,7 +248,7 @@ class KeyTaken extends Error {}
 /** The refusals of a route that takes a body, besides the common ones. */
 const BODY_PROBLEMS = {
   413: problemResponse('the body is larger than API_MAX_BODY_BYTES (BODY_TOO_LARGE)'),
-  415: problemResponse('the body is not application/json (UNSUPPORTED_MEDIA_TYPE)'),
+  415: problemResponse('the body is not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)'),
 };
 
 /** A typed message's HTML is stored as received mail's is: sanitized, so that the CRM may show it. */
@@ -253,9 +263,13 @@ async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } |
 const API_BOUNDS = { textChars: TEXT_PREVIEW_CHARS, pageBytes: PAGE_BYTES, limit: PAGE_MESSAGES };
 const API_ROWS = { limit: PAGE_ROWS, pageBytes: LIST_BYTES };
 
-/** A JSON body, refused (an ApiProblem) when empty, not JSON, or carrying a prototype-poisoning key. */
+/**
+ * A JSON body, refused (an ApiProblem) when empty, nested deeper than JSON_MAX_DEPTH, not JSON, or
+ * carrying a prototype-poisoning key.
+ */
 export function parseJsonBody(body: string): unknown {
   if (body.length === 0) throw problem.malformedJson('the body is empty');
+  if (nestsDeeper(body, JSON_MAX_DEPTH)) throw problem.jsonTooDeep(JSON_MAX_DEPTH);
   // what secure-json-parse refuses: JSON.parse makes __proto__ an own key, which a later copy may
   // assign; the reviver (slower) only runs when the body holds such a key at all
   const reviver =
@@ -272,6 +286,39 @@ export function parseJsonBody(body: string): unknown {
     if (err instanceof ApiProblem) throw err;
     throw problem.malformedJson('it does not parse');
   }
+}
+
+/**
+ * Whether the arrays and objects of a JSON text nest deeper than `max`, in one pass without
+ * recursion; a bracket inside a string does not count. Malformed text is left to JSON.parse.
+ */
+export function nestsDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // to the closing quote, one after an even number of backslashes; a long string is one indexOf
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        if (i < 0) return false;
+        let backslashes = 0;
+        while (text.charCodeAt(i - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** The charsets a JSON body may name: UTF-8 (RFC 8259 8.1), and ASCII, which is UTF-8 too. */
+const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/** The charset parameter of a Content-Type, lower-cased, or undefined when it has none. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return m ? (m[1] ?? m[2] ?? '').toLowerCase() : undefined;
 }
 
 /** The problem code each request ended with, for its log line. */
@@ -321,8 +368,11 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
   v1.removeContentTypeParser('text/plain');
   // fastify's own JSON parser says "does not parse" of a body it refuses as prototype poisoning too
   v1.removeContentTypeParser('application/json');
-  v1.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  v1.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     try {
+      // fastify decodes every body as UTF-8: one in another charset would be read as garbage
+      const charset = charsetOf(req.headers['content-type']);
+      if (charset && !JSON_CHARSETS.has(charset)) throw problem.unsupportedCharset(charset);
       done(null, parseJsonBody(body as string));
     } catch (err) {
       done(err as Error, undefined);

@@ -38,10 +38,13 @@ export const outboxShow: Command = {
   summary: 'print the bytes of one notification',
   help: `Usage: ticket-mx outbox show <id> [--text]
 
-Prints the exact bytes of an outbox row's mail on stdout (what was, or will be, sent), and a
-summary line (status, recipient, last reply) on stderr. A row not yet attempted is rendered as a
-preview: its bytes are fixed at the first attempt.
-  --text              print the headers and the decoded text part instead of the raw bytes`,
+Prints the exact bytes of an outbox row's mail as sent (or to be sent) on
+stdout, with LF line ends: the CRLF ones sent are kept in the row (and without
+a relay in DATA_DIR/outbox/<id>.eml). A summary line (status, recipient, last
+reply) goes to stderr. A row not yet attempted is rendered as a preview: its bytes are
+fixed at the first attempt. A webhook row prints the JSON body it posts (before
+its first attempt, its payload).
+  --text              print the headers and the decoded text part instead`,
   run: (args, io) => show(args, io),
 };
 

@@ -44,14 +44,18 @@ ticket-mx outbox run, delivers it).
 export const ticketReply: Command = {
   name: 'ticket reply',
   summary: 'store an answer of staff and mail it to the requester',
-  help: `Usage: ticket-mx ticket reply <id> --from EMAIL --message TEXT [--name NAME] [--json]
+  help: `Usage: ticket-mx ticket reply <id> --from EMAIL --message TEXT [--name NAME]
+                              [--subject S] [--json]
 
-Stores an answer typed by staff (as the CRM's API will) and, in the same transaction, queues its
-mail to the ticket's requester: from the support address, Reply-To the ticket, threaded into what
-the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed). A closed ticket is refused.
+Stores an answer typed by staff (as the HTTP API does) and, in the same
+transaction, queues its mail to the ticket's requester: from the support
+address, Reply-To the ticket, threaded into what the requester has seen
+(NOTIFY_REQUESTER=false: nothing is mailed). A closed ticket is refused.
   --from EMAIL        the staff member who answers (required)
   --name NAME         their name
   --message TEXT      the answer (required)
+  --subject S         the answer's own subject, stored with it; not empty (the
+                      mail's subject is the ticket's: Re: [TKT-…] subject)
   --json              print { "messageId", "outbox": [ids] }`,
   run: (args, io) => replyToTicket(args, io),
 };
@@ -59,20 +63,27 @@ the requester has seen (NOTIFY_REQUESTER=false: nothing is mailed). A closed tic
 export const ticketShow: Command = {
   name: 'ticket show',
   summary: 'show a ticket and the replies stored for it',
-  help: `Usage: ticket-mx ticket show <id> [--json] [--full]
+  help: `Usage: ticket-mx ticket show <id> [--full] [--json]
 
-Shows a ticket, its messages (the reply text by default; by received time, then id) and its
-notifications with their status.
-  --full              show each message's full text (with the quoted history) too
-  --json              print { "ticket": {...}, "messages": [ { "id", "from", "subject", "text",
-                      "forwarded", "receivedAt", "attachments", ... } ], "notifications": [ { "id",
-                      "to", "event", "status", "lastReply", ... } ], "refused": [ { "id",
-                      "refusedAt", "code", "reply", "reason", "fromAddress", "messageId",
-                      "clientIp" } ], "messagesMore", ... }: the JSON of GET /v1/tickets/{id},
-                      nothing cut
-A message that forwards another shows the note above it, then "forwarded from X on D" with the
-forwarded text. Mail to the ticket refused at DATA (550 …) is listed after the messages with the
-reply it got and why (at most 20 refusals a ticket an hour are kept).`,
+Shows a ticket, its messages (the reply text by default; by received time, then
+id), its notifications with their status and the mail refused for it.
+  --full              show each message's full text (quoted history included)
+  --json              print the JSON of GET /v1/tickets/{id}, nothing cut:
+                      { "ticket": {...},
+                        "messages": [ { "id", "from", "subject", "text",
+                          "forwarded", "receivedAt", "attachments", ... } ],
+                        "notifications": [ { "id", "to", "event", "status",
+                          "lastReply", ... } ],
+                        "refused": [ { "id", "refusedAt", "code", "reply",
+                          "reason", "fromAddress", "messageId", "clientIp" } ],
+                        "messagesMore", "messagesNext", "notificationsMore",
+                        "notificationsNext", "refusedMore", "refusedNext" }
+                      the API's paging fields: here each ...More is false, and
+                      each ...Next the id of the last one listed ("0": none)
+A message that forwards another shows the note above it, then "forwarded from X
+on D" with the forwarded text. Mail to the ticket refused at DATA (550 …) is
+listed after the messages with the reply it got and why (at most 20 refusals a
+ticket an hour are kept).`,
   run: (args, io) => showTicket(args, io),
 };
 
@@ -161,7 +172,13 @@ async function createTicket(args: string[], io: Out): Promise<number> {
 async function replyToTicket(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { from: { type: 'string' }, name: { type: 'string' }, message: { type: 'string' }, json: { type: 'boolean' } },
+    {
+      from: { type: 'string' },
+      name: { type: 'string' },
+      message: { type: 'string' },
+      subject: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     true,
   );
   if (positionals.length !== 1) throw new UsageError('ticket reply needs exactly one ticket id');
@@ -169,6 +186,9 @@ async function replyToTicket(args: string[], io: Out): Promise<number> {
   if (!values.from || !EMAIL_ADDRESS_RE.test(values.from))
     throw new UsageError('ticket reply needs --from with an email address');
   if (!values.message?.trim()) throw new UsageError('ticket reply needs --message');
+  // given, it says something: an empty one is a mistake, not a subject
+  if (values.subject !== undefined && !values.subject.trim())
+    throw new UsageError('ticket reply --subject must not be empty (leave it out: the answer has none of its own)');
   return withDatabase(async (pool, config) => {
     // as the API does: a closed ticket takes no more messages, typed or mailed
     const ticket = await findTicket(pool, id);
@@ -184,6 +204,7 @@ async function replyToTicket(args: string[], io: Out): Promise<number> {
             ticketId: id,
             author: { address: values.from!, name: values.name },
             text: values.message!.trim(),
+            subject: values.subject?.trim() ?? null,
             source: 'cli',
           },
           notifyRules(config),

@@ -264,7 +264,9 @@ const storeResult = (r: StoreRow): StoreResult => ({
  * Several messages in one statement and one transaction (store_messages of the group-commit
  * migration), each as storeMessage would store it alone, in order; a result per message, in the
  * same order. Their bytes (raw and attachments) go as one binary parameter, not as hex text, and
- * are written to the socket as they are (bind.ts): never concatenated, never copied.
+ * are written to the socket as they are (bind.ts): never concatenated, never copied. The long texts
+ * of their ticket messages go in it too, as UTF-8 (migration 0011), not inside the JSON: JSON writes
+ * a control character as six bytes, and a 20 MB body of them made 120 MB of JSON for each text.
  */
 export async function storeMessages(
   db: Db,
@@ -279,11 +281,21 @@ export async function storeMessages(
     offset += bytes.length;
     return [offset - bytes.length, bytes.length];
   };
+  const textPart = (s: string | null): [number, number] | null =>
+    s === null ? null : part(Buffer.from(wellFormed(s)));
   const entries = messages.map((m) => ({
     sha256: m.sha256.toString('hex'),
     at: part(m.bytes),
     attachment_parts: m.attachments.map((a) => part(a.content)),
-    ticket_messages: m.ticketMessages.map(ticketMessageJson),
+    ticket_messages: m.ticketMessages.map((t) => ({
+      ...ticketMessageMeta(t),
+      text_parts: {
+        reply_text: textPart(t.replyText),
+        full_text: textPart(t.fullText),
+        removed_text: textPart(t.removedText),
+        html: textPart(t.html),
+      },
+    })),
     unrouted: m.unrouted.map(unroutedJson),
     attachments: m.attachments.map(attachmentJson),
     outbox: outboxRecords(m.outbox),
@@ -365,6 +377,20 @@ export interface RefusedMessage {
  */
 export const REFUSALS_PER_TICKET_PER_HOUR = 20;
 
+/**
+ * Characters kept of each text of a refusal: the From address and the Message-ID as the client sent
+ * them, and the reply and reason, which may quote the From. A hostile header of up to
+ * MAX_HEADER_BYTES makes no huge row.
+ */
+export const REFUSAL_FIELD_CHARS = 64 * 1024;
+
+/** The first REFUSAL_FIELD_CHARS of a refusal's text, never half a surrogate pair. */
+function refusalField(s: string | null): string | null {
+  if (s === null) return null;
+  const high = s.charCodeAt(REFUSAL_FIELD_CHARS - 1);
+  return wellFormed(s.slice(0, high >= 0xd800 && high <= 0xdbff ? REFUSAL_FIELD_CHARS - 1 : REFUSAL_FIELD_CHARS));
+}
+
 /** Records why mail to a ticket was refused; nothing when the ticket already has its hour's share. */
 export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
   await db.query({
@@ -376,10 +402,10 @@ export async function recordRefusal(db: Db, r: RefusedMessage): Promise<void> {
     values: [
       r.ticketId,
       r.code,
-      wellFormed(r.reply),
-      r.reason === null ? null : wellFormed(r.reason),
-      r.fromAddress === null ? null : wellFormed(r.fromAddress),
-      r.messageId === null ? null : wellFormed(r.messageId),
+      refusalField(r.reply),
+      refusalField(r.reason),
+      refusalField(r.fromAddress),
+      refusalField(r.messageId),
       r.clientIp,
       REFUSALS_PER_TICKET_PER_HOUR,
     ],
@@ -474,8 +500,14 @@ export async function listAttachedFiles(
 // 451 on every retry. Every string bound for the database passes through `wellFormed` here, in
 // the JSON of the jsonb parameters and in the text parameters alike.
 const NUL = /\u0000/g;
-/** NUL removed, lone surrogates replaced by U+FFFD: what PostgreSQL text can hold. */
-export const wellFormed = (s: string): string => (s.includes('\u0000') ? s.replace(NUL, '') : s).toWellFormed();
+/**
+ * NUL removed, lone surrogates replaced by U+FFFD: what PostgreSQL text can hold. toWellFormed copies
+ * every two-byte string, well-formed or not (a 20 MB Cyrillic text: 40 MB more), so it is asked first.
+ */
+export const wellFormed = (s: string): string => {
+  const text = s.includes('\u0000') ? s.replace(NUL, '') : s;
+  return text.isWellFormed() ? text : text.toWellFormed();
+};
 const wellFormedValue = (_key: string, value: unknown) => (typeof value === 'string' ? wellFormed(value) : value);
 // JSON.stringify writes NUL as \u0000 and a lone surrogate as \udXXX (a pair stays raw UTF-16).
 const ILL_FORMED_JSON = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
@@ -488,6 +520,17 @@ const texts = (values: string[]): string[] => values.map(wellFormed);
 const nullable = (s: string | null | undefined): string | null => (s == null ? null : wellFormed(s));
 
 function ticketMessageJson(m: TicketMessageRow) {
+  return {
+    ...ticketMessageMeta(m),
+    reply_text: m.replyText,
+    full_text: m.fullText,
+    removed_text: m.removedText,
+    html: m.html,
+  };
+}
+
+/** A ticket message's row as store_message reads it but for its long texts (storeMessages sends those apart). */
+function ticketMessageMeta(m: TicketMessageRow) {
   const e = m.envelope;
   return {
     ticket_id: m.ticketId,
@@ -496,11 +539,7 @@ function ticketMessageJson(m: TicketMessageRow) {
     author_name: m.authorName,
     author_role: m.authorRole,
     subject: m.subject,
-    reply_text: m.replyText,
-    full_text: m.fullText,
-    removed_text: m.removedText,
     forwarded: m.forwarded ?? null,
-    html: m.html,
     message_id: m.messageId,
     in_reply_to: m.inReplyTo,
     references: m.references,

@@ -222,16 +222,31 @@ export function splitIds(value: string | string[] | undefined): string[] {
 }
 
 /**
- * 'mid:<Message-ID>' when there is one; otherwise a hash of what a retry keeps identical
- * (From, Date, Subject and the body), not of the whole message, whose Received lines may differ.
+ * What makes two deliveries one message, and so a retry that adds no row (the unique key of
+ * ticket_messages and unrouted_messages). With a Message-ID: 'mid:<Message-ID> sha256:<content>',
+ * the id and a hash of what a retry keeps identical (contentHash). The id alone let anyone who
+ * learned an id before its message was sent (a quoted References line, a predictable generator)
+ * send something else under it first, and the real message was answered 250 as a duplicate and
+ * dropped (attack run, finding 5). Without one: 'sha256:<content>'. Keys from before migration 0012
+ * were the id alone; store_message still takes one of those for a message with the same body.
  */
 export function idempotencyKey(raw: Buffer, parsed: ParsedHeader): string {
-  if (parsed.messageId) {
-    // readable when it fits a btree key comfortably; a hostile 8 KB Message-ID would not
-    return parsed.messageId.length <= MAX_READABLE_KEY
+  const content = contentHash(raw, parsed);
+  if (!parsed.messageId) return `sha256:${content}`;
+  // readable when it fits a btree key comfortably; a hostile 8 KB Message-ID would not
+  const id =
+    parsed.messageId.length <= MAX_READABLE_KEY
       ? `mid:${parsed.messageId}`
       : `mid-sha256:${crypto.createHash('sha256').update(parsed.messageId).digest('hex')}`;
-  }
+  return `${id} sha256:${content}`;
+}
+
+/**
+ * A hash of From, Date, Subject and the body: what a retry of the message keeps identical however
+ * it travels, unlike the header lines relays add on the way (Received, Return-Path, Delivered-To,
+ * X-Original-To, DKIM-Signature, ARC-*, Authentication-Results, and any X- line of their own).
+ */
+function contentHash(raw: Buffer, parsed: ParsedHeader): string {
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = crlf < 0 ? raw.indexOf('\n\n') : -1;
   const body = crlf >= 0 ? raw.subarray(crlf + 4) : lf >= 0 ? raw.subarray(lf + 2) : Buffer.alloc(0);
@@ -240,7 +255,7 @@ export function idempotencyKey(raw: Buffer, parsed: ParsedHeader): string {
     `${parsed.from.map((f) => f.address).join(',')}\n${parsed.date?.toISOString() ?? ''}\n${parsed.subject ?? ''}\n`,
   );
   hash.update(body);
-  return `sha256:${hash.digest('hex')}`;
+  return hash.digest('hex');
 }
 
 /**

@@ -38,8 +38,8 @@ export const CATALOGUE = {
     code: 452,
     enhanced: '4.5.3',
     when:
-      'a bounces+…@ address and another recipient in one transaction: a delivery report goes alone, ' +
-      'the sender sends the rest in a transaction of its own',
+      'a bounces+…@ address and another recipient we would accept in one transaction: a delivery report goes ' +
+      'alone, the sender sends the rest in a transaction of its own (one refused for its own reason gets its 550)',
   },
   RCPT_RELAY_DENIED: { code: 550, enhanced: '5.7.1', when: 'recipient domain is not in MAIL_DOMAINS' },
   RCPT_NO_SUCH_MAILBOX: {
@@ -129,7 +129,9 @@ export const CATALOGUE = {
   DATA_DUPLICATE: {
     code: 250,
     enhanced: '2.0.0',
-    when: 'a retry of a message already committed for every recipient; no new row',
+    when:
+      'a retry of a message already committed for every recipient (same Message-ID, From, Date, Subject and body); ' +
+      'no new row',
   },
   DATA_TOO_BIG: {
     code: 552,

@@ -789,9 +789,56 @@ describe('bodies', () => {
     expect((await db.pool.query('select count(*)::int as n from tickets')).rows[0].n).toBe(before + 1);
   });
 
+  it('a body nested deeper than 32 levels: 400 JSON_TOO_DEEP, never a 500; brackets in strings do not count', async () => {
+    const json = { 'content-type': 'application/json' };
+    const nested = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+    for (const body of [nested(33), '['.repeat(4000), `{"subject":"x","requester":"a@example.ru","m":${nested(40)}}`]) {
+      const r = await call('POST', '/v1/tickets', { headers: json, body });
+      expect(expectProblem(r, 'JSON_TOO_DEEP', '/v1/tickets').detail).toContain('32 levels');
+    }
+    // 32 levels are read (and then refused by the schema); a string full of brackets is no nesting
+    expectProblem(
+      await call('POST', '/v1/tickets', { headers: json, body: nested(32) }),
+      'VALIDATION_FAILED',
+      '/v1/tickets',
+    );
+    const body = JSON.stringify({ subject: `[{"\\${'['.repeat(100)}`, requester: 'deep@example.ru' });
+    expect((await call('POST', '/v1/tickets', { headers: json, body })).status).toBe(201);
+  });
+
   it('another media type: 415 UNSUPPORTED_MEDIA_TYPE', async () => {
     const r = await call('POST', '/v1/tickets', { headers: { 'content-type': 'text/plain' }, body: 'hello' });
     expect(expectProblem(r, 'UNSUPPORTED_MEDIA_TYPE', '/v1/tickets').detail).toContain('text/plain');
+  });
+
+  it('JSON in a charset other than utf-8 or us-ascii: 415 UNSUPPORTED_MEDIA_TYPE naming it, never mis-decoded', async () => {
+    const before = (await db.pool.query('select count(*)::int as n from tickets')).rows[0].n;
+    const body = JSON.stringify({ subject: 'Принтер горит', requester: 'charset@example.ru' });
+    for (const [charset, bytes] of [
+      ['utf-16', Buffer.from(`\ufeff${body}`, 'utf16le')],
+      ['UTF-16LE', Buffer.from(body, 'utf16le')],
+      ['"iso-8859-5"', Buffer.from(body, 'latin1')],
+    ] as const) {
+      const res = await fetch(`${base}/v1/tickets`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': `application/json; charset=${charset}` },
+        body: bytes,
+      });
+      const text = await res.text();
+      expect(res.status, `${charset}: ${text}`).toBe(415);
+      expect(JSON.parse(text)).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+      expect(JSON.parse(text).detail).toContain(`charset ${charset.replace(/"/g, '').toLowerCase()}`);
+    }
+    expect((await db.pool.query('select count(*)::int as n from tickets')).rows[0].n).toBe(before);
+    for (const charset of ['utf-8', 'UTF-8', '"us-ascii"']) {
+      const ascii = charset.includes('ascii');
+      const res = await call('POST', '/v1/tickets', {
+        headers: { 'content-type': `application/json;charset=${charset}` },
+        body: ascii ? JSON.stringify({ subject: 'Printer', requester: 'ascii@example.ru' }) : body,
+      });
+      expect(res.status, res.text).toBe(201);
+      if (!ascii) expect(res.json.ticket.subject).toBe('Принтер горит');
+    }
   });
 
   it('a body over API_MAX_BODY_BYTES: 413 BODY_TOO_LARGE, also when it is streamed without a length', async () => {

@@ -79,6 +79,63 @@ describe('help and usage', () => {
   });
 });
 
+describe('help texts say what the README says', () => {
+  const COMMANDS = [
+    'serve',
+    'migrate',
+    'ticket create',
+    'ticket reply',
+    'ticket show',
+    'ticket list',
+    'ticket close',
+    'outbox list',
+    'outbox show',
+    'outbox retry',
+    'outbox run',
+    'api-token create',
+    'reply-text',
+    'reprocess',
+  ];
+  const help = async (command: string) => (await runCli([...command.split(' '), '--help'], cleanEnv())).stdout;
+  const readme = fs.readFile(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+
+  it.each(COMMANDS)("each usage of ticket-mx %s is a row of the README's Commands table", async (command) => {
+    const text = await help(command);
+    // a form on each line that starts with ticket-mx; a line that does not goes on the one before
+    const forms: string[] = [];
+    for (const line of text.slice(text.indexOf('Usage: ') + 7, text.indexOf('\n\n')).split('\n')) {
+      if (line.trim().startsWith('ticket-mx ')) forms.push(line.trim());
+      else forms.push(`${forms.pop()} ${line.trim()}`);
+    }
+    const commands = (await readme).split('\n## Commands\n')[1]!.split('\n## ')[0]!;
+    const rows = commands.split('\n').filter((l) => l.startsWith('| `ticket-mx '));
+    const cells = rows.map((l) => /^\| `([^`]+)`/.exec(l)![1]!.replace(/\\\|/g, '|'));
+    expect(forms.length).toBeGreaterThan(0);
+    for (const form of forms) expect(cells).toContain(form);
+  });
+
+  it('ticket show --help fits 80 columns and names the paging fields of --json', async () => {
+    const text = await help('ticket show');
+    expect(text.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
+    expect(text).toContain('"messagesMore"');
+    expect(text).toContain('"messagesNext"');
+  });
+
+  it('outbox show --help says it prints the exact bytes as sent, with LF line ends', async () => {
+    const text = (await help('outbox show')).replace(/\s+/g, ' ');
+    expect(text).toContain("the exact bytes of an outbox row's mail as sent");
+    expect(text).toContain('with LF line ends');
+  });
+
+  it.each([[''], ['  ']])('ticket reply --subject %j is a usage error naming its --help', async (subject) => {
+    const args = ['ticket', 'reply', 'TKT-1', '--from', 'a@b.ru', '--message', 'x', '--subject', subject];
+    const r = await runCli(args, cleanEnv());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--subject must not be empty');
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe("Run 'ticket-mx ticket reply --help' for usage.");
+  });
+});
+
 describe('configuration errors stop the process and name the variable', () => {
   it.each([
     [{ SMTP_PORT: '99999' }, /SMTP_PORT: must be at most 65535/],
@@ -165,6 +222,8 @@ describe('against DATABASE_URL', () => {
         'Ivan',
         '--message',
         'Done.',
+        '--subject',
+        ' Про счёт ',
         '--json',
       ],
       env,
@@ -178,6 +237,7 @@ describe('against DATABASE_URL', () => {
         id: messageId,
         from: 'ivan@helpdesk.example.ru',
         role: 'staff',
+        subject: 'Про счёт',
         text: 'Done.',
         source: 'cli',
       }),

@@ -3,6 +3,7 @@
 // on loopback DNS) and a real PostgreSQL. Bounds on time are generous: they separate "answered"
 // from "stalled for tens of seconds", not fast from slow.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { REFUSAL_FIELD_CHARS } from '../../src/db/queries.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { counts, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { publishDkimKey } from '../helpers/dns-server.js';
@@ -217,6 +218,36 @@ describe('why a message was refused', () => {
       ]);
     await new Promise((r) => setTimeout(r, 500));
     expect(await recorded()).toBe(20);
+  });
+});
+
+describe('a refusal row is bounded', () => {
+  it('keeps the first REFUSAL_FIELD_CHARS of a huge From and Message-ID (as sent), and of the reply and reason naming them', async () => {
+    await insertTestTicket(db.pool, 'TKT-2003', 'client@example.ru');
+    // the header block stays under MAX_HEADER_BYTES (256 KiB), so it is read, then refused at authorization
+    const from = `${'a'.repeat(100_000)}@stranger.org`;
+    const messageId = `<${'m'.repeat(100_000)}@stranger.org>`;
+    const r = await deliver(server.port, {
+      ip: '127.0.0.3',
+      from: 'someone@stranger.org',
+      to: ['support+TKT-2003@flamecrm.ru'],
+      message: buildMessage({ from, to: 'support+TKT-2003@flamecrm.ru', messageId }),
+    });
+    expect(r.short).toBe('550 5.7.1');
+    const row = async () =>
+      (
+        await db.pool.query<{ from_address: string; message_id: string; reply: string; reason: string }>(
+          "select from_address, message_id, reply, reason from refused_messages where ticket_id = 'TKT-2003'",
+        )
+      ).rows[0];
+    await expect.poll(row).toBeDefined();
+    const { from_address, message_id, reply, reason } = (await row())!;
+    expect([REFUSAL_FIELD_CHARS, from_address.length, message_id.length]).toEqual([65_536, 65_536, 65_536]);
+    expect(from_address).toBe(from.slice(0, REFUSAL_FIELD_CHARS));
+    expect(message_id).toBe(messageId.slice(0, REFUSAL_FIELD_CHARS));
+    // the reply and the reason name the From address: bounded the same way
+    expect(reply.startsWith('550 5.7.1 <aaaa')).toBe(true);
+    expect([reply.length, reason.length]).toEqual([REFUSAL_FIELD_CHARS, REFUSAL_FIELD_CHARS]);
   });
 });
 

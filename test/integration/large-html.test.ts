@@ -3,6 +3,7 @@
 // while the full text, the stored HTML and the raw bytes are kept whole. Real server, real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPLY_INPUT_MAX_CHARS } from '../../src/mail/reply-text/message.js';
+import { MAX_HTML_LENGTH } from '../../src/mail/sanitize.js';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { buildMessage, deliver } from '../helpers/smtp-client.js';
@@ -80,6 +81,25 @@ describe('large HTML', () => {
     expect(row.reply_text.length).toBeLessThanOrEqual(REPLY_INPUT_MAX_CHARS);
     expect(row.reply_text.length).toBeGreaterThan(REPLY_INPUT_MAX_CHARS / 4);
     expect(row.reply_text).not.toContain('Строка отчёта 11999');
+  }, 60_000);
+
+  it('HTML-only over MAX_HTML_LENGTH: its text and its stored HTML come from the tag strip, never empty', async () => {
+    const lines = Array.from({ length: 60_000 }, (_, i) => `<p>Line ${i} of the <b>log</b> &amp; more.</p>`);
+    const html = `<p>See the log below.</p>\r\n${lines.join('\r\n')}`;
+    expect(html.length).toBeGreaterThan(MAX_HTML_LENGTH);
+    const r = await deliver(server.port, {
+      from: 'ivan@flamecrm.ru',
+      to: [TO],
+      message: htmlMessage('<over@x>', html),
+    });
+    expect(r.short).toBe('250 2.0.0');
+    const row = await stored('<over@x>');
+    expect(row.full_text.startsWith('See the log below.')).toBe(true);
+    expect(row.full_text).toContain('Line 59999 of the log & more.');
+    expect(row.html.startsWith('<pre>See the log below.')).toBe(true);
+    expect(row.html).toContain('Line 59999 of the log &amp; more.');
+    expect(row.html).not.toContain('<p>');
+    expect(row.reply_text.startsWith('See the log below.')).toBe(true);
   }, 60_000);
 
   it('a message under the bound is extracted whole, as before', async () => {

@@ -95,6 +95,33 @@ describe('mail to a VERP bounce address goes through the budget and its limits',
   });
 });
 
+describe('a recipient refused for its own reason is a 550 whatever else the transaction holds', () => {
+  // a 452 here sent the sender back to meet the 550 in a transaction of its own
+  it.each([
+    ['a bounce address', 'support+TKT-404@flamecrm.ru', 'RCPT_UNKNOWN_TICKET', () => verp],
+    ['a bounce address', 'support+TKT-7002@flamecrm.ru', 'RCPT_TICKET_CLOSED', () => verp],
+    ['a ticket', 'bounces+424242.forged@flamecrm.ru', 'RCPT_BAD_BOUNCE', () => 'support+TKT-7001@flamecrm.ru'],
+    ['a ticket', 'bounces@flamecrm.ru', 'RCPT_BAD_BOUNCE', () => 'support+TKT-7001@flamecrm.ru'],
+    ['postmaster@', 'bounces+1.x@flamecrm.ru', 'RCPT_BAD_BOUNCE', () => 'postmaster@flamecrm.ru'],
+  ])('beside %s, RCPT TO:<%s> → 550 5.1.1 (%s)', async (_what, second, code, first) => {
+    await db.pool.query(
+      "insert into tickets (id, subject, requester, status) values ('TKT-7002', 'x', 'client@example.ru', 'closed') " +
+        'on conflict do nothing',
+    );
+    const before = server.logsWithCode(code).length;
+    const client = await SmtpClient.connect(server.port);
+    try {
+      await client.command('EHLO client.example.ru');
+      await client.command('MAIL FROM:<client@example.ru>');
+      expect((await client.command(`RCPT TO:<${first()}>`)).short).toBe('250 2.1.5');
+      expect((await client.command(`RCPT TO:<${second}>`)).short).toBe('550 5.1.1');
+    } finally {
+      client.destroy();
+    }
+    expect(server.logsWithCode(code).length).toBe(before + 1);
+  });
+});
+
 describe('two recipient addresses of one ticket are one message', () => {
   it('one message to support+TKT-n@ at two of MAIL_DOMAINS: one row, one webhook, one mail to staff', async () => {
     const r = await deliver(server.port, {
@@ -107,6 +134,34 @@ describe('two recipient addresses of one ticket are one message', () => {
     expect((await db.pool.query('select count(*)::int as n from ticket_messages')).rows[0].n).toBe(1);
     const { rows } = await db.pool.query('select kind, recipient from outbox order by id');
     // today: two webhook rows (two event ids for one message: the CRM cannot de-duplicate) and two mails
+    expect(rows.map((x) => x.kind).sort()).toEqual(['mail', 'webhook']);
+  });
+});
+
+describe('a repeated RCPT TO in one transaction', () => {
+  const lookups = async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    return Number(/^ticketmx_rcpt_lookups_per_statement_sum (\d+)$/m.exec(metrics)?.[1]);
+  };
+
+  it('is answered from the first route (logged repeat: true), without a second lookup or delivery', async () => {
+    const before = await lookups();
+    const logged = server.logsWithCode('RCPT_TICKET').length;
+    const r = await deliver(server.port, {
+      ip: '127.0.0.1',
+      from: 'client@example.ru',
+      to: ['support+TKT-7001@flamecrm.ru', 'SUPPORT+tkt-7001@FLAMECRM.RU'],
+      message: buildMessage({ from: 'client@example.ru', to: 'support+TKT-7001@flamecrm.ru', messageId: mid() }),
+    });
+    expect(r.short).toBe('250 2.0.0');
+    expect((await lookups()) - before).toBe(1);
+    const rcpt = server.logsWithCode('RCPT_TICKET').slice(logged);
+    expect(rcpt.map((l) => [l.rcpt, l.repeat])).toEqual([
+      ['support+TKT-7001@flamecrm.ru', undefined],
+      ['SUPPORT+tkt-7001@FLAMECRM.RU', true],
+    ]);
+    expect((await db.pool.query('select count(*)::int as n from ticket_messages')).rows[0].n).toBe(1);
+    const { rows } = await db.pool.query('select kind from outbox order by id');
     expect(rows.map((x) => x.kind).sort()).toEqual(['mail', 'webhook']);
   });
 });

@@ -62,9 +62,17 @@ describe('the Date header', () => {
 });
 
 describe('idempotencyKey', () => {
-  it('is the Message-ID when there is one', async () => {
+  it('is the Message-ID and a hash of the content when there is one: a new Received line keeps it', async () => {
     const raw = message('Message-ID: <m1@x>\r\n');
-    expect(idempotencyKey(raw, await parseMessage(raw))).toBe('mid:<m1@x>');
+    const key = idempotencyKey(raw, await parseMessage(raw));
+    expect(key).toMatch(/^mid:<m1@x> sha256:[0-9a-f]{64}$/);
+    const relayed = Buffer.concat([
+      Buffer.from('Received: from relay by mx; Thu, 26 Nov 2026 10:00:05 +0300\r\n'),
+      raw,
+    ]);
+    expect(idempotencyKey(relayed, await parseMessage(relayed))).toBe(key);
+    const other = message('Message-ID: <m1@x>\r\n', 'Пока');
+    expect(idempotencyKey(other, await parseMessage(other))).not.toBe(key);
   });
 
   it('hashes From, Date, Subject and body otherwise: a new Received line keeps it, a new body changes it', async () => {

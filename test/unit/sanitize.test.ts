@@ -127,6 +127,10 @@ describe('sanitizeHtml caps', () => {
     expect(sanitizeHtml(nested(100_000), 'Исправили <script>')).toBe('<pre>Исправили &lt;script&gt;</pre>');
   });
 
+  it('an empty or blank text part (an HTML-only message) is no fallback: the tag strip is', () => {
+    for (const text of ['', ' \r\n']) expect(sanitizeHtml(nested(100_000), text)).toBe('<pre>deep text</pre>');
+  });
+
   it('does not count void, implied-end or closed elements as nesting', () => {
     // each implied end really closes here: a <p> closes the open <p>, an <li> the open <li>
     const flat = `${'<br><img src="cid:a"><p>x'.repeat(MAX_HTML_NESTING * 2)}${'<li>y'.repeat(MAX_HTML_NESTING * 2)}${'<div>a</div>'.repeat(MAX_HTML_NESTING * 2)}`;
