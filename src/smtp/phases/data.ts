@@ -8,12 +8,12 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../../db/queries.js';
 import { DeadlineExceeded, failureTag } from '../../deadline.js';
 import type { AuthDnsFetch } from '../../mail/auth-dns.js';
-import { emptyHeaderShape, inspectHeader, LineEndings } from '../../mail/bytes.js';
+import { colonEndedLines, emptyHeaderShape, inspectHeader, LineEndings } from '../../mail/bytes.js';
 import { DKIM_MAX_SIGNATURES } from '../../mail/dkim-limit.js';
 import { GrowingBuffer } from '../../mail/growing-buffer.js';
 import { costOf, Overloaded } from '../../pipeline/budget.js';
 import { recordRefusals } from '../../pipeline/deliver.js';
-import type { MessageShape } from '../../pipeline/inline.js';
+import { INLINE_SHAPE, type MessageShape } from '../../pipeline/inline.js';
 import type { Facts, Outcome, Route } from '../../pipeline/types.js';
 import { logDecision, type SmtpContext, tnxOf } from '../context.js';
 import { type BufferVerdict, networkKey } from '../limits.js';
@@ -221,6 +221,8 @@ export function onData(ctx: SmtpContext, hangUp: HangUp) {
         signatures: header.signatures,
         tags: lineEndings.tags,
         addressBytes: header.addressBytes,
+        // a pass over the bytes, only where they are few enough for the main thread to process
+        colonLines: bytes <= config.pipelineInlineMaxBytes ? colonEndedLines(raw, INLINE_SHAPE.colonLines + 1) : 0,
       };
       process(ctx, session, { raw, routes, network, shape, dns }, deadline.signal, release)
         .then((outcome) => {
