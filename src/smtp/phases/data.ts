@@ -86,7 +86,9 @@ export function onData(ctx: SmtpContext, hangUp: HangUp) {
     });
     stream.once('error', (err) => {
       drop();
-      if (hungUp) return callback(err); // the session was closed by us: not an abort, already logged
+      // the session was closed by us: not an abort, and its reply is said and logged (given again
+      // here, so that smtp-server's own reply to the error, which nobody reads, is ours and not a 450)
+      if (hungUp) return callback(busyReply(busy!).toError());
       ctx.metrics.replies.inc({ code: 'DATA_ABORTED', reply: '0' });
       ctx.log.info(
         {
