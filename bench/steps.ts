@@ -102,7 +102,7 @@ async function main() {
   const world: PipelineWorld = {
     resolver,
     findSupportTickets: async () => ({ header: null, subject: null, notification: null }),
-    unroutedBytesToday: async () => 0,
+    unroutedBytesToday: async () => ({ network: 0, all: 0 }),
   };
   const address = 'support+TKT-900001@flamecrm.ru';
   const ticket: Ticket = {

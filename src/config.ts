@@ -567,7 +567,7 @@ export const SETTINGS = {
     group: 'Message processing',
     describe:
       'What the messages processed at once may cost together, each charged its measured peak: 256 KB + 16 × its size, ' +
-      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB); the others wait their turn.',
+      'at most 34 MB + 3.5 × its size (1/5/25 MB: 16/52/122 MB), and 4 more per control character; the others wait their turn.',
     parse: int(16 * MiB, 64 * 1024 ** 3),
     local: 1024 * MiB,
     production: 1024 * MiB,
@@ -613,6 +613,18 @@ export const SETTINGS = {
     production: 50 * MiB,
     show: orOff,
   }),
+  UNROUTED_MAX_BYTES_PER_DAY: setting({
+    key: 'unroutedMaxBytesPerDay',
+    group: 'Message processing',
+    describe:
+      'Bytes of unrouted mail all client networks together may have stored per day (the per-network budget times ' +
+      'many networks is no bound), counted in the database for all instances; more get `452 4.3.1` until the next ' +
+      'day. `0` turns it off.',
+    parse: int(0, 1024 ** 5),
+    local: 1024 * MiB,
+    production: 1024 * MiB,
+    show: orOff,
+  }),
   AUTH_POLICY: setting({
     key: 'authPolicy',
     group: 'Sender authentication',
@@ -626,6 +638,18 @@ export const SETTINGS = {
     group: 'Sender authentication',
     describe: 'Comma-separated staff addresses and `@domains` allowed to write to any ticket.',
     parse: lowerList(z.string().regex(/^([^@\s]+)?@[^@\s]+$/, 'must list addresses (a@b.ru) or domains (@b.ru)')),
+    local: [],
+    production: [],
+    show: joined('(none)'),
+  }),
+  STAFF_DKIM_DOMAINS: setting({
+    key: 'staffDkimDomains',
+    group: 'Sender authentication',
+    describe:
+      'Comma-separated subdomains whose DKIM signature authenticates staff of their parent domain (staff mail signed as ' +
+      '`d=mail.flamecrm.ru` for `@flamecrm.ru`). Otherwise staff need `d=` (or the MAIL FROM domain) equal to their ' +
+      "domain: any other subdomain's key (a mailing service it is delegated to) is refused `550 5.7.22`.",
+    parse: lowerList(z.string().regex(domainRe, 'must list domain names such as mail.flamecrm.ru')),
     local: [],
     production: [],
     show: joined('(none)'),
@@ -723,7 +747,8 @@ export const SETTINGS = {
     key: 'ticketMaxMessagesPerHour',
     group: 'Tickets and attachments',
     describe:
-      'Messages one ticket accepts per hour (a mail-loop breaker); more get `450 4.7.1`. The other loop breaker ' +
+      'Messages one ticket accepts per hour from one author (a mail-loop breaker; strangers share one count); ' +
+      'more from that author get `450 4.7.1`, others still get in. The other loop breaker ' +
       'comes with it: the third message within an hour with the same text (80 characters or more, digits and ' +
       'spacing aside, no attachment) from one author to one ticket is recorded as a loop, not posted. `0` turns both off.',
     parse: int(0, 1_000_000),

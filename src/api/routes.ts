@@ -26,7 +26,7 @@ import { failureTag } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { EMAIL_ADDRESS_RE, replyAddress } from '../mail/address.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
-import { TICKET_ID_RE } from '../mail/ticket-id.js';
+import { NEW_TICKET_ID_RE, TICKET_ID_RE } from '../mail/ticket-id.js';
 import { isClosed } from '../mail/ticket-status.js';
 import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
@@ -92,6 +92,13 @@ const COMMON_PROBLEMS = {
 const TicketId = z
   .string()
   .regex(TICKET_ID_RE, 'must be a ticket id such as TKT-12345')
+  .transform((v) => v.toUpperCase());
+
+/** A new ticket's id: one number is one ticket, so TKT-0042 is refused beside TKT-42 (src/mail/ticket-id.ts). */
+const NewTicketId = z
+  .string()
+  .regex(TICKET_ID_RE, 'must be a ticket id such as TKT-12345')
+  .regex(NEW_TICKET_ID_RE, 'must be written without leading zeros, such as TKT-42 (not TKT-0042)')
   .transform((v) => v.toUpperCase());
 
 const TicketIdParams = z.object({ id: TicketId.describe('TKT-<number>; compared without case') });
@@ -177,7 +184,7 @@ const CreateTicketBody = z
     subject: z.string().trim().min(1, 'must not be empty').max(1000),
     requester: EMAIL.describe("the customer's address: may write to the ticket by mail, gets staff answers"),
     message: MessageBody.optional().describe('the first message, from the requester'),
-    id: TicketId.optional().describe('this id instead of the next free number'),
+    id: NewTicketId.optional().describe('this id instead of the next free number; its number without leading zeros'),
   })
   .strict()
   .meta({ id: 'NewTicket' });

@@ -18,6 +18,7 @@ import {
   setTicketStatus,
 } from '../db/queries.js';
 import { EMAIL_ADDRESS_RE, replyAddress } from '../mail/address.js';
+import { canonicalTicketId, NEW_TICKET_ID_RE } from '../mail/ticket-id.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { notifyRules } from '../outbox/notify.js';
 import { oneLine } from '../outbox/templates.js';
@@ -37,7 +38,7 @@ ticket-mx outbox run, delivers it).
   --requester EMAIL   the customer who opened it; may write to the ticket (required)
   --message TEXT      the first message, from the requester: stored in the ticket and shown in
                       the staff notification
-  --id TKT-123        use this id instead of the next free number
+  --id TKT-123        use this id instead of the next free number (no leading zeros)
   --json              print { "ticket", "replyAddress", "messageId", "outbox": [ids] }`,
   run: (args, io) => createTicket(args, io),
 };
@@ -124,6 +125,14 @@ function readOnlyView(err: unknown, what: string): unknown {
   );
 }
 
+/** A new ticket's id: one number is one ticket, so TKT-0042 is refused beside TKT-42 (src/mail/ticket-id.ts). */
+function newTicketId(value: string): string {
+  const id = normaliseTicketId(value);
+  if (!NEW_TICKET_ID_RE.test(id))
+    throw new UsageError(`'${value}' has leading zeros: a ticket id is written ${canonicalTicketId(id)}`);
+  return id;
+}
+
 async function createTicket(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, {
     subject: { type: 'string' },
@@ -135,7 +144,7 @@ async function createTicket(args: string[], io: Out): Promise<number> {
   if (!values.subject?.trim()) throw new UsageError('ticket create needs --subject');
   if (!values.requester || !EMAIL_ADDRESS_RE.test(values.requester))
     throw new UsageError('ticket create needs --requester with an email address');
-  const id = values.id === undefined ? undefined : normaliseTicketId(values.id);
+  const id = values.id === undefined ? undefined : newTicketId(values.id);
   return withDatabase(async (pool, config) => {
     if (id && (await findTicket(pool, id))) throw new Error(`ticket ${id} already exists`);
     const created = await withTransaction(pool, (tx) =>

@@ -3,7 +3,7 @@
 // that commit is done. No timer and no waiting for company: a message that finds no commit under
 // way is stored at once, alone; those that arrive while commits are under way go together in the
 // next one. Per message, nothing changes: what store_messages does to each is what storing it alone
-// does (a copy of an earlier message, in the batch or not, is a duplicate; a ticket's hourly cap
+// does (a copy of an earlier message, in the batch or not, is a duplicate; a ticket's hourly cap, per author,
 // counts the batch's earlier messages). A batch that fails on what one message holds is run again
 // one message a transaction, so that one message's trouble is only its own. The deadline of a
 // message keeps it out of a batch that has not started; a batch under way is cancelled only once

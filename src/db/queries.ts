@@ -4,6 +4,7 @@
 import { Pieces, queryPieces } from './bind.js';
 import { type NewOutboxRow, outboxJson, outboxRecords } from './outbox.js';
 import { type Db, isPool, withCancellation } from './pool.js';
+import { ALL_NETWORKS, type UnroutedSpent } from './unrouted-budget.js';
 
 export interface Ticket {
   id: string;
@@ -172,7 +173,7 @@ export interface StoreResult {
   stored: number;
   /** For a retry: the raw message id the first copy was stored under. */
   existingRawMessageId: string | null;
-  /** Set when nothing was stored because this ticket already has maxPerHour messages from the last hour. */
+  /** Set when nothing was stored because this message's author already has maxPerHour messages on this ticket from the last hour (migration 0013). */
   rateLimitedTicket: string | null;
 }
 
@@ -332,32 +333,39 @@ export async function findTicketByNotification(db: Db, messageIds: string[]): Pr
 }
 
 /**
- * Adds a stored unrouted message's bytes to its network's count for today and returns the new
- * total; days before yesterday are let go on the way. Called inside the message's transaction.
+ * Adds a stored unrouted message's bytes to its network's count for today and to all networks'
+ * (ALL_NETWORKS, src/db/unrouted-budget.ts), and returns the new totals; days before yesterday are let go on the way. Called
+ * inside the message's transaction: a rollback charges nothing. The network's row is locked first,
+ * then all's, in every transaction: no two wait for each other.
  */
-export async function chargeUnroutedBytes(db: Db, network: string, bytes: number): Promise<number> {
+export async function chargeUnroutedBytes(db: Db, network: string, bytes: number): Promise<UnroutedSpent> {
   await db.query({
     name: 'prune_unrouted_budget',
     text: 'delete from unrouted_budget where day < current_date - 1',
   });
-  const { rows } = await db.query<{ bytes: string }>({
+  const { rows } = await db.query<{ network: string; bytes: string }>({
     name: 'charge_unrouted_budget',
-    text: `insert into unrouted_budget (network, bytes) values ($1, $2)
+    text: `insert into unrouted_budget (network, bytes) values ($1, $2), ($3, $2)
            on conflict (network, day) do update set bytes = unrouted_budget.bytes + excluded.bytes
-           returning bytes`,
-    values: [network, bytes],
+           returning network, bytes`,
+    values: [network, bytes, ALL_NETWORKS],
   });
-  return Number(rows[0]!.bytes);
+  return spentOf(rows, network);
 }
 
-/** Bytes of unrouted mail stored today for this network (0 when none). */
-export async function unroutedBytesToday(db: Db, network: string): Promise<number> {
-  const { rows } = await db.query<{ bytes: string }>({
+const spentOf = (rows: { network: string; bytes: string }[], network: string): UnroutedSpent => ({
+  network: Number(rows.find((r) => r.network === network)?.bytes ?? 0),
+  all: Number(rows.find((r) => r.network === ALL_NETWORKS)?.bytes ?? 0),
+});
+
+/** Bytes of unrouted mail stored today for this network and for all (0 when none). */
+export async function unroutedBytesToday(db: Db, network: string): Promise<UnroutedSpent> {
+  const { rows } = await db.query<{ network: string; bytes: string }>({
     name: 'unrouted_bytes_today',
-    text: 'select bytes from unrouted_budget where network = $1 and day = current_date',
-    values: [network],
+    text: 'select network, bytes from unrouted_budget where network in ($1, $2) and day = current_date',
+    values: [network, ALL_NETWORKS],
   });
-  return Number(rows[0]?.bytes ?? 0);
+  return spentOf(rows, network);
 }
 
 export interface RefusedMessage {

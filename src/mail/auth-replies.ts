@@ -13,7 +13,10 @@ export interface AuthReply {
 //   5.7.1  delivery not authorized: the author may not write to this ticket, or has no
 //          single identity to check, or a staff signature does not name this ticket
 //   5.7.20 no passing DKIM signature (and SPF did not authenticate the author either)
-//   5.7.22 DKIM passes, but for a domain that is not the author's
+//   5.7.21 DKIM passes for the author's domain but is not acceptable: it alone authenticates the
+//          message and does not cover the fields that decide how the body is read
+//   5.7.22 DKIM passes, but for a domain that is not the author's, or for staff, only for a
+//          subdomain of it (RFC 7372: "valid DKIM signature found but not author-matched")
 //   5.7.23 SPF failed and nothing else authenticated the author
 //   5.7.24 SPF permerror (a broken record) and nothing else authenticated the author
 //   5.7.26 more than one check failed; DMARC fail is this by definition (neither SPF nor DKIM
@@ -59,6 +62,21 @@ export const authReplies = {
     code: 550,
     enhanced: '5.7.22',
     text: `Message not authenticated: no valid DKIM signature of ${domain}`,
+  }),
+  /**
+   * Staff authenticated only by a subdomain of their domain. `found`: what passed (`d=news.x.ru`,
+   * `MAIL FROM bounce.x.ru`); a DKIM signature makes it 5.7.22, an SPF pass alone 5.7.1.
+   */
+  staffSubdomain: (domain: string, found: string | null): AuthReply => ({
+    code: 550,
+    enhanced: found === null || found.startsWith('d=') ? '5.7.22' : '5.7.1',
+    text: `Staff mail not authenticated: ${found ?? 'a subdomain'} is not ${domain}; sign as d=${domain} or send through ${domain}'s own servers`,
+  }),
+  /** `fields`: the field names, joined by commas. */
+  mimeUnsigned: (domain: string, fields: string): AuthReply => ({
+    code: 550,
+    enhanced: '5.7.21',
+    text: `DKIM signature of ${domain} does not cover ${fields}: sign them, or send through ${domain}'s own servers`,
   }),
   spfFailed: (domain: string): AuthReply => ({
     code: 550,

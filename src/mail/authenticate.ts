@@ -305,7 +305,12 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
 
 /**
  * Whether a header field is vouched for by the author's domain: a passing DKIM signature, aligned
- * with From, covers it. (The header block holds one instance of it at most: bytes.ts.)
+ * with From, covers it. (The header block holds one instance of it at most: bytes.ts.) `aligned`:
+ * which signatures count as the author's; by default DMARC's relaxed alignment (authorize() asks
+ * staff mail for d= equal to the author's domain).
  */
-export const signedByAuthor = (auth: AuthResults, field: string): boolean =>
-  auth.dkim.some((row) => row.result === 'pass' && row.aligned && row.signedFields.includes(field));
+export const signedByAuthor = (
+  auth: AuthResults,
+  field: string,
+  aligned: (row: DkimVerdict) => boolean = (row) => row.aligned,
+): boolean => auth.dkim.some((row) => row.result === 'pass' && aligned(row) && row.signedFields.includes(field));

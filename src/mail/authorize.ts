@@ -7,9 +7,11 @@ import { type AuthReply, authReplies as replies } from './auth-replies.js';
 import {
   type AuthResults,
   type CheckName,
+  type DkimVerdict,
   domainOf,
   isAligned,
   normalizeDomain,
+  type SpfVerdict,
   signedByAuthor,
 } from './authenticate.js';
 import type { ParsedHeader } from './parse.js';
@@ -28,6 +30,8 @@ export type AuthDecisionCode =
   | 'AUTH_NOT_ALLOWED'
   | 'AUTH_UNAUTHENTICATED'
   | 'AUTH_NOT_BOUND'
+  | 'AUTH_MIME_UNSIGNED'
+  | 'AUTH_STAFF_SUBDOMAIN'
   | 'AUTH_DNS_TEMPORARY';
 
 export interface AuthDecision {
@@ -61,6 +65,11 @@ export interface AuthorizeInput {
   auth: AuthResults;
   /** ARC_TRUSTED_SEALERS: domains whose ARC seal vouches for forwarded mail. */
   trustedSealers: string[];
+  /**
+   * STAFF_DKIM_DOMAINS: subdomains whose DKIM signature authenticates staff of their parent
+   * domain. Absent: none (staff mail must be signed as d= the author's domain itself).
+   */
+  staffDkimDomains?: string[];
   policy: AuthPolicy;
   /**
    * The ticket the message is delivered to, and the header that may name it (ticket-binding.ts):
@@ -68,7 +77,25 @@ export interface AuthorizeInput {
    * checked (AUTH_BIND_STAFF=false).
    */
   binding?: { ticketId: string; header: ParsedHeader; rules: AddressRules };
+  /**
+   * Which of BODY_FIELDS the header holds, as the parser read it (lower case): a signature alone
+   * authenticates the message only if it covers each of them.
+   */
+  bodyFields: string[];
 }
+
+/**
+ * The header fields that decide how the body is read: its charset, encoding and parts. Added or
+ * changed after signing, they make the signed bytes show other text (or none, or other parts).
+ */
+export const BODY_FIELDS: readonly string[] = ['mime-version', 'content-type', 'content-transfer-encoding'];
+
+/** The field names as people write them, for reasons and replies. */
+const BODY_FIELD_NAMES: Readonly<Record<string, string>> = {
+  'mime-version': 'MIME-Version',
+  'content-type': 'Content-Type',
+  'content-transfer-encoding': 'Content-Transfer-Encoding',
+};
 
 const normalizeAddress = (address: string): string => {
   const trimmed = address.trim();
@@ -91,6 +118,36 @@ const roleOf = (author: string, authorDomain: string, staff: string[], requester
   return requester && normalizeAddress(requester) === author ? 'requester' : 'stranger';
 };
 
+/**
+ * Which identifiers authenticate the author. A requester's: DMARC's relaxed alignment (the DKIM d=
+ * or the MAIL FROM domain shares the author's Organizational Domain), as every receiver reads it.
+ * Staff's: the author's domain itself (strict), or for DKIM a subdomain listed in
+ * STAFF_DKIM_DOMAINS. Whoever can sign for or send as some subdomain (a mailing service or SaaS it
+ * is delegated to, and each of its account holders who can get that subdomain's key or return
+ * path applied) is not every staff member; the mailboxes staff write from (Google Workspace,
+ * Microsoft 365, Yandex 360, Mail.ru for business) sign as d= the domain itself and send with the
+ * address itself as MAIL FROM.
+ */
+interface Alignment {
+  strict: boolean;
+  dkim: (row: DkimVerdict) => boolean;
+  spf: (spf: SpfVerdict) => boolean;
+}
+
+const RELAXED: Alignment = { strict: false, dkim: (row) => row.aligned, spf: (spf) => spf.aligned };
+
+const alignmentOf = (role: AuthorRole, authorDomain: string, staffDkimDomains: Set<string>): Alignment => {
+  if (role !== 'staff') return RELAXED;
+  return {
+    strict: true,
+    dkim: (row) => {
+      const domain = normalizeDomain(row.domain);
+      return row.aligned && (domain === authorDomain || staffDkimDomains.has(domain));
+    },
+    spf: (spf) => spf.aligned && normalizeDomain(spf.domain) === authorDomain,
+  };
+};
+
 /** Did the newest sealer record a pass for the author's domain when the message reached it? */
 const sealerVouches = (auth: AuthResults, authorDomain: string): boolean => {
   const seen = auth.arc.sealerResults;
@@ -106,10 +163,15 @@ const authenticatedBy = (
   auth: AuthResults,
   authorDomain: string,
   trusted: Set<string>,
+  align: Alignment,
 ): AuthDecision['authenticatedBy'] => {
-  if (auth.dmarc.result === 'pass' && auth.dmarc.domain === authorDomain) return 'dmarc';
-  if (auth.dkim.some((row) => row.result === 'pass' && row.aligned)) return 'dkim';
-  if (auth.spf.result === 'pass' && auth.spf.aligned) return 'spf';
+  const dkim = auth.dkim.some((row) => row.result === 'pass' && align.dkim(row));
+  const spf = auth.spf.result === 'pass' && align.spf(auth.spf);
+  // DMARC passes by its record's alignment, relaxed as a rule: for staff, only with an identifier of their own
+  if (auth.dmarc.result === 'pass' && auth.dmarc.domain === authorDomain && (!align.strict || dkim || spf))
+    return 'dmarc';
+  if (dkim) return 'dkim';
+  if (spf) return 'spf';
   const sealer = auth.arc.sealers[auth.arc.sealers.length - 1];
   if (auth.arc.result === 'pass' && sealer && trusted.has(sealer) && sealerVouches(auth, authorDomain)) return 'arc';
   return null;
@@ -125,19 +187,37 @@ const bound = (
   auth: AuthResults,
   by: NonNullable<AuthDecision['authenticatedBy']>,
   { ticketId, header, rules }: NonNullable<AuthorizeInput['binding']>,
+  align: Alignment,
 ): boolean => {
-  if (auth.spf.result === 'pass' && auth.spf.aligned) return true;
+  if (auth.spf.result === 'pass' && align.spf(auth.spf)) return true;
   const namedIn = fieldsNamingTicket(header, ticketId, rules);
-  return by === 'arc' ? namedIn.length > 0 : namedIn.some((field) => signedByAuthor(auth, field));
+  return by === 'arc' ? namedIn.length > 0 : namedIn.some((field) => signedByAuthor(auth, field, align.dkim));
+};
+
+/**
+ * The body fields of the message that nothing vouches for: none when SPF authenticates the author
+ * (the message comes from their own servers as it is) or a trusted ARC seal does (the sealer read
+ * it as it is); otherwise those the author's passing signature does not cover. An absent field is
+ * fine: the body is read by the defaults, as it was signed.
+ */
+const unsignedBodyFields = (
+  auth: AuthResults,
+  by: NonNullable<AuthDecision['authenticatedBy']>,
+  present: string[],
+  align: Alignment,
+): string[] => {
+  if ((auth.spf.result === 'pass' && align.spf(auth.spf)) || by === 'arc') return [];
+  return present.filter((field) => BODY_FIELDS.includes(field) && !signedByAuthor(auth, field, align.dkim));
 };
 
 /** Temporary DNS errors that, had the lookup worked, could have authenticated the author. */
-const decisiveTemporaryChecks = (auth: AuthResults, trusted: Set<string>): CheckName[] => {
+const decisiveTemporaryChecks = (auth: AuthResults, trusted: Set<string>, align: Alignment): CheckName[] => {
   const checks: CheckName[] = [];
-  if (auth.spf.result === 'temperror' && auth.spf.aligned) checks.push('spf');
-  if (auth.dkim.some((row) => row.result === 'temperror' && row.aligned)) checks.push('dkim');
-  // DMARC's own organizational-domain walk may align what the PSL did not
-  if (auth.dmarc.result === 'temperror') checks.push('dmarc');
+  if (auth.spf.result === 'temperror' && align.spf(auth.spf)) checks.push('spf');
+  if (auth.dkim.some((row) => row.result === 'temperror' && align.dkim(row))) checks.push('dkim');
+  // DMARC's own organizational-domain walk may align what the PSL did not; a DMARC pass alone
+  // does not authenticate staff (authenticatedBy), so for them its record decides nothing
+  if (auth.dmarc.result === 'temperror' && !align.strict) checks.push('dmarc');
   const sealer = auth.arc.sealers[auth.arc.sealers.length - 1];
   if (auth.arc.result === 'temperror' && sealer && trusted.has(sealer)) checks.push('arc');
   return checks;
@@ -217,8 +297,15 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
     };
   } else {
     role = roleOf(author, authorDomain, input.staff, input.requester);
+    const align = alignmentOf(role, authorDomain, new Set((input.staffDkimDomains ?? []).map(normalizeDomain)));
     const sameFrom = auth.fromDomain === authorDomain;
-    by = sameFrom ? authenticatedBy(auth, authorDomain, trusted) : null;
+    by = sameFrom ? authenticatedBy(auth, authorDomain, trusted, align) : null;
+    // staff only: a requester's mail that a forwarder passes on is often signed by Yandex or Microsoft 365,
+    // which leave these fields out, and garbling their own text in their own ticket gains nobody anything
+    const unsigned =
+      by && role === 'staff'
+        ? unsignedBodyFields(auth, by, input.bodyFields, align).map((f) => BODY_FIELD_NAMES[f] ?? f)
+        : [];
     const who =
       role === 'stranger'
         ? `${author} is neither staff nor the ticket's requester`
@@ -230,7 +317,7 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
         reason: `${who}${by ? ` (authenticated by ${by.toUpperCase()})` : ''}; add the address or its domain to STAFF_SENDERS if it should be allowed to write to tickets.`,
         reply: replies.notAllowed(author),
       };
-    } else if (by && role === 'staff' && input.binding && !bound(auth, by, input.binding)) {
+    } else if (by && role === 'staff' && input.binding && !bound(auth, by, input.binding, align)) {
       const { ticketId } = input.binding;
       finding = {
         code: 'AUTH_NOT_BOUND',
@@ -241,6 +328,18 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
           "another ticket. Reply to the ticket's notification, or put the ticket's address in To or Cc.",
         reply: replies.notBound(ticketId),
       };
+    } else if (by && unsigned.length) {
+      const names = unsigned.join(', ');
+      finding = {
+        code: 'AUTH_MIME_UNSIGNED',
+        reason:
+          `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and it does not ` +
+          `cover ${names}: these decide how the signed body is read (charset, encoding, parts), and anyone ` +
+          'holding the message could have added or changed them, so the text stored would not be the text signed. ' +
+          `Sign ${names} with DKIM (h=) as d=${authorDomain}, or send through ${authorDomain}'s own mail ` +
+          'servers (listed in its SPF record).',
+        reply: replies.mimeUnsigned(authorDomain, names),
+      };
     } else if (by) {
       finding = { code: 'AUTH_ACCEPTED', reason: `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}.` };
     } else if (!sameFrom) {
@@ -250,7 +349,7 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
         reply: replies.ambiguousFrom(),
       };
     } else {
-      const temporary = decisiveTemporaryChecks(auth, trusted);
+      const temporary = decisiveTemporaryChecks(auth, trusted, align);
       if (temporary.length) {
         const what = temporary.map((check) => describeTemporary(check, auth, authorDomain)).join(' and ');
         finding = {
@@ -258,6 +357,8 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
           reason: `${who}, but nothing authenticated it yet and ${what} could not be fetched (temporary DNS error); the sending server should retry.`,
           reply: replies.dnsTemporary(temporaryCode(temporary)),
         };
+      } else if (align.strict && authenticatedBy(auth, authorDomain, trusted, RELAXED)) {
+        finding = staffSubdomain(auth, authorDomain, who);
       } else {
         finding = unauthenticated(auth, authorDomain, who, trusted);
       }
@@ -328,6 +429,37 @@ export const authorizeAuthor = (input: Omit<AuthorizeInput, 'auth'>): AuthDecisi
     reason: finding.reason,
     wouldReject: true,
     ...(enforce ? { reply: finding.reply } : { wouldReply: finding.reply }),
+  };
+};
+
+/**
+ * Staff whose message DMARC's relaxed alignment would authenticate, but only through a subdomain
+ * of their domain (a DKIM d= or a MAIL FROM domain under it): say which, and the setting.
+ */
+const staffSubdomain = (auth: AuthResults, domain: string, who: string): Finding => {
+  const signers = [
+    ...new Set(auth.dkim.filter((row) => row.result === 'pass' && row.aligned).map((row) => row.domain)),
+  ];
+  const spf = auth.spf.result === 'pass' && auth.spf.aligned ? auth.spf : null;
+  const found = [
+    ...signers.map((signer) => `DKIM passes for d=${signer}`),
+    ...(spf ? [`SPF passes for the ${spf.identity === 'helo' ? 'HELO name' : 'MAIL FROM domain'} ${spf.domain}`] : []),
+  ];
+  const listed = signers[0]
+    ? `If ${domain}'s staff mail really is signed as d=${signers[0]}, add it to STAFF_DKIM_DOMAINS.`
+    : '';
+  return {
+    code: 'AUTH_STAFF_SUBDOMAIN',
+    reason:
+      `${who}, but only a subdomain of ${domain} authenticates it: ` +
+      `${found.length ? found.join(' and ') : `DMARC passes for ${domain} by relaxed alignment`}, not for ${domain} itself. ` +
+      `Staff mail must be signed with DKIM as d=${domain} or sent from ${domain}'s own mail servers with a MAIL FROM ` +
+      `at ${domain}: whoever can sign for or send as a subdomain (a mailing service it is delegated to) is not every ` +
+      `staff member. ${listed}`.trimEnd(),
+    reply: replies.staffSubdomain(
+      domain,
+      signers[0] ? `d=${signers[0]}` : spf ? `${spf.identity === 'helo' ? 'HELO' : 'MAIL FROM'} ${spf.domain}` : null,
+    ),
   };
 };
 

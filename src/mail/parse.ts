@@ -50,10 +50,30 @@ const MAX_HTML_TO_PARSE = 2 * 1024 * 1024;
  */
 const PARSE_PIECE = 64 * 1024;
 const MAX_READABLE_KEY = 200;
+/**
+ * MIME parts (nodes: the message itself, each multipart and each leaf) past which mailparser's
+ * splitter (mailsplit's maxChildNodes, given here rather than left to its default of the same value)
+ * stops: each is a node to parse and decode. It has no separate bound on nesting depth: parts nested
+ * 2000 deep are 2001 parts.
+ */
+export const MAX_MIME_PARTS = 1000;
 
 /** mailparser refused the bytes: the same on every retry, so the message's fault, not ours. */
 export class UnparseableMessage extends Error {
   override name = 'UnparseableMessage';
+}
+
+/** More than MAX_MIME_PARTS parts: the parser stopped there, so nothing of the message is decoded. */
+export class TooManyParts extends UnparseableMessage {
+  override name = 'TooManyParts';
+  constructor(
+    message: string,
+    /** Attachments the parser had given before it stopped: at least this many, perhaps more. */
+    readonly attachmentsSeen: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
@@ -75,6 +95,8 @@ export async function parseHeader(raw: Buffer, bodyStart: number): Promise<Parse
 
 const PARSER_OPTIONS = {
   maxHtmlLengthToParse: MAX_HTML_TO_PARSE,
+  // mailparser hands its options to mailsplit's Splitter, which reads this one
+  maxChildNodes: MAX_MIME_PARTS,
   // mailparser's own HTML-to-text for a lone text/html part guards nesting as the old html.ts
   // did (<p><li> repeated is "flat" to it, and quadratic to parse); htmlToText converts instead
   skipHtmlToText: true,
@@ -104,7 +126,8 @@ function parse(raw: Buffer): Promise<MailparserResult> {
     // Our own trouble (no memory for a buffer) is temporary: the sender must retry, not bounce. A
     // RangeError of the message's own shape (a call stack too deep for its nesting) stays a 550.
     if (/allocation failed|out of memory/i.test(err.message)) throw err;
-    // the message's own: e.g. a header block over 1 MB, more than 1000 MIME parts
+    if (err instanceof TooManyParts) throw err;
+    // the message's own: e.g. a MIME part's header block over 1 MB
     throw new UnparseableMessage(err.message, { cause: err });
   });
 }
@@ -130,7 +153,14 @@ function collect(raw: Buffer): Promise<MailparserResult> {
     const mail = { attachments: [] as Attachment[] } as Record<string, unknown> & { attachments: Attachment[] };
     const parser = new MailParser(PARSER_OPTIONS);
     // a non-fatal error may still be followed by the end: the first of them settles
-    parser.on('error', (err: Error) => settle(err));
+    parser.on('error', (err: Error & { code?: string }) =>
+      settle(
+        // mailsplit's words for it (EMAXLEN is also its code for a part's header block over 1 MB)
+        err.code === 'EMAXLEN' && /child nodes/i.test(err.message)
+          ? new TooManyParts(`more than ${MAX_MIME_PARTS} MIME parts`, mail.attachments.length, { cause: err })
+          : err,
+      ),
+    );
     parser.on('headers', (headers) => {
       mail.headers = headers;
       mail.headerLines = parser.headerLines;

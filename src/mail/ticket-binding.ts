@@ -6,7 +6,7 @@
 import type { AddressObject } from 'mailparser';
 import { type AddressRules, classifyRecipient } from './address.js';
 import { mailboxes, type ParsedHeader, splitIds } from './parse.js';
-import { TICKET_ID } from './ticket-id.js';
+import { namesTicket, TICKET_ID } from './ticket-id.js';
 import { headerTicketId, subjectTicketIds } from './ticket-ref.js';
 
 /** A header field (lower case, as DKIM's `h=` lists it) that can name a ticket. */
@@ -24,7 +24,7 @@ const namedByIds = (ids: string[], ticketId: string, rules: AddressRules): boole
 const namedByAddresses = (field: unknown, ticketId: string, rules: AddressRules): boolean =>
   mailboxes(field as AddressObject | AddressObject[] | undefined).some(({ address }) => {
     const r = classifyRecipient(address, rules);
-    return r.kind === 'ticket' && r.ticketId === ticketId;
+    return r.kind === 'ticket' && namesTicket(r.ticketId, ticketId);
   });
 
 /** The fields of the header that name `ticketId` (upper case), in no particular order. */
@@ -32,8 +32,8 @@ export function fieldsNamingTicket(header: ParsedHeader, ticketId: string, rules
   const named: [NamingField, boolean][] = [
     ['to', namedByAddresses(header.headers.get('to'), ticketId, rules)],
     ['cc', namedByAddresses(header.headers.get('cc'), ticketId, rules)],
-    ['subject', subjectTicketIds(header.subject).includes(ticketId)],
-    ['x-ticket-id', headerTicketId(header.headers) === ticketId],
+    ['subject', subjectTicketIds(header.subject).some((named) => namesTicket(named, ticketId))],
+    ['x-ticket-id', namesTicket(headerTicketId(header.headers) ?? '', ticketId)],
     ['in-reply-to', namedByIds(splitIds(header.inReplyTo ?? undefined), ticketId, rules)],
     ['references', namedByIds(header.references, ticketId, rules)],
   ];

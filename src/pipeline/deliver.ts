@@ -13,16 +13,21 @@ import {
   type StoreResult,
   storeMessage,
 } from '../db/queries.js';
+import { unroutedLimits, unroutedOver } from '../db/unrouted-budget.js';
 import type { Analysis, Outcome } from './types.js';
 
 type Stored = Extract<Analysis, { kind: 'store' }>;
 
-/** The quota was spent by the time this message committed (another instance, another session). */
-class QuotaSpent extends Error {}
+/** A budget was spent by the time this message committed (another instance, another session). */
+class QuotaSpent extends Error {
+  constructor(readonly which: 'network' | 'all') {
+    super(`unrouted budget (${which}) spent`);
+  }
+}
 
 export async function deliver(
   db: { pool: Pool; commits: GroupCommit },
-  config: Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay'>,
+  config: Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay' | 'unroutedMaxBytesPerDay'>,
   analysis: Stored,
   message: { raw: Buffer; sha256: Buffer; network: string },
   /** The deadline: cancels the statement (or keeps it from starting). */
@@ -37,22 +42,27 @@ export async function deliver(
     attachments: rows.attachments,
     outbox: rows.outbox,
   };
-  const budget = config.unroutedMaxBytesPerNetworkPerDay;
+  const limits = unroutedLimits(config);
   let result: StoreResult;
   try {
     result =
-      analysis.unroutedOnly && budget
+      analysis.unroutedOnly && (limits.perNetwork || limits.all)
         ? // charged in the same transaction as the rows, so that a retry or a refusal costs nothing
           await withTransaction(db.pool, async (client) => {
             const r = await storeMessage(client, { ...toStore, maxPerHour: config.ticketMaxMessagesPerHour });
-            if (r.rawMessageId && (await chargeUnroutedBytes(client, message.network, message.raw.length)) > budget)
-              throw new QuotaSpent();
+            const over =
+              r.rawMessageId &&
+              unroutedOver(await chargeUnroutedBytes(client, message.network, message.raw.length), limits);
+            if (over) throw new QuotaSpent(over);
             return r;
           })
         : // with whatever other messages are ready at the same moment: one commit (group-commit.ts)
           await db.commits.store(toStore, signal);
   } catch (err) {
-    if (err instanceof QuotaSpent) return { kind: 'unrouted-quota', limit: budget, facts };
+    if (err instanceof QuotaSpent)
+      return err.which === 'network'
+        ? { kind: 'unrouted-quota', limit: limits.perNetwork, facts }
+        : { kind: 'unrouted-full', limit: limits.all, facts };
     throw err;
   }
   if (result.rateLimitedTicket)

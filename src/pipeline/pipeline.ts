@@ -24,7 +24,13 @@ export interface PipelineOptions {
   /** The main thread's resolver, for messages processed here. */
   resolver: Resolver;
   settings: PipelineSettings &
-    Pick<Config, 'ticketMaxMessagesPerHour' | 'unroutedMaxBytesPerNetworkPerDay' | 'pipelineInlineMaxBytes'>;
+    Pick<
+      Config,
+      | 'ticketMaxMessagesPerHour'
+      | 'unroutedMaxBytesPerNetworkPerDay'
+      | 'unroutedMaxBytesPerDay'
+      | 'pipelineInlineMaxBytes'
+    >;
 }
 
 export class Pipeline {

@@ -7,19 +7,22 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
+import { type UnroutedSpent, unroutedLimits, unroutedOver } from '../db/unrouted-budget.js';
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
 import type { DnsRecording } from '../mail/auth-dns.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
-import { type AuthDecision, authorize, authorizeAuthor } from '../mail/authorize.js';
+import { type AuthDecision, authorize, authorizeAuthor, BODY_FIELDS } from '../mail/authorize.js';
 import { bodyOffset } from '../mail/bytes.js';
 import { classifyInput, classifyMessage, type NotAReply } from '../mail/classify.js';
 import type { Resolver } from '../mail/dns.js';
 import {
   idempotencyKey,
+  MAX_MIME_PARTS,
   type ParsedHeader,
   type ParsedMessage,
   parseHeader,
   parseMessage,
+  TooManyParts,
   UnparseableMessage,
 } from '../mail/parse.js';
 import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
@@ -45,6 +48,7 @@ export type PipelineSettings = Pick<
   | 'supportLocalPart'
   | 'notificationSenders'
   | 'staffSenders'
+  | 'staffDkimDomains'
   | 'arcTrustedSealers'
   | 'authPolicy'
   | 'authBindStaff'
@@ -53,6 +57,7 @@ export type PipelineSettings = Pick<
   | 'attachmentMaxBytes'
   | 'unroutedMaxMessageBytes'
   | 'unroutedMaxBytesPerNetworkPerDay'
+  | 'unroutedMaxBytesPerDay'
   | 'ticketClosedStatuses'
   | 'notifyStaffTo'
   | 'notifyRequester'
@@ -73,8 +78,8 @@ export interface PipelineWorld {
   resolver: Resolver;
   /** With `guessable` false (signed reply addresses), X-Ticket-ID and the subject are not looked up. */
   findSupportTickets(refs: TicketReferences, guessable: boolean): Promise<SupportTickets>;
-  /** Bytes of unrouted mail stored today for this client network (all instances together). */
-  unroutedBytesToday(network: string): Promise<number>;
+  /** Bytes of unrouted mail stored today for this client network and for all (all instances together). */
+  unroutedBytesToday(network: string): Promise<UnroutedSpent>;
 }
 
 export interface PipelineInput {
@@ -97,12 +102,19 @@ export async function analyse(
 ): Promise<Analysis> {
   const { raw, envelope, routes } = input;
   const facts: Facts = { network: input.network };
+  // why mailparser refused the bytes, when it did: the same on every retry, so parsed once
+  let failure: UnparseableMessage | null = null;
+  const unparseable = (err: unknown): null => {
+    if (!(err instanceof UnparseableMessage)) throw err;
+    failure = err;
+    return null;
+  };
 
   // 1. The header (its block was bounded before it got here). A large message has it parsed alone,
   //    its body only once the steps below let it through; a small one is parsed once, whole.
   const whole = raw.length <= WHOLE_PARSE_BYTES ? await parseMessage(raw).catch(unparseable) : null;
   const header = whole ?? (await parseHeader(raw, bodyOffset(raw)).catch(unparseable));
-  if (!header) return { kind: 'unparseable', facts };
+  if (!header) return undecodable(failure, facts, settings);
   facts.messageId = header.messageId;
   facts.from = header.from[0]?.address;
   const key = idempotencyKey(raw, header);
@@ -216,10 +228,10 @@ export async function analyse(
   if (refusal?.reply) return { kind: 'auth', decision: refusal, facts };
 
   // 7. The body: MIME parse, text, attachments, reply text and sanitized HTML.
-  const parsed = whole ?? (await parseMessage(raw).catch(unparseable));
-  if (!parsed) return { kind: 'unparseable', facts };
+  const parsed = whole ?? (failure ? null : await parseMessage(raw).catch(unparseable));
+  if (!parsed) return undecodable(failure, facts, settings);
   const text = bodyText(parsed);
-  if (!isUsable(parsed, text)) return { kind: 'unparseable', facts };
+  if (!isUsable(parsed, text)) return { kind: 'unparseable', parser: false, facts };
   const attachments = attachmentRows(parsed.attachments, parsed.html);
   facts.attachments = attachments.length;
   const limits = checkAttachmentLimits(attachments, {
@@ -246,13 +258,23 @@ export async function analyse(
   };
 }
 
-/** mailparser refused the bytes: the message's fault and the same on every retry. */
-function unparseable(err: unknown): null {
-  if (err instanceof UnparseableMessage) return null;
-  throw err;
+/**
+ * mailparser refused the bytes (the message's fault and the same on every retry): the refusal
+ * says why, and the log line has the parser's words. Past MAX_MIME_PARTS the parser stops, so the
+ * attachments it gave by then are a lower bound: already over the limit, that is the answer.
+ */
+function undecodable(failure: UnparseableMessage | null, facts: Facts, settings: PipelineSettings): Analysis {
+  if (failure) facts.err = failure.message;
+  if (!(failure instanceof TooManyParts)) return { kind: 'unparseable', parser: failure !== null, facts };
+  if (failure.attachmentsSeen > settings.attachmentMaxCount) {
+    facts.attachments = failure.attachmentsSeen;
+    const why = `at least ${failure.attachmentsSeen} attachments, more than the limit of ${settings.attachmentMaxCount}`;
+    return { kind: 'attachments-limit', why, facts };
+  }
+  return { kind: 'too-many-parts', limit: MAX_MIME_PARTS, facts };
 }
 
-/** Mail that no ticket takes has its own size limit and a byte budget per client network per day. */
+/** Mail that no ticket takes has its own size limit and byte budgets per day: per client network, and all networks'. */
 async function unroutedAnalysis(
   input: PipelineInput,
   world: PipelineWorld,
@@ -264,9 +286,11 @@ async function unroutedAnalysis(
   const size = input.raw.length;
   if (size > settings.unroutedMaxMessageBytes)
     return { kind: 'unrouted-too-big', size, limit: settings.unroutedMaxMessageBytes, facts };
-  const budget = settings.unroutedMaxBytesPerNetworkPerDay;
-  if (budget && (await world.unroutedBytesToday(input.network)) + size > budget)
-    return { kind: 'unrouted-quota', limit: budget, facts };
+  const limits = unroutedLimits(settings);
+  const over =
+    limits.perNetwork || limits.all ? unroutedOver(await world.unroutedBytesToday(input.network), limits, size) : null;
+  if (over === 'network') return { kind: 'unrouted-quota', limit: limits.perNetwork, facts };
+  if (over === 'all') return { kind: 'unrouted-full', limit: limits.all, facts };
   return { kind: 'store', rows, unroutedOnly: true, notReply, facts };
 }
 
@@ -289,8 +313,10 @@ function authorizeArgs(header: ParsedHeader, ticket: Ticket, settings: PipelineS
     fromAddresses: header.from,
     requester: ticket.requester,
     staff: settings.staffSenders,
+    staffDkimDomains: settings.staffDkimDomains,
     trustedSealers: settings.arcTrustedSealers,
     policy: settings.authPolicy,
+    bodyFields: BODY_FIELDS.filter((field) => header.headers.has(field)),
   };
 }
 

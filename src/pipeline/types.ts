@@ -59,7 +59,10 @@ export type Refusal =
   | { kind: 'header-limit'; what: 'bytes' | 'lines'; limit: number }
   | { kind: 'duplicate-header'; field: string; count: number }
   | { kind: 'bare-newline'; which: 'LF' | 'CR' }
-  | { kind: 'unparseable' }
+  /** `parser`: mailparser refused the bytes (its words are the log line's err); else nothing in them shows. */
+  | { kind: 'unparseable'; parser: boolean }
+  /** More MIME parts than the parser takes (src/mail/parse.ts MAX_MIME_PARTS). */
+  | { kind: 'too-many-parts'; limit: number }
   | { kind: 'no-ticket' }
   /** Mail to the bare support@ whose ticket is closed (TICKET_CLOSED_STATUSES). */
   | { kind: 'ticket-closed'; ticket: string }
@@ -68,6 +71,8 @@ export type Refusal =
   | { kind: 'unrouted-too-big'; size: number; limit: number }
   /** Temporary: the network's byte budget for unrouted mail is spent for today. */
   | { kind: 'unrouted-quota'; limit: number }
+  /** Temporary: all networks' byte budget for unrouted mail (UNROUTED_MAX_BYTES_PER_DAY) is spent for today. */
+  | { kind: 'unrouted-full'; limit: number }
   /** The message took more than its CPU or memory budget in the worker. */
   | { kind: 'too-complex'; limit: 'cpu' | 'memory'; budget: number };
 

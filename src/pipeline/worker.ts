@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Envelope } from '../db/queries.js';
+import type { UnroutedSpent } from '../db/unrouted-budget.js';
 import { type DnsRecording, replayResolver } from '../mail/auth-dns.js';
 import { createResolver, type Resolver } from '../mail/dns.js';
 import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
@@ -82,7 +83,7 @@ export default async function run(task: Task): Promise<unknown> {
   const world: PipelineWorld = {
     resolver: replayResolver(task.dns, resolver),
     findSupportTickets: (refs, guessable) => ask<SupportTickets>({ op: 'tickets', refs, guessable }),
-    unroutedBytesToday: (network) => ask<number>({ op: 'unrouted', network }),
+    unroutedBytesToday: (network) => ask<UnroutedSpent>({ op: 'unrouted', network }),
   };
   const raw = Buffer.from(task.raw.buffer, task.raw.byteOffset, task.raw.byteLength);
   try {

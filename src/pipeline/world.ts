@@ -4,13 +4,14 @@
 import type { Pool } from '../db/pool.js';
 import { findTicket, findTicketByNotification, unroutedBytesToday } from '../db/queries.js';
 import type { Resolver } from '../mail/dns.js';
+import { findReferenced } from '../mail/ticket-id.js';
 import type { TicketReferences } from '../mail/ticket-ref.js';
 import type { PipelineWorld, SupportTickets } from './steps.js';
 
 export async function supportTickets(db: Pool, refs: TicketReferences, guessable: boolean): Promise<SupportTickets> {
   const [header, subject, notification] = await Promise.all([
-    guessable && refs.header ? findTicket(db, refs.header) : null,
-    guessable && refs.subject ? findTicket(db, refs.subject) : null,
+    guessable && refs.header ? findReferenced(refs.header, (id) => findTicket(db, id)) : null,
+    guessable && refs.subject ? findReferenced(refs.subject, (id) => findTicket(db, id)) : null,
     findTicketByNotification(db, refs.messageIds),
   ]);
   return { header, subject, notification };

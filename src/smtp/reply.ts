@@ -114,7 +114,12 @@ export const CATALOGUE = {
   DATA_UNPARSEABLE: {
     code: 550,
     enhanced: '5.6.0',
-    when: 'nothing usable could be decoded: no text, no HTML that shows anything, no attachment',
+    when: "the MIME parser refused the message (its words are the log line's err), or nothing usable could be decoded: no text, no HTML that shows anything, no attachment",
+  },
+  DATA_TOO_MANY_PARTS: {
+    code: 552,
+    enhanced: '5.3.4',
+    when: 'the message has more than 1000 MIME parts (the parser decodes no more; nested parts count)',
   },
   DATA_ATTACHMENTS_LIMIT: {
     code: 552,
@@ -124,7 +129,7 @@ export const CATALOGUE = {
   DATA_TICKET_RATE_LIMITED: {
     code: 450,
     enhanced: '4.7.1',
-    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages in the last hour (a mail loop?)',
+    when: 'the ticket already accepted TICKET_MAX_MESSAGES_PER_HOUR messages from this author in the last hour (a mail loop?)',
   },
   DATA_DUPLICATE: {
     code: 250,
@@ -183,7 +188,7 @@ export const CATALOGUE = {
   DATA_AUTH_REJECTED: {
     code: 550,
     enhanced: '5.7.x',
-    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket (see Who may write to a ticket)',
+    when: 'AUTH_POLICY=enforce and the author may not write to the ticket, or the message does not authenticate its From address, or a staff signature does not name the ticket, or only a subdomain of their domain authenticates staff, or a signature alone does not cover the fields that decide how the body is read (see Who may write to a ticket)',
   },
   DATA_AUTH_TEMPFAIL: {
     code: 451,
@@ -226,6 +231,11 @@ export const CATALOGUE = {
     code: 450,
     enhanced: '4.7.1',
     when: 'the client network already had UNROUTED_MAX_BYTES_PER_NETWORK_PER_DAY of unrouted mail stored today',
+  },
+  DATA_UNROUTED_FULL: {
+    code: 452,
+    enhanced: '4.3.1',
+    when: 'all networks together already had UNROUTED_MAX_BYTES_PER_DAY of unrouted mail stored today',
   },
   DATA_ABORTED: { code: 0, enhanced: '', when: 'the client went away during DATA; nothing stored' },
   SMTP_SHUTTING_DOWN: {
@@ -313,13 +323,21 @@ export const reply = {
       'DATA_NO_TICKET',
       'No ticket reference found: reply to the notification, or write to support+TKT-<number>@',
     ),
-  unparseable: () =>
-    new SmtpReply('DATA_UNPARSEABLE', 'Message could not be decoded: no text, HTML or attachment found'),
+  // the parser's own words go to the log only: some of them quote the message (a charset's name)
+  unparseable: (parser: boolean) =>
+    new SmtpReply(
+      'DATA_UNPARSEABLE',
+      parser
+        ? 'Message could not be decoded: its MIME structure is broken'
+        : 'Message could not be decoded: no text, HTML or attachment found',
+    ),
+  tooManyParts: (limit: number) =>
+    new SmtpReply('DATA_TOO_MANY_PARTS', `Message has more than ${limit} MIME parts, more than the limit of ${limit}`),
   attachmentsLimit: (why: string) => new SmtpReply('DATA_ATTACHMENTS_LIMIT', why),
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(
       'DATA_TICKET_RATE_LIMITED',
-      `Ticket ${ticketId} already received ${limit} messages in the last hour, try again later`,
+      `Ticket ${ticketId} already received ${limit} messages from you in the last hour, try again later`,
     ),
   relayDenied: (domain: string) =>
     new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
@@ -404,6 +422,11 @@ export const reply = {
     new SmtpReply(
       'DATA_UNROUTED_QUOTA',
       `Your network sent more than ${limit} bytes of mail that is not a ticket reply today, try again tomorrow`,
+    ),
+  unroutedFull: (limit: number) =>
+    new SmtpReply(
+      'DATA_UNROUTED_FULL',
+      `We already keep ${limit} bytes of mail that is not a ticket reply from today, try again tomorrow`,
     ),
   dataTempfail: (tag: string) =>
     new SmtpReply('DATA_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),

@@ -593,6 +593,18 @@ describe('POST /v1/tickets', () => {
     expect(rows).toEqual([{ subject: 'S' }]);
   });
 
+  // attack run 4, F-info-1: TKT-000000000000000001 was a second ticket beside TKT-1
+  it('refuses a given id with leading zeros: 422 naming the field, and stores nothing', async () => {
+    for (const id of ['TKT-000000000000000001', 'tkt-07001']) {
+      const r = await post('/v1/tickets', { id, subject: 'Padded', requester: 'a@example.ru' });
+      expect(expectProblem(r, 'VALIDATION_FAILED', '/v1/tickets').errors).toEqual([
+        { path: 'body.id', message: 'must be written without leading zeros, such as TKT-42 (not TKT-0042)' },
+      ]);
+    }
+    const { rows } = await db.pool.query("select id from tickets where subject = 'Padded'");
+    expect(rows).toEqual([]);
+  });
+
   it('the same Idempotency-Key twice creates one ticket and one notification; the retry answers 200', async () => {
     const headers = { 'idempotency-key': 'crm-create-4711' };
     const body = { subject: 'Retried create', requester: 'retry@example.ru', message: { text: 'Hello' } };
@@ -968,8 +980,9 @@ describe('METRICS_TOKEN and OPENAPI_PUBLIC=false', () => {
   it('the OpenAPI document asks for API_TOKEN, and says so', async () => {
     const r = await fetch(`${url}/v1/openapi.json`);
     expect(r.status).toBe(401);
-    expect((await r.json()).code).toBe('TOKEN_MISSING');
-    const doc = await (await fetch(`${url}/v1/openapi.json`, { headers: auth })).json();
+    // read as call() reads: fetch's json() is typed unknown
+    expect(parse(await r.text()).code).toBe('TOKEN_MISSING');
+    const doc = parse(await (await fetch(`${url}/v1/openapi.json`, { headers: auth })).text());
     expect((await validate(structuredClone(doc))).valid).toBe(true);
     expect(doc.paths['/v1/openapi.json'].get).not.toHaveProperty('security');
     expect(doc.paths['/metrics'].get.security).toEqual([{ metrics: [] }]);

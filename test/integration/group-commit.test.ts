@@ -98,6 +98,90 @@ describe('group commit', () => {
     expect(await rowsOf('TKT-7003')).toEqual(['<cap-1@x>', '<cap-2@x>', '<cap-3@x>']);
   });
 
+  const staff = { authorAddress: 'ivan@flamecrm.ru', authorRole: 'staff' } as const;
+
+  it("counts a ticket's hourly cap per author: 60 from the requester, staff still stored, the requester's 61st not", async () => {
+    // attack run 4, F-med-1: the requester's 60 messages kept every staff answer out for an hour
+    await insertTestTicket(db.pool, 'TKT-7008', 'client@example.ru');
+    const c = commits(60);
+    const flood = await Promise.all(Array.from({ length: 60 }, (_, i) => c.store(message('TKT-7008', `flood-${i}@x`))));
+    expect(flood.every((r) => r.rawMessageId && !r.rateLimitedTicket)).toBe(true);
+    const staffAnswer = await c.store(message('TKT-7008', 'staff-answer@x', staff));
+    expect(staffAnswer).toMatchObject({ stored: 1, rateLimitedTicket: null });
+    // the author's address as stored, case aside
+    const more = await c.store(message('TKT-7008', 'flood-60@x', { authorAddress: 'Client@Example.RU' }));
+    expect(more).toMatchObject({ rawMessageId: null, rateLimitedTicket: 'TKT-7008' });
+    expect(await rowsOf('TKT-7008')).toHaveLength(61);
+  });
+
+  it("keeps two authors' counts apart within one commit, each as if alone", async () => {
+    await insertTestTicket(db.pool, 'TKT-7009', 'client@example.ru');
+    const c = commits(2);
+    batches.length = 0;
+    const results = await Promise.all([
+      c.store(message('TKT-7001', 'filler-2@x')),
+      c.store(message('TKT-7009', 'two-r1@x')),
+      c.store(message('TKT-7009', 'two-s1@x', staff)),
+      c.store(message('TKT-7009', 'two-r2@x')),
+      c.store(message('TKT-7009', 'two-s2@x', staff)),
+      c.store(message('TKT-7009', 'two-r3@x')),
+      c.store(message('TKT-7009', 'two-s3@x', staff)),
+    ]);
+    expect(batches).toEqual([1, 6]);
+    expect(results.slice(1).map((r) => r.rateLimitedTicket)).toEqual([null, null, null, null, 'TKT-7009', 'TKT-7009']);
+    expect(await rowsOf('TKT-7009')).toEqual(['<two-r1@x>', '<two-s1@x>', '<two-r2@x>', '<two-s2@x>']);
+  });
+
+  it('gives strangers one count per ticket, whatever address each wrote', async () => {
+    await insertTestTicket(db.pool, 'TKT-7010', 'client@example.ru');
+    const c = commits(2);
+    const stranger = (k: string) =>
+      message('TKT-7010', `stranger-${k}@x`, { authorAddress: `s${k}@evil.test`, authorRole: 'stranger' });
+    const results = [];
+    for (const k of ['1', '2', '3']) results.push(await c.store(stranger(k)));
+    expect(results.map((r) => r.rateLimitedTicket)).toEqual([null, null, 'TKT-7010']);
+    expect((await c.store(message('TKT-7010', 'requester-after@x'))).rateLimitedTicket).toBeNull();
+  });
+
+  it("notifies staff of an author's first 10 messages on a ticket in an hour; the rest are stored, not mailed", async () => {
+    await insertTestTicket(db.pool, 'TKT-7011', 'client@example.ru');
+    const c = commits(60);
+    const withOutbox = (k: string, extra: Partial<TicketMessageRow> = {}, audience = 'staff') => {
+      const m = message('TKT-7011', `notify-${k}@x`, extra);
+      m.outbox = [
+        {
+          kind: 'mail',
+          event: 'requester_reply',
+          ticketId: 'TKT-7011',
+          recipient: 'desk@flamecrm.ru',
+          payload: { messageId: `<notify-${k}-${process.pid}@flamecrm.ru>`, audience },
+        },
+        {
+          kind: 'webhook',
+          event: 'ticket_message.created',
+          ticketId: 'TKT-7011',
+          recipient: 'https://crm/',
+          payload: {},
+        },
+      ];
+      return m;
+    };
+    await Promise.all(Array.from({ length: 12 }, (_, i) => c.store(withOutbox(`r${i}`))));
+    // staff answering: their mail to the requester is not held back by the requester's count
+    for (let i = 0; i < 12; i++) await c.store(withOutbox(`s${i}`, staff, i < 11 ? 'requester' : 'staff'));
+    const { rows } = await db.pool.query(
+      `select o.kind, o.payload ->> 'audience' as audience, tm.author_address as author, count(*)::int as n
+         from outbox o join ticket_messages tm on tm.id = o.ticket_message_id
+        where o.ticket_id = 'TKT-7011' group by 1, 2, 3 order by 1, 2, 3`,
+    );
+    expect(rows).toEqual([
+      { kind: 'mail', audience: 'requester', author: 'ivan@flamecrm.ru', n: 11 },
+      { kind: 'mail', audience: 'staff', author: 'client@example.ru', n: 10 },
+      { kind: 'webhook', audience: null, author: 'client@example.ru', n: 12 },
+      { kind: 'webhook', audience: null, author: 'ivan@flamecrm.ru', n: 12 },
+    ]);
+  });
+
   it('fails only the message whose data PostgreSQL refuses, the rest of its commit is stored', async () => {
     const c = commits();
     batches.length = 0;

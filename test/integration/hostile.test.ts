@@ -144,7 +144,7 @@ describe('defect 3: what is authenticated is what is stored', () => {
   ])('refuses a second %s prepended to a genuine signature with 550 5.6.0, storing nothing', async (field, line) => {
     const genuine = await signedStaffMail(
       { headers: ['X-Ticket-ID: TKT-2001'] },
-      { headerList: 'From:To:Subject:Date:Message-ID:X-Ticket-ID:MIME-Version:Content-Type' },
+      { headerList: 'From:To:Subject:Date:Message-ID:X-Ticket-ID:MIME-Version:Content-Type:Content-Transfer-Encoding' },
     );
     expect((await replay(genuine)).short).toBe('250 2.0.0');
     await db.pool.query('truncate raw_messages, ticket_messages, unrouted_messages, attachments cascade');
@@ -154,6 +154,54 @@ describe('defect 3: what is authenticated is what is stored', () => {
     expect(await counts(db.pool)).toEqual({ raw: 0, tm: 0, um: 0 });
     expect(server.logsWithCode('DATA_DUPLICATE_HEADER').at(-1)).toMatchObject({
       reply: expect.stringContaining(field),
+    });
+  });
+
+  // attack run 4, F-low-1: a signer signs the fields that are there; a staff message without MIME
+  // fields, replayed with them added, would have been stored as staff's with its signed bytes read
+  // as UTF-7 in base64 (garbage, or other parts), as AUTH_ACCEPTED
+  describe('fields that decide how the body is read, added to a signature that does not cover them', () => {
+    const noMime = async () => {
+      const lines = staffMail({ subject: 'Re: [TKT-2001] Картридж', body: 'plain staff text' }).split('\r\n');
+      const bare = lines.filter((line) => !/^(MIME-Version|Content-Type|Content-Transfer-Encoding):/i.test(line));
+      return (
+        await dkimSigned(bare.join('\r\n'), 'flamecrm.ru', 'mail', staffKey, {
+          headerList: 'from:to:subject:date:message-id',
+        })
+      ).toString('latin1');
+    };
+    const withMime = (signed: string) =>
+      Buffer.from(
+        signed.replace(
+          '\r\n\r\n',
+          '\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-7\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+        ),
+        'latin1',
+      );
+
+    it('refuses the replay with 550 5.7.21 when DKIM alone authenticates it, storing nothing', async () => {
+      const r = await replay(withMime(await noMime()));
+      expect(r.short).toBe('550 5.7.21');
+      expect(r.text).toBe(
+        'DKIM signature of flamecrm.ru does not cover MIME-Version, Content-Type, Content-Transfer-Encoding: ' +
+          "sign them, or send through flamecrm.ru's own servers",
+      );
+      expect(await counts(db.pool)).toEqual({ raw: 0, tm: 0, um: 0 });
+      const line = server.logsWithCode('DATA_AUTH_REJECTED').at(-1);
+      expect(line).toMatchObject({ auth: 'AUTH_MIME_UNSIGNED', role: 'staff', authenticatedBy: 'dmarc' });
+      expect(String(line!.reason)).toContain('does not cover MIME-Version, Content-Type, Content-Transfer-Encoding');
+    });
+
+    it('accepts the genuine message without MIME fields, its text as signed', async () => {
+      expect((await replay(Buffer.from(await noMime(), 'latin1'))).short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query('select reply_text, auth_verdict from ticket_messages');
+      expect(rows).toEqual([{ reply_text: 'plain staff text', auth_verdict: 'AUTH_ACCEPTED' }]);
+    });
+
+    it('does not ask when SPF authenticates the staff member (sent by their own servers as it is)', async () => {
+      expect((await fromStaff(withMime(await noMime()))).short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query('select auth_verdict from ticket_messages');
+      expect(rows).toEqual([{ auth_verdict: 'AUTH_ACCEPTED' }]);
     });
   });
 
@@ -329,11 +377,61 @@ describe('defect 7: unrouted mail has its own size limit and a daily budget per 
       });
       expect(other.short).toBe('250 2.0.0');
       expect((await fromStaff(staffMail(), undefined, limited)).short).toBe('250 2.0.0');
-      const { rows } = await db.pool.query('select network, bytes::int from unrouted_budget order by network');
+      const { rows } = await db.pool.query(
+        "select network, bytes::int from unrouted_budget where network <> '*' order by network",
+      );
       expect(rows.map((x) => x.network)).toEqual(['127.0.3.0/24', '127.0.4.0/24']);
       expect(rows[0].bytes).toBeLessThanOrEqual(200_000);
+      // all networks' row holds the sum
+      const all = await db.pool.query("select bytes::int from unrouted_budget where network = '*'");
+      expect(all.rows[0].bytes).toBe(rows[0].bytes + rows[1].bytes);
     } finally {
       await limited.close();
+    }
+  });
+
+  it('stops unrouted mail from every network at UNROUTED_MAX_BYTES_PER_DAY with 452 4.3.1; ticket mail still gets in', async () => {
+    // attack run 4, F-low-5: the per-network budget times 1,000 networks was 50 GB a day
+    const full = await startTestServer(db.url, { ...ENFORCE, UNROUTED_MAX_BYTES_PER_DAY: '200000' }, server.dns);
+    try {
+      const big = () => staffMail({ body: `${'z'.repeat(98)}\r\n`.repeat(450) }); // 45 KB
+      const replies: string[] = [];
+      // one message from each of six networks: no network comes near its own 50 MiB
+      for (let n = 0; n < 6; n++)
+        replies.push(
+          (
+            await deliver(full.port, {
+              ip: `127.0.${10 + n}.1`,
+              from: 'x@flood.example',
+              to: ['postmaster@flamecrm.ru'],
+              message: big(),
+            })
+          ).text,
+        );
+      expect(replies.slice(0, 4).every((r) => r.startsWith('Ok'))).toBe(true);
+      expect(replies.slice(4)).toEqual(
+        Array(2).fill('We already keep 200000 bytes of mail that is not a ticket reply from today, try again tomorrow'),
+      );
+      expect(full.logsWithCode('DATA_UNROUTED_FULL').at(-1)).toMatchObject({
+        reply: expect.stringMatching(/^452 4\.3\.1/),
+      });
+      // an auto-reply to a ticket, from yet another network, is unrouted mail too
+      const auto = staffMail({ headers: ['Auto-Submitted: auto-replied'], body: `${'z'.repeat(98)}\r\n`.repeat(450) });
+      const r = await deliver(full.port, {
+        ip: '127.0.20.1',
+        from: 'x@flood.example',
+        to: ['support+TKT-2001@flamecrm.ru'],
+        message: auto,
+      });
+      expect(r.short).toBe('452 4.3.1');
+      expect((await fromStaff(staffMail(), undefined, full)).short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query(
+        "select count(*)::int as n, (select bytes::int from unrouted_budget where network = '*') as bytes from unrouted_messages",
+      );
+      expect(rows[0].n).toBe(4);
+      expect(rows[0].bytes).toBeLessThanOrEqual(200_000);
+    } finally {
+      await full.close();
     }
   });
 });
@@ -367,6 +465,68 @@ describe('defect 8: error limits per session', () => {
     } finally {
       await probe.close();
     }
+  });
+});
+
+describe('attack run 4, F-low-2: more MIME parts than the parser takes', () => {
+  /** A staff reply: a text part "body", then `rest` (parts of the multipart/mixed "zz"). */
+  const multipart = (rest: string) =>
+    staffMail({
+      headers: ['Content-Type: multipart/mixed; boundary="zz"'],
+      body: `--zz\r\nContent-Type: text/plain\r\n\r\nbody\r\n${rest}--zz--`,
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+  const textParts = (n: number) => '--zz\r\nContent-Type: text/plain\r\n\r\nmore\r\n'.repeat(n);
+  const attachments = (n: number) =>
+    Array.from(
+      { length: n },
+      (_, i) =>
+        `--zz\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="f${i}.bin"\r\n` +
+        'Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n',
+    ).join('');
+
+  it('refuses 1001 text parts with 552 5.3.4 naming the limit, and logs the parser’s words', async () => {
+    const r = await fromStaff(multipart(textParts(1001)));
+    expect(r.short).toBe('552 5.3.4');
+    expect(r.text).toContain('more than 1000 MIME parts');
+    expect(server.logsWithCode('DATA_TOO_MANY_PARTS').at(-1)).toMatchObject({
+      limit: 1000,
+      err: 'more than 1000 MIME parts',
+    });
+    expect(await counts(db.pool)).toMatchObject({ raw: 0, tm: 0 });
+  });
+
+  it('refuses parts nested 2000 deep the same way', async () => {
+    let body = '';
+    for (let i = 0; i < 2000; i++) body += `--b${i}\r\nContent-Type: multipart/mixed; boundary="b${i + 1}"\r\n\r\n`;
+    const message = staffMail({
+      headers: ['Content-Type: multipart/mixed; boundary="b0"'],
+      body: `${body}--b2000\r\nContent-Type: text/plain\r\n\r\nleaf`,
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+    const r = await fromStaff(message);
+    expect(r.short).toBe('552 5.3.4');
+    expect(r.text).toContain('more than 1000 MIME parts');
+  });
+
+  it('says when the parser refused the message, and logs its words as err', async () => {
+    // a part's header block over mailsplit's 1 MB: the parser's error, not "nothing found"
+    const big = `--zz\r\nContent-Type: text/plain\r\n${`X-A: ${'a'.repeat(60)}\r\n`.repeat(20_000)}\r\nx\r\n`;
+    const r = await fromStaff(multipart(big));
+    expect(r.short).toBe('550 5.6.0');
+    expect(r.text).toBe('Message could not be decoded: its MIME structure is broken');
+    expect(server.logsWithCode('DATA_UNPARSEABLE').at(-1)).toMatchObject({
+      err: 'Max header size for a MIME node exceeded',
+    });
+  });
+
+  it('answers 1000 attachments with the attachment limit, 60 as before, and takes 300 parts', async () => {
+    const many = await fromStaff(multipart(attachments(1000)));
+    expect(many.short).toBe('552 5.3.4');
+    expect(many.text).toMatch(/^at least \d+ attachments, more than the limit of 50$/);
+    const sixty = await fromStaff(multipart(attachments(60)));
+    expect(sixty.short).toBe('552 5.3.4');
+    expect(sixty.text).toBe('60 attachments, more than the limit of 50');
+    const fine = await fromStaff(multipart(textParts(300)));
+    expect(fine.short).toBe('250 2.0.0');
   });
 });
 

@@ -4,6 +4,7 @@
 // copies delivered at the same moment are one row; a retry of a row stored before 0012 (its key the
 // Message-ID alone) is still recognised, by its body. Real server, real PostgreSQL.
 import crypto from 'node:crypto';
+import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { storeMessage } from '../../src/db/queries.js';
 import { idempotencyKey, parseMessage } from '../../src/mail/parse.js';
@@ -101,7 +102,7 @@ describe('a duplicate is the same message', () => {
   it('stores one row when two transactions insert the same message side by side (the unique key waits)', async () => {
     const raw = Buffer.from(buildMessage({ to: TO, messageId: '<side-by-side@x>', body: 'Done.' }));
     const key = idempotencyKey(raw, await parseMessage(raw));
-    const store = (client: Awaited<ReturnType<typeof db.pool.connect>>) =>
+    const store = (client: pg.PoolClient) =>
       storeMessage(client, {
         bytes: raw,
         sha256: crypto.createHash('sha256').update(raw).digest(),

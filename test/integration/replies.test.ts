@@ -502,6 +502,47 @@ describe('auto-replies, bounces and loops', () => {
   });
 });
 
+describe('the hourly cap counts each author apart (attack run 4, F-med-1)', () => {
+  it('past TICKET_MAX_MESSAGES_PER_HOUR the requester gets 450 4.7.1, and a staff answer to the ticket still 250', async () => {
+    await insertTestTicket(db.pool, 'TKT-2003', 'client@example.ru');
+    const capped = await startTestServer(db.url, { TICKET_MAX_MESSAGES_PER_HOUR: '3' }, server.dns);
+    try {
+      const to = 'support+TKT-2003@flamecrm.ru';
+      const fromRequester = (n: number) =>
+        send(
+          buildMessage({ from: 'Client <client@example.ru>', to, messageId: uniqueId(), body: `flood ${n}` }),
+          [to],
+          'client@example.ru',
+          capped.port,
+        );
+      const replies = [];
+      for (let n = 0; n < 4; n++) replies.push(await fromRequester(n));
+      expect(replies.map((r) => r.short)).toEqual(['250 2.0.0', '250 2.0.0', '250 2.0.0', '450 4.7.1']);
+      expect(replies[3]!.text).toBe(
+        'Ticket TKT-2003 already received 3 messages from you in the last hour, try again later',
+      );
+      const answer = await send(
+        buildMessage({ to, messageId: uniqueId(), body: 'Staff answer.' }),
+        [to],
+        'ivan@flamecrm.ru',
+        capped.port,
+      );
+      expect(answer.short).toBe('250 2.0.0');
+      expect((await fromRequester(4)).short).toBe('450 4.7.1');
+      const { rows } = await db.pool.query(
+        `select author_address as author, count(*)::int as n from ticket_messages
+          where ticket_id = 'TKT-2003' group by 1 order by 1`,
+      );
+      expect(rows).toEqual([
+        { author: 'client@example.ru', n: 3 },
+        { author: 'ivan@flamecrm.ru', n: 1 },
+      ]);
+    } finally {
+      await capped.close();
+    }
+  });
+});
+
 describe('a loop no header marks', () => {
   const ack = (n: number) =>
     `Thank you for contacting Example Support. Your request #${4520 + n} has been received, ` +

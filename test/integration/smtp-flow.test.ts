@@ -554,6 +554,45 @@ describe('DATA commits before 250', () => {
   });
 });
 
+// attack run 4, F-info-1: TKT-000000000000000001 was a ticket of its own, and support+TKT-0001@ 550
+describe('ticket numbers with leading zeros in mail', () => {
+  beforeAll(async () => {
+    await insertTestTicket(db.pool, 'TKT-5');
+    // made before new ids were checked (the API took them): it keeps its own mail
+    await insertTestTicket(db.pool, 'TKT-0000600');
+    await insertTestTicket(db.pool, 'TKT-600');
+  });
+
+  const sent = async (to: string, subject: string, envelopeTo = to) => {
+    const info = await transport().sendMail({
+      envelope: { from: 'client@example.ru', to: [envelopeTo] },
+      from: 'client@example.ru',
+      to,
+      subject,
+      text: `to ${to}, ${subject}`,
+    });
+    const { rows } = await db.pool.query("select ticket_id from ticket_messages where full_text like $1 || '%'", [
+      `to ${to}, ${subject}`,
+    ]);
+    return { response: info.response, tickets: rows.map((r) => r.ticket_id) };
+  };
+
+  it('reach the ticket of that number: support+TKT-0005@ and [TKT-005] on bare support@ are TKT-5', async () => {
+    expect(await sent('support+TKT-0005@flamecrm.ru', 'Re: x')).toMatchObject({ tickets: ['TKT-5'] });
+    expect(await sent('support+tkt-000000000000000005@flamecrm.ru', 'Re: y')).toMatchObject({ tickets: ['TKT-5'] });
+    const bare = await sent('support@flamecrm.ru', 'Re: [TKT-005] z');
+    expect(bare).toMatchObject({ response: expect.stringMatching(/^250 /), tickets: ['TKT-5'] });
+    const none = await dialogue(['MAIL FROM:<a@b.ru>', 'RCPT TO:<support+TKT-0404@flamecrm.ru>']);
+    expect(none).toEqual(['250 2.1.0', '550 5.1.1']);
+  });
+
+  it('reach a ticket stored with that very id when one exists, and TKT-600 stays TKT-600', async () => {
+    expect(await sent('support+TKT-0000600@flamecrm.ru', 'Re: a')).toMatchObject({ tickets: ['TKT-0000600'] });
+    expect(await sent('support+TKT-600@flamecrm.ru', 'Re: b')).toMatchObject({ tickets: ['TKT-600'] });
+    expect(await sent('support+TKT-0600@flamecrm.ru', 'Re: c')).toMatchObject({ tickets: ['TKT-600'] });
+  });
+});
+
 describe('HTTP', () => {
   it('answers /healthz and /metrics', async () => {
     const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);

@@ -16,7 +16,9 @@ let dns: TestDnsServer;
 let enforce: TestServer;
 let monitor: TestServer;
 let unbound: TestServer;
+let listed: TestServer;
 let key: string;
+let subdomainKey: string;
 
 const ENV = { STAFF_SENDERS: '@flamecrm.ru', NOTIFY_REQUESTER: 'true' };
 
@@ -24,15 +26,22 @@ beforeAll(async () => {
   db = await createTestDatabase();
   dns = await startDnsServer(loadZones(SMTP_ZONES));
   key = publishDkimKey(dns, 'flamecrm.ru', 'mail');
+  // a subdomain delegated to a mailing service, whose account holders may get this key applied
+  subdomainKey = publishDkimKey(dns, 'mail.flamecrm.ru', 's1');
   await insertTestTicket(db.pool, 'TKT-2001', 'anna@example.ru');
   await insertTestTicket(db.pool, 'TKT-2002', 'boris@example.ru');
   enforce = await startTestServer(db.url, { ...ENV, AUTH_POLICY: 'enforce' }, dns);
   monitor = await startTestServer(db.url, { ...ENV, AUTH_POLICY: 'monitor' }, dns);
   unbound = await startTestServer(db.url, { ...ENV, AUTH_POLICY: 'enforce', AUTH_BIND_STAFF: 'false' }, dns);
+  listed = await startTestServer(
+    db.url,
+    { ...ENV, AUTH_POLICY: 'enforce', STAFF_DKIM_DOMAINS: 'mail.flamecrm.ru' },
+    dns,
+  );
 });
 
 afterAll(async () => {
-  await Promise.all([enforce?.close(), monitor?.close(), unbound?.close()]);
+  await Promise.all([enforce?.close(), monitor?.close(), unbound?.close(), listed?.close()]);
   await dns?.close();
   await db?.drop();
 });
@@ -92,14 +101,15 @@ describe('AUTH_BIND_STAFF (default on)', () => {
   it('binds by any signed field that names the ticket: To, [TKT-…] in Subject, a notification in In-Reply-To', async () => {
     const toOnly = await staffMail({ to: 'support+TKT-2002@flamecrm.ru', subject: 'Картридж' });
     const subjectOnly = await staffMail({ to: 'boris@example.ru', subject: 'Re: [TKT-2002] Картридж' });
-    // signed as Office 365 signs: From, Date, Subject, Message-ID, In-Reply-To, not To
+    // signed as Office 365 signs: From, Date, Subject, Message-ID, In-Reply-To, not To (and the MIME
+    // fields: Content-Transfer-Encoding too, which Office 365 leaves out, see AUTH_MIME_UNSIGNED)
     const inReplyTo = await staffMail(
       {
         to: 'support+TKT-2002@flamecrm.ru',
         subject: 'RE: Картридж',
         extra: [`In-Reply-To: ${notificationMessageId('TKT-2002', 'flamecrm.ru')}`],
       },
-      'from:date:subject:message-id:in-reply-to',
+      'from:date:subject:message-id:in-reply-to:content-type:mime-version:content-transfer-encoding',
     );
     for (const message of [toOnly, subjectOnly, inReplyTo]) {
       expect((await send(enforce, message, 'TKT-2002')).short).toBe('250 2.0.0');
@@ -140,5 +150,49 @@ describe('AUTH_BIND_STAFF=false', () => {
     const message = await staffMail({ to: 'support+TKT-2001@flamecrm.ru', subject: 'Re: [TKT-2001] Картридж' });
     expect((await send(unbound, message, 'TKT-2002')).short).toBe('250 2.0.0');
     expect(await stored(message)).toMatchObject([{ ticket_id: 'TKT-2002', auth_verdict: 'AUTH_ACCEPTED' }]);
+  });
+});
+
+describe('staff signed by a subdomain of their domain (STAFF_DKIM_DOMAINS)', () => {
+  /** Named in its signed To and Subject, as the binding wants: only d= is not flamecrm.ru. */
+  const subdomainSigned = () =>
+    dkimSigned(
+      buildMessage({
+        from: 'Иван <ivan@flamecrm.ru>',
+        to: 'support+TKT-2001@flamecrm.ru',
+        subject: 'Re: [TKT-2001] Картридж',
+        messageId: `<sub-${++n}-${Date.now()}@flamecrm.ru>`,
+        body: 'Пишет кто угодно с ключом mail.flamecrm.ru.',
+      }),
+      'mail.flamecrm.ru',
+      's1',
+      subdomainKey,
+    );
+
+  it('refuses d=mail.flamecrm.ru for @flamecrm.ru staff, though DMARC (adkim=r) passes', async () => {
+    const message = await subdomainSigned();
+    const reply = await send(enforce, message, 'TKT-2001');
+    expect(reply.short).toBe('550 5.7.22');
+    expect(reply.text).toBe(
+      "Staff mail not authenticated: d=mail.flamecrm.ru is not flamecrm.ru; sign as d=flamecrm.ru or send through flamecrm.ru's own servers",
+    );
+    expect(await stored(message)).toEqual([]);
+    const line = enforce.logs.filter((l) => l.messageId === messageIdOf(message)).at(-1);
+    expect(line).toMatchObject({ code: 'DATA_AUTH_REJECTED', auth: 'AUTH_STAFF_SUBDOMAIN', role: 'staff' });
+    expect(String(line!.reason)).toContain('DKIM passes for d=mail.flamecrm.ru, not for flamecrm.ru itself');
+    expect(String(line!.reason)).toContain('STAFF_DKIM_DOMAINS');
+  });
+
+  it('takes it when STAFF_DKIM_DOMAINS lists the subdomain', async () => {
+    const message = await subdomainSigned();
+    expect((await send(listed, message, 'TKT-2001')).short).toBe('250 2.0.0');
+    const [row] = await stored(message);
+    expect(row).toMatchObject({ ticket_id: 'TKT-2001' });
+    expect(row.decision).toMatchObject({
+      verdict: 'accept',
+      wouldReject: false,
+      role: 'staff',
+      authenticatedBy: 'dmarc',
+    });
   });
 });

@@ -69,6 +69,11 @@ describe('ticket list', () => {
     [['ticket', 'list', '--status', ' '], /--status needs a status/],
     [['ticket', 'close'], /exactly one ticket id/],
     [['ticket', 'close', 'nope'], /not a ticket id/],
+    // attack run 4, F-info-1: one number, one ticket
+    [
+      ['ticket', 'create', '--subject', 'S', '--requester', 'c@example.ru', '--id', 'TKT-0070'],
+      /'TKT-0070' has leading zeros: a ticket id is written TKT-70/,
+    ],
   ])('%j is a usage error', async (args, message) => {
     const r = await runCli(args, env);
     expect(r.code).toBe(2);

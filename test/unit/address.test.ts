@@ -7,7 +7,14 @@ import {
   EMAIL_ADDRESS_RE,
   replyAddress,
 } from '../../src/mail/address.js';
-import { parseTicketId, TICKET_ID_RE } from '../../src/mail/ticket-id.js';
+import {
+  canonicalTicketId,
+  findReferenced,
+  NEW_TICKET_ID_RE,
+  namesTicket,
+  parseTicketId,
+  TICKET_ID_RE,
+} from '../../src/mail/ticket-id.js';
 import { ticketReferences } from '../../src/mail/ticket-ref.js';
 
 const rules = { mailDomains: ['flamecrm.ru', 'help.flamecrm.ru'], supportLocalPart: 'support' };
@@ -62,6 +69,31 @@ describe('ticket ids: one definition for addresses, X-Ticket-ID, subjects, the A
   it('has no flags, so that the OpenAPI pattern means what the server checks', () => {
     expect(TICKET_ID_RE.flags).toBe('');
     expect(TICKET_ID_RE.source).toBe('^[Tt][Kk][Tt]-\\d{1,18}$');
+  });
+
+  // attack run 4, F-info-1: TKT-000000000000000001 was a ticket beside TKT-1
+  it('makes new tickets only without leading zeros: one number, one ticket', () => {
+    for (const id of ['TKT-1', 'tkt-42', 'TKT-0', 'TKT-123456789012345678'])
+      expect(NEW_TICKET_ID_RE.test(id)).toBe(true);
+    for (const id of ['TKT-01', 'TKT-000000000000000001', 'TKT-00', 'TKT-1234567890123456789', 'TKT-'])
+      expect(NEW_TICKET_ID_RE.test(id)).toBe(false);
+    expect(NEW_TICKET_ID_RE.flags).toBe('');
+    expect(canonicalTicketId('TKT-000000000000000001')).toBe('TKT-1');
+    expect(canonicalTicketId('tkt-0042')).toBe('TKT-42');
+    expect(canonicalTicketId('TKT-000')).toBe('TKT-0');
+    expect(canonicalTicketId('TKT-100')).toBe('TKT-100');
+  });
+
+  it('finds TKT-0001 as TKT-1, unless a ticket of that very id exists', async () => {
+    const find = (have: string[]) => async (id: string) => (have.includes(id) ? id : null);
+    expect(await findReferenced('TKT-0001', find(['TKT-1']))).toBe('TKT-1');
+    expect(await findReferenced('TKT-0001', find(['TKT-1', 'TKT-0001']))).toBe('TKT-0001');
+    expect(await findReferenced('TKT-0001', find([]))).toBeNull();
+    expect(await findReferenced('TKT-1', find(['TKT-0001']))).toBeNull();
+    expect(namesTicket('TKT-0001', 'TKT-1')).toBe(true);
+    expect(namesTicket('TKT-0001', 'TKT-0001')).toBe(true);
+    expect(namesTicket('TKT-1', 'TKT-0001')).toBe(false);
+    expect(namesTicket('TKT-10', 'TKT-1')).toBe(false);
   });
 
   it('finds the id of X-Ticket-ID and of [TKT-…] in the subject, in any case and spacing', () => {

@@ -6,7 +6,7 @@ import { authenticate as mailauthAuthenticate, sealMessage } from 'mailauth';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuthResults, authenticate } from '../../src/mail/authenticate.js';
-import { type AuthDecision, type AuthPolicy, authorize } from '../../src/mail/authorize.js';
+import { type AuthDecision, type AuthPolicy, authorize, BODY_FIELDS } from '../../src/mail/authorize.js';
 import { createResolver, type Resolver } from '../../src/mail/dns.js';
 import { loadZones, publishDkimKey, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { dkimSigned } from '../helpers/mail-auth.js';
@@ -27,6 +27,9 @@ beforeAll(async () => {
   for (const [domain, selector] of [
     ['flamecrm.ru', 'mail'],
     ['flamecrm.ru', 'slow'],
+    // a subdomain delegated to a mailing service: any of its account holders may get this key applied
+    ['mail.flamecrm.ru', 's1'],
+    ['mail.example.ru', 's1'],
     ['example.ru', 's1'],
     ['unrelated.test', 'k1'],
     ['stranger.org', 'sel'],
@@ -36,6 +39,8 @@ beforeAll(async () => {
   ] as const) {
     keys[`${selector}._domainkey.${domain}`] = publishDkimKey(dns, domain, selector);
   }
+  // a mailing service's return path under the staff domain, its own servers in the SPF record
+  dns.setRecords('bounce.flamecrm.ru', 'TXT', ['v=spf1 ip4:203.0.113.9 -all']);
   // the key exists but its lookup never comes back
   dns.setDelay('slow._domainkey.flamecrm.ru', Infinity);
 });
@@ -62,11 +67,35 @@ const compose = (from: string | string[] | null, body = 'Спасибо, при�
     ].join('\r\n'),
   );
 
-const sign = (message: Buffer, domain: string, selector: string): Promise<Buffer> => {
+/** The same reply without MIME-Version, Content-Type and Content-Transfer-Encoding (plain ASCII). */
+const composeBare = (from: string): Buffer =>
+  Buffer.from(
+    compose(from, 'The printer works again.\r\n')
+      .toString()
+      .replace(/^(MIME-Version|Content-Type|Content-Transfer-Encoding):.*\r\n/gim, ''),
+  );
+
+/** What a third party holding the signed message adds: fields that change how its body is read. */
+const addMimeFields = (signed: Buffer): Buffer =>
+  Buffer.from(
+    signed
+      .toString('latin1')
+      .replace(
+        '\r\n\r\n',
+        '\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-7\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+      ),
+    'latin1',
+  );
+
+/** `headerList`: the h= fields, as a given provider signs them (mailauth's default list otherwise). */
+const sign = (message: Buffer, domain: string, selector: string, headerList?: string): Promise<Buffer> => {
   const privateKey = keys[`${selector}._domainkey.${domain}`];
   if (!privateKey) throw new Error(`no test key for ${selector}._domainkey.${domain}`);
-  return dkimSigned(message, domain, selector, privateKey);
+  return dkimSigned(message, domain, selector, privateKey, headerList ? { headerList } : {});
 };
+
+/** h= without any of the fields that decide how the body is read (Yandex signs so). */
+const NO_MIME_SIGNED = 'from:to:subject:date:message-id';
 
 interface Envelope {
   message: Buffer;
@@ -131,6 +160,8 @@ interface Case {
   enhanced?: string;
   /** Words the reason must contain so a human knows what to fix. */
   reasonMentions?: string[];
+  /** STAFF_DKIM_DOMAINS; none by default. */
+  staffDkimDomains?: string[];
 }
 
 const ADMIN = 'Админ Иванов <admin@flamecrm.ru>';
@@ -168,6 +199,46 @@ const cases: Case[] = [
   {
     name: 'requester, DKIM aligned, domain without DMARC',
     build: async () => viaEsp(await sign(compose('client@example.ru'), 'example.ru', 's1')),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'requester',
+    authenticatedBy: 'dkim',
+  },
+  {
+    // DMARC passes (adkim=r), but whoever can sign for a subdomain is not every staff member
+    name: 'staff, DKIM only for a subdomain (d=mail.flamecrm.ru), sent through a mailing service',
+    build: async () => viaEsp(await sign(compose(ADMIN), 'mail.flamecrm.ru', 's1')),
+    verdict: 'reject',
+    code: 'AUTH_STAFF_SUBDOMAIN',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.22',
+    reasonMentions: ['d=mail.flamecrm.ru', 'not for flamecrm.ru itself', 'STAFF_DKIM_DOMAINS'],
+  },
+  {
+    name: 'staff, DKIM d=mail.flamecrm.ru listed in STAFF_DKIM_DOMAINS',
+    build: async () => viaEsp(await sign(compose(ADMIN), 'mail.flamecrm.ru', 's1')),
+    staffDkimDomains: ['Mail.FlameCRM.ru'],
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+  },
+  {
+    // aspf=r: a mailing service's return path under the domain passes DMARC through its own servers
+    name: 'staff, SPF only for a subdomain MAIL FROM (bounce.flamecrm.ru), no DKIM',
+    build: async () => ({ ...viaEsp(compose(ADMIN)), mailFrom: 'msg-42@bounce.flamecrm.ru' }),
+    staffDkimDomains: ['bounce.flamecrm.ru'], // a DKIM setting: no SPF identity
+    verdict: 'reject',
+    code: 'AUTH_STAFF_SUBDOMAIN',
+    role: 'staff',
+    authenticatedBy: null,
+    enhanced: '5.7.1',
+    reasonMentions: ['SPF passes for the MAIL FROM domain bounce.flamecrm.ru', 'not for flamecrm.ru itself'],
+  },
+  {
+    name: 'requester, DKIM only for a subdomain (d=mail.example.ru): relaxed alignment',
+    build: async () => viaEsp(await sign(compose('client@example.ru'), 'mail.example.ru', 's1')),
     verdict: 'accept',
     code: 'AUTH_ACCEPTED',
     role: 'requester',
@@ -330,6 +401,106 @@ const cases: Case[] = [
     reasonMentions: ['ARC seal key of forwarder.test'],
   },
   {
+    name: 'staff, DKIM only, MIME fields added to a signature that covers none (attack run 4, F-low-1)',
+    build: async () => viaEsp(addMimeFields(await sign(composeBare(ADMIN), 'flamecrm.ru', 'mail', NO_MIME_SIGNED))),
+    verdict: 'reject',
+    code: 'AUTH_MIME_UNSIGNED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+    enhanced: '5.7.21',
+    reasonMentions: ['MIME-Version, Content-Type, Content-Transfer-Encoding', 'd=flamecrm.ru', 'SPF record'],
+  },
+  {
+    name: 'staff, DKIM only, no MIME fields and a signature without them',
+    build: async () => viaEsp(await sign(composeBare(ADMIN), 'flamecrm.ru', 'mail', NO_MIME_SIGNED)),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+  },
+  {
+    name: 'staff, DKIM only, signed as Gmail signs (mime-version and content-type, no Content-Transfer-Encoding field)',
+    build: async () =>
+      viaEsp(
+        await sign(
+          Buffer.from(compose(ADMIN).toString().replace('Content-Transfer-Encoding: 8bit\r\n', '')),
+          'flamecrm.ru',
+          'mail',
+          'mime-version:references:in-reply-to:from:date:message-id:subject:to:content-type',
+        ),
+      ),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+  },
+  {
+    name: 'staff, DKIM only, signed as Mail.ru signs (all three fields)',
+    build: async () =>
+      viaEsp(
+        await sign(
+          compose(ADMIN),
+          'flamecrm.ru',
+          'mail',
+          'Content-Transfer-Encoding:MIME-Version:Message-ID:Date:Subject:Cc:To:From:Content-Type',
+        ),
+      ),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+  },
+  {
+    name: 'requester, DKIM only, Content-Transfer-Encoding unsigned (Microsoft 365 signs Content-Type and MIME-Version only)',
+    build: async () =>
+      viaEsp(
+        await sign(
+          compose('client@example.ru'),
+          'example.ru',
+          's1',
+          'From:Date:Subject:Message-ID:Content-Type:MIME-Version',
+        ),
+      ),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'requester',
+    authenticatedBy: 'dkim',
+  },
+  {
+    name: 'staff, DKIM only, Content-Transfer-Encoding unsigned (as Microsoft 365 signs)',
+    build: async () =>
+      viaEsp(
+        await sign(compose(ADMIN), 'flamecrm.ru', 'mail', 'From:Date:Subject:Message-ID:Content-Type:MIME-Version'),
+      ),
+    verdict: 'reject',
+    code: 'AUTH_MIME_UNSIGNED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+    enhanced: '5.7.21',
+    reasonMentions: ['does not cover Content-Transfer-Encoding:', 'd=flamecrm.ru'],
+  },
+  {
+    name: 'staff, SPF aligned: MIME fields the signature does not cover are not asked about',
+    build: async () =>
+      staffDirect(addMimeFields(await sign(composeBare(ADMIN), 'flamecrm.ru', 'mail', NO_MIME_SIGNED))),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+  },
+  {
+    name: 'staff, forwarded under a trusted ARC seal: the sealer vouches for the fields as it received them',
+    build: async () =>
+      forward(
+        staffDirect(addMimeFields(await sign(composeBare(ADMIN), 'flamecrm.ru', 'mail', NO_MIME_SIGNED))),
+        'forwarder.test',
+      ),
+    verdict: 'accept',
+    code: 'AUTH_ACCEPTED',
+    role: 'staff',
+    authenticatedBy: 'arc',
+  },
+  {
     name: 'several From addresses',
     build: async () => staffDirect(await sign(compose('admin@flamecrm.ru, boss@flamecrm.ru'), 'flamecrm.ru', 'mail')),
     verdict: 'reject',
@@ -359,7 +530,10 @@ const cases: Case[] = [
 ];
 
 // Each message is built and authenticated once; both policies decide on the same results.
-const checked = new Map<string, Promise<{ auth: AuthResults; fromAddresses: { address: string; name?: string }[] }>>();
+const checked = new Map<
+  string,
+  Promise<{ auth: AuthResults; fromAddresses: { address: string; name?: string }[]; bodyFields: string[] }>
+>();
 const check = (c: Case) => {
   let pending = checked.get(c.name);
   if (!pending) {
@@ -368,7 +542,8 @@ const check = (c: Case) => {
       const auth = await authenticate({ ...envelope, mta: MTA, resolver });
       const parsed = await simpleParser(envelope.message);
       const fromAddresses = (parsed.from?.value ?? []).map(({ address, name }) => ({ address: address ?? '', name }));
-      return { auth, fromAddresses };
+      const bodyFields = BODY_FIELDS.filter((field) => parsed.headers.has(field));
+      return { auth, fromAddresses, bodyFields };
     })();
     checked.set(c.name, pending);
   }
@@ -381,14 +556,16 @@ beforeAll(async () => {
 });
 
 const decide = async (c: Case, policy: AuthPolicy): Promise<AuthDecision> => {
-  const { auth, fromAddresses } = await check(c);
+  const { auth, fromAddresses, bodyFields } = await check(c);
   return authorize({
     fromAddresses,
+    bodyFields,
     requester: c.requester ?? REQUESTER,
     staff: STAFF,
     auth,
     trustedSealers: TRUSTED_SEALERS,
     policy,
+    ...(c.staffDkimDomains ? { staffDkimDomains: c.staffDkimDomains } : {}),
   });
 };
 
@@ -465,6 +642,7 @@ describe('authorize, who counts as staff or requester', () => {
       requester: 'client@example.ru',
       staff: [...staff],
       auth: passing(address.split('@')[1]!.toLowerCase()),
+      bodyFields: [],
       trustedSealers: [],
       policy: 'enforce',
     });
@@ -479,6 +657,7 @@ describe('authorize, who counts as staff or requester', () => {
       requester: 'client@example.ru',
       staff: ['@flamecrm.ru'],
       auth: passing('evil.test'),
+      bodyFields: [],
       trustedSealers: [],
       policy: 'enforce',
     });

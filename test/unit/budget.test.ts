@@ -18,6 +18,14 @@ describe('costOf', () => {
     expect(costOf(bytes)).toBe(mib * MiB);
   });
 
+  it('charges a control character 4 bytes more: 25 MiB of them ~222 MiB (measured ~217 MB), not 122', () => {
+    expect(costOf(25 * MiB, 25 * MiB)).toBe(221.75 * MiB);
+    expect(costOf(20 * MiB, 20 * MiB)).toBe(184.25 * MiB);
+    // an estimate above the size is the size
+    expect(costOf(MiB, 5 * MiB)).toBe(costOf(MiB, MiB));
+    expect(costOf(MiB, 0)).toBe(costOf(MiB));
+  });
+
   it('never charges less for more bytes, and is continuous where the two parts meet', () => {
     const meet = (34 * MiB) / (16 - 3.5);
     for (const b of [meet - 1, meet, meet + 1].map(Math.floor)) expect(costOf(b + 1)).toBeGreaterThanOrEqual(costOf(b));

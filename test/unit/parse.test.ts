@@ -4,7 +4,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
-import { idempotencyKey, parseMessage, splitIds, storableDate } from '../../src/mail/parse.js';
+import {
+  idempotencyKey,
+  MAX_MIME_PARTS,
+  parseMessage,
+  splitIds,
+  storableDate,
+  TooManyParts,
+} from '../../src/mail/parse.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { MALFORMED_KINDS, malformedMessages } from '../helpers/malformed.js';
 
@@ -162,7 +169,9 @@ describe('parseMessage and mailparser’s simpleParser', () => {
       }).catch((e: Error) => e),
     ]);
     if (theirs instanceof Error || ours instanceof Error) {
-      expect((ours as Error).message).toBe((theirs as Error).message);
+      // ours says it in our words (TooManyParts), the parser's are its cause
+      const cause = (ours as Error).cause as Error | undefined;
+      expect(cause?.message ?? (ours as Error).message).toBe((theirs as Error).message);
       return;
     }
     expect(ours.subject).toBe(theirs.subject ?? null);
@@ -186,5 +195,24 @@ describe('parseMessage and mailparser’s simpleParser', () => {
       headers: [...headers.keys()],
     });
     expect(ours.attachments.map(strip)).toEqual(theirs.attachments.map(strip));
+  });
+});
+
+describe('MIME parts past MAX_MIME_PARTS', () => {
+  // the message and its multipart are two parts: `leaves` text parts inside make leaves + 1 in all
+  const multipart = (leaves: number) =>
+    Buffer.from(
+      'From: a@b.ru\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="zz"\r\n\r\n' +
+        '--zz\r\nContent-Type: text/plain\r\n\r\nmore\r\n'.repeat(leaves) +
+        '--zz--\r\n',
+    );
+
+  it('takes 1000 parts and refuses 1001 as TooManyParts, not any parse error', async () => {
+    expect(MAX_MIME_PARTS).toBe(1000);
+    await expect(parseMessage(multipart(999))).resolves.toMatchObject({ attachments: [] });
+    const err = await parseMessage(multipart(1000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TooManyParts);
+    expect((err as TooManyParts).message).toBe('more than 1000 MIME parts');
+    expect((err as TooManyParts).attachmentsSeen).toBe(0);
   });
 });

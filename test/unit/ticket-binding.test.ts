@@ -34,6 +34,14 @@ describe('fieldsNamingTicket', () => {
     expect(await named([`To: support+TKT-2001.${mac}@flamecrm.ru`])).toEqual(['to']);
   });
 
+  it('takes TKT-0001 in To, Subject and X-Ticket-ID as TKT-1, as routing does, and TKT-1 not as TKT-0001', async () => {
+    const padded = ['To: support+TKT-0001@flamecrm.ru', 'Subject: Re: [TKT-0001] x', 'X-Ticket-ID: TKT-0001'];
+    expect(await named(padded, 'TKT-1')).toEqual(['subject', 'to', 'x-ticket-id']);
+    expect(await named(padded, 'TKT-0001')).toEqual(['subject', 'to', 'x-ticket-id']);
+    expect(await named(['To: support+TKT-1@flamecrm.ru', 'Subject: [TKT-1]'], 'TKT-0001')).toEqual([]);
+    expect(await named(['To: support+TKT-0010@flamecrm.ru'], 'TKT-1')).toEqual([]);
+  });
+
   it("does not take another ticket, another domain's address, or another mailbox's tag", async () => {
     expect(
       await named([

@@ -8,7 +8,7 @@ import {
   headerField,
   INVISIBLE_CHARS,
   inlineFields,
-  RULE,
+  isRuled,
   separator,
   visible,
 } from './patterns.js';
@@ -42,7 +42,7 @@ export function readForwarded(block: Line[]): Forwarded {
   if (sep) {
     for (const f of inlineFields(sep.rest)) fields[f.field] ??= f.value;
     i++;
-  } else if (RULE.test(lines[i] ?? '')) i++;
+  } else if (isRuled(lines[i] ?? '')) i++;
   // Apple Mail and MailMate quote the whole forward with "> ", often below an unquoted separator
   const rest = lines.slice(i);
   if (rest.some((l) => l.trim()) && rest.filter((l) => l.trim()).every((l) => QUOTE_PREFIX.test(l))) {

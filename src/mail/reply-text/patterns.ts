@@ -513,7 +513,12 @@ export function separator(line: string): { kind: 'forwarded' | 'original'; rest:
   const rest = m[6]!.trim();
   // "Forwarded message" in a sentence is text: a separator is decorated, or ends with a colon
   if (!decorated && !(m[5] && rest === '')) return null;
-  if (rest && !inlineFields(rest).length) return null;
+  if (rest && !inlineFields(rest).length) {
+    // Thunderbird's translations that keep the English: "-------- Preposlaná správa --- Forwarded
+    // Message --------" is one separator, said twice
+    const again = decorated ? separator(rest) : null;
+    return again?.decorated && !again.rest ? { kind: m[2] ? 'forwarded' : 'original', rest: '', decorated } : null;
+  }
   return { kind: m[2] ? 'forwarded' : 'original', rest, decorated };
 }
 
@@ -529,6 +534,14 @@ export function isForwardSubject(subject: string | null | undefined): boolean {
 
 /** A rule Outlook or a web client draws above the original: underscores, dashes, equals signs. */
 export const RULE = /^\s*(?:_{4,}|-{4,}|={4,}|—{4,})\s*$/;
+/** A label between two rules, in a language the table may not know: "-------- Message --------". */
+const RULED_LABEL_START = /^\s*[-–—_=*~]{4,}\s*[^-–—_=*~\s]/;
+const RULED_LABEL_END = /[-–—_=*~]{4,}\s*$/;
+
+/** A rule, or a short label between two rules: what a client draws above the original's header lines. */
+export function isRuled(line: string): boolean {
+  return RULE.test(line) || (line.length <= 120 && RULED_LABEL_START.test(line) && RULED_LABEL_END.test(line));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Device and app footers.

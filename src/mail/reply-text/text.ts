@@ -9,9 +9,12 @@ import {
   attribution,
   attributionTail,
   type Field,
+  hasAddress,
   hasDate,
+  hasTime,
   headerField,
   isFooter,
+  isRuled,
   isWriter,
   LIST_FOOTER,
   MAX_MARKER_LENGTH,
@@ -38,7 +41,22 @@ const startsAttribution = (line: string) => {
   // the address alternative scans up to 64 characters: only worth it when there is an "@"
   return !/^(?:[<>([]|mailto:)/i.test(t) && !(t.includes('@') && /^[^\s<>()[\]"'@]{1,64}@/.test(t));
 };
-const unclosedAddress = (joined: string) => joined.lastIndexOf('<') > joined.lastIndexOf('>');
+/**
+ * An address opened and not closed: more "<" than ">" ("Ann <", and "Ann < mailto:Ann <a@b>", where
+ * a client wrote the link's text and its target both).
+ */
+const unclosedAddress = (joined: string) => {
+  let depth = 0;
+  for (const ch of joined)
+    if (ch === '<') depth++;
+    else if (ch === '>' && depth > 0) depth--;
+  return depth > 0;
+};
+/**
+ * A blank line inside an attribution: only before the line that opens its address ("On … Ann\n\n<\n
+ * mailto:Ann <a@b>\n> wrote:", as a client renders a link of its HTML as text).
+ */
+const opensAddress = (line: string) => line.trim() === '<';
 
 /** "Ann <" / "a@b> wrote:" and "<" / "mailto:Ann <a@b>" / ">" are one address once joined. */
 const unwrap = (joined: string) => {
@@ -81,14 +99,30 @@ function initialsQuoting(lines: Line[]): Set<string> {
 const ARROWS = /^[ \t]*>[>\s]*[^<>\s][^<>]*<{2,}\s*$/;
 /** A line of a quote in the style of old web mail and Discourse: "| text". */
 const BAR_PREFIX = /^[ \t]*\|/;
+/** The most of a link a client carries over to a line of its own. */
+const MAX_WRAPPED_LINK = 200;
+/** The line's last word is a link ("(http://host/path", "<https://…"), which may go on below it. */
+const endsInLink = (line: string) => /(?:^|\s)[(<[]?(?:https?:\/\/|www\.)\S*$/i.test(line.slice(-MAX_WRAPPED_LINK));
+/**
+ * A line that can be the rest of a link: no whitespace, and a character of a path or query in it
+ * ("_nonce=3dd518)", "id=5&key=2"). "Done." or "OK" answering the quote above is not.
+ */
+const linkRest = (line: string) => !/\s/.test(line) && /[/=&?%#_~]/.test(line);
 const SIGNATURE_DELIMITER = /^--\s*$/;
 /** A signature is short; a longer tail after "--" is more likely text the person meant to send. */
 const MAX_SIGNATURE_LINES = 12;
 /** An attribution may be wrapped by its client over this many lines, at the address or anywhere. */
 const MAX_ATTRIBUTION_LINES = 5;
 const MAX_LIST_FOOTER_LINES = 6;
+/**
+ * "ᐧ" (U+1427) alone on a line: the text of the tracking image that Gmail add-ons (Streak and
+ * others) put under the answer. The person typed none of it.
+ */
+const TRACKER_MARK = /^\s*\u1427\s*$/u;
 /** How far a header block's fields may reach: five fields, wrapped values, blank lines between paragraphs. */
 const MAX_HEADER_BLOCK_LINES = 12;
+/** Header lines in a row (From, Date, Subject, To) that make a block under a rule. */
+const MIN_RUN_FIELDS = 2;
 
 type Cut = 'forwarded' | 'original' | 'header' | 'attribution' | 'footer';
 
@@ -131,9 +165,18 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   };
   let ownAbove = false;
   let quoteIntroduced = false;
-  /** A quote line its client wrapped without a new ">": lower case, between two quote lines. */
+  /**
+   * A quote line its client wrapped without a new ">", between two quote lines: lower case after a
+   * long line, or the rest of a link the line above ends in ("> View (http://host/a" /
+   * "_b=1)": no whitespace, as no answer is).
+   */
   const wrappedQuoteLine = (i: number): boolean =>
-    i > 0 && i + 1 < n && quoted(i - 1) && quoted(i + 1) && at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text);
+    i > 0 &&
+    i + 1 < n &&
+    quoted(i - 1) &&
+    quoted(i + 1) &&
+    ((at(i - 1).text.length >= 60 && /^\p{Ll}/u.test(at(i).text)) ||
+      (trimmed[i]!.length <= MAX_WRAPPED_LINK && linkRest(trimmed[i]!) && endsInLink(trimmed[i - 1]!)));
 
   /**
    * Whether attributionSpan(i) has a line to give attribution(): one where an attribution may end,
@@ -148,6 +191,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     if (i < plainFrom || i >= plainTo) plainFrom = plainTo = i;
     for (; plainTo < n && plainTo < i + MAX_ATTRIBUTION_LINES; plainTo++) {
       const j = plainTo;
+      if (j > i && blank(j) && j + 1 < n && opensAddress(trimmed[j + 1]!) && !blank(j - 1)) continue;
       // a quoted line goes on an attribution only after "<" (">:" closing an address)
       if (j > i && (blank(j) || at(j).origin !== at(i).origin || quoted(j))) return false;
       if (bracket(j) || mayEnd(j)) return true;
@@ -164,10 +208,11 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       const last = i + k - 1;
       const t = trimmed[last]!;
       if (k > 1) {
+        if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
+        if (blank(last) && last + 1 < n && opensAddress(trimmed[last + 1]!) && !blank(last - 1)) continue;
         if (blank(last) || at(last).origin !== at(i).origin) return null;
         // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
         if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
-        if (k === 2 && !mayOpenAttribution(at(i).text)) return null;
         if (attributionOfItsOwn(last)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
@@ -180,7 +225,8 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       // it starts where the shortest attribution ending on this line starts: the lines above
       // that one are the person's ("I will let you know.\nOp 16 aug. … het\nvolgende geschreven:")
       for (let later = i + 1; later <= last; later++) {
-        const rest = trimmed.slice(later, last + 1);
+        if (blank(later)) continue;
+        const rest = trimmed.slice(later, last + 1).filter((t) => t !== '');
         if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
       }
       return { span: k, strength };
@@ -216,7 +262,31 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     // two fields are a block only with both a writer's address and a date ("From: Ann <a@b>\nTo: Bob
     // <c@d>" is the person's note of who writes to whom)
     if (fields.size === 2) return address && dated;
-    return fields.size >= 3 && (address || dated);
+    // without an address, a client's block names the subject or sends at a time (Windows Mail's
+    // "Sent: Thursday, 26 June 2014 15:05"): "From: Moscow\nTo: Berlin\nDate: 12 March" is a route
+    const when = fields.get('date') ?? '';
+    return fields.size >= 3 && (address || (dated && (fields.has('subject') || hasTime(when))));
+  };
+
+  /**
+   * Header lines in a row under a rule, as Yandex, Thunderbird and web mail lay them out ("Кому:",
+   * "Тема:", "От:", "Дата:" in any order): two of From, Date, Subject and To or more, one a line,
+   * each named once (Cc may stand among them), and among them a Subject or a From or To with an
+   * address: under a rule that structure is the evidence, whoever the writer is. One such line
+   * ("Тема: …") is a person's, and so is a route ("From: Moscow\nTo: Berlin\nDate: 12 March").
+   */
+  const fieldRunAt = (i: number): boolean => {
+    const seen = new Set<Field>();
+    let mail = false;
+    for (let j = i; j < n && j < i + MAX_HEADER_BLOCK_LINES; j++) {
+      if (at(j).origin !== at(i).origin) break;
+      const f = headerField(at(j).text);
+      if (!f || f.value === '' || seen.has(f.field)) break;
+      seen.add(f.field);
+      mail ||= f.field === 'subject' || ((f.field === 'from' || f.field === 'to') && hasAddress(f.value));
+    }
+    seen.delete('cc');
+    return seen.size >= MIN_RUN_FIELDS && mail;
   };
 
   const introducesOriginal = (from: number): boolean => {
@@ -266,9 +336,14 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       cut = { at: i, why: 'header' };
       break;
     }
-    if (RULE.test(t)) {
+    if (isRuled(t)) {
       const next = nextNonBlank(i + 1);
-      if (next >= 0 && (headerBlockAt(next) || separator(at(next).text.trim()))) {
+      const rule = RULE.test(t);
+      if (
+        next >= 0 &&
+        ((rule && (headerBlockAt(next) || separator(at(next).text.trim()))) ||
+          (next <= i + 2 && at(next).origin === at(i).origin && fieldRunAt(next)))
+      ) {
         cut = { at: i, why: 'header' };
         break;
       }
@@ -293,6 +368,12 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     quoteIntroduced = true;
     if (next >= 0 && at(next).origin === 'maybe') bareBlockquoteQuotes = true;
     i += found.span - 1;
+    // "| " lines under an attribution quote what it introduces, up to the first other line
+    if (next >= 0 && BAR_PREFIX.test(at(next).text) && !quoted(next)) {
+      let j = next;
+      for (; j < n && (blank(j) || BAR_PREFIX.test(at(j).text)); j++) if (!blank(j)) removed[j] = true;
+      i = j - 1;
+    }
   }
 
   if (!cut) trailingBlockquote(lines, removed);
@@ -370,7 +451,7 @@ function trimTail(lines: Line[], removed: boolean[]): number[] {
       }
     }
     if (last < 0) break;
-    if (isFooter(lines[last]!.text)) {
+    if (isFooter(lines[last]!.text) || TRACKER_MARK.test(lines[last]!.text)) {
       removed[last] = true;
       taken.push(last);
       continue;

@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import { markOutboxBounced } from '../../db/outbox.js';
 import { withTransaction } from '../../db/pool.js';
 import { chargeUnroutedBytes, type Envelope, storeMessage, type UnroutedMessageRow } from '../../db/queries.js';
+import { unroutedLimits, unroutedOver } from '../../db/unrouted-budget.js';
 import { classifyInput, classifyMessage } from '../../mail/classify.js';
 import { type DeliveryReport, findSmtpError, readDeliveryReport } from '../../mail/dsn.js';
 import { idempotencyKey, type ParsedMessage, parseMessage } from '../../mail/parse.js';
@@ -38,8 +39,12 @@ function autoReplyOf(parsed: ParsedMessage | null, ctx: SmtpContext): string | n
   return verdict?.kind === 'auto-reply' ? verdict.reason : null;
 }
 
-/** Thrown inside the transaction when the network's daily budget of unrouted mail is spent: nothing is kept. */
-class QuotaSpent extends Error {}
+/** Thrown inside the transaction when a daily budget of unrouted mail (the network's, all's) is spent: nothing is kept. */
+class QuotaSpent extends Error {
+  constructor(readonly which: 'network' | 'all') {
+    super(`unrouted budget (${which}) spent`);
+  }
+}
 
 export async function storeDeliveryReport(
   ctx: SmtpContext,
@@ -73,7 +78,7 @@ export async function storeDeliveryReport(
     }),
   );
   const sha256 = crypto.createHash('sha256').update(raw).digest();
-  const budget = ctx.config.unroutedMaxBytesPerNetworkPerDay;
+  const limits = unroutedLimits(ctx.config);
   const stored = await withTransaction(ctx.pool, async (tx) => {
     const result = await storeMessage(tx, {
       bytes: raw,
@@ -83,9 +88,12 @@ export async function storeDeliveryReport(
       attachments: [],
       maxPerHour: 0,
     });
-    // unrouted mail like any other: charged to its network's daily budget in the same transaction
-    if (budget && result.rawMessageId && (await chargeUnroutedBytes(tx, network, raw.length)) > budget)
-      throw new QuotaSpent();
+    // unrouted mail like any other: charged to the day's budgets (its network's, all's) in the same transaction
+    const over =
+      (limits.perNetwork || limits.all) &&
+      result.rawMessageId &&
+      unroutedOver(await chargeUnroutedBytes(tx, network, raw.length), limits);
+    if (over) throw new QuotaSpent(over);
     const bounced = [];
     // a retry of a report already stored has marked its row the first time
     if (result.rawMessageId && failure)
@@ -95,11 +103,14 @@ export async function storeDeliveryReport(
       }
     return { result, bounced };
   }).catch((err: unknown) => {
-    if (err instanceof QuotaSpent) return null;
+    if (err instanceof QuotaSpent) return err.which;
     throw err;
   });
-  if (!stored)
-    return { answer: reply.unroutedQuota(budget), fields: { outbox: bounces.map((r) => r.outboxId), network } };
+  if (typeof stored === 'string')
+    return {
+      answer: stored === 'network' ? reply.unroutedQuota(limits.perNetwork) : reply.unroutedFull(limits.all),
+      fields: { outbox: bounces.map((r) => r.outboxId), network },
+    };
   const { result, bounced } = stored;
   for (const row of bounced) {
     ctx.metrics.outboxSends.inc({ kind: row.kind, outcome: 'bounced' });

@@ -207,7 +207,7 @@ export function onData(ctx: SmtpContext, hangUp: HangUp) {
       };
       // a report about a notification we sent (bounces+<id>.<mac>@): its own module, never a ticket message
       if (routes.some((r) => r.kind === 'bounce')) {
-        report(ctx, session, raw, routes, network, deadline.signal, release)
+        report(ctx, session, raw, lineEndings.controls, routes, network, deadline.signal, release)
           .then(({ answer: r, fields }) => {
             clearTimeout(timer);
             if (!settled) answer(r, fields);
@@ -226,7 +226,13 @@ export function onData(ctx: SmtpContext, hangUp: HangUp) {
         // a pass over the bytes, only where they are few enough for the main thread to process
         colonLines: bytes <= config.pipelineInlineMaxBytes ? colonEndedLines(raw, INLINE_SHAPE.colonLines + 1) : 0,
       };
-      process(ctx, session, { raw, routes, network, shape, dns }, deadline.signal, release)
+      process(
+        ctx,
+        session,
+        { raw, controls: lineEndings.controls, routes, network, shape, dns },
+        deadline.signal,
+        release,
+      )
         .then((outcome) => {
           clearTimeout(timer);
           const r = replyTo(outcome);
@@ -251,11 +257,19 @@ export function onData(ctx: SmtpContext, hangUp: HangUp) {
 async function process(
   ctx: SmtpContext,
   session: SMTPServerSession,
-  message: { raw: Buffer; routes: Route[]; network: string; shape: MessageShape; dns: AuthDnsFetch | null },
+  message: {
+    raw: Buffer;
+    /** Its control characters, estimated (src/mail/bytes.ts LineEndings.controls): they cost more to process. */
+    controls: number;
+    routes: Route[];
+    network: string;
+    shape: MessageShape;
+    dns: AuthDnsFetch | null;
+  },
   signal: AbortSignal,
   releaseBuffered: () => void,
 ): Promise<Outcome> {
-  const { raw, routes, network, shape } = message;
+  const { raw, controls, routes, network, shape } = message;
   // the DNS first, holding only the message's bytes: no turn in the budget, no worker thread
   const dnsUntil = performance.now() + ctx.config.authDnsBudgetMs;
   const dns = message.dns ? await message.dns.record(raw, dnsUntil, signal) : undefined;
@@ -263,7 +277,7 @@ async function process(
   // answered well inside the deadline, so that the reply names our load rather than the deadline
   const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
   const waitUntil = performance.now() + wait; // for the budget's turn and a worker thread together
-  const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
+  const done = await ctx.budget.acquire(costOf(raw.length, controls), network, wait, signal);
   try {
     releaseBuffered();
     const input = { raw, envelope: envelopeOf(session), routes, network, ...(dns ? { dns } : {}) };
@@ -281,13 +295,14 @@ async function report(
   ctx: SmtpContext,
   session: SMTPServerSession,
   raw: Buffer,
+  controls: number,
   routes: Route[],
   network: string,
   signal: AbortSignal,
   releaseBuffered: () => void,
 ): Promise<{ answer: SmtpReply; fields: Record<string, unknown> }> {
   const wait = Math.min(ctx.config.pipelineQueueTimeoutMs, ctx.config.hookTimeoutMs / 2);
-  const done = await ctx.budget.acquire(costOf(raw.length), network, wait, signal);
+  const done = await ctx.budget.acquire(costOf(raw.length, controls), network, wait, signal);
   try {
     releaseBuffered();
     return await storeDeliveryReport(ctx, raw, routes, envelopeOf(session), network);
@@ -334,7 +349,9 @@ function replyTo(outcome: Outcome): SmtpReply {
     case 'bare-newline':
       return reply.bareNewline(outcome.which);
     case 'unparseable':
-      return reply.unparseable();
+      return reply.unparseable(outcome.parser);
+    case 'too-many-parts':
+      return reply.tooManyParts(outcome.limit);
     case 'no-ticket':
       return reply.noTicket();
     case 'ticket-closed':
@@ -349,6 +366,8 @@ function replyTo(outcome: Outcome): SmtpReply {
       return reply.unroutedTooBig(outcome.limit);
     case 'unrouted-quota':
       return reply.unroutedQuota(outcome.limit);
+    case 'unrouted-full':
+      return reply.unroutedFull(outcome.limit);
     case 'too-complex':
       return reply.tooComplex();
   }

@@ -5,6 +5,7 @@
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { failureTag, withDeadline } from '../../deadline.js';
 import { checkBounceMac, checkSignature, classifyRecipient } from '../../mail/address.js';
+import { findReferenced } from '../../mail/ticket-id.js';
 import { isClosed } from '../../mail/ticket-status.js';
 import { logDecision, type Route, type SmtpContext } from '../context.js';
 import { reply, type SmtpReply } from '../reply.js';
@@ -107,13 +108,15 @@ async function decideOwn(
       if (signature === 'bad') return { answer: reply.badSignature(), ticket: ticketId };
       if (signature === 'unsigned') return { answer: reply.unsigned(), ticket: ticketId };
       try {
-        const ticket = await withDeadline(ctx.tickets.find(ticketId), ctx.config.hookTimeoutMs, 'ticket lookup');
+        // support+TKT-0001@ is TKT-1's (src/mail/ticket-id.ts findReferenced)
+        const found = findReferenced(ticketId, (id) => ctx.tickets.find(id));
+        const ticket = await withDeadline(found, ctx.config.hookTimeoutMs, 'ticket lookup');
         if (!ticket) return { answer: reply.noSuchTicket(ticketId), ticket: ticketId };
-        if (isClosed(ticket.status, ctx.config)) return { answer: reply.ticketClosed(ticketId), ticket: ticketId };
+        if (isClosed(ticket.status, ctx.config)) return { answer: reply.ticketClosed(ticket.id), ticket: ticket.id };
         return {
           answer: reply.ticketRecipient(),
           route: { kind: 'ticket', ticket, address: address.address },
-          ticket: ticketId,
+          ticket: ticket.id,
         };
       } catch (err) {
         return { answer: reply.rcptTempfail(failureTag(err)), ticket: ticketId, err: (err as Error).message };
