@@ -28,6 +28,7 @@ const { values: opts } = parseArgs({
     messages: { type: 'string', default: '2000' },
     size: { type: 'string', default: '5000' },
     shape: { type: 'string', default: 'gmail,smtp-source' },
+    dear: { type: 'string' },
     step: { type: 'string', default: STEPS.join(',') },
     profile: { type: 'string' },
     'no-key-cache': { type: 'boolean', default: false },
@@ -41,7 +42,8 @@ if (opts.help) {
   --size BYTES       approximate message size (5000)
   --shape LIST       gmail (DKIM-signed, multipart/alternative), smtp-source (plain text, no DKIM);
                      dear: test/helpers/dear.ts's shapes at each --size (a list), analyse() only: the most
-                     CPU one message took and the longest the event loop was held
+                     CPU one message took, the longest the event loop was held, the RSS the shape grew it by
+  --dear LIST        only these of the dear shapes (e.g. flat-html,flat-table,html-entities)
   --step LIST        ${STEPS.join(', ')}
   --no-key-cache     DKIM keys parsed for every message, as mailauth does unpatched (src/mail/dkim-keys.ts)
   --profile PREFIX   a V8 CPU profile of each measured loop: PREFIX.<shape>.<step>.cpuprofile`);
@@ -125,7 +127,7 @@ async function main() {
     const signedDear = (m: Buffer) => signed(m, key);
     for (const size of opts.size.split(',').map(Number)) {
       console.log(`-- dear shapes of ${size} bytes, DKIM-signed by staff: analyse() of 10 each, after 3 to warm up`);
-      for (const shape of DEAR_SHAPES) {
+      for (const shape of DEAR_SHAPES.filter((s) => !opts.dear || opts.dear.split(',').includes(s))) {
         const run = (m: Buffer) =>
           analyse(
             { raw: m, envelope, routes: [{ kind: 'ticket', ticket, address }], network: '127.0.0.0/24' },
@@ -135,7 +137,13 @@ async function main() {
         const messages = await Promise.all(
           Array.from({ length: 13 }, (_, i) => signedDear(dearMessage(shape, size, address, i))),
         );
-        for (const m of messages.slice(0, 3)) await run(m);
+        // RSS from before the warm-up (the first message grows the heap), read after each message
+        const rssBefore = process.memoryUsage().rss;
+        let rssPeak = rssBefore;
+        for (const m of messages.slice(0, 3)) {
+          await run(m);
+          rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+        }
         const loop = monitorEventLoopDelay({ resolution: 1 });
         loop.enable();
         let worst = 0;
@@ -144,11 +152,13 @@ async function main() {
           const before = cpuMs();
           outcome = (await run(m)).kind;
           worst = Math.max(worst, cpuMs() - before);
+          rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
         }
         loop.disable();
         console.log(
           `${shape.padEnd(18)} ${String(messages[3]!.length).padStart(8)} B  worst ${worst.toFixed(1).padStart(6)} ms CPU` +
-            `  event loop held at most ${(loop.max / 1e6).toFixed(1).padStart(6)} ms  (${outcome})`,
+            `  event loop held at most ${(loop.max / 1e6).toFixed(1).padStart(6)} ms` +
+            `  RSS +${((rssPeak - rssBefore) / 2 ** 20).toFixed(0).padStart(4)} MB  (${outcome})`,
         );
       }
     }

@@ -17,10 +17,12 @@
 -- transaction: each count sees the batch's earlier rows, as if each message were alone.
 -- Never edit this file once landed.
 
--- whose count a message is on: its author's address (case aside), or every stranger's one count
+-- whose count a message is on: its author's address (case aside), or every stranger's one count;
+-- the address as its md5, so that the index below holds 32 bytes of it whatever its length (a From
+-- of 9 KB made the index row too large for a btree, and the message's insert failed on every retry)
 create function cap_author(p_role text, p_address text) returns text
 language sql immutable as $$
-  select case when p_role = 'stranger' then 'stranger' else 'author:' || coalesce(lower(p_address), '') end
+  select case when p_role = 'stranger' then 'stranger' else 'author:' || md5(coalesce(lower(p_address), '')) end
 $$;
 
 create index ticket_messages_ticket_author on ticket_messages (ticket_id, cap_author(author_role, author_address), received_at);

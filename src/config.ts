@@ -507,9 +507,10 @@ export const SETTINGS = {
     key: 'maxBufferedBytes',
     group: 'Connections and limits',
     describe:
-      'Message bytes all connections together may hold in memory; a message that would pass it gets `451 4.3.1`. ' +
-      'One client (IPv4 address, IPv6 /64) may hold a quarter of it, one network (/24, /48) half, and the last ' +
-      'quarter is kept for networks holding nothing; past a share `451 4.7.1`. At least `MAX_MESSAGE_BYTES`.',
+      'Message bytes all connections together may hold in memory; a message that would pass it gets `421 4.3.1` ' +
+      'at once and its session is closed. One client (IPv4 address, IPv6 /64) may hold a quarter of it, one ' +
+      'network (/24, /48) half, and the last quarter is kept for networks holding nothing; past a share ' +
+      '`421 4.7.1`. At least `MAX_MESSAGE_BYTES`.',
     parse: int(MiB, 64 * 1024 ** 3),
     local: 512 * MiB,
     production: 512 * MiB,
@@ -545,7 +546,7 @@ export const SETTINGS = {
     group: 'Message processing',
     describe:
       'Messages up to this size, of at most 2,000 lines, 64 MIME boundaries, 8 DKIM/ARC signatures, 4,000 `<` (HTML ' +
-      'tags) and 8 KiB of address fields, are processed on the main thread, without the hand-off to a worker (measured: ' +
+      'tags), 8 KiB of address fields and 100 body lines ending with a colon, are processed on the main thread, without the hand-off to a worker (measured: ' +
       'at most tens of milliseconds of CPU, whatever their bytes); larger ones on the workers. `0` sends every message ' +
       'to the workers.',
     parse: int(0, 1024 * MiB),

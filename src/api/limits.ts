@@ -10,6 +10,16 @@ export const TEXT_PREVIEW_CHARS = 64 * 1024;
 /** Characters one piece of GET /v1/tickets/{id}/messages/{messageId}/{field} carries (at most 6 bytes each as JSON). */
 export const TEXT_PIECE_CHARS = 512 * 1024;
 
+/**
+ * Characters (UTF-16 code units) of a message's `html` the API takes (HTML_TOO_LARGE past it): it
+ * is sanitized on the main thread, beside SMTP, while the request waits. The dearest HTML of this
+ * size we know (one tag of 32,000 attributes, 5,500 links, table cells past the element cap of
+ * src/mail/html/tree.ts) costs 9–26 ms of CPU there, 17–42 ms on a loaded 2-core machine; at 1 MB,
+ * `<b>x</b>` took 1.5 s before that cap, and links 80–170 ms after it. Mail's HTML goes to the
+ * worker threads instead.
+ */
+export const API_HTML_MAX_CHARS = 256 * 1024;
+
 /** Messages one page (and the ticket document) returns at most. */
 export const PAGE_MESSAGES = 1000;
 

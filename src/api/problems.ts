@@ -2,7 +2,7 @@
 // the README's table equal to it) and a named factory per refusal. Routes throw an ApiProblem;
 // the error handler in src/api/routes.ts turns it, and fastify's own errors, into the document.
 import http from 'node:http';
-import { HTTP_LIMITS, JSON_MAX_DEPTH } from './limits.js';
+import { API_HTML_MAX_CHARS, HTTP_LIMITS, JSON_MAX_DEPTH } from './limits.js';
 
 export interface ProblemEntry {
   status: number;
@@ -88,6 +88,13 @@ export const PROBLEMS = {
     status: 422,
     title: 'Request does not match the schema',
     when: 'a body, path or query parameter breaks the OpenAPI schema; `errors` lists each `{ path, message }`',
+  },
+  HTML_TOO_LARGE: {
+    status: 422,
+    title: 'HTML too large',
+    when:
+      `a message's \`html\` is longer than ${API_HTML_MAX_CHARS} characters (it is sanitized while the request ` +
+      'waits): nothing is done; send it shorter, or the message as `text` alone',
   },
   IDEMPOTENCY_KEY_REUSED: {
     status: 422,
@@ -217,6 +224,13 @@ export const problem = {
     ),
   bodyTooLarge: (limit: number) =>
     new ApiProblem('BODY_TOO_LARGE', `The body is larger than ${limit} bytes (API_MAX_BODY_BYTES).`),
+  htmlTooLarge: (path: string, length: number) =>
+    new ApiProblem(
+      'HTML_TOO_LARGE',
+      `${path} is ${length} characters, more than the ${API_HTML_MAX_CHARS} the API sanitizes; nothing was stored. ` +
+        'Send shorter HTML, or the message as text alone.',
+      { errors: [{ path, message: `at most ${API_HTML_MAX_CHARS} characters` }] },
+    ),
   validationFailed: (errors: { path: string; message: string }[]) =>
     new ApiProblem(
       'VALIDATION_FAILED',

@@ -32,6 +32,7 @@ import type { NotifyRules } from '../outbox/notify.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { bearerChecker } from './auth.js';
 import {
+  API_HTML_MAX_CHARS,
   JSON_MAX_DEPTH,
   LIST_BYTES,
   PAGE_BYTES,
@@ -251,8 +252,8 @@ function checkSameBody(key: string, stored: Buffer | null | undefined, body: Buf
 
 const KEY_PROBLEMS = {
   422: problemResponse(
-    'a parameter or the body breaks the schema (VALIDATION_FAILED), or the Idempotency-Key was used with ' +
-      'another body (IDEMPOTENCY_KEY_REUSED)',
+    'a parameter or the body breaks the schema (VALIDATION_FAILED), the html is longer than the API takes ' +
+      '(HTML_TOO_LARGE), or the Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED)',
   ),
 };
 
@@ -267,6 +268,14 @@ const BODY_PROBLEMS = {
 
 /** A typed message's HTML is stored as received mail's is: sanitized, so that the CRM may show it. */
 const storedHtml = (html: string | undefined, text: string) => (html === undefined ? null : sanitizeHtml(html, text));
+
+/**
+ * Before anything is looked up or stored: HTML the main thread would sanitize for too long
+ * (src/api/limits.ts API_HTML_MAX_CHARS), 422 HTML_TOO_LARGE.
+ */
+function checkHtmlLength(path: string, html: string | undefined): void {
+  if (html !== undefined && html.length > API_HTML_MAX_CHARS) throw problem.htmlTooLarge(path, html.length);
+}
 
 /** One message as the API answers it: the JSON of GET /v1/tickets/{id}?full=true, its long texts bounded. */
 async function boundedMessage(pool: Pool, ticketId: string, by: { id: string } | { idempotencyKey: string }) {
@@ -473,6 +482,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
     },
     async (req, reply) => {
       const b = req.body;
+      checkHtmlLength('body.message.html', b.message?.html);
       const key = req.headers['idempotency-key'];
       // a retry of a create that was made already is answered with what it made
       const sha = bodySha256(b);
@@ -553,6 +563,7 @@ export async function api(app: FastifyInstance, opts: ApiOptions): Promise<void>
     async (req, reply) => {
       const { id } = req.params;
       const b = req.body;
+      checkHtmlLength('body.html', b.html);
       const key = req.headers['idempotency-key'];
       const ticket = await findTicket(pool, id);
       if (!ticket) throw problem.ticketNotFound(id);

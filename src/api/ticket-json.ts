@@ -107,7 +107,7 @@ export const OutboxRowJson = z
       .string()
       .describe(
         'ticket_created, staff_reply, requester_reply, stranger_reply (a third party: neither the requester nor ' +
-          'staff), ticket_message.created',
+          'authenticated staff), ticket_message.created',
       ),
     ticket: z.string().nullable(),
     ticketMessageId: z.string().nullable(),

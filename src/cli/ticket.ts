@@ -21,6 +21,7 @@ import { EMAIL_ADDRESS_RE, replyAddress } from '../mail/address.js';
 import { canonicalTicketId, NEW_TICKET_ID_RE } from '../mail/ticket-id.js';
 import { closedStatus, isClosed } from '../mail/ticket-status.js';
 import { notifyRules } from '../outbox/notify.js';
+import { oneLine } from '../outbox/templates.js';
 import { createTicketWithMessage, NoSuchTicket, storeStaffAnswer } from '../outbox/tickets.js';
 import { type Command, normaliseTicketId, type Out, parse, printable, UsageError, withDatabase } from './command.js';
 import { describeNotification } from './outbox.js';
@@ -269,19 +270,22 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     const notifications = await listTicketOutbox(pool, id);
     // what senders wrote goes to a terminal: no escape sequences or other control characters
     const out = (line: string) => io.out(printable(line));
+    // a value of one line (a subject, a name) stays on its line: an LF in it would start a line of
+    // its own, one that could pass for ours ("--- #…", "auth: …")
+    const line = (v: string | null | undefined) => oneLine(v ?? '');
     out(
-      `${ticket.id}  ${ticket.subject}\n  requester: ${ticket.requester}   status: ${ticket.status}   created: ${ticket.createdAt.toISOString()}`,
+      `${ticket.id}  ${line(ticket.subject)}\n  requester: ${line(ticket.requester)}   status: ${line(ticket.status)}   created: ${ticket.createdAt.toISOString()}`,
     );
     out(`  ${messages.length} message${messages.length === 1 ? '' : 's'}`);
     for (const m of messages) {
       out(
-        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${m.authorName} <${m.authorAddress}>` : (m.authorAddress ?? '(no From)')}${m.authorRole ? ` (${ROLE_NAMES[m.authorRole] ?? m.authorRole})` : ''}`,
+        `\n--- #${m.id}  ${m.receivedAt.toISOString()}  from ${m.authorName ? `${line(m.authorName)} <${line(m.authorAddress)}>` : m.authorAddress ? line(m.authorAddress) : '(no From)'}${m.authorRole ? ` (${ROLE_NAMES[m.authorRole] ?? m.authorRole})` : ''}`,
       );
-      out(`    subject: ${m.subject ?? ''}`);
+      out(`    subject: ${line(m.subject)}`);
       if (m.source !== 'smtp') out(`    via ${m.source === 'cli' ? 'the command line' : 'the HTTP API'}`);
       else
         out(
-          `    via ${m.clientIp} helo=${m.helo ?? ''} mail-from=<${m.mailFrom ?? ''}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
+          `    via ${m.clientIp} helo=${line(m.helo)} mail-from=<${line(m.mailFrom)}> tls=${m.tls ? `yes (${m.tlsCipher ?? '?'})` : 'no'}`,
         );
       if (m.authVerdict) {
         out(`    auth: ${describeChecks(m.authResults)}`);
@@ -306,8 +310,8 @@ async function showTicket(args: string[], io: Out): Promise<number> {
     if (refused.length) out(`\n  ${refused.length} refused at DATA`);
     for (const r of refused)
       out(
-        `  refused ${r.refusedAt.toISOString()}  from ${r.fromAddress ?? '(no From)'} via ${r.clientIp ?? '?'}` +
-          `${r.messageId ? `  ${r.messageId}` : ''}\n    ${r.reply}${r.reason ? `\n    ${r.reason}` : ''}`,
+        `  refused ${r.refusedAt.toISOString()}  from ${r.fromAddress ? line(r.fromAddress) : '(no From)'} via ${r.clientIp ?? '?'}` +
+          `${r.messageId ? `  ${line(r.messageId)}` : ''}\n    ${line(r.reply)}${r.reason ? `\n    ${line(r.reason)}` : ''}`,
       );
     return 0;
   }, READ_ONLY);
@@ -410,8 +414,8 @@ const isMonitoredRefusal = (results: unknown) => {
 
 /** "forwarded from Ann <a@b> on Tue, 4 Mar 2025 10:10 (subject)" and the forwarded text below. */
 function describeForwarded(f: ForwardedMessage): string {
-  const head = `forwarded from ${f.from ?? '(unknown sender)'}${f.date ? ` on ${f.date}` : ''}`;
-  const subject = f.subject ? `\nsubject: ${f.subject}` : '';
+  const head = `forwarded from ${f.from ? oneLine(f.from) : '(unknown sender)'}${f.date ? ` on ${oneLine(f.date)}` : ''}`;
+  const subject = f.subject ? `\nsubject: ${oneLine(f.subject)}` : '';
   return `${head}${subject}\n${f.text
     .split('\n')
     .map((l) => `| ${l}`.trimEnd())
@@ -419,7 +423,7 @@ function describeForwarded(f: ForwardedMessage): string {
 }
 
 const describeAttachment = (a: StoredAttachment) =>
-  `${a.filename ?? '(no name)'} (${a.contentType}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
+  `${a.filename ? oneLine(a.filename) : '(no name)'} (${oneLine(a.contentType)}, ${a.size} bytes${a.inline ? ', inline' : ''}) sha256:${a.sha256.slice(0, 16)}…`;
 
 const indent = (text: string) =>
   text

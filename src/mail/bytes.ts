@@ -69,6 +69,24 @@ export const TAG_COUNT_CAP = 1 << 16;
  */
 export const CONTROL_SAMPLE_STRIDE = 32;
 
+/**
+ * Lines of the body that end with a colon (":" or "：", spaces and tabs after it allowed), up to `cap`
+ * (a header field's folded lines may end so: DKIM's h=from:to:): where an
+ * attribution ("… написал:") or a quoted header field ("Кому:") may end, each one tested by the reply
+ * text's dearest rules with the lines above it joined (src/mail/reply-text/text.ts attributionSpan).
+ * Counted over a whole message that may run on the main thread (its size is bounded there).
+ */
+export function colonEndedLines(raw: Buffer, cap: number): number {
+  let count = 0;
+  for (let p = raw.indexOf(LF, bodyOffset(raw)); p >= 0 && count < cap; p = raw.indexOf(LF, p + 1)) {
+    let q = p - 2; // the byte before CR LF
+    while (q >= 0 && (raw[q] === SP || raw[q] === HT)) q--;
+    if (q < 0) continue;
+    if (raw[q] === COLON || (raw[q] === 0x9a && raw[q - 1] === 0xbc && raw[q - 2] === 0xef)) count++;
+  }
+  return count;
+}
+
 /** Where the body starts: just past the empty line that ends the header block (raw.length without one). */
 export function bodyOffset(raw: Buffer): number {
   if (raw[0] === CR && raw[1] === LF) return 2;

@@ -2,4 +2,4 @@
 // tree (tree.ts), one tag table (tags.ts), the allow-list (sanitize.ts) and the layout (text.ts).
 export { sanitizeHtml } from './html/sanitize.js';
 export { htmlToText } from './html/text.js';
-export { MAX_HTML_LENGTH, MAX_HTML_NESTING } from './html/tree.js';
+export { MAX_HTML_ATTRIBUTES, MAX_HTML_ELEMENTS, MAX_HTML_LENGTH, MAX_HTML_NESTING } from './html/tree.js';

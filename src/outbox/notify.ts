@@ -1,6 +1,6 @@
 // Who is notified of what (pure): ticket created → staff; a staff reply → the requester; a reply of
-// the requester → staff, and one of a third party (a stranger AUTH_POLICY=monitor accepted) → staff
-// as such; never the author of the message. Each
+// the requester → staff, and one of a third party (a stranger, or a staff From that did not
+// authenticate, that AUTH_POLICY=monitor accepted) → staff as such; never the author of the message. Each
 // notification is one outbox row of kind 'mail' per recipient, with its own random Message-ID.
 // With CRM_WEBHOOK_URL, every new ticket message also gets one row of kind 'webhook' for the CRM,
 // with its own random event id.
@@ -102,8 +102,9 @@ export function notificationsFor(
       continue;
     }
     // the requester, or anyone else the policy accepted (AUTH_POLICY=monitor): staff should know, and
-    // know which: a third party's message is not the requester's
-    const event = m.authorRole === 'stranger' ? 'stranger_reply' : 'requester_reply';
+    // know which: a third party's message is not the requester's, and neither is a staff From that
+    // did not authenticate (to staff it is a third party's, whoever it claims to be)
+    const event = m.authorRole === 'stranger' || m.authorRole === 'staff' ? 'stranger_reply' : 'requester_reply';
     for (const to of rules.staffTo)
       if (!same(m.authorAddress, to)) rows.push(mail(event, 'staff', ticket.id, to, rules));
   }

@@ -19,6 +19,11 @@ export interface MessageShape {
   tags: number;
   /** Bytes of From, Sender, Reply-To, To, Cc and Bcc: each address is parsed and classified. */
   addressBytes: number;
+  /**
+   * Lines ending with a colon (src/mail/bytes.ts colonEndedLines), counted only for a message small
+   * enough to run here: where an attribution or a quoted header field may end.
+   */
+  colonLines: number;
 }
 
 /**
@@ -37,6 +42,12 @@ export interface MessageShape {
  * QP-encoded is not counted (base64-html 25–29 ms, qp-html 19–25 ms at 60 KB): the size bounds it.
  * Long lines and long fields other than addresses cost little (a 60 KB line 2–4 ms, a 36 KB
  * encoded Subject 14 ms) and are not counted.
+ *
+ * Lines ending with a colon (attack run 4, F-low-3): each is where an attribution may end, and the
+ * reply text tests it with up to the lines above it joined. Outlook's quoted fields in Russian
+ * ("От: Имя <aN@b.ru> Отправлено: 27 января 2012 г. Кому:", 61 KB, ~1000 lines) cost 105 ms of the
+ * server's CPU each, 231 ms in extractReply alone on a loaded machine (least of 8); real replies have
+ * 0–3 such lines (fixtures/eml), a long thread one or two per message quoted.
  */
 export const INLINE_SHAPE = Object.freeze({
   lines: 2000,
@@ -44,6 +55,7 @@ export const INLINE_SHAPE = Object.freeze({
   signatures: 8,
   tags: 4000,
   addressBytes: 8 * 1024,
+  colonLines: 100,
 });
 
 export function runsInline(shape: MessageShape | undefined, maxBytes: number): boolean {
@@ -54,6 +66,7 @@ export function runsInline(shape: MessageShape | undefined, maxBytes: number): b
     shape.boundaries <= INLINE_SHAPE.boundaries &&
     shape.signatures <= INLINE_SHAPE.signatures &&
     shape.tags <= INLINE_SHAPE.tags &&
-    shape.addressBytes <= INLINE_SHAPE.addressBytes
+    shape.addressBytes <= INLINE_SHAPE.addressBytes &&
+    shape.colonLines <= INLINE_SHAPE.colonLines
   );
 }

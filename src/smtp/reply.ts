@@ -144,30 +144,32 @@ export const CATALOGUE = {
     when: 'the message is larger than MAX_MESSAGE_BYTES (nothing past the cap is buffered)',
   },
   DATA_BUSY: {
-    code: 451,
+    code: 421,
     enhanced: '4.3.1',
-    when: 'taking the message would pass SMTP_MAX_BUFFERED_BYTES held by all connections together; nothing stored',
+    when:
+      'taking the message would pass SMTP_MAX_BUFFERED_BYTES held by all connections together; nothing stored, ' +
+      'the session closed at once (not read to its final dot)',
   },
   DATA_BUSY_CLIENT: {
-    code: 451,
+    code: 421,
     enhanced: '4.7.1',
     when:
       'the client (IPv4 address, IPv6 /64) already holds a quarter of SMTP_MAX_BUFFERED_BYTES (at least ' +
-      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored',
+      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored, the session closed at once',
   },
   DATA_BUSY_NETWORK: {
-    code: 451,
+    code: 421,
     enhanced: '4.7.1',
     when:
       'the client network (IPv4 /24, IPv6 /48) already holds half of SMTP_MAX_BUFFERED_BYTES (at least ' +
-      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored',
+      'MAX_MESSAGE_BYTES) in messages still arriving; nothing of this one is kept or stored, the session closed at once',
   },
   DATA_BUSY_RESERVED: {
-    code: 451,
+    code: 421,
     enhanced: '4.7.1',
     when:
       'the last quarter of SMTP_MAX_BUFFERED_BYTES is kept for networks holding nothing, and the network of ' +
-      'this message held bytes when it began; nothing stored',
+      'this message held bytes when it began; nothing stored, the session closed at once',
   },
   DATA_TEMPFAIL: {
     code: 451,

@@ -64,6 +64,7 @@ interface Connection {
   id: string;
   session: SMTPServerSession;
   send(code: number, text: string): void;
+  _socket: Socket;
 }
 
 export interface SmtpDeps {
@@ -145,7 +146,14 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     logDecision(ctx, c.session, answer);
     c.send(answer.code, answer.message); // a 421 closes the connection
   };
-  const data = onData(ctx);
+  // A 421 in the middle of DATA: smtp-server's close() sends the FIN and goes on reading (to see the
+  // client's FIN) for up to 5 s; paused, not one more byte is read, and the close timer ends it.
+  const data = onData(ctx, (session, answer) => {
+    const c = connections().find((x) => x.id === session.id);
+    if (!c) return;
+    c.send(answer.code, answer.message); // a 421 closes the connection
+    c._socket.pause();
+  });
   const onDataTracked: SMTPServerOptions['onData'] = (stream, session, callback) => {
     inData.add(session.id);
     data(stream, session, (err, message) => {

@@ -31,8 +31,24 @@ export const DEAR_SHAPES = [
   'qp-html',
   'address-list',
   'long-line',
+  'flat-html',
+  'flat-table',
+  'html-entities',
+  'ru-header-fields',
+  'ru-openers',
+  'base64-flat-html',
 ] as const;
 export type DearShape = (typeof DEAR_SHAPES)[number];
+
+/** `line` (its '#' a number, each line another) repeated until `budget` bytes are used (at least once). */
+const numbered = (line: string, budget: number) => {
+  let out = '';
+  for (let i = 0; ; i++) {
+    const next = line.replace('#', String(i));
+    if (i > 0 && Buffer.byteLength(out + next) > budget) return out;
+    out += next;
+  }
+};
 
 /** `unit` repeated until `budget` bytes are used (at least once). */
 const fill = (unit: string, budget: number) => unit.repeat(Math.max(1, Math.floor(budget / Buffer.byteLength(unit))));
@@ -161,9 +177,44 @@ export function dearMessage(shape: DearShape, size: number, to: string, i = 0): 
       text = buildMessage({ to, messageId, headers: [`Cc: ${cc}z@flamecrm.ru`] });
       break;
     }
+    case 'flat-html':
+      // attack run 4 (F-med-2): elements one deep, so no nesting cap; 250,000 of them at 2 MB
+      text = html('<b>x</b>');
+      break;
+    case 'flat-table':
+      text = html('<tr><td>x</td></tr>', '<table>');
+      break;
+    case 'html-entities':
+      // no '<' at all: three entities every 15 bytes for the parser to decode
+      text = html('&amp;&#x41;&lt;', '');
+      break;
     case 'long-line':
       text = plain(`${fill('Готово, проверьте. ', size - 800)}\r\n`);
       break;
+    case 'ru-header-fields':
+      // Outlook's quoted header fields in Russian, all of a block on one line (attack run 4, F-low-3)
+      text = head('text/plain; charset=utf-8');
+      text += numbered('От: Имя <a#@b.ru> Отправлено: 27 января 2012 г. Кому:\r\n', size - Buffer.byteLength(text));
+      break;
+    case 'ru-openers':
+      // Gmail's Russian attribution openers without their "написал:" (attack run 4, F-low-3)
+      text = head('text/plain; charset=utf-8');
+      text += numbered('пт, 27 янв. 2012 г. в 12:0#, Имя Фамилия Отчество\r\n', size - Buffer.byteLength(text));
+      break;
+    case 'base64-flat-html': {
+      // flat HTML, base64-encoded: no '<' in the bytes that arrive (attack run 4, F-low-3)
+      const h = head('text/html; charset=utf-8').replace(
+        'Content-Type: text/html; charset=utf-8\r\n',
+        'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n',
+      );
+      const units = Math.floor(((size - Buffer.byteLength(h)) * 0.74) / 8);
+      text =
+        h +
+        Buffer.from('<b>x</b>'.repeat(Math.max(1, units)))
+          .toString('base64')
+          .replace(/.{1,76}/g, '$&\r\n');
+      break;
+    }
     case 'dkim-signatures': {
       // signatures that name keys nobody publishes: a lookup each (no key, no verification)
       const sig = (k: number) =>

@@ -1,8 +1,11 @@
 // The shares of SMTP_MAX_BUFFERED_BYTES (src/smtp/limits.ts) against a real server: one address
 // holding many slow DATA streams, many addresses of one /24, two networks together. Whoever is over
-// its share gets 451 4.7.1 and nothing of that message is kept; everyone else still gets 250, and
-// the messages that fitted are committed. Loopback sources (127.0.0.0/8 is all ours on Linux) are
+// its share gets 421 4.7.1 the moment it passes it, its session is closed (not read to the final
+// dot), and nothing of that message is kept; everyone else still gets 250, and the messages that
+// fitted are committed. Last, many sessions of two networks streaming DATA: those past the
+// shares get 421 at once, and a sender of a third network is greeted and answered 250 meanwhile. Loopback sources (127.0.0.0/8 is all ours on Linux) are
 // the other senders: 127.0.0.2 is another client of 127.0.0.1's /24, 127.0.1.1 another network.
+import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
@@ -103,10 +106,11 @@ function sendWithNodemailer(ip: string, tag: string) {
 describe('the shares of SMTP_MAX_BUFFERED_BYTES', () => {
   it('keeps one address with 22 slow DATA streams to its quarter; other senders still get 250', async () => {
     const fitted = await hold('127.0.0.1', 4, 'hog');
-    const refused = [];
+    const refused: { client: SmtpClient; text: string }[] = [];
     for (let i = 0; i < 18; i++) refused.push(await startSlow('127.0.0.1', 'hog'));
-    // the 18 hold nothing: the hog holds its four messages, no more
-    await new Promise((r) => setTimeout(r, 300));
+    // the 18 are told 421 and closed before their final dot: nothing more of them is read
+    await expect.poll(() => refused.every((r) => r.client.isClosed), { timeout: 10_000 }).toBe(true);
+    // they hold nothing: the hog holds its four messages, no more
     expect(await buffered()).toBeLessThanOrEqual(4 * SIZE);
     expect(await buffered()).toBeGreaterThan(4 * SIZE - 64);
 
@@ -117,15 +121,18 @@ describe('the shares of SMTP_MAX_BUFFERED_BYTES', () => {
     expect(other.response).toMatch(/^250 2\.0\.0 Ok: committed as/);
 
     expect(await finish(fitted)).toEqual(Array(4).fill('250 2.0.0'));
-    expect(await finish(refused)).toEqual(Array(18).fill('451 4.7.1'));
+    expect(await finish(refused)).toEqual(Array(18).fill('421 4.7.1'));
     const refusals = server.logsWithCode('DATA_BUSY_CLIENT');
     expect(refusals).toHaveLength(18);
     expect(refusals[0]).toMatchObject({ client: '127.0.0.1', limit: MiB, ip: '127.0.0.1' });
     expect(refusals[0]!.reply).toBe(
-      `451 4.7.1 Too many message bytes arriving from your address at once (limit ${MiB}), ` +
+      `421 4.7.1 Too many message bytes arriving from your address at once (limit ${MiB}), ` +
         'message not stored, try again later',
     );
     expect(server.logsWithCode('DATA_BUSY')).toHaveLength(0);
+    // closed by us: not an abort, and no other line about it
+    expect(server.logsWithCode('DATA_ABORTED')).toHaveLength(0);
+    expect(server.logsWithCode('SMTP_PROTOCOL_REFUSED')).toHaveLength(0);
     // nothing lost: the hog's four that fitted and the two others are committed, the rest told to retry
     expect(await committed()).toBe(6);
     await expect.poll(buffered).toBe(0);
@@ -145,13 +152,13 @@ describe('the shares of SMTP_MAX_BUFFERED_BYTES', () => {
     const other = await sendWithNodemailer('127.0.1.1', 'other');
     expect(other.response).toMatch(/^250 2\.0\.0/);
 
-    expect(await finish([over])).toEqual(['451 4.7.1']);
+    expect(await finish([over])).toEqual(['421 4.7.1']);
     expect(server.logsWithCode('DATA_BUSY_NETWORK')).toEqual([
       expect.objectContaining({
         network: '127.0.0.0/24',
         limit: 2 * MiB,
         reply:
-          `451 4.7.1 Too many message bytes arriving from your network at once (limit ${2 * MiB}), ` +
+          `421 4.7.1 Too many message bytes arriving from your network at once (limit ${2 * MiB}), ` +
           'message not stored, try again later',
       }),
     ]);
@@ -170,17 +177,110 @@ describe('the shares of SMTP_MAX_BUFFERED_BYTES', () => {
     const newcomer = await sendWithNodemailer('127.0.2.1', 'newcomer');
     expect(newcomer.response).toMatch(/^250 2\.0\.0/);
 
-    expect(await finish([intoReserve])).toEqual(['451 4.7.1']);
+    expect(await finish([intoReserve])).toEqual(['421 4.7.1']);
     expect(server.logsWithCode('DATA_BUSY_RESERVED')).toEqual([
       expect.objectContaining({
         ip: '127.0.1.2',
         limit: 3 * MiB,
         reply:
-          '451 4.7.1 The server is nearly full and keeps the rest for other networks, message not stored, ' +
+          '421 4.7.1 The server is nearly full and keeps the rest for other networks, message not stored, ' +
           'try again later',
       }),
     ]);
     expect(await finish([...networkA, ...networkB])).toEqual(Array(12).fill('250 2.0.0'));
     expect(await committed()).toBe(13);
   });
+});
+
+describe('many sessions streaming big DATA past the shares (attack run 4, F-med-3)', () => {
+  let big: TestServer;
+  beforeAll(async () => {
+    // 32 MiB in all, messages of 4 MiB at most: a client 8 MiB, a network 16 MiB, the last 8 MiB for
+    // networks holding nothing (the attack run's sizes divided by eight: this process writes the streams)
+    big = await startTestServer(db.url, {
+      MAX_MESSAGE_BYTES: String(4 * MiB),
+      SMTP_MAX_BUFFERED_BYTES: String(32 * MiB),
+      TICKET_MAX_MESSAGES_PER_HOUR: '0',
+    });
+  });
+  afterAll(async () => {
+    await big?.close();
+  });
+
+  it('closes each session past a share with 421 at once; another network is greeted and gets 250 meanwhile', async () => {
+    const PER = 3.5 * MiB;
+    const chunk = Buffer.from(`${'a'.repeat(998)}\r\n`.repeat(1024)); // 1 MB of full lines, no dot
+    /** Sends DATA and 3.5 MiB as fast as it can, never the final dot; what it was told after the 354. */
+    const stream = (ip: string) =>
+      new Promise<{ told: string; sent: number; closed: Promise<void> }>((resolve) => {
+        const socket = net.connect({ port: big.port, host: '127.0.0.1', localAddress: ip });
+        const state = { told: '', sent: 0, closed: new Promise<void>((r) => socket.once('close', () => r())) };
+        let stage = 0;
+        socket.on('error', () => {});
+        socket.on('data', async (d) => {
+          if (stage === 5) {
+            state.told += d.toString();
+            return;
+          }
+          const next = [
+            'EHLO big.example',
+            'MAIL FROM:<client@example.ru>',
+            'RCPT TO:<support+TKT-1001@flamecrm.ru>',
+            'DATA',
+          ][stage++];
+          if (next) return socket.write(`${next}\r\n`);
+          stage = 5;
+          socket.write('From: client@example.ru\r\nSubject: big\r\n\r\n');
+          while (state.sent < PER && !socket.destroyed && socket.writable) {
+            state.sent += chunk.length;
+            if (!socket.write(chunk))
+              await new Promise((r) => {
+                socket.once('drain', r);
+                socket.once('close', r);
+              });
+          }
+          resolve(state);
+        });
+        socket.once('close', () => resolve(state));
+        holders.push(socket);
+      });
+    const holders: net.Socket[] = [];
+    const ips = Array.from({ length: 24 }, (_, i) => `127.0.${40 + (i % 2)}.${1 + Math.floor(i / 2)}`);
+    const streams = ips.map(stream);
+
+    await new Promise((r) => setTimeout(r, 500)); // the streams are under way
+    const started = performance.now();
+    const client = await SmtpClient.connect(big.port, '127.0.0.1', '127.0.9.1');
+    const greeted = performance.now() - started;
+    await client.command('EHLO staff.example');
+    await client.command('MAIL FROM:<ivan@flamecrm.ru>');
+    await client.command('RCPT TO:<support+TKT-1001@flamecrm.ru>');
+    const answer = await client.data(message('during'));
+    const answered = performance.now() - started;
+    await client.quit();
+
+    const ends = await Promise.all(streams);
+    console.log(
+      `greeted after ${Math.round(greeted)} ms, 250 after ${Math.round(answered)} ms; ` +
+        `${ends.filter((e) => e.told.startsWith('421')).length} of 24 streams told 421`,
+    );
+    try {
+      // generous: the streams' 84 MiB are written by this same process, on a shared machine
+      expect(greeted).toBeLessThan(10_000);
+      expect(answer.short).toBe('250 2.0.0');
+      expect(answered).toBeLessThan(30_000);
+      // at most 31 MiB fits (24 MiB outside the reserve, one message per network in it): the
+      // others were told 421 before their final dot and closed
+      const refused = ends.filter((e) => /^421 4\.[37]\.1 /.test(e.told));
+      expect(refused.length).toBeGreaterThanOrEqual(12);
+      await Promise.all(refused.map((e) => e.closed));
+      expect(big.logsWithCode('DATA_ABORTED')).toHaveLength(0);
+      const busy = ['DATA_BUSY', 'DATA_BUSY_CLIENT', 'DATA_BUSY_NETWORK', 'DATA_BUSY_RESERVED'].flatMap((c) =>
+        big.logsWithCode(c),
+      );
+      expect(busy).toHaveLength(refused.length);
+    } finally {
+      for (const s of holders) s.destroy();
+    }
+  }, 60_000);
 });

@@ -566,7 +566,9 @@ describe("a third party's reply (AUTH_POLICY=monitor) is told to staff as one, n
     const reply = mails.find((m) => m.header('x-ticket-id') === ticketId && m.text.includes('Я не клиент'))!;
     expect(reply.to).toBe(STAFF);
     expect(reply.text).toContain(`Ответ третьего лица в тикете ${ticketId}`);
-    expect(reply.text).toContain(`От: someone@stranger.org (не заявитель тикета, ${REQUESTER}, и не сотрудник)`);
+    expect(reply.text).toContain(
+      `От: someone@stranger.org (не заявитель тикета, ${REQUESTER}, и не подтверждён как сотрудник)`,
+    );
     expect(reply.text).not.toContain('Новый ответ в тикете');
 
     const rows = await outboxRows(db.pool, ticketId);
@@ -591,5 +593,33 @@ describe("a third party's reply (AUTH_POLICY=monitor) is told to staff as one, n
       ]);
       expect(doc.notifications.map((n: { event: string }) => n.event)).toEqual(['ticket_created', 'stranger_reply']);
     }
+  });
+
+  it('so is a staff From that did not authenticate: a third party to staff, never mail to the customer', async () => {
+    const sent = relay.messages.length;
+    const r = await deliver(monitor.port, {
+      ip: '127.0.0.3', // not in flamecrm.ru's SPF, and unsigned
+      from: 'petr@flamecrm.ru',
+      to: [ticketAddress(ticketId)],
+      message: buildMessage({
+        from: 'Petr <petr@flamecrm.ru>',
+        to: ticketAddress(ticketId),
+        subject: `Re: [${ticketId}] Сканер`,
+        body: 'Это сотрудник, честно.',
+      }),
+    });
+    expect(r.short, r.text).toBe('250 2.0.0');
+    await relay.waitFor(sent + 1);
+    const mails = await Promise.all(relay.messages.slice(sent).map((m) => readMail(m.raw)));
+    expect(mails.map((m) => m.to)).toEqual([STAFF]);
+    expect(mails[0]!.text).toContain(`Ответ третьего лица в тикете ${ticketId}`);
+    expect(mails[0]!.text).toContain(
+      `От: petr@flamecrm.ru (не заявитель тикета, ${REQUESTER}, и не подтверждён как сотрудник)`,
+    );
+    const rows = await outboxRows(db.pool, ticketId);
+    expect(rows.map((row) => [row.event, row.recipient]).slice(2)).toEqual([['stranger_reply', STAFF]]);
+    const human = (await runCli(['ticket', 'show', ticketId], cli())).stdout;
+    expect(human).toMatch(/accepted because AUTH_POLICY=monitor/);
+    expect(human).not.toContain('requester reply');
   });
 });

@@ -102,6 +102,28 @@ describe('large HTML', () => {
     expect(row.reply_text.startsWith('See the log below.')).toBe(true);
   }, 60_000);
 
+  it('flat HTML of 250,000 elements (1.9 MB, under MAX_HTML_LENGTH) is stored as its text, in well under the CPU it took', async () => {
+    // attack run 4, F-med-2: one deep, so the nesting cap never fired: 1.7 s of worker CPU, +224 MB
+    const html = '<b>x</b>'.repeat(250_000);
+    expect(html.length).toBeLessThan(MAX_HTML_LENGTH);
+    const r = await deliver(server.port, {
+      from: 'ivan@flamecrm.ru',
+      to: [TO],
+      message: htmlMessage('<flat@x>', html),
+    });
+    expect(r.short).toBe('250 2.0.0');
+    const line = server.logs.find((l) => l.code === 'DATA_COMMITTED' && l.messageId === '<flat@x>');
+    expect(line).toMatchObject({ path: 'worker' });
+    console.log(`2 MB of <b>x</b>: ${line!.cpuMs} ms of worker CPU`);
+    // generous: about 0.3 s since the element cap (src/mail/html/tree.ts MAX_HTML_ELEMENTS)
+    expect(line!.cpuMs).toBeLessThan(3_000);
+    const row = await stored('<flat@x>');
+    expect(row.full_text).toBe(Array(250_000).fill('x').join(' '));
+    expect(row.html.startsWith('<pre>x x x')).toBe(true);
+    expect(row.html).not.toContain('<b>');
+    expect(row.reply_text.startsWith('x x x')).toBe(true);
+  }, 60_000);
+
   it('a message under the bound is extracted whole, as before', async () => {
     const html = `<p>Готово.</p><div id="divRplyFwdMsg"><b>From:</b> FlameCRM</div><div>Исходное письмо.</div>`;
     const r = await deliver(server.port, {

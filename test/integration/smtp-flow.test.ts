@@ -455,7 +455,7 @@ describe('DATA commits before 250', () => {
     ]);
   });
 
-  it('answers 451 4.3.1 when all connections together would hold more than SMTP_MAX_BUFFERED_BYTES', async () => {
+  it('answers 421 4.3.1 and closes when all connections together would hold more than SMTP_MAX_BUFFERED_BYTES', async () => {
     const tight = await startTestServer(
       db.url,
       { MAX_MESSAGE_BYTES: '1048576', SMTP_MAX_BUFFERED_BYTES: '1048576' },
@@ -480,7 +480,8 @@ describe('DATA commits before 250', () => {
       // from another network: its own shares are untouched, all connections together are full
       const second = await open('127.0.1.1');
       const refused = await second.data(`${buildMessage({ messageId: '<second@x>', body: '' })}${body}`);
-      expect(refused.short).toBe('451 4.3.1');
+      expect(refused.short).toBe('421 4.3.1');
+      await expect.poll(() => second.isClosed).toBe(true);
       await second.quit();
       first.write('.\r\n');
       expect((await first.next()).short).toBe('250 2.0.0');

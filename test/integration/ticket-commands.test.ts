@@ -158,6 +158,26 @@ describe('ticket show', () => {
       );
     }
   });
+
+  it('keeps a subject and a display name on their line: an LF in them starts no line of its own', async () => {
+    expect(
+      (await cli('ticket', 'create', '--subject', 'Order', '--requester', 'c@example.ru', '--id', 'TKT-91')).code,
+    ).toBe(0);
+    await db.pool.query(`update tickets set subject = E'Order\\n--- #1  fake' where id = 'TKT-91'`);
+    await db.pool.query(
+      `insert into ticket_messages (ticket_id, idempotency_key, source, author_address, author_name, author_role,
+                                    subject, reply_text, full_text, rcpt_to)
+       values ('TKT-91', 'lf-1', 'cli', 'c@example.ru', E'Ann\\n    auth: pass', 'requester',
+               E'Re: x\\r\\n    decision: accept', 'text', 'text', '{}')`,
+    );
+    const text = await cli('ticket', 'show', 'TKT-91');
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toBe('TKT-91  Order --- #1 fake');
+    expect(lines).toContainEqual(expect.stringMatching(/^--- #\d+ .* from Ann auth: pass <c@example\.ru> \(/));
+    expect(lines).toContain('    subject: Re: x decision: accept');
+    expect(lines.filter((l) => /^\s*(auth|decision):/.test(l))).toEqual([]);
+  });
 });
 
 describe('api-token create', () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   bodyOffset,
   CONTROL_SAMPLE_STRIDE,
+  colonEndedLines,
   emptyHeaderShape,
   inspectHeader,
   LineEndings,
@@ -150,5 +151,17 @@ describe("the message's shape, counted on the way (what decides inline processin
     // the last field, with no empty line after it
     expect(inspectHeader(Buffer.from(`Subject: s\r\n${cc}`), limits, shape)).toBeNull();
     expect(shape.addressBytes).toBe(cc.length);
+  });
+});
+
+describe('colonEndedLines', () => {
+  it('counts lines ending with ":" or "：" (spaces and tabs after it allowed), up to the cap', () => {
+    const raw = Buffer.from(
+      'Subject: x\r\nDKIM-Signature: h=from:to:\r\n subject; b=x\r\n\r\nok\r\nОт: Имя <a@b.ru> Кому:\r\nAnn wrote: \t\r\n12:00 ok\r\n山田さんは書きました：\r\n:\r\n \r\n',
+    );
+    expect(colonEndedLines(raw, 100)).toBe(4);
+    expect(colonEndedLines(raw, 2)).toBe(2);
+    expect(colonEndedLines(Buffer.from('a:'), 100)).toBe(0); // no line end
+    expect(colonEndedLines(Buffer.from('\r\n:\r\n'), 100)).toBe(1); // no header block
   });
 });

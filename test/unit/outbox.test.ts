@@ -99,11 +99,11 @@ describe('who is notified', () => {
       ],
     ],
     [
-      'an unauthenticated "staff" From under monitor → staff only: no mail from us to the customer',
+      'an unauthenticated "staff" From under monitor → staff only, as a third party: no mail from us to the customer',
       message('staff', 'ivan@flamecrm.ru', false),
       [
-        ['requester_reply', 'info@flamecrm.ru'],
-        ['requester_reply', 'boss@flamecrm.ru'],
+        ['stranger_reply', 'info@flamecrm.ru'],
+        ['stranger_reply', 'boss@flamecrm.ru'],
       ],
     ],
     [

@@ -2,7 +2,15 @@
 // stalling the parser, and text from HTML for the messages mailparser leaves without any.
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
-import { htmlToText, MAX_HTML_LENGTH, MAX_HTML_NESTING, sanitizeHtml } from '../../src/mail/sanitize.js';
+import { replyOfParsed } from '../../src/mail/reply-text/message.js';
+import {
+  htmlToText,
+  MAX_HTML_ATTRIBUTES,
+  MAX_HTML_ELEMENTS,
+  MAX_HTML_LENGTH,
+  MAX_HTML_NESTING,
+  sanitizeHtml,
+} from '../../src/mail/sanitize.js';
 
 describe('sanitizeHtml keeps formatting', () => {
   const kept: Array<[string, string]> = [
@@ -175,6 +183,77 @@ describe('sanitizeHtml caps', () => {
     expect(out).not.toContain('p{}');
   });
 
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+
+  // attack run 4, F-med-2: one deep, so the nesting cap never fired; 1.7 s of worker CPU and 224 MB each
+  it.each([
+    ['<b>x</b> ×250,000', '<b>x</b>'.repeat(250_000), 'x x x'],
+    ['<tr><td>x</td></tr> ×100,000', `<table>${'<tr><td>x</td></tr>'.repeat(100_000)}</table>`, 'x x x'],
+    [
+      '150,000 attributes on one tag',
+      `<a ${Array.from({ length: 150_000 }, (_, i) => `a${i}=x`).join(' ')}>x</a>`,
+      'x',
+    ],
+  ])('stores flat HTML over the element or attribute cap as its text: %s', (_name, html, text) => {
+    expect(html.length).toBeLessThan(MAX_HTML_LENGTH);
+    const before = cpuMs();
+    const stored = sanitizeHtml(html, '');
+    const fullText = htmlToText(html);
+    const reply = replyOfParsed({ text: fullText, html, subject: null });
+    const spent = cpuMs() - before;
+    expect(stored.startsWith(`<pre>${text}`)).toBe(true);
+    expect(stored).not.toContain('<b>');
+    expect(fullText.startsWith(text)).toBe(true);
+    expect(reply.reply.startsWith(text)).toBe(true);
+    // generous: each step of the three took 0.1–1 s before the cap; 0.1–0.3 s for all three since
+    expect(spent).toBeLessThan(3_000);
+  });
+
+  it('parses HTML of exactly the element and attribute caps; one more is text', () => {
+    const elements = (n: number) => `<div>${'<b>x</b>'.repeat(n - 1)}</div>`;
+    expect(sanitizeHtml(elements(MAX_HTML_ELEMENTS)).startsWith('<div><b>x</b>')).toBe(true);
+    expect(sanitizeHtml(elements(MAX_HTML_ELEMENTS + 1)).startsWith('<pre>x x')).toBe(true);
+    const images = '<img src="cid:a" alt="a" width="1" height="1">'.repeat(MAX_HTML_ATTRIBUTES / 4);
+    expect(sanitizeHtml(images).startsWith('<img src="cid:a" alt="a" width="1" height="1" />')).toBe(true);
+    expect(sanitizeHtml(`${images}<br class="x">`, 'text part')).toBe('<pre>text part</pre>');
+  });
+
+  it('a large newsletter (15,000 elements, 32,000 attributes, 1 MB) is still sanitized as HTML', () => {
+    const item = (i: number) =>
+      '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="max-width:600px">' +
+      '<tr><td align="left" valign="top" style="padding:16px 24px;font-family:Arial,sans-serif">' +
+      `<a href="https://news.example.ru/a/${i}?utm_source=mail&amp;utm_medium=email" target="_blank" style="color:#1a0dab">` +
+      `<img src="https://news.example.ru/i/${i}.jpg" alt="Новость ${i}" width="120" height="80" style="display:block;border:0"></a></td>` +
+      '<td valign="top" style="padding:16px 24px 16px 0">' +
+      `<h3 style="margin:0 0 8px;font-size:18px">Заголовок новости ${i}</h3>` +
+      '<p class="MsoNormal" style="margin:0;font-size:14px;line-height:20px"><span style="color:#333">' +
+      `Анонс новости ${i}: <b>главное</b> и <i>подробности</i>&nbsp;— по ссылке.</span></p>` +
+      '<table role="presentation" cellpadding="0" cellspacing="0" border="0"><tr><td class="btn" bgcolor="#1a73e8" style="border-radius:4px">' +
+      `<a href="https://news.example.ru/r/${i}" style="display:inline-block;padding:8px 16px;color:#fff">Читать</a>` +
+      '</td></tr></table></td></tr></table>\r\n';
+    const html =
+      '<!doctype html><html xmlns:o="urn:schemas-microsoft-com:office:office"><head><meta charset="utf-8"><title>Дайджест</title>' +
+      '<style>td{padding:0}.btn a{color:#fff}</style><!--[if mso]><xml><o:OfficeDocumentSettings><o:PixelsPerInch>96' +
+      '</o:PixelsPerInch></o:OfficeDocumentSettings></xml><![endif]--></head><body style="margin:0">' +
+      `${Array.from({ length: 1000 }, (_, i) => item(i)).join('')}</body></html>`;
+    expect(html.length).toBeGreaterThan(1_000_000);
+    expect(html.length).toBeLessThan(MAX_HTML_LENGTH);
+    const out = sanitizeHtml(html, 'text part');
+    expect(out.startsWith('<pre>')).toBe(false);
+    expect(out).toContain(
+      '<a href="https://news.example.ru/a/999?utm_source=mail&amp;utm_medium=email" rel="noopener noreferrer nofollow" target="_blank">' +
+        '<img src="https://news.example.ru/i/999.jpg" alt="Новость 999" width="120" height="80" /></a>',
+    );
+    expect(out).toContain('<h3>Заголовок новости 999</h3><p><span>Анонс новости 999: <b>главное</b>');
+    expect(out).not.toMatch(/style|Дайджест|PixelsPerInch/);
+    expect(htmlToText(html)).toContain(
+      'Заголовок новости 999\n\nАнонс новости 999: главное и подробности — по ссылке.',
+    );
+  });
+
   it('survives a flood of "<" and unfinished tags', () => {
     expect(sanitizeHtml('<'.repeat(100_000))).toBe('&lt;'.repeat(100_000));
     expect(sanitizeHtml(`<div a="${'x'.repeat(100_000)}`)).toBe('');
@@ -213,13 +292,16 @@ describe('htmlToText', () => {
     expect(htmlToText(html)).toBe(expected);
   });
 
-  it('lays out a table row of 200,000 cells (1 MB) in linear time', () => {
+  it.each([
+    [MAX_HTML_ELEMENTS - 2, 'laid out'],
+    [200_000, 'over the element cap: the tag strip'],
+  ])('a table row of %i cells is one line of text in linear time (%s)', (cells) => {
     // one line built of 200,000 pieces: 52 s of CPU when each piece asked the line so far whether
     // it ended with a space (V8 flattened it each time); about 0.4 s since
     const started = performance.now();
-    const text = htmlToText(`<table><tr>${'<td>x'.repeat(200_000)}`);
+    const text = htmlToText(`<table><tr>${'<td>x'.repeat(cells)}`);
     expect(performance.now() - started).toBeLessThan(8_000);
-    expect(text).toBe(Array(200_000).fill('x').join(' '));
+    expect(text).toBe(Array(cells).fill('x').join(' '));
   });
 
   it('strips tags linearly past the nesting cap, dropping script content', () => {

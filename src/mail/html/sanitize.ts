@@ -17,8 +17,9 @@ const NUL = /\u0000/g;
  * `style` and `class` are dropped entirely: this is a ticket view, not a mail client, and inline
  * CSS is how mail hides text, overlays links and tracks readers. Remote images keep http(s) so a
  * view can decide whether to load them; `cid:` keeps inline images linked to their attachment
- * rows. HTML over the length or nesting cap is stored as escaped text: the text part when it has
- * any, else the tag strip of the HTML (an HTML-only message's text part is '', never null).
+ * rows. HTML over a cap of src/mail/html/tree.ts (length, nesting, elements, attributes) is stored
+ * as escaped text: the text part when it has any, else the tag strip of the HTML (an HTML-only
+ * message's text part is '', never null).
  */
 export function sanitizeHtml(html: string, fallbackText?: string | null): string {
   const doc = parseHtml(html);
