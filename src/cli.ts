@@ -45,9 +45,10 @@ Options:
   ${'-h, --help'.padEnd(width)}help for any command (ticket-mx ticket create --help)
   ${'-v, --version'.padEnd(width)}print the version
 
-Configuration is read from environment variables only (see README.md). Without DATABASE_URL,
-an embedded PostgreSQL is used under DATA_DIR (default: data/ in the ticket-mx directory, from any
-current directory), shared with a running serve.`;
+Configuration is read from environment variables only (see README.md). Without
+DATABASE_URL, an embedded PostgreSQL is used under DATA_DIR (default: data/ in
+the ticket-mx directory, from any current directory), shared with a running
+serve.`;
 }
 
 // A reader that goes away (`ticket show … | head`) is no error of ours: stop writing, let the

@@ -1314,7 +1314,7 @@ export function settingsMarkdown(): string {
 }
 
 /** `serve --help`: every variable with its defaults, the description wrapped under the name. */
-export function settingsHelp(width = 100): string {
+export function settingsHelp(width = 80): string {
   const out: string[] = [];
   for (const group of GROUPS) {
     if (!namesIn(group).length) continue;

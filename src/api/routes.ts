@@ -204,7 +204,14 @@ const AnswerBody = MessageBody.extend({
     .object({ address: EMAIL, name: z.string().trim().max(200).optional() })
     .strict()
     .describe('the agent who typed it; the bearer token vouches for them'),
-  subject: z.string().trim().max(1000).optional(),
+  // as the CLI's --subject: given, it says something; only spaces is a mistake, not a subject
+  subject: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty (leave it out: the answer has none of its own)')
+    .max(1000)
+    .optional()
+    .describe("the answer's own subject, stored with it; the mail's subject is the ticket's (Re: [TKT-…] subject)"),
 })
   .strict()
   .meta({ id: 'NewAnswer' });

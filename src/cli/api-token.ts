@@ -10,13 +10,14 @@ export function newApiToken(): string {
 
 export const apiTokenCreate: Command = {
   name: 'api-token create',
-  summary: 'print a new random API_TOKEN and the line for the environment',
+  summary: 'print a new random API_TOKEN and its environment line',
   help: `Usage: ticket-mx api-token create
 
-Prints a new random token (256 bits) on the first line and the line to put in ticket-mx's
-environment on the second: API_TOKEN=<token>. Give the same token to the CRM as its bearer token.
-Nothing is stored; to rotate, create another, set it and restart. The HTTP API (/v1/… on
-HTTP_PORT) is off until API_TOKEN is set.`,
+Prints a new random token (256 bits) on the first line and the line to put in
+ticket-mx's environment on the second: API_TOKEN=<token>. Give the same token
+to the CRM as its bearer token. Nothing is stored; to rotate, create another,
+set it and restart. The HTTP API (/v1/… on HTTP_PORT) is off until API_TOKEN is
+set.`,
   async run(args, io) {
     parse(args, {});
     const token = newApiToken();

@@ -9,7 +9,8 @@ export const migrate: Command = {
   summary: 'apply database migrations and exit',
   help: `Usage: ticket-mx migrate
 
-Applies the numbered SQL migrations that the database lacks, under an advisory lock, and exits.`,
+Applies the numbered SQL migrations that the database lacks, under an advisory
+lock, and exits.`,
   async run(args, io) {
     parse(args, {});
     const config = loadConfig(process.env, { unused: ['MAIL_DOMAINS'] });

@@ -23,10 +23,11 @@ import { type Command, commandLogger, type Out, parse, printable, UsageError, wi
 export const outboxList: Command = {
   name: 'outbox list',
   summary: 'list notifications (and other deliveries), newest first',
-  help: `Usage: ticket-mx outbox list [--status queued|sending|sent|failed|bounced] [--limit N] [--json]
+  help: `Usage: ticket-mx outbox list [--status queued|sending|sent|failed|bounced]
+                             [--limit N] [--json]
 
-Lists outbox rows, newest first: id, status, kind, event, ticket, recipient, attempts, and the
-remote server's last reply.
+Lists outbox rows, newest first: id, status, kind, event, ticket, recipient,
+attempts, and the remote server's last reply.
   --status S          only rows with this status
   --limit N           at most N rows (default 50)
   --json              print an array of rows`,
@@ -41,9 +42,9 @@ export const outboxShow: Command = {
 Prints the exact bytes of an outbox row's mail as sent (or to be sent) on
 stdout, with LF line ends: the CRLF ones sent are kept in the row (and without
 a relay in DATA_DIR/outbox/<id>.eml). A summary line (status, recipient, last
-reply) goes to stderr. A row not yet attempted is rendered as a preview: its bytes are
-fixed at the first attempt. A webhook row prints the JSON body it posts (before
-its first attempt, its payload).
+reply) goes to stderr. A row not yet attempted is rendered as a preview: its
+bytes are fixed at the first attempt. A webhook row prints the JSON body it
+posts (before its first attempt, its payload).
   --text              print the headers and the decoded text part instead`,
   run: (args, io) => show(args, io),
 };
@@ -53,23 +54,26 @@ export const outboxRetry: Command = {
   summary: 'send a failed or bounced notification again',
   help: `Usage: ticket-mx outbox retry <id>
 
-Makes a failed, bounced or waiting row due now (the same bytes, the same Message-ID);
-OUTBOX_MAX_AGE counts again from now. A running sender picks it up at once.`,
+Makes a failed, bounced or waiting row due now (the same bytes, the same
+Message-ID); OUTBOX_MAX_AGE counts again from now. A running sender picks it up
+at once.`,
   run: (args, io) => retry(args, io),
 };
 
 export const outboxRun: Command = {
   name: 'outbox run',
-  summary: 'run the sender (what serve does with OUTBOX_SEND_IN_SERVE=true)',
+  summary: 'run the sender, as serve does (OUTBOX_SEND_IN_SERVE)',
   help: `Usage: ticket-mx outbox run [--once]
 
-Delivers the outbox: wakes on LISTEN, claims due rows with FOR UPDATE SKIP LOCKED (any number of
-senders may run), sends through OUTBOUND_SMTP_URL (or writes DATA_DIR/outbox/<id>.eml when it is
-unset), retries with backoff up to OUTBOX_MAX_AGE. Logs one JSON line per attempt on stdout.
-Deletes finished rows older than OUTBOX_KEEP_SENT, as serve does: at start and every 10 minutes.
+Delivers the outbox: wakes on LISTEN, claims due rows with FOR UPDATE SKIP
+LOCKED (any number of senders may run), sends through OUTBOUND_SMTP_URL (or
+writes DATA_DIR/outbox/<id>.eml when it is unset), retries with backoff up to
+OUTBOX_MAX_AGE. Logs one JSON line per attempt on stdout. Deletes finished rows
+older than OUTBOX_KEEP_SENT, as serve does: at start and every 10 minutes.
 Stops on SIGINT/SIGTERM: sends in flight finish or are put back.
-  --once              one attempt at everything due now and one pruning turn, then exit; prints
-                      "sent N, deferred N, failed N" (exit 1 when something failed)`,
+  --once              one attempt at everything due now and one pruning turn,
+                      then exit; prints "sent N, deferred N, failed N" (exit 1
+                      when something failed)`,
   run: (args, io) => runSender(args, io),
 };
 

@@ -9,22 +9,26 @@ import { type Command, type Out, parse, UsageError } from './command.js';
 
 export const replyText: Command = {
   name: 'reply-text',
-  summary: 'print the answer of a message body or .eml (quotes, signature, footers removed)',
+  summary: "print a message's answer, quotes and signature removed",
   help: `Usage: ticket-mx reply-text [--html] [--eml] [--json] [FILE]
        ticket-mx reply-text --jsonl < requests.jsonl
 
-Prints the answer a person wrote, extracted the way incoming mail is: the quoted original,
-the attribution line, the signature and device footers removed. Reads FILE, or standard input.
+Prints the answer a person wrote, extracted the way incoming mail is: the
+quoted original, the attribution line, the signature and device footers
+removed. Reads FILE, or standard input.
   --html     the body is HTML (default: plain text)
-  --eml      the input is a whole message (default for FILE ending in .eml), decoded like DATA
-  --json     print {"reply", "removed", "method", "forwarded"?} instead of the answer alone
+  --eml      the input is a whole message (default for FILE ending in .eml),
+             decoded like DATA
+  --json     print {"reply", "removed", "method", "forwarded"?} instead of the
+             answer alone
   --jsonl    batch mode: each line of standard input is one JSON object,
-               {"text": "…"}, {"html": "…"}, {"text": "…", "html": "…"} or {"eml": "<base64>"},
+               {"text": "…"}, {"html": "…"}, {"text": "…", "html": "…"}
+               or {"eml": "<base64>"},
              and each gets one line on standard output, in order:
                {"reply": "…", "removed": "…", "method": "html"|"text"|"none"}
-             plus "forwarded": {"from", "date", "subject", "to", "text"} for a forwarded message,
-             or {"error": "…"} for a line that is not such an object (the batch goes on; the
-             exit code is then 1).`,
+             plus "forwarded": {"from", "date", "subject", "to", "text"} for a
+             forwarded message, or {"error": "…"} for a line that is not such an
+             object (the batch goes on; the exit code is then 1).`,
   run: (args, io) => run(args, io),
 };
 

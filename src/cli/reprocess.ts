@@ -16,16 +16,18 @@ import { type Command, normaliseTicketId, type Out, parse, UsageError, withDatab
 
 export const reprocess: Command = {
   name: 'reprocess',
-  summary: 'extract the reply text of stored messages again (after an upgrade)',
+  summary: 'redo the reply text of stored messages (after an upgrade)',
   help: `Usage: ticket-mx reprocess (--all | --ticket TKT-123 | --since DATE) [--dry-run]
 
-Extracts the reply text of stored ticket messages again from the raw bytes kept for each, with
-this version's rules. Where the result differs, the message gets the new reply text (and
-forwarded message) and the previous one is kept in reply_text_history; where it does not, the
-message is left untouched, so running it twice changes nothing the second time.
+Extracts the reply text of stored ticket messages again from the raw bytes kept
+for each, with this version's rules. Where the result differs, the message gets
+the new reply text (and forwarded message) and the previous one is kept in
+reply_text_history; where it does not, the message is left untouched, so
+running it twice changes nothing the second time.
   --all              every ticket message
   --ticket TKT-123   the messages of one ticket
-  --since DATE       messages received at or after DATE (ISO 8601: 2025-03-01 or 2025-03-01T10:00Z)
+  --since DATE       messages received at or after DATE (ISO 8601: 2025-03-01
+                     or 2025-03-01T10:00Z)
   --dry-run          count what would change, change nothing
 --ticket and --since may be combined. Progress is shown on a terminal (stderr).`,
   run: (args, io) => run(args, io),

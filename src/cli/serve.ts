@@ -12,15 +12,17 @@ export const serve: Command = {
   summary: 'run the SMTP server (and /healthz, /metrics, the HTTP API)',
   help: () => `Usage: ticket-mx serve
 
-Runs the SMTP server on SMTP_HOST:SMTP_PORT (local 127.0.0.1:2525, production 0.0.0.0:25),
-/healthz, /metrics and, with API_TOKEN set, the HTTP API (/v1/…) on HTTP_PORT, and the outbox
-sender (notifications through OUTBOUND_SMTP_URL, or .eml files under DATA_DIR/outbox/ when it is
-unset); finished outbox rows older than OUTBOX_KEEP_SENT are deleted at start and every 10
-minutes. Applies pending migrations first; without DATABASE_URL it runs and supervises an
-embedded PostgreSQL under DATA_DIR. Exits non-zero when a start step fails. SIGINT/SIGTERM stop
-it gracefully: idle sessions get 421 at once, messages in DATA are finished (committed or refused
-with 451) first, notifications being sent finish or are put back. A second signal stops at once
-(PostgreSQL included).
+Runs the SMTP server on SMTP_HOST:SMTP_PORT (local 127.0.0.1:2525, production
+0.0.0.0:25), /healthz, /metrics and, with API_TOKEN set, the HTTP API (/v1/…)
+on HTTP_PORT, and the outbox sender (notifications through OUTBOUND_SMTP_URL,
+or .eml files under DATA_DIR/outbox/ when it is unset); finished outbox rows
+older than OUTBOX_KEEP_SENT are deleted at start and every 10 minutes. Applies
+pending migrations first; without DATABASE_URL it runs and supervises an
+embedded PostgreSQL under DATA_DIR. Exits non-zero when a start step fails.
+SIGINT/SIGTERM stop it gracefully: idle sessions get 421 at once, messages in
+DATA are finished (committed or refused with 451) first, notifications being
+sent finish or are put back. A second signal stops at once (PostgreSQL
+included).
 
 Environment variables [default]:
 ${settingsHelp()}`,

@@ -29,17 +29,21 @@ import { describeNotification } from './outbox.js';
 export const ticketCreate: Command = {
   name: 'ticket create',
   summary: 'create a ticket, notify staff, print its reply address',
-  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--message TEXT] [--id TKT-123] [--json]
+  help: `Usage: ticket-mx ticket create --subject S --requester EMAIL [--message TEXT]
+                               [--id TKT-123] [--json]
 
-Creates a ticket and prints its id and the reply address staff answer to. In the same transaction
-the "ticket created" notification to NOTIFY_STAFF_TO is queued (the sender of serve, or
-ticket-mx outbox run, delivers it).
+Creates a ticket and prints its id and the reply address staff answer to. In
+the same transaction the "ticket created" notification to NOTIFY_STAFF_TO is
+queued (the sender of serve, or ticket-mx outbox run, delivers it).
   --subject S         ticket subject (required)
-  --requester EMAIL   the customer who opened it; may write to the ticket (required)
-  --message TEXT      the first message, from the requester: stored in the ticket and shown in
-                      the staff notification
-  --id TKT-123        use this id instead of the next free number (no leading zeros)
-  --json              print { "ticket", "replyAddress", "messageId", "outbox": [ids] }`,
+  --requester EMAIL   the customer who opened it; may write to the ticket
+                      (required)
+  --message TEXT      the first message, from the requester: stored in the
+                      ticket and shown in the staff notification
+  --id TKT-123        use this id instead of the next free number (no leading
+                      zeros)
+  --json              print { "ticket", "replyAddress", "messageId",
+                      "outbox": [ids] }`,
   run: (args, io) => createTicket(args, io),
 };
 
@@ -95,10 +99,11 @@ export const ticketList: Command = {
   help: `Usage: ticket-mx ticket list [--status S] [--limit N] [--json]
 
 Lists tickets, newest first, with their status and number of messages.
-  --status S          only tickets with this status (compared without case: open, closed, …)
+  --status S          only tickets with this status (compared without case:
+                      open, closed, …)
   --limit N           at most N tickets (default 100)
-  --json              print { "tickets": [ { "id", "subject", "requester", "status", "createdAt",
-                      "messages", "lastMessageAt" } ] }`,
+  --json              print { "tickets": [ { "id", "subject", "requester",
+                      "status", "createdAt", "messages", "lastMessageAt" } ] }`,
   run: (args, io) => listAll(args, io),
 };
 
@@ -107,8 +112,9 @@ export const ticketClose: Command = {
   summary: 'close a ticket: replies to it are refused from then on',
   help: `Usage: ticket-mx ticket close <id> [--json]
 
-Sets the ticket's status to the first of TICKET_CLOSED_STATUSES (default closed). From then on,
-mail to the ticket is refused at RCPT with 550 5.1.1. Closing a closed ticket changes nothing.
+Sets the ticket's status to the first of TICKET_CLOSED_STATUSES (default
+closed). From then on, mail to the ticket is refused at RCPT with 550 5.1.1.
+Closing a closed ticket changes nothing.
   --json              print the ticket as JSON`,
   run: (args, io) => closeTicket(args, io),
 };

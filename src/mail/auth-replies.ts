@@ -1,6 +1,8 @@
 // The words of an authorization refusal: RFC 7372 codes where one fits, RFC 3463 otherwise. Part
 // of the finding of authorize() (what it stores with the message, what `monitor` would have said);
 // the SMTP layer sends them as DATA_AUTH_REJECTED (550 5.7.x) or DATA_AUTH_TEMPFAIL (451 4.7.x).
+// The author and its domain come from the message: quoted, never whole (src/mail/reply-line.ts).
+import { quote } from './reply-line.js';
 
 /** What authorize() answers when it does not accept: a 550 5.7.x or a 451 4.7.x. */
 export interface AuthReply {
@@ -41,7 +43,7 @@ export const authReplies = {
   notAllowed: (author: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.1',
-    text: `<${author}> is not allowed to write to this ticket`,
+    text: `<${quote(author)}> is not allowed to write to this ticket`,
   }),
   ambiguousFrom: (): AuthReply => ({
     code: 550,
@@ -51,17 +53,17 @@ export const authReplies = {
   dmarcFailed: (domain: string, policy: string | null): AuthReply => ({
     code: 550,
     enhanced: '5.7.26',
-    text: `Message not authenticated: DMARC check failed for ${domain}${policy ? ` (p=${policy})` : ''}`,
+    text: `Message not authenticated: DMARC check failed for ${quote(domain)}${policy ? ` (p=${quote(policy)})` : ''}`,
   }),
   multipleFailed: (domain: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.26',
-    text: `Message not authenticated: SPF and DKIM both failed for ${domain}`,
+    text: `Message not authenticated: SPF and DKIM both failed for ${quote(domain)}`,
   }),
   dkimNotAuthor: (domain: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.22',
-    text: `Message not authenticated: no valid DKIM signature of ${domain}`,
+    text: `Message not authenticated: no valid DKIM signature of ${quote(domain)}`,
   }),
   /**
    * Staff authenticated only by a subdomain of their domain. `found`: what passed (`d=news.x.ru`,
@@ -70,33 +72,33 @@ export const authReplies = {
   staffSubdomain: (domain: string, found: string | null): AuthReply => ({
     code: 550,
     enhanced: found === null || found.startsWith('d=') ? '5.7.22' : '5.7.1',
-    text: `Staff mail not authenticated: ${found ?? 'a subdomain'} is not ${domain}; sign as d=${domain} or send through ${domain}'s own servers`,
+    text: `Staff mail not authenticated: ${found === null ? 'a subdomain' : quote(found)} is not ${quote(domain)}; sign as d=${quote(domain)} or send through ${quote(domain)}'s own servers`,
   }),
   /** `fields`: the field names, joined by commas. */
   mimeUnsigned: (domain: string, fields: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.21',
-    text: `DKIM signature of ${domain} does not cover ${fields}: sign them, or send through ${domain}'s own servers`,
+    text: `DKIM signature of ${quote(domain)} does not cover ${quote(fields)}: sign them, or send through ${quote(domain)}'s own servers`,
   }),
   spfFailed: (domain: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.23',
-    text: `Message not authenticated: SPF check failed for ${domain}`,
+    text: `Message not authenticated: SPF check failed for ${quote(domain)}`,
   }),
   spfError: (domain: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.24',
-    text: `Message not authenticated: SPF record of ${domain} is broken`,
+    text: `Message not authenticated: SPF record of ${quote(domain)} is broken`,
   }),
   noDkim: (domain: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.20',
-    text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${domain}`,
+    text: `Message not authenticated: no passing DKIM signature and no SPF pass for ${quote(domain)}`,
   }),
   notBound: (ticketId: string): AuthReply => ({
     code: 550,
     enhanced: '5.7.1',
-    text: `Staff signature does not name ${ticketId}: put the ticket's address in To or Cc, or reply to its notification`,
+    text: `Staff signature does not name ${quote(ticketId)}: put the ticket's address in To or Cc, or reply to its notification`,
   }),
   dnsTemporary: (enhanced: '4.7.24' | '4.7.5' | '4.7.0'): AuthReply => ({
     code: 451,

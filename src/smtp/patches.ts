@@ -3,6 +3,7 @@
 // (a renamed internal fails the start, not a session), and each patch has a test of its own
 // (test/unit/patches.test.ts).
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { fitReplyLine } from '../mail/reply-line.js';
 
 interface ConnectionInternals {
   send(code: number, data: unknown, context?: unknown): void;
@@ -74,15 +75,18 @@ if (!proto.__ticketMx) {
   //    that every refusal has its log line.
   //    Every refused command (5xx, and 450/452: the client's own rate and recipient limits; not
   //    451, which is our trouble, nor 421) counts against the session's error limits (3. below).
+  //    Every one-line reply is held to RFC 5321's 512 octets in printable ASCII: ours are already
+  //    (src/smtp/reply.ts), smtp-server's own may quote what the client sent (501 Error: duplicate
+  //    <parameter> parameter).
   const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
   const send = proto.send;
   proto.send = function (code, data, context) {
     const options = this._server.options;
     const ours = typeof data === 'string' && ENHANCED.test(data);
-    if (!ours && code >= 400 && options.onProtocolRefusal) {
-      const enhanced = this._getEnhancedStatusCode(code, context);
+    const enhanced = ours ? '' : this._getEnhancedStatusCode(code, context);
+    if (typeof data === 'string') data = fitReplyLine(`${code}${enhanced ? ` ${enhanced}` : ''}`, data);
+    if (!ours && code >= 400 && options.onProtocolRefusal)
       options.onProtocolRefusal(this.session, `${code}${enhanced ? ` ${enhanced}` : ''} ${String(data ?? '')}`.trim());
-    }
     send.call(this, code, data, ours ? false : context);
     if ((code >= 500 || code === 450 || code === 452) && !this._closing) countError(this, options);
   };

@@ -1,8 +1,8 @@
 // SmtpReply and its named factories: the only place reply codes and log codes are written.
 // The catalogue below is the contract; a test keeps the README's table equal to it. The exact
 // 5.7.x / 4.7.x of an authorization refusal is the finding's (src/mail/auth-replies.ts).
-import { domainToASCII } from 'node:url';
 import type { AuthReply } from '../mail/auth-replies.js';
+import { fitReplyLine, quote } from '../mail/reply-line.js';
 
 export interface CatalogueEntry {
   code: number;
@@ -247,27 +247,6 @@ export const CATALOGUE = {
 
 export type LogCode = keyof typeof CATALOGUE;
 
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-const unprintable = (s: string) => s.replace(/[^\x20-\x7e]/gu, '?');
-
-/**
- * Reply text is printable ASCII (RFC 5321 4.2.1, and what every client can show), whatever a client
- * sent: smtp-server hands addresses over with their domain decoded to Unicode (xn--… to пример.рф)
- * and a SMTPUTF8 local part may be anything. A word with a dot after its last `@` (or without one)
- * goes back with that domain as its A-label; what is left that is not printable ASCII, as `?`.
- */
-export function asciiReplyText(text: string): string {
-  if (PRINTABLE_ASCII.test(text)) return text;
-  return text.replace(/[^\s<>()"',;]+/gu, (word) => {
-    if (PRINTABLE_ASCII.test(word)) return word;
-    const at = word.lastIndexOf('@');
-    const local = word.slice(0, at + 1);
-    const domain = word.slice(at + 1);
-    const aLabel = domain.includes('.') ? domainToASCII(domain.replace(/\.$/, '')) : '';
-    return unprintable(local) + (aLabel && PRINTABLE_ASCII.test(aLabel) ? aLabel : unprintable(domain));
-  });
-}
-
 export class SmtpReply {
   readonly code: number;
   readonly enhanced: string;
@@ -280,7 +259,9 @@ export class SmtpReply {
   ) {
     this.code = CATALOGUE[logCode].code;
     this.enhanced = enhanced ?? CATALOGUE[logCode].enhanced;
-    this.text = asciiReplyText(text);
+    // what the client sent is quoted in part by the factories below; this only holds the line to
+    // its 512 octets whatever a factory builds (src/mail/reply-line.ts)
+    this.text = fitReplyLine(this.enhanced ? `${this.code} ${this.enhanced}` : String(this.code), text);
   }
 
   get ok(): boolean {
@@ -315,7 +296,8 @@ export const reply = {
       'RCPT_BOUNCE_MIXED',
       'A delivery report to a bounce address goes in a transaction of its own: send this recipient in another',
     ),
-  reportRecorded: (id: string, what: string) => new SmtpReply('DATA_REPORT_RECORDED', `Ok: ${what} recorded as ${id}`),
+  reportRecorded: (id: string, what: string) =>
+    new SmtpReply('DATA_REPORT_RECORDED', `Ok: ${quote(what)} recorded as ${id}`),
   notAReply: (id: string, kind: string) =>
     new SmtpReply('DATA_NOT_A_REPLY', `Ok: ${kind} recorded as ${id}, not posted to the ticket`),
   noTicket: () =>
@@ -337,19 +319,19 @@ export const reply = {
   ticketRateLimited: (ticketId: string, limit: number) =>
     new SmtpReply(
       'DATA_TICKET_RATE_LIMITED',
-      `Ticket ${ticketId} already received ${limit} messages from you in the last hour, try again later`,
+      `Ticket ${quote(ticketId)} already received ${limit} messages from you in the last hour, try again later`,
     ),
   relayDenied: (domain: string) =>
-    new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${domain}`),
+    new SmtpReply('RCPT_RELAY_DENIED', `Relaying denied: we do not accept mail for ${quote(domain)}`),
   noSuchMailbox: (address: string) =>
-    new SmtpReply('RCPT_NO_SUCH_MAILBOX', `No such mailbox <${address}>; replies go to support+TKT-<number>@`),
+    new SmtpReply('RCPT_NO_SUCH_MAILBOX', `No such mailbox <${quote(address)}>; replies go to support+TKT-<number>@`),
   badTag: (tag: string) =>
-    new SmtpReply('RCPT_BAD_TAG', `No such mailbox: "${tag}" is not a ticket reference (expected TKT-<number>)`),
-  noSuchTicket: (ticketId: string) => new SmtpReply('RCPT_UNKNOWN_TICKET', `No such ticket ${ticketId}`),
+    new SmtpReply('RCPT_BAD_TAG', `No such mailbox: "${quote(tag)}" is not a ticket reference (expected TKT-<number>)`),
+  noSuchTicket: (ticketId: string) => new SmtpReply('RCPT_UNKNOWN_TICKET', `No such ticket ${quote(ticketId)}`),
   ticketClosed: (ticketId: string) =>
-    new SmtpReply('RCPT_TICKET_CLOSED', `Ticket ${ticketId} is closed and takes no more replies`),
+    new SmtpReply('RCPT_TICKET_CLOSED', `Ticket ${quote(ticketId)} is closed and takes no more replies`),
   supportTicketClosed: (ticketId: string) =>
-    new SmtpReply('DATA_TICKET_CLOSED', `Ticket ${ticketId} is closed and takes no more replies`),
+    new SmtpReply('DATA_TICKET_CLOSED', `Ticket ${quote(ticketId)} is closed and takes no more replies`),
   rcptTempfail: (tag: string) =>
     new SmtpReply('RCPT_TEMPFAIL', `Temporary local problem, please try again later [${tag}]`),
   committed: (id: string) => new SmtpReply('DATA_COMMITTED', `Ok: committed as ${id}`),

@@ -735,6 +735,17 @@ describe('POST /v1/tickets/{id}/messages', () => {
       { path: 'body.text', message: 'must not be empty' },
       { path: 'body.author.address', message: 'must be an email address' },
     ]);
+    // a subject of only spaces, as the CLI's --subject: a mistake, not an empty subject stored
+    const blank = await post('/v1/tickets/TKT-100/messages', { ...answer, subject: '   ' });
+    const problem = expectProblem(blank, 'VALIDATION_FAILED', '/v1/tickets/TKT-100/messages');
+    expect(problem.errors).toEqual([
+      { path: 'body.subject', message: 'must not be empty (leave it out: the answer has none of its own)' },
+    ]);
+    expect(problem.detail).toBe('body.subject: must not be empty (leave it out: the answer has none of its own)');
+    const { rows } = await db.pool.query(
+      "select count(*)::int as n from ticket_messages where source = 'api' and ticket_id = 'TKT-100'",
+    );
+    expect(rows[0].n).toBe(0);
   });
 
   it('an oversize answer: 413 BODY_TOO_LARGE, nothing stored', async () => {

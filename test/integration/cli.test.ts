@@ -96,7 +96,8 @@ describe('help texts say what the README says', () => {
     'reply-text',
     'reprocess',
   ];
-  const help = async (command: string) => (await runCli([...command.split(' '), '--help'], cleanEnv())).stdout;
+  const help = async (command: string) =>
+    (await runCli([...command.split(' ').filter(Boolean), '--help'], cleanEnv())).stdout;
   const readme = fs.readFile(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
 
   it.each(COMMANDS)("each usage of ticket-mx %s is a row of the README's Commands table", async (command) => {
@@ -114,9 +115,18 @@ describe('help texts say what the README says', () => {
     for (const form of forms) expect(cells).toContain(form);
   });
 
-  it('ticket show --help fits 80 columns and names the paging fields of --json', async () => {
+  // the main help, each group's and each command's (serve's lists every setting)
+  it.each(['', 'ticket', 'outbox', 'api-token', ...COMMANDS])(
+    'ticket-mx %s --help fits 80 columns',
+    async (command) => {
+      const text = await help(command);
+      expect(text).toMatch(/Usage: ticket-mx/);
+      expect(text.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
+    },
+  );
+
+  it('ticket show --help names the paging fields of --json', async () => {
     const text = await help('ticket show');
-    expect(text.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
     expect(text).toContain('"messagesMore"');
     expect(text).toContain('"messagesNext"');
   });

@@ -270,7 +270,7 @@ describe('why a message was refused', () => {
 });
 
 describe('a refusal row is bounded', () => {
-  it('keeps the first REFUSAL_FIELD_CHARS of a huge From and Message-ID (as sent), and of the reply and reason naming them', async () => {
+  it('keeps the first REFUSAL_FIELD_CHARS of a huge From and Message-ID (as sent), and of the reason naming them', async () => {
     await insertTestTicket(db.pool, 'TKT-2003', 'client@example.ru');
     // the header block stays under MAX_HEADER_BYTES (256 KiB), so it is read, then refused at authorization
     const from = `${'a'.repeat(100_000)}@stranger.org`;
@@ -282,6 +282,8 @@ describe('a refusal row is bounded', () => {
       message: buildMessage({ from, to: 'support+TKT-2003@flamecrm.ru', messageId }),
     });
     expect(r.short).toBe('550 5.7.1');
+    // the reply line quotes the start of the From address, within RFC 5321's 512 octets
+    expect(r.lines).toEqual([`550 5.7.1 <${'a'.repeat(197)}...> is not allowed to write to this ticket`]);
     const row = async () =>
       (
         await db.pool.query<{ from_address: string; message_id: string; reply: string; reason: string }>(
@@ -293,9 +295,59 @@ describe('a refusal row is bounded', () => {
     expect([REFUSAL_FIELD_CHARS, from_address.length, message_id.length]).toEqual([65_536, 65_536, 65_536]);
     expect(from_address).toBe(from.slice(0, REFUSAL_FIELD_CHARS));
     expect(message_id).toBe(messageId.slice(0, REFUSAL_FIELD_CHARS));
-    // the reply and the reason name the From address: bounded the same way
-    expect(reply.startsWith('550 5.7.1 <aaaa')).toBe(true);
-    expect([reply.length, reason.length]).toEqual([REFUSAL_FIELD_CHARS, REFUSAL_FIELD_CHARS]);
+    // the reply recorded is the line sent; the reason names the From address, bounded as the From
+    expect(reply).toBe(r.lines[0]);
+    expect(reason.startsWith('aaaa')).toBe(true);
+    expect(reason.length).toBe(REFUSAL_FIELD_CHARS);
+    // the log line has the whole address
+    const logged = server.logsWithCode('DATA_AUTH_REJECTED').find((l) => l.reply === r.lines[0]);
+    expect(logged?.from).toBe(from);
+  });
+});
+
+describe('a reply line is at most 512 octets (RFC 5321 4.5.3.1.5), whatever the client sent', () => {
+  const within = (lines: string[]) => {
+    for (const line of lines) expect(Buffer.byteLength(`${line}\r\n`)).toBeLessThanOrEqual(512);
+    for (const line of lines) expect(line).toMatch(/^[\x20-\x7e]*$/);
+  };
+
+  // smtp-server takes an address of at most 253 characters, and a command line of at most 2048 (ours)
+  it('quotes the start of a long recipient, domain or tag, and the log line has all of it', async () => {
+    const client = await SmtpClient.connect(server.port);
+    await client.command('EHLO x');
+    await client.command('MAIL FROM:<someone@stranger.org>');
+    const local = 'l'.repeat(240);
+    const mailbox = await client.command(`RCPT TO:<${local}@flamecrm.ru>`);
+    expect(mailbox.lines).toEqual([
+      `550 5.1.1 No such mailbox <${'l'.repeat(197)}...>; replies go to support+TKT-<number>@`,
+    ]);
+    const domain = `${'d'.repeat(60)}.`.repeat(4);
+    const relay = await client.command(`RCPT TO:<a@${domain}ru>`);
+    expect(relay.lines).toEqual([
+      `550 5.7.1 Relaying denied: we do not accept mail for ${`${'d'.repeat(60)}.`.repeat(3)}${'d'.repeat(14)}...`,
+    ]);
+    const tag = await client.command(`RCPT TO:<support+${'т'.repeat(230)}@flamecrm.ru>`);
+    expect(tag.short).toBe('550 5.1.1');
+    expect(tag.lines[0]).toMatch(/^550 5\.1\.1 No such mailbox: "\?{197}\.\.\." is not a ticket reference/);
+    within([...mailbox.lines, ...relay.lines, ...tag.lines]);
+    await client.quit();
+    const rcpts = server.logsWithCode('RCPT_NO_SUCH_MAILBOX').map((l) => l.rcpt);
+    expect(rcpts).toContain(`${local}@flamecrm.ru`);
+  });
+
+  it("holds smtp-server's own replies too: a long parameter named twice, a 10 K local part", async () => {
+    const client = await SmtpClient.connect(server.port);
+    await client.command('EHLO x');
+    const param = 'P'.repeat(900);
+    const twice = await client.command(`MAIL FROM:<a@stranger.org> ${param}=1 ${param}=2`);
+    expect(twice.code).toBe(501);
+    expect(twice.lines[0]).toMatch(/^501 (5\.\d\.\d )?Error: duplicate P+\.\.\.$/);
+    within(twice.lines);
+    await client.command('MAIL FROM:<a@stranger.org>');
+    const long = await client.command(`RCPT TO:<${'x'.repeat(10_000)}@flamecrm.ru>`);
+    expect(long.code).toBeGreaterThanOrEqual(400);
+    within(long.lines);
+    client.destroy();
   });
 });
 

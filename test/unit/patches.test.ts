@@ -53,6 +53,24 @@ describe('1. our enhanced status codes, and a log line for refusals smtp-server 
     await client.quit();
     expect(refused).toEqual(['500 5.5.2 Error: command not recognized']);
   });
+
+  it('holds every one-line reply to 512 octets in ASCII: smtp-server quoting a parameter, a handler its text', async () => {
+    const port = await start({
+      onRcptTo: (_a, _s, cb) => cb(Object.assign(new Error(`5.7.1 ${'ж'.repeat(1000)}`), { responseCode: 550 })),
+    });
+    const client = await SmtpClient.connect(port);
+    await client.command('EHLO x');
+    const param = 'P'.repeat(900);
+    const twice = await client.command(`MAIL FROM:<a@b.ru> ${param}=1 ${param}=2`);
+    const octets = (line: string) => Buffer.byteLength(`${line}\r\n`);
+    expect(twice.lines[0]).toMatch(/^501 5\.5\.4 Error: duplicate P+\.\.\.$/);
+    expect(octets(twice.lines[0]!)).toBe(512);
+    await client.command('MAIL FROM:<a@b.ru>');
+    const rcpt = await client.command('RCPT TO:<c@d.ru>');
+    expect(rcpt.lines[0]).toMatch(/^550 5\.7\.1 \?+\.\.\.$/);
+    expect(octets(rcpt.lines[0]!)).toBe(512);
+    await client.quit();
+  });
 });
 
 describe('2. the greeting delay is ours to choose', () => {
