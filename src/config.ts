@@ -230,10 +230,21 @@ const THIRD_OF_DEADLINE: Computed<number> = {
   compute: (c) => Math.min(10_000, Math.floor(((c.hookTimeoutMs as number | undefined) ?? 30_000) / 3)),
   text: '10000, or a third of HOOK_TIMEOUT_MS if less',
 };
-/** 7.5 s, or a quarter of HOOK_TIMEOUT_MS when that is less: with the two thirds above it ends before the deadline. */
-const QUARTER_OF_DEADLINE: Computed<number> = {
-  compute: (c) => Math.min(7_500, Math.floor(((c.hookTimeoutMs as number | undefined) ?? 30_000) / 4)),
-  text: '7500, or a quarter of HOOK_TIMEOUT_MS if less',
+/**
+ * 7.5 s, or a quarter of HOOK_TIMEOUT_MS, or what the deadline leaves after the wait for a turn, the
+ * CPU and a second, when that is less: it ends before the deadline whatever those two are set to.
+ */
+const DNS_SHARE_OF_DEADLINE: Computed<number> = {
+  compute: (c) => {
+    const hook = (c.hookTimeoutMs as number | undefined) ?? 30_000;
+    const rest =
+      hook -
+      ((c.pipelineQueueTimeoutMs as number | undefined) ?? 10_000) -
+      ((c.pipelineCpuLimitMs as number | undefined) ?? 10_000) -
+      1_000;
+    return Math.max(100, Math.min(7_500, Math.floor(hook / 4), rest));
+  },
+  text: '7500, less if HOOK_TIMEOUT_MS leaves less',
 };
 const none = (what: string) => (v: string | null) => v ?? `(none: ${what})`;
 const joined = (empty: string) => (v: string[]) => v.join(',') || empty;
@@ -704,10 +715,11 @@ export const SETTINGS = {
     describe:
       "Time after a message's final dot that its SPF, DKIM, ARC and DMARC lookups may still take (they run on the main " +
       'thread, SPF from the DATA command on, so no worker waits for DNS); a lookup still open then is a temporary ' +
-      'error. With `PIPELINE_QUEUE_TIMEOUT_MS` and `PIPELINE_CPU_LIMIT_MS` less than `HOOK_TIMEOUT_MS`.',
+      'error. With `PIPELINE_QUEUE_TIMEOUT_MS` and `PIPELINE_CPU_LIMIT_MS` less than `HOOK_TIMEOUT_MS`; by default ' +
+      'a quarter of `HOOK_TIMEOUT_MS`, or what it leaves after those two and 1 s, if less than 7500.',
     parse: int(100, 600_000),
-    local: QUARTER_OF_DEADLINE,
-    production: QUARTER_OF_DEADLINE,
+    local: DNS_SHARE_OF_DEADLINE,
+    production: DNS_SHARE_OF_DEADLINE,
   }),
   ARC_TRUSTED_SEALERS: setting({
     key: 'arcTrustedSealers',

@@ -22,6 +22,17 @@ describe('settings that contradict each other', () => {
     ]);
   });
 
+  // AUTH_DNS_BUDGET_MS's default makes room for the other two: PIPELINE_CPU_LIMIT_MS=15000 alone
+  // (10 s + 15 s < 30 s) stopped the start with an error naming AUTH_DNS_BUDGET_MS, never set
+  it('starts with PIPELINE_CPU_LIMIT_MS=15000 alone: the DNS budget takes what the deadline leaves', () => {
+    expect(problemsOf({ PIPELINE_CPU_LIMIT_MS: '15000' })).toEqual([]);
+    expect(loadConfig({ PIPELINE_CPU_LIMIT_MS: '15000' }).authDnsBudgetMs).toBe(4_000);
+    expect(loadConfig({}).authDnsBudgetMs).toBe(7_500);
+    expect(problemsOf({ PIPELINE_CPU_LIMIT_MS: '15000', AUTH_DNS_BUDGET_MS: '7500' })).toEqual([
+      expect.stringMatching(/^AUTH_DNS_BUDGET_MS: /),
+    ]);
+  });
+
   // src/pipeline/pool.ts holds 4096 slots; the 4097th message at once gets 451 [INTERNAL]
   // ("more pipeline tasks at once than the clock board holds") on every attempt while it lasts.
   it('refuses PIPELINE_MAX_MESSAGES above what the worker pool can track (4096)', () => {

@@ -144,7 +144,11 @@ describe('header lines in a row under a rule', () => {
       'Кому: support@flamecrm.ru\nТема: Форма\nОт: Анна Берг\nДата: 04.03.2025, 10:10',
     ],
     ['a bare rule, To and Subject only', '----------------', 'Кому: support@flamecrm.ru;\nТема: Форма'],
-    ['a bare rule, From and Subject, no address', '----------------', 'От: Анна Берг\nТема: Форма'],
+    [
+      'a bare rule, From without an address, a time',
+      '----------------',
+      'От: Анна Берг\nТема: Форма\nДата: 04.03.2025, 10:10',
+    ],
     [
       'a label the table does not know',
       '-------- Skickat vidare --------',
@@ -175,6 +179,16 @@ describe('header lines in a row under a rule', () => {
     ['the same field twice', `${NOTE}\n----------------\nТема: Форма\nТема: Счёт`],
     ['a route under a rule', 'Рейс:\n----------------\nFrom: Moscow\nTo: Berlin\nDate: 12 March\n\nСпасибо'],
     ['a route without a rule', 'Маршрут:\nFrom: Moscow\nTo: Berlin\nDate: 12 March\n\nСпасибо'],
+    // under a plain rule, a Subject and a Date without a time are a form the person fills in
+    [
+      'a ruled form with a subject and a date',
+      'Добрый день!\n----------\nТема: возврат\nДата: 12.03\nСумма: 1500 руб.\nСпасибо!',
+    ],
+    [
+      'a ruled form with a sender named, no address',
+      'Добрый день!\n----------\nОт: Иван\nТема: возврат\nДата: 12.03\nСумма: 1500 руб.\nСпасибо!',
+    ],
+    ['a bare rule, From and Subject, no address', `${NOTE}\n----------------\nОт: Анна Берг\nТема: Форма\n\n${BODY}`],
   ])("%s is the person's text", (_name, text) => {
     expect(extractReply({ text }).reply).toBe(text);
   });

@@ -112,6 +112,10 @@ export function hasDate(s: string): boolean {
 export function hasTime(s: string): boolean {
   return TIME.test(s);
 }
+/** "10:10", with a colon: "12.03" is as often a date as a time. */
+export function hasClockTime(s: string): boolean {
+  return /(?<!\d)\d{1,2}:\d{2}(?!\d)/.test(s);
+}
 export function hasAddress(s: string): boolean {
   return firstAddress(ADDRESS, s) !== null;
 }

@@ -10,6 +10,7 @@ import {
   attributionTail,
   type Field,
   hasAddress,
+  hasClockTime,
   hasDate,
   hasTime,
   headerField,
@@ -271,9 +272,11 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   /**
    * Header lines in a row under a rule, as Yandex, Thunderbird and web mail lay them out ("Кому:",
    * "Тема:", "От:", "Дата:" in any order): two of From, Date, Subject and To or more, one a line,
-   * each named once (Cc may stand among them), and among them a Subject or a From or To with an
-   * address: under a rule that structure is the evidence, whoever the writer is. One such line
-   * ("Тема: …") is a person's, and so is a route ("From: Moscow\nTo: Berlin\nDate: 12 March").
+   * each named once (Cc may stand among them), and among them a From or To with an address or a
+   * Date with a time ("10:10"), as a client's header always has: under a rule that structure is the evidence,
+   * whoever the writer is. (A known separator, "-------- Original Message --------", was cut above.)
+   * One such line ("Тема: …") is a person's, and so is a small ruled form ("----------\nТема:
+   * возврат\nДата: 12.03\nСумма: 1500 руб.") or a route ("From: Moscow\nTo: Berlin\nDate: 12 March").
    */
   const fieldRunAt = (i: number): boolean => {
     const seen = new Set<Field>();
@@ -283,7 +286,9 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       const f = headerField(at(j).text);
       if (!f || f.value === '' || seen.has(f.field)) break;
       seen.add(f.field);
-      mail ||= f.field === 'subject' || ((f.field === 'from' || f.field === 'to') && hasAddress(f.value));
+      mail ||=
+        ((f.field === 'from' || f.field === 'to') && hasAddress(f.value)) ||
+        (f.field === 'date' && hasClockTime(f.value));
     }
     seen.delete('cc');
     return seen.size >= MIN_RUN_FIELDS && mail;
