@@ -95,11 +95,15 @@ export const spfOptions = (input: AuthDnsInput, resolver: Resolver) => {
  * not abandoned at the budget: mailauth's SPF and DMARC go on in the background and ask what they
  * would have asked next, so that a domain whose DNS takes longer than the budget is answered from
  * here when the sender retries (minutes later, past DNS_CACHE_SECONDS), and its 451 4.7.x is not
- * the answer to every retry. Temporary errors are not kept.
+ * the answer to every retry. Temporary errors are not kept; that a name does not exist (or has no
+ * such record) is kept only for LATE_NEGATIVE_KEEP_MS, as a record published just after it is
+ * looked for (a DKIM key with the first message it signs) would otherwise fail for an hour.
  */
 const late = new Map<string, { expires: number; outcome: RecordedAnswer }>();
 /** How long a late answer is kept: longer than the retries of a sending server's first hour. */
 export const LATE_KEEP_MS = 60 * 60 * 1000;
+/** How long a late ENOTFOUND or ENODATA is kept: long enough for a sending server's first retry. */
+export const LATE_NEGATIVE_KEEP_MS = 5 * 60 * 1000;
 /** Late answers kept at most; the oldest goes first. */
 export const LATE_MAX = 10_000;
 
@@ -107,7 +111,7 @@ const keepLate = (question: string, outcome: RecordedAnswer): void => {
   if ('error' in outcome && outcome.error.code !== 'ENOTFOUND' && outcome.error.code !== 'ENODATA') return;
   late.delete(question);
   if (late.size >= LATE_MAX) late.delete(late.keys().next().value!);
-  late.set(question, { expires: Date.now() + LATE_KEEP_MS, outcome });
+  late.set(question, { expires: Date.now() + ('error' in outcome ? LATE_NEGATIVE_KEEP_MS : LATE_KEEP_MS), outcome });
 };
 
 const lateOutcome = (question: string): RecordedAnswer | undefined => {

@@ -210,6 +210,20 @@ const unsignedBodyFields = (
   return present.filter((field) => BODY_FIELDS.includes(field) && !signedByAuthor(auth, field, align.dkim));
 };
 
+/**
+ * Temporary DNS errors that, had the lookup worked, could have lifted a refusal of staff mail that
+ * only a signature authenticates (AUTH_NOT_BOUND, AUTH_MIME_UNSIGNED): the SPF record of the
+ * author's own domain (a pass binds the message and vouches for its fields), or the key of another
+ * signature of theirs that covers what `covers` asks. A trusted sealer's ARC decides nothing here:
+ * a passing signature authenticates the message before ARC is asked (authenticatedBy).
+ */
+const temporaryVouchers = (auth: AuthResults, align: Alignment, covers: (row: DkimVerdict) => boolean): CheckName[] => {
+  const checks: CheckName[] = [];
+  if (auth.spf.result === 'temperror' && align.spf(auth.spf)) checks.push('spf');
+  if (auth.dkim.some((row) => row.result === 'temperror' && align.dkim(row) && covers(row))) checks.push('dkim');
+  return checks;
+};
+
 /** Temporary DNS errors that, had the lookup worked, could have authenticated the author. */
 const decisiveTemporaryChecks = (auth: AuthResults, trusted: Set<string>, align: Alignment): CheckName[] => {
   const checks: CheckName[] = [];
@@ -302,14 +316,22 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
     by = sameFrom ? authenticatedBy(auth, authorDomain, trusted, align) : null;
     // staff only: a requester's mail that a forwarder passes on is often signed by Yandex or Microsoft 365,
     // which leave these fields out, and garbling their own text in their own ticket gains nobody anything
-    const unsigned =
-      by && role === 'staff'
-        ? unsignedBodyFields(auth, by, input.bodyFields, align).map((f) => BODY_FIELD_NAMES[f] ?? f)
-        : [];
+    const unsignedFields = by && role === 'staff' ? unsignedBodyFields(auth, by, input.bodyFields, align) : [];
+    const unsigned = unsignedFields.map((f) => BODY_FIELD_NAMES[f] ?? f);
     const who =
       role === 'stranger'
         ? `${author} is neither staff nor the ticket's requester`
         : `${author} is ${role === 'staff' ? 'staff' : "the ticket's requester"}`;
+
+    // a refusal of a message only a signature authenticates that a lookup still open could lift
+    const temporaryRefusal = (signedBy: string, refusal: string, temporary: CheckName[]): Finding => {
+      const what = temporary.map((check) => describeTemporary(check, auth, authorDomain)).join(' and ');
+      return {
+        code: 'AUTH_DNS_TEMPORARY',
+        reason: `${who}, authenticated by ${signedBy.toUpperCase()} for ${authorDomain}, but only by a signature, and ${refusal}; ${what} could not be fetched (temporary DNS error) and might vouch for it, so the sending server should retry.`,
+        reply: replies.dnsTemporary(temporaryCode(temporary)),
+      };
+    };
 
     if (role === 'stranger') {
       finding = {
@@ -318,28 +340,37 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
         reply: replies.notAllowed(author),
       };
     } else if (by && role === 'staff' && input.binding && !bound(auth, by, input.binding, align)) {
-      const { ticketId } = input.binding;
-      finding = {
-        code: 'AUTH_NOT_BOUND',
-        reason:
-          `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and no field it ` +
-          `covers names ${ticketId} (To or Cc with the ticket's address, [${ticketId}] in the Subject, X-Ticket-ID, or a ` +
-          'notification of the ticket in In-Reply-To or References): it may be a genuine staff message sent again to ' +
-          "another ticket. Reply to the ticket's notification, or put the ticket's address in To or Cc.",
-        reply: replies.notBound(ticketId),
-      };
+      const { ticketId, header, rules } = input.binding;
+      const namedIn = fieldsNamingTicket(header, ticketId, rules);
+      const temporary = temporaryVouchers(auth, align, (row) => namedIn.some((f) => row.signedFields.includes(f)));
+      finding = temporary.length
+        ? temporaryRefusal(by, `no field it covers names ${ticketId}`, temporary)
+        : {
+            code: 'AUTH_NOT_BOUND',
+            reason:
+              `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and no field it ` +
+              `covers names ${ticketId} (To or Cc with the ticket's address, [${ticketId}] in the Subject, X-Ticket-ID, or a ` +
+              'notification of the ticket in In-Reply-To or References): it may be a genuine staff message sent again to ' +
+              "another ticket. Reply to the ticket's notification, or put the ticket's address in To or Cc.",
+            reply: replies.notBound(ticketId),
+          };
     } else if (by && unsigned.length) {
       const names = unsigned.join(', ');
-      finding = {
-        code: 'AUTH_MIME_UNSIGNED',
-        reason:
-          `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and it does not ` +
-          `cover ${names}: these decide how the signed body is read (charset, encoding, parts), and anyone ` +
-          'holding the message could have added or changed them, so the text stored would not be the text signed. ' +
-          `Sign ${names} with DKIM (h=) as d=${authorDomain}, or send through ${authorDomain}'s own mail ` +
-          'servers (listed in its SPF record).',
-        reply: replies.mimeUnsigned(authorDomain, names),
-      };
+      const temporary = temporaryVouchers(auth, align, (row) =>
+        unsignedFields.every((f) => row.signedFields.includes(f)),
+      );
+      finding = temporary.length
+        ? temporaryRefusal(by, `it does not cover ${names}`, temporary)
+        : {
+            code: 'AUTH_MIME_UNSIGNED',
+            reason:
+              `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}, but only by a signature, and it does not ` +
+              `cover ${names}: these decide how the signed body is read (charset, encoding, parts), and anyone ` +
+              'holding the message could have added or changed them, so the text stored would not be the text signed. ' +
+              `Sign ${names} with DKIM (h=) as d=${authorDomain}, or send through ${authorDomain}'s own mail ` +
+              'servers (listed in its SPF record).',
+            reply: replies.mimeUnsigned(authorDomain, names),
+          };
     } else if (by) {
       finding = { code: 'AUTH_ACCEPTED', reason: `${who}, authenticated by ${by.toUpperCase()} for ${authorDomain}.` };
     } else if (!sameFrom) {

@@ -14,7 +14,8 @@ import { dkimSigned } from '../helpers/mail-auth.js';
 const MTA = 'mx.ticket-mx.test';
 const TICKET_ADDRESS = 'support+TKT-1042@flamecrm.ru';
 const REQUESTER = 'Client@Example.ru';
-const STAFF = ['@FlameCRM.ru', 'partner@agency.test'];
+// slow-spf.test: a staff domain whose SPF record never comes back
+const STAFF = ['@FlameCRM.ru', 'partner@agency.test', '@slow-spf.test'];
 const TRUSTED_SEALERS = ['forwarder.test'];
 
 let dns: TestDnsServer;
@@ -36,6 +37,7 @@ beforeAll(async () => {
     ['forwarder.test', 'arc'],
     ['forwarder.test', 'slowarc'],
     ['untrusted-forwarder.test', 'arc'],
+    ['slow-spf.test', 'mail'],
   ] as const) {
     keys[`${selector}._domainkey.${domain}`] = publishDkimKey(dns, domain, selector);
   }
@@ -43,6 +45,11 @@ beforeAll(async () => {
   dns.setRecords('bounce.flamecrm.ru', 'TXT', ['v=spf1 ip4:203.0.113.9 -all']);
   // the key exists but its lookup never comes back
   dns.setDelay('slow._domainkey.flamecrm.ru', Infinity);
+  dns.setRecords('slow-spf.test', 'TXT', ['v=spf1 ip4:127.0.0.0/8 -all']);
+  dns.setDelay('slow-spf.test', Infinity);
+  // a delay covers the names under it: its DKIM key and DMARC record answer at once
+  dns.setDelay('mail._domainkey.slow-spf.test', 1);
+  dns.setDelay('_dmarc.slow-spf.test', 1);
 });
 
 afterAll(async () => {
@@ -478,6 +485,41 @@ const cases: Case[] = [
     authenticatedBy: 'dmarc',
     enhanced: '5.7.21',
     reasonMentions: ['does not cover Content-Transfer-Encoding:', 'd=flamecrm.ru'],
+  },
+  {
+    name: "staff, signed as Microsoft 365 signs, SPF of the author's domain times out: SPF could vouch, so retry",
+    build: async () => ({
+      message: await sign(
+        compose('admin@slow-spf.test'),
+        'slow-spf.test',
+        'mail',
+        'From:Date:Subject:Message-ID:Content-Type:MIME-Version',
+      ),
+      ip: '127.0.0.2',
+      helo: 'mx.slow-spf.test',
+      mailFrom: 'admin@slow-spf.test',
+    }),
+    verdict: 'tempfail',
+    code: 'AUTH_DNS_TEMPORARY',
+    role: 'staff',
+    authenticatedBy: 'dkim',
+    enhanced: '4.7.24',
+    reasonMentions: ['does not cover Content-Transfer-Encoding', 'SPF record of slow-spf.test'],
+  },
+  {
+    name: "staff, signed as Microsoft 365 signs, SPF of the author's domain fails: still refused",
+    build: async () => ({
+      ...viaEsp(
+        await sign(compose(ADMIN), 'flamecrm.ru', 'mail', 'From:Date:Subject:Message-ID:Content-Type:MIME-Version'),
+      ),
+      mailFrom: 'admin@flamecrm.ru',
+    }),
+    verdict: 'reject',
+    code: 'AUTH_MIME_UNSIGNED',
+    role: 'staff',
+    authenticatedBy: 'dmarc',
+    enhanced: '5.7.21',
+    reasonMentions: ['does not cover Content-Transfer-Encoding:'],
   },
   {
     name: 'staff, SPF aligned: MIME fields the signature does not cover are not asked about',

@@ -3,8 +3,15 @@
 // recording gives the verdicts that authenticating live gives, asking nothing more, and a message
 // with more valid signatures than the cap has only the cap's worth verified.
 import crypto from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthDnsFetch, type AuthDnsInput, replayResolver } from '../../src/mail/auth-dns.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  AuthDnsFetch,
+  type AuthDnsInput,
+  clearLateAnswers,
+  LATE_KEEP_MS,
+  LATE_NEGATIVE_KEEP_MS,
+  replayResolver,
+} from '../../src/mail/auth-dns.js';
 import { authenticate } from '../../src/mail/authenticate.js';
 import { DKIM_MAX_SIGNATURES, OVER_LIMIT } from '../../src/mail/dkim-limit.js';
 import { createResolver, type Resolver } from '../../src/mail/dns.js';
@@ -152,5 +159,55 @@ describe(`at most ${DKIM_MAX_SIGNATURES} DKIM signatures verified`, () => {
     expect(auth.dkim).toHaveLength(DKIM_MAX_SIGNATURES);
     expect(auth.dkim.filter((row) => row.result === 'pass').map((row) => row.selector)).toEqual(['mail']);
     expect(auth.dkimUnverified).toBe(0);
+  });
+});
+
+describe('answers that come after the budget, kept for the retry', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    clearLateAnswers();
+  });
+
+  /**
+   * One message whose SPF record (TXT late.test) comes after the budget as `outcome`; then the
+   * questions a retry `afterMs` later asks the live resolver.
+   */
+  const retryAsks = async (outcome: () => Promise<unknown>, afterMs: number): Promise<string[]> => {
+    clearLateAnswers();
+    const input = envelope({ mailFrom: 'someone@late.test' });
+    let answer: (() => void) | undefined;
+    const slow: Resolver = (name, type) =>
+      name === 'late.test' && type === 'TXT'
+        ? new Promise((resolve, reject) => {
+            answer = () => outcome().then(resolve, reject);
+          })
+        : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }));
+    const recording = await new AuthDnsFetch(slow, input).record(message('someone@late.test'), performance.now() + 50);
+    expect(recording).toContainEqual(['TXT late.test', { error: expect.objectContaining({ code: 'ETIMEOUT' }) }]);
+    answer?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(now + afterMs);
+    const asked: string[] = [];
+    const live: Resolver = (name, type) => {
+      asked.push(`${type} ${name}`);
+      return slow(name, type);
+    };
+    const retry = new AuthDnsFetch(live, input);
+    await retry.record(message('someone@late.test'), performance.now() + 50);
+    return asked.filter((q) => q === 'TXT late.test');
+  };
+  const spfRecord = () => Promise.resolve([['v=spf1 -all']]);
+  const noSuchName = () =>
+    Promise.reject(Object.assign(new Error('queryTxt ENOTFOUND late.test'), { code: 'ENOTFOUND' }));
+
+  it('a record: kept for the retries of the first hour', async () => {
+    expect(await retryAsks(spfRecord, LATE_NEGATIVE_KEEP_MS + 60_000)).toEqual([]);
+    expect(await retryAsks(spfRecord, LATE_KEEP_MS + 60_000)).toEqual(['TXT late.test']);
+  });
+
+  it('no such name: kept for the first retry only, then asked again (it may have been published since)', async () => {
+    expect(await retryAsks(noSuchName, 60_000)).toEqual([]);
+    expect(await retryAsks(noSuchName, LATE_NEGATIVE_KEEP_MS + 60_000)).toEqual(['TXT late.test']);
   });
 });
