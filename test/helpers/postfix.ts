@@ -18,6 +18,8 @@ export interface PrivatePostfix {
   queued(): { queue_id: string; queue_name: string; recipients: { address: string; delay_reason?: string }[] }[];
   /** The whole mail log so far. */
   log(): string;
+  /** Asks the queue manager to try every queued message now (postqueue -f). */
+  flush(): void;
   /** Deletes every queued message (postsuper -d ALL). */
   clear(): void;
   /** Messages in the hold queue (its files). */
@@ -144,6 +146,7 @@ postlog   unix-dgram n - n - 1 postlogd
         .filter(Boolean)
         .map((l) => JSON.parse(l)),
     log: () => (fs.existsSync(maillog) ? fs.readFileSync(maillog, 'utf8') : ''),
+    flush: () => execFileSync('postqueue', ['-c', etc, '-f'], { stdio: 'ignore' }),
     clear: () => execFileSync('postsuper', ['-c', etc, '-d', 'ALL'], { stdio: 'ignore' }),
     held: () =>
       fs.readdirSync(path.join(spool, 'hold'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
