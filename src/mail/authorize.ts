@@ -323,9 +323,12 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
         ? `${author} is neither staff nor the ticket's requester`
         : `${author} is ${role === 'staff' ? 'staff' : "the ticket's requester"}`;
 
+    // what could not be fetched, in words
+    const unfetched = (temporary: CheckName[]) =>
+      temporary.map((check) => describeTemporary(check, auth, authorDomain)).join(' and ');
     // a refusal of a message only a signature authenticates that a lookup still open could lift
     const temporaryRefusal = (signedBy: string, refusal: string, temporary: CheckName[]): Finding => {
-      const what = temporary.map((check) => describeTemporary(check, auth, authorDomain)).join(' and ');
+      const what = unfetched(temporary);
       return {
         code: 'AUTH_DNS_TEMPORARY',
         reason: `${who}, authenticated by ${signedBy.toUpperCase()} for ${authorDomain}, but only by a signature, and ${refusal}; ${what} could not be fetched (temporary DNS error) and might vouch for it, so the sending server should retry.`,
@@ -382,7 +385,7 @@ export const authorize = (input: AuthorizeInput): AuthDecision => {
     } else {
       const temporary = decisiveTemporaryChecks(auth, trusted, align);
       if (temporary.length) {
-        const what = temporary.map((check) => describeTemporary(check, auth, authorDomain)).join(' and ');
+        const what = unfetched(temporary);
         finding = {
           code: 'AUTH_DNS_TEMPORARY',
           reason: `${who}, but nothing authenticated it yet and ${what} could not be fetched (temporary DNS error); the sending server should retry.`,

@@ -52,7 +52,6 @@ const ADDRESS_FIELDS: ReadonlySet<string> = new Set(['from', 'sender', 'reply-to
 
 const LF = 0x0a;
 const CR = 0x0d;
-const TAB = 0x09;
 const SP = 0x20;
 const HT = 0x09;
 const COLON = 0x3a;
@@ -230,7 +229,7 @@ export class LineEndings {
         i += CONTROL_SAMPLE_STRIDE
       ) {
         const b = chunk[i]!;
-        if ((b < 0x20 && b !== TAB && b !== CR && b !== LF) || b === 0x7f) this.controlSamples++;
+        if ((b < 0x20 && b !== HT && b !== CR && b !== LF) || b === 0x7f) this.controlSamples++;
       }
     this.lastWasCr = chunk[chunk.length - 1] === CR;
   }

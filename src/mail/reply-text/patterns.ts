@@ -79,6 +79,8 @@ function hasDateWord(s: string): boolean {
 }
 const NUMERIC_DATE = /\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{4}年|\d{1,2}月/u;
 const TIME = /(?<!\d)\d{1,2}[:.]\d{2}(?!\d)/;
+/** TIME with a colon only: "12.03" is as often a date as a time. */
+const CLOCK_TIME = /(?<!\d)\d{1,2}:\d{2}(?!\d)/;
 // One address token; '@' is outside every class so the match cannot backtrack far.
 const ADDRESS = /[^\s<>()[\]"'@:;,]{1,64}@[^\s<>()[\]"'@:;,]{1,255}\.[^\s<>()[\]"'@:;,.]{2,63}/g;
 /** The same token counted in code points, as one of several in a line (sentenceWords, isWriter). */
@@ -112,9 +114,9 @@ export function hasDate(s: string): boolean {
 export function hasTime(s: string): boolean {
   return TIME.test(s);
 }
-/** "10:10", with a colon: "12.03" is as often a date as a time. */
+/** "10:10", with a colon (CLOCK_TIME). */
 export function hasClockTime(s: string): boolean {
-  return /(?<!\d)\d{1,2}:\d{2}(?!\d)/.test(s);
+  return CLOCK_TIME.test(s);
 }
 export function hasAddress(s: string): boolean {
   return firstAddress(ADDRESS, s) !== null;
