@@ -24,8 +24,13 @@ export interface TestDnsServer {
   setRecords(name: string, type: string, values: string[]): void;
   /** Answers for `name` and names under it after `ms`; `Infinity` never answers; 0 removes. */
   setDelay(name: string, ms: number): void;
-  /** Questions received so far, as `TYPE name`. */
+  /** Questions received so far, as `TYPE name`: each try of a lookup. */
   readonly queries: string[];
+  /**
+   * Lookups so far, as `TYPE name`: the tries of one lookup, which c-ares sends with the same DNS
+   * id (and retries sooner than DNS_TIMEOUT_MS once it has seen fast answers), counted once.
+   */
+  readonly lookups: string[];
   close(): Promise<void>;
 }
 
@@ -106,6 +111,8 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
   };
 
   const queries: string[] = [];
+  const lookups: string[] = [];
+  const tried = new Set<string>();
   const timers = new Set<NodeJS.Timeout>();
 
   const answer = (request: Packet): Packet => {
@@ -142,7 +149,12 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
   const handle = (request: Packet, send: (response: Packet) => Promise<Buffer>): void => {
     const [question] = request.questions;
     const name = normalize(question?.name ?? '');
-    queries.push(`${TYPE_NAMES.get(question?.type ?? 0) ?? question?.type} ${name}`);
+    const asked = `${TYPE_NAMES.get(question?.type ?? 0) ?? question?.type} ${name}`;
+    queries.push(asked);
+    if (!tried.has(`${request.header.id} ${asked}`)) {
+      tried.add(`${request.header.id} ${asked}`);
+      lookups.push(asked);
+    }
     const respond = (): void => {
       send(answer(request)).catch(() => undefined);
     };
@@ -200,6 +212,7 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
       else delays.delete(normalize(name));
     },
     queries,
+    lookups,
     close: async () => {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();

@@ -103,9 +103,10 @@ describe('a sender whose DNS answers slowly', () => {
     // all three answers came, so SPF passed for its own server: the requester is accepted
     expect(`${own.code} ${own.enhanced}`).toBe('250 2.0.0');
     expect(own.ms).toBeGreaterThan(2 * DELAY_MS);
-    // the steps in the worker asked nothing themselves: each slow question went out once
+    // the steps in the worker asked nothing themselves: each slow question was looked up once
+    // (c-ares may have tried it more than once, with one DNS id)
     for (const name of ['slow.test', 'a.slow.test', 'b.slow.test', '_dmarc.slow.test'])
-      expect(dns.queries.filter((q) => q === `TXT ${name}`)).toHaveLength(1);
+      expect(dns.lookups.filter((q) => q === `TXT ${name}`)).toHaveLength(1);
     const logged = server.logsWithCode('DATA_COMMITTED').find((l) => l.messageId === '<slow-1@slow.test>');
     expect(logged?.auth).toBe('AUTH_ACCEPTED');
   }, 60_000);
