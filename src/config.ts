@@ -694,7 +694,8 @@ export const SETTINGS = {
     key: 'dnsTimeoutMs',
     group: 'Sender authentication',
     describe:
-      'Time for one DNS query try (two tries per server); a lookup that still fails is a temporary error (`451 4.7.x`).',
+      'Time for the first try of a DNS query; the second gets twice as long, so a lookup has 3× this per server ' +
+      '(c-ares may send more tries within it). A lookup that still fails is a temporary error (`451 4.7.x`).',
     parse: int(50, 60_000),
     local: 2_000,
     production: 2_000,

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { bodyOffset } from './bytes.js';
 import { DKIM_MAX_SIGNATURES } from './dkim-limit.js';
-import type { Resolver } from './dns.js';
+import { type Resolver, TIMED_OUT } from './dns.js';
 
 /** One question's outcome: the answer, or the error's code and message. */
 export type RecordedAnswer = { answer: unknown } | { error: { code: string; message: string } };
@@ -66,9 +66,6 @@ const tools = require('mailauth/lib/tools.js') as {
 
 /** DKIM-Signature fields read here at most (src/mail/dkim-limit.ts verifies the first valid ones). */
 const READ_SIGNATURES = 4 * DKIM_MAX_SIGNATURES;
-
-/** What a question still open at the budget is recorded as: c-ares's timeout, a temporary error. */
-const TIMED_OUT = 'ETIMEOUT';
 
 const questionOf = (name: string, rrtype: string): string =>
   `${rrtype.toUpperCase()} ${name.toLowerCase().replace(/\.+$/, '')}`;

@@ -22,7 +22,10 @@ export interface TestDnsServer {
   port: number;
   /** Replaces the values of one record type of one name (e.g. a DKIM key made at test time). */
   setRecords(name: string, type: string, values: string[]): void;
-  /** Answers for `name` and names under it after `ms`; `Infinity` never answers; 0 removes. */
+  /**
+   * Answers for `name` and names under it `ms` after a lookup's first try (its later tries with
+   * it); `Infinity` never answers; 0 removes.
+   */
   setDelay(name: string, ms: number): void;
   /** Questions received so far, as `TYPE name`: each try of a lookup. */
   readonly queries: string[];
@@ -112,7 +115,8 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
 
   const queries: string[] = [];
   const lookups: string[] = [];
-  const tried = new Set<string>();
+  /** When the first try of each lookup (DNS id and question) came. */
+  const firstTry = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
 
   const answer = (request: Packet): Packet => {
@@ -151,8 +155,9 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
     const name = normalize(question?.name ?? '');
     const asked = `${TYPE_NAMES.get(question?.type ?? 0) ?? question?.type} ${name}`;
     queries.push(asked);
-    if (!tried.has(`${request.header.id} ${asked}`)) {
-      tried.add(`${request.header.id} ${asked}`);
+    const lookup = `${request.header.id} ${asked}`;
+    if (!firstTry.has(lookup)) {
+      firstTry.set(lookup, performance.now());
       lookups.push(asked);
     }
     const respond = (): void => {
@@ -164,10 +169,15 @@ export const startDnsServer = async (zones: DnsZones): Promise<TestDnsServer> =>
       respond();
       return;
     }
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      respond();
-    }, delay);
+    // every try of a lookup is answered when the first try's delay is over, as a recursive resolver
+    // answers the retries of a question it is still resolving when it has the answer
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer);
+        respond();
+      },
+      Math.max(0, firstTry.get(lookup)! + delay - performance.now()),
+    );
     timers.add(timer);
   };
 

@@ -16,9 +16,7 @@ import { buildMessage, deliver, type Reply } from '../helpers/smtp-client.js';
 const DELAY_MS = 3_000;
 /**
  * What another sender's reply may take meanwhile (the first also starts the worker thread): generous
- * for a loaded machine, and well under the slow one's 9 s, which a held worker makes it wait. The
- * slow message is the server's first: c-ares shortens its tries after fast answers (its timeout
- * follows the server's measured latency), so after others it would time out before 3 s.
+ * for a loaded machine, and well under the slow one's 9 s, which a held worker makes it wait.
  */
 const PROMPT_MS = 5_000;
 
@@ -49,7 +47,7 @@ beforeAll(async () => {
       // one thread, every message on it (as on a 2-core machine)
       PIPELINE_WORKERS: '1',
       PIPELINE_INLINE_MAX_BYTES: '0',
-      // a try outlasts the slow answers; the budget the slow SPF's 9 s in a row
+      // a lookup (3 x 5 s, src/mail/dns.ts) outlasts the slow answers; the budget the slow SPF's 9 s
       DNS_TIMEOUT_MS: '5000',
       AUTH_DNS_BUDGET_MS: '15000',
       HOOK_TIMEOUT_MS: '40000',
