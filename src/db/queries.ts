@@ -173,7 +173,7 @@ export interface StoreResult {
   stored: number;
   /** For a retry: the raw message id the first copy was stored under. */
   existingRawMessageId: string | null;
-  /** Set when nothing was stored because this message's author already has maxPerHour messages on this ticket from the last hour (migration 0013). */
+  /** Set when nothing was stored because this message's author already has maxPerHour messages on this ticket from the last hour (migrations 0013, 0014). */
   rateLimitedTicket: string | null;
 }
 

@@ -543,6 +543,50 @@ describe('the hourly cap counts each author apart (attack run 4, F-med-1)', () =
   });
 });
 
+describe('the hourly cap counts an authenticated author apart from mail only claiming to be theirs', () => {
+  it("under monitor, forged staff mail cannot use up the real author's hour", async () => {
+    await insertTestTicket(db.pool, 'TKT-2004', 'client@example.ru');
+    const capped = await startTestServer(
+      db.url,
+      { AUTH_POLICY: 'monitor', STAFF_SENDERS: '@flamecrm.ru', TICKET_MAX_MESSAGES_PER_HOUR: '3' },
+      server.dns,
+    );
+    try {
+      const to = 'support+TKT-2004@flamecrm.ru';
+      // From ivan@flamecrm.ru, unsigned, from an address flamecrm.ru's SPF does not list: stored
+      // (monitor records what enforce would refuse), its author not authenticated
+      const forged = (n: number) =>
+        deliver(capped.port, {
+          ip: '127.0.0.9',
+          from: 'ivan@flamecrm.ru',
+          to: [to],
+          message: buildMessage({ to, messageId: uniqueId(), body: `forged ${n}` }),
+        });
+      const replies = [];
+      for (let n = 0; n < 4; n++) replies.push(await forged(n));
+      expect(replies.map((r) => r.short)).toEqual(['250 2.0.0', '250 2.0.0', '250 2.0.0', '450 4.7.1']);
+      // the real ivan@flamecrm.ru (SPF pass, aligned) still gets his answer in
+      const real = await send(
+        buildMessage({ to, messageId: uniqueId(), body: 'The real answer.' }),
+        [to],
+        'ivan@flamecrm.ru',
+        capped.port,
+      );
+      expect(real.short).toBe('250 2.0.0');
+      const { rows } = await db.pool.query(
+        `select auth_verdict = 'AUTH_ACCEPTED' as authenticated, count(*)::int as n from ticket_messages
+          where ticket_id = 'TKT-2004' group by 1 order by 1`,
+      );
+      expect(rows).toEqual([
+        { authenticated: false, n: 3 },
+        { authenticated: true, n: 1 },
+      ]);
+    } finally {
+      await capped.close();
+    }
+  });
+});
+
 describe('a loop no header marks', () => {
   const ack = (n: number) =>
     `Thank you for contacting Example Support. Your request #${4520 + n} has been received, ` +
