@@ -422,6 +422,67 @@ describe("the rows of our customers' neighbours", () => {
   });
 });
 
+// A writer without a display name: Mail.ru writes "от" and the bare address where a name and
+// "<address>" stand otherwise, Tuta "by" (Tutanota's "… 10:10 by a@b:"), in the same verbless shape.
+describe('a bare address after "от", "by", "von" ends a verbless attribution', () => {
+  const answer = 'Исправили, проверьте.';
+  it.each([
+    ['Mail.ru', 'Вторник, 4 марта 2025, 10:10 +03:00 от anna@example.com:'],
+    ['Mail.ru, English', 'Tuesday, March 4, 2025 10:10 AM +03:00 from anna@example.com:'],
+    ['Mail.ru, Ukrainian', 'Вівторок, 4 березня 2025, 10:10 +02:00 від anna@example.com:'],
+    ['Tuta', 'Mar 4, 2025, 10:10 by anna@example.com:'],
+    ['Tuta, German', '4. März 2025, 10:10 von anna@example.com:'],
+  ])('%s: %s', (_name, line) => {
+    expect(reply(`${answer}\n\n${line}\n${QUOTED}`)).toBe(answer);
+    expect(reply(`${answer}\n\n${line}\n\n${ORIGINAL}`)).toBe(answer);
+  });
+
+  it('Mail.ru quoting its own attribution of the message before', () => {
+    const text = `${answer}\n\n\nСреда, 5 марта 2025, 9:05 +03:00 от support@flamecrm.ru:\n\n>Вторник, 4 марта 2025, 10:10 +03:00 от Анна Берг <anna@example.com>:\n>>Здравствуйте!`;
+    const r = extractReply({ text });
+    expect(r.reply).toBe(answer);
+    expect(r.removed).toContain('9:05 +03:00 от support@flamecrm.ru:');
+  });
+
+  it.each([
+    [
+      'a sentence that starts with its subject',
+      'Письмо пришло 4 марта 2025, 10:10 от anna@example.com:\nне открывается.',
+    ],
+    ['a word of a sentence before "от"', 'Вторник, 4 марта, 10:10 — созвон от anna@example.com:\nобсудим счета.'],
+    ['"by" in a sentence', 'Mar 4, 2025, 10:10 meeting booked by anna@example.com:\nagenda below.'],
+    ['a bare address without "от"', 'Лог:\n2025-03-04 10:10:00 anna@example.com:\nlogin failed'],
+    ['"от" with no time', 'Заявка от 4 марта 2025 от anna@example.com:\nне приходят письма.'],
+  ])("the person's own: %s", (_name, text) => {
+    expect(reply(text)).toBe(text);
+  });
+});
+
+// K-9 Mail's footer names the device and the app, and asks to excuse its brevity, on one line.
+describe('a footer with the app after the device, and an excuse after it', () => {
+  it.each([
+    ['en', 'Sent from my Android device with K-9 Mail. Please excuse my brevity.'],
+    ['ru', 'Отправлено из моего Android устройства с помощью K-9 Mail. Пожалуйста, извините за краткость.'],
+    ['de', 'Diese Nachricht wurde von meinem Android-Gerät mit K-9 Mail gesendet.'],
+  ])('%s: %s', (_code, footer) => {
+    const answer = 'Исправили, проверьте.';
+    const r = extractReply({ text: `${answer}\n\n${footer}` });
+    expect(r.reply).toBe(answer);
+    expect(r.removed).toBe(footer);
+    expect(reply(`${answer}\n\n${footer}\n\n${ORIGINAL}`)).toBe(answer);
+  });
+
+  it.each([
+    'Please excuse my brevity.',
+    'Sent from my laptop with the broken screen, so the logs come tomorrow.',
+    'Отправлено из офиса с помощью курьера, ждите в пятницу.',
+    'Diese Nachricht wurde von meinem Kollegen gesendet, nicht von mir.',
+  ])('a sentence of the person\'s: "%s"', (line) => {
+    const text = `Исправили, проверьте.\n\n${line}`;
+    expect(reply(text)).toBe(text);
+  });
+});
+
 // Hostile bodies: lines that every test of a marker looks at, and one line too long for any. The
 // work per line is bounded (MAX_MARKER_LENGTH, the five lines an attribution may wrap over, the
 // dozen of a header block), so time grows with the body: eight times the input may take at most
@@ -476,6 +537,20 @@ describe('hostile input takes linear time', () => {
     const longer = make(cells(480 * 1024));
     const large = fastest(() => extractReply({ text: longer }));
     // a millisecond at least: below it the timer and the collector are what is measured
+    expect(large / Math.max(small, 1)).toBeLessThan(LINEAR_SLACK);
+  });
+
+  it('2,000 lines of a date, a time and a bare address before the colon, no "от"', () => {
+    // each line passes every cheap test of a verbless attribution, and differs from the others
+    const lines = (n: number) =>
+      Array.from({ length: n }, (_, i) => `04.03.2025 10:10 ${'a'.repeat(i % 60)}${i}@b.ru:`).join('\n');
+    const text = lines(2000);
+    const started = performance.now();
+    expect(extractReply({ text }).reply).toBe(text);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    const longer = lines(16_000);
+    const small = fastest(() => extractReply({ text }));
+    const large = fastest(() => extractReply({ text: longer }));
     expect(large / Math.max(small, 1)).toBeLessThan(LINEAR_SLACK);
   });
 

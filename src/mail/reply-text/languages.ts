@@ -19,6 +19,11 @@ export interface Language {
   you?: string[];
   /** Words that open an attribution before its date ("On", "Le", "Am", "W dniu"). */
   opens?: string[];
+  /**
+   * "From" before a bare address at the end of an attribution without a verb: Mail.ru's "…, 10:10
+   * +03:00 от anna@example.com:" for a writer without a name, Tuta's "…, 10:10 by anna@example.com:".
+   */
+  by?: string[];
   /** Month and weekday names and abbreviations, as evidence that a line holds a date. */
   dateWords?: string[];
   /** Header-block field names (Outlook, Thunderbird and Apple forwards, Yahoo, web mail). */
@@ -38,6 +43,11 @@ export interface Language {
    * up to six words may follow. A footer matches a whole line, at the end of the answer only.
    */
   footers?: string[];
+  /**
+   * What a footer may ask after itself on its line: "Please excuse my brevity" ("Sent from my
+   * phone. Please excuse typos.", K-9 Mail's default). Alone, such a line is the person's.
+   */
+  excuses?: string[];
 }
 
 /**
@@ -68,6 +78,7 @@ export const LANGUAGES: Language[] = [
     wrote: ['wrote', 'writes', 'sent', 'said'],
     // "At 10:10 AM 3/4/2025, you wrote:" (Eudora)
     opens: ['On', 'At'],
+    by: ['from', 'by'],
     dateWords: [
       'Jan',
       'Feb',
@@ -131,6 +142,16 @@ export const LANGUAGES: Language[] = [
       'Sent from Yahoo Mail for …',
       'Sent from Yahoo Mail on …',
       'Sent from Outlook',
+      'Sent from my … with …',
+    ],
+    excuses: [
+      'Please excuse my brevity',
+      'Please excuse the brevity',
+      'Please excuse any typos',
+      'Please excuse typos',
+      'Excuse my brevity',
+      'Sorry for any typos',
+      'Sorry for the brevity',
     ],
   },
   {
@@ -140,6 +161,7 @@ export const LANGUAGES: Language[] = [
     // "писали": The Bat!'s "Вы писали 4 марта 2025 г., 10:10:"
     wrote: ['написал(а)', 'написала', 'написал', 'пишет', 'писал(а)', 'писали', 'писал', 'написал(-а)'],
     opens: ['пользователь'],
+    by: ['от'],
     dateWords: [
       'янв',
       'фев',
@@ -205,6 +227,14 @@ export const LANGUAGES: Language[] = [
       'Послано из …',
       'Получить Outlook для …',
       'Скачайте Outlook для …',
+      'Отправлено из … с помощью …',
+    ],
+    excuses: [
+      'Пожалуйста, извините за краткость',
+      'Извините за краткость',
+      'Извините за опечатки',
+      'Простите за краткость',
+      'Простите за опечатки',
     ],
   },
   {
@@ -212,6 +242,7 @@ export const LANGUAGES: Language[] = [
     you: ['Ви', 'ти'],
     forwardPrefixes: ['Пересл', 'Переслати'],
     wrote: ['написав(ла)', 'написала', 'написав', 'пише', 'написав(-ла)'],
+    by: ['від'],
     dateWords: [
       'січ',
       'лют',
@@ -274,6 +305,7 @@ export const LANGUAGES: Language[] = [
     forwardPrefixes: ['WG', 'Wtrlt', 'Weitergeleitet'],
     wrote: ['schrieb', 'hat geschrieben', 'schreibt', 'Folgendes geschrieben'],
     opens: ['Am'],
+    by: ['von'],
     dateWords: [
       'Jan',
       'Feb',
@@ -331,7 +363,9 @@ export const LANGUAGES: Language[] = [
       'Gesendet von …',
       'Gesendet mit …',
       'Outlook für … beziehen',
+      'Diese Nachricht wurde von meinem … gesendet',
     ],
+    excuses: ['Bitte entschuldigen Sie die Kürze', 'Entschuldigen Sie die Kürze', 'Bitte entschuldigen Sie Tippfehler'],
   },
   {
     code: 'fr',

@@ -262,15 +262,26 @@ const MAX_VERBLESS_SENTENCE_WORDS = 3;
 
 /** Gmail ru, Mail.ru, Yandex: "вт, 4 мар. 2025 г. в 10:10, Анна Берг <anna@example.com>:", no verb. */
 function verblessAttribution(s: string): boolean {
-  return (
-    s.includes('@') &&
-    BRACKETED_ADDRESS_BEFORE_COLON.test(s) &&
-    hasTime(s) &&
-    hasDate(s) &&
-    startsLikeAttribution(s) &&
-    sentenceWords(s) <= MAX_VERBLESS_SENTENCE_WORDS
-  );
+  if (!s.includes('@') || !hasTime(s) || !hasDate(s) || !startsLikeAttribution(s)) return false;
+  if (BRACKETED_ADDRESS_BEFORE_COLON.test(s)) return sentenceWords(s) <= MAX_VERBLESS_SENTENCE_WORDS;
+  // a bare address is a client's only after its "from", with a date and a time alone before it
+  const head = byBareAddress(s);
+  return head !== null && sentenceWords(head) === 0;
 }
+
+/** The words before "от"/"by" (languages.ts `by`) and a bare address that end `s` ("… 10:10 от a@b:"). */
+const BY_AT_END = new RegExp(`[\\s,](?:${alternation(collect((l) => l.by))})\\s+$`, 'iu');
+function byBareAddress(s: string): string | null {
+  const last = addresses(s).at(-1);
+  if (!last || !/^\s*[:：]\s*$/.test(s.slice(last.index + last[0].length))) return null;
+  // the address starts the token: "от" and whitespace right before it, nothing glued to it
+  const before = s.slice(0, last.index);
+  // a space for a line that starts with the word; only so much of the end that the pattern tries
+  const by = BY_AT_END.exec(before.length > MAX_BY_LENGTH ? before.slice(-MAX_BY_LENGTH) : ` ${before}`);
+  return by ? before.slice(0, Math.max(0, before.length - by[0].length)) : null;
+}
+/** Longer than every `by` word with its whitespace around it. */
+const MAX_BY_LENGTH = 24;
 
 /**
  * The attributions that name the verb: "… wrote:", "… schrieb am …:", "---- Ann wrote ----". Apart
@@ -584,7 +595,9 @@ const FOOTERS = new RegExp(
   `^(?:${FOOTER_LIST.map((f) => {
     const parts = f.split('…').map((p) => escapeRegExp(p).replace(/ /g, '\\s+'));
     return parts.length > 1 ? parts.join(FOOTER_WORDS) : `${parts[0]}(?:\\s+[^\\s,;:!?]{1,40}){0,6}`;
-  }).join('|')})[.!]?$`,
+  }).join('|')})(?:[.!]?\\s+(?:${collect((l) => l.excuses)
+    .map((e) => escapeRegExp(e).replace(/ /g, '\\s+'))
+    .join('|')}))?[.!]?$`,
   'iu',
 );
 /** Links a client appends to its footer: "<https://aka.ms/…>", "(http://…)", "[text](url)". */
