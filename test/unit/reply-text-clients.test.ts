@@ -483,6 +483,50 @@ describe('a footer with the app after the device, and an excuse after it', () =>
   });
 });
 
+// A client wraps a long attribution of plain text at its width (66 to 78 columns): where the half
+// below is an attribution of its own, the full line above goes with it when the halves share one
+// attribution's parts, the writer's address above and the date below, or the date above and the
+// writer below. A line of the person's above an attribution stays.
+describe('an attribution wrapped where its half below is one of its own', () => {
+  const answer = 'Исправили, проверьте.';
+  const NAME = 'Анна-Мария Константинопольская <anna-maria.konstantinopolskaya@example.com>';
+  it.each([
+    ['Gmail tr, after the address', `${NAME},\n4 Mar 2025 Sal, 10:10 tarihinde şunu yazdı:`],
+    ['Gmail tr, inside the date', `${NAME}, 4 Mar\n2025 Sal, 10:10 tarihinde şunu yazdı:`],
+    [
+      'Gmail it, inside the name',
+      'Il giorno mar 4 mar 2025 alle ore 10:10 Mehmet Ali\nYılmazoğlu-Karadeniz <mehmet.ali.yilmazoglu@example.com.tr> ha scritto:',
+    ],
+  ])('%s', (_name, lines) => {
+    expect(reply(`${answer}\n\n${lines}\n${QUOTED}`)).toBe(answer);
+    expect(reply(`${answer}\n\n${lines}\n\n${ORIGINAL}`)).toBe(answer);
+  });
+
+  it.each([
+    ['a short date line', 'Созвон:\n4 марта 2025, 10:10', 'Анна <anna@example.com> написала:'],
+    ['a greeting with an address', 'Dear Anna <anna@example.com>,', 'Tuesday, March 4, 2025, 10:10:00 AM, you wrote:'],
+    [
+      'a long sentence with a date',
+      'Встреча перенесена на вторник, 4 марта 2025 г., 10:10, в большой переговорной',
+      'Анна Берг <anna@example.com> написала:',
+    ],
+    [
+      'a signature line ending with the address',
+      'Анна Берг, менеджер проекта, ООО Ромашка <anna.berg.romashka@example.com>',
+      '04.03.2025 10:10, Иван Петров пишет:',
+    ],
+    [
+      'a signature line going on after the address',
+      'Анна Берг, менеджер проекта <anna.berg@example.com>, тел. +7 999 123-45-67',
+      '04.03.2025 10:10, Иван Петров пишет:',
+    ],
+  ])("the person's line above: %s", (_name, head, attribution) => {
+    const r = extractReply({ text: `${head}\n${attribution}\n${QUOTED}` });
+    expect(r.reply).toBe(head);
+    expect(r.removed.startsWith(attribution)).toBe(true);
+  });
+});
+
 // Hostile bodies: lines that every test of a marker looks at, and one line too long for any. The
 // work per line is bounded (MAX_MARKER_LENGTH, the five lines an attribution may wrap over, the
 // dozen of a header block), so time grows with the body: eight times the input may take at most

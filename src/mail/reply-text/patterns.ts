@@ -432,6 +432,45 @@ export function mayOpenAttribution(line: string): boolean {
   return s.length > 0 && s.length <= MAX_MARKER_LENGTH && !endsSentence(s);
 }
 
+/**
+ * `s` ends with an address and a comma that goes on to the date, and at most the date's start:
+ * "Ann <a@b>,", "Ann <a@b>, 4 Mar". "Ann Berg, ACME <a@b>" under a signature is a whole line.
+ */
+function endsWithWriter(s: string): boolean {
+  const last = addresses(s).at(-1);
+  if (!last) return false;
+  const after = s.slice(last.index + last[0].length);
+  if (!/^[>)\]]?\s*,/.test(after)) return false;
+  for (const m of after.matchAll(WORDS)) if (!ANY_DATE_WORD.has(m[0].toLowerCase())) return false;
+  return true;
+}
+
+/**
+ * The narrowest width a client wraps plain text at: RFC 3676 recommends 66 (Thunderbird wraps at 72,
+ * Outlook at 76, Gmail at 78). A line shorter than that with the next word was not wrapped there.
+ */
+const MIN_WRAP_WIDTH = 66;
+
+/**
+ * Whether `head`, the lines right above `tail`, an attribution of its own, begin that attribution as
+ * its client wrapped it rather than being the person's line over it. The line above (`above`, the
+ * head's last) was full: with the tail's first word it would pass MIN_WRAP_WIDTH. And the halves
+ * are one attribution's: the date in the head, the writer in the tail ("Il giorno mar 4 mar 2025
+ * alle ore 10:10 Anna-Maria" / "Konstantinopolskaya <a@b> ha scritto:"), or the writer's address in
+ * the head and the date in the tail, which names no writer ("Mehmet Ali Yılmazoğlu <a@b>," / "4 Mar
+ * 2025 Sal, 10:10 tarihinde şunu yazdı:").
+ */
+export function continuesAttribution(head: string, above: string, tail: string): boolean {
+  const first = /^\S{1,80}/.exec(tail)?.[0] ?? '';
+  if ([...above.trim()].length + 1 + [...first].length <= MIN_WRAP_WIDTH) return false;
+  const h = head.trim();
+  if (h.length > MAX_MARKER_LENGTH || endsWithColon(h) || endsSentence(h) || sentenceWords(h) > MAX_SENTENCE_WORDS)
+    return false;
+  if (hasAddress(h))
+    return endsWithWriter(h) && !hasAddress(tail) && !OPENS.test(tail) && attribution(tail) === 'strong';
+  return startsLikeAttribution(h) && hasWhen(h) && !hasWhen(tail);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header blocks: From:/Sent:/To:/Subject: and their translations.
 

@@ -8,6 +8,7 @@ import {
   type AttributionStrength,
   attribution,
   attributionTail,
+  continuesAttribution,
   type Field,
   hasAddress,
   hasClockTime,
@@ -200,6 +201,16 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     return false;
   };
 
+  /**
+   * Lines `from` to `to` (exclusive) begin the attribution that lines `to` to `last` end, which is one
+   * of its own: its client wrapped it (continuesAttribution).
+   */
+  const wrappedOnto = (from: number, to: number, last: number): boolean => {
+    const head = trimmed.slice(from, to).filter((t) => t !== '');
+    const tail = trimmed.slice(to, last + 1).filter((t) => t !== '');
+    return head.length > 0 && continuesAttribution(unwrap(head.join(' ')), head.at(-1)!, unwrap(tail.join(' ')));
+  };
+
   const attributionSpan = (i: number): { span: number; strength: AttributionStrength } | null => {
     if (!mayEndBelow(i)) return null;
     let joined = '';
@@ -214,7 +225,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
         if (blank(last) || at(last).origin !== at(i).origin) return null;
         // ">:" after "Ann <a@b" closes the address; any other quoted line ends the attribution
         if (quoted(last) && !(unclosedAddress(joined) && /^>\s*(?:[:：]|\S{0,40}\s*[:：]?)\s*$/.test(t))) return null;
-        if (attributionOfItsOwn(last)) return null;
+        if (attributionOfItsOwn(last) && !wrappedOnto(i, last, last)) return null;
       }
       joined = k === 1 ? t : `${joined} ${t}`;
       unwrapped &&= !bracket(last);
@@ -228,7 +239,8 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       for (let later = i + 1; later <= last; later++) {
         if (blank(later)) continue;
         const rest = trimmed.slice(later, last + 1).filter((t) => t !== '');
-        if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' ')))) return null;
+        if (startsAttribution(rest[0]!) && attribution(unwrap(rest.join(' '))) && !wrappedOnto(i, later, last))
+          return null;
       }
       return { span: k, strength };
     }
