@@ -527,6 +527,45 @@ describe('an attribution wrapped where its half below is one of its own', () => 
   });
 });
 
+// Desktop clients with attributions of their own shape: Opera Mail's Russian verb with the date
+// after it, Horde's writer without a date (above a quote only), Claws Mail's date on a line of its own.
+describe('Opera Mail, Horde and Claws Mail attributions', () => {
+  const answer = 'Исправили, проверьте.';
+  it.each([
+    ['Opera Mail ru', 'Анна Берг <anna@example.com> писал(а) в своём письме Tue, 04 Mar 2025 10:10:10 +0300:'],
+    ['Claws Mail', 'On Tue, 4 Mar 2025 10:10:10 +0300\nAnna Berg <anna@example.com> wrote:'],
+  ])('%s over a quote and over the original', (_name, lines) => {
+    expect(reply(`${answer}\n\n${lines}\n${QUOTED}`)).toBe(answer);
+    expect(reply(`${answer}\n\n${lines}\n\n${ORIGINAL}`)).toBe(answer);
+  });
+
+  it.each([
+    ['en', 'Quoting Anna Berg <anna@example.com>:'],
+    ['de', 'Zitat von Anna Berg <anna@example.com>:'],
+    ['es', 'Citando Anna Berg <anna@example.com>:'],
+    ['pl', 'Cytowanie Anna Berg <anna@example.com>:'],
+  ])('Horde %s: %s above a quote', (_code, line) => {
+    const r = extractReply({ text: `${answer}\n\n${line}\n${QUOTED}` });
+    expect(r.reply).toBe(answer);
+    expect(r.removed.startsWith(line)).toBe(true);
+  });
+
+  it.each([
+    ["Horde's line above no quote", 'Quoting Anna Berg <anna@example.com>:\nthe server is down.\nPlease check.'],
+    ['"Quoting" in a sentence', 'Hi,\nQuoting the manual by Anna <anna@example.com>:\nrestart it.'],
+    [
+      '"писал(а) в своём письме" in a sentence',
+      'Анна Берг <anna@example.com> писал(а) в своём письме, что сервер упал:\nпроверьте.',
+    ],
+  ])("the person's own: %s", (_name, text) => {
+    expect(reply(text)).toBe(text);
+  });
+
+  it("a date line without a year above an attribution is the person's", () => {
+    expect(reply(`Hi,\nOn Monday at 10:10\nAnna <anna@example.com> wrote:\n${QUOTED}`)).toBe('Hi,\nOn Monday at 10:10');
+  });
+});
+
 // Hostile bodies: lines that every test of a marker looks at, and one line too long for any. The
 // work per line is bounded (MAX_MARKER_LENGTH, the five lines an attribution may wrap over, the
 // dozen of a header block), so time grows with the body: eight times the input may take at most

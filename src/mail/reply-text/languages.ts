@@ -24,6 +24,11 @@ export interface Language {
    * +03:00 от anna@example.com:" for a writer without a name, Tuta's "…, 10:10 by anna@example.com:".
    */
   by?: string[];
+  /**
+   * What opens an attribution of the writer alone, no date: Horde's "Quoting Ann <a@b>:". It names
+   * the writer by an address in brackets, and counts only above a quote.
+   */
+  quoting?: string[];
   /** Month and weekday names and abbreviations, as evidence that a line holds a date. */
   dateWords?: string[];
   /** Header-block field names (Outlook, Thunderbird and Apple forwards, Yahoo, web mail). */
@@ -78,6 +83,7 @@ export const LANGUAGES: Language[] = [
     wrote: ['wrote', 'writes', 'sent', 'said'],
     // "At 10:10 AM 3/4/2025, you wrote:" (Eudora)
     opens: ['On', 'At'],
+    quoting: ['Quoting'],
     by: ['from', 'by'],
     dateWords: [
       'Jan',
@@ -159,7 +165,19 @@ export const LANGUAGES: Language[] = [
     you: ['Вы', 'ты'],
     forwardPrefixes: ['Пересл', 'Fwd'],
     // "писали": The Bat!'s "Вы писали 4 марта 2025 г., 10:10:"
-    wrote: ['написал(а)', 'написала', 'написал', 'пишет', 'писал(а)', 'писали', 'писал', 'написал(-а)'],
+    // Opera Mail: "Анна Берг <a@b> писал(а) в своём письме Tue, 04 Mar 2025 10:10:10 +0300:"
+    wrote: [
+      'написал(а)',
+      'написала',
+      'написал',
+      'пишет',
+      'писал(а)',
+      'писали',
+      'писал',
+      'написал(-а)',
+      'писал(а) в своём письме',
+      'писал(а) в своем письме',
+    ],
     opens: ['пользователь'],
     by: ['от'],
     dateWords: [
@@ -305,6 +323,7 @@ export const LANGUAGES: Language[] = [
     forwardPrefixes: ['WG', 'Wtrlt', 'Weitergeleitet'],
     wrote: ['schrieb', 'hat geschrieben', 'schreibt', 'Folgendes geschrieben'],
     opens: ['Am'],
+    quoting: ['Zitat von'],
     by: ['von'],
     dateWords: [
       'Jan',
@@ -438,6 +457,7 @@ export const LANGUAGES: Language[] = [
     forwardPrefixes: ['RV', 'Reenviar', 'Rv'],
     wrote: ['escribió', 'escribio', 'ha escrito'],
     opens: ['El'],
+    quoting: ['Citando'],
     dateWords: [
       'ene',
       'feb',
@@ -558,6 +578,7 @@ export const LANGUAGES: Language[] = [
     forwardPrefixes: ['Enc', 'ENC', 'Encaminhar', 'Reencaminhar'],
     wrote: ['escreveu', 'escrevera'],
     opens: ['Em', 'No dia'],
+    quoting: ['Citando'],
     dateWords: [
       'jan',
       'fev',
@@ -618,6 +639,7 @@ export const LANGUAGES: Language[] = [
     forwardPrefixes: ['PD', 'Prześlij dalej'],
     wrote: ['napisał(a)', 'napisała', 'napisał', 'pisze', 'napisał(-a)'],
     opens: ['W dniu', 'Dnia', 'użytkownik'],
+    quoting: ['Cytowanie'],
     dateWords: [
       'sty',
       'lut',

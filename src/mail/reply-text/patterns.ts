@@ -180,7 +180,17 @@ function attributionOf(line: string): AttributionStrength | null {
   if (s.length < 6) return null;
   const colon = endsWithColon(s);
   if (!colon) return !decorated && DATE_THEN_ADDRESS.test(s) ? 'weak' : verbAttribution(s, false, decorated);
-  return verbAttribution(s, true, decorated) ?? (verblessAttribution(s) ? 'strong' : null);
+  return verbAttribution(s, true, decorated) ?? (verblessAttribution(s) ? 'strong' : quotingAttribution(s));
+}
+
+const QUOTING = new RegExp(`^(?:${alternation(collect((l) => l.quoting))})\\s+`, 'u');
+/** Horde's "Quoting Ann Berg <a@b>:": the phrase, a name, the address in brackets and the colon, nothing else. */
+function quotingAttribution(s: string): AttributionStrength | null {
+  const m = QUOTING.exec(s);
+  if (!m || !BRACKETED_ADDRESS_BEFORE_COLON.test(s)) return null;
+  const name = s.slice(m[0].length).replace(BRACKETED_ADDRESS_BEFORE_COLON, '').trim();
+  // a name of a few words, as before an address (nameLike); no date: the line says only who
+  return name === '' || (nameLike(name) && !/[<>()[\]]/.test(name)) ? 'weak' : null;
 }
 
 /** A date or a time. */
@@ -461,11 +471,15 @@ const MIN_WRAP_WIDTH = 66;
  * 2025 Sal, 10:10 tarihinde şunu yazdı:").
  */
 export function continuesAttribution(head: string, above: string, tail: string): boolean {
-  const first = /^\S{1,80}/.exec(tail)?.[0] ?? '';
-  if ([...above.trim()].length + 1 + [...first].length <= MIN_WRAP_WIDTH) return false;
   const h = head.trim();
   if (h.length > MAX_MARKER_LENGTH || endsWithColon(h) || endsSentence(h) || sentenceWords(h) > MAX_SENTENCE_WORDS)
     return false;
+  // Claws Mail's template puts the opening and the date on a line of their own: "On Tue, 4 Mar
+  // 2025 10:10:10 +0300" / "Ann <a@b> wrote:", a full date with its year ("On Monday at 10:10" is
+  // the person's)
+  const dateLine = h === above.trim() && OPENS.test(h) && NUMERIC_DATE.test(h) && hasTime(h) && sentenceWords(h) === 0;
+  const first = /^\S{1,80}/.exec(tail)?.[0] ?? '';
+  if (!dateLine && [...above.trim()].length + 1 + [...first].length <= MIN_WRAP_WIDTH) return false;
   if (hasAddress(h))
     return endsWithWriter(h) && !hasAddress(tail) && !OPENS.test(tail) && attribution(tail) === 'strong';
   return startsLikeAttribution(h) && hasWhen(h) && !hasWhen(tail);
