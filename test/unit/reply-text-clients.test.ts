@@ -566,6 +566,26 @@ describe('Opera Mail, Horde and Claws Mail attributions', () => {
   });
 });
 
+// Outlook and Exchange write the text part of HTML with each link as "text<href>": a Gmail, Mail.ru or
+// Yandex attribution quoted in an Outlook reply ends with "<a@b<mailto:a@b>>:".
+describe('a verbless attribution whose address Outlook wrote as a link', () => {
+  const answer = 'Исправили, проверьте.';
+  const LINK = '<anna@example.com<mailto:anna@example.com>>:';
+  it.each([
+    ['Gmail ru', `вт, 4 мар. 2025 г. в 10:10, Анна Берг ${LINK}`],
+    ['Mail.ru', `Вторник, 4 марта 2025, 10:10 +03:00 от Анна Берг ${LINK}`],
+    ['Yandex', `04.03.2025, 10:10, "Анна Берг" ${LINK}`],
+  ])('%s', (_name, line) => {
+    expect(reply(`${answer}\n\n${line}\n${QUOTED}`)).toBe(answer);
+    expect(reply(`${answer}\n\n${line}\n\n${ORIGINAL}`)).toBe(answer);
+  });
+
+  it("a sentence with such a link stays the person's", () => {
+    const text = `Пишите 4 марта 2025 в 10:10 Анне ${LINK}\nона ответит.`;
+    expect(reply(text)).toBe(text);
+  });
+});
+
 // Hostile bodies: lines that every test of a marker looks at, and one line too long for any. The
 // work per line is bounded (MAX_MARKER_LENGTH, the five lines an attribution may wrap over, the
 // dozen of a header block), so time grows with the body: eight times the input may take at most

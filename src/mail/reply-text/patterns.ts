@@ -262,10 +262,11 @@ function startsLikeAttribution(s: string): boolean {
 
 /**
  * "… <a@b>:", "… (a@b):", "… [mailto:a@b]:": an address in brackets right before the closing
- * colon. A bare one ("write to ann@example.com:") is how people write, not how clients do.
+ * colon. A bare one ("write to ann@example.com:") is how people write, not how clients do. Outlook
+ * writes a link of HTML it turns into text as "text<href>": "<a@b<mailto:a@b>>:".
  */
 const BRACKETED_ADDRESS_BEFORE_COLON =
-  /(?:<[^<>\s@]{0,255}@[^<>\s]{1,255}>|\([^()\s@]{0,255}@[^()\s]{1,255}\)|\[[^[\]\s@]{0,255}@[^[\]\s]{1,255}\])\s*[:：]\s*$/u;
+  /(?:<[^<>\s@]{0,255}@[^<>\s]{1,255}(?:<mailto:[^<>\s]{1,255}>)?>|\([^()\s@]{0,255}@[^()\s]{1,255}\)|\[[^[\]\s@]{0,255}@[^[\]\s]{1,255}\])\s*[:：]\s*$/u;
 
 /** "2017-02-05 13:29 GMT+02:00 Very long author name <…>:", "… 3:32 PM +0300 from a@b <a@b>:". */
 const MAX_VERBLESS_SENTENCE_WORDS = 3;
