@@ -465,7 +465,8 @@ const MIN_WRAP_WIDTH = 66;
 /**
  * Whether `head`, the lines right above `tail`, an attribution of its own, begin that attribution as
  * its client wrapped it rather than being the person's line over it. The line above (`above`, the
- * head's last) was full: with the tail's first word it would pass MIN_WRAP_WIDTH. And the halves
+ * head's last) was full: with the tail's first word it would pass MIN_WRAP_WIDTH (or it is Claws
+ * Mail's line of the opening and the date, below). And the halves
  * are one attribution's: the date in the head, the writer in the tail ("Il giorno mar 4 mar 2025
  * alle ore 10:10 Anna-Maria" / "Konstantinopolskaya <a@b> ha scritto:"), or the writer's address in
  * the head and the date in the tail, which names no writer ("Mehmet Ali Yılmazoğlu <a@b>," / "4 Mar
