@@ -3,9 +3,9 @@
 // What is opened is closed in reverse order: on stop, and when a later step of the start fails
 // or is interrupted.
 import path from 'node:path';
-import { type Config, ConfigError, effectiveSettings } from './config.js';
-import { type EmbeddedPostgres, embeddedPostgresInstalled, openEmbeddedPostgres } from './db/embedded.js';
+import { type Config, effectiveSettings } from './config.js';
 import { migrate } from './db/migrate.js';
+import { type Database, openDatabase } from './db/open.js';
 import { outboxStats } from './db/outbox.js';
 import { createPool, type Pool } from './db/pool.js';
 import { inSchema } from './db/schema.js';
@@ -16,37 +16,6 @@ import { createSender, type Outbox, openOutbox } from './outbox/open.js';
 import { OutboxPruner } from './outbox/prune.js';
 import type { Sender } from './outbox/sender.js';
 import { type RunningSmtp, startSmtpServer } from './smtp/server.js';
-
-export interface Database {
-  url: string;
-  embedded: EmbeddedPostgres | null;
-}
-
-export interface OpenOptions {
-  /** `serve`: supervise the embedded PostgreSQL (restart it, adopt an orphan, stop it with us). */
-  supervise?: boolean;
-  /** False: never create an embedded cluster; commands that only read pass false. */
-  create?: boolean;
-}
-
-/**
- * DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started or attached to).
- * The URL sets search_path to DATABASE_SCHEMA: every connection opened with it works in our schema.
- */
-export async function openDatabase(
-  config: Readonly<Config>,
-  log: Logger,
-  options: OpenOptions = {},
-): Promise<Database> {
-  if (config.databaseUrl) return { url: inSchema(config.databaseUrl, config.databaseSchema), embedded: null };
-  if (!(await embeddedPostgresInstalled()))
-    throw new ConfigError([
-      'DATABASE_URL: must be set: this installation has no embedded PostgreSQL ' +
-        '(the container image leaves it out; the local profile is for a checkout with `npm ci`)',
-    ]);
-  const embedded = await openEmbeddedPostgres(config.dataDir, { log, ...options });
-  return { url: inSchema(embedded.url, config.databaseSchema), embedded };
-}
 
 export interface Service {
   smtp: RunningSmtp;

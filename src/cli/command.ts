@@ -3,10 +3,10 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type Config, loadConfig, type VariableName } from '../config.js';
 import { migrationStatus } from '../db/migrate.js';
+import { openDatabase } from '../db/open.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { createLogger, type Logger } from '../log.js';
 import { parseTicketId } from '../mail/ticket-id.js';
-import { openDatabase } from '../service.js';
 
 export type Out = { out: (s: string) => void; err: (s: string) => void };
 

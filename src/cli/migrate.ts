@@ -1,7 +1,7 @@
 // `ticket-mx migrate`: apply the migrations the database lacks, and exit.
 import { loadConfig } from '../config.js';
 import { migrate as applyMigrations } from '../db/migrate.js';
-import { openDatabase } from '../service.js';
+import { openDatabase } from '../db/open.js';
 import { type Command, commandLogger, parse } from './command.js';
 
 export const migrate: Command = {

@@ -4,6 +4,7 @@ import { simpleParser } from 'mailparser';
 import { outboxRowJson } from '../api/ticket-json.js';
 import { loadConfig } from '../config.js';
 import { migrate } from '../db/migrate.js';
+import { openDatabase } from '../db/open.js';
 import {
   findOutboxRow,
   listOutbox,
@@ -17,7 +18,6 @@ import { createLogger } from '../log.js';
 import { composeNotification } from '../outbox/mail.js';
 import { createSender, openOutbox } from '../outbox/open.js';
 import { OutboxPruner } from '../outbox/prune.js';
-import { openDatabase } from '../service.js';
 import { type Command, commandLogger, type Out, parse, printable, UsageError, withDatabase } from './command.js';
 
 export const outboxList: Command = {

@@ -4,7 +4,6 @@
 import path from 'node:path';
 import { type Config, effectiveSettings, loadConfig, settingsHelp } from '../config.js';
 import { createLogger } from '../log.js';
-import { runService, StartInterrupted } from '../service.js';
 import { type Command, parse } from './command.js';
 
 export const serve: Command = {
@@ -31,6 +30,8 @@ ${settingsHelp()}`,
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     io.err(banner(config));
+    // loaded here, not with the other commands: the SMTP and HTTP servers are a second of start-up
+    const { runService, StartInterrupted } = await import('../service.js');
     const run = runService(config, log);
     let signals = 0;
     let stopRequested!: () => void;

@@ -3,8 +3,8 @@
 // (which the image's user cannot write: it used to die of EACCES).
 import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { openDatabase } from '../../src/db/open.js';
 import { createLogger } from '../../src/log.js';
-import { openDatabase } from '../../src/service.js';
 
 vi.mock('../../src/db/embedded.js', async (original) => ({
   ...(await original<typeof import('../../src/db/embedded.js')>()),
