@@ -9,7 +9,9 @@
 // AUTH_DNS_BUDGET_MS after the dot: a question still open then is recorded as a timeout (a
 // temperror, which authorize() treats by the existing rules). The steps then authenticate against
 // the recording (replayResolver): what it holds is answered at once; a question it lacks (nothing
-// here foresaw it) goes to the live resolver. Answers that come after the budget are kept for the
+// here foresaw it) goes to the live resolver. SPF's result, when it was reached before the
+// recording ended, goes with it (spfResult): on the same answers it is the same result, and the
+// steps take it rather than evaluate SPF twice. Answers that come after the budget are kept for the
 // sender's retry (`late`).
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
@@ -21,6 +23,8 @@ import { type Resolver, TIMED_OUT } from './dns.js';
 export type RecordedAnswer = { answer: unknown } | { error: { code: string; message: string } };
 /** Questions (`TYPE name`, lower case) and their outcomes; structured-cloneable, for a worker. */
 export type DnsRecording = [question: string, outcome: RecordedAnswer][];
+/** What mailauth's SPF answers (mailauth/lib/spf): plain data, structured-cloneable. */
+export type SpfResult = Record<string, unknown>;
 
 export interface AuthDnsInput {
   ip: string;
@@ -143,6 +147,7 @@ export class AuthDnsFetch {
   private readonly work: Promise<unknown>[] = [];
   private ended = false;
   private readonly resolver: Resolver;
+  private spfDone: SpfResult | undefined;
 
   constructor(
     private readonly live: Resolver,
@@ -175,7 +180,24 @@ export class AuthDnsFetch {
       }
       return pending;
     };
-    this.add(spf(spfOptions(input, this.resolver)));
+    const early = spf(spfOptions(input, this.resolver));
+    early.then(
+      (result) => {
+        if (!this.ended) this.spfDone = result as SpfResult;
+      },
+      () => undefined,
+    );
+    this.add(early);
+  }
+
+  /**
+   * SPF's result, when it was reached before the recording ended: on the recorded answers alone, so
+   * the same result authenticate() would reach again from them (it takes this one instead:
+   * src/mail/mailauth-lean.ts EARLY_SPF). Undefined when SPF was still waiting for an answer then:
+   * the steps evaluate it on the recording, where that answer is a timeout.
+   */
+  get spfResult(): SpfResult | undefined {
+    return this.ended ? this.spfDone : undefined;
   }
 
   /**

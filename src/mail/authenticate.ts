@@ -4,9 +4,10 @@
 import { createRequire } from 'node:module';
 import type { ARCChainEntry, AuthenticateOptions } from 'mailauth';
 import './dkim-keys.js';
+import type { SpfResult } from './auth-dns.js';
 import { unverifiedSignatures } from './dkim-limit.js';
 import { isTemporaryDnsError, type Resolver } from './dns.js';
-import { mailauth } from './mailauth-lean.js';
+import { EARLY_SPF, mailauth } from './mailauth-lean.js';
 
 const mailauthAuthenticate = mailauth.authenticate;
 
@@ -112,6 +113,11 @@ export interface AuthenticateInput {
   /** Our host name: the authserv-id of Authentication-Results. */
   mta: string;
   resolver: Resolver;
+  /**
+   * mailauth's SPF result for this envelope, found on the answers `resolver` gives (auth-dns.ts
+   * AuthDnsFetch.spfResult): taken as it is, SPF is not evaluated again.
+   */
+  spf?: SpfResult;
 }
 
 // The same for every message. BIMI is off: it fetches logos over HTTPS and undici on Node 20
@@ -210,7 +216,8 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
     sender: input.mailFrom || undefined,
     mta: input.mta,
     resolver,
-  });
+    ...(input.spf ? { [EARLY_SPF]: input.spf } : {}),
+  } as AuthenticateOptions);
 
   const headerFrom = result.dkim.headerFrom ?? [];
   const firstFrom = headerFrom[0];

@@ -200,6 +200,7 @@ export class PipelinePool {
       routes: input.routes,
       network: input.network,
       dns: input.dns ?? [],
+      ...(input.spf ? { spf: input.spf } : {}),
       port: port2,
       slot,
     };

@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import type { Envelope, ForwardedMessage, Ticket, TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
 import { type UnroutedSpent, unroutedLimits, unroutedOver } from '../db/unrouted-budget.js';
 import { attachmentRows, checkAttachmentLimits } from '../mail/attachments.js';
-import type { DnsRecording } from '../mail/auth-dns.js';
+import type { DnsRecording, SpfResult } from '../mail/auth-dns.js';
 import { type AuthResults, authenticate, signedByAuthor } from '../mail/authenticate.js';
 import { type AuthDecision, authorize, authorizeAuthor, BODY_FIELDS } from '../mail/authorize.js';
 import { bodyOffset } from '../mail/bytes.js';
@@ -93,6 +93,8 @@ export interface PipelineInput {
    * steps' resolver answers from them (pool.ts, pipeline.ts), so that no worker waits for DNS.
    */
   dns?: DnsRecording;
+  /** SPF's result, when it was found on those answers (AuthDnsFetch.spfResult): not evaluated again. */
+  spf?: SpfResult;
 }
 
 export async function analyse(
@@ -181,6 +183,7 @@ export async function analyse(
     mailFrom: envelope.mailFrom ?? '',
     mta: settings.smtpHostname,
     resolver: world.resolver,
+    ...(input.spf ? { spf: input.spf } : {}),
   });
   if (auth.dkimUnverified) facts.dkimUnverified = auth.dkimUnverified;
   const ticketRoutes: TicketRoute[] = [...explicit];

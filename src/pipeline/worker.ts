@@ -10,7 +10,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Envelope } from '../db/queries.js';
 import type { UnroutedSpent } from '../db/unrouted-budget.js';
-import { type DnsRecording, replayResolver } from '../mail/auth-dns.js';
+import { type DnsRecording, replayResolver, type SpfResult } from '../mail/auth-dns.js';
 import { createResolver, type Resolver } from '../mail/dns.js';
 import { hasOwnArrayBuffer } from '../mail/growing-buffer.js';
 import { analyse, type PipelineSettings, type PipelineWorld, type SupportTickets, sha256Of } from './steps.js';
@@ -23,6 +23,8 @@ export interface Task {
   network: string;
   /** The answers of the message's authentication lookups (src/mail/auth-dns.ts). */
   dns: DnsRecording;
+  /** SPF's result on those answers, when it was found in time. */
+  spf?: SpfResult;
   port: MessagePort;
   /** This task's slot in the clock board (pool.ts). */
   slot: number;
@@ -87,7 +89,13 @@ export default async function run(task: Task): Promise<unknown> {
   };
   const raw = Buffer.from(task.raw.buffer, task.raw.byteOffset, task.raw.byteLength);
   try {
-    const input = { raw, envelope: task.envelope, routes: task.routes, network: task.network };
+    const input = {
+      raw,
+      envelope: task.envelope,
+      routes: task.routes,
+      network: task.network,
+      ...(task.spf ? { spf: task.spf } : {}),
+    };
     const analysis = await analyse(input, world, settings);
     const result: TaskResult = { analysis, raw, sha256: sha256Of(raw) };
     // the raw bytes' ArrayBuffer came here moved: it goes back the same way

@@ -44,15 +44,22 @@ async function replayed(raw: Buffer, input: AuthDnsInput) {
   const fetch = new AuthDnsFetch(resolver, input);
   const recording = await fetch.record(raw, performance.now() + 5_000);
   const live: string[] = [];
+  const asked: string[] = [];
+  const spf = fetch.spfResult;
+  const replay = replayResolver(recording, (name, type) => {
+    live.push(`${type} ${name}`);
+    return resolver(name, type);
+  });
   const auth = await authenticate({
     message: raw,
     ...input,
-    resolver: replayResolver(recording, (name, type) => {
-      live.push(`${type} ${name}`);
-      return resolver(name, type);
-    }),
+    resolver: (name, type) => {
+      asked.push(`${type} ${name}`);
+      return replay(name, type);
+    },
+    ...(spf ? { spf } : {}),
   });
-  return { auth, live, recording };
+  return { auth, live, asked, recording, spf };
 }
 
 const envelope = (over: Partial<AuthDnsInput> = {}): AuthDnsInput => ({
@@ -91,9 +98,35 @@ describe('authentication against the DNS fetched before it', () => {
   ])('%s: the same verdicts as live, nothing asked live', async (_name, build, input) => {
     const raw = await build();
     const direct = await authenticate({ message: raw, ...input, resolver });
-    const { auth, live } = await replayed(raw, input);
+    const { auth, live, asked, spf } = await replayed(raw, input);
     expect(live).toEqual([]);
     expect({ ...auth, headers: '' }).toEqual({ ...direct, headers: '' });
+    // SPF was found while the bytes came, on the recorded answers: authenticate() took that result
+    // and asked nothing of SPF's own again (its record is the envelope domain's TXT)
+    expect(spf).toBeDefined();
+    const spfDomain = (input.mailFrom || input.helo).split('@').pop()!;
+    expect(asked).not.toContain(`TXT ${spfDomain}`);
+  });
+
+  it('without the early SPF result, authenticate() evaluates SPF on the recording: the same verdict', async () => {
+    const input = envelope();
+    const raw = message();
+    const fetch = new AuthDnsFetch(resolver, input);
+    const recording = await fetch.record(raw, performance.now() + 5_000);
+    const asked: string[] = [];
+    const replay = replayResolver(recording, resolver);
+    const again = await authenticate({
+      message: raw,
+      ...input,
+      resolver: (name, type) => {
+        asked.push(`${type} ${name}`);
+        return replay(name, type);
+      },
+    });
+    expect(asked).toContain('TXT flamecrm.ru');
+    const taken = await authenticate({ message: raw, ...input, resolver: replay, spf: fetch.spfResult! });
+    expect(taken.spf).toEqual(again.spf);
+    expect(taken.spf.result).toBe('pass');
   });
 
   it('records a question still open at the budget as a timeout (a temperror), and asks it no more', async () => {
@@ -106,6 +139,8 @@ describe('authentication against the DNS fetched before it', () => {
       'TXT _spf.unresponsive.test',
       { error: expect.objectContaining({ code: 'ETIMEOUT' }) },
     ]);
+    // SPF had not finished: the steps evaluate it again, on the recording, where that is a timeout
+    expect(fetch.spfResult).toBeUndefined();
     const live: string[] = [];
     const auth = await authenticate({
       message: message('someone@spf-timeout.ru'),

@@ -27,6 +27,47 @@ describe('mailauth without BIMI', () => {
     ]);
   });
 
+  it("the pinned mailauth.js takes spf() from lib/spf when it loads and calls it with its options' copy (EARLY_SPF)", () => {
+    expect(mailauthJs).toContain("const { spf } = require('./spf');");
+    expect(mailauthJs).toMatch(/opts = Object\.assign\(\{\}, opts\);/);
+    expect(mailauthJs).toContain('const spfResult = await spf(opts);');
+    expect(mailauthJs.match(/\bspf\(/g)).toHaveLength(1);
+  });
+
+  it('authenticate() answers with the SPF result it is given, and asks SPF nothing', async () => {
+    const asked: string[] = [];
+    const resolver = async (name: string, type: string) => {
+      asked.push(`${type} ${name}`);
+      throw Object.assign(new Error(`query ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+    };
+    const input = {
+      message: Buffer.from(buildMessage({ from: 'ivan@example.ru', to: 'support+TKT-1@flamecrm.ru' })),
+      ip: '192.0.2.1',
+      helo: 'mail.example.ru',
+      mailFrom: 'ivan@example.ru',
+      mta: 'mx.flamecrm.ru',
+      resolver,
+    };
+    const early = {
+      domain: 'example.ru',
+      status: { result: 'softfail', comment: 'found while the bytes came' },
+      header: 'Received-SPF: softfail (found while the bytes came)',
+      info: 'spf=softfail (found while the bytes came) smtp.mailfrom=ivan@example.ru',
+    };
+    const result = await authenticate({ ...input, spf: early });
+    expect(result.spf).toMatchObject({
+      result: 'softfail',
+      comment: 'found while the bytes came',
+      domain: 'example.ru',
+    });
+    expect(result.headers).toContain('spf=softfail (found while the bytes came)');
+    expect(asked).not.toContain('TXT example.ru');
+    // without it, SPF asks for the domain's record
+    asked.length = 0;
+    expect((await authenticate(input)).spf.result).toBe('none');
+    expect(asked).toContain('TXT example.ru');
+  });
+
   it.each([
     ['the service', 'dist/src/service.js'],
     ['the pipeline worker', 'dist/src/pipeline/worker.js'],

@@ -280,7 +280,15 @@ async function process(
   const done = await ctx.budget.acquire(costOf(raw.length, controls), network, wait, signal);
   try {
     releaseBuffered();
-    const input = { raw, envelope: envelopeOf(session), routes, network, ...(dns ? { dns } : {}) };
+    const spf = message.dns?.spfResult;
+    const input = {
+      raw,
+      envelope: envelopeOf(session),
+      routes,
+      network,
+      ...(dns ? { dns } : {}),
+      ...(spf ? { spf } : {}),
+    };
     return await ctx.pipeline.process(input, signal, shape, waitUntil);
   } finally {
     done();
