@@ -7,7 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import {
   AuthDnsFetch,
   type AuthDnsInput,
+  clearDmarcAsked,
   clearLateAnswers,
+  dmarcPrefetches,
   LATE_KEEP_MS,
   LATE_NEGATIVE_KEEP_MS,
   replayResolver,
@@ -127,6 +129,46 @@ describe('authentication against the DNS fetched before it', () => {
     const taken = await authenticate({ message: raw, ...input, resolver: replay, spf: fetch.spfResult! });
     expect(taken.spf).toEqual(again.spf);
     expect(taken.spf.result).toBe('pass');
+  });
+
+  it('asks the DMARC questions of the message before with the same domains, and the recording still holds all', async () => {
+    clearDmarcAsked();
+    const input = envelope({ ip: '192.0.2.9' }); // SPF fails: DMARC rests on the record alone
+    const before = { ...dmarcPrefetches };
+    for (const round of [1, 2, 3]) {
+      const raw = message();
+      const direct = await authenticate({ message: raw, ...input, resolver });
+      const { auth, live, recording } = await replayed(raw, input);
+      expect(live, `round ${round}`).toEqual([]);
+      expect({ ...auth, headers: '' }).toEqual({ ...direct, headers: '' });
+      expect(auth.dmarc).toMatchObject({ result: 'fail', policy: 'reject', domain: 'flamecrm.ru' });
+      expect(recording.map(([q]) => q)).toContain('TXT _dmarc.flamecrm.ru');
+    }
+    // evaluated for the first message; the two after it asked the kept questions
+    expect(dmarcPrefetches.evaluated - before.evaluated).toBe(1);
+    expect(dmarcPrefetches.kept - before.kept).toBe(2);
+  });
+
+  it('evaluates DMARC again when an answer is not the one kept, and records what it asks now', async () => {
+    clearDmarcAsked();
+    const input = envelope({ ip: '127.9.9.9', mailFrom: 'ann@news.memo.test', helo: 'mail.memo.test' });
+    dns.setRecords('_dmarc.news.memo.test', 'TXT', ['v=DMARC1; p=reject']);
+    dns.setRecords('_dmarc.memo.test', 'TXT', ['v=DMARC1; p=none']);
+    const first = await replayed(message('ann@news.memo.test'), input);
+    expect(first.auth.dmarc).toMatchObject({ result: 'fail', policy: 'reject', domain: 'news.memo.test' });
+    // the subdomain's record goes: DMARC now looks for the organization's, which the kept
+    // questions do not hold
+    dns.setRecords('_dmarc.news.memo.test', 'TXT', []);
+    dns.setRecords('_dmarc.memo.test', 'TXT', ['v=DMARC1; p=quarantine']);
+    const before = { ...dmarcPrefetches };
+    const raw = message('ann@news.memo.test');
+    const direct = await authenticate({ message: raw, ...input, resolver });
+    const second = await replayed(raw, input);
+    expect(dmarcPrefetches.evaluated - before.evaluated).toBe(1);
+    expect(dmarcPrefetches.kept - before.kept).toBe(0);
+    expect(second.live).toEqual([]);
+    expect(second.auth.dmarc).toMatchObject({ result: 'fail', policy: 'quarantine', domain: 'news.memo.test' });
+    expect({ ...second.auth, headers: '' }).toEqual({ ...direct, headers: '' });
   });
 
   it('records a question still open at the budget as a timeout (a temperror), and asks it no more', async () => {
