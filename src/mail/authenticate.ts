@@ -209,15 +209,17 @@ export const authenticate = async (input: AuthenticateInput): Promise<AuthResult
       throw err;
     });
 
-  const result = await mailauthAuthenticate(input.message, {
+  const options: AuthenticateOptions = {
     ...BASE_OPTIONS,
     ip: input.ip,
     helo: input.helo,
     sender: input.mailFrom || undefined,
     mta: input.mta,
     resolver,
-    ...(input.spf ? { [EARLY_SPF]: input.spf } : {}),
-  } as AuthenticateOptions);
+  };
+  // (a key of ours, not in mailauth's typings: src/mail/mailauth-lean.ts)
+  if (input.spf) Object.assign(options, { [EARLY_SPF]: input.spf });
+  const result = await mailauthAuthenticate(input.message, options);
 
   const headerFrom = result.dkim.headerFrom ?? [];
   const firstFrom = headerFrom[0];
