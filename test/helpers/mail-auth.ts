@@ -1,8 +1,9 @@
 // Signing and sealing test mail the way real senders do: DKIM with mailauth's signer and keys
 // published in the loopback DNS server, ARC seals added by a simulated forwarder.
 import { dkimSign, authenticate as mailauthAuthenticate, sealMessage } from 'mailauth';
-import { createResolver } from '../../src/mail/dns.js';
+import { createResolver, type Resolver } from '../../src/mail/dns.js';
 import type { TestDnsServer } from './dns-server.js';
+import { buildMessage } from './smtp-client.js';
 
 export async function dkimSigned(
   message: Buffer | string,
@@ -51,3 +52,13 @@ export async function arcForwarded(
   });
   return Buffer.concat([seal, modified]);
 }
+
+/** An unsigned message from ivan@example.ru from 192.0.2.1, as authenticate() takes it. */
+export const unsignedFromExample = (resolver: Resolver) => ({
+  message: Buffer.from(buildMessage({ from: 'ivan@example.ru', to: 'support+TKT-1@flamecrm.ru' })),
+  ip: '192.0.2.1',
+  helo: 'mail.example.ru',
+  mailFrom: 'ivan@example.ru',
+  mta: 'mx.flamecrm.ru',
+  resolver,
+});

@@ -45,23 +45,23 @@ const message = (from = 'ivan@flamecrm.ru') => Buffer.from(buildMessage({ from, 
 async function replayed(raw: Buffer, input: AuthDnsInput) {
   const fetch = new AuthDnsFetch(resolver, input);
   const recording = await fetch.record(raw, performance.now() + 5_000);
-  const live: string[] = [];
-  const asked: string[] = [];
+  const live = asking(resolver);
   const spf = fetch.spfResult;
-  const replay = replayResolver(recording, (name, type) => {
-    live.push(`${type} ${name}`);
-    return resolver(name, type);
-  });
-  const auth = await authenticate({
-    message: raw,
-    ...input,
-    resolver: (name, type) => {
+  const replay = asking(replayResolver(recording, live.resolver));
+  const auth = await authenticate({ message: raw, ...input, resolver: replay.resolver, ...(spf ? { spf } : {}) });
+  return { auth, live: live.asked, asked: replay.asked, recording, spf };
+}
+
+/** `resolver`, and each question put to it (`TYPE name`). */
+function asking(resolver: Resolver) {
+  const asked: string[] = [];
+  return {
+    asked,
+    resolver: ((name, type) => {
       asked.push(`${type} ${name}`);
-      return replay(name, type);
-    },
-    ...(spf ? { spf } : {}),
-  });
-  return { auth, live, asked, recording, spf };
+      return resolver(name, type);
+    }) as Resolver,
+  };
 }
 
 const envelope = (over: Partial<AuthDnsInput> = {}): AuthDnsInput => ({
@@ -115,18 +115,10 @@ describe('authentication against the DNS fetched before it', () => {
     const raw = message();
     const fetch = new AuthDnsFetch(resolver, input);
     const recording = await fetch.record(raw, performance.now() + 5_000);
-    const asked: string[] = [];
-    const replay = replayResolver(recording, resolver);
-    const again = await authenticate({
-      message: raw,
-      ...input,
-      resolver: (name, type) => {
-        asked.push(`${type} ${name}`);
-        return replay(name, type);
-      },
-    });
-    expect(asked).toContain('TXT flamecrm.ru');
-    const taken = await authenticate({ message: raw, ...input, resolver: replay, spf: fetch.spfResult! });
+    const replay = asking(replayResolver(recording, resolver));
+    const again = await authenticate({ message: raw, ...input, resolver: replay.resolver });
+    expect(replay.asked).toContain('TXT flamecrm.ru');
+    const taken = await authenticate({ message: raw, ...input, resolver: replay.resolver, spf: fetch.spfResult! });
     expect(taken.spf).toEqual(again.spf);
     expect(taken.spf.result).toBe('pass');
   });

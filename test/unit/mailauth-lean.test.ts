@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { authenticate } from '../../src/mail/authenticate.js';
 import { BIMI_MODULES } from '../../src/mail/mailauth-lean.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
-import { buildMessage } from '../helpers/smtp-client.js';
+import { unsignedFromExample } from '../helpers/mail-auth.js';
 
 const require = createRequire(import.meta.url);
 const mailauthJs = readFileSync(require.resolve('mailauth/lib/mailauth.js'), 'utf8');
@@ -40,14 +40,7 @@ describe('mailauth without BIMI', () => {
       asked.push(`${type} ${name}`);
       throw Object.assign(new Error(`query ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
     };
-    const input = {
-      message: Buffer.from(buildMessage({ from: 'ivan@example.ru', to: 'support+TKT-1@flamecrm.ru' })),
-      ip: '192.0.2.1',
-      helo: 'mail.example.ru',
-      mailFrom: 'ivan@example.ru',
-      mta: 'mx.flamecrm.ru',
-      resolver,
-    };
+    const input = unsignedFromExample(resolver);
     const early = {
       domain: 'example.ru',
       status: { result: 'softfail', comment: 'found while the bytes came' },
@@ -92,14 +85,7 @@ describe('mailauth without BIMI', () => {
     const resolver = async (name: string) => {
       throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
     };
-    const result = await authenticate({
-      message: Buffer.from(buildMessage({ from: 'ivan@example.ru', to: 'support+TKT-1@flamecrm.ru' })),
-      ip: '192.0.2.1',
-      helo: 'mail.example.ru',
-      mailFrom: 'ivan@example.ru',
-      mta: 'mx.flamecrm.ru',
-      resolver,
-    });
+    const result = await authenticate(unsignedFromExample(resolver));
     expect(result.spf.result).toBe('none');
     expect(result.dmarc.result).toBe('none');
     const stub = require.cache[BIMI_MODULES[0]!];

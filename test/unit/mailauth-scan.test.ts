@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { authenticate } from '../../src/mail/authenticate.js';
 import { fingerprint, originals, PINNED_SOURCE, patched, replacements } from '../../src/mail/mailauth-scan.js';
+import { unsignedFromExample } from '../helpers/mail-auth.js';
 import { buildMessage } from '../helpers/smtp-client.js';
 
 const require = createRequire(import.meta.url);
@@ -106,14 +107,7 @@ describe("mailauth's header/body split", () => {
     const resolver = async (name: string) => {
       throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
     };
-    const result = await authenticate({
-      message: Buffer.from(buildMessage({ from: 'ivan@example.ru', to: 'support+TKT-1@flamecrm.ru' })),
-      ip: '192.0.2.1',
-      helo: 'mail.example.ru',
-      mailFrom: 'ivan@example.ru',
-      mta: 'mx.flamecrm.ru',
-      resolver,
-    });
+    const result = await authenticate(unsignedFromExample(resolver));
     expect(result.fromDomain).toBe('example.ru');
     expect(result.dkim).toEqual([]);
   });
