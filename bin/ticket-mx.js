@@ -2,10 +2,13 @@
 // The `ticket-mx` command: runs the compiled CLI (npm start and npm test build it first).
 import { existsSync } from 'node:fs';
 import module from 'node:module';
+import { fileURLToPath } from 'node:url';
 
-// V8's compiled code of our modules and their dependencies kept on disk (Node 22.1+; in the system's
-// temporary directory): a command starts in less time after its first run
-module.enableCompileCache?.();
+// V8's compiled code of our modules and their dependencies kept on disk (Node 22.1+), beside the
+// build and owned by whoever built it, not in a temporary directory other users share: a command
+// starts in less time after its first run. Where it cannot be written (an image's read-only build),
+// nothing is kept and nothing fails. NODE_COMPILE_CACHE, when set, is Node's own and wins.
+module.enableCompileCache?.(fileURLToPath(new URL('../dist/.compile-cache', import.meta.url)));
 
 const cli = new URL('../dist/src/cli.js', import.meta.url);
 if (!existsSync(cli)) {

@@ -13,6 +13,7 @@
 // recording ended, goes with it (spfResult): on the same answers it is the same result, and the
 // steps take it rather than evaluate SPF twice. Answers that come after the budget are kept for the
 // sender's retry (`late`).
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { bodyOffset } from './bytes.js';
@@ -66,6 +67,10 @@ const { DkimVerifier } = require('mailauth/lib/dkim/dkim-verifier.js') as {
 const tools = require('mailauth/lib/tools.js') as {
   parseHeaders(buf: Buffer): { parsed: { key: string | null }[] };
   toALabel(name: string): string;
+  formatDomain(domain: string): string;
+};
+const { getAuthorDomain } = require('mailauth/lib/dmarc/author-domain.js') as {
+  getAuthorDomain(headerFrom: string[], fromFields: number): { authorDomain?: string; reason?: string };
 };
 
 /** DKIM-Signature fields read here at most (src/mail/dkim-limit.ts verifies the first valid ones). */
@@ -140,22 +145,33 @@ const lateOutcome = (question: string): RecordedAnswer | undefined => {
 export const clearLateAnswers = (): void => late.clear();
 
 /**
- * The questions the header's DMARC asked for one set of its inputs (the From domains, the SPF and
- * DKIM domains that could align), and what came back: the next message with the same inputs asks
- * them as they are instead of evaluating DMARC here again. DMARC asks each question from its
- * inputs and the answers before it, so when every answer is the one kept, it would have asked
- * exactly these, and the recording holds all that the steps' DMARC will ask; when one differs, it
- * is evaluated as before. A question that the recording lacks all the same goes live from the
- * steps (replayResolver): the verdict never rests on what is kept here, only where it is looked up.
- * Evaluating DMARC here took 123 µs of CPU a message (Node 24), asking the kept questions 10-20.
+ * The questions the header's DMARC asked for one set of its inputs (the Author Domain as mailauth
+ * reads the From fields, the SPF and DKIM domains that could align: dmarcInputs), and what came
+ * back: the next message with the same inputs asks them as they are instead of evaluating DMARC
+ * here again. DMARC asks each question from its inputs and the answers before it, so when every
+ * answer is the one kept, it would have asked exactly these, and the recording holds all that the
+ * steps' DMARC will ask; at the first answer that differs, it is evaluated as before. A question
+ * that the recording lacks all the same goes live from the steps (replayResolver): the verdict
+ * never rests on what is kept here, only where it is looked up (and a sender can only keep
+ * questions for inputs that are its own message's, as DMARC reads them). Evaluating DMARC here took
+ * 123 µs of CPU a message (Node 24), asking the kept questions 10-20.
  */
 const dmarcAsked = new Map<string, [question: string, outcome: string][]>();
 /** Sets of DMARC inputs kept at most; the oldest goes first. */
 export const DMARC_ASKED_MAX = 1_000;
 
-/** An outcome as compared with a kept one: the answer, or the error's code. */
-const sameness = (outcome: RecordedAnswer): string =>
-  'answer' in outcome ? JSON.stringify(outcome.answer) : `!${outcome.error.code}`;
+/** Questions of one DMARC evaluation kept at most (a Tree Walk asks a few for each domain). */
+export const DMARC_ASKED_QUESTIONS_MAX = 32;
+
+/**
+ * An outcome as compared with a kept one: the answer (its SHA-256 when long: what is kept stays
+ * small whatever a sender's DNS answers), or the error's code.
+ */
+const sameness = (outcome: RecordedAnswer): string => {
+  if ('error' in outcome) return `!${outcome.error.code}`;
+  const text = JSON.stringify(outcome.answer);
+  return text.length <= 64 ? text : createHash('sha256').update(text).digest('base64');
+};
 
 /** How often the header's DMARC was evaluated here, and how often its kept questions were enough. */
 export const dmarcPrefetches = { evaluated: 0, kept: 0 };
@@ -290,13 +306,7 @@ export class AuthDnsFetch {
     // DMARC as if every signature passed and SPF did: the Tree Walks of all that could align
     const spfDomain = (this.input.mailFrom || spfOptions(this.input, this.resolver).helo).split('@').pop() ?? '';
     const dkimDomains = verified.filter((s) => s.type === 'DKIM').map((s) => ({ domain: s.signingDomain }));
-    const inputs = JSON.stringify([
-      verifier.headerFrom.map((a) => a.slice(a.lastIndexOf('@') + 1).toLowerCase()),
-      verifier.fromFields,
-      spfDomain.toLowerCase(),
-      dkimDomains.map((d) => String(d.domain).toLowerCase()),
-    ]);
-    const evaluate = async () => {
+    const evaluate = async (inputs: string | null) => {
       dmarcPrefetches.evaluated++;
       const asked: string[] = [];
       await evaluateDmarc({
@@ -312,32 +322,72 @@ export class AuthDnsFetch {
       });
       // kept only when every answer came before the recording ended
       const outcomes = asked.map((q) => this.outcomes.get(q));
-      if (this.ended || outcomes.some((o) => !o)) return;
-      dmarcAsked.delete(inputs);
-      if (dmarcAsked.size >= DMARC_ASKED_MAX) dmarcAsked.delete(dmarcAsked.keys().next().value!);
-      dmarcAsked.set(
+      if (inputs === null || this.ended || outcomes.some((o) => !o) || asked.length > DMARC_ASKED_QUESTIONS_MAX) return;
+      keepDmarcAsked(
         inputs,
         asked.map((q, i) => [q, sameness(outcomes[i]!)]),
       );
     };
-    const kept = dmarcAsked.get(inputs);
-    if (!kept) return this.add(evaluate());
+    const inputs = dmarcInputs(verifier.headerFrom, verifier.fromFields, spfDomain, dkimDomains);
+    // no Author Domain (none, several, malformed): DMARC asks nothing
+    if (inputs === undefined) return;
+    const kept = inputs === null ? undefined : dmarcAsked.get(inputs);
+    if (!kept) return this.add(evaluate(inputs));
+    keepDmarcAsked(inputs!, kept); // the newest again
+    // each kept question asked again; at the first answer that is not the one kept, DMARC is
+    // evaluated (while the others are still on their way, so that what it asks now is recorded)
+    let again: Promise<void> | undefined;
     this.add(
       Promise.all(
-        kept.map(([question]) => {
+        kept.map(([question, was]) => {
           const space = question.indexOf(' ');
-          return this.resolver(question.slice(space + 1), question.slice(0, space)).then(
-            (answer): RecordedAnswer => ({ answer }),
-            (err: unknown): RecordedAnswer => ({ error: errorOf(err) }),
-          );
+          return this.resolver(question.slice(space + 1), question.slice(0, space))
+            .then(
+              (answer): RecordedAnswer => ({ answer }),
+              (err: unknown): RecordedAnswer => ({ error: errorOf(err) }),
+            )
+            .then((outcome) => {
+              if (sameness(outcome) !== was) again ??= evaluate(inputs);
+            });
         }),
-      ).then((outcomes) => {
-        if (!outcomes.every((o, i) => sameness(o) === kept[i]![1])) return evaluate();
+      ).then(() => {
+        if (again) return again;
         dmarcPrefetches.kept++;
       }),
     );
   }
 }
+
+/**
+ * What the questions of the header's DMARC follow from, as mailauth's evaluateDmarc reads its
+ * inputs: the Author Domain (mailauth's own reading of the From fields), the SPF and the DKIM
+ * domains. Undefined when there is no Author Domain (DMARC asks nothing); null when a domain cannot
+ * be read (evaluated, not kept).
+ */
+function dmarcInputs(
+  headerFrom: string[],
+  fromFields: number,
+  spfDomain: string,
+  dkimDomains: { domain?: string }[],
+): string | null | undefined {
+  try {
+    const author = getAuthorDomain(headerFrom, fromFields);
+    if (!author.authorDomain) return undefined;
+    return JSON.stringify([
+      author.authorDomain,
+      spfDomain ? tools.formatDomain(spfDomain) : '',
+      dkimDomains.map((d) => tools.formatDomain(String(d.domain ?? ''))),
+    ]);
+  } catch {
+    return null;
+  }
+}
+
+const keepDmarcAsked = (inputs: string, asked: [question: string, outcome: string][]): void => {
+  dmarcAsked.delete(inputs);
+  if (dmarcAsked.size >= DMARC_ASKED_MAX) dmarcAsked.delete(dmarcAsked.keys().next().value!);
+  dmarcAsked.set(inputs, asked);
+};
 
 /** Answers from a recording; a question it does not hold goes to `live`. */
 export function replayResolver(recording: DnsRecording, live: Resolver): Resolver {

@@ -120,6 +120,7 @@ describe('authentication against the DNS fetched before it', () => {
     expect(replay.asked).toContain('TXT flamecrm.ru');
     const taken = await authenticate({ message: raw, ...input, resolver: replay.resolver, spf: fetch.spfResult! });
     expect(taken.spf).toEqual(again.spf);
+    expect(taken.headers).toEqual(again.headers);
     expect(taken.spf.result).toBe('pass');
   });
 
@@ -161,6 +162,21 @@ describe('authentication against the DNS fetched before it', () => {
     expect(second.live).toEqual([]);
     expect(second.auth.dmarc).toMatchObject({ result: 'fail', policy: 'quarantine', domain: 'news.memo.test' });
     expect({ ...second.auth, headers: '' }).toEqual({ ...direct, headers: '' });
+  });
+
+  it('keeps questions by the Author Domain DMARC reads: a From of two domains keeps none for the second', async () => {
+    clearDmarcAsked();
+    const input = envelope({ ip: '192.0.2.9', mailFrom: 'bounce@mailer.memo.test', helo: 'mailer.memo.test' });
+    dns.setRecords('_dmarc.victim.memo.test', 'TXT', ['v=DMARC1; p=reject']);
+    // read by DMARC as two Author Domains: evaluated, nothing asked, nothing to keep for victim's
+    const forged = await replayed(message('a@evil.memo.test@victim.memo.test'), input);
+    expect(forged.auth.dmarc.result).toBe('none');
+    const before = { ...dmarcPrefetches };
+    const real = await replayed(message('ceo@victim.memo.test'), input);
+    expect(dmarcPrefetches.evaluated - before.evaluated).toBe(1);
+    expect(real.recording.map(([q]) => q)).toContain('TXT _dmarc.victim.memo.test');
+    expect(real.live).toEqual([]);
+    expect(real.auth.dmarc).toMatchObject({ result: 'fail', policy: 'reject', domain: 'victim.memo.test' });
   });
 
   it('records a question still open at the budget as a timeout (a temperror), and asks it no more', async () => {
