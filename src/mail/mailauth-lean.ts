@@ -39,14 +39,14 @@ for (const file of BIMI_MODULES) {
 
 /**
  * An option of authenticate() of ours: mailauth's SPF result for this message's envelope, already
- * found (src/mail/auth-dns.ts runs SPF while the bytes arrive, on the answers the steps replay). With
- * it, authenticate() does not evaluate SPF a second time on the same answers (146 µs of CPU an
- * evaluation alone, on Node 24 here; authenticating an unsigned message took 363 µs in
- * npm run bench:steps). mailauth/lib/mailauth.js takes `spf`
- * from lib/spf when it loads and calls it with its copy of the options: lib/spf's export is wrapped
- * here, before mailauth/lib/mailauth.js loads, to answer with that result when the options carry one
- * (test/unit/mailauth-lean.test.ts fails when the pinned code moves). The upstreamable change this
- * stands for: an `spfResult` option of authenticate().
+ * found (src/mail/auth-dns.ts runs SPF while the bytes arrive, on the answers the steps replay).
+ * With it, authenticate() does not evaluate SPF a second time on the same answers (146 µs of CPU
+ * an evaluation alone, on Node 24 here; authenticating an unsigned message took 363 µs in
+ * npm run bench:steps). mailauth/lib/mailauth.js takes `spf` from lib/spf when it loads and calls
+ * it with its copy of the options: lib/spf's export is wrapped here, before mailauth/lib/mailauth.js
+ * loads, to answer with that result when the options carry one (test/unit/mailauth-lean.test.ts
+ * fails when the pinned code moves). The upstreamable change this stands for: an `spfResult`
+ * option of authenticate().
  */
 export const EARLY_SPF = Symbol('ticket-mx early SPF result');
 
