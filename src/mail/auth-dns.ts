@@ -126,11 +126,17 @@ export const LATE_NEGATIVE_KEEP_MS = 5 * 60 * 1000;
 /** Late answers kept at most; the oldest goes first. */
 export const LATE_MAX = 10_000;
 
+/** `key` set to `value` as the newest entry of `map`, its oldest going first past `max`. */
+const setNewest = <K, V>(map: Map<K, V>, key: K, value: V, max: number): void => {
+  map.delete(key);
+  if (map.size >= max) map.delete(map.keys().next().value!);
+  map.set(key, value);
+};
+
 const keepLate = (question: string, outcome: RecordedAnswer): void => {
   if ('error' in outcome && outcome.error.code !== 'ENOTFOUND' && outcome.error.code !== 'ENODATA') return;
-  late.delete(question);
-  if (late.size >= LATE_MAX) late.delete(late.keys().next().value!);
-  late.set(question, { expires: Date.now() + ('error' in outcome ? LATE_NEGATIVE_KEEP_MS : LATE_KEEP_MS), outcome });
+  const expires = Date.now() + ('error' in outcome ? LATE_NEGATIVE_KEEP_MS : LATE_KEEP_MS);
+  setNewest(late, question, { expires, outcome }, LATE_MAX);
 };
 
 const lateOutcome = (question: string): RecordedAnswer | undefined => {
@@ -323,17 +329,20 @@ export class AuthDnsFetch {
       // kept only when every answer came before the recording ended
       const outcomes = asked.map((q) => this.outcomes.get(q));
       if (inputs === null || this.ended || outcomes.some((o) => !o) || asked.length > DMARC_ASKED_QUESTIONS_MAX) return;
-      keepDmarcAsked(
+      setNewest(
+        dmarcAsked,
         inputs,
-        asked.map((q, i) => [q, sameness(outcomes[i]!)]),
+        asked.map((q, i): [string, string] => [q, sameness(outcomes[i]!)]),
+        DMARC_ASKED_MAX,
       );
     };
     const inputs = dmarcInputs(verifier.headerFrom, verifier.fromFields, spfDomain, dkimDomains);
     // no Author Domain (none, several, malformed): DMARC asks nothing
     if (inputs === undefined) return;
-    const kept = inputs === null ? undefined : dmarcAsked.get(inputs);
+    if (inputs === null) return this.add(evaluate(null));
+    const kept = dmarcAsked.get(inputs);
     if (!kept) return this.add(evaluate(inputs));
-    keepDmarcAsked(inputs!, kept); // the newest again
+    setNewest(dmarcAsked, inputs, kept, DMARC_ASKED_MAX);
     // each kept question asked again; at the first answer that is not the one kept, DMARC is
     // evaluated (while the others are still on their way, so that what it asks now is recorded)
     let again: Promise<void> | undefined;
@@ -382,12 +391,6 @@ function dmarcInputs(
     return null;
   }
 }
-
-const keepDmarcAsked = (inputs: string, asked: [question: string, outcome: string][]): void => {
-  dmarcAsked.delete(inputs);
-  if (dmarcAsked.size >= DMARC_ASKED_MAX) dmarcAsked.delete(dmarcAsked.keys().next().value!);
-  dmarcAsked.set(inputs, asked);
-};
 
 /** Answers from a recording; a question it does not hold goes to `live`. */
 export function replayResolver(recording: DnsRecording, live: Resolver): Resolver {
