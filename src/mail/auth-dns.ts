@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { setNewest } from '../newest.js';
 import { bodyOffset } from './bytes.js';
 import { DKIM_MAX_SIGNATURES } from './dkim-limit.js';
 import { type Resolver, TIMED_OUT } from './dns.js';
@@ -125,13 +126,6 @@ export const LATE_KEEP_MS = 60 * 60 * 1000;
 export const LATE_NEGATIVE_KEEP_MS = 5 * 60 * 1000;
 /** Late answers kept at most; the oldest goes first. */
 export const LATE_MAX = 10_000;
-
-/** `key` set to `value` as the newest entry of `map`, its oldest going first past `max`. */
-const setNewest = <K, V>(map: Map<K, V>, key: K, value: V, max: number): void => {
-  map.delete(key);
-  if (map.size >= max) map.delete(map.keys().next().value!);
-  map.set(key, value);
-};
 
 const keepLate = (question: string, outcome: RecordedAnswer): void => {
   if ('error' in outcome && outcome.error.code !== 'ENOTFOUND' && outcome.error.code !== 'ENODATA') return;

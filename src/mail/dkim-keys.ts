@@ -16,6 +16,7 @@
 import crypto from 'node:crypto';
 import { promises as dns } from 'node:dns';
 import { createRequire } from 'node:module';
+import { setNewest } from '../newest.js';
 
 type Resolver = (name: string, rrtype: string) => Promise<unknown>;
 
@@ -96,8 +97,7 @@ function acrossMessages(inner: KeyCache): KeyCache {
     const known = rr ? keys.get(key) : undefined;
     if (known) {
       keyCacheStats.hits++;
-      keys.delete(key);
-      keys.set(key, known);
+      setNewest(keys, key, known, MAX_KEYS);
       return known;
     }
     keyCacheStats.misses++;
@@ -105,8 +105,7 @@ function acrossMessages(inner: KeyCache): KeyCache {
     const result = await tools.getPublicKey(type, name, minBitLength, async () => list, options);
     if (!rr || result.rr !== rr) return result;
     const kept = Object.freeze({ ...result, publicKey: keyObjectOf(result.publicKey) });
-    if (keys.size >= MAX_KEYS) keys.delete(keys.keys().next().value!);
-    keys.set(key, kept);
+    setNewest(keys, key, kept, MAX_KEYS);
     return kept;
   };
   return {

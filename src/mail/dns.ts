@@ -8,6 +8,7 @@
 // mailauth's `resolver` option expects) and leaves error codes untouched; deciding what a
 // failure means is left to mailauth and to `authorize()`.
 import { promises as dnsPromises } from 'node:dns';
+import { setNewest } from '../newest.js';
 
 /** `(name, rrtype) => answer`, like `dns.promises.resolve`. Rejects with the DNS error code. */
 // biome-ignore lint/suspicious/noExplicitAny: answers differ by record type, as for dns.promises.resolve
@@ -92,8 +93,7 @@ export const createResolver = ({
   const cache = new Map<string, { expires: number; answer?: unknown; error?: unknown }>();
   const keep = (key: string, entry: { answer?: unknown; error?: unknown }) => {
     if (!cacheSeconds) return;
-    if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
-    cache.set(key, { expires: now() + cacheSeconds * 1000, ...entry });
+    setNewest(cache, key, { expires: now() + cacheSeconds * 1000, ...entry }, cacheEntries);
   };
 
   return (name, rrtype) => {

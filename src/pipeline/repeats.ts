@@ -9,6 +9,7 @@
 // a person's). In memory, per process, as the per-IP limits: a restart forgets, the hourly cap holds.
 import crypto from 'node:crypto';
 import type { TicketMessageRow, UnroutedMessageRow } from '../db/queries.js';
+import { setNewest } from '../newest.js';
 import type { Analysis } from './types.js';
 
 type Stored = Extract<Analysis, { kind: 'store' }>;
@@ -49,10 +50,9 @@ export class RepeatedReplies {
 
   record(key: string): void {
     const times = this.seen.get(key) ?? [];
-    this.seen.delete(key); // re-inserted: the most recently used key goes last
     times.push(this.now());
-    this.seen.set(key, times.slice(-(REPEATS_ALLOWED + 1)));
-    while (this.seen.size > MAX_KEYS) this.seen.delete(this.seen.keys().next().value!);
+    // re-inserted: the most recently used key goes last
+    setNewest(this.seen, key, times.slice(-(REPEATS_ALLOWED + 1)), MAX_KEYS);
   }
 }
 
