@@ -44,7 +44,7 @@ async function main() {
   console.log(`ticket-mx memory: one pipeline worker, node ${process.version}, ${os.cpus().length} cores`);
   // idle connections: greeted and left silent, as a flood would
   {
-    const { pid, port, stop } = await startServer(url);
+    const { pid, port, stop } = await startServer(url, dataDir);
     const N = 2000;
     const before = kB(pid, 'VmRSS');
     resetPeak(pid);
@@ -76,7 +76,7 @@ async function main() {
   }
 
   for (const [i, mb] of [1, 5, 25].entries()) {
-    const { pid, port, stop } = await startServer(url);
+    const { pid, port, stop } = await startServer(url, dataDir);
     const message = attachmentMessage(mb * 2 ** 20 - 4096, i + 1);
     await settle();
     const base = kB(pid, 'VmRSS');
@@ -95,13 +95,21 @@ async function main() {
   await fs.rm(dataDir, { recursive: true, force: true });
 }
 
-/** A ticket-mx of its own, warmed by one small message through every step (and its worker started). */
-async function startServer(url: string): Promise<{ pid: number; port: number; stop(): Promise<void> }> {
+/**
+ * A ticket-mx of its own, warmed by one small message through every step (and its worker started).
+ * Its DATA_DIR is the run's temporary directory: the notifications it files (OUTBOUND_SMTP_URL unset)
+ * go there, not into the project's data/.
+ */
+async function startServer(
+  url: string,
+  dataDir: string,
+): Promise<{ pid: number; port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const server = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'ticket-mx.js'), 'serve'], {
     env: {
       ...process.env,
       DATABASE_URL: url,
+      DATA_DIR: dataDir,
       MAIL_DOMAINS: 'flamecrm.ru',
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: String(port),
