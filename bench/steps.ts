@@ -17,6 +17,7 @@ import { createResolver } from '../src/mail/dns.js';
 import { parseMessage } from '../src/mail/parse.js';
 import { replyOfParsed } from '../src/mail/reply-text/message.js';
 import { sanitizeHtml } from '../src/mail/sanitize.js';
+import { authDnsInput } from '../src/pipeline/pipeline.js';
 import { analyse, type PipelineWorld, sha256Of } from '../src/pipeline/steps.js';
 import { DEAR_SHAPES, dearMessage } from '../test/helpers/dear.js';
 import { publishDkimKey, startDnsServer } from '../test/helpers/dns-server.js';
@@ -187,12 +188,10 @@ async function main() {
     // the main thread's part before the steps (src/mail/auth-dns.ts): SPF and the lookups the
     // header calls for, recorded for the steps' replay
     await step('dns', (i) =>
-      new AuthDnsFetch(resolver, {
-        ip: envelope.clientIp,
-        helo: envelope.helo!,
-        mailFrom: envelope.mailFrom!,
-        mta: config.smtpHostname,
-      }).record(messages[i]!, performance.now() + 5_000),
+      new AuthDnsFetch(resolver, authDnsInput(envelope, config.smtpHostname)).record(
+        messages[i]!,
+        performance.now() + 5_000,
+      ),
     );
     await step('parse', (i) => parseMessage(messages[i]!));
     await step('authenticate', (i) =>

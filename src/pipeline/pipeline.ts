@@ -6,7 +6,7 @@
 import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
 import type { Pool } from '../db/pool.js';
-import { AuthDnsFetch, replayResolver } from '../mail/auth-dns.js';
+import { AuthDnsFetch, type AuthDnsInput, replayResolver } from '../mail/auth-dns.js';
 import type { Resolver } from '../mail/dns.js';
 import { deliver } from './deliver.js';
 import { type MessageShape, runsInline } from './inline.js';
@@ -82,12 +82,7 @@ export class Pipeline {
    * once, the rest when `record()` gets the bytes. Its recording goes in `input.dns`.
    */
   authDns(envelope: Envelope): AuthDnsFetch {
-    return new AuthDnsFetch(this.options.resolver, {
-      ip: envelope.clientIp,
-      helo: envelope.helo ?? '',
-      mailFrom: envelope.mailFrom ?? '',
-      mta: this.options.settings.smtpHostname,
-    });
+    return new AuthDnsFetch(this.options.resolver, authDnsInput(envelope, this.options.settings.smtpHostname));
   }
 
   private async analyseHere(input: PipelineInput): Promise<Analysed> {
@@ -106,3 +101,11 @@ export class Pipeline {
     return this.closed;
   }
 }
+
+/** What the DNS of a message's authentication starts from: its envelope, and our host name (`mta`). */
+export const authDnsInput = (envelope: Envelope, mta: string): AuthDnsInput => ({
+  ip: envelope.clientIp,
+  helo: envelope.helo ?? '',
+  mailFrom: envelope.mailFrom ?? '',
+  mta,
+});
