@@ -9,7 +9,7 @@ import type { Pool } from '../db/pool.js';
 import { AuthDnsFetch, type AuthDnsInput, replayResolver } from '../mail/auth-dns.js';
 import type { Resolver } from '../mail/dns.js';
 import { deliver } from './deliver.js';
-import { type MessageShape, runsInline } from './inline.js';
+import { type MessageShape, NotInline, runsInline } from './inline.js';
 import type { Analysed, PipelinePool } from './pool.js';
 import { RepeatedReplies, setAsideRepeats } from './repeats.js';
 import { analyse, type PipelineInput, type PipelineSettings, type PipelineWorld, sha256Of } from './steps.js';
@@ -54,11 +54,10 @@ export class Pipeline {
     waitUntil?: number,
   ): Promise<Outcome> {
     const { settings } = this.options;
-    const inline = runsInline(shape, settings.pipelineInlineMaxBytes);
-    const { analysis, raw, sha256 } = inline
-      ? await this.analyseHere(input)
-      : await this.options.workers.analyse(input, signal, waitUntil);
-    analysis.facts.path = inline ? 'inline' : 'worker';
+    // a message whose decoded body is past the inline bounds comes back from analyseHere as null
+    const here = runsInline(shape, settings.pipelineInlineMaxBytes) ? await this.analyseHere(input) : null;
+    const { analysis, raw, sha256 } = here ?? (await this.options.workers.analyse(input, signal, waitUntil));
+    analysis.facts.path = here ? 'inline' : 'worker';
     if (analysis.kind !== 'store') return analysis;
     const { db: pool, commits } = this.options;
     // both loop breakers are TICKET_MAX_MESSAGES_PER_HOUR's: 0 turns the repeated-text one off too
@@ -85,12 +84,18 @@ export class Pipeline {
     return new AuthDnsFetch(this.options.resolver, authDnsInput(envelope, this.options.settings.smtpHostname));
   }
 
-  private async analyseHere(input: PipelineInput): Promise<Analysed> {
+  /** The steps on this thread; null when the decoded body turns out too dear for it (NotInline). */
+  private async analyseHere(input: PipelineInput): Promise<Analysed | null> {
     const world = input.dns
       ? { ...this.world, resolver: replayResolver(input.dns, this.options.resolver) }
       : this.world;
-    const analysis = await analyse(input, world, this.options.settings);
-    return { analysis, raw: input.raw, sha256: sha256Of(input.raw) };
+    try {
+      const analysis = await analyse(input, world, this.options.settings, { inline: true });
+      return { analysis, raw: input.raw, sha256: sha256Of(input.raw) };
+    } catch (err) {
+      if (err instanceof NotInline) return null;
+      throw err;
+    }
   }
 
   private closed: Promise<void> | null = null;

@@ -30,6 +30,7 @@ import { sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
 import { notificationsFor, notifyRules } from '../outbox/notify.js';
+import { decodedFitsInline, NotInline } from './inline.js';
 import type { Analysis, Facts, MessageRows, Route } from './types.js';
 
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
@@ -97,10 +98,15 @@ export interface PipelineInput {
   spf?: SpfResult;
 }
 
+/**
+ * `inline`: the message runs on the main thread (src/pipeline/inline.ts); past the inline bounds once
+ * decoded, it is given up with NotInline right after the parse, for a worker to process.
+ */
 export async function analyse(
   input: PipelineInput,
   world: PipelineWorld,
   settings: PipelineSettings,
+  options: { inline?: boolean } = {},
 ): Promise<Analysis> {
   const { raw, envelope, routes } = input;
   const facts: Facts = { network: input.network };
@@ -117,6 +123,7 @@ export async function analyse(
   const whole = raw.length <= WHOLE_PARSE_BYTES ? await parseMessage(raw).catch(unparseable) : null;
   const header = whole ?? (await parseHeader(raw, bodyOffset(raw)).catch(unparseable));
   if (!header) return undecodable(failure, facts, settings);
+  if (options.inline && whole && !decodedFitsInline(whole.text, whole.html)) throw new NotInline();
   facts.messageId = header.messageId;
   facts.from = header.from[0]?.address;
   const key = idempotencyKey(raw, header);

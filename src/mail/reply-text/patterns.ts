@@ -505,12 +505,24 @@ const FIELD_LINE = new RegExp(
 export function headerField(line: string): { field: Field; value: string } | null {
   if (line.length > MAX_MARKER_LENGTH * 4) return null;
   // a field name is short: its colon comes early
-  if (!/[:：]/.test(line.slice(0, 40))) return null;
+  const colon = line.slice(0, 40).search(/[:：]/);
+  if (colon < 0) return null;
+  // and what stands before it, FIELD_LINE's decoration aside, is a name: looked up before FIELD_LINE
+  // is run, whose alternation of every language's names cost 2-4 µs on each line ending with a colon
+  // (15,000 such lines of a base64 body held the main thread 127 ms: attack run 5)
+  const name = line.slice(0, colon).replace(LEADING_DECORATION, '').replace(TRAILING_DECORATION, '');
+  if (!FIELD_NAMES.has(fieldKey(name))) return null;
   const m = FIELD_LINE.exec(line);
   if (!m) return null;
-  const field = FIELD_NAMES.get(m[1]!.toLowerCase().replace(/\s+/g, ' '));
+  const field = FIELD_NAMES.get(fieldKey(m[1]!));
   return field ? { field, value: m[2]!.trim() } : null;
 }
+
+/** What FIELD_LINE allows around a name before its colon. */
+const LEADING_DECORATION = /^\s*[*_]{0,2}/;
+const TRAILING_DECORATION = /[*_]{0,2}\s*$/;
+/** A field name as FIELD_NAMES holds it: lower case, one space between its words. */
+const fieldKey = (name: string): string => name.toLowerCase().replace(/\s+/g, ' ');
 
 /**
  * A header block's From value as clients write it: an address, or a name ("Anna Berg", "FlameCRM",

@@ -150,6 +150,8 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
       initials.has(initialsOf(at(i).text) ?? ''),
   );
   const bracket = once(n, (i) => trimmed[i]!.includes('<') || trimmed[i]!.includes('>'));
+  /** The line's header field: read by the blocks and runs looked for from each of the lines above it. */
+  const fieldAt = memo(n, (i) => headerField(at(i).text));
   const mayEnd = once(n, (i) => mayEndWrapped(trimmed[i]!));
   /** "Text.\nOn … wrote:" is a sentence followed by an attribution, not one wrapped line. */
   const attributionOfItsOwn = once(
@@ -253,15 +255,15 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
    * fields may stand one blank line apart (1C-Bitrix and Outlook lay them out as paragraphs).
    */
   const headerBlockAt = (i: number): boolean => {
-    const first = headerField(at(i).text);
+    const first = fieldAt(i);
     if (!first) return false;
     const fields = new Map<Field, string>([[first.field, first.value]]);
     for (let j = i + 1; j < n && j <= i + MAX_HEADER_BLOCK_LINES; j++) {
       if (blank(j)) {
-        if (j + 1 < n && !blank(j + 1) && headerField(at(j + 1).text)) continue;
+        if (j + 1 < n && !blank(j + 1) && fieldAt(j + 1)) continue;
         break;
       }
-      const f = headerField(at(j).text);
+      const f = fieldAt(j);
       if (!f) continue; // a wrapped value
       if (!fields.has(f.field)) fields.set(f.field, f.value);
     }
@@ -295,7 +297,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
     let mail = false;
     for (let j = i; j < n && j < i + MAX_HEADER_BLOCK_LINES; j++) {
       if (at(j).origin !== at(i).origin) break;
-      const f = headerField(at(j).text);
+      const f = fieldAt(j);
       if (!f || f.value === '' || seen.has(f.field)) break;
       seen.add(f.field);
       mail ||=
@@ -424,6 +426,19 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
 }
 
 /** `test` of each line index below `n`, asked at most once for each. */
+/** `find` of each line, found once (null included). */
+function memo<T>(n: number, find: (i: number) => T): (i: number) => T {
+  const known = new Array<T>(n);
+  const asked = new Uint8Array(n);
+  return (i) => {
+    if (!asked[i]) {
+      known[i] = find(i);
+      asked[i] = 1;
+    }
+    return known[i]!;
+  };
+}
+
 function once(n: number, test: (i: number) => boolean): (i: number) => boolean {
   const known = new Int8Array(n); // 0: not asked yet, 1: true, -1: false
   return (i) => {
