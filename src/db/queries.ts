@@ -282,8 +282,7 @@ export async function storeMessages(
     offset += bytes.length;
     return [offset - bytes.length, bytes.length];
   };
-  const textPart = (s: string | null): [number, number] | null =>
-    s === null ? null : part(Buffer.from(wellFormed(s)));
+  const textPart = (s: string | null): [number, number] | null => (s === null ? null : part(textBytes(s)));
   const entries = messages.map((m) => ({
     sha256: m.sha256.toString('hex'),
     at: part(m.bytes),
@@ -515,6 +514,20 @@ const NUL = /\u0000/g;
 export const wellFormed = (s: string): string => {
   const text = s.includes('\u0000') ? s.replace(NUL, '') : s;
   return text.isWellFormed() ? text : text.toWellFormed();
+};
+/**
+ * A long text as UTF-8 that PostgreSQL text can hold, made on the bytes: Buffer.from writes a lone
+ * surrogate as U+FFFD (what toWellFormed gives), and NUL is the only character whose UTF-8 holds a
+ * zero byte, so dropping the zero bytes drops the NULs. On the string, removing the NULs of a 20 MB
+ * body of "a\0" pairs held the main thread 0.7-1.1 s and took it 320 MB more than a body of "a\x01"
+ * pairs (attack run 5); on the bytes, one pass of a few tens of ms, in place.
+ */
+export const textBytes = (s: string): Buffer => {
+  const bytes = Buffer.from(s);
+  let w = bytes.indexOf(0);
+  if (w < 0) return bytes;
+  for (let r = w + 1; r < bytes.length; r++) if (bytes[r] !== 0) bytes[w++] = bytes[r]!;
+  return bytes.subarray(0, w);
 };
 const wellFormedValue = (_key: string, value: unknown) => (typeof value === 'string' ? wellFormed(value) : value);
 // JSON.stringify writes NUL as \u0000 and a lone surrogate as \udXXX (a pair stays raw UTF-16).

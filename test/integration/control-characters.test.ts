@@ -102,4 +102,32 @@ describe('a body of control characters', () => {
     expect(rows[0]!.full_text.length).toBeGreaterThan(19 * MiB);
     expect(rise).toBeLessThan(MAX_RISE_PER_BYTE * size);
   }, 120_000);
+
+  it('20 MB of "a" and NUL is stored without the NULs, at no dearer a multiple (attack run 5)', async () => {
+    // PostgreSQL text holds no NUL: removed from the texts (the raw bytes keep them), on their bytes
+    const line = `${'a\u0000'.repeat(38)}\r\n`;
+    const body = line.repeat(Math.floor((20 * MiB) / line.length));
+    const message = buildMessage({ to: TO, messageId: '<nul-20@x>', body });
+    const size = Buffer.byteLength(message);
+    const pid = serve.child.pid!;
+    await settle();
+    const base = kB(pid, 'VmRSS');
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    const r = await deliver(port, { from: 'ivan@flamecrm.ru', to: [TO], message });
+    const rise = kB(pid, 'VmHWM') - base;
+    console.log(
+      `NUL, ${(size / MiB).toFixed(1)} MB: peak RSS +${(rise / MiB).toFixed(0)} MB over ${(base / MiB).toFixed(0)} MB, ` +
+        `${(rise / size).toFixed(1)} x its size`,
+    );
+    expect(r.short).toBe('250 2.0.0');
+    const { rows } = await db.pool.query<{ bytes: Buffer; head: string; length: number }>(
+      `select r.bytes, left(m.full_text, 76) as head, length(m.full_text) as length
+         from ticket_messages m join raw_messages r on r.id = m.raw_message_id where m.message_id = '<nul-20@x>'`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.bytes.equals(Buffer.from(message))).toBe(true);
+    expect(rows[0]!.head).toBe(`${'a'.repeat(38)}\n${'a'.repeat(37)}`);
+    expect(rows[0]!.length).toBeGreaterThan(9 * MiB);
+    expect(rise).toBeLessThan(MAX_RISE_PER_BYTE * size);
+  }, 120_000);
 });
