@@ -2,10 +2,10 @@
 // what never counts, and the hour it remembers.
 import { describe, expect, it } from 'vitest';
 import type { TicketMessageRow } from '../../src/db/queries.js';
-import { REPEAT_WINDOW_MS, RepeatedReplies } from '../../src/pipeline/repeats.js';
+import { REPEAT_WINDOW_MS, REPEATS_ALLOWED, RepeatedReplies } from '../../src/pipeline/repeats.js';
 
-const row = (replyText: string, ticketId = 'TKT-1', authorAddress = 'a@example.ru') =>
-  ({ ticketId, authorAddress, replyText }) as TicketMessageRow;
+const row = (replyText: string, ticketId = 'TKT-1', authorAddress = 'a@example.ru', authVerdict = 'AUTH_ACCEPTED') =>
+  ({ ticketId, authorAddress, replyText, authVerdict }) as TicketMessageRow;
 const LONG =
   'Thank you for your message. Request 4521 is registered, an engineer of ours will answer within 2 business days.';
 
@@ -18,6 +18,19 @@ describe('RepeatedReplies', () => {
     expect(r.keyOf(row(LONG, 'TKT-2'), 0)).not.toBe(key);
     expect(r.keyOf(row(LONG, 'TKT-1', 'b@example.ru'), 0)).not.toBe(key);
     expect(r.keyOf(row(`${LONG} Best regards`), 0)).not.toBe(key);
+  });
+
+  it("counts mail that does not authenticate its author apart from the author's own (attack run 5)", () => {
+    const r = new RepeatedReplies();
+    const forged = r.keyOf(row(LONG, 'TKT-1', 'ivan@flamecrm.ru', 'AUTH_UNAUTHENTICATED'), 0)!;
+    r.record(forged);
+    r.record(forged);
+    expect(r.count(forged)).toBe(REPEATS_ALLOWED);
+    const real = r.keyOf(row(LONG, 'TKT-1', 'ivan@flamecrm.ru'), 0)!;
+    expect(real).not.toBe(forged);
+    expect(r.count(real)).toBe(0);
+    // and every verdict short of AUTH_ACCEPTED is one count, as the hourly cap's
+    expect(r.keyOf(row(LONG, 'TKT-1', 'ivan@flamecrm.ru', 'AUTH_NOT_BOUND'), 0)).toBe(forged);
   });
 
   it('a short text, or a message with attachments, never counts', () => {
