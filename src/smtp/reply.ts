@@ -13,6 +13,18 @@ export interface CatalogueEntry {
 
 export const CATALOGUE = {
   MAIL_FROM_ACCEPTED: { code: 250, enhanced: '2.1.0', when: 'MAIL FROM accepted (null sender <> included)' },
+  MAIL_PARAMETER_UNKNOWN: {
+    code: 555,
+    enhanced: '5.5.4',
+    when:
+      "MAIL FROM with a parameter of no extension we advertise (we take SIZE, 8BITMIME's BODY and SMTPUTF8; " +
+      "not DSN's RET and ENVID: DSN is not advertised)",
+  },
+  RCPT_PARAMETER_UNKNOWN: {
+    code: 555,
+    enhanced: '5.5.4',
+    when: "RCPT TO with a parameter: no extension we advertise has one (DSN's NOTIFY and ORCPT neither)",
+  },
   RCPT_TICKET: { code: 250, enhanced: '2.1.5', when: 'recipient is support+TKT-…@ of a known ticket' },
   RCPT_SUPPORT: {
     code: 250,
@@ -286,6 +298,10 @@ export class SmtpReply {
 export const reply = {
   // smtp-server writes the text of a successful MAIL FROM / RCPT TO itself ("Accepted")
   mailFromAccepted: () => new SmtpReply('MAIL_FROM_ACCEPTED', 'Accepted'),
+  mailParameterUnknown: (name: string) =>
+    new SmtpReply('MAIL_PARAMETER_UNKNOWN', `MAIL FROM parameter ${quote(name)} not recognized or not implemented`),
+  rcptParameterUnknown: (name: string) =>
+    new SmtpReply('RCPT_PARAMETER_UNKNOWN', `RCPT TO parameter ${quote(name)} not recognized or not implemented`),
   ticketRecipient: () => new SmtpReply('RCPT_TICKET', 'Accepted'),
   postmaster: () => new SmtpReply('RCPT_POSTMASTER', 'Accepted'),
   support: () => new SmtpReply('RCPT_SUPPORT', 'Accepted'),

@@ -112,6 +112,38 @@ describe('RCPT TO decides each recipient before any data', () => {
     ]);
   });
 
+  it('takes the parameters of the extensions it advertises, and refuses any other with 555 5.5.4 (attack run 5)', async () => {
+    expect(
+      await dialogue([
+        'MAIL FROM:<ivan@example.ru> SIZE=1000 BODY=8BITMIME SMTPUTF8',
+        'RCPT TO:<support+TKT-1001@flamecrm.ru>',
+        'RSET',
+        'MAIL FROM:<ivan@example.ru> FOO=bar',
+        'MAIL FROM:<ivan@example.ru> RET=HDRS ENVID=x1',
+        'MAIL FROM:<ivan@example.ru>',
+        'RCPT TO:<support+TKT-1001@flamecrm.ru> NOTIFY=NEVER',
+        'RCPT TO:<support+TKT-1001@flamecrm.ru> ORCPT=rfc822;a@b.ru',
+        'RCPT TO:<support+TKT-1001@flamecrm.ru>',
+      ]),
+    ).toEqual([
+      '250 2.1.0',
+      '250 2.1.5',
+      '250 2.0.0',
+      '555 5.5.4',
+      '555 5.5.4',
+      '250 2.1.0',
+      '555 5.5.4',
+      '555 5.5.4',
+      '250 2.1.5',
+    ]);
+    expect(server.logsWithCode('MAIL_PARAMETER_UNKNOWN').at(-1)).toMatchObject({
+      reply: expect.stringContaining('RET'),
+    });
+    expect(server.logsWithCode('RCPT_PARAMETER_UNKNOWN').at(-1)).toMatchObject({
+      reply: expect.stringContaining('ORCPT'),
+    });
+  });
+
   it('limits recipients per transaction', async () => {
     // five distinct recipients are allowed (SMTP_MAX_RECIPIENTS=5), the sixth is not
     const distinct = ['1001', '1002', '1003']

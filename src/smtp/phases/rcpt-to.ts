@@ -9,9 +9,20 @@ import { findReferenced } from '../../mail/ticket-id.js';
 import { isClosed } from '../../mail/ticket-status.js';
 import { logDecision, type Route, type SmtpContext } from '../context.js';
 import { reply, type SmtpReply } from '../reply.js';
+import { unknownParameter } from './mail-from.js';
+
+/** No extension the EHLO reply advertises gives RCPT TO a parameter (DSN, whose NOTIFY and ORCPT are, is hidden). */
+const RCPT_PARAMETERS: ReadonlySet<string> = new Set();
 
 export function onRcptTo(ctx: SmtpContext) {
   return (address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
+    const unknown = unknownParameter(address, RCPT_PARAMETERS);
+    if (unknown !== undefined) {
+      const answer = reply.rcptParameterUnknown(unknown);
+      logDecision(ctx, session, answer, { rcpt: address.address });
+      callback(answer.toError());
+      return;
+    }
     const started = performance.now();
     decide(ctx, address, session).then(
       ({ answer, ticket, err, repeat }) => {
