@@ -21,6 +21,7 @@ interface ConnectionInternals {
   session: unknown;
   name: string;
   _closing?: boolean;
+  _closed?: boolean;
   __errors?: number;
   __delayUntil?: number;
 }
@@ -85,6 +86,10 @@ if (!proto.__ticketMx) {
     const ours = typeof data === 'string' && ENHANCED.test(data);
     const enhanced = ours ? '' : this._getEnhancedStatusCode(code, context);
     if (typeof data === 'string') data = fitReplyLine(`${code}${enhanced ? ` ${enhanced}` : ''}`, data);
+    // a connection already closing (after a 421) sends nothing more: smtp-server still answers the
+    // DATA its close cut short ("450 Connection closed before the message was received in full"),
+    // which no client hears and which is no refusal to log (attack run 5)
+    if (this._closing || this._closed) return send.call(this, code, data, ours ? false : context);
     if (!ours && code >= 400 && options.onProtocolRefusal)
       options.onProtocolRefusal(this.session, `${code}${enhanced ? ` ${enhanced}` : ''} ${String(data ?? '')}`.trim());
     send.call(this, code, data, ours ? false : context);

@@ -253,7 +253,9 @@ export const CATALOGUE = {
   SMTP_SHUTTING_DOWN: {
     code: 421,
     enhanced: '4.3.2',
-    when: 'we are stopping: an idle session at once, a session in DATA right after the reply to its message',
+    when:
+      'we are stopping: an idle session at once, a session in DATA right after the reply to its message, one still ' +
+      'sending its message when the wait (HOOK_TIMEOUT_MS + 5 s) is over then',
   },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -187,7 +187,8 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     // RFC 5321 allows 512 octets; extensions and SMTPUTF8 addresses need more, 2048 as Postfix
     maxCommandLength: 2048,
     socketTimeout: config.socketTimeoutMs,
-    closeTimeout: config.hookTimeoutMs + 5_000,
+    // ours (closeWaitMs below) comes first: smtp-server's own 421 is for what is left a second later
+    closeTimeout: closeWaitMs(config) + 1_000,
     useProxy: config.proxyProtocol,
     disableReverseLookup: true,
     hideENHANCEDSTATUSCODES: false,
@@ -258,7 +259,7 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     });
   });
   const port = (server.server.address() as AddressInfo).port;
-  const closeTimeout = options.closeTimeout ?? 30_000;
+  const closeTimeout = closeWaitMs(config);
   return {
     server,
     port,
@@ -269,7 +270,15 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
         const started = Date.now();
         // smtp-server stops listening, drops sockets still in a PROXY or TLS handshake, and after
         // closeTimeout says 421 to whatever is left
+        // a session still in DATA past the wait (a client dripping its bytes) is told 421 4.3.2 as the
+        // idle ones were, and logged so; smtp-server's own "421 4.4.2 Server shutting down" came with
+        // no line of ours (attack run 5)
+        const cut = setTimeout(() => {
+          for (const c of connections()) goodbye(c);
+        }, closeTimeout);
+        cut.unref();
         server.close(() => {
+          clearTimeout(cut);
           log.info({ code: 'SMTP_CLOSED', waitedMs: Date.now() - started }, 'SMTP server closed');
           // the messages in DATA are answered: their workers may go
           ctx.pipeline.close().then(resolve, resolve);
@@ -288,3 +297,6 @@ export async function startSmtpServer(deps: SmtpDeps): Promise<RunningSmtp> {
     },
   };
 }
+
+/** How long a stop waits for the messages in DATA: one deadline of theirs (HOOK_TIMEOUT_MS), and 5 s for the reply. */
+const closeWaitMs = (config: Pick<Config, 'hookTimeoutMs'>): number => config.hookTimeoutMs + 5_000;

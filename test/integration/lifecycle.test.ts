@@ -181,6 +181,39 @@ describe('signals', () => {
     }
   }, 120_000);
 
+  it('a session still sending its DATA when the wait is over gets 421 4.3.2 and its line, like the idle ones (attack run 5)', async () => {
+    const db = await createTestDatabase();
+    // the wait is HOOK_TIMEOUT_MS + 5 s
+    const server = await startTestServer(db.url, {
+      HOOK_TIMEOUT_MS: '2000',
+      AUTH_DNS_BUDGET_MS: '300',
+      PIPELINE_QUEUE_TIMEOUT_MS: '300',
+      PIPELINE_CPU_LIMIT_MS: '300',
+    });
+    try {
+      await insertTestTicket(db.pool, 'TKT-1');
+      const drip = await SmtpClient.connect(server.port);
+      await drip.command('EHLO drip.example');
+      await drip.command('MAIL FROM:<ivan@flamecrm.ru>');
+      await drip.command('RCPT TO:<support+TKT-1@flamecrm.ru>');
+      expect((await drip.command('DATA')).short).toBe('354');
+      drip.write('From: ivan@flamecrm.ru\r\nSubject: slow\r\n\r\nline one\r\n');
+      const closed = server.service.close();
+      const t0 = Date.now();
+      const goodbye = await drip.next();
+      expect(goodbye.short).toBe('421 4.3.2');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(6_000);
+      await closed;
+      const cid = server.logsWithCode('SMTP_SHUTTING_DOWN').at(-1)?.cid;
+      expect(cid).toBeDefined();
+      // nothing of smtp-server's own (421 4.4.2, the 450 for the DATA its close cut short)
+      expect(server.logs.filter((l) => l.cid === cid && l.code === 'SMTP_PROTOCOL_REFUSED')).toEqual([]);
+    } finally {
+      await server.close();
+      await db.drop();
+    }
+  }, 30_000);
+
   it('at shutdown idle sessions get 421 4.3.2 at once; only DATA in flight is waited for', async () => {
     const db = await createTestDatabase();
     const server = await startTestServer(db.url, { HOOK_TIMEOUT_MS: '20000' });
