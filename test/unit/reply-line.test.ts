@@ -63,6 +63,9 @@ const CLIENT_VALUED: Record<string, (v: string) => SmtpReply> = {
   // the staff domain is ours (STAFF_SENDERS); what passed (a d= or a MAIL FROM under it) is the client's
   staffSubdomain: (v) => reply.authRejected(authReplies.staffSubdomain('flamecrm.ru', v)),
   mimeUnsigned: (v) => reply.authRejected(authReplies.mimeUnsigned(v, 'Content-Type')),
+  // the name of a parameter the client sent (smtp-server upper-cases it)
+  mailParameterUnknown: (v) => reply.mailParameterUnknown(v),
+  rcptParameterUnknown: (v) => reply.rcptParameterUnknown(v),
 };
 const OURS = new Set([
   'attachmentsLimit',
