@@ -60,6 +60,9 @@ export const INLINE_SHAPE = Object.freeze({
   colonLines: 100,
 });
 
+/** What the reply text's rules may read of a message on the main thread (src/mail/reply-text/index.ts ReplyInput.bound). */
+export const INLINE_LINE_BOUND = Object.freeze({ lines: INLINE_SHAPE.lines, colonLines: INLINE_SHAPE.colonLines });
+
 export function runsInline(shape: MessageShape | undefined, maxBytes: number): boolean {
   return (
     !!shape &&
@@ -78,8 +81,10 @@ export function runsInline(shape: MessageShape | undefined, maxBytes: number): b
  * line-ending colons the DATA phase counted encoded (a base64 text/html of 15,000 "a:" lines in a
  * <pre>, 63 KB, counted as 820 lines, 10 tags and no colons, held the main thread 190 ms: attack
  * run 5), and colons that a space the byte count does not know follows ("a:\u00a0", "a:\u200b").
- * Counted again on the decoded text and HTML, before the steps that read them line by line; past
- * the same bounds the message goes to a worker (NotInline).
+ * Counted again on the decoded text and HTML right after the parse, before authentication; past
+ * the same bounds the message goes to a worker (NotInline). A cheap first look: what the reply text's
+ * rules will read is bounded exactly on its lines (INLINE_LINE_BOUND), however they were made
+ * ("&#10;" in a <pre>, <br>), once they are made.
  */
 export function decodedFitsInline(text: string, html: string | null): boolean {
   if (lineBreaks(text) > INLINE_SHAPE.lines || colonEnded(text) > INLINE_SHAPE.colonLines) return false;
@@ -102,7 +107,8 @@ const count = (s: string, char: string): number => {
   for (let p = s.indexOf(char); p >= 0; p = s.indexOf(char, p + 1)) n++;
   return n;
 };
-const lineBreaks = (s: string): number => count(s, '\n');
+/** Line breaks as the reply text reads them: LF, CR LF, and a CR alone. */
+const lineBreaks = (s: string): number => count(s, '\n') + count(s, '\r') - count(s, '\r\n');
 
 /**
  * Colons (":" or "：") that only white space, invisible characters, entities ("&nbsp;") or a tag

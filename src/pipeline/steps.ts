@@ -25,12 +25,13 @@ import {
   TooManyParts,
   UnparseableMessage,
 } from '../mail/parse.js';
+import { type LineBound, PastLineBound } from '../mail/reply-text/index.js';
 import { bodyText, replyOfParsed } from '../mail/reply-text/message.js';
 import { sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
 import { notificationsFor, notifyRules } from '../outbox/notify.js';
-import { decodedFitsInline, NotInline } from './inline.js';
+import { decodedFitsInline, INLINE_LINE_BOUND, NotInline } from './inline.js';
 import type { Analysis, Facts, MessageRows, Route } from './types.js';
 
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
@@ -100,7 +101,8 @@ export interface PipelineInput {
 
 /**
  * `inline`: the message runs on the main thread (src/pipeline/inline.ts); past the inline bounds once
- * decoded, it is given up with NotInline right after the parse, for a worker to process.
+ * decoded (right after the parse), or past them in the lines its reply text is read from (before the
+ * rules read one), it is given up with NotInline, for a worker to process.
  */
 export async function analyse(
   input: PipelineInput,
@@ -249,7 +251,7 @@ export async function analyse(
     maxTotalBytes: settings.attachmentMaxBytes,
   });
   if (!limits.ok) return { kind: 'attachments-limit', why: limits.reason, facts };
-  const body = bodyOf(parsed, text, facts);
+  const body = bodyOfHere(parsed, text, facts, options.inline === true);
   const ticketMessages = ticketRoutes.map((route, i) =>
     ticketMessageRow(route, parsed, body, key, envelope, auth, decisions[i]!),
   );
@@ -369,9 +371,20 @@ interface Body {
   html: string | null;
 }
 
+/** bodyOf, within the main thread's bound of lines when it runs there: past it, NotInline. */
+function bodyOfHere(parsed: ParsedMessage, fullText: string, facts: Facts, inline: boolean): Body {
+  if (!inline) return bodyOf(parsed, fullText, facts);
+  try {
+    return bodyOf(parsed, fullText, facts, INLINE_LINE_BOUND);
+  } catch (err) {
+    if (err instanceof PastLineBound) throw new NotInline(err.message);
+    throw err;
+  }
+}
+
 /** What the ticket shows (the answer), and everything else kept beside it. */
-function bodyOf(parsed: ParsedMessage, fullText: string, facts: Facts): Body {
-  const extracted = replyOfParsed(parsed, fullText);
+function bodyOf(parsed: ParsedMessage, fullText: string, facts: Facts, bound?: LineBound): Body {
+  const extracted = replyOfParsed(parsed, fullText, bound);
   if (extracted.inputCut) facts.replyInputCut = true;
   return {
     replyText: extracted.reply,

@@ -167,6 +167,22 @@ describe('which messages run on the main thread', () => {
       () => htmlMessage('a:&nbsp;<br>'.repeat(INLINE_SHAPE.colonLines + 1)),
       'worker',
     ],
+    // counted on the lines the reply text reads, whatever made them (attack run 5, second pass)
+    [
+      `more than ${INLINE_SHAPE.colonLines} lines ending with a colon in a <pre> by "&#10;"`,
+      () => htmlMessage(`<pre>${'a:&#10;'.repeat(INLINE_SHAPE.colonLines + 1)}</pre>`),
+      'worker',
+    ],
+    [
+      `more than ${INLINE_SHAPE.lines} lines by a lone CR in a base64 body`,
+      () => base64Message('text/plain', `Answer\r\r${'<\r'.repeat(INLINE_SHAPE.lines + 1)}`),
+      'worker',
+    ],
+    [
+      `more than ${INLINE_SHAPE.lines} lines by <br>, under ${INLINE_SHAPE.tags} tags`,
+      () => htmlMessage('From: a<br>'.repeat(INLINE_SHAPE.lines + 1)),
+      'worker',
+    ],
   ])('%s', async (_name, make, path) => {
     const r = await send(inline, INLINE, await signed(make()));
     expect(r).toMatchObject({ reply: '250 2.0.0', path });

@@ -3,7 +3,7 @@
 // and `ticket-mx reprocess`, so that all three see the same text, bounded the same way.
 import { htmlToText } from '../html/text.js';
 import { type ParsedMessage, parseMessage } from '../parse.js';
-import { extractReply, type ReplyText } from './index.js';
+import { extractReply, type LineBound, type ReplyText } from './index.js';
 
 /** The text part; for a message with only HTML, the text of its HTML (mailparser's conversion is off: parse.ts). */
 export function bodyText(parsed: Pick<ParsedMessage, 'text' | 'html'>): string {
@@ -38,11 +38,12 @@ function cutBefore(s: string, max: number, boundary: string): string {
 export function replyOfParsed(
   parsed: Pick<ParsedMessage, 'text' | 'html' | 'subject'>,
   text: string = bodyText(parsed),
+  bound?: LineBound,
 ): ReplyText & { inputCut: boolean } {
   const cutText = cutBefore(text, REPLY_INPUT_MAX_CHARS, '\n');
   const html = parsed.html === null ? null : cutBefore(parsed.html, REPLY_INPUT_MAX_CHARS, '<');
   const inputCut = cutText !== text || html !== parsed.html;
-  return { ...extractReply({ text: cutText, html, subject: parsed.subject }), inputCut };
+  return { ...extractReply({ text: cutText, html, subject: parsed.subject, ...(bound ? { bound } : {}) }), inputCut };
 }
 
 /** Parses raw bytes (mailparser may refuse them: UnparseableMessage) and extracts the reply. */
