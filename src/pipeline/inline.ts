@@ -97,7 +97,7 @@ export function decodedFitsInline(text: string, html: string | null): boolean {
   );
 }
 
-/** The decoded body turned out past the inline bounds (decodedFitsInline): a worker processes it. */
+/** The decoded body (decodedFitsInline) or the reply text's lines (INLINE_LINE_BOUND) turned out past the inline bounds: a worker processes it. */
 export class NotInline extends Error {
   override name = 'NotInline';
 }

@@ -425,8 +425,7 @@ export function splitReply(source: Line[], options: { forwardSubject?: boolean }
   };
 }
 
-/** `test` of each line index below `n`, asked at most once for each. */
-/** `find` of each line, found once (null included). */
+/** `find` of each line index below `n`, found at most once for each (null included). */
 function memo<T>(n: number, find: (i: number) => T): (i: number) => T {
   const known = new Array<T>(n);
   const asked = new Uint8Array(n);
@@ -439,6 +438,7 @@ function memo<T>(n: number, find: (i: number) => T): (i: number) => T {
   };
 }
 
+/** `test` of each line index below `n`, asked at most once for each. */
 function once(n: number, test: (i: number) => boolean): (i: number) => boolean {
   const known = new Int8Array(n); // 0: not asked yet, 1: true, -1: false
   return (i) => {
