@@ -379,8 +379,9 @@ export interface RefusedMessage {
 }
 
 /**
- * At most this many refusals are recorded per ticket and hour (refusals racing each other may add a
- * few): a flood of refused mail writes no more.
+ * At most this many refusals are recorded per ticket and hour: a flood of refused mail writes no more
+ * (one process records a ticket's refusals one after another, src/pipeline/deliver.ts recordRefusals,
+ * so that each count sees the rows before it; two processes side by side may still add a few).
  */
 export const REFUSALS_PER_TICKET_PER_HOUR = 20;
 

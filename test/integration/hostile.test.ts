@@ -3,7 +3,8 @@
 // on loopback DNS) and a real PostgreSQL. Bounds on time are generous: they separate "answered"
 // from "stalled for tens of seconds", not fast from slow.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { REFUSAL_FIELD_CHARS } from '../../src/db/queries.js';
+import { REFUSAL_FIELD_CHARS, REFUSALS_PER_TICKET_PER_HOUR } from '../../src/db/queries.js';
+import { recordRefusals } from '../../src/pipeline/deliver.js';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { counts, createTestDatabase, insertTestTicket, type TestDatabase } from '../helpers/db.js';
 import { publishDkimKey } from '../helpers/dns-server.js';
@@ -266,6 +267,34 @@ describe('why a message was refused', () => {
       ]);
     await new Promise((r) => setTimeout(r, 500));
     expect(await recorded()).toBe(20);
+  });
+});
+
+describe('the refusals of a ticket', () => {
+  it("recorded at the same moment, keep to the hour's share exactly", async () => {
+    await insertTestTicket(db.pool, 'TKT-2004', 'client@example.ru');
+    const errors: Error[] = [];
+    // side by side, each statement counted the same rows: 25 made up to 25 rows
+    for (let i = 0; i < 25; i++)
+      recordRefusals(
+        db.pool,
+        ['TKT-2004'],
+        {
+          code: 'DATA_AUTH_REJECTED',
+          reply: `550 5.7.1 no ${i}`,
+          reason: 'test',
+          fromAddress: null,
+          messageId: null,
+          clientIp: '127.0.0.1',
+        },
+        (err) => errors.push(err),
+      );
+    const recorded = async () =>
+      (await db.pool.query("select 1 from refused_messages where ticket_id = 'TKT-2004'")).rowCount;
+    await expect.poll(recorded).toBe(REFUSALS_PER_TICKET_PER_HOUR);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await recorded()).toBe(REFUSALS_PER_TICKET_PER_HOUR);
+    expect(errors).toEqual([]);
   });
 });
 
