@@ -557,8 +557,8 @@ export const SETTINGS = {
     group: 'Message processing',
     describe:
       'Messages up to this size, of at most 2,000 lines, 64 MIME boundaries, 8 DKIM/ARC signatures, 4,000 `<` (HTML ' +
-      'tags), 8 KiB of address fields and 100 body lines ending with a colon (the lines, tags and colons counted again once a ' +
-      'base64 or quoted-printable body is decoded), are processed on the main thread, without the hand-off to a worker (measured: ' +
+      'tags), 8 KiB of address fields and 100 body lines ending with a colon (tags counted again once a base64 or quoted-printable ' +
+      'body is decoded; lines and colons also on the lines the reply text reads), are processed on the main thread, without the hand-off to a worker (measured: ' +
       'at most tens of milliseconds of CPU, whatever their bytes); larger ones on the workers. `0` sends every message ' +
       'to the workers.',
     parse: int(0, 1024 * MiB),

@@ -6,8 +6,6 @@
 // The bound is measured, not guessed: npm run bench:steps -- --shape dear (test/helpers/dear.ts)
 // and test/integration/inline.test.ts; the figures are in the README (Benchmark).
 
-import { INVISIBLE_CHARS } from '../mail/reply-text/patterns.js';
-
 /** What the DATA phase counted while the message arrived (src/mail/bytes.ts), before any parser. */
 export interface MessageShape {
   bytes: number;
@@ -40,8 +38,8 @@ export interface MessageShape {
  * (Node 24, worst of 10, on a shared 2-core machine): table-cells (one <td> every 5 bytes) 15, 10,
  * 20, 33 ms of CPU (148 ms at 60 KB before htmlToText was made linear); address-list (a Cc list)
  * 7.6, 15, 14, 20–34 ms; a normal reply costs a few. At 4000 tags (table-cells of 20 KB) and 8 KiB
- * of addresses a message costs about 10 ms, as the other shapes let in do. HTML or text sent base64-
- * or QP-encoded is counted again once decoded (decodedFitsInline): the size alone did not bound it.
+ * of addresses a message costs about 10 ms, as the other shapes let in do. HTML sent base64- or
+ * QP-encoded has its tags counted again once decoded (decodedTagsFit): the size alone did not bound it.
  * Long lines and long fields other than addresses cost little (a 60 KB line 2–4 ms, a 36 KB
  * encoded Subject 14 ms) and are not counted.
  *
@@ -77,48 +75,20 @@ export function runsInline(shape: MessageShape | undefined, maxBytes: number): b
 }
 
 /**
- * What the raw bytes could not show: a body sent base64 or quoted-printable, whose lines, tags and
- * line-ending colons the DATA phase counted encoded (a base64 text/html of 15,000 "a:" lines in a
- * <pre>, 63 KB, counted as 820 lines, 10 tags and no colons, held the main thread 190 ms: attack
- * run 5), and colons that a space the byte count does not know follows ("a:\u00a0", "a:\u200b").
- * Counted again on the decoded text and HTML right after the parse, before authentication; past
- * the same bounds the message goes to a worker (NotInline). A cheap first look: what the reply text's
- * rules will read is bounded exactly on its lines (INLINE_LINE_BOUND), however they were made
- * ("&#10;" in a <pre>, <br>), once they are made.
+ * HTML sent base64 or quoted-printable hides its tags from the DATA phase's count (attack run 5):
+ * they are counted again once decoded, right after the parse, and past INLINE_SHAPE.tags the message
+ * goes to a worker (NotInline) before the HTML is parsed, laid out and sanitized. Lines, and lines
+ * ending with a colon, are bounded where they are read: on the reply text's own lines
+ * (INLINE_LINE_BOUND), however they were made (base64, a lone CR, "&#10;" in a <pre>, <br>).
  */
-export function decodedFitsInline(text: string, html: string | null): boolean {
-  if (lineBreaks(text) > INLINE_SHAPE.lines || colonEnded(text) > INLINE_SHAPE.colonLines) return false;
+export function decodedTagsFit(html: string | null): boolean {
   if (html === null) return true;
-  // (a newline is a line of the text the HTML is read as in a <pre>; a tag may start one anywhere)
-  return (
-    count(html, '<') <= INLINE_SHAPE.tags &&
-    lineBreaks(html) <= INLINE_SHAPE.lines &&
-    colonEnded(html) <= INLINE_SHAPE.colonLines
-  );
+  let tags = 0;
+  for (let p = html.indexOf('<'); p >= 0 && tags <= INLINE_SHAPE.tags; p = html.indexOf('<', p + 1)) tags++;
+  return tags <= INLINE_SHAPE.tags;
 }
 
-/** The decoded body (decodedFitsInline) or the reply text's lines (INLINE_LINE_BOUND) turned out past the inline bounds: a worker processes it. */
+/** The decoded HTML's tags (decodedTagsFit) or the reply text's lines (INLINE_LINE_BOUND) turned out past the inline bounds: a worker processes it. */
 export class NotInline extends Error {
   override name = 'NotInline';
 }
-
-const count = (s: string, char: string): number => {
-  let n = 0;
-  for (let p = s.indexOf(char); p >= 0; p = s.indexOf(char, p + 1)) n++;
-  return n;
-};
-/** Line breaks as the reply text reads them: LF, CR LF, and a CR alone. */
-const lineBreaks = (s: string): number => count(s, '\n') + count(s, '\r') - count(s, '\r\n');
-
-/**
- * Colons (":" or "：") that only white space, invisible characters, entities ("&nbsp;") or a tag
- * separate from the end of a line: where the reply text tests an attribution or a header field. A
- * colon before a tag may not end a line of the text ("<b>Кому:</b> Ивану"): counted all the same.
- */
-const COLON_AT_END = new RegExp(`[:：](?:[\\s${INVISIBLE_CHARS}]|&[#\\w]{1,10};)*(?:<|$)`, 'gmu');
-const colonEnded = (s: string): number => {
-  let n = 0;
-  COLON_AT_END.lastIndex = 0;
-  while (COLON_AT_END.exec(s) && n <= INLINE_SHAPE.colonLines) n++;
-  return n;
-};

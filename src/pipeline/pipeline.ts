@@ -54,7 +54,7 @@ export class Pipeline {
     waitUntil?: number,
   ): Promise<Outcome> {
     const { settings } = this.options;
-    // a message whose decoded body or reply-text lines are past the inline bounds comes back from analyseHere as null
+    // a message whose decoded tags or reply-text lines are past the inline bounds comes back from analyseHere as null
     const here = runsInline(shape, settings.pipelineInlineMaxBytes) ? await this.analyseHere(input) : null;
     const { analysis, raw, sha256 } = here ?? (await this.options.workers.analyse(input, signal, waitUntil));
     analysis.facts.path = here ? 'inline' : 'worker';

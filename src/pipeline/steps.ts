@@ -31,7 +31,7 @@ import { sanitizeHtml } from '../mail/sanitize.js';
 import { type TicketReferences, ticketReferences } from '../mail/ticket-ref.js';
 import { isClosed } from '../mail/ticket-status.js';
 import { notificationsFor, notifyRules } from '../outbox/notify.js';
-import { decodedFitsInline, INLINE_LINE_BOUND, NotInline } from './inline.js';
+import { decodedTagsFit, INLINE_LINE_BOUND, NotInline } from './inline.js';
 import type { Analysis, Facts, MessageRows, Route } from './types.js';
 
 type TicketRoute = Extract<Route, { kind: 'ticket' }>;
@@ -100,8 +100,8 @@ export interface PipelineInput {
 }
 
 /**
- * `inline`: the message runs on the main thread (src/pipeline/inline.ts); past the inline bounds once
- * decoded (right after the parse), or past them in the lines its reply text is read from (before the
+ * `inline`: the message runs on the main thread (src/pipeline/inline.ts); past the inline bounds in its
+ * decoded HTML's tags (right after the parse) or in the lines its reply text is read from (before the
  * rules read one), it is given up with NotInline, for a worker to process.
  */
 export async function analyse(
@@ -125,7 +125,7 @@ export async function analyse(
   const whole = raw.length <= WHOLE_PARSE_BYTES ? await parseMessage(raw).catch(unparseable) : null;
   const header = whole ?? (await parseHeader(raw, bodyOffset(raw)).catch(unparseable));
   if (!header) return undecodable(failure, facts, settings);
-  if (options.inline && whole && !decodedFitsInline(whole.text, whole.html)) throw new NotInline();
+  if (options.inline && whole && !decodedTagsFit(whole.html)) throw new NotInline();
   facts.messageId = header.messageId;
   facts.from = header.from[0]?.address;
   const key = idempotencyKey(raw, header);
